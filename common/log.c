@@ -1,0 +1,50 @@
+/* One line per message, written with a single write(2) so that lines from
+ * several threads never interleave. */
+#include "quietroom/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LOG_LINE_MAX 512
+
+/* Set once by log_init before any thread starts; read-only afterwards. */
+static const char *log_ident = "quietroom";
+static enum log_level log_threshold = LOG_LEVEL_INFO;
+
+static const char *const log_names[] = {"error", "warn", "info", "debug"};
+
+void log_init(const char *ident, enum log_level level)
+{
+    log_ident = ident;
+    log_threshold = level;
+}
+
+int log_level_parse(const char *name)
+{
+    for (int i = 0; i < (int)(sizeof(log_names) / sizeof(log_names[0])); i++) {
+        if (strcmp(name, log_names[i]) == 0)
+            return i;
+    }
+    return -1;
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+    char line[LOG_LINE_MAX];
+    va_list ap;
+    int n;
+
+    if (level > log_threshold)
+        return;
+    n = snprintf(line, sizeof(line), "%s: %s: ", log_ident, log_names[level]);
+    va_start(ap, fmt);
+    n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    va_end(ap);
+    if (n >= (int)sizeof(line) - 1)
+        n = (int)sizeof(line) - 2;
+    line[n++] = '\n';
+    if (write(STDERR_FILENO, line, (size_t)n) < 0)
+        return; /* nowhere left to report it */
+}

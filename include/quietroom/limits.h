@@ -1,0 +1,74 @@
+/* Every size, count and timeout Quietroom depends on, named once.
+ * Change a limit here, not at the place that uses it. */
+#ifndef QUIETROOM_LIMITS_H
+#define QUIETROOM_LIMITS_H
+
+/* --- UDP packet path --------------------------------------------------- */
+
+/* Receive buffer per datagram. WebRTC keeps packets under ~1,300 bytes; a
+ * datagram that does not fit is truncated by the kernel and dropped. */
+#define QR_PACKET_MAX 2048
+/* Datagrams per recvmmsg/sendmmsg call. */
+#define QR_BATCH 32
+/* Receive batches a worker drains per wake-up before it checks timers. */
+#define QR_BATCHES_PER_WAKE 16
+/* Socket buffers asked of the kernel (capped by net.core.[rw]mem_max). */
+#define QR_SOCKET_BUFFER (4 * 1024 * 1024)
+/* A worker wakes at least this often so that reclamation never waits long. */
+#define QR_WORKER_TICK_MS 100
+/* Address-map slots a worker sweeps for stale entries per tick. */
+#define QR_SWEEP_PER_TICK 4096
+
+#define QR_WORKERS_MAX 64
+#define QR_LISTEN_MAX 8
+
+/* --- links and legs ---------------------------------------------------- */
+
+#define QR_MAX_LINKS_DEFAULT 16384
+#define QR_MAX_LINKS_LIMIT (1 << 22)
+/* RFC 7675: consent is lost after 30 s without a valid check. */
+#define QR_CONSENT_TIMEOUT_S 30
+/* Housekeeping period: consent, expiry, reclamation. */
+#define QR_HOUSEKEEP_MS 250
+/* RTP streams (SSRCs) tracked per leg; more are counted but not analysed. */
+#define QR_SSRC_SLOTS 3
+
+/* Early DTLS: packets held per link until the peer leg binds, pool size
+ * shared by all links, and how long a held packet stays useful. */
+#define QR_EARLY_PER_LINK 8
+#define QR_EARLY_POOL 1024
+#define QR_EARLY_MAX_AGE_MS 5000
+
+/* --- credentials ------------------------------------------------------- */
+
+#define QR_SECRET_MIN 32
+#define QR_SECRET_MAX 64
+#define QR_KEYS_MAX 4
+/* Credentials may not live longer than this (and revocations are kept this
+ * long, so a revoked session can never come back). */
+#define QR_CREDS_MAX_TTL_S (24 * 3600)
+#define QR_CREDS_DEFAULT_TTL_S (4 * 3600)
+#define QR_LINKS_PER_SESSION_MAX 64
+#define QR_SESSION_ID_MAX 128
+#define QR_REVOKE_MAX 65536
+
+/* --- STUN -------------------------------------------------------------- */
+
+/* RFC 8489 §14.3: USERNAME is less than 513 bytes. */
+#define QR_STUN_USERNAME_MAX 512
+#define QR_STUN_UNKNOWN_MAX 8
+
+/* --- control endpoint -------------------------------------------------- */
+
+#define QR_CONTROL_CLIENTS_MAX 16
+#define QR_CONTROL_LINE_MAX 4096
+#define QR_CONTROL_AUTH_TIMEOUT_MS 5000
+#define QR_CONTROL_OUT_MAX (1024 * 1024)
+
+/* --- audit ------------------------------------------------------------- */
+
+#define QR_AUDIT_QUEUE 4096
+#define QR_AUDIT_LINE_MAX 1024
+#define QR_AUDIT_GROUP_COMMIT_MS 5
+
+#endif
