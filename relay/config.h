@@ -1,0 +1,37 @@
+/* quietroom-relay configuration: command-line options and the same keys in
+ * an INI-style file. Read once at start-up, then read-only. */
+#ifndef QUIETROOM_RELAY_CONFIG_H
+#define QUIETROOM_RELAY_CONFIG_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "quietroom/limits.h"
+#include "quietroom/netaddr.h"
+
+struct relay_config {
+    union netaddr listen[QR_LISTEN_MAX];
+    unsigned n_listen;
+    union netaddr control;
+    char secret_file[PATH_MAX];
+    char audit_log[PATH_MAX];     /* empty: no audit log (warned at start) */
+    char ready_file[PATH_MAX];    /* empty: none */
+    char node_id[64];
+    unsigned workers;             /* 0: one per online CPU */
+    uint32_t max_links;
+    uint32_t consent_timeout_s;
+    uint32_t max_ttl_s;
+    int log_level;
+};
+
+enum relay_config_result { RELAY_CONFIG_OK, RELAY_CONFIG_EXIT, RELAY_CONFIG_ERROR };
+
+/* Fills cfg from defaults, then argv in order ("--config FILE" reads the file
+ * at that point, so later options override it). RELAY_CONFIG_EXIT means
+ * --help or --version was answered. */
+enum relay_config_result relay_config_load(struct relay_config *cfg, int argc, char **argv,
+                                           char *err, size_t errlen);
+void relay_config_usage(FILE *out);
+
+#endif

@@ -1,0 +1,22 @@
+/* The relay's audit records: a leg came up, moved, or went down. Metadata
+ * only: session key, link, side, address, counters; never payload. */
+#ifndef QUIETROOM_RELAY_EVENTS_H
+#define QUIETROOM_RELAY_EVENTS_H
+
+#include "link.h"
+#include "quietroom/creds.h"
+#include "quietroom/netaddr.h"
+
+struct relay;
+
+void events_leg_up(struct relay *r, const struct creds_leg *cl, const union netaddr *addr);
+void events_leg_moved(struct relay *r, const struct creds_leg *cl, const union netaddr *from,
+                      const union netaddr *to);
+/* Matches table_leg_down_fn; ctx is the relay. */
+void events_leg_down(void *ctx, const struct link *k, int side, enum leg_down_reason reason);
+void events_relay(struct relay *r, const char *type);
+
+/* Hex of a session key (2 * CREDS_SESSION_KEY_LEN + 1 bytes). */
+const char *events_session_hex(const uint8_t *session, char *out);
+
+#endif

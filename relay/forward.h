@@ -1,0 +1,18 @@
+/* The forwarding path: a DTLS, RTP or RTCP datagram from a bound leg goes to
+ * its peer leg's address, untouched. No lock, no allocation, no syscall here:
+ * the datagram joins the worker's send batch. */
+#ifndef QUIETROOM_RELAY_FORWARD_H
+#define QUIETROOM_RELAY_FORWARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "quietroom/demux.h"
+#include "quietroom/netaddr.h"
+
+struct worker;
+
+void forward_packet(struct worker *w, uint32_t listen, const union netaddr *src, uint8_t *buf,
+                    size_t len, enum demux_class cls);
+
+#endif

@@ -1,0 +1,199 @@
+/* ICE-lite check handling. The order of checks follows RFC 8489 §6.3 and
+ * §9.1.3: message shape, then credentials, then integrity, then attributes.
+ * Two deliberate departures, both against reflection and probing by
+ * strangers: an unknown, expired or revoked ufrag earns silence rather than
+ * 401, and no response is ever longer than the request that caused it. */
+#include "ice.h"
+
+#include <string.h>
+
+#include "events.h"
+#include "quietroom/clock.h"
+#include "quietroom/creds.h"
+#include "quietroom/stun.h"
+#include "worker.h"
+
+/* The relay's ufrag is the part of USERNAME before the colon. */
+static size_t ice__ufrag_len(const struct stun_msg *msg)
+{
+    const uint8_t *colon = memchr(msg->username, ':', msg->username_len);
+
+    return colon ? (size_t)(colon - msg->username) : msg->username_len;
+}
+
+/* Queues a response built over the request buffer; building with the
+ * request's length as capacity is what enforces "never larger". */
+static void ice__send(struct worker *w, uint32_t listen, const union netaddr *src, uint8_t *buf,
+                      size_t n, enum stat_id result)
+{
+    if (n == 0) {
+        stat_add(&w->stats, STAT_DROP_AMPLIFICATION, 1);
+        return;
+    }
+    stat_add(&w->stats, result, 1);
+    worker_tx_add(w, listen, src, buf, n, NULL);
+}
+
+static void ice__error(struct worker *w, uint32_t listen, const union netaddr *src, uint8_t *buf,
+                       size_t len, const struct stun_msg *msg, enum stun_error_code code,
+                       const char *pwd)
+{
+    static const struct {
+        enum stun_error_code code;
+        enum stat_id stat;
+    } stats[] = {
+        {STUN_ERROR_BAD_REQUEST, STAT_STUN_BAD_REQUEST},
+        {STUN_ERROR_UNAUTHENTICATED, STAT_STUN_UNAUTHENTICATED},
+        {STUN_ERROR_UNKNOWN_ATTRIBUTE, STAT_STUN_UNKNOWN_ATTRIBUTE},
+        {STUN_ERROR_ROLE_CONFLICT, STAT_STUN_ROLE_CONFLICT},
+    };
+    enum stat_id stat = STAT_STUN_BAD_REQUEST;
+    size_t n;
+
+    for (size_t i = 0; i < sizeof(stats) / sizeof(stats[0]); i++) {
+        if (stats[i].code == code)
+            stat = stats[i].stat;
+    }
+    n = stun_build_error(buf, len, msg, code, (const uint8_t *)pwd, pwd ? CREDS_PWD_LEN : 0,
+                         w->sha1);
+    ice__send(w, listen, src, buf, n, stat);
+}
+
+/* Hands over DTLS that arrived for this leg before it was bound; sent right
+ * after the check's response, in the same batch. */
+static void ice__flush_early(struct worker *w, uint32_t listen, const union netaddr *src,
+                             const struct table_binding *b)
+{
+    int n = table_early_take(w->relay->table, b->link, b->side, w->early_buf, w->early_len,
+                             QR_EARLY_PER_LINK);
+
+    for (int i = 0; i < n; i++)
+        worker_tx_add(w, listen, src, w->early_buf[i], w->early_len[i], NULL);
+    if (n > 0) {
+        stat_add(&w->stats, STAT_EARLY_FLUSHED, (uint64_t)n);
+        worker_tx_flush(w, listen);
+    }
+}
+
+/* A nominated check: bind or move the leg, point this worker's map at it.
+ * Returns false if the check must go unanswered. */
+static bool ice__nominate(struct worker *w, uint32_t listen, const union netaddr *src,
+                          const struct creds_leg *cl, struct table_binding *b)
+{
+    struct relay *r = w->relay;
+    struct addrmap_entry *e;
+    enum table_bind_result res = table_bind(r->table, cl, src, listen, w->now.mono_ms,
+                                            w->now.wall_ms, b);
+
+    if (res == TABLE_FULL || res == TABLE_INACTIVE) {
+        stat_add(&w->stats, res == TABLE_FULL ? STAT_DROP_TABLE_FULL : STAT_STUN_IGNORED_REVOKED,
+                 1);
+        return false;
+    }
+    if ((e = addrmap_put(&w->map, listen, src)) == NULL) {
+        stat_add(&w->stats, STAT_DROP_TABLE_FULL, 1);
+        return false;
+    }
+    e->link = b->link;
+    e->link_gen = b->link_gen;
+    e->addr_gen = b->addr_gen;
+    e->side = b->side;
+    if (res == TABLE_BOUND) {
+        stat_add(&w->stats, STAT_LEGS_BOUND, 1);
+        events_leg_up(r, cl, src);
+    } else if (res == TABLE_MOVED) {
+        stat_add(&w->stats, STAT_LEGS_MOVED, 1);
+        events_leg_moved(r, cl, &b->previous, src);
+    }
+    return true;
+}
+
+/* A check that is not nominated never moves anything; from the bound
+ * address it still counts as consent (RFC 7675). */
+static void ice__consent(struct worker *w, uint32_t listen, const union netaddr *src,
+                         const struct creds_leg *cl)
+{
+    struct addrmap_entry *e = addrmap_find(&w->map, listen, src);
+    struct link *k;
+
+    if (e == NULL || e->side != cl->side)
+        return;
+    k = table_link(w->relay->table, e->link);
+    if (atomic_load_explicit(&k->gen, memory_order_acquire) != e->link_gen ||
+        !creds_same_link(&k->id, cl) ||
+        atomic_load_explicit(&k->leg[e->side].addr_gen, memory_order_acquire) != e->addr_gen)
+        return;
+    atomic_store_explicit(&k->leg[e->side].last_check_ms, w->now.mono_ms, memory_order_relaxed);
+}
+
+/* Maps a credential failure to its counter; all of them mean silence. */
+static enum stat_id ice__ignored(enum creds_status s)
+{
+    return s == CREDS_EXPIRED || s == CREDS_TOO_LONG ? STAT_STUN_IGNORED_EXPIRED
+                                                     : STAT_STUN_IGNORED_CREDENTIALS;
+}
+
+void ice_handle(struct worker *w, uint32_t listen, const union netaddr *src, uint8_t *buf,
+                size_t len)
+{
+    struct relay *r = w->relay;
+    char pwd[CREDS_PWD_LEN + 1];
+    struct stun_msg msg;
+    struct table_binding b;
+    struct creds_leg cl;
+    enum creds_status cs;
+
+    if (stun_parse(buf, len, &msg) != STUN_PARSE_OK) {
+        stat_add(&w->stats, STAT_DROP_MALFORMED, 1);
+        return;
+    }
+    /* Without FINGERPRINT it is not an ICE check (RFC 8445 §7.2.2). */
+    if (msg.cls != STUN_CLASS_REQUEST || msg.method != STUN_METHOD_BINDING ||
+        !msg.has_fingerprint) {
+        stat_add(&w->stats, STAT_STUN_IGNORED_OTHER, 1);
+        return;
+    }
+    stat_add(&w->stats, STAT_STUN_REQUESTS, 1);
+    if (msg.username == NULL || msg.integrity_at == 0) {
+        ice__error(w, listen, src, buf, len, &msg, STUN_ERROR_BAD_REQUEST, NULL);
+        return;
+    }
+    cs = creds_verify(&r->keys, (const char *)msg.username, ice__ufrag_len(&msg),
+                      (uint32_t)(w->now.wall_ms / 1000), r->cfg.max_ttl_s, w->sha256, &cl, pwd);
+    if (cs != CREDS_OK) {
+        stat_add(&w->stats, ice__ignored(cs), 1);
+        return;
+    }
+    if (table_is_revoked(r->table, &cl)) {
+        stat_add(&w->stats, STAT_STUN_IGNORED_REVOKED, 1);
+        return;
+    }
+    if (!stun_check_integrity(buf, &msg, (const uint8_t *)pwd, CREDS_PWD_LEN, w->sha1)) {
+        ice__error(w, listen, src, buf, len, &msg, STUN_ERROR_UNAUTHENTICATED, NULL);
+        return;
+    }
+    if (msg.n_unknown > 0) {
+        ice__error(w, listen, src, buf, len, &msg, STUN_ERROR_UNKNOWN_ATTRIBUTE, pwd);
+        return;
+    }
+    /* An ICE-lite agent is always controlled (RFC 8445 §6.1.1): a peer that
+     * also claims the controlled role must switch. */
+    if (msg.ice_controlled) {
+        ice__error(w, listen, src, buf, len, &msg, STUN_ERROR_ROLE_CONFLICT, pwd);
+        return;
+    }
+    if (!msg.ice_controlling || !msg.has_priority) {
+        ice__error(w, listen, src, buf, len, &msg, STUN_ERROR_BAD_REQUEST, pwd);
+        return;
+    }
+    if (msg.use_candidate && !ice__nominate(w, listen, src, &cl, &b))
+        return;
+    if (!msg.use_candidate)
+        ice__consent(w, listen, src, &cl);
+    ice__send(w, listen, src, buf,
+              stun_build_success(buf, len, &msg, &src->sa, (const uint8_t *)pwd, CREDS_PWD_LEN,
+                                 w->sha1),
+              STAT_STUN_SUCCESS);
+    if (msg.use_candidate)
+        ice__flush_early(w, listen, src, &b);
+}

@@ -1,0 +1,305 @@
+/* quietroom-relay: start-up, the main thread's loop (control endpoint,
+ * housekeeping timer, signals) and orderly shutdown. Forwarding happens in
+ * the worker threads. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "control.h"
+#include "events.h"
+#include "quietroom/clock.h"
+#include "quietroom/log.h"
+#include "relay.h"
+#include "worker.h"
+
+#define TAG_TIMER 1
+#define TAG_SIGNAL 2
+
+static unsigned relay__worker_count(const struct relay_config *cfg)
+{
+    long n = cfg->workers ? (long)cfg->workers : sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (n < 1)
+        n = 1;
+    return n > QR_WORKERS_MAX ? QR_WORKERS_MAX : (unsigned)n;
+}
+
+/* Opens every worker's socket for every listen address. With port 0 the
+ * first socket picks the port and the others join it. */
+static int relay__sockets(struct relay *r, int fds[QR_WORKERS_MAX][QR_LISTEN_MAX])
+{
+    for (unsigned l = 0; l < r->cfg.n_listen; l++) {
+        for (unsigned w = 0; w < r->n_workers; w++) {
+            char text[NETADDR_STRLEN];
+            socklen_t len = sizeof(r->cfg.listen[l]);
+
+            fds[w][l] = worker_socket(&r->cfg.listen[l]);
+            if (fds[w][l] < 0) {
+                log_error("listen %s: %s", netaddr_format(&r->cfg.listen[l], text, sizeof(text)),
+                          strerror(errno));
+                return -1;
+            }
+            if (w == 0 && getsockname(fds[w][l], &r->cfg.listen[l].sa, &len) != 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int relay__start_workers(struct relay *r)
+{
+    int fds[QR_WORKERS_MAX][QR_LISTEN_MAX];
+
+    for (unsigned w = 0; w < QR_WORKERS_MAX; w++)
+        for (unsigned l = 0; l < QR_LISTEN_MAX; l++)
+            fds[w][l] = -1;
+    if (relay__sockets(r, fds) != 0)
+        goto fail;
+    for (unsigned w = 0; w < r->n_workers; w++) {
+        if ((r->workers[w] = worker_new(r, w, fds[w], r->cfg.n_listen)) == NULL) {
+            log_error("cannot create worker %u (out of memory?)", w);
+            goto fail;
+        }
+        for (unsigned l = 0; l < r->cfg.n_listen; l++)
+            fds[w][l] = -1; /* owned by the worker now */
+    }
+    for (unsigned w = 0; w < r->n_workers; w++) {
+        if (worker_start(r->workers[w]) != 0) {
+            log_error("cannot start worker thread %u", w);
+            atomic_store(&r->stopping, true);
+            for (unsigned j = 0; j < w; j++)
+                worker_join(r->workers[j]);
+            return -1;
+        }
+    }
+    return 0;
+fail:
+    for (unsigned w = 0; w < QR_WORKERS_MAX; w++)
+        for (unsigned l = 0; l < QR_LISTEN_MAX; l++)
+            if (fds[w][l] >= 0)
+                close(fds[w][l]);
+    return -1;
+}
+
+/* Tells tests and supervisors where the relay ended up (ports may be 0 in
+ * the configuration). Written to a temporary name and renamed, so a reader
+ * never sees half a file. */
+static int relay__ready_file(struct relay *r, const struct control *ctl)
+{
+    char tmp[PATH_MAX + 8], text[NETADDR_STRLEN];
+    json_t *doc = json_pack("{s:[],s:s,s:i}", "listen", "control",
+                            netaddr_format(control_address(ctl), text, sizeof(text)), "pid",
+                            (int)getpid());
+    int rc = -1;
+
+    if (doc == NULL)
+        return -1;
+    for (unsigned l = 0; l < r->cfg.n_listen; l++)
+        json_array_append_new(json_object_get(doc, "listen"),
+                              json_string(netaddr_format(&r->cfg.listen[l], text, sizeof(text))));
+    snprintf(tmp, sizeof(tmp), "%s.tmp", r->cfg.ready_file);
+    if (json_dump_file(doc, tmp, JSON_COMPACT) == 0 && rename(tmp, r->cfg.ready_file) == 0)
+        rc = 0;
+    json_decref(doc);
+    return rc;
+}
+
+static int relay__init(struct relay *r, int argc, char **argv, int *exit_code)
+{
+    char err[512];
+    enum relay_config_result cr = relay_config_load(&r->cfg, argc, argv, err, sizeof(err));
+
+    *exit_code = cr == RELAY_CONFIG_EXIT ? 0 : 2;
+    if (cr != RELAY_CONFIG_OK) {
+        if (cr == RELAY_CONFIG_ERROR)
+            fprintf(stderr, "quietroom-relay: %s\n", err);
+        return -1;
+    }
+    *exit_code = 1;
+    log_init("quietroom-relay", (enum log_level)r->cfg.log_level);
+    if (keyring_load(r->cfg.secret_file, &r->keys, err, sizeof(err)) != 0) {
+        log_error("secret file: %s", err);
+        return -1;
+    }
+    if (RAND_bytes((unsigned char *)&r->seed, sizeof(r->seed)) != 1) {
+        log_error("no randomness available");
+        return -1;
+    }
+    r->n_workers = relay__worker_count(&r->cfg);
+    if ((r->table = table_new(r->cfg.max_links, r->seed)) == NULL) {
+        log_error("cannot allocate %u links", r->cfg.max_links);
+        return -1;
+    }
+    if (r->cfg.audit_log[0] == '\0') {
+        log_warn("no audit log configured (--audit-log): leg events are not recorded");
+    } else if ((r->audit = audit_open(r->cfg.audit_log, r->cfg.node_id, err, sizeof(err))) ==
+               NULL) {
+        log_error("audit log: %s", err);
+        return -1;
+    }
+    r->started_wall_ms = clock_wall_ms();
+    r->started_mono_ms = clock_mono_ms();
+    return 0;
+}
+
+/* The signals the main loop handles through a signalfd. They are blocked
+ * before any thread exists (the audit writer included), so that no thread
+ * can take one with its default action. */
+static void relay__signal_set(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+}
+
+/* The main loop's fds: a periodic timer and the signals. */
+static int relay__loop_fds(int epfd, int *tfd, int *sfd)
+{
+    struct itimerspec its = {
+        .it_interval = {.tv_nsec = QR_HOUSEKEEP_MS * 1000000L},
+        .it_value = {.tv_nsec = QR_HOUSEKEEP_MS * 1000000L},
+    };
+    struct epoll_event tev = {.events = EPOLLIN, .data.u64 = TAG_TIMER};
+    struct epoll_event sev = {.events = EPOLLIN, .data.u64 = TAG_SIGNAL};
+    sigset_t set;
+
+    relay__signal_set(&set);
+    if ((*sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0 ||
+        (*tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
+        timerfd_settime(*tfd, 0, &its, NULL) != 0 ||
+        epoll_ctl(epfd, EPOLL_CTL_ADD, *tfd, &tev) != 0 ||
+        epoll_ctl(epfd, EPOLL_CTL_ADD, *sfd, &sev) != 0)
+        return -1;
+    return 0;
+}
+
+static void relay__housekeep(struct relay *r, struct control *ctl, int tfd)
+{
+    uint64_t qs[QR_WORKERS_MAX], expirations;
+
+    if (read(tfd, &expirations, sizeof(expirations)) < 0)
+        return;
+    for (unsigned w = 0; w < r->n_workers; w++)
+        qs[w] = atomic_load_explicit(&r->workers[w]->quiescent, memory_order_acquire);
+    table_housekeep(r->table, clock_mono_ms(), clock_wall_s(),
+                    (uint64_t)r->cfg.consent_timeout_s * 1000, qs, r->n_workers, events_leg_down,
+                    r);
+    control_tick(ctl, clock_mono_ms());
+}
+
+/* Returns true when the relay should stop. */
+static bool relay__signal(int sfd)
+{
+    struct signalfd_siginfo si;
+
+    if (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+        return false;
+    if (si.ssi_signo == SIGHUP) {
+        log_info("SIGHUP: configuration reload is not supported yet; ignored");
+        return false;
+    }
+    log_info("signal %u: stopping", si.ssi_signo);
+    return true;
+}
+
+static void relay__run(struct relay *r, int epfd, int tfd, int sfd, struct control *ctl)
+{
+    bool stop = false;
+
+    while (!stop) {
+        struct epoll_event ev[QR_CONTROL_CLIENTS_MAX + 4];
+        int n = epoll_wait(epfd, ev, QR_CONTROL_CLIENTS_MAX + 4, -1);
+
+        if (n < 0 && errno != EINTR) {
+            log_error("epoll_wait: %s", strerror(errno));
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            if (ev[i].data.u64 == TAG_TIMER)
+                relay__housekeep(r, ctl, tfd);
+            else if (ev[i].data.u64 == TAG_SIGNAL)
+                stop = stop || relay__signal(sfd);
+            else
+                control_event(ctl, ev[i].data.u64, ev[i].events);
+        }
+    }
+}
+
+static void relay__log_listening(const struct relay *r, const struct control *ctl)
+{
+    char text[NETADDR_STRLEN];
+
+    for (unsigned l = 0; l < r->cfg.n_listen; l++)
+        log_info("media on udp %s", netaddr_format(&r->cfg.listen[l], text, sizeof(text)));
+    log_info("control on tcp %s; %u workers, %u link slots, %u key(s)",
+             netaddr_format(control_address(ctl), text, sizeof(text)), r->n_workers,
+             r->cfg.max_links, r->keys.n);
+}
+
+int main(int argc, char **argv)
+{
+    struct relay relay = {0};
+    struct relay *r = &relay;
+    struct control *ctl = NULL;
+    int epfd = -1, tfd = -1, sfd = -1, code = 1;
+    bool workers_running = false;
+    char err[256];
+    sigset_t set;
+
+    relay__signal_set(&set);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (relay__init(r, argc, argv, &code) != 0)
+        goto out;
+    code = 1;
+    if ((epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 || relay__loop_fds(epfd, &tfd, &sfd) != 0) {
+        log_error("event loop: %s", strerror(errno));
+        goto out;
+    }
+    if ((ctl = control_new(r, epfd, err, sizeof(err))) == NULL) {
+        log_error("%s", err);
+        goto out;
+    }
+    if (relay__start_workers(r) != 0)
+        goto out;
+    workers_running = true;
+    relay__log_listening(r, ctl);
+    if (r->cfg.ready_file[0] != '\0' && relay__ready_file(r, ctl) != 0) {
+        log_error("ready file %s: %s", r->cfg.ready_file, strerror(errno));
+        goto out;
+    }
+    events_relay(r, "relay.start");
+    relay__run(r, epfd, tfd, sfd, ctl);
+    code = 0;
+out:
+    atomic_store(&r->stopping, true);
+    if (workers_running) {
+        for (unsigned w = 0; w < r->n_workers; w++)
+            worker_join(r->workers[w]);
+        table_close_all(r->table, events_leg_down, r);
+        events_relay(r, "relay.stop");
+    }
+    for (unsigned w = 0; w < r->n_workers; w++)
+        worker_free(r->workers[w]);
+    control_free(ctl);
+    audit_close(r->audit);
+    table_free(r->table);
+    keyring_wipe(&r->keys);
+    if (tfd >= 0)
+        close(tfd);
+    if (sfd >= 0)
+        close(sfd);
+    if (epfd >= 0)
+        close(epfd);
+    return code;
+}

@@ -1,0 +1,71 @@
+/* Relay counters: one array per worker, written only by that worker, summed
+ * when someone reads them. Also the JSON views the control endpoint serves. */
+#ifndef QUIETROOM_RELAY_STATS_H
+#define QUIETROOM_RELAY_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "quietroom/creds.h"
+
+enum stat_id {
+    STAT_RX_PACKETS,
+    STAT_RX_BYTES,
+    STAT_FWD_PACKETS,
+    STAT_FWD_BYTES,
+    STAT_STUN_REQUESTS,
+    STAT_STUN_SUCCESS,
+    STAT_STUN_BAD_REQUEST,
+    STAT_STUN_UNAUTHENTICATED,
+    STAT_STUN_UNKNOWN_ATTRIBUTE,
+    STAT_STUN_ROLE_CONFLICT,
+    STAT_STUN_IGNORED_CREDENTIALS,  /* undecodable ufrag, unknown key id, bad version */
+    STAT_STUN_IGNORED_EXPIRED,
+    STAT_STUN_IGNORED_REVOKED,
+    STAT_STUN_IGNORED_OTHER,        /* not a Binding request, no FINGERPRINT */
+    STAT_LEGS_BOUND,
+    STAT_LEGS_MOVED,
+    STAT_EARLY_HELD,
+    STAT_EARLY_FLUSHED,
+    STAT_DROP_MALFORMED,
+    STAT_DROP_TRUNCATED,
+    STAT_DROP_PROTOCOL,             /* ZRTP, TURN channel, QUIC, unassigned */
+    STAT_DROP_UNBOUND,              /* DTLS/RTP from an address no leg is bound to */
+    STAT_DROP_INACTIVE,             /* link revoked, expired or closing */
+    STAT_DROP_PEER_UNBOUND,
+    STAT_DROP_EARLY_FULL,
+    STAT_DROP_AMPLIFICATION,        /* response would have been larger than request */
+    STAT_DROP_TABLE_FULL,
+    STAT_DROP_SEND_FAILED,
+    STAT_COUNT
+};
+
+/* Where a counter goes in the JSON: {"group": {"name": value}}. */
+struct stat_name {
+    const char *group;
+    const char *name;
+};
+extern const struct stat_name stat_names[STAT_COUNT];
+
+struct stat_counters {
+    _Atomic uint64_t v[STAT_COUNT];
+};
+
+/* Single-writer increment: a load and a store, no locked instruction. */
+static inline void stat_add(struct stat_counters *c, enum stat_id id, uint64_t n)
+{
+    atomic_store_explicit(&c->v[id], atomic_load_explicit(&c->v[id], memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+struct relay;
+
+/* Aggregate view: counters summed over workers, table usage, uptime. */
+json_t *stats_relay_json(struct relay *r);
+
+/* Per-link view of one session (every key id's session key for sid). */
+json_t *stats_session_json(struct relay *r, const char *sid);
+
+#endif

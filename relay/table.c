@@ -1,0 +1,459 @@
+/* Link table. One mutex guards creation, binding, revocation, early packets
+ * and housekeeping: all of them are rare next to forwarding, which takes no
+ * lock and instead checks a slot's generation and state around its reads.
+ * A closed slot is reused only after every worker has passed a quiescent
+ * point, so a worker that saw it active has finished with it. */
+#include "table.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "early.h"
+#include "quietroom/hindex.h"
+#include "revoke.h"
+
+struct table {
+    pthread_mutex_t lock;
+    struct link *links;
+    uint32_t cap;
+    uint64_t seed;
+    struct hindex ids;          /* credential identity -> link */
+    uint32_t *free;             /* stack of free slots */
+    uint32_t n_free;
+    uint32_t *active;           /* slots in use, dense */
+    uint32_t n_active;
+    uint32_t *limbo;            /* closed slots waiting for a grace period, FIFO */
+    uint32_t limbo_head, limbo_n;
+    uint64_t tick;
+    uint64_t grace_tick;        /* slots closed at or before this tick are free */
+    uint64_t snap_tick;
+    bool snap_pending;
+    uint64_t snap[QR_WORKERS_MAX];
+    struct revoke_set revoked;
+    struct early_pool early;
+};
+
+static uint64_t table__hash(const struct table *t, const struct creds_leg *cl)
+{
+    uint64_t s, n = 0;
+
+    memcpy(&s, cl->session, sizeof(s));
+    memcpy(&n, cl->nonce, CREDS_NONCE_LEN);
+    return hindex_mix(hindex_mix(t->seed ^ s) ^ ((uint64_t)cl->kid << 56 |
+                                                 (uint64_t)cl->link << 40 | n) ^
+                      ((uint64_t)cl->expires << 8));
+}
+
+struct table__key {
+    const struct table *t;
+    const struct creds_leg *cl;
+};
+
+static bool table__eq(const void *ctx, uint32_t id)
+{
+    const struct table__key *k = ctx;
+
+    return creds_same_link(&k->t->links[id].id, k->cl);
+}
+
+struct table *table_new(uint32_t max_links, uint64_t seed)
+{
+    struct table *t = calloc(1, sizeof(*t));
+
+    if (t == NULL)
+        return NULL;
+    t->cap = max_links;
+    t->seed = seed;
+    pthread_mutex_init(&t->lock, NULL);
+    t->links = calloc(max_links, sizeof(*t->links));
+    t->free = calloc(max_links, sizeof(*t->free));
+    t->active = calloc(max_links, sizeof(*t->active));
+    t->limbo = calloc(max_links, sizeof(*t->limbo));
+    if (t->links == NULL || t->free == NULL || t->active == NULL || t->limbo == NULL)
+        goto fail;
+    if (hindex_init(&t->ids, max_links) != 0)
+        goto fail;
+    if (revoke_init(&t->revoked, QR_REVOKE_MAX, seed ^ 0x5265766f6b650000ull) != 0)
+        goto fail;
+    if (early_init(&t->early, QR_EARLY_POOL) != 0)
+        goto fail;
+    for (uint32_t i = 0; i < max_links; i++)
+        t->free[i] = max_links - 1 - i;
+    t->n_free = max_links;
+    return t;
+fail:
+    table_free(t);
+    return NULL;
+}
+
+void table_free(struct table *t)
+{
+    if (t == NULL)
+        return;
+    early_free(&t->early);
+    revoke_free(&t->revoked);
+    hindex_free(&t->ids);
+    free(t->limbo);
+    free(t->active);
+    free(t->free);
+    free(t->links);
+    pthread_mutex_destroy(&t->lock);
+    free(t);
+}
+
+struct link *table_link(struct table *t, uint32_t index)
+{
+    return &t->links[index];
+}
+
+uint32_t table_capacity(const struct table *t)
+{
+    return t->cap;
+}
+
+static void table__reset_leg(struct leg *l)
+{
+    union netaddr none = {.sa = {.sa_family = AF_UNSPEC}};
+
+    leg_store_addr(l, &none, 0);
+    atomic_store_explicit(&l->bound, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->last_check_ms, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->rx_packets, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->rx_bytes, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->fwd_packets, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->fwd_bytes, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->last_seen_ms, 0, memory_order_relaxed);
+    rtpstats_reset(&l->rtp);
+    l->up_ms = 0;
+    l->moves = 0;
+}
+
+/* Takes a free slot for a new link. The generation changes before anything
+ * else and the state turns active last, so a worker holding a stale index
+ * sees either the old generation or a non-active state. */
+static uint32_t table__create(struct table *t, const struct creds_leg *cl)
+{
+    uint32_t idx;
+    struct link *k;
+
+    if (t->n_free == 0)
+        return HINDEX_NONE;
+    idx = t->free[t->n_free - 1];
+    if (hindex_insert(&t->ids, table__hash(t, cl), idx) != 0)
+        return HINDEX_NONE;
+    t->n_free--;
+    k = &t->links[idx];
+    atomic_fetch_add_explicit(&k->gen, 1, memory_order_release);
+    table__reset_leg(&k->leg[0]);
+    table__reset_leg(&k->leg[1]);
+    k->id = *cl;
+    k->id.side = 0;
+    k->early_n = 0;
+    k->active_pos = t->n_active;
+    t->active[t->n_active++] = idx;
+    atomic_store_explicit(&k->state, LINK_ACTIVE, memory_order_release);
+    return idx;
+}
+
+enum table_bind_result table_bind(struct table *t, const struct creds_leg *cl,
+                                  const union netaddr *src, uint32_t listen, uint64_t now_ms,
+                                  uint64_t wall_ms, struct table_binding *out)
+{
+    struct table__key key = {t, cl};
+    enum table_bind_result r;
+    union netaddr cur;
+    uint32_t idx, cur_listen;
+    struct link *k;
+    struct leg *l;
+
+    pthread_mutex_lock(&t->lock);
+    idx = hindex_find(&t->ids, table__hash(t, cl), table__eq, &key);
+    if (idx == HINDEX_NONE) {
+        if (revoke_contains(&t->revoked, cl->kid, cl->session)) {
+            r = TABLE_INACTIVE;
+            goto out;
+        }
+        if ((idx = table__create(t, cl)) == HINDEX_NONE) {
+            r = TABLE_FULL;
+            goto out;
+        }
+    }
+    k = &t->links[idx];
+    if (link_state(k) != LINK_ACTIVE) {
+        r = TABLE_INACTIVE;
+        goto out;
+    }
+    l = &k->leg[cl->side];
+    leg_load_addr(l, &cur, &cur_listen);
+    if (atomic_load_explicit(&l->bound, memory_order_relaxed)) {
+        if (netaddr_equal(&cur, src) && cur_listen == listen) {
+            r = TABLE_REFRESHED;
+        } else {
+            r = TABLE_MOVED;
+            out->previous = cur;
+            l->moves++;
+        }
+    } else {
+        r = TABLE_BOUND;
+        if (l->up_ms == 0)
+            l->up_ms = wall_ms;
+    }
+    if (r != TABLE_REFRESHED) {
+        leg_store_addr(l, src, listen);
+        atomic_fetch_add_explicit(&l->addr_gen, 1, memory_order_release);
+        atomic_store_explicit(&l->bound, 1, memory_order_release);
+    }
+    atomic_store_explicit(&l->last_check_ms, now_ms, memory_order_relaxed);
+    out->link = idx;
+    out->link_gen = atomic_load_explicit(&k->gen, memory_order_relaxed);
+    out->addr_gen = atomic_load_explicit(&l->addr_gen, memory_order_relaxed);
+    out->side = cl->side;
+out:
+    pthread_mutex_unlock(&t->lock);
+    return r;
+}
+
+bool table_is_revoked(struct table *t, const struct creds_leg *cl)
+{
+    bool r;
+
+    pthread_mutex_lock(&t->lock);
+    r = revoke_contains(&t->revoked, cl->kid, cl->session);
+    pthread_mutex_unlock(&t->lock);
+    return r;
+}
+
+int table_revoke(struct table *t, uint8_t kid, const uint8_t *session, uint32_t until_s)
+{
+    int n = 0;
+
+    pthread_mutex_lock(&t->lock);
+    if (revoke_add(&t->revoked, kid, session, until_s) != 0) {
+        n = -1;
+        goto out;
+    }
+    for (uint32_t i = 0; i < t->n_active; i++) {
+        struct link *k = &t->links[t->active[i]];
+
+        if (k->id.kid == kid && memcmp(k->id.session, session, CREDS_SESSION_KEY_LEN) == 0 &&
+            link_state(k) == LINK_ACTIVE) {
+            atomic_store_explicit(&k->state, LINK_REVOKED, memory_order_release);
+            n++;
+        }
+    }
+out:
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
+
+/* --- early DTLS ------------------------------------------------------------ */
+
+static void table__early_drop(struct table *t, struct link *k, uint32_t keep_from)
+{
+    uint32_t kept = 0;
+
+    for (uint32_t i = 0; i < k->early_n; i++) {
+        if (i < keep_from)
+            early_release(&t->early, k->early[i]);
+        else
+            k->early[kept++] = k->early[i];
+    }
+    k->early_n = kept;
+}
+
+int table_early_push(struct table *t, uint32_t link, uint32_t link_gen, int to,
+                     const uint8_t *buf, size_t len, uint64_t now_ms)
+{
+    struct link *k = &t->links[link];
+    uint32_t slot;
+    int rc = -1;
+
+    pthread_mutex_lock(&t->lock);
+    if (atomic_load_explicit(&k->gen, memory_order_relaxed) != link_gen ||
+        link_state(k) != LINK_ACTIVE)
+        goto out;
+    if (atomic_load_explicit(&k->leg[to].bound, memory_order_relaxed)) {
+        rc = 0;
+        goto out;
+    }
+    if (k->early_n > 0 && k->early_to != to)
+        table__early_drop(t, k, k->early_n);
+    if (k->early_n == QR_EARLY_PER_LINK)
+        goto out;
+    if ((slot = early_put(&t->early, buf, len, now_ms)) == EARLY_NONE)
+        goto out;
+    k->early[k->early_n++] = slot;
+    k->early_to = (uint8_t)to;
+    rc = 1;
+out:
+    pthread_mutex_unlock(&t->lock);
+    return rc;
+}
+
+int table_early_take(struct table *t, uint32_t link, int side, uint8_t (*bufs)[QR_PACKET_MAX],
+                     size_t *lens, int max)
+{
+    struct link *k = &t->links[link];
+    int n = 0;
+
+    pthread_mutex_lock(&t->lock);
+    if (k->early_to == side) {
+        for (uint32_t i = 0; i < k->early_n && n < max; i++, n++) {
+            lens[n] = t->early.len[k->early[i]];
+            memcpy(bufs[n], t->early.buf[k->early[i]], lens[n]);
+        }
+        table__early_drop(t, k, k->early_n);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
+
+/* --- closing and housekeeping --------------------------------------------- */
+
+static void table__leg_down(struct link *k, int side, enum leg_down_reason reason,
+                            table_leg_down_fn down, void *ctx)
+{
+    struct leg *l = &k->leg[side];
+
+    if (!atomic_load_explicit(&l->bound, memory_order_relaxed))
+        return;
+    atomic_store_explicit(&l->bound, 0, memory_order_release);
+    atomic_fetch_add_explicit(&l->addr_gen, 1, memory_order_release);
+    if (down != NULL)
+        down(ctx, k, side, reason);
+}
+
+/* Ends a link: reports its bound legs, unlists it and parks the slot until a
+ * grace period has passed. */
+static void table__close(struct table *t, uint32_t idx, enum leg_down_reason reason,
+                         table_leg_down_fn down, void *ctx)
+{
+    struct link *k = &t->links[idx];
+    uint32_t last = t->active[t->n_active - 1];
+
+    table__leg_down(k, 0, reason, down, ctx);
+    table__leg_down(k, 1, reason, down, ctx);
+    atomic_store_explicit(&k->state, LINK_CLOSED, memory_order_release);
+    hindex_remove(&t->ids, table__hash(t, &k->id), idx);
+    table__early_drop(t, k, k->early_n);
+    t->active[k->active_pos] = last;
+    t->links[last].active_pos = k->active_pos;
+    t->n_active--;
+    k->reuse_after = t->tick;
+    t->limbo[(t->limbo_head + t->limbo_n++) % t->cap] = idx;
+}
+
+static void table__age_early(struct table *t, struct link *k, uint64_t now_ms)
+{
+    uint32_t aged = 0;
+
+    while (aged < k->early_n && now_ms - t->early.at_ms[k->early[aged]] > QR_EARLY_MAX_AGE_MS)
+        aged++;
+    if (aged > 0)
+        table__early_drop(t, k, aged);
+}
+
+/* Checks one link; returns true if it was closed. */
+static bool table__check(struct table *t, uint32_t idx, uint64_t now_ms, uint32_t wall_s,
+                         uint64_t consent_ms, table_leg_down_fn down, void *ctx)
+{
+    struct link *k = &t->links[idx];
+    enum link_state st = link_state(k);
+
+    if (st == LINK_ACTIVE && wall_s >= k->id.expires) {
+        atomic_store_explicit(&k->state, LINK_EXPIRED, memory_order_release);
+        st = LINK_EXPIRED;
+    }
+    if (st != LINK_ACTIVE) {
+        table__close(t, idx, st == LINK_REVOKED ? LEG_DOWN_REVOKED : LEG_DOWN_EXPIRED, down, ctx);
+        return true;
+    }
+    for (int side = 0; side < 2; side++) {
+        uint64_t last = atomic_load_explicit(&k->leg[side].last_check_ms, memory_order_relaxed);
+
+        if (now_ms - last > consent_ms)
+            table__leg_down(k, side, LEG_DOWN_CONSENT, down, ctx);
+    }
+    if (!atomic_load_explicit(&k->leg[0].bound, memory_order_relaxed) &&
+        !atomic_load_explicit(&k->leg[1].bound, memory_order_relaxed)) {
+        table__close(t, idx, LEG_DOWN_CONSENT, down, ctx);
+        return true;
+    }
+    table__age_early(t, k, now_ms);
+    return false;
+}
+
+/* Quiescent-state reclamation: a snapshot of the workers' counters is taken
+ * after the tick's closes; once every counter has moved on, slots closed up
+ * to that tick can no longer be in any worker's hands. */
+static void table__reclaim(struct table *t, const uint64_t *qs, unsigned n_qs)
+{
+    bool passed = t->snap_pending;
+
+    for (unsigned w = 0; passed && w < n_qs; w++) {
+        if (qs[w] == t->snap[w])
+            passed = false;
+    }
+    if (passed) {
+        t->grace_tick = t->snap_tick;
+        t->snap_pending = false;
+    }
+    if (!t->snap_pending) {
+        memcpy(t->snap, qs, n_qs * sizeof(*qs));
+        t->snap_tick = t->tick;
+        t->snap_pending = true;
+    }
+    while (t->limbo_n > 0 && t->links[t->limbo[t->limbo_head]].reuse_after <= t->grace_tick) {
+        uint32_t idx = t->limbo[t->limbo_head];
+
+        t->limbo_head = (t->limbo_head + 1) % t->cap;
+        t->limbo_n--;
+        atomic_store_explicit(&t->links[idx].state, LINK_FREE, memory_order_release);
+        t->free[t->n_free++] = idx;
+    }
+}
+
+void table_housekeep(struct table *t, uint64_t now_ms, uint32_t wall_s, uint64_t consent_ms,
+                     const uint64_t *qs, unsigned n_qs, table_leg_down_fn down, void *ctx)
+{
+    pthread_mutex_lock(&t->lock);
+    t->tick++;
+    for (uint32_t i = t->n_active; i > 0; i--)
+        table__check(t, t->active[i - 1], now_ms, wall_s, consent_ms, down, ctx);
+    table__reclaim(t, qs, n_qs);
+    revoke_purge(&t->revoked, wall_s);
+    pthread_mutex_unlock(&t->lock);
+}
+
+void table_close_all(struct table *t, table_leg_down_fn down, void *ctx)
+{
+    pthread_mutex_lock(&t->lock);
+    while (t->n_active > 0)
+        table__close(t, t->active[t->n_active - 1], LEG_DOWN_SHUTDOWN, down, ctx);
+    pthread_mutex_unlock(&t->lock);
+}
+
+void table_foreach(struct table *t, void (*fn)(void *ctx, const struct link *k), void *ctx)
+{
+    pthread_mutex_lock(&t->lock);
+    for (uint32_t i = 0; i < t->n_active; i++)
+        fn(ctx, &t->links[t->active[i]]);
+    pthread_mutex_unlock(&t->lock);
+}
+
+void table_usage(struct table *t, struct table_usage *out)
+{
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&t->lock);
+    out->links = t->n_active;
+    for (uint32_t i = 0; i < t->n_active; i++) {
+        const struct link *k = &t->links[t->active[i]];
+
+        out->legs_bound += atomic_load_explicit(&k->leg[0].bound, memory_order_relaxed) +
+                           atomic_load_explicit(&k->leg[1].bound, memory_order_relaxed);
+    }
+    out->revocations = t->revoked.count;
+    out->early_held = t->early.cap - t->early.n_free;
+    pthread_mutex_unlock(&t->lock);
+}

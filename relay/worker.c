@@ -1,0 +1,257 @@
+/* The worker loop: epoll_wait, drain each readable socket with recvmmsg,
+ * classify every datagram by its first byte, answer STUN, forward the rest,
+ * and send what the batch produced with one sendmmsg per socket. */
+#include "worker.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "forward.h"
+#include "ice.h"
+#include "quietroom/clock.h"
+#include "quietroom/demux.h"
+#include "quietroom/log.h"
+
+int worker_socket(const union netaddr *addr)
+{
+    int one = 1, size = QR_SOCKET_BUFFER;
+    int fd = socket(addr->sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
+        goto fail;
+    if (addr->sa.sa_family == AF_INET6 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)
+        goto fail;
+    /* Best effort: the kernel caps these at net.core.[rw]mem_max. */
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+    if (bind(fd, &addr->sa, netaddr_len(addr)) != 0)
+        goto fail;
+    return fd;
+fail:
+    {
+        int saved = errno;
+
+        close(fd);
+        errno = saved;
+    }
+    return -1;
+}
+
+void worker_tx_flush(struct worker *w, uint32_t listen)
+{
+    struct worker_tx *tx = &w->tx[listen];
+    unsigned i = 0;
+
+    while (i < tx->n) {
+        int sent = sendmmsg(w->fd[listen], &tx->msg[i], tx->n - i, MSG_DONTWAIT);
+
+        if (sent < 0 && errno == EINTR)
+            continue;
+        if (sent < 0 && (errno == EAGAIN || errno == ENOBUFS)) {
+            /* Socket buffer full: the rest of the batch is lost, counted. */
+            stat_add(&w->stats, STAT_DROP_SEND_FAILED, tx->n - i);
+            break;
+        }
+        if (sent < 0) {
+            /* This one destination failed (EPERM from a firewall, say). */
+            stat_add(&w->stats, STAT_DROP_SEND_FAILED, 1);
+            i++;
+            continue;
+        }
+        for (int j = 0; j < sent; j++, i++) {
+            size_t len = tx->iov[i].iov_len;
+
+            stat_add(&w->stats, STAT_FWD_PACKETS, tx->from[i] != NULL);
+            stat_add(&w->stats, STAT_FWD_BYTES, tx->from[i] != NULL ? len : 0);
+            if (tx->from[i] != NULL) {
+                link_count(&tx->from[i]->fwd_packets, 1);
+                link_count(&tx->from[i]->fwd_bytes, len);
+            }
+        }
+    }
+    tx->n = 0;
+}
+
+void worker_tx_add(struct worker *w, uint32_t listen, const union netaddr *to, uint8_t *buf,
+                   size_t len, struct leg *from)
+{
+    struct worker_tx *tx = &w->tx[listen];
+    unsigned n;
+
+    if (tx->n == QR_BATCH)
+        worker_tx_flush(w, listen);
+    n = tx->n++;
+    tx->addr[n] = *to;
+    tx->iov[n].iov_base = buf;
+    tx->iov[n].iov_len = len;
+    tx->from[n] = from;
+    tx->msg[n].msg_hdr.msg_name = &tx->addr[n];
+    tx->msg[n].msg_hdr.msg_namelen = netaddr_len(to);
+    tx->msg[n].msg_hdr.msg_iov = &tx->iov[n];
+    tx->msg[n].msg_hdr.msg_iovlen = 1;
+}
+
+static void worker__dispatch(struct worker *w, uint32_t listen, unsigned i)
+{
+    uint8_t *buf = w->rx_buf[i];
+    size_t len = w->rx_msg[i].msg_len;
+    const union netaddr *src = &w->rx_addr[i];
+    enum demux_class cls;
+
+    stat_add(&w->stats, STAT_RX_PACKETS, 1);
+    stat_add(&w->stats, STAT_RX_BYTES, len);
+    if ((w->rx_msg[i].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
+        stat_add(&w->stats, STAT_DROP_TRUNCATED, 1);
+        return;
+    }
+    switch ((cls = demux_classify(buf, len))) {
+    case DEMUX_STUN:
+        ice_handle(w, listen, src, buf, len);
+        break;
+    case DEMUX_DTLS:
+    case DEMUX_RTP:
+    case DEMUX_RTCP:
+        forward_packet(w, listen, src, buf, len, cls);
+        break;
+    case DEMUX_TOO_SHORT:
+        stat_add(&w->stats, STAT_DROP_MALFORMED, 1);
+        break;
+    default:
+        stat_add(&w->stats, STAT_DROP_PROTOCOL, 1);
+        break;
+    }
+}
+
+/* Drains one socket, a bounded number of batches per wake-up so that other
+ * sockets and timers get their turn. */
+static void worker__receive(struct worker *w, uint32_t listen)
+{
+    for (int round = 0; round < QR_BATCHES_PER_WAKE; round++) {
+        int n;
+
+        for (unsigned i = 0; i < QR_BATCH; i++) {
+            w->rx_msg[i].msg_hdr.msg_namelen = sizeof(w->rx_addr[i]);
+            w->rx_msg[i].msg_hdr.msg_flags = 0;
+        }
+        n = recvmmsg(w->fd[listen], w->rx_msg, QR_BATCH, MSG_DONTWAIT, NULL);
+        if (n <= 0) {
+            if (n < 0 && errno != EAGAIN && errno != EINTR)
+                log_warn("worker %u: recvmmsg: %s", w->id, strerror(errno));
+            return;
+        }
+        w->now.mono_us = clock_mono_us();
+        w->now.mono_ms = w->now.mono_us / 1000;
+        w->now.wall_ms = clock_wall_ms();
+        for (int i = 0; i < n; i++)
+            worker__dispatch(w, listen, (unsigned)i);
+        for (unsigned l = 0; l < w->n_fd; l++) {
+            if (w->tx[l].n > 0)
+                worker_tx_flush(w, l);
+        }
+        if (n < QR_BATCH)
+            return;
+    }
+}
+
+static bool worker__stale(void *ctx, const struct addrmap_entry *e)
+{
+    struct worker *w = ctx;
+    const struct link *k = table_link(w->relay->table, e->link);
+
+    return atomic_load_explicit(&k->gen, memory_order_acquire) != e->link_gen ||
+           link_state(k) != LINK_ACTIVE ||
+           atomic_load_explicit(&k->leg[e->side].addr_gen, memory_order_acquire) != e->addr_gen;
+}
+
+static void *worker__main(void *arg)
+{
+    struct worker *w = arg;
+    struct epoll_event ev[QR_LISTEN_MAX];
+    uint64_t next_sweep = 0;
+
+    while (!atomic_load_explicit(&w->relay->stopping, memory_order_acquire)) {
+        uint64_t now;
+        int n;
+
+        /* Between batches this worker holds no link: a quiescent point. */
+        atomic_store_explicit(&w->quiescent, atomic_load(&w->quiescent) + 1,
+                              memory_order_release);
+        n = epoll_wait(w->epfd, ev, QR_LISTEN_MAX, QR_WORKER_TICK_MS);
+        for (int i = 0; i < n; i++)
+            worker__receive(w, ev[i].data.u32);
+        if ((now = clock_mono_ms()) >= next_sweep) {
+            addrmap_sweep(&w->map, QR_SWEEP_PER_TICK, worker__stale, w);
+            next_sweep = now + QR_WORKER_TICK_MS;
+        }
+    }
+    return NULL;
+}
+
+struct worker *worker_new(struct relay *r, unsigned id, const int *fds, unsigned n_fd)
+{
+    struct worker *w = calloc(1, sizeof(*w));
+
+    if (w == NULL)
+        return NULL;
+    w->relay = r;
+    w->id = id;
+    w->epfd = -1;
+    for (unsigned i = 0; i < n_fd; i++)
+        w->fd[w->n_fd++] = fds[i];
+    for (unsigned i = 0; i < QR_BATCH; i++) {
+        w->rx_iov[i].iov_base = w->rx_buf[i];
+        w->rx_iov[i].iov_len = QR_PACKET_MAX;
+        w->rx_msg[i].msg_hdr.msg_iov = &w->rx_iov[i];
+        w->rx_msg[i].msg_hdr.msg_iovlen = 1;
+        w->rx_msg[i].msg_hdr.msg_name = &w->rx_addr[i];
+    }
+    if ((w->sha1 = hmac_new(HMAC_SHA1)) == NULL || (w->sha256 = hmac_new(HMAC_SHA256)) == NULL)
+        goto fail;
+    /* Each leg is in exactly one worker's map; moves leave stale entries
+     * until the sweep, hence the headroom. */
+    if (addrmap_init(&w->map, 4 * r->cfg.max_links, r->seed ^ (0x9e3779b97f4a7c15ull * (id + 1))))
+        goto fail;
+    if ((w->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+        goto fail;
+    for (unsigned i = 0; i < w->n_fd; i++) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i};
+
+        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->fd[i], &ev) != 0)
+            goto fail;
+    }
+    return w;
+fail:
+    worker_free(w);
+    return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+    return pthread_create(&w->thread, NULL, worker__main, w) == 0 ? 0 : -1;
+}
+
+void worker_join(struct worker *w)
+{
+    pthread_join(w->thread, NULL);
+}
+
+void worker_free(struct worker *w)
+{
+    if (w == NULL)
+        return;
+    if (w->epfd >= 0)
+        close(w->epfd);
+    for (unsigned i = 0; i < w->n_fd; i++)
+        close(w->fd[i]);
+    addrmap_free(&w->map);
+    hmac_free(w->sha256);
+    hmac_free(w->sha1);
+    free(w);
+}
