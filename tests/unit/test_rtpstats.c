@@ -1,0 +1,168 @@
+/* RTP reception statistics from headers: loss, reordering, duplicates,
+ * wrap-around, restarts, clock-rate estimation and jitter. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "quietroom/bytes.h"
+#include "quietroom/rtpstats.h"
+
+static struct rtpstats *fresh(void)
+{
+    struct rtpstats *st = calloc(1, sizeof(*st));
+
+    rtpstats_reset(st);
+    return st;
+}
+
+static void feed(struct rtpstats *st, uint32_t ssrc, uint16_t seq, uint32_t ts, uint64_t at_us)
+{
+    struct rtp_header h = {.payload_type = 111, .seq = seq, .timestamp = ts, .ssrc = ssrc};
+
+    rtpstats_update(st, &h, at_us);
+}
+
+static struct rtpstats_summary one(const struct rtpstats *st)
+{
+    struct rtpstats_summary s[QR_SSRC_SLOTS];
+
+    assert_int_equal(rtpstats_read(st, s, QR_SSRC_SLOTS), 1);
+    return s[0];
+}
+
+static void test_parse_header(void **state)
+{
+    uint8_t pkt[32] = {0x80, 0xEF, 0x12, 0x34, 0, 0, 0x03, 0xC0, 0xde, 0xad, 0xbe, 0xef};
+    struct rtp_header h;
+
+    (void)state;
+    assert_true(rtp_parse_header(pkt, 12, &h));
+    assert_true(h.marker);
+    assert_int_equal(h.payload_type, 111);
+    assert_int_equal(h.seq, 0x1234);
+    assert_int_equal(h.timestamp, 960);
+    assert_int_equal(h.ssrc, 0xdeadbeef);
+    assert_false(rtp_parse_header(pkt, 11, &h));
+    pkt[0] = 0x40; /* version 1 */
+    assert_false(rtp_parse_header(pkt, 12, &h));
+    pkt[0] = 0x83; /* three CSRCs need 24 bytes */
+    assert_false(rtp_parse_header(pkt, 23, &h));
+    assert_true(rtp_parse_header(pkt, 24, &h));
+}
+
+static void test_in_order_gap_reorder_duplicate(void **state)
+{
+    struct rtpstats *st = fresh();
+    struct rtpstats_summary s;
+
+    (void)state;
+    for (uint16_t i = 0; i < 100; i++)
+        feed(st, 7, (uint16_t)(1000 + i), i * 960u, i * 20000u);
+    s = one(st);
+    assert_int_equal(s.expected, 100);
+    assert_int_equal(s.received, 100);
+    assert_int_equal(s.lost, 0);
+
+    /* 1100..1104 lost, 1106 before 1105, 1107 twice. */
+    feed(st, 7, 1106, 0, 0);
+    feed(st, 7, 1105, 0, 0);
+    feed(st, 7, 1107, 0, 0);
+    feed(st, 7, 1107, 0, 0);
+    s = one(st);
+    assert_int_equal(s.expected, 108);
+    assert_int_equal(s.received, 103);
+    assert_int_equal(s.lost, 5);
+    assert_int_equal(s.reordered, 1);
+    free(st);
+}
+
+static void test_wrap_around_and_restart(void **state)
+{
+    struct rtpstats *st = fresh();
+    struct rtpstats_summary s;
+
+    (void)state;
+    for (uint32_t i = 0; i < 20; i++)
+        feed(st, 9, (uint16_t)(65530 + i), 0, 0);
+    s = one(st);
+    assert_int_equal(s.expected, 20);
+    assert_int_equal(s.lost, 0);
+
+    /* A single wild jump is ignored; two in sequence mean a restart. */
+    feed(st, 9, 30000, 0, 0);
+    s = one(st);
+    assert_int_equal(s.received, 20);
+    feed(st, 9, 30001, 0, 0);
+    s = one(st);
+    assert_int_equal(s.expected, 1);
+    assert_int_equal(s.received, 1);
+    free(st);
+}
+
+static void test_slots_and_untracked(void **state)
+{
+    struct rtpstats *st = fresh();
+    struct rtpstats_summary s[QR_SSRC_SLOTS];
+
+    (void)state;
+    for (uint32_t ssrc = 1; ssrc <= QR_SSRC_SLOTS + 2; ssrc++)
+        feed(st, ssrc, 1, 0, 0);
+    assert_int_equal(rtpstats_read(st, s, QR_SSRC_SLOTS), QR_SSRC_SLOTS);
+    assert_int_equal(atomic_load(&st->untracked), 2);
+    free(st);
+}
+
+/* 48 kHz audio every 20 ms: the rate is found after a second; perfectly
+ * paced arrivals give ~0 jitter, arrivals alternating 0/+10 ms about 10 ms
+ * once settled (RFC 3550's estimator converges to the mean deviation). */
+static void test_clock_rate_and_jitter(void **state)
+{
+    struct rtpstats *steady = fresh(), *shaky = fresh();
+    struct rtpstats_summary s;
+
+    (void)state;
+    for (uint32_t i = 0; i < 500; i++) {
+        feed(steady, 1, (uint16_t)i, 5000 + i * 960u, 1000000u + i * 20000u);
+        feed(shaky, 1, (uint16_t)i, 5000 + i * 960u, 1000000u + i * 20000u + (i % 2) * 10000u);
+    }
+    s = one(steady);
+    assert_int_equal(s.clock_rate, 48000);
+    assert_true(s.jitter_ms >= 0.0 && s.jitter_ms < 0.1);
+    s = one(shaky);
+    assert_int_equal(s.clock_rate, 48000);
+    assert_true(s.jitter_ms > 8.0 && s.jitter_ms < 12.0);
+    free(steady);
+    free(shaky);
+}
+
+static void test_video_clock(void **state)
+{
+    struct rtpstats *st = fresh();
+    struct rtpstats_summary s;
+
+    (void)state;
+    for (uint32_t i = 0; i < 120; i++)
+        feed(st, 5, (uint16_t)i, i * 3000u, i * 33333u);
+    s = one(st);
+    assert_int_equal(s.clock_rate, 90000);
+    free(st);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_header),
+        cmocka_unit_test(test_in_order_gap_reorder_duplicate),
+        cmocka_unit_test(test_wrap_around_and_restart),
+        cmocka_unit_test(test_slots_and_untracked),
+        cmocka_unit_test(test_clock_rate_and_jitter),
+        cmocka_unit_test(test_video_clock),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
