@@ -1,0 +1,76 @@
+/* Reference native client: a test peer for the relay built from libraries
+ * that are not our own code — libnice (full ICE agent), OpenSSL (DTLS-SRTP
+ * with RFC 5764 key export), libsrtp2 and Opus. One stream, one component
+ * (BUNDLE + rtcp-mux). Each client runs its own GLib main loop thread; every
+ * function below may be called from any other thread, never from inside that
+ * loop. Keys, key material and payload are never logged. */
+#ifndef QR_REFCLIENT_H
+#define QR_REFCLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct refclient; /* opaque */
+
+struct refclient_config {
+    const char *local_address; /* the only address libnice may use, e.g. "127.0.0.1" or "::1" */
+    bool controlling;          /* true against the relay */
+    bool regular_nomination;   /* false = aggressive nomination (USE-CANDIDATE on every check) */
+    bool dtls_client;          /* true = DTLS client (setup:active), false = server (passive) */
+    double tone_hz;            /* frequency of the tone this client sends, e.g. 440.0 */
+    const char *local_ufrag;   /* optional fixed ICE credentials; NULL = libnice's own */
+    const char *local_pwd;
+    const char *srtp_profiles; /* optional OpenSSL use_srtp list; NULL = "SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80" */
+};
+
+struct refclient_stats {
+    bool ice_ready;          /* libnice component reached READY */
+    bool dtls_done;          /* handshake finished */
+    bool peer_verified;      /* peer certificate matched the expected fingerprint */
+    char srtp_profile[32];   /* e.g. "SRTP_AEAD_AES_128_GCM" */
+    uint64_t rtp_sent, rtp_received;
+    uint64_t srtp_unprotect_failures;
+    uint64_t frames_decoded;
+    double detected_tone_hz; /* dominant frequency of decoded audio, 0 if none */
+    uint64_t dtls_packets_sent, dtls_packets_received;
+};
+
+/* Creates a client and starts its own GLib main loop thread. Returns NULL and
+ * writes a reason to err (errlen bytes) on failure. Caller frees with refclient_free. */
+struct refclient *refclient_new(const struct refclient_config *cfg, char *err, size_t errlen);
+/* NULL-safe; stops the thread. */
+void refclient_free(struct refclient *rc);
+
+/* Own ICE credentials. */
+void refclient_local_credentials(const struct refclient *rc, char *ufrag, size_t ufrag_len,
+                                 char *pwd, size_t pwd_len);
+/* Own DTLS fingerprint ("sha-256 AB:CD:..." as in SDP a=fingerprint). */
+const char *refclient_fingerprint(const struct refclient *rc);
+
+/* Local host candidates gathered (for a direct peer-to-peer test): fills up to max
+ * "ADDR PORT" pairs; returns the count. Available after refclient_new returned. */
+int refclient_local_candidates(const struct refclient *rc, char addrs[][64], uint16_t *ports, int max);
+
+/* Remote ICE credentials and the fingerprint the peer's DTLS certificate must have.
+ * Returns 0, or -1 on bad arguments. */
+int refclient_set_remote(struct refclient *rc, const char *ufrag, const char *pwd,
+                         const char *peer_fingerprint);
+/* One remote host candidate (IPv4 or IPv6 address + port); before or after start. */
+int refclient_add_remote_candidate(struct refclient *rc, const char *addr, uint16_t port);
+
+/* Begins ICE checks; refclient_set_remote must have been called. */
+int refclient_start(struct refclient *rc);
+/* Blocks until ICE ready, DTLS done, peer verified and SRTP keyed, or timeout.
+ * Returns 0 on success, -1 on failure/timeout (with the reason in err). */
+int refclient_wait_ready(struct refclient *rc, int timeout_ms, char *err, size_t errlen);
+/* Sends one Opus RTP packet every 20 ms; -1 until SRTP is keyed. */
+int refclient_start_media(struct refclient *rc);
+/* Stops sending; receiving and decoding go on. */
+void refclient_stop_media(struct refclient *rc);
+/* Changes the frequency of the tone sent from now on (the phase stays continuous). */
+int refclient_set_tone(struct refclient *rc, double tone_hz);
+/* Thread-safe snapshot. */
+void refclient_get_stats(struct refclient *rc, struct refclient_stats *out);
+
+#endif
