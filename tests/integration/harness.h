@@ -1,0 +1,90 @@
+/* Integration-test harness: runs the real quietroom-relay binary on
+ * loopback in a temporary directory, talks to its control endpoint, mints
+ * credentials with the real quietroomctl, and offers raw UDP peers that
+ * speak STUN with our codec. */
+#ifndef QUIETROOM_TEST_HARNESS_H
+#define QUIETROOM_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "quietroom/creds.h"
+#include "quietroom/keyring.h"
+#include "quietroom/netaddr.h"
+#include "quietroom/stun.h"
+
+#define HARNESS_PATH 256
+
+struct relay_proc {
+    pid_t pid;
+    int exit_status;            /* set by relay_stop */
+    char dir[HARNESS_PATH / 2];
+    char secret[HARNESS_PATH];
+    char audit[HARNESS_PATH];
+    char log[HARNESS_PATH];
+    char control[NETADDR_STRLEN];
+    union netaddr listen[2];
+    int n_listen;
+    struct keyring keys;
+};
+
+/* Starts the relay on the given listen addresses (port 0 allowed) with
+ * extra options (NULL-terminated, may be NULL) and waits until it serves.
+ * Returns 0 or -1. */
+int relay_start(struct relay_proc *r, const char *const *listen, const char *const *extra);
+/* SIGTERM, then waits; returns the exit status (-1 if it had to be killed). */
+int relay_stop(struct relay_proc *r);
+/* Stops if needed and removes the temporary directory. Returns 0 if the
+ * relay exited cleanly (status 0: no sanitizer report, no leak), else -1
+ * with its log printed. */
+int relay_cleanup(struct relay_proc *r);
+
+/* One control call: {"op": op, "session": session?}; returns the response or
+ * NULL. The caller owns the result. */
+json_t *relay_call(struct relay_proc *r, const char *op, const char *session);
+/* Reads a counter from the stats, e.g. ("dropped", "unbound"). */
+long long relay_stat(struct relay_proc *r, const char *group, const char *name);
+
+/* Runs `quietroomctl creds` for sid and returns its JSON output. */
+json_t *ctl_creds(struct relay_proc *r, const char *sid, int links);
+/* Credentials of one leg from ctl_creds output. */
+const char *creds_ufrag(json_t *creds, int link, int side);
+const char *creds_pwd(json_t *creds, int link, int side);
+
+/* Reads a whole file into a NUL-terminated string; caller frees. */
+char *read_text(const char *path);
+
+/* A raw UDP peer on loopback. */
+struct udp_peer {
+    int fd;
+    union netaddr local;
+};
+
+int peer_open(struct udp_peer *p, const char *bind_addr);
+void peer_close(struct udp_peer *p);
+int peer_send(struct udp_peer *p, const union netaddr *to, const void *buf, size_t len);
+/* Waits up to timeout_ms for a datagram; returns its length or -1. */
+int peer_recv(struct udp_peer *p, void *buf, size_t cap, int timeout_ms, union netaddr *from);
+
+/* What a connectivity check should carry. */
+struct check {
+    const char *ufrag;          /* the relay's ufrag for this leg */
+    const char *pwd;            /* the password to sign with */
+    bool nominate;
+    bool controlled;            /* claim ICE-CONTROLLED instead of CONTROLLING */
+    bool no_priority;
+};
+
+/* Sends a Binding request and waits for the matching response. Returns 1
+ * with the response parsed into resp (raw bytes in raw), 0 on timeout. */
+int peer_check(struct udp_peer *p, const union netaddr *relay, const struct check *c,
+               struct stun_msg *resp, uint8_t *raw, int timeout_ms);
+
+/* Monotonic milliseconds. */
+uint64_t now_ms(void);
+
+#endif
