@@ -1,0 +1,31 @@
+#!/bin/bash
+# Installs the Debian 12 packages Quietroom needs. Run as root.
+#   deploy/deps.sh          build and run
+#   deploy/deps.sh --test   also what the test suite needs (cmocka, libnice,
+#                           libsrtp2, Opus, clang for libFuzzer)
+set -euo pipefail
+
+build=(cmake ninja-build pkg-config gcc libc6-dev make
+       libssl-dev libjansson-dev zlib1g-dev libinih-dev)
+test=(libcmocka-dev libnice-dev libglib2.0-dev libsrtp2-dev libopus-dev
+      clang libclang-rt-14-dev python3)
+
+want=("${build[@]}")
+if [ "${1:-}" = "--test" ]; then
+    want+=("${test[@]}")
+fi
+
+missing=()
+for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deploy/deps.sh: missing packages: ${missing[*]}; run as root to install them" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"

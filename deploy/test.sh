@@ -1,0 +1,34 @@
+#!/bin/bash
+# Sets up and runs every test: installs what is missing, then
+#   1. a normal build and the whole ctest suite,
+#   2. the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer,
+#   3. every libFuzzer harness for a short run (QR_FUZZ_SECONDS, default 20).
+# Set QR_SKIP_SANITIZE=1 or QR_SKIP_FUZZ=1 to leave a stage out locally.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+deploy/deps.sh --test
+jobs=$(nproc)
+
+echo "== build and test =="
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build
+(cd build && ctest --output-on-failure -j "$jobs")
+
+if [ "${QR_SKIP_SANITIZE:-0}" != 1 ]; then
+    echo "== ASan + UBSan =="
+    cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DQR_SANITIZE=ON >/dev/null
+    cmake --build build-asan
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
+    export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
+    (cd build-asan && ctest --output-on-failure -j "$jobs")
+fi
+
+if [ "${QR_SKIP_FUZZ:-0}" != 1 ]; then
+    echo "== libFuzzer smoke runs =="
+    cmake -S . -B build-fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DQR_FUZZ=ON >/dev/null
+    cmake --build build-fuzz
+    tests/fuzz/run.sh build-fuzz "${QR_FUZZ_SECONDS:-20}"
+fi
+echo "== all tests passed =="
