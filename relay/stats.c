@@ -109,8 +109,9 @@ static json_t *stats__leg(const struct leg *l)
                                (json_int_t)s[i].expected, "lost", (json_int_t)s[i].lost,
                                "reordered", (json_int_t)s[i].reordered, "loss_ratio",
                                s[i].loss_ratio, "jitter_ms", s[i].jitter_ms));
-    return json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:i,s:o}", "bound",
-                     (int)atomic_load_explicit(&l->bound, memory_order_relaxed), "packets_in",
+    return json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:o}", "bound",
+                     (int)atomic_load_explicit(&l->bound, memory_order_relaxed), "first_seen_ms",
+                     (json_int_t)l->up_ms, "packets_in",
                      (json_int_t)link_read(&l->rx_packets), "bytes_in",
                      (json_int_t)link_read(&l->rx_bytes), "packets_forwarded",
                      (json_int_t)link_read(&l->fwd_packets), "bytes_forwarded",

@@ -50,8 +50,9 @@ char *read_text(const char *path)
     return buf;
 }
 
-/* Runs argv, capturing stdout into a string (caller frees). */
-static char *harness_run(char *const argv[], int *status)
+/* Runs argv, capturing stdout (and stderr too if merge) into a string
+ * (caller frees). */
+static char *harness_spawn_capture(char *const argv[], bool merge, int *status)
 {
     int fds[2];
     pid_t pid;
@@ -62,6 +63,8 @@ static char *harness_run(char *const argv[], int *status)
         return NULL;
     if ((pid = fork()) == 0) {
         dup2(fds[1], STDOUT_FILENO);
+        if (merge)
+            dup2(fds[1], STDERR_FILENO);
         close(fds[0]);
         close(fds[1]);
         execv(argv[0], argv);
@@ -82,6 +85,20 @@ static char *harness_run(char *const argv[], int *status)
     out[len] = '\0';
     close(fds[0]);
     waitpid(pid, status, 0);
+    return out;
+}
+
+static char *harness_run(char *const argv[], int *status)
+{
+    return harness_spawn_capture(argv, false, status);
+}
+
+char *run_command(char *const argv[], int *exit_code)
+{
+    int status;
+    char *out = harness_spawn_capture(argv, true, &status);
+
+    *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return out;
 }
 

@@ -55,6 +55,10 @@ json_t *ctl_creds(struct relay_proc *r, const char *sid, int links);
 const char *creds_ufrag(json_t *creds, int link, int side);
 const char *creds_pwd(json_t *creds, int link, int side);
 
+/* Runs argv to completion; returns its stdout and stderr together (caller
+ * frees) and its exit code. */
+char *run_command(char *const argv[], int *exit_code);
+
 /* Reads a whole file into a NUL-terminated string; caller frees. */
 char *read_text(const char *path);
 

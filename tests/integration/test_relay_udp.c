@@ -178,6 +178,7 @@ static void test_bind_and_forward_both_ways(void **state)
         assert_int_equal(json_integer_value(json_object_get(a, "packets_forwarded")), 21);
         assert_int_equal(json_integer_value(json_object_get(b, "packets_forwarded")), 21);
         assert_true(json_is_true(json_object_get(a, "bound")));
+        assert_true(json_integer_value(json_object_get(a, "first_seen_ms")) > 1700000000000LL);
         assert_int_equal(json_integer_value(json_object_get(stream, "expected")), 20);
         assert_int_equal(json_integer_value(json_object_get(stream, "lost")), 0);
         /* Per-session stats carry counters, never addresses. */
