@@ -20,6 +20,8 @@ static const struct {
     {"stats", cmd_relay_stats, "print a relay's counters from its control endpoint"},
     {"session", cmd_relay_session, "print a relay's per-link view of one session"},
     {"revoke", cmd_relay_revoke, "revoke a session at a relay: forwarding stops at once"},
+    {"token", cmd_token, "mint an EHR session token (development and tests)"},
+    {"keygen", cmd_keygen, "create a token signing key pair (PEM and JWKS)"},
 };
 
 #define CTL_N_COMMANDS (sizeof(ctl_commands) / sizeof(ctl_commands[0]))

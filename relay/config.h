@@ -18,7 +18,7 @@ struct relay_config {
     char audit_log[PATH_MAX];     /* empty: no audit log (warned at start) */
     char ready_file[PATH_MAX];    /* empty: none */
     char node_id[64];
-    unsigned workers;             /* 0: one per online CPU */
+    uint32_t workers;             /* 0: one per online CPU */
     uint32_t max_links;
     uint32_t consent_timeout_s;
     uint32_t max_ttl_s;
@@ -32,6 +32,5 @@ enum relay_config_result { RELAY_CONFIG_OK, RELAY_CONFIG_EXIT, RELAY_CONFIG_ERRO
  * --help or --version was answered. */
 enum relay_config_result relay_config_load(struct relay_config *cfg, int argc, char **argv,
                                            char *err, size_t errlen);
-void relay_config_usage(FILE *out);
 
 #endif

@@ -58,6 +58,31 @@
 #define QR_STUN_USERNAME_MAX 512
 #define QR_STUN_UNKNOWN_MAX 8
 
+/* --- signaling ---------------------------------------------------------- */
+
+/* Largest SDP accepted from a browser (Chrome's offers are ~10 KB). */
+#define QR_SDP_MAX (64 * 1024)
+/* Largest EHR token accepted. */
+#define QR_TOKEN_MAX 8192
+/* Clock skew tolerated on token times (the issue caps it at 60 s). */
+#define QR_TOKEN_SKEW_MAX_S 60
+#define QR_TOKEN_LIFETIME_DEFAULT_S (12 * 3600)
+#define QR_REPLAY_MAX 200000
+/* People in one session: a clinician, a patient, interpreters, observers. */
+#define QR_SESSION_PEOPLE_MAX 16
+/* A connection must authenticate this soon after the WebSocket opens. */
+#define QR_SIGNAL_AUTH_TIMEOUT_MS 10000
+/* Session timers (waiting, idle, grace, token expiry) are checked this often. */
+#define QR_SIGNAL_TICK_MS 250
+/* Bytes queued towards one browser before it counts as not reading. */
+#define QR_SIGNAL_OUTQ_MAX (1024 * 1024)
+/* Rate-limit violations after which a connection is closed. */
+#define QR_SIGNAL_RATE_STRIKES 5
+#define QR_RESUME_SECRET_BYTES 32
+/* Relay load is read this often; a relay silent for 3 polls is unhealthy. */
+#define QR_RELAY_POLL_MS 2000
+#define QR_RELAY_CALL_TIMEOUT_MS 2000
+
 /* --- control endpoint -------------------------------------------------- */
 
 #define QR_CONTROL_CLIENTS_MAX 16

@@ -19,6 +19,6 @@ for bin in "${bins[@]}"; do
     echo "-- $name for ${secs}s"
     dirs=("$work")
     [ -d "$seeds" ] && dirs+=("$seeds")
-    "$bin" -max_total_time="$secs" -max_len=2048 -timeout=10 -rss_limit_mb=2048 \
+    "$bin" -max_total_time="$secs" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$art/$name-" -print_final_stats=1 "${dirs[@]}" 2>&1 | tail -n 12
 done
