@@ -1,0 +1,389 @@
+/* quietroom-signal's options, one row each (common/config.c parses). */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "quietroom/config.h"
+#include "quietroom/limits.h"
+#include "quietroom/log.h"
+
+#ifndef QR_VERSION
+#define QR_VERSION "dev"
+#endif
+#ifndef QR_DEFAULT_WEB_DIR
+#define QR_DEFAULT_WEB_DIR "/usr/share/quietroom/web"
+#endif
+
+#define SIGNAL_DEFAULT_LISTEN "127.0.0.1:8443"
+
+static int set_listen(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    if (netaddr_parse(value, &cfg->listen) != 0) {
+        snprintf(err, errlen, "listen: \"%s\" is not ADDR:PORT or [V6ADDR]:PORT", value);
+        return -1;
+    }
+    return 0;
+}
+
+static int set_tls_cert(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    return config_string(cfg->tls_cert, sizeof(cfg->tls_cert), value, "tls-cert", err, errlen);
+}
+
+static int set_tls_key(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    return config_string(cfg->tls_key, sizeof(cfg->tls_key), value, "tls-key", err, errlen);
+}
+
+/* Origins are compared byte for byte with the browser's Origin header:
+ * scheme, host and port, no path, no wildcard. */
+static int set_origin(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+    const char *host = strstr(value, "://");
+
+    if (cfg->n_origins == SIGNAL_ORIGINS_MAX) {
+        snprintf(err, errlen, "origin: at most %d", SIGNAL_ORIGINS_MAX);
+        return -1;
+    }
+    if (host == NULL || (strncmp(value, "https://", 8) != 0 && strncmp(value, "http://", 7) != 0) ||
+        strchr(host + 3, '/') != NULL || strchr(value, '*') != NULL || host[3] == '\0') {
+        snprintf(err, errlen, "origin: \"%s\" is not scheme://host[:port]", value);
+        return -1;
+    }
+    return config_string(cfg->origins[cfg->n_origins++], sizeof(cfg->origins[0]), value,
+                         "origin", err, errlen);
+}
+
+static int set_static_dir(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    return config_string(cfg->static_dir, sizeof(cfg->static_dir), value, "static-dir", err,
+                         errlen);
+}
+
+static int set_ehr_key(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+    struct signal_ehr_key *k = &cfg->ehr_keys[cfg->n_ehr_keys];
+    const char *space = strchr(value, ' ');
+
+    if (cfg->n_ehr_keys == SIGNAL_EHR_KEYS_MAX) {
+        snprintf(err, errlen, "ehr-key: at most %d keys", SIGNAL_EHR_KEYS_MAX);
+        return -1;
+    }
+    if (space == NULL || space == value || (size_t)(space - value) >= sizeof(k->kid)) {
+        snprintf(err, errlen, "ehr-key: expected \"KID PATH\"");
+        return -1;
+    }
+    memcpy(k->kid, value, (size_t)(space - value));
+    k->kid[space - value] = '\0';
+    k->jwks = false;
+    if (config_string(k->path, sizeof(k->path), space + 1, "ehr-key", err, errlen) != 0)
+        return -1;
+    cfg->n_ehr_keys++;
+    return 0;
+}
+
+static int set_ehr_jwks(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+    struct signal_ehr_key *k = &cfg->ehr_keys[cfg->n_ehr_keys];
+
+    if (cfg->n_ehr_keys == SIGNAL_EHR_KEYS_MAX) {
+        snprintf(err, errlen, "ehr-jwks: at most %d key files", SIGNAL_EHR_KEYS_MAX);
+        return -1;
+    }
+    k->jwks = true;
+    k->kid[0] = '\0';
+    if (config_string(k->path, sizeof(k->path), value, "ehr-jwks", err, errlen) != 0)
+        return -1;
+    cfg->n_ehr_keys++;
+    return 0;
+}
+
+static int set_issuer(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    return config_string(cfg->issuer, sizeof(cfg->issuer), value, "issuer", err, errlen);
+}
+
+static int set_audience(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    return config_string(cfg->audience, sizeof(cfg->audience), value, "audience", err, errlen);
+}
+
+/* "NAME CONTROL CANDIDATE [CANDIDATE...]", candidates as ADDR:PORT. */
+static int signal__parse_relay(char *text, struct signal_relay_spec *r, char *err, size_t errlen)
+{
+    char *save = NULL, *tok;
+    union netaddr a;
+    int field = 0;
+
+    memset(r, 0, sizeof(*r));
+    for (tok = strtok_r(text, " \t", &save); tok != NULL; tok = strtok_r(NULL, " \t", &save)) {
+        if (field == 0 && config_string(r->name, sizeof(r->name), tok, "relay name", err,
+                                        errlen) != 0)
+            return -1;
+        if (field > 0 && netaddr_parse(tok, &a) != 0) {
+            snprintf(err, errlen, "relay: \"%s\" is not ADDR:PORT or [V6ADDR]:PORT", tok);
+            return -1;
+        }
+        if (field == 1)
+            snprintf(r->control, sizeof(r->control), "%s", tok);
+        if (field >= 2) {
+            char host[NETADDR_STRLEN], *colon;
+
+            if (r->n_cands == SDP_CANDIDATES_MAX || netaddr_is_wildcard(&a)) {
+                snprintf(err, errlen, "relay: at most %d candidates, no wildcards",
+                         SDP_CANDIDATES_MAX);
+                return -1;
+            }
+            netaddr_format(&a, host, sizeof(host));
+            colon = strrchr(host, ':');
+            *colon = '\0';
+            if (host[0] == '[') {
+                colon[-1] = '\0';
+                memmove(host, host + 1, strlen(host));
+            }
+            snprintf(r->cands[r->n_cands].addr, SDP_ADDR_MAX, "%s", host);
+            r->cands[r->n_cands++].port = netaddr_port(&a);
+        }
+        field++;
+    }
+    if (field < 3) {
+        snprintf(err, errlen, "relay: expected \"NAME CONTROL-ADDR:PORT MEDIA-ADDR:PORT...\"");
+        return -1;
+    }
+    return 0;
+}
+
+static int set_relay(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+    char text[1024];
+
+    if (cfg->n_relays == SIGNAL_RELAYS_MAX || strlen(value) >= sizeof(text)) {
+        snprintf(err, errlen, "relay: at most %d relays", SIGNAL_RELAYS_MAX);
+        return -1;
+    }
+    strcpy(text, value);
+    if (signal__parse_relay(text, &cfg->relays[cfg->n_relays], err, errlen) != 0)
+        return -1;
+    cfg->n_relays++;
+    return 0;
+}
+
+static int set_relay_secret(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    return config_string(cfg->relay_secret_file, sizeof(cfg->relay_secret_file), value,
+                         "relay-secret-file", err, errlen);
+}
+
+static int set_audit_log(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    return config_string(cfg->audit_log, sizeof(cfg->audit_log), value, "audit-log", err, errlen);
+}
+
+static int set_ready_file(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    return config_string(cfg->ready_file, sizeof(cfg->ready_file), value, "ready-file", err,
+                         errlen);
+}
+
+static int set_node_id(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    return config_string(cfg->node_id, sizeof(cfg->node_id), value, "node-id", err, errlen);
+}
+
+static int set_waiting(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    return config_u32(value, 1, 24 * 3600, "waiting-timeout", &cfg->waiting_timeout_s, err,
+                      errlen);
+}
+
+static int set_idle(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    return config_u32(value, 1, 24 * 3600, "idle-timeout", &cfg->idle_timeout_s, err, errlen);
+}
+
+static int set_max_session(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    /* Relay credentials must outlive the session, and relays refuse any
+     * valid longer than a day. */
+    return config_u32(value, 1, QR_CREDS_MAX_TTL_S - 3600, "max-session-length",
+                      &cfg->max_session_s, err, errlen);
+}
+
+static int set_resume_grace(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    return config_u32(value, 1, 3600, "resume-grace", &cfg->resume_grace_s, err, errlen);
+}
+
+static int set_token_lifetime(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    return config_u32(value, 60, 7 * 24 * 3600, "token-max-lifetime", &cfg->token_max_lifetime_s,
+                      err, errlen);
+}
+
+static int set_max_message(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    return config_u32(value, 1024, 1024 * 1024, "max-message", &cfg->max_message, err, errlen);
+}
+
+static int set_rate(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    return config_u32(value, 1, 1000, "rate-limit", &cfg->rate_per_s, err, errlen);
+}
+
+static int set_max_participants(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    return config_u32(value, 2, QR_SESSION_PEOPLE_MAX, "max-participants", &cfg->max_participants,
+                      err, errlen);
+}
+
+static int set_max_sessions(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    return config_u32(value, 1, 1000000, "max-sessions", &cfg->max_sessions, err, errlen);
+}
+
+static int set_log_level(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    if ((cfg->log_level = log_level_parse(value)) < 0) {
+        snprintf(err, errlen, "log-level: one of error, warn, info, debug");
+        return -1;
+    }
+    return 0;
+}
+
+static const struct config_option signal_options[] = {
+    {"listen", "ADDR:PORT", set_listen, "HTTPS/WSS address (default " SIGNAL_DEFAULT_LISTEN ")"},
+    {"tls-cert", "FILE", set_tls_cert, "certificate chain (PEM); without it, loopback HTTP only"},
+    {"tls-key", "FILE", set_tls_key, "private key of the certificate (PEM)"},
+    {"origin", "URL", set_origin, "allowed WebSocket Origin, e.g. https://video.clinic.example"},
+    {"static-dir", "DIR", set_static_dir, "browser client to serve (default " QR_DEFAULT_WEB_DIR ")"},
+    {"ehr-key", "KID FILE", set_ehr_key, "EHR token public key (PEM) under key id KID"},
+    {"ehr-jwks", "FILE", set_ehr_jwks, "EHR token public keys as a JWKS file"},
+    {"issuer", "ISS", set_issuer, "required token issuer (iss)"},
+    {"audience", "AUD", set_audience, "required token audience (aud)"},
+    {"relay", "SPEC", set_relay, "\"NAME CONTROL-ADDR:PORT MEDIA-ADDR:PORT...\"; repeatable"},
+    {"relay-secret-file", "FILE", set_relay_secret, "secret shared with the relays"},
+    {"audit-log", "FILE", set_audit_log, "append audit records (JSON Lines) to FILE"},
+    {"node-id", "NAME", set_node_id, "name of this server in audit records (default: hostname)"},
+    {"waiting-timeout", "S", set_waiting, "send a waiting participant away after S s (900)"},
+    {"idle-timeout", "S", set_idle, "end a session without a connected clinician after S s (600)"},
+    {"max-session-length", "S", set_max_session, "end a session S s after admission (14400)"},
+    {"resume-grace", "S", set_resume_grace, "a dropped participant may resume within S s (60)"},
+    {"token-max-lifetime", "S", set_token_lifetime, "refuse tokens valid longer (43200)"},
+    {"max-message", "BYTES", set_max_message, "largest WebSocket message (131072)"},
+    {"rate-limit", "N", set_rate, "messages per second per connection (20, bursts of 2N)"},
+    {"max-participants", "N", set_max_participants, "people in one session (8)"},
+    {"max-sessions", "N", set_max_sessions, "sessions at once (10000)"},
+    {"ready-file", "FILE", set_ready_file, "write the bound address as JSON once serving"},
+    {"log-level", "LEVEL", set_log_level, "error, warn, info (default) or debug"},
+};
+
+static const struct config_spec signal_spec = {
+    .program = "quietroom-signal",
+    .version = QR_VERSION,
+    .usage = "usage: quietroom-signal --config FILE [options]\n"
+             "       quietroom-signal --listen ADDR:PORT --origin URL --ehr-jwks FILE --issuer ISS\n"
+             "                        --audience AUD --relay SPEC --relay-secret-file FILE ...\n",
+    .section = "signal",
+    .options = signal_options,
+    .n_options = sizeof(signal_options) / sizeof(signal_options[0]),
+};
+
+static void signal__defaults(struct signal_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    netaddr_parse(SIGNAL_DEFAULT_LISTEN, &cfg->listen);
+    snprintf(cfg->static_dir, sizeof(cfg->static_dir), "%s", QR_DEFAULT_WEB_DIR);
+    cfg->waiting_timeout_s = 900;
+    cfg->idle_timeout_s = 600;
+    cfg->max_session_s = 4 * 3600;
+    cfg->resume_grace_s = 60;
+    cfg->token_max_lifetime_s = QR_TOKEN_LIFETIME_DEFAULT_S;
+    cfg->max_message = 128 * 1024;
+    cfg->rate_per_s = 20;
+    cfg->max_participants = 8;
+    cfg->max_sessions = 10000;
+    cfg->log_level = LOG_LEVEL_INFO;
+    if (gethostname(cfg->node_id, sizeof(cfg->node_id) - 1) != 0 || cfg->node_id[0] == '\0')
+        strcpy(cfg->node_id, "signal");
+}
+
+/* The checks that need every option at once. */
+static int signal__validate(struct signal_config *cfg, char *err, size_t errlen)
+{
+    bool tls = cfg->tls_cert[0] != '\0';
+
+    if (tls != (cfg->tls_key[0] != '\0')) {
+        snprintf(err, errlen, "tls-cert and tls-key go together");
+        return -1;
+    }
+    if (!tls && !netaddr_is_loopback(&cfg->listen)) {
+        snprintf(err, errlen, "without tls-cert the server only listens on loopback (plain "
+                              "HTTP is for development); give a certificate to serve others");
+        return -1;
+    }
+    if (cfg->n_origins == 0 || cfg->n_ehr_keys == 0 || cfg->issuer[0] == '\0' ||
+        cfg->audience[0] == '\0' || cfg->n_relays == 0 || cfg->relay_secret_file[0] == '\0') {
+        snprintf(err, errlen, "required: origin, ehr-key or ehr-jwks, issuer, audience, relay, "
+                              "relay-secret-file");
+        return -1;
+    }
+    return 0;
+}
+
+enum signal_config_result signal_config_load(struct signal_config *cfg, int argc, char **argv,
+                                             char *err, size_t errlen)
+{
+    enum config_result r;
+
+    signal__defaults(cfg);
+    r = config_load(&signal_spec, cfg, argc, argv, err, errlen);
+    if (r != CONFIG_OK)
+        return r == CONFIG_EXIT ? SIGNAL_CONFIG_EXIT : SIGNAL_CONFIG_ERROR;
+    return signal__validate(cfg, err, errlen) == 0 ? SIGNAL_CONFIG_OK : SIGNAL_CONFIG_ERROR;
+}

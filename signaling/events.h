@@ -1,0 +1,25 @@
+/* Signaling's audit records: who (sub, role), from where, which session,
+ * what happened and how it ended. Never tokens, SDP, names or secrets. */
+#ifndef QUIETROOM_SIGNAL_EVENTS_H
+#define QUIETROOM_SIGNAL_EVENTS_H
+
+#include "quietroom/jwt.h"
+#include "session.h"
+
+struct signal_server;
+
+/* A token or resume secret was accepted. */
+void events_auth_ok(struct signal_server *srv, const struct participant *p, const char *method);
+/* Refused; claims is non-NULL when the signature was good (so sub/role/sid
+ * can be named), reason is the wire error code. */
+void events_auth_failed(struct signal_server *srv, const char *addr, const char *reason,
+                        const struct jwt_claims *claims);
+/* participant.waiting, .admitted, .declined, .removed, .resumed, .left,
+ * .disconnected, .timeout; by is the clinician who acted, or NULL. */
+void events_participant(struct signal_server *srv, const struct participant *p, const char *what,
+                        const char *reason, const struct participant *by);
+void events_session_ended(struct signal_server *srv, const struct session *s, const char *reason,
+                          const struct participant *by);
+void events_simple(struct signal_server *srv, const char *type);
+
+#endif

@@ -1,0 +1,371 @@
+/* Relay manager. Each relay's thread owns its control connection; the shared
+ * fields (health, load, revocations) sit under one mutex that nobody holds
+ * across a network call. */
+#include "relays.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "quietroom/clock.h"
+#include "quietroom/ctlproto.h"
+#include "quietroom/limits.h"
+#include "quietroom/log.h"
+
+#define RELAYS_REVOKED_MAX 8192
+#define RELAYS_RETRY_MS 1000
+
+struct revocation {
+    char sid[64];
+    uint32_t until;
+    bool sent;
+};
+
+struct relay_state {
+    struct relays *owner;
+    int index;
+    struct signal_relay_spec spec;      /* immutable */
+    pthread_t thread;
+    bool started;
+    /* Under owner->lock. */
+    bool connected;
+    uint64_t last_ok_ms;
+    uint32_t links_active, capacity;
+    char error[160];
+    struct revocation revs[RELAYS_REVOKED_MAX];
+    unsigned n_revs;
+    unsigned n_unsent;
+};
+
+struct relays {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;      /* work for a relay thread, or stop */
+    pthread_cond_t progress;  /* a revocation was answered */
+    bool stopping;
+    struct keyring keys;
+    struct audit_log *audit;
+    unsigned n;
+    struct relay_state st[SIGNAL_RELAYS_MAX];
+};
+
+static bool relays__healthy(const struct relay_state *s, uint64_t now)
+{
+    return s->connected && s->capacity > 0 && now - s->last_ok_ms < 3 * QR_RELAY_POLL_MS;
+}
+
+static void relays__timedwait(struct relays *r, uint64_t wait_ms)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(wait_ms / 1000);
+    ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&r->wake, &r->lock, &ts);
+}
+
+/* Forgets revocations whose credentials have expired everywhere. */
+static void relays__purge(struct relay_state *s, uint32_t now_s)
+{
+    unsigned kept = 0;
+
+    for (unsigned i = 0; i < s->n_revs; i++) {
+        if (s->revs[i].until > now_s)
+            s->revs[kept++] = s->revs[i];
+        else if (!s->revs[i].sent)
+            s->n_unsent--;
+    }
+    s->n_revs = kept;
+}
+
+/* Called without the lock. Returns 0, or -1 if the connection is unusable. */
+static int relays__call(struct relay_state *s, struct ctlclient *c, json_t *req, json_t **resp)
+{
+    char err[160];
+
+    *resp = ctlclient_call(c, req, QR_RELAY_CALL_TIMEOUT_MS, err, sizeof(err));
+    if (*resp == NULL) {
+        pthread_mutex_lock(&s->owner->lock);
+        snprintf(s->error, sizeof(s->error), "%s", err);
+        pthread_mutex_unlock(&s->owner->lock);
+        return -1;
+    }
+    return 0;
+}
+
+static int relays__send_one_revoke(struct relay_state *s, struct ctlclient *c)
+{
+    struct relays *r = s->owner;
+    char sid[64] = "";
+    json_t *req, *resp = NULL;
+    int rc;
+
+    pthread_mutex_lock(&r->lock);
+    for (unsigned i = 0; i < s->n_revs && sid[0] == '\0'; i++) {
+        if (!s->revs[i].sent)
+            snprintf(sid, sizeof(sid), "%s", s->revs[i].sid);
+    }
+    pthread_mutex_unlock(&r->lock);
+    req = json_pack("{s:s,s:s}", "op", "revoke", "session", sid);
+    rc = relays__call(s, c, req, &resp);
+    json_decref(req);
+    if (rc == 0 && !json_is_true(json_object_get(resp, "ok")))
+        log_error("relay %s refused a revocation: %s", s->spec.name,
+                  json_string_value(json_object_get(resp, "error")));
+    pthread_mutex_lock(&r->lock);
+    for (unsigned i = 0; rc == 0 && i < s->n_revs; i++) {
+        if (!s->revs[i].sent && strcmp(s->revs[i].sid, sid) == 0) {
+            s->revs[i].sent = true;
+            s->n_unsent--;
+        }
+    }
+    pthread_cond_broadcast(&r->progress);
+    pthread_mutex_unlock(&r->lock);
+    json_decref(resp);
+    return rc;
+}
+
+static int relays__poll(struct relay_state *s, struct ctlclient *c)
+{
+    json_t *req = json_pack("{s:s}", "op", "stats"), *resp = NULL, *links;
+    int rc = relays__call(s, c, req, &resp);
+
+    json_decref(req);
+    links = json_object_get(json_object_get(resp, "stats"), "links");
+    pthread_mutex_lock(&s->owner->lock);
+    if (rc == 0 && json_is_object(links)) {
+        s->links_active = (uint32_t)json_integer_value(json_object_get(links, "active"));
+        s->capacity = (uint32_t)json_integer_value(json_object_get(links, "capacity"));
+        s->last_ok_ms = clock_mono_ms();
+    }
+    pthread_mutex_unlock(&s->owner->lock);
+    json_decref(resp);
+    return rc;
+}
+
+static struct ctlclient *relays__connect(struct relay_state *s)
+{
+    char err[160];
+    struct ctlclient *c =
+        ctlclient_connect(s->spec.control, &s->owner->keys, QR_RELAY_CALL_TIMEOUT_MS, err,
+                          sizeof(err));
+
+    pthread_mutex_lock(&s->owner->lock);
+    if (c == NULL) {
+        if (strcmp(s->error, err) != 0)
+            log_warn("relay %s: %s", s->spec.name, err);
+        snprintf(s->error, sizeof(s->error), "%s", err);
+    } else {
+        log_info("relay %s: control connection up", s->spec.name);
+        s->error[0] = '\0';
+        s->connected = true;
+        /* It may have restarted and forgotten: say every revocation again. */
+        for (unsigned i = 0; i < s->n_revs; i++)
+            s->revs[i].sent = false;
+        s->n_unsent = s->n_revs;
+    }
+    pthread_mutex_unlock(&s->owner->lock);
+    return c;
+}
+
+static void *relays__main(void *arg)
+{
+    struct relay_state *s = arg;
+    struct relays *r = s->owner;
+    struct ctlclient *c = NULL;
+    uint64_t next_connect = 0, next_poll = 0;
+
+    pthread_mutex_lock(&r->lock);
+    while (!r->stopping) {
+        uint64_t now = clock_mono_ms();
+        int rc = 0;
+
+        relays__purge(s, clock_wall_s());
+        if (c == NULL && now >= next_connect) {
+            pthread_mutex_unlock(&r->lock);
+            if ((c = relays__connect(s)) == NULL)
+                next_connect = now + RELAYS_RETRY_MS;
+            next_poll = 0;
+            pthread_mutex_lock(&r->lock);
+            continue;
+        }
+        if (c != NULL && s->n_unsent > 0) {
+            pthread_mutex_unlock(&r->lock);
+            rc = relays__send_one_revoke(s, c);
+            pthread_mutex_lock(&r->lock);
+        } else if (c != NULL && now >= next_poll) {
+            pthread_mutex_unlock(&r->lock);
+            rc = relays__poll(s, c);
+            next_poll = now + QR_RELAY_POLL_MS;
+            pthread_mutex_lock(&r->lock);
+        } else {
+            uint64_t until = c != NULL ? next_poll : next_connect;
+
+            relays__timedwait(r, until > now ? until - now : 1);
+        }
+        if (rc != 0) {
+            log_warn("relay %s: control connection lost: %s", s->spec.name, s->error);
+            s->connected = false;
+            pthread_mutex_unlock(&r->lock);
+            ctlclient_close(c);
+            pthread_mutex_lock(&r->lock);
+            c = NULL;
+            next_connect = clock_mono_ms() + RELAYS_RETRY_MS;
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+    ctlclient_close(c);
+    return NULL;
+}
+
+struct relays *relays_start(const struct signal_relay_spec *specs, unsigned n,
+                            const struct keyring *kr, struct audit_log *audit)
+{
+    struct relays *r = calloc(1, sizeof(*r));
+
+    if (r == NULL)
+        return NULL;
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->wake, NULL);
+    pthread_cond_init(&r->progress, NULL);
+    r->keys = *kr;
+    r->audit = audit;
+    r->n = n;
+    for (unsigned i = 0; i < n; i++) {
+        struct relay_state *s = &r->st[i];
+
+        s->owner = r;
+        s->index = (int)i;
+        s->spec = specs[i];
+        snprintf(s->error, sizeof(s->error), "not connected yet");
+        if (pthread_create(&s->thread, NULL, relays__main, s) != 0) {
+            relays_free(r);
+            return NULL;
+        }
+        s->started = true;
+    }
+    return r;
+}
+
+void relays_free(struct relays *r)
+{
+    if (r == NULL)
+        return;
+    pthread_mutex_lock(&r->lock);
+    r->stopping = true;
+    pthread_cond_broadcast(&r->wake);
+    pthread_mutex_unlock(&r->lock);
+    for (unsigned i = 0; i < r->n; i++) {
+        if (r->st[i].started)
+            pthread_join(r->st[i].thread, NULL);
+    }
+    pthread_cond_destroy(&r->progress);
+    pthread_cond_destroy(&r->wake);
+    pthread_mutex_destroy(&r->lock);
+    keyring_wipe(&r->keys);
+    free(r);
+}
+
+int relays_pick(struct relays *r)
+{
+    uint64_t now = clock_mono_ms();
+    double best_load = 2.0;
+    int best = -1;
+
+    pthread_mutex_lock(&r->lock);
+    for (unsigned i = 0; i < r->n; i++) {
+        const struct relay_state *s = &r->st[i];
+        double load;
+
+        if (!relays__healthy(s, now))
+            continue;
+        load = (double)s->links_active / (double)s->capacity;
+        if (load < best_load) {
+            best_load = load;
+            best = (int)i;
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+    return best;
+}
+
+const struct signal_relay_spec *relays_spec(const struct relays *r, int i)
+{
+    return &r->st[i].spec;
+}
+
+void relays_revoke(struct relays *r, int i, const char *sid, uint32_t until_s)
+{
+    struct relay_state *s = &r->st[i];
+
+    pthread_mutex_lock(&r->lock);
+    if (s->n_revs == RELAYS_REVOKED_MAX)
+        relays__purge(s, clock_wall_s());
+    if (s->n_revs < RELAYS_REVOKED_MAX) {
+        struct revocation *v = &s->revs[s->n_revs++];
+
+        snprintf(v->sid, sizeof(v->sid), "%s", sid);
+        v->until = until_s;
+        v->sent = false;
+        s->n_unsent++;
+        pthread_cond_broadcast(&r->wake);
+    } else {
+        log_error("relay %s: too many remembered revocations; one is lost", s->spec.name);
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+int relays_flush(struct relays *r, int timeout_ms)
+{
+    uint64_t deadline = clock_mono_ms() + (uint64_t)timeout_ms;
+    int pending;
+
+    pthread_mutex_lock(&r->lock);
+    for (;;) {
+        uint64_t now = clock_mono_ms();
+        struct timespec ts;
+
+        pending = 0;
+        for (unsigned i = 0; i < r->n; i++)
+            pending += (int)(r->st[i].connected ? r->st[i].n_unsent : 0);
+        if (pending == 0 || now >= deadline)
+            break;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&r->progress, &r->lock, &ts);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return pending;
+}
+
+json_t *relays_status(struct relays *r)
+{
+    json_t *arr = json_array();
+    uint64_t now = clock_mono_ms();
+
+    pthread_mutex_lock(&r->lock);
+    for (unsigned i = 0; i < r->n; i++) {
+        const struct relay_state *s = &r->st[i];
+
+        json_array_append_new(arr, json_pack("{s:s,s:b,s:i,s:i,s:i}", "name", s->spec.name,
+                                             "healthy", relays__healthy(s, now), "links_active",
+                                             (int)s->links_active, "capacity", (int)s->capacity,
+                                             "revocations_pending", (int)s->n_unsent));
+    }
+    pthread_mutex_unlock(&r->lock);
+    return arr;
+}
+
+bool relays_any_healthy(struct relays *r)
+{
+    return relays_pick(r) >= 0;
+}
