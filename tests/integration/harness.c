@@ -13,9 +13,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <openssl/rand.h>
 
 #include "quietroom/ctlproto.h"
+#include "quietroom/limits.h"
 
 #define HARNESS_START_MS 10000
 #define HARNESS_STOP_MS 10000
@@ -392,4 +397,207 @@ int peer_check(struct udp_peer *p, const union netaddr *relay, const struct chec
         }
     }
     return rc;
+}
+
+/* --- signaling ------------------------------------------------------------- */
+
+static int harness_write_conf(struct signal_proc *s, const struct relay_proc *r, bool tls,
+                              const char *const *extra)
+{
+    char listen[2][NETADDR_STRLEN];
+    FILE *f = fopen(s->conf, "w");
+
+    if (f == NULL)
+        return -1;
+    netaddr_format(&r->listen[0], listen[0], sizeof(listen[0]));
+    if (r->n_listen > 1)
+        netaddr_format(&r->listen[1], listen[1], sizeof(listen[1]));
+    fprintf(f, "[relay]\nignored = by signaling\n\n[signal]\nlisten = 127.0.0.1:0\n");
+    fprintf(f, "origin = %s\nstatic-dir = %s/signaling/web\n", TEST_ORIGIN, QR_SOURCE_DIR);
+    fprintf(f, "ehr-jwks = %s/ehr.jwks.json\nissuer = %s\naudience = %s\n", s->dir, TEST_ISSUER,
+            TEST_AUDIENCE);
+    fprintf(f, "relay = r1 %s %s %s\nrelay-secret-file = %s\n", r->control, listen[0],
+            r->n_listen > 1 ? listen[1] : "", r->secret);
+    fprintf(f, "audit-log = %s\nready-file = %s/ready.json\nlog-level = debug\n", s->audit,
+            s->dir);
+    if (tls)
+        fprintf(f, "tls-cert = %s\ntls-key = %s/tls.key\n", s->cert, s->dir);
+    for (int i = 0; extra != NULL && extra[i] != NULL; i++)
+        fprintf(f, "%s\n", extra[i]);
+    return fclose(f);
+}
+
+static int harness_make_cert(struct signal_proc *s)
+{
+    char cmd[1024];
+
+    snprintf(s->cert, sizeof(s->cert), "%s/tls.crt", s->dir);
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
+             "-subj /CN=127.0.0.1 -keyout %s/tls.key -out %s 2>/dev/null",
+             s->dir, s->cert);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static int harness_signal_ready(struct signal_proc *s)
+{
+    char ready[HARNESS_PATH];
+    json_error_t jerr;
+    json_t *doc;
+
+    snprintf(ready, sizeof(ready), "%s/ready.json", s->dir);
+    if ((doc = json_load_file(ready, 0, &jerr)) == NULL)
+        return -1;
+    s->port = (int)json_integer_value(json_object_get(doc, "port"));
+    json_decref(doc);
+    return s->port > 0 ? 0 : -1;
+}
+
+static bool harness_relays_healthy(struct signal_proc *s, bool tls)
+{
+    char *resp;
+    bool ok;
+
+    if (tls)
+        return true; /* our tiny HTTP client does not speak TLS; wait instead */
+    resp = http_get(s->port, "/healthz");
+    ok = resp != NULL && strstr(resp, "\"relays_healthy\":1") != NULL;
+    free(resp);
+    return ok;
+}
+
+int signal_start(struct signal_proc *s, const struct relay_proc *r, bool tls,
+                 const char *const *extra)
+{
+    char prefix[HARNESS_PATH];
+    char *keygen[] = {QR_CTL_BIN, "keygen", "--type", "ec", "--out", prefix, "--kid", "ehr-1",
+                      NULL};
+    char *argv[] = {QR_SIGNAL_BIN, "--config", s->conf, NULL};
+    uint64_t deadline;
+    int status;
+
+    memset(s, 0, sizeof(*s));
+    snprintf(s->dir, sizeof(s->dir), "/tmp/qr-sig-XXXXXX");
+    if (mkdtemp(s->dir) == NULL)
+        return -1;
+    snprintf(s->conf, sizeof(s->conf), "%s/signal.ini", s->dir);
+    snprintf(s->audit, sizeof(s->audit), "%s/audit.jsonl", s->dir);
+    snprintf(s->log, sizeof(s->log), "%s/signal.log", s->dir);
+    snprintf(prefix, sizeof(prefix), "%s/ehr", s->dir);
+    snprintf(s->ehr_key, sizeof(s->ehr_key), "%s/ehr.key", s->dir);
+    free(harness_run(keygen, &status));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return -1;
+    if ((tls && harness_make_cert(s) != 0) || harness_write_conf(s, r, tls, extra) != 0)
+        return -1;
+    if ((s->pid = fork()) == 0) {
+        int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    for (deadline = now_ms() + HARNESS_START_MS; now_ms() < deadline; usleep(20000)) {
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
+            s->pid = 0;
+            return -1;
+        }
+        if (harness_signal_ready(s) == 0 && harness_relays_healthy(s, tls)) {
+            if (tls)
+                usleep(QR_RELAY_POLL_MS * 1000 + 500000);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int signal_stop(struct signal_proc *s)
+{
+    struct relay_proc as_relay = {.pid = s->pid};
+    int rc = relay_stop(&as_relay);
+
+    s->pid = 0;
+    s->exit_status = rc;
+    return rc;
+}
+
+int signal_cleanup(struct signal_proc *s)
+{
+    char cmd[HARNESS_PATH + 16];
+    int rc = 0;
+
+    if (s->pid > 0)
+        signal_stop(s);
+    if (s->exit_status != 0) {
+        char *log = read_text(s->log);
+
+        fprintf(stderr, "signal exited with status %d; its log:\n%s\n", s->exit_status,
+                log ? log : "(none)");
+        free(log);
+        rc = -1;
+    }
+    if (s->dir[0] != '\0' && getenv("QR_KEEP_TEST_DIRS") == NULL) {
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", s->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", s->dir);
+    }
+    return rc;
+}
+
+char *http_get(int port, const char *path)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    char req[256], *out = NULL;
+    size_t len = 0, cap = 0;
+    int fd;
+
+    sin.sin_addr.s_addr = htonl(0x7f000001);
+    if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+        return NULL;
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+             path);
+    if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+        write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+        close(fd);
+        return NULL;
+    }
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ssize_t n;
+
+        if (cap - len < 4096) {
+            cap = cap ? cap * 2 : 8192;
+            out = realloc(out, cap);
+        }
+        if (poll(&p, 1, 2000) != 1 || (n = read(fd, out + len, cap - len - 1)) <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    if (out != NULL)
+        out[len] = '\0';
+    return out;
+}
+
+char *mint_token(const struct signal_proc *s, const char *sid, const char *role, const char *sub,
+                 const char *const *more)
+{
+    const char *argv[40] = {QR_CTL_BIN, "token", "--key", s->ehr_key, "--kid", "ehr-1",
+                            "--sid", sid, "--role", role, "--sub", sub, "--iss", TEST_ISSUER,
+                            "--aud", TEST_AUDIENCE};
+    int n = 16, status;
+    char *out;
+
+    for (int i = 0; more != NULL && more[i] != NULL && n < 39; i++)
+        argv[n++] = more[i];
+    argv[n] = NULL;
+    out = harness_run((char *const *)argv, &status);
+    if (out == NULL || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        free(out);
+        return NULL;
+    }
+    out[strcspn(out, "\r\n")] = '\0';
+    return out;
 }

@@ -88,6 +88,41 @@ struct check {
 int peer_check(struct udp_peer *p, const union netaddr *relay, const struct check *c,
                struct stun_msg *resp, uint8_t *raw, int timeout_ms);
 
+/* quietroom-signal on loopback, in front of a running relay, with an EHR
+ * key pair made by `quietroomctl keygen`. */
+struct signal_proc {
+    pid_t pid;
+    int exit_status;
+    int port;
+    char dir[HARNESS_PATH / 2];
+    char conf[HARNESS_PATH];
+    char audit[HARNESS_PATH];
+    char log[HARNESS_PATH];
+    char ehr_key[HARNESS_PATH];     /* private key: tests mint tokens with it */
+    char cert[HARNESS_PATH];        /* set when started with TLS */
+};
+
+#define TEST_ORIGIN "https://ehr.example.org"
+#define TEST_ISSUER "https://ehr.example.org/issuer"
+#define TEST_AUDIENCE "quietroom-test"
+
+/* Starts signaling for relay r. extra: more "key = value" lines for its
+ * [signal] section (NULL-terminated, may be NULL). Waits until it serves and
+ * sees the relay healthy. Returns 0 or -1. */
+int signal_start(struct signal_proc *s, const struct relay_proc *r, bool tls,
+                 const char *const *extra);
+int signal_stop(struct signal_proc *s);
+/* Like relay_cleanup. */
+int signal_cleanup(struct signal_proc *s);
+/* GET path from the server; returns the whole response (status line and
+ * headers too, caller frees) or NULL. Plain HTTP only. */
+char *http_get(int port, const char *path);
+/* Mints a token with the test EHR key: `quietroomctl token` plus args
+ * (NULL-terminated "--flag", "value" pairs may follow the sid/role/sub).
+ * Caller frees. */
+char *mint_token(const struct signal_proc *s, const char *sid, const char *role, const char *sub,
+                 const char *const *more);
+
 /* Monotonic milliseconds. */
 uint64_t now_ms(void);
 

@@ -1,0 +1,743 @@
+/* quietroom-signal in front of a real relay, driven by WebSocket clients as
+ * browsers would: EHR tokens, the waiting room, admission, SDP rewriting
+ * whose relay credentials work against the running relay, removal and
+ * ending that stop forwarding within 100 ms, resume, protocol errors, and
+ * an audit log that names who did what but holds no secrets. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/rand.h>
+
+#include "harness.h"
+#include "quietroom/clock.h"
+#include "quietroom/jwt.h"
+#include "quietroom/sdp.h"
+#include "wsclient.h"
+
+#define WAIT_MS 3000
+#define SHORT_MS 400
+#define PATIENT_NAME "Jane Q. Patient"
+
+struct world {
+    struct relay_proc relay;
+    struct signal_proc sig;
+};
+
+/* Resume secrets handed out, for the audit check at the end. */
+static char seen_secrets[16][64];
+static int n_seen;
+
+static void remember_secret(const char *s)
+{
+    if (n_seen < 16)
+        snprintf(seen_secrets[n_seen++], sizeof(seen_secrets[0]), "%s", s);
+}
+
+static int group_setup(void **state)
+{
+    static const char *const listen[] = {"127.0.0.1:0", NULL};
+    static const char *const extra[] = {"resume-grace = 2", "rate-limit = 20", NULL};
+    struct world *w = calloc(1, sizeof(*w));
+
+    *state = w;
+    if (relay_start(&w->relay, listen, NULL) != 0)
+        return -1;
+    if (signal_start(&w->sig, &w->relay, false, extra) != 0) {
+        char *log = read_text(w->sig.log);
+
+        fprintf(stderr, "signaling did not start:\n%s\n", log ? log : "");
+        free(log);
+        return -1;
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    struct world *w = *state;
+    int rc = signal_cleanup(&w->sig);
+
+    rc |= relay_cleanup(&w->relay);
+    free(w);
+    return rc;
+}
+
+/* --- helpers --------------------------------------------------------------------- */
+
+static struct wsclient *open_ws(const struct signal_proc *s, const char *origin,
+                                const char *protocol, const char *path, char *err, size_t errlen)
+{
+    struct wsclient_opts o = {
+        .host = "127.0.0.1",
+        .port = s->port,
+        .tls = s->cert[0] != '\0',
+        .path = path,
+        .origin = origin,
+        .protocol = protocol,
+    };
+
+    return wsclient_connect(&o, WAIT_MS, err, errlen);
+}
+
+static struct wsclient *connect_ws(const struct signal_proc *s)
+{
+    char err[160];
+    struct wsclient *c = open_ws(s, TEST_ORIGIN, "quietroom.v1", "/ws", err, sizeof(err));
+
+    if (c == NULL)
+        fail_msg("websocket: %s", err);
+    return c;
+}
+
+static json_t *expect(struct wsclient *c, const char *type)
+{
+    json_t *m = wsclient_expect(c, type, WAIT_MS);
+
+    if (m == NULL)
+        fail_msg("no \"%s\" message arrived", type);
+    return m;
+}
+
+static const char *str(json_t *m, const char *key)
+{
+    const char *v = json_string_value(json_object_get(m, key));
+
+    return v ? v : "";
+}
+
+/* Sends {"type":"auth","token":token}; returns the first reply. */
+static json_t *auth(struct wsclient *c, const char *token)
+{
+    wsclient_send_json(c, json_pack("{s:s,s:s}", "type", "auth", "token", token));
+    return wsclient_recv(c, WAIT_MS);
+}
+
+/* A client joined with a fresh token; its welcome in *welcome if asked. */
+static struct wsclient *join(struct world *w, const char *sid, const char *role, const char *sub,
+                             json_t **welcome)
+{
+    static const char *const named[] = {"--name", PATIENT_NAME, NULL};
+    char *token = mint_token(&w->sig, sid, role, sub, strcmp(role, "patient") == 0 ? named : NULL);
+    struct wsclient *c = connect_ws(&w->sig);
+    json_t *m;
+
+    assert_non_null(token);
+    m = auth(c, token);
+    free(token);
+    assert_non_null(m);
+    if (strcmp(str(m, "type"), "welcome") != 0)
+        fail_msg("joined as %s: got %s (%s)", role, str(m, "type"), str(m, "code"));
+    if (welcome != NULL)
+        *welcome = m;
+    else
+        json_decref(m);
+    return c;
+}
+
+/* A token with arbitrary claims, signed with the test EHR key. */
+static char *sign(struct world *w, json_t *claims)
+{
+    char *out = NULL, err[160];
+
+    if (jwt_sign_pem(w->sig.ehr_key, "ehr-1", claims, &out, err, sizeof(err)) != 0)
+        fail_msg("sign: %s", err);
+    json_decref(claims);
+    return out;
+}
+
+static json_t *claims(const char *sid, const char *role, int64_t iat, int64_t exp)
+{
+    uint8_t rnd[12];
+    char jti[32];
+
+    RAND_bytes(rnd, sizeof(rnd));
+    for (int i = 0; i < 12; i++)
+        snprintf(jti + 2 * i, 3, "%02x", rnd[i]);
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I}", "iss", TEST_ISSUER, "aud",
+                     TEST_AUDIENCE, "sub", "user-x", "role", role, "sid", sid, "jti", jti, "iat",
+                     (json_int_t)iat, "exp", (json_int_t)exp);
+}
+
+static char *fixture(const char *name, size_t *len)
+{
+    char path[512];
+    char *text;
+
+    snprintf(path, sizeof(path), "%s/tests/fixtures/sdp/%s", QR_SOURCE_DIR, name);
+    text = read_text(path);
+    assert_non_null(text);
+    *len = strlen(text);
+    return text;
+}
+
+/* A clinician and an admitted patient, both told about each other. */
+struct call {
+    struct wsclient *doc, *pat;
+    char doc_id[8], pat_id[8];
+    char pat_resume[64];
+};
+
+static void call_open(struct world *w, struct call *cl, const char *sid)
+{
+    json_t *m, *wel;
+
+    cl->doc = join(w, sid, "clinician", "dr-1", &wel);
+    snprintf(cl->doc_id, sizeof(cl->doc_id), "%s", str(wel, "participant"));
+    assert_string_equal(str(wel, "state"), "admitted");
+    json_decref(wel);
+    cl->pat = join(w, sid, "patient", "pt-1", &wel);
+    snprintf(cl->pat_id, sizeof(cl->pat_id), "%s", str(wel, "participant"));
+    snprintf(cl->pat_resume, sizeof(cl->pat_resume), "%s", str(wel, "resume"));
+    remember_secret(cl->pat_resume);
+    assert_string_equal(str(wel, "state"), "waiting");
+    json_decref(wel);
+
+    /* The clinician sees the patient waiting, with the token's name. */
+    for (;;) {
+        json_t *waiting;
+
+        m = expect(cl->doc, "lobby");
+        waiting = json_object_get(m, "waiting");
+        if (json_array_size(waiting) == 1) {
+            assert_string_equal(str(json_array_get(waiting, 0), "participant"), cl->pat_id);
+            assert_string_equal(str(json_array_get(waiting, 0), "role"), "patient");
+            assert_string_equal(str(json_array_get(waiting, 0), "name"), PATIENT_NAME);
+            json_decref(m);
+            break;
+        }
+        json_decref(m);
+    }
+    wsclient_send_json(cl->doc, json_pack("{s:s,s:s}", "type", "admit", "participant",
+                                          cl->pat_id));
+    json_decref(expect(cl->pat, "admitted"));
+    m = expect(cl->pat, "peer");
+    assert_string_equal(str(m, "participant"), cl->doc_id);
+    assert_false(json_is_true(json_object_get(m, "initiator")));
+    json_decref(m);
+    m = expect(cl->doc, "peer");
+    assert_string_equal(str(m, "participant"), cl->pat_id);
+    assert_true(json_is_true(json_object_get(m, "initiator")));
+    json_decref(m);
+}
+
+static void call_close(struct call *cl)
+{
+    wsclient_free(cl->doc);
+    wsclient_free(cl->pat);
+}
+
+/* Offer from the clinician with a real Chromium SDP, answer from the
+ * patient with a real Firefox SDP; returns what each side received. */
+static void negotiate(struct call *cl, struct sdp_summary *at_pat, struct sdp_summary *at_doc)
+{
+    size_t olen, alen;
+    char *offer = fixture("chromium-offer-gathered.sdp", &olen);
+    char *answer = fixture("firefox-answer.sdp", &alen);
+    json_t *m;
+    const char *sdp;
+
+    wsclient_send_json(cl->doc, json_pack("{s:s,s:s,s:s}", "type", "offer", "to", cl->pat_id,
+                                          "sdp", offer));
+    m = expect(cl->pat, "offer");
+    assert_string_equal(str(m, "from"), cl->doc_id);
+    sdp = str(m, "sdp");
+    assert_int_equal(sdp_summarize(sdp, strlen(sdp), at_pat), SDP_OK);
+    assert_true(at_pat->ice_lite);
+    assert_null(strstr(sdp, "198.18.0.1"));        /* Chromium's LAN candidate */
+    assert_null(strstr(sdp, "typ host generation")); /* any client candidate */
+    assert_null(strstr(sdp, "ssrc-audio-level"));
+    assert_non_null(strstr(sdp, "a=fingerprint:sha-256 7C:37:BF:5B"));
+    json_decref(m);
+
+    wsclient_send_json(cl->pat, json_pack("{s:s,s:s,s:s}", "type", "answer", "to", cl->doc_id,
+                                          "sdp", answer));
+    m = expect(cl->doc, "answer");
+    sdp = str(m, "sdp");
+    assert_int_equal(sdp_summarize(sdp, strlen(sdp), at_doc), SDP_OK);
+    assert_non_null(strstr(sdp, "a=setup:active"));
+    assert_string_not_equal(at_doc->ice_ufrag, at_pat->ice_ufrag);
+    json_decref(m);
+    free(offer);
+    free(answer);
+}
+
+/* Binds a raw UDP peer to the relay with the credentials an SDP carried. */
+static void bind_media(struct udp_peer *p, const struct sdp_summary *s)
+{
+    union netaddr relay;
+    char text[96];
+    struct check c = {.ufrag = s->ice_ufrag, .pwd = s->ice_pwd, .nominate = true};
+    uint8_t raw[2048];
+    struct stun_msg m;
+
+    assert_true(s->n_cands >= 1);
+    snprintf(text, sizeof(text), "%s:%u", s->cands[0].addr, s->cands[0].port);
+    assert_int_equal(netaddr_parse(text, &relay), 0);
+    assert_int_equal(peer_open(p, "127.0.0.1:0"), 0);
+    assert_int_equal(peer_check(p, &relay, &c, &m, raw, WAIT_MS), 1);
+    assert_int_equal(m.cls, STUN_CLASS_SUCCESS);
+}
+
+struct streamer {
+    struct udp_peer *from;
+    union netaddr relay;
+    volatile int stop;
+};
+
+static void *stream_main(void *arg)
+{
+    struct streamer *s = arg;
+    uint8_t pkt[64] = {0x80, 111};
+
+    while (!s->stop) {
+        peer_send(s->from, &s->relay, pkt, sizeof(pkt));
+        usleep(1000);
+    }
+    return NULL;
+}
+
+/* Media flows from doc_peer to pat_peer; `act` stops it; the last packet
+ * must arrive within 100 ms of the request. */
+static void expect_media_stops(struct udp_peer *doc_peer, struct udp_peer *pat_peer,
+                               const struct sdp_summary *s, void (*act)(void *), void *arg)
+{
+    char text[96];
+    struct streamer st = {.from = doc_peer};
+    uint8_t buf[2048];
+    uint64_t asked, last = 0, end;
+    int before = 0;
+    pthread_t th;
+
+    snprintf(text, sizeof(text), "%s:%u", s->cands[0].addr, s->cands[0].port);
+    netaddr_parse(text, &st.relay);
+    pthread_create(&th, NULL, stream_main, &st);
+    while (before < 20 && peer_recv(pat_peer, buf, sizeof(buf), WAIT_MS, NULL) > 0)
+        before++;
+    assert_int_equal(before, 20);
+    asked = now_ms();
+    act(arg);
+    for (end = now_ms() + 600; now_ms() < end;) {
+        if (peer_recv(pat_peer, buf, sizeof(buf), 50, NULL) > 0)
+            last = now_ms();
+    }
+    st.stop = 1;
+    pthread_join(th, NULL);
+    print_message("forwarding stopped %lld ms after the request\n",
+                  last ? (long long)(last - asked) : 0LL);
+    assert_true(last == 0 || last - asked < 100);
+}
+
+/* --- tests ------------------------------------------------------------------------ */
+
+static void test_http_health_and_headers(void **state)
+{
+    struct world *w = *state;
+    char *page = http_get(w->sig.port, "/"), *health = http_get(w->sig.port, "/healthz");
+    char *missing = http_get(w->sig.port, "/no-such-file");
+
+    assert_non_null(page);
+    assert_non_null(strstr(page, "HTTP/1.1 200"));
+    assert_non_null(strstr(page, "content-security-policy: default-src 'none'"));
+    assert_non_null(strstr(page, "referrer-policy: no-referrer"));
+    assert_non_null(strstr(page, "frame-ancestors 'none'"));
+    assert_non_null(health);
+    assert_non_null(strstr(health, "HTTP/1.1 200"));
+    assert_non_null(strstr(health, "\"status\":\"ok\""));
+    assert_non_null(missing);
+    assert_non_null(strstr(missing, "HTTP/1.1 404"));
+    free(page);
+    free(health);
+    free(missing);
+}
+
+static void test_websocket_refused_without_origin_path_or_protocol(void **state)
+{
+    struct world *w = *state;
+    char err[160];
+    struct wsclient *c;
+
+    assert_null(open_ws(&w->sig, "https://evil.example", "quietroom.v1", "/ws", err, sizeof(err)));
+    assert_null(open_ws(&w->sig, NULL, "quietroom.v1", "/ws", err, sizeof(err)));
+    assert_null(open_ws(&w->sig, TEST_ORIGIN, "quietroom.v1", "/other", err, sizeof(err)));
+    assert_null(open_ws(&w->sig, TEST_ORIGIN, NULL, "/ws", err, sizeof(err)));
+    c = open_ws(&w->sig, TEST_ORIGIN, "quietroom.v1", "/ws", err, sizeof(err));
+    assert_non_null(c);
+    wsclient_free(c);
+}
+
+static void expect_refused(struct world *w, const char *token, const char *code)
+{
+    struct wsclient *c = connect_ws(&w->sig);
+    json_t *m = auth(c, token);
+
+    assert_non_null(m);
+    if (strcmp(str(m, "type"), "error") != 0 || strcmp(str(m, "code"), code) != 0)
+        fail_msg("want error %s, got %s %s", code, str(m, "type"), str(m, "code"));
+    assert_int_equal(wsclient_wait_closed(c, WAIT_MS), 4401);
+    json_decref(m);
+    wsclient_free(c);
+}
+
+static void test_authentication_failures(void **state)
+{
+    struct world *w = *state;
+    int64_t now = clock_wall_s();
+    char *t;
+
+    expect_refused(w, "not.a.token", "token_malformed");
+    t = sign(w, claims("s-auth", "patient", now - 600, now - 120));
+    expect_refused(w, t, "token_expired");
+    free(t);
+    t = sign(w, claims("s-auth", "billing", now, now + 600));
+    expect_refused(w, t, "token_role_not_allowed");
+    free(t);
+    {
+        json_t *cl = claims("s-auth", "patient", now, now + 600);
+
+        json_object_set_new(cl, "aud", json_string("someone-else"));
+        t = sign(w, cl);
+        expect_refused(w, t, "token_wrong_audience");
+        free(t);
+    }
+    {
+        json_t *cl = claims("s-auth", "patient", now, now + 600);
+
+        json_object_del(cl, "sid");
+        t = sign(w, cl);
+        expect_refused(w, t, "token_missing_claim");
+        free(t);
+    }
+    /* A good token works once; the same token again is a replay. */
+    t = sign(w, claims("s-auth", "patient", now, now + 600));
+    {
+        struct wsclient *c = connect_ws(&w->sig);
+        json_t *m = auth(c, t);
+
+        assert_string_equal(str(m, "type"), "welcome");
+        json_decref(m);
+        wsclient_free(c);
+    }
+    expect_refused(w, t, "token_replayed");
+    free(t);
+    /* Anything but auth first is refused. */
+    {
+        struct wsclient *c = connect_ws(&w->sig);
+        json_t *m;
+
+        wsclient_send_json(c, json_pack("{s:s}", "type", "ping"));
+        m = wsclient_recv(c, WAIT_MS);
+        assert_string_equal(str(m, "code"), "auth_required");
+        assert_int_equal(wsclient_wait_closed(c, WAIT_MS), 4401);
+        json_decref(m);
+        wsclient_free(c);
+    }
+}
+
+static void test_admit_exchange_and_relay_credentials_work(void **state)
+{
+    struct world *w = *state;
+    struct sdp_summary at_pat, at_doc;
+    struct udp_peer dp, pp;
+    struct call cl;
+    uint8_t pkt[48] = {22, 0xfe, 0xfd}, got[2048];
+    union netaddr relay;
+    char text[96];
+
+    call_open(w, &cl, "s-media");
+    negotiate(&cl, &at_pat, &at_doc);
+    bind_media(&dp, &at_doc);
+    bind_media(&pp, &at_pat);
+    snprintf(text, sizeof(text), "%s:%u", at_doc.cands[0].addr, at_doc.cands[0].port);
+    netaddr_parse(text, &relay);
+    assert_int_equal(peer_send(&dp, &relay, pkt, sizeof(pkt)), 0);
+    assert_int_equal(peer_recv(&pp, got, sizeof(got), WAIT_MS, NULL), (int)sizeof(pkt));
+    assert_int_equal(peer_send(&pp, &relay, pkt, sizeof(pkt)), 0);
+    assert_int_equal(peer_recv(&dp, got, sizeof(got), WAIT_MS, NULL), (int)sizeof(pkt));
+    peer_close(&dp);
+    peer_close(&pp);
+    call_close(&cl);
+}
+
+struct act_msg {
+    struct wsclient *c;
+    json_t *msg;
+};
+
+static void send_act(void *arg)
+{
+    struct act_msg *a = arg;
+
+    wsclient_send_json(a->c, a->msg);
+}
+
+static void test_remove_stops_forwarding_within_100ms(void **state)
+{
+    struct world *w = *state;
+    struct sdp_summary at_pat, at_doc;
+    struct udp_peer dp, pp;
+    struct call cl;
+    struct act_msg a;
+    json_t *m;
+
+    call_open(w, &cl, "s-remove");
+    negotiate(&cl, &at_pat, &at_doc);
+    bind_media(&dp, &at_doc);
+    bind_media(&pp, &at_pat);
+    a.c = cl.doc;
+    a.msg = json_pack("{s:s,s:s}", "type", "remove", "participant", cl.pat_id);
+    expect_media_stops(&dp, &pp, &at_doc, send_act, &a);
+    m = expect(cl.pat, "removed");
+    assert_string_equal(str(m, "reason"), "removed_by_clinician");
+    json_decref(m);
+    assert_int_equal(wsclient_wait_closed(cl.pat, WAIT_MS), 4403);
+    m = expect(cl.doc, "peer_left");
+    assert_string_equal(str(m, "participant"), cl.pat_id);
+    json_decref(m);
+    peer_close(&dp);
+    peer_close(&pp);
+    call_close(&cl);
+}
+
+static void test_end_stops_forwarding_and_tells_everyone(void **state)
+{
+    struct world *w = *state;
+    struct sdp_summary at_pat, at_doc;
+    struct udp_peer dp, pp;
+    struct call cl;
+    struct act_msg a;
+    json_t *m;
+
+    call_open(w, &cl, "s-end");
+    negotiate(&cl, &at_pat, &at_doc);
+    bind_media(&dp, &at_doc);
+    bind_media(&pp, &at_pat);
+    a.c = cl.doc;
+    a.msg = json_pack("{s:s}", "type", "end");
+    expect_media_stops(&dp, &pp, &at_doc, send_act, &a);
+    m = expect(cl.pat, "ended");
+    assert_string_equal(str(m, "reason"), "ended_by_clinician");
+    json_decref(m);
+    m = expect(cl.doc, "ended");
+    json_decref(m);
+    assert_int_equal(wsclient_wait_closed(cl.pat, WAIT_MS), 4410);
+    assert_int_equal(wsclient_wait_closed(cl.doc, WAIT_MS), 4410);
+    peer_close(&dp);
+    peer_close(&pp);
+    call_close(&cl);
+}
+
+static json_t *resume(struct world *w, struct wsclient **out, const char *secret)
+{
+    *out = connect_ws(&w->sig);
+    wsclient_send_json(*out, json_pack("{s:s,s:s}", "type", "resume", "resume", secret));
+    return wsclient_recv(*out, WAIT_MS);
+}
+
+static void test_resume_once_and_not_after_grace(void **state)
+{
+    struct world *w = *state;
+    struct wsclient *again, *third;
+    char secret[64];
+    struct call cl;
+    json_t *m;
+
+    call_open(w, &cl, "s-resume");
+    wsclient_drop(cl.pat);
+    m = expect(cl.doc, "peer_status");
+    assert_false(json_is_true(json_object_get(m, "connected")));
+    json_decref(m);
+
+    m = resume(w, &again, cl.pat_resume);
+    assert_string_equal(str(m, "type"), "resumed");
+    assert_string_equal(str(m, "participant"), cl.pat_id);
+    assert_string_equal(str(m, "state"), "admitted"); /* no readmission */
+    snprintf(secret, sizeof(secret), "%s", str(m, "resume"));
+    remember_secret(secret);
+    assert_string_not_equal(secret, cl.pat_resume);
+    json_decref(m);
+    m = expect(cl.doc, "peer_status");
+    assert_true(json_is_true(json_object_get(m, "connected")));
+    json_decref(m);
+
+    /* The old secret was spent. */
+    m = resume(w, &third, cl.pat_resume);
+    assert_string_equal(str(m, "code"), "resume_invalid");
+    json_decref(m);
+    wsclient_free(third);
+
+    /* Gone longer than the grace (2 s here): the new secret is dead too. */
+    wsclient_drop(again);
+    wsclient_free(again);
+    sleep(3);
+    m = expect(cl.doc, "peer_left");
+    assert_string_equal(str(m, "reason"), "resume_grace_expired");
+    json_decref(m);
+    m = resume(w, &third, secret);
+    assert_string_equal(str(m, "code"), "resume_invalid");
+    json_decref(m);
+    wsclient_free(third);
+    call_close(&cl);
+}
+
+static void test_decline(void **state)
+{
+    struct world *w = *state;
+    struct wsclient *doc = join(w, "s-decline", "clinician", "dr-2", NULL);
+    json_t *wel, *m;
+    struct wsclient *pat = join(w, "s-decline", "patient", "pt-2", &wel);
+
+    wsclient_send_json(doc, json_pack("{s:s,s:s}", "type", "decline", "participant",
+                                      str(wel, "participant")));
+    m = expect(pat, "declined");
+    json_decref(m);
+    assert_int_equal(wsclient_wait_closed(pat, WAIT_MS), 4403);
+    json_decref(wel);
+    wsclient_free(pat);
+    wsclient_free(doc);
+}
+
+/* Sends msg and returns the error it earns (lobby updates are skipped). */
+static json_t *ask(struct wsclient *c, json_t *msg)
+{
+    wsclient_send_json(c, msg);
+    return wsclient_expect(c, "error", WAIT_MS);
+}
+
+static void expect_code(json_t *m, const char *code)
+{
+    assert_non_null(m);
+    if (strcmp(str(m, "code"), code) != 0)
+        fail_msg("want %s, got %s %s", code, str(m, "type"), str(m, "code"));
+    json_decref(m);
+}
+
+static void test_protocol_errors_keep_the_server_well(void **state)
+{
+    struct world *w = *state;
+    struct wsclient *doc = join(w, "s-errors", "clinician", "dr-3", NULL);
+    json_t *wel;
+    struct wsclient *pat = join(w, "s-errors", "patient", "pt-3", &wel);
+    size_t big = 200 * 1024;
+    char *huge = malloc(big);
+
+    assert_int_equal(wsclient_send(doc, "{not json", 9), 0);
+    expect_code(wsclient_expect(doc, "error", WAIT_MS), "bad_json");
+    expect_code(ask(doc, json_pack("{s:s}", "type", "fly")), "unknown_type");
+    expect_code(ask(doc, json_pack("{s:s}", "type", "admit")), "missing_field");
+    expect_code(ask(doc, json_pack("{s:s,s:i}", "type", "admit", "participant", 7)), "bad_field");
+    expect_code(ask(doc, json_pack("{s:s,s:s}", "type", "admit", "participant", "p99")),
+                "unknown_participant");
+    expect_code(ask(doc, json_pack("{s:s,s:s,s:s}", "type", "offer", "to", "p99", "sdp", "v=0")),
+                "unknown_peer");
+    expect_code(ask(pat, json_pack("{s:s,s:s}", "type", "admit", "participant", "p1")),
+                "not_allowed");
+    expect_code(ask(pat, json_pack("{s:s,s:s,s:s}", "type", "offer", "to", "p1", "sdp", "v=0")),
+                "not_admitted");
+    expect_code(ask(doc, json_pack("{s:s,s:s}", "type", "auth", "token", "x")),
+                "already_authenticated");
+    /* Still serving this connection after all that. */
+    wsclient_send_json(doc, json_pack("{s:s}", "type", "ping"));
+    json_decref(expect(doc, "pong"));
+
+    /* An oversized message closes the connection with 1009. */
+    memset(huge, 'a', big);
+    huge[0] = '"';
+    huge[big - 1] = '"';
+    assert_int_equal(wsclient_send(pat, huge, big), 0);
+    expect_code(wsclient_expect(pat, "error", WAIT_MS), "message_too_large");
+    assert_int_equal(wsclient_wait_closed(pat, WAIT_MS), 1009);
+    free(huge);
+    json_decref(wel);
+    wsclient_free(pat);
+
+    /* A flood is limited, then cut off. */
+    for (int i = 0; i < 200; i++)
+        wsclient_send_json(doc, json_pack("{s:s}", "type", "ping"));
+    expect_code(wsclient_expect(doc, "error", WAIT_MS), "rate_limited");
+    assert_int_equal(wsclient_wait_closed(doc, WAIT_MS), 4429);
+    wsclient_free(doc);
+}
+
+static void test_unsafe_sdp_rejected_and_candidates_never_forwarded(void **state)
+{
+    struct world *w = *state;
+    struct call cl;
+    size_t len;
+    char *offer, *cut;
+    json_t *m;
+
+    call_open(w, &cl, "s-unsafe");
+    offer = fixture("chromium-offer.sdp", &len);
+    /* Without its fingerprints DTLS could not be end to end. */
+    while ((cut = strstr(offer, "a=fingerprint")) != NULL)
+        cut[2] = 'X';
+    wsclient_send_json(cl.doc, json_pack("{s:s,s:s,s:s}", "type", "offer", "to", cl.pat_id,
+                                         "sdp", offer));
+    m = expect(cl.doc, "error");
+    assert_string_equal(str(m, "code"), "sdp_no_fingerprint");
+    json_decref(m);
+    wsclient_send_json(cl.doc, json_pack("{s:s,s:s,s:s}", "type", "candidate", "to", cl.pat_id,
+                                         "candidate",
+                                         "candidate:1 1 udp 1 192.0.2.9 5000 typ host"));
+    m = wsclient_recv(cl.pat, SHORT_MS);
+    assert_null(m);
+    free(offer);
+    call_close(&cl);
+}
+
+/* Last in the group: stop signaling and read what it recorded. */
+static void test_audit_records_who_and_never_secrets(void **state)
+{
+    struct world *w = *state;
+    char *audit;
+
+    assert_int_equal(signal_stop(&w->sig), 0);
+    audit = read_text(w->sig.audit);
+    assert_non_null(audit);
+    assert_non_null(strstr(audit, "\"type\":\"auth.success\""));
+    assert_non_null(strstr(audit, "\"reason\":\"token_expired\""));
+    assert_non_null(strstr(audit, "\"reason\":\"token_replayed\""));
+    assert_non_null(strstr(audit, "\"type\":\"participant.waiting\""));
+    assert_non_null(strstr(audit, "\"type\":\"participant.admitted\""));
+    assert_non_null(strstr(audit, "\"type\":\"participant.removed\""));
+    assert_non_null(strstr(audit, "\"type\":\"participant.declined\""));
+    assert_non_null(strstr(audit, "\"type\":\"participant.resumed\""));
+    assert_non_null(strstr(audit, "\"type\":\"session.ended\""));
+    assert_non_null(strstr(audit, "\"sub\":\"pt-1\""));
+    assert_non_null(strstr(audit, "\"address\":\"127.0.0.1\""));
+    assert_null(strstr(audit, PATIENT_NAME));
+    assert_null(strstr(audit, "eyJ"));          /* no JWT */
+    assert_null(strstr(audit, "a=fingerprint")); /* no SDP */
+    for (int i = 0; i < n_seen; i++)
+        assert_null(strstr(audit, seen_secrets[i])); /* no resume secrets */
+    free(audit);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_http_health_and_headers),
+        cmocka_unit_test(test_websocket_refused_without_origin_path_or_protocol),
+        cmocka_unit_test(test_authentication_failures),
+        cmocka_unit_test(test_admit_exchange_and_relay_credentials_work),
+        cmocka_unit_test(test_remove_stops_forwarding_within_100ms),
+        cmocka_unit_test(test_end_stops_forwarding_and_tells_everyone),
+        cmocka_unit_test(test_resume_once_and_not_after_grace),
+        cmocka_unit_test(test_decline),
+        cmocka_unit_test(test_protocol_errors_keep_the_server_well),
+        cmocka_unit_test(test_unsafe_sdp_rejected_and_candidates_never_forwarded),
+        cmocka_unit_test(test_audit_records_who_and_never_secrets),
+    };
+
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
