@@ -1,9 +1,11 @@
 #!/bin/bash
 # Sets up and runs Quietroom locally on loopback: installs what is missing,
-# builds, creates a development relay secret, starts the relay and prints
-# relay credentials for a first session. Ctrl-C stops everything.
+# builds, creates development keys (relay secret, an EHR signing key standing
+# in for the EHR), starts the relay and signaling, and prints two join links,
+# one for a therapist and one for a patient. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$PWD
 
 deploy/deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -12,31 +14,68 @@ cmake --build build
 dev=.dev
 mkdir -p "$dev"
 chmod 700 "$dev"
-[ -f "$dev/relay.secret" ] || build/ctl/quietroomctl secret --out "$dev/relay.secret"
+ctl=build/ctl/quietroomctl
+[ -f "$dev/relay.secret" ] || $ctl secret --out "$dev/relay.secret"
+[ -f "$dev/ehr.key" ] || $ctl keygen --type ec --out "$dev/ehr" --kid dev
 
-listen=${QR_LISTEN:-127.0.0.1:3478}
+media=${QR_MEDIA:-127.0.0.1:3478}
 control=${QR_CONTROL:-127.0.0.1:7600}
-build/relay/quietroom-relay --listen "$listen" --control "$control" \
+port=${QR_PORT:-8443}
+base="http://127.0.0.1:$port"
+
+cat > "$dev/signal.ini" <<INI
+[signal]
+listen = 127.0.0.1:$port
+origin = $base
+static-dir = $root/signaling/web
+ehr-jwks = $root/$dev/ehr.jwks.json
+issuer = quietroom-dev
+audience = quietroom
+relay = dev $control $media
+relay-secret-file = $root/$dev/relay.secret
+audit-log = $root/$dev/signal-audit.jsonl
+INI
+
+pids=()
+stop() {
+    kill "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+}
+trap stop EXIT
+trap 'exit 0' INT TERM
+
+rm -f "$dev/relay.ready"
+build/relay/quietroom-relay --listen "$media" --control "$control" \
     --secret-file "$dev/relay.secret" --audit-log "$dev/relay-audit.jsonl" \
     --ready-file "$dev/relay.ready" &
-relay=$!
-trap 'kill $relay 2>/dev/null; wait $relay 2>/dev/null' EXIT INT TERM
-
+pids+=($!)
 for _ in $(seq 50); do [ -f "$dev/relay.ready" ] && break; sleep 0.1; done
-[ -f "$dev/relay.ready" ] || { echo "relay did not start" >&2; exit 1; }
+[ -f "$dev/relay.ready" ] || { echo "the relay did not start" >&2; exit 1; }
+
+build/signaling/quietroom-signal --config "$dev/signal.ini" &
+pids+=($!)
+for _ in $(seq 50); do
+    curl -fs "$base/healthz" 2>/dev/null | grep -q '"relays_healthy":1' && break
+    sleep 0.2
+done
+
+sid="dev-$(date +%s)"
+doctor=$($ctl token --key "$dev/ehr.key" --kid dev --iss quietroom-dev --aud quietroom \
+    --sid "$sid" --role clinician --sub therapist-1 --name "Dr. Rivera" --ttl 14400)
+patient=$($ctl token --key "$dev/ehr.key" --kid dev --iss quietroom-dev --aud quietroom \
+    --sid "$sid" --role patient --sub patient-1 --name "Sam Patient" --ttl 14400)
 
 cat <<TXT
 
-Quietroom relay is running: media on udp $listen, control on tcp $control.
-Relay credentials for session "dev-session" (what signaling will hand each browser):
-TXT
-build/ctl/quietroomctl creds --secret-file "$dev/relay.secret" --session dev-session
-cat <<TXT
+Quietroom is running on this machine:
+  relay      udp $media (control tcp $control)
+  signaling  $base  (plain HTTP: loopback only)
 
-  relay stats:   build/ctl/quietroomctl stats --secret-file $dev/relay.secret --control $control
-  revoke:        build/ctl/quietroomctl revoke --secret-file $dev/relay.secret --control $control --session dev-session
-  audit log:     $dev/relay-audit.jsonl
+Therapist:  $base/#token=$doctor
 
-Signaling and the browser client are not built yet (issues 3 and 6). Ctrl-C stops the relay.
+Patient:    $base/#token=$patient
+
+Each link works once (the token is single-use); run again for fresh links.
+Audit logs: $dev/relay-audit.jsonl, $dev/signal-audit.jsonl.   Ctrl-C stops everything.
 TXT
-wait $relay
+wait
