@@ -36,11 +36,33 @@ int config_string(char *out, size_t cap, const char *value, const char *name, ch
     return 0;
 }
 
-static const struct config_option *config__find(const struct config_spec *spec, const char *name)
+int config_bool(const char *value, const char *name, bool *out, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < spec->n_options; i++) {
-        if (strcmp(spec->options[i].name, name) == 0)
-            return &spec->options[i];
+    if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 || strcmp(value, "1") == 0) {
+        *out = true;
+        return 0;
+    }
+    if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0 || strcmp(value, "0") == 0) {
+        *out = false;
+        return 0;
+    }
+    snprintf(err, errlen, "%s: yes or no", name);
+    return -1;
+}
+
+/* The option called name, and the part of cfg its setter works on. */
+static const struct config_option *config__find(const struct config_spec *spec, void *cfg,
+                                                const char *name, void **target)
+{
+    for (int g = 0; g < CONFIG_GROUPS_MAX; g++) {
+        const struct config_group *grp = &spec->groups[g];
+
+        for (size_t i = 0; i < grp->n_options; i++) {
+            if (strcmp(grp->options[i].name, name) == 0) {
+                *target = grp->select ? grp->select(cfg) : cfg;
+                return &grp->options[i];
+            }
+        }
     }
     return NULL;
 }
@@ -49,9 +71,13 @@ void config_usage(const struct config_spec *spec, FILE *out)
 {
     fprintf(out, "%s\n", spec->usage);
     fprintf(out, "  --%-20s %-10s %s\n", "config", "FILE", "read options from an INI file");
-    for (size_t i = 0; i < spec->n_options; i++)
-        fprintf(out, "  --%-20s %-10s %s\n", spec->options[i].name, spec->options[i].arg,
-                spec->options[i].help);
+    for (int g = 0; g < CONFIG_GROUPS_MAX; g++) {
+        const struct config_group *grp = &spec->groups[g];
+
+        for (size_t i = 0; i < grp->n_options; i++)
+            fprintf(out, "  --%-20s %-10s %s\n", grp->options[i].name, grp->options[i].arg,
+                    grp->options[i].help);
+    }
     fprintf(out, "  --%-20s %-10s %s\n", "help", "", "this text");
     fprintf(out, "  --%-20s %-10s %s\n", "version", "", "print the version");
 }
@@ -66,16 +92,17 @@ static int config__file_key(void *user, const char *section, const char *name, c
 {
     struct config__file *f = user;
     const struct config_option *opt;
+    void *target;
 
     if (f->why[0] != '\0')
         return 0;
     if (section[0] != '\0' && strcmp(section, f->spec->section) != 0)
         return 1; /* other programs' sections may share the file */
-    if ((opt = config__find(f->spec, name)) == NULL) {
+    if ((opt = config__find(f->spec, f->cfg, name, &target)) == NULL) {
         snprintf(f->why, sizeof(f->why), "unknown key \"%s\"", name);
         return 0;
     }
-    if (opt->set(f->cfg, value, f->why, sizeof(f->why)) != 0)
+    if (opt->set(target, value, f->why, sizeof(f->why)) != 0)
         return 0;
     return 1;
 }
@@ -102,7 +129,8 @@ static enum config_result config__arg(const struct config_spec *spec, void *cfg,
                                       char **argv, int *i, char *err, size_t errlen)
 {
     const char *arg = argv[*i], *name = arg + 2;
-    const struct config_option *opt;
+    const struct config_option *opt = NULL;
+    void *target = cfg;
 
     if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
         config_usage(spec, stdout);
@@ -116,7 +144,7 @@ static enum config_result config__arg(const struct config_spec *spec, void *cfg,
         snprintf(err, errlen, "unexpected argument \"%s\"", arg);
         return CONFIG_ERROR;
     }
-    if (strcmp(name, "config") != 0 && (opt = config__find(spec, name)) == NULL) {
+    if (strcmp(name, "config") != 0 && (opt = config__find(spec, cfg, name, &target)) == NULL) {
         snprintf(err, errlen, "unknown option %s (see --help)", arg);
         return CONFIG_ERROR;
     }
@@ -128,8 +156,7 @@ static enum config_result config__arg(const struct config_spec *spec, void *cfg,
     if (strcmp(name, "config") == 0)
         return config__load_file(spec, cfg, argv[*i], err, errlen) == 0 ? CONFIG_OK
                                                                        : CONFIG_ERROR;
-    opt = config__find(spec, name);
-    return opt->set(cfg, argv[*i], err, errlen) == 0 ? CONFIG_OK : CONFIG_ERROR;
+    return opt->set(target, argv[*i], err, errlen) == 0 ? CONFIG_OK : CONFIG_ERROR;
 }
 
 enum config_result config_load(const struct config_spec *spec, void *cfg, int argc, char **argv,

@@ -22,6 +22,7 @@ static const struct {
     {"revoke", cmd_relay_revoke, "revoke a session at a relay: forwarding stops at once"},
     {"token", cmd_token, "mint an EHR session token (development and tests)"},
     {"keygen", cmd_keygen, "create a token signing key pair (PEM and JWKS)"},
+    {"audit", cmd_audit, "verify an audit log, export it as FHIR R5 AuditEvents, or show a timeline"},
 };
 
 #define CTL_N_COMMANDS (sizeof(ctl_commands) / sizeof(ctl_commands[0]))

@@ -8,7 +8,7 @@ set -euo pipefail
 build=(cmake ninja-build pkg-config gcc libc6-dev make
        libssl-dev libjansson-dev zlib1g-dev libinih-dev libwebsockets-dev curl openssl)
 test=(libcmocka-dev libnice-dev libglib2.0-dev libsrtp2-dev libopus-dev
-      clang libclang-rt-14-dev python3)
+      clang libclang-rt-14-dev python3 python3-jsonschema)
 
 want=("${build[@]}")
 if [ "${1:-}" = "--test" ]; then

@@ -17,6 +17,7 @@ chmod 700 "$dev"
 ctl=build/ctl/quietroomctl
 [ -f "$dev/relay.secret" ] || $ctl secret --out "$dev/relay.secret"
 [ -f "$dev/ehr.key" ] || $ctl keygen --type ec --out "$dev/ehr" --kid dev
+[ -f "$dev/audit.key" ] || $ctl secret --out "$dev/audit.key"
 
 media=${QR_MEDIA:-127.0.0.1:3478}
 control=${QR_CONTROL:-127.0.0.1:7600}
@@ -34,6 +35,7 @@ audience = quietroom
 relay = dev $control $media
 relay-secret-file = $root/$dev/relay.secret
 audit-log = $root/$dev/signal-audit.jsonl
+audit-key-file = $root/$dev/audit.key
 INI
 
 pids=()
@@ -47,6 +49,7 @@ trap 'exit 0' INT TERM
 rm -f "$dev/relay.ready"
 build/relay/quietroom-relay --listen "$media" --control "$control" \
     --secret-file "$dev/relay.secret" --audit-log "$dev/relay-audit.jsonl" \
+    --audit-key-file "$dev/audit.key" \
     --ready-file "$dev/relay.ready" &
 pids+=($!)
 for _ in $(seq 50); do [ -f "$dev/relay.ready" ] && break; sleep 0.1; done
@@ -76,6 +79,8 @@ Therapist:  $base/#token=$doctor
 Patient:    $base/#token=$patient
 
 Each link works once (the token is single-use); run again for fresh links.
-Audit logs: $dev/relay-audit.jsonl, $dev/signal-audit.jsonl.   Ctrl-C stops everything.
+Audit logs: $dev/relay-audit.jsonl, $dev/signal-audit.jsonl
+  (check them: $ctl audit verify --key-file $dev/audit.key $dev/signal-audit.jsonl*)
+Ctrl-C stops everything.
 TXT
 wait

@@ -56,13 +56,6 @@ static int set_secret_file(void *arg, const char *value, char *err, size_t errle
                          errlen);
 }
 
-static int set_audit_log(void *arg, const char *value, char *err, size_t errlen)
-{
-    struct relay_config *cfg = arg;
-
-    return config_string(cfg->audit_log, sizeof(cfg->audit_log), value, "audit-log", err, errlen);
-}
-
 static int set_ready_file(void *arg, const char *value, char *err, size_t errlen)
 {
     struct relay_config *cfg = arg;
@@ -129,11 +122,15 @@ static const struct config_option relay_options[] = {
     {"max-links", "N", set_max_links, "link slots allocated at start (default 16384)"},
     {"consent-timeout", "S", set_consent, "close a leg after S s without a check (default 30)"},
     {"max-ttl", "S", set_max_ttl, "refuse credentials valid longer than S s (default 86400)"},
-    {"audit-log", "FILE", set_audit_log, "append audit records (JSON Lines) to FILE"},
     {"node-id", "NAME", set_node_id, "name of this relay in audit records (default: hostname)"},
     {"ready-file", "FILE", set_ready_file, "write bound addresses as JSON once serving"},
     {"log-level", "LEVEL", set_log_level, "error, warn, info (default) or debug"},
 };
+
+static void *relay__audit(void *cfg)
+{
+    return &((struct relay_config *)cfg)->audit;
+}
 
 static const struct config_spec relay_spec = {
     .program = "quietroom-relay",
@@ -141,8 +138,8 @@ static const struct config_spec relay_spec = {
     .usage = "usage: quietroom-relay --listen ADDR:PORT --secret-file FILE [options]\n"
              "       quietroom-relay --config FILE [options]\n",
     .section = "relay",
-    .options = relay_options,
-    .n_options = sizeof(relay_options) / sizeof(relay_options[0]),
+    .groups = {{relay_options, sizeof(relay_options) / sizeof(relay_options[0]), NULL},
+               {audit_settings_options, AUDIT_SETTINGS_N_OPTIONS, relay__audit}},
 };
 
 static void relay__defaults(struct relay_config *cfg)

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "quietroom/audit_settings.h"
 #include "quietroom/limits.h"
 #include "quietroom/netaddr.h"
 
@@ -15,7 +16,7 @@ struct relay_config {
     unsigned n_listen;
     union netaddr control;
     char secret_file[PATH_MAX];
-    char audit_log[PATH_MAX];     /* empty: no audit log (warned at start) */
+    struct audit_settings audit;  /* no path: no audit log (warned at start) */
     char ready_file[PATH_MAX];    /* empty: none */
     char node_id[64];
     uint32_t workers;             /* 0: one per online CPU */

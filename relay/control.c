@@ -195,10 +195,7 @@ static json_t *op_revoke(struct control *c, json_t *req)
         stopped += n;
         json_array_append_new(keys, json_string(events_session_hex(session, hex)));
     }
-    if (r->audit != NULL)
-        audit_emit(r->audit, json_pack("{s:s,s:O,s:i}", "type", "session.revoked", "sessions",
-                                       keys, "links_stopped", stopped));
-    json_decref(keys);
+    events_revoked(r, keys, stopped);
     return json_pack("{s:O?,s:b,s:i}", "id", json_object_get(req, "id"), "ok", 1,
                      "links_stopped", stopped);
 }

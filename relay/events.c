@@ -1,5 +1,6 @@
-/* Audit records of the relay. Built here, queued to the audit writer, which
- * adds time, sequence and node. */
+/* Audit records of the relay: a leg came up, moved, went down; a session was
+ * revoked. The agent of a leg is its network address (the relay never
+ * learns who is behind it); the session is the keyed session key. */
 #include "events.h"
 
 #include <stdio.h>
@@ -22,41 +23,37 @@ const char *events_session_hex(const uint8_t *session, char *out)
 }
 
 /* The fields every leg record carries. */
-static json_t *events__leg(const char *type, const struct creds_leg *id, int side)
+static json_t *events__leg(const char *type, char action, enum audit_outcome outcome,
+                           const struct creds_leg *id, int side, const union netaddr *addr)
 {
-    char hex[2 * CREDS_SESSION_KEY_LEN + 1];
+    char hex[2 * CREDS_SESSION_KEY_LEN + 1], text[NETADDR_STRLEN];
+    json_t *ev = audit_event(type, action, outcome);
 
-    return json_pack("{s:s,s:s,s:i,s:i,s:s}", "type", type, "session",
-                     events_session_hex(id->session, hex), "kid", id->kid, "link", id->link,
-                     "side", side == CREDS_SIDE_A ? "a" : "b");
-}
-
-static void events__addr(json_t *ev, const char *key, const union netaddr *a)
-{
-    char text[NETADDR_STRLEN];
-
-    json_object_set_new(ev, key, json_string(netaddr_format(a, text, sizeof(text))));
+    audit_event_agent(ev, NULL, side == CREDS_SIDE_A ? "leg-a" : "leg-b", true,
+                      addr ? netaddr_format(addr, text, sizeof(text)) : NULL);
+    audit_event_session(ev, events_session_hex(id->session, hex), false);
+    audit_event_detail(ev, "link", json_integer(id->link));
+    audit_event_detail(ev, "kid", json_integer(id->kid));
+    return ev;
 }
 
 void events_leg_up(struct relay *r, const struct creds_leg *cl, const union netaddr *addr)
 {
-    json_t *ev;
-
-    if (r->audit == NULL || (ev = events__leg("leg.up", cl, cl->side)) == NULL)
-        return;
-    events__addr(ev, "address", addr);
-    audit_emit(r->audit, ev);
+    if (r->audit != NULL)
+        audit_emit(r->audit, events__leg("leg.up", 'C', AUDIT_SUCCESS, cl, cl->side, addr));
 }
 
 void events_leg_moved(struct relay *r, const struct creds_leg *cl, const union netaddr *from,
                       const union netaddr *to)
 {
+    char text[NETADDR_STRLEN];
     json_t *ev;
 
-    if (r->audit == NULL || (ev = events__leg("leg.moved", cl, cl->side)) == NULL)
+    if (r->audit == NULL)
         return;
-    events__addr(ev, "from", from);
-    events__addr(ev, "address", to);
+    ev = events__leg("leg.moved", 'U', AUDIT_SUCCESS, cl, cl->side, to);
+    audit_event_agent(ev, NULL, "previous-address", false, netaddr_format(from, text,
+                                                                          sizeof(text)));
     audit_emit(r->audit, ev);
 }
 
@@ -68,9 +65,10 @@ static json_t *events__streams(const struct leg *l)
 
     for (int i = 0; i < n; i++)
         json_array_append_new(
-            arr, json_pack("{s:i,s:i,s:i,s:f,s:f}", "expected", (int)s[i].expected, "lost",
-                           (int)s[i].lost, "reordered", (int)s[i].reordered, "loss_ratio",
-                           s[i].loss_ratio, "jitter_ms", s[i].jitter_ms));
+            arr, json_pack("{s:I,s:I,s:I,s:f,s:f}", "expected", (json_int_t)s[i].expected,
+                           "lost", (json_int_t)s[i].lost, "reordered",
+                           (json_int_t)s[i].reordered, "loss_ratio", s[i].loss_ratio,
+                           "jitter_ms", s[i].jitter_ms));
     return arr;
 }
 
@@ -83,25 +81,51 @@ void events_leg_down(void *ctx, const struct link *k, int side, enum leg_down_re
     uint32_t listen;
     json_t *ev;
 
-    if (r->audit == NULL || (ev = events__leg("leg.down", &k->id, side)) == NULL)
+    if (r->audit == NULL)
         return;
     leg_load_addr(l, &addr, &listen);
-    events__addr(ev, "address", &addr);
-    json_object_set_new(ev, "reason", json_string(events_reasons[reason]));
-    json_object_set_new(ev, "duration_ms",
-                        json_integer((json_int_t)(l->up_ms && now > l->up_ms ? now - l->up_ms : 0)));
-    json_object_set_new(ev, "packets_in", json_integer((json_int_t)link_read(&l->rx_packets)));
-    json_object_set_new(ev, "bytes_in", json_integer((json_int_t)link_read(&l->rx_bytes)));
-    json_object_set_new(ev, "packets_forwarded",
-                        json_integer((json_int_t)link_read(&l->fwd_packets)));
-    json_object_set_new(ev, "bytes_forwarded", json_integer((json_int_t)link_read(&l->fwd_bytes)));
-    json_object_set_new(ev, "moves", json_integer(l->moves));
-    json_object_set_new(ev, "rtp_streams", events__streams(l));
+    /* Consent lost means the network failed the call; the rest end it as
+     * intended. */
+    ev = events__leg("leg.down", 'D', reason == LEG_DOWN_CONSENT ? AUDIT_MINOR_FAILURE
+                                                                 : AUDIT_SUCCESS,
+                     &k->id, side, &addr);
+    audit_event_reason(ev, events_reasons[reason]);
+    if (l->up_ms != 0 && now >= l->up_ms)
+        audit_event_period(ev, l->up_ms, now);
+    audit_event_detail(ev, "duration_ms",
+                       json_integer((json_int_t)(l->up_ms && now > l->up_ms ? now - l->up_ms : 0)));
+    audit_event_detail(ev, "packets_in", json_integer((json_int_t)link_read(&l->rx_packets)));
+    audit_event_detail(ev, "bytes_in", json_integer((json_int_t)link_read(&l->rx_bytes)));
+    audit_event_detail(ev, "packets_forwarded",
+                       json_integer((json_int_t)link_read(&l->fwd_packets)));
+    audit_event_detail(ev, "bytes_forwarded", json_integer((json_int_t)link_read(&l->fwd_bytes)));
+    audit_event_detail(ev, "moves", json_integer(l->moves));
+    audit_event_detail(ev, "rtp_streams", events__streams(l));
+    audit_emit(r->audit, ev);
+}
+
+void events_revoked(struct relay *r, json_t *sessions, int links_stopped)
+{
+    json_t *ev;
+
+    if (r->audit == NULL) {
+        json_decref(sessions);
+        return;
+    }
+    ev = audit_event("session.revoked", 'D', AUDIT_SUCCESS);
+    audit_event_agent(ev, NULL, "control", true, NULL);
+    audit_event_detail(ev, "session_keys", sessions);
+    audit_event_detail(ev, "links_stopped", json_integer(links_stopped));
     audit_emit(r->audit, ev);
 }
 
 void events_relay(struct relay *r, const char *type)
 {
-    if (r->audit != NULL)
-        audit_emit(r->audit, json_pack("{s:s}", "type", type));
+    json_t *ev;
+
+    if (r->audit == NULL)
+        return;
+    ev = audit_event(type, 'E', AUDIT_SUCCESS);
+    audit_event_agent(ev, NULL, "relay", true, NULL);
+    audit_emit(r->audit, ev);
 }

@@ -3,6 +3,8 @@
 #ifndef QUIETROOM_RELAY_EVENTS_H
 #define QUIETROOM_RELAY_EVENTS_H
 
+#include <jansson.h>
+
 #include "link.h"
 #include "quietroom/creds.h"
 #include "quietroom/netaddr.h"
@@ -14,6 +16,9 @@ void events_leg_moved(struct relay *r, const struct creds_leg *cl, const union n
                       const union netaddr *to);
 /* Matches table_leg_down_fn; ctx is the relay. */
 void events_leg_down(void *ctx, const struct link *k, int side, enum leg_down_reason reason);
+/* A revocation from the control endpoint; sessions (consumed) lists the
+ * session key under each key id. */
+void events_revoked(struct relay *r, json_t *sessions, int links_stopped);
 void events_relay(struct relay *r, const char *type);
 
 /* Hex of a session key (2 * CREDS_SESSION_KEY_LEN + 1 bytes). */

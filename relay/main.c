@@ -16,6 +16,7 @@
 
 #include "control.h"
 #include "events.h"
+#include "quietroom/audit_settings.h"
 #include "quietroom/clock.h"
 #include "quietroom/log.h"
 #include "relay.h"
@@ -139,13 +140,13 @@ static int relay__init(struct relay *r, int argc, char **argv, int *exit_code)
         log_error("cannot allocate %u links", r->cfg.max_links);
         return -1;
     }
-    if (r->cfg.audit_log[0] == '\0') {
-        log_warn("no audit log configured (--audit-log): leg events are not recorded");
-    } else if ((r->audit = audit_open(r->cfg.audit_log, r->cfg.node_id, err, sizeof(err))) ==
-               NULL) {
+    r->audit = audit_settings_open(&r->cfg.audit, r->cfg.node_id, err, sizeof(err));
+    if (r->audit == NULL && err[0] != '\0') {
         log_error("audit log: %s", err);
         return -1;
     }
+    if (r->audit == NULL)
+        log_warn("no audit log configured (--audit-log): leg events are not recorded");
     r->started_wall_ms = clock_wall_ms();
     r->started_mono_ms = clock_mono_ms();
     return 0;

@@ -194,13 +194,6 @@ static int set_relay_secret(void *arg, const char *value, char *err, size_t errl
                          "relay-secret-file", err, errlen);
 }
 
-static int set_audit_log(void *arg, const char *value, char *err, size_t errlen)
-{
-    struct signal_config *cfg = arg;
-
-    return config_string(cfg->audit_log, sizeof(cfg->audit_log), value, "audit-log", err, errlen);
-}
-
 static int set_ready_file(void *arg, const char *value, char *err, size_t errlen)
 {
     struct signal_config *cfg = arg;
@@ -308,7 +301,6 @@ static const struct config_option signal_options[] = {
     {"audience", "AUD", set_audience, "required token audience (aud)"},
     {"relay", "SPEC", set_relay, "\"NAME CONTROL-ADDR:PORT MEDIA-ADDR:PORT...\"; repeatable"},
     {"relay-secret-file", "FILE", set_relay_secret, "secret shared with the relays"},
-    {"audit-log", "FILE", set_audit_log, "append audit records (JSON Lines) to FILE"},
     {"node-id", "NAME", set_node_id, "name of this server in audit records (default: hostname)"},
     {"waiting-timeout", "S", set_waiting, "send a waiting participant away after S s (900)"},
     {"idle-timeout", "S", set_idle, "end a session without a connected clinician after S s (600)"},
@@ -323,6 +315,11 @@ static const struct config_option signal_options[] = {
     {"log-level", "LEVEL", set_log_level, "error, warn, info (default) or debug"},
 };
 
+static void *signal__audit(void *cfg)
+{
+    return &((struct signal_config *)cfg)->audit;
+}
+
 static const struct config_spec signal_spec = {
     .program = "quietroom-signal",
     .version = QR_VERSION,
@@ -330,8 +327,8 @@ static const struct config_spec signal_spec = {
              "       quietroom-signal --listen ADDR:PORT --origin URL --ehr-jwks FILE --issuer ISS\n"
              "                        --audience AUD --relay SPEC --relay-secret-file FILE ...\n",
     .section = "signal",
-    .options = signal_options,
-    .n_options = sizeof(signal_options) / sizeof(signal_options[0]),
+    .groups = {{signal_options, sizeof(signal_options) / sizeof(signal_options[0]), NULL},
+               {audit_settings_options, AUDIT_SETTINGS_N_OPTIONS, signal__audit}},
 };
 
 static void signal__defaults(struct signal_config *cfg)

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "quietroom/audit_settings.h"
 #include "quietroom/netaddr.h"
 #include "quietroom/sdp.h"
 
@@ -44,7 +45,7 @@ struct signal_config {
     struct signal_relay_spec relays[SIGNAL_RELAYS_MAX];
     unsigned n_relays;
     char relay_secret_file[PATH_MAX];
-    char audit_log[PATH_MAX];
+    struct audit_settings audit;
     char ready_file[PATH_MAX];
     char node_id[64];
     uint32_t waiting_timeout_s;      /* a waiting participant nobody admits */

@@ -1,6 +1,10 @@
-/* Audit records of signaling, queued to the audit writer. */
+/* Audit records of signaling: who (sub, role), from which address, which
+ * session, what happened, who caused it and how it ended. */
 #include "events.h"
 
+#include <string.h>
+
+#include "quietroom/clock.h"
 #include "server.h"
 
 static void events__emit(struct signal_server *srv, json_t *ev)
@@ -12,64 +16,71 @@ static void events__emit(struct signal_server *srv, json_t *ev)
     audit_emit(srv->audit, ev);
 }
 
+static json_t *events__person(const char *type, enum audit_outcome outcome,
+                              const struct participant *p)
+{
+    json_t *ev = audit_event(type, 'E', outcome);
+
+    audit_event_agent(ev, p->sub, role_name(p->role), true, p->addr);
+    audit_event_session(ev, p->s->sid, p->s->part2);
+    audit_event_detail(ev, "participant", json_string(p->id));
+    return ev;
+}
+
 void events_auth_ok(struct signal_server *srv, const struct participant *p, const char *method)
 {
-    events__emit(srv, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "type", "auth.success",
-                                "outcome", "success", "method", method, "sid", p->s->sid, "sub",
-                                p->sub, "role", role_name(p->role), "participant", p->id,
-                                "address", p->addr));
+    json_t *ev = events__person("auth.success", AUDIT_SUCCESS, p);
+
+    audit_event_detail(ev, "method", json_string(method));
+    events__emit(srv, ev);
 }
 
 void events_auth_failed(struct signal_server *srv, const char *addr, const char *reason,
                         const struct jwt_claims *claims)
 {
-    json_t *ev = json_pack("{s:s,s:s,s:s,s:s}", "type", "auth.failure", "outcome", "failure",
-                           "reason", reason, "address", addr);
+    json_t *ev = audit_event("auth.failure", 'E', AUDIT_MINOR_FAILURE);
 
+    audit_event_reason(ev, reason);
     /* Claims are named only when the signature was good, and only those
      * the verifier got to read before it refused. */
-    if (ev != NULL && claims != NULL) {
-        if (claims->sub[0] != '\0')
-            json_object_set_new(ev, "sub", json_string(claims->sub));
-        if (claims->role[0] != '\0')
-            json_object_set_new(ev, "role", json_string(claims->role));
-        if (claims->sid[0] != '\0')
-            json_object_set_new(ev, "sid", json_string(claims->sid));
-    }
+    audit_event_agent(ev, claims ? claims->sub : NULL, claims ? claims->role : NULL, true, addr);
+    if (claims != NULL && claims->sid[0] != '\0')
+        audit_event_session(ev, claims->sid, claims->part2);
     events__emit(srv, ev);
 }
 
 void events_participant(struct signal_server *srv, const struct participant *p, const char *what,
                         const char *reason, const struct participant *by)
 {
-    json_t *ev = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "type", what, "outcome", "success",
-                           "sid", p->s->sid, "sub", p->sub, "role", role_name(p->role),
-                           "participant", p->id, "address", p->addr);
+    bool failed = strcmp(what, "participant.timeout") == 0;
+    json_t *ev = events__person(what, failed ? AUDIT_MINOR_FAILURE : AUDIT_SUCCESS, p);
 
-    if (ev != NULL && reason != NULL)
-        json_object_set_new(ev, "reason", json_string(reason));
-    if (ev != NULL && by != NULL)
-        json_object_set_new(ev, "by", json_pack("{s:s,s:s}", "sub", by->sub, "role",
-                                                role_name(by->role)));
+    audit_event_reason(ev, reason);
+    if (by != NULL)
+        audit_event_by(ev, by->sub, role_name(by->role));
     events__emit(srv, ev);
 }
 
 void events_session_ended(struct signal_server *srv, const struct session *s, const char *reason,
                           const struct participant *by)
 {
-    json_t *ev = json_pack("{s:s,s:s,s:s,s:s,s:i}", "type", "session.ended", "outcome",
-                           "success", "sid", s->sid, "reason", reason, "participants",
-                           (int)s->n_people);
+    json_t *ev = audit_event("session.ended", 'E', AUDIT_SUCCESS);
 
-    if (ev != NULL && by != NULL)
-        json_object_set_new(ev, "by", json_pack("{s:s,s:s}", "sub", by->sub, "role",
-                                                role_name(by->role)));
-    if (ev != NULL && s->part2)
-        json_object_set_new(ev, "part2", json_true());
+    audit_event_reason(ev, reason);
+    if (by != NULL) {
+        audit_event_agent(ev, by->sub, role_name(by->role), true, by->addr);
+        audit_event_by(ev, by->sub, role_name(by->role));
+    }
+    audit_event_session(ev, s->sid, s->part2);
+    audit_event_period(ev, s->created_wall_ms, clock_wall_ms());
+    audit_event_detail(ev, "participants", json_integer((json_int_t)s->n_people));
     events__emit(srv, ev);
 }
 
 void events_simple(struct signal_server *srv, const char *type)
 {
-    events__emit(srv, json_pack("{s:s}", "type", type));
+    json_t *ev = audit_event(type, 'E', AUDIT_SUCCESS);
+
+    audit_event_agent(ev, NULL, "signaling", true, NULL);
+    events__emit(srv, ev);
 }

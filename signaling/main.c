@@ -86,13 +86,13 @@ static int signal__init(struct signal_server *srv, int argc, char **argv, int *c
         log_error("out of memory");
         return -1;
     }
-    if (srv->cfg.audit_log[0] == '\0') {
-        log_warn("no audit log configured (--audit-log): access is not recorded");
-    } else if ((srv->audit = audit_open(srv->cfg.audit_log, srv->cfg.node_id, err, sizeof(err))) ==
-               NULL) {
+    srv->audit = audit_settings_open(&srv->cfg.audit, srv->cfg.node_id, err, sizeof(err));
+    if (srv->audit == NULL && err[0] != '\0') {
         log_error("audit log: %s", err);
         return -1;
     }
+    if (srv->audit == NULL)
+        log_warn("no audit log configured (--audit-log): access is not recorded");
     if ((srv->relays = relays_start(srv->cfg.relays, srv->cfg.n_relays, &srv->relay_keys,
                                     srv->audit)) == NULL) {
         log_error("cannot start the relay threads");

@@ -127,6 +127,7 @@ static struct session *sessions__open(struct sessions *ss, const char *sid, bool
     for (int i = 0; i < 8; i++)
         snprintf(s->instance + 2 * i, 3, "%02x", rnd[i]);
     s->created_ms = clock_mono_ms();
+    s->created_wall_ms = clock_wall_ms();
     s->slot = ss->free[ss->n_free - 1];
     if (hindex_insert(&ss->index, sessions__hash(ss, sid), s->slot) != 0) {
         free(s);

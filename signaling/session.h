@@ -57,6 +57,7 @@ struct session {
     struct pair *pairs[SESSION_PAIRS_MAX];
     unsigned n_pairs;
     uint64_t created_ms;
+    uint64_t created_wall_ms;
     uint64_t admitted_ms;               /* first admission: max length counts from here */
     uint64_t no_clinician_since_ms;     /* since the last clinician left; 0 if present or never came */
     unsigned next_person, next_pair;

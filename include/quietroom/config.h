@@ -4,6 +4,7 @@
 #ifndef QUIETROOM_CONFIG_H
 #define QUIETROOM_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,13 +19,22 @@ struct config_option {
     const char *help;
 };
 
+/* A table of options whose setters work on one part of the configuration
+ * (select returns it), so that several programs can share the table. */
+struct config_group {
+    const struct config_option *options;
+    size_t n_options;
+    void *(*select)(void *cfg);     /* NULL: the whole configuration */
+};
+
+#define CONFIG_GROUPS_MAX 4
+
 struct config_spec {
     const char *program;   /* "quietroom-relay" */
     const char *version;
     const char *usage;     /* first lines of --help */
     const char *section;   /* INI section read; keys outside any section are read too */
-    const struct config_option *options;
-    size_t n_options;
+    struct config_group groups[CONFIG_GROUPS_MAX];
 };
 
 enum config_result { CONFIG_OK, CONFIG_EXIT, CONFIG_ERROR };
@@ -36,6 +46,7 @@ enum config_result config_load(const struct config_spec *spec, void *cfg, int ar
 void config_usage(const struct config_spec *spec, FILE *out);
 
 /* Setter helpers: parse, range-check and report with the option's name. */
+int config_bool(const char *value, const char *name, bool *out, char *err, size_t errlen);
 int config_u32(const char *value, uint32_t min, uint32_t max, const char *name, uint32_t *out,
                char *err, size_t errlen);
 int config_string(char *out, size_t cap, const char *value, const char *name, char *err,

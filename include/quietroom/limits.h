@@ -93,7 +93,14 @@
 /* --- audit ------------------------------------------------------------- */
 
 #define QR_AUDIT_QUEUE 4096
-#define QR_AUDIT_LINE_MAX 1024
-#define QR_AUDIT_GROUP_COMMIT_MS 5
+/* The writer looks back this far for the last sealed record on start-up. */
+#define QR_AUDIT_TAIL_SCAN (256 * 1024)
+#define QR_AUDIT_ROTATE_BYTES (100ull * 1024 * 1024)
+/* HIPAA asks to keep documentation six years (45 CFR 164.316(b)(2)). */
+#define QR_AUDIT_RETENTION_DAYS (6 * 365)
+#define QR_AUDIT_CHECKPOINT_EVERY 1000
+#define QR_AUDIT_CHECKPOINT_MS (60 * 1000)
+/* The writer wakes this often to rotate at midnight UTC and checkpoint. */
+#define QR_AUDIT_TICK_MS 1000
 
 #endif

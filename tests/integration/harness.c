@@ -145,6 +145,8 @@ static pid_t harness_spawn(struct relay_proc *r, const char *ready, const char *
     argv[n++] = r->secret;
     argv[n++] = "--audit-log";
     argv[n++] = r->audit;
+    argv[n++] = "--audit-key-file";
+    argv[n++] = r->audit_key;
     argv[n++] = "--ready-file";
     argv[n++] = ready;
     argv[n++] = "--workers";
@@ -170,6 +172,7 @@ int relay_start(struct relay_proc *r, const char *const *listen, const char *con
 {
     char ready[HARNESS_PATH], err[256];
     char *secret_argv[] = {QR_CTL_BIN, "secret", "--out", r->secret, NULL};
+    char *audit_argv[] = {QR_CTL_BIN, "secret", "--out", r->audit_key, NULL};
     int status;
     uint64_t deadline;
 
@@ -180,7 +183,11 @@ int relay_start(struct relay_proc *r, const char *const *listen, const char *con
     snprintf(r->secret, sizeof(r->secret), "%s/relay.secret", r->dir);
     snprintf(r->audit, sizeof(r->audit), "%s/audit.jsonl", r->dir);
     snprintf(r->log, sizeof(r->log), "%s/relay.log", r->dir);
+    snprintf(r->audit_key, sizeof(r->audit_key), "%s/audit.key", r->dir);
     snprintf(ready, sizeof(ready), "%s/ready.json", r->dir);
+    free(harness_run(audit_argv, &status));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return -1;
     free(harness_run(secret_argv, &status));
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
         keyring_load(r->secret, &r->keys, err, sizeof(err)) != 0)
@@ -418,8 +425,9 @@ static int harness_write_conf(struct signal_proc *s, const struct relay_proc *r,
             TEST_AUDIENCE);
     fprintf(f, "relay = r1 %s %s %s\nrelay-secret-file = %s\n", r->control, listen[0],
             r->n_listen > 1 ? listen[1] : "", r->secret);
-    fprintf(f, "audit-log = %s\nready-file = %s/ready.json\nlog-level = debug\n", s->audit,
-            s->dir);
+    fprintf(f, "audit-log = %s\naudit-key-file = %s\nready-file = %s/ready.json\n", s->audit,
+            s->audit_key, s->dir);
+    fprintf(f, "log-level = debug\n");
     if (tls)
         fprintf(f, "tls-cert = %s\ntls-key = %s/tls.key\n", s->cert, s->dir);
     for (int i = 0; extra != NULL && extra[i] != NULL; i++)
@@ -472,6 +480,7 @@ int signal_start(struct signal_proc *s, const struct relay_proc *r, bool tls,
     char prefix[HARNESS_PATH];
     char *keygen[] = {QR_CTL_BIN, "keygen", "--type", "ec", "--out", prefix, "--kid", "ehr-1",
                       NULL};
+    char *audit_argv[] = {QR_CTL_BIN, "secret", "--out", s->audit_key, NULL};
     char *argv[] = {QR_SIGNAL_BIN, "--config", s->conf, NULL};
     uint64_t deadline;
     int status;
@@ -485,7 +494,11 @@ int signal_start(struct signal_proc *s, const struct relay_proc *r, bool tls,
     snprintf(s->log, sizeof(s->log), "%s/signal.log", s->dir);
     snprintf(prefix, sizeof(prefix), "%s/ehr", s->dir);
     snprintf(s->ehr_key, sizeof(s->ehr_key), "%s/ehr.key", s->dir);
+    snprintf(s->audit_key, sizeof(s->audit_key), "%s/audit.key", s->dir);
     free(harness_run(keygen, &status));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return -1;
+    free(harness_run(audit_argv, &status));
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         return -1;
     if ((tls && harness_make_cert(s) != 0) || harness_write_conf(s, r, tls, extra) != 0)

@@ -25,6 +25,7 @@ struct relay_proc {
     char dir[HARNESS_PATH / 2];
     char secret[HARNESS_PATH];
     char audit[HARNESS_PATH];
+    char audit_key[HARNESS_PATH];
     char log[HARNESS_PATH];
     char control[NETADDR_STRLEN];
     union netaddr listen[2];
@@ -97,6 +98,7 @@ struct signal_proc {
     char dir[HARNESS_PATH / 2];
     char conf[HARNESS_PATH];
     char audit[HARNESS_PATH];
+    char audit_key[HARNESS_PATH];
     char log[HARNESS_PATH];
     char ehr_key[HARNESS_PATH];     /* private key: tests mint tokens with it */
     char cert[HARNESS_PATH];        /* set when started with TLS */

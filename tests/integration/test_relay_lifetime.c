@@ -79,7 +79,7 @@ static void test_consent_and_expiry(void **state)
     assert_int_equal(relay_stop(&r), 0);
     audit = read_text(r.audit);
     assert_non_null(audit);
-    assert_non_null(strstr(audit, "\"side\":\"a\",\"address\""));
+    assert_non_null(strstr(audit, "\"role\":\"leg-a\",\"requestor\":true,\"address\""));
     assert_non_null(strstr(audit, "\"reason\":\"consent\""));
     assert_non_null(strstr(audit, "\"reason\":\"expired\""));
     free(audit);

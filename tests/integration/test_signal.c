@@ -32,13 +32,15 @@ struct world {
     struct signal_proc sig;
 };
 
-/* Resume secrets handed out, for the audit check at the end. */
-static char seen_secrets[16][64];
+/* Resume secrets and relay credentials handed out, for the audit check at
+ * the end; media carries a marker that must never be logged. */
+#define PAYLOAD_MARK "PAYLOAD-SECRET-7f3a"
+static char seen_secrets[64][260];
 static int n_seen;
 
 static void remember_secret(const char *s)
 {
-    if (n_seen < 16)
+    if (n_seen < 64)
         snprintf(seen_secrets[n_seen++], sizeof(seen_secrets[0]), "%s", s);
 }
 
@@ -251,6 +253,8 @@ static void negotiate(struct call *cl, struct sdp_summary *at_pat, struct sdp_su
     assert_string_equal(str(m, "from"), cl->doc_id);
     sdp = str(m, "sdp");
     assert_int_equal(sdp_summarize(sdp, strlen(sdp), at_pat), SDP_OK);
+    remember_secret(at_pat->ice_ufrag);
+    remember_secret(at_pat->ice_pwd);
     assert_true(at_pat->ice_lite);
     assert_null(strstr(sdp, "198.18.0.1"));        /* Chromium's LAN candidate */
     assert_null(strstr(sdp, "typ host generation")); /* any client candidate */
@@ -263,6 +267,8 @@ static void negotiate(struct call *cl, struct sdp_summary *at_pat, struct sdp_su
     m = expect(cl->doc, "answer");
     sdp = str(m, "sdp");
     assert_int_equal(sdp_summarize(sdp, strlen(sdp), at_doc), SDP_OK);
+    remember_secret(at_doc->ice_ufrag);
+    remember_secret(at_doc->ice_pwd);
     assert_non_null(strstr(sdp, "a=setup:active"));
     assert_string_not_equal(at_doc->ice_ufrag, at_pat->ice_ufrag);
     json_decref(m);
@@ -452,6 +458,7 @@ static void test_admit_exchange_and_relay_credentials_work(void **state)
     union netaddr relay;
     char text[96];
 
+    memcpy(pkt + 13, PAYLOAD_MARK, strlen(PAYLOAD_MARK));
     call_open(w, &cl, "s-media");
     negotiate(&cl, &at_pat, &at_doc);
     bind_media(&dp, &at_doc);
@@ -694,13 +701,65 @@ static void test_unsafe_sdp_rejected_and_candidates_never_forwarded(void **state
     call_close(&cl);
 }
 
-/* Last in the group: stop signaling and read what it recorded. */
+/* Reads a file and returns its secret's hex (second field of line 1). */
+static char *secret_hex(const char *path)
+{
+    char *text = read_text(path), *space, *end;
+
+    assert_non_null(text);
+    space = strchr(text, ' ');
+    end = strchr(text, '\n');
+    assert_true(space != NULL && end != NULL);
+    *end = '\0';
+    memmove(text, space + 1, strlen(space + 1) + 1);
+    return text;
+}
+
+/* The audit chain verifies with quietroomctl; its records hold no secret. */
+static void check_log(const char *log, const char *key_file, const char *const *secrets,
+                      int n_secrets)
+{
+    char *argv[] = {QR_CTL_BIN, "audit", "verify", "--key-file", (char *)key_file, (char *)log,
+                    NULL};
+    char *audit = read_text(log), *out;
+    int code;
+
+    assert_non_null(audit);
+    out = run_command(argv, &code);
+    if (code != 0)
+        fail_msg("%s does not verify (exit %d):\n%s", log, code, out);
+    free(out);
+    assert_null(strstr(audit, PATIENT_NAME));
+    assert_null(strstr(audit, "eyJ"));            /* no JWT */
+    assert_null(strstr(audit, "a=fingerprint"));  /* no SDP */
+    assert_null(strstr(audit, "v=0\\r\\n"));
+    assert_null(strstr(audit, "a=ice-"));
+    assert_null(strstr(audit, PAYLOAD_MARK));     /* no media */
+    for (int i = 0; i < n_seen; i++)
+        assert_null(strstr(audit, seen_secrets[i])); /* resume secrets, relay credentials */
+    for (int i = 0; i < n_secrets; i++)
+        assert_null(strstr(audit, secrets[i]));     /* keys */
+    free(audit);
+}
+
+/* Last in the group: stop both daemons and read what they recorded. */
 static void test_audit_records_who_and_never_secrets(void **state)
 {
     struct world *w = *state;
+    char *relay_secret = secret_hex(w->relay.secret), *relay_audit = secret_hex(w->relay.audit_key);
+    char *sig_audit = secret_hex(w->sig.audit_key), *ehr = read_text(w->sig.ehr_key);
+    char ehr_line[64];
+    const char *secrets[4];
     char *audit;
 
+    /* A line from the middle of the EHR private key's PEM. */
+    snprintf(ehr_line, sizeof(ehr_line), "%.40s", strchr(ehr, '\n') + 1);
+    secrets[0] = relay_secret;
+    secrets[1] = relay_audit;
+    secrets[2] = sig_audit;
+    secrets[3] = ehr_line;
     assert_int_equal(signal_stop(&w->sig), 0);
+    assert_int_equal(relay_stop(&w->relay), 0);
     audit = read_text(w->sig.audit);
     assert_non_null(audit);
     assert_non_null(strstr(audit, "\"type\":\"auth.success\""));
@@ -714,12 +773,17 @@ static void test_audit_records_who_and_never_secrets(void **state)
     assert_non_null(strstr(audit, "\"type\":\"session.ended\""));
     assert_non_null(strstr(audit, "\"sub\":\"pt-1\""));
     assert_non_null(strstr(audit, "\"address\":\"127.0.0.1\""));
-    assert_null(strstr(audit, PATIENT_NAME));
-    assert_null(strstr(audit, "eyJ"));          /* no JWT */
-    assert_null(strstr(audit, "a=fingerprint")); /* no SDP */
-    for (int i = 0; i < n_seen; i++)
-        assert_null(strstr(audit, seen_secrets[i])); /* no resume secrets */
     free(audit);
+    check_log(w->sig.audit, w->sig.audit_key, secrets, 4);
+    audit = read_text(w->relay.audit);
+    assert_non_null(strstr(audit, "\"type\":\"leg.up\""));
+    assert_non_null(strstr(audit, "\"type\":\"session.revoked\""));
+    free(audit);
+    check_log(w->relay.audit, w->relay.audit_key, secrets, 4);
+    free(relay_secret);
+    free(relay_audit);
+    free(sig_audit);
+    free(ehr);
 }
 
 int main(void)

@@ -1,0 +1,13 @@
+# Audit log verification and FHIR export. Included from tests/unit/CMakeLists.txt.
+qr_test(test_audit_verify test_audit_verify.c LIBS qr_common LABELS unit)
+qr_test(test_audit_fhir test_audit_fhir.c LIBS qr_common LABELS unit)
+
+# The export as an EHR would receive it: quietroomctl exports a log the test
+# builds, and tests/fhir_validate.py checks the Bundle against the FHIR R5
+# AuditEvent schema fixture (needs python3-jsonschema: deploy/deps.sh --test).
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+add_test(NAME test_audit_fhir_schema COMMAND test_audit_fhir --schema
+         ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/tests/fhir_validate.py
+         ${PROJECT_SOURCE_DIR}/tests/fixtures/fhir/auditevent-r5.schema.json)
+set_tests_properties(test_audit_fhir_schema PROPERTIES TIMEOUT 60 LABELS unit)
+add_dependencies(test_audit_fhir quietroomctl)
