@@ -62,8 +62,8 @@ static uint32_t stun__fingerprint(const uint8_t *buf, size_t len)
     return (uint32_t)crc32(0L, buf, (uInt)len) ^ STUN_FINGERPRINT_XOR;
 }
 
-static bool stun__parse_address(const uint8_t *v, size_t len, const uint8_t *txid,
-                                struct sockaddr_storage *out)
+bool stun_xor_address(const uint8_t *v, size_t len, const uint8_t *txid,
+                      struct sockaddr_storage *out)
 {
     uint16_t port;
 
@@ -147,7 +147,7 @@ static bool stun__read_attr(uint16_t type, const uint8_t *v, size_t len, struct 
     case STUN_ATTR_XOR_MAPPED_ADDRESS:
         if (msg->has_mapped)
             return true;
-        msg->has_mapped = stun__parse_address(v, len, msg->txid, &msg->mapped);
+        msg->has_mapped = stun_xor_address(v, len, msg->txid, &msg->mapped);
         return msg->has_mapped;
     default:
         if (type < 0x8000 && !stun__is_known_required(type) &&
@@ -242,17 +242,8 @@ bool stun_check_integrity(const uint8_t *buf, const struct stun_msg *msg, const 
 
 /* --- building ------------------------------------------------------------ */
 
-/* Appends attributes to a message in a caller-owned buffer; any overflow
- * sticks, and the finished length is 0. */
-struct stun_writer {
-    uint8_t *buf;
-    size_t cap;
-    size_t len;
-    bool failed;
-};
-
-static void stun__begin(struct stun_writer *w, uint8_t *buf, size_t cap, uint16_t method,
-                        enum stun_class cls, const uint8_t *txid)
+void stun_writer_begin(struct stun_writer *w, uint8_t *buf, size_t cap, uint16_t method,
+                       enum stun_class cls, const uint8_t *txid)
 {
     uint16_t type = (uint16_t)((method & 0x000F) | ((method & 0x0070) << 1) |
                                ((method & 0x0F80) << 2) | ((cls & 0x1) << 4) | ((cls & 0x2) << 7));
@@ -288,7 +279,7 @@ static uint8_t *stun__reserve(struct stun_writer *w, uint16_t type, size_t len)
     return v;
 }
 
-static void stun__put(struct stun_writer *w, uint16_t type, const void *data, size_t len)
+void stun_writer_attr(struct stun_writer *w, uint16_t type, const void *data, size_t len)
 {
     uint8_t *v = stun__reserve(w, type, len);
 
@@ -296,14 +287,14 @@ static void stun__put(struct stun_writer *w, uint16_t type, const void *data, si
         memcpy(v, data, len);
 }
 
-static void stun__put_xor_address(struct stun_writer *w, const struct sockaddr *sa)
+void stun_writer_xor_address(struct stun_writer *w, uint16_t type, const struct sockaddr *sa)
 {
     uint8_t *v;
 
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
 
-        if ((v = stun__reserve(w, STUN_ATTR_XOR_MAPPED_ADDRESS, 8)) == NULL)
+        if ((v = stun__reserve(w, type, 8)) == NULL)
             return;
         v[0] = 0;
         v[1] = 0x01;
@@ -313,7 +304,7 @@ static void stun__put_xor_address(struct stun_writer *w, const struct sockaddr *
         const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
         uint8_t mask[16];
 
-        if ((v = stun__reserve(w, STUN_ATTR_XOR_MAPPED_ADDRESS, 20)) == NULL)
+        if ((v = stun__reserve(w, type, 20)) == NULL)
             return;
         bytes_put32(mask, STUN_MAGIC_COOKIE);
         memcpy(mask + 4, w->buf + 8, STUN_TXID_LEN);
@@ -327,8 +318,8 @@ static void stun__put_xor_address(struct stun_writer *w, const struct sockaddr *
     }
 }
 
-static void stun__put_integrity(struct stun_writer *w, const uint8_t *key, size_t key_len,
-                                struct hmac *h)
+void stun_writer_integrity(struct stun_writer *w, const uint8_t *key, size_t key_len,
+                           struct hmac *h)
 {
     size_t at = w->len;
     uint8_t *v = stun__reserve(w, STUN_ATTR_MESSAGE_INTEGRITY, STUN_INTEGRITY_LEN);
@@ -339,15 +330,36 @@ static void stun__put_integrity(struct stun_writer *w, const uint8_t *key, size_
         w->failed = true;
 }
 
-static size_t stun__finish(struct stun_writer *w)
+size_t stun_writer_finish(struct stun_writer *w, bool fingerprint)
 {
     size_t at = w->len;
-    uint8_t *v = stun__reserve(w, STUN_ATTR_FINGERPRINT, 4);
+    uint8_t *v;
 
-    if (v == NULL)
+    if (!fingerprint)
+        return w->failed ? 0 : w->len;
+    if ((v = stun__reserve(w, STUN_ATTR_FINGERPRINT, 4)) == NULL)
         return 0;
     bytes_put32(v, stun__fingerprint(w->buf, at));
     return w->failed ? 0 : w->len;
+}
+
+const uint8_t *stun_find_attr(const uint8_t *buf, size_t len, uint16_t type, size_t *vlen)
+{
+    size_t pos = STUN_HEADER_LEN;
+
+    while (len >= STUN_HEADER_LEN && len - pos >= STUN_ATTR_HEADER_LEN) {
+        uint16_t t = bytes_get16(buf + pos), l = bytes_get16(buf + pos + 2);
+        size_t padded = ((size_t)l + 3) & ~(size_t)3;
+
+        if (len - pos - STUN_ATTR_HEADER_LEN < padded)
+            return NULL;
+        if (t == type) {
+            *vlen = l;
+            return buf + pos + STUN_ATTR_HEADER_LEN;
+        }
+        pos += STUN_ATTR_HEADER_LEN + padded;
+    }
+    return NULL;
 }
 
 static const char *stun__reason(enum stun_error_code code)
@@ -371,10 +383,10 @@ size_t stun_build_success(uint8_t *out, size_t cap, const struct stun_msg *req,
 {
     struct stun_writer w;
 
-    stun__begin(&w, out, cap, req->method, STUN_CLASS_SUCCESS, req->txid);
-    stun__put_xor_address(&w, src);
-    stun__put_integrity(&w, key, key_len, h);
-    return stun__finish(&w);
+    stun_writer_begin(&w, out, cap, req->method, STUN_CLASS_SUCCESS, req->txid);
+    stun_writer_xor_address(&w, STUN_ATTR_XOR_MAPPED_ADDRESS, src);
+    stun_writer_integrity(&w, key, key_len, h);
+    return stun_writer_finish(&w, true);
 }
 
 size_t stun_build_error(uint8_t *out, size_t cap, const struct stun_msg *req,
@@ -386,7 +398,7 @@ size_t stun_build_error(uint8_t *out, size_t cap, const struct stun_msg *req,
     struct stun_writer w;
     uint8_t *v;
 
-    stun__begin(&w, out, cap, req->method, STUN_CLASS_ERROR, req->txid);
+    stun_writer_begin(&w, out, cap, req->method, STUN_CLASS_ERROR, req->txid);
     if ((v = stun__reserve(&w, STUN_ATTR_ERROR_CODE, 4 + reason_len)) != NULL) {
         v[0] = 0;
         v[1] = 0;
@@ -400,8 +412,8 @@ size_t stun_build_error(uint8_t *out, size_t cap, const struct stun_msg *req,
             bytes_put16(v + 2 * i, req->unknown[i]);
     }
     if (key != NULL)
-        stun__put_integrity(&w, key, key_len, h);
-    return stun__finish(&w);
+        stun_writer_integrity(&w, key, key_len, h);
+    return stun_writer_finish(&w, true);
 }
 
 size_t stun_build_request(uint8_t *out, size_t cap, const struct stun_request *r, struct hmac *h)
@@ -409,23 +421,23 @@ size_t stun_build_request(uint8_t *out, size_t cap, const struct stun_request *r
     struct stun_writer w;
     uint8_t v[8];
 
-    stun__begin(&w, out, cap, STUN_METHOD_BINDING, STUN_CLASS_REQUEST, r->txid);
+    stun_writer_begin(&w, out, cap, STUN_METHOD_BINDING, STUN_CLASS_REQUEST, r->txid);
     if (r->username != NULL)
-        stun__put(&w, STUN_ATTR_USERNAME, r->username, strlen(r->username));
+        stun_writer_attr(&w, STUN_ATTR_USERNAME, r->username, strlen(r->username));
     if (r->has_priority) {
         bytes_put32(v, r->priority);
-        stun__put(&w, STUN_ATTR_PRIORITY, v, 4);
+        stun_writer_attr(&w, STUN_ATTR_PRIORITY, v, 4);
     }
     if (r->use_candidate)
-        stun__put(&w, STUN_ATTR_USE_CANDIDATE, NULL, 0);
+        stun_writer_attr(&w, STUN_ATTR_USE_CANDIDATE, NULL, 0);
     if (r->ice_controlling || r->ice_controlled) {
         bytes_put64(v, r->tiebreaker);
-        stun__put(&w, r->ice_controlling ? STUN_ATTR_ICE_CONTROLLING : STUN_ATTR_ICE_CONTROLLED,
+        stun_writer_attr(&w, r->ice_controlling ? STUN_ATTR_ICE_CONTROLLING : STUN_ATTR_ICE_CONTROLLED,
                   v, 8);
     }
     if (r->key != NULL)
-        stun__put_integrity(&w, r->key, r->key_len, h);
+        stun_writer_integrity(&w, r->key, r->key_len, h);
     if (r->fingerprint)
-        return stun__finish(&w);
+        return stun_writer_finish(&w, true);
     return w.failed ? 0 : w.len;
 }

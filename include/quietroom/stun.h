@@ -134,4 +134,30 @@ struct stun_request {
 /* Builds a Binding request. Returns its length or 0. */
 size_t stun_build_request(uint8_t *out, size_t cap, const struct stun_request *r, struct hmac *h);
 
+/* --- generic messages (TURN clients in the load tester) ---------------------
+ * A writer appends attributes to a message in a caller-owned buffer; any
+ * overflow sticks and stun_writer_finish then returns 0. */
+struct stun_writer {
+    uint8_t *buf;
+    size_t cap;
+    size_t len;
+    bool failed;
+};
+
+void stun_writer_begin(struct stun_writer *w, uint8_t *buf, size_t cap, uint16_t method,
+                       enum stun_class cls, const uint8_t *txid);
+void stun_writer_attr(struct stun_writer *w, uint16_t type, const void *data, size_t len);
+void stun_writer_xor_address(struct stun_writer *w, uint16_t type, const struct sockaddr *sa);
+void stun_writer_integrity(struct stun_writer *w, const uint8_t *key, size_t key_len,
+                           struct hmac *h);
+/* Adds FINGERPRINT if asked; returns the message length or 0. */
+size_t stun_writer_finish(struct stun_writer *w, bool fingerprint);
+
+/* Finds the first attribute of type in a message that stun_parse accepted;
+ * returns its value and length, or NULL. */
+const uint8_t *stun_find_attr(const uint8_t *buf, size_t len, uint16_t type, size_t *vlen);
+/* Decodes an XOR-*-ADDRESS value (txid from the message). */
+bool stun_xor_address(const uint8_t *v, size_t len, const uint8_t *txid,
+                      struct sockaddr_storage *out);
+
 #endif

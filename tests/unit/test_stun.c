@@ -239,6 +239,57 @@ static void test_error_responses(void **state)
 
 /* The builders never write past their capacity; the relay relies on this to
  * refuse amplification. */
+/* The generic writer as the load tester's TURN client uses it: a non-Binding
+ * method, odd-length attributes padded, XOR addresses that decode back, and
+ * integrity plus fingerprint that our own parser accepts. */
+static void test_writer_round_trip(void **state)
+{
+    static const uint8_t txid[STUN_TXID_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    struct sockaddr_in6 peer = {.sin6_family = AF_INET6, .sin6_port = htons(40000)};
+    struct sockaddr_storage back;
+    struct stun_writer w;
+    struct stun_msg m;
+    uint8_t buf[256];
+    const uint8_t *v;
+    size_t n, vlen;
+
+    inet_pton(AF_INET6, "2001:db8::7", &peer.sin6_addr);
+    stun_writer_begin(&w, buf, sizeof(buf), 0x003, STUN_CLASS_REQUEST, txid);
+    stun_writer_attr(&w, STUN_ATTR_REALM, "abc", 3);
+    stun_writer_xor_address(&w, 0x0012, (const struct sockaddr *)&peer);
+    stun_writer_integrity(&w, (const uint8_t *)"key", 3, *state);
+    n = stun_writer_finish(&w, true);
+    assert_true(n > 0 && n % 4 == 0);
+    assert_int_equal(stun_parse(buf, n, &m), STUN_PARSE_OK);
+    assert_int_equal(m.method, 0x003);
+    assert_true(m.has_fingerprint);
+    assert_true(stun_check_integrity(buf, &m, (const uint8_t *)"key", 3, *state));
+    assert_false(stun_check_integrity(buf, &m, (const uint8_t *)"kex", 3, *state));
+    v = stun_find_attr(buf, n, STUN_ATTR_REALM, &vlen);
+    assert_non_null(v);
+    assert_int_equal(vlen, 3);
+    assert_memory_equal(v, "abc", 3);
+    v = stun_find_attr(buf, n, 0x0012, &vlen);
+    assert_non_null(v);
+    assert_true(stun_xor_address(v, vlen, txid, &back));
+    assert_memory_equal(&back, &peer, sizeof(peer));
+    assert_null(stun_find_attr(buf, n, STUN_ATTR_NONCE, &vlen));
+}
+
+/* An overflow anywhere sticks: the message is refused, never truncated. */
+static void test_writer_overflow_sticks(void **state)
+{
+    static const uint8_t txid[STUN_TXID_LEN];
+    uint8_t buf[40], big[64] = {0};
+    struct stun_writer w;
+
+    stun_writer_begin(&w, buf, sizeof(buf), 0x003, STUN_CLASS_REQUEST, txid);
+    stun_writer_attr(&w, STUN_ATTR_SOFTWARE, big, sizeof(big));
+    stun_writer_attr(&w, STUN_ATTR_REALM, "x", 1);
+    stun_writer_integrity(&w, (const uint8_t *)"key", 3, *state);
+    assert_int_equal(stun_writer_finish(&w, true), 0);
+}
+
 static void test_capacity_is_respected(void **state)
 {
     uint8_t req[256], resp[256];
@@ -271,6 +322,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_success_response_v4_and_v6, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_responses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capacity_is_respected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writer_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writer_overflow_sticks, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
