@@ -1,8 +1,22 @@
 /* Open addressing with linear probing. Deletion shifts later entries of the
- * same cluster back, so there are no tombstones and probes stay short. */
+ * same cluster back, so there are no tombstones and probes stay short. A
+ * slot keeps 32 bits of the hash: enough to find its home and to skip most
+ * mismatches without touching the record. */
 #include "quietroom/hindex.h"
 
 #include <stdlib.h>
+
+#define HINDEX_EMPTY UINT64_MAX
+
+static uint32_t hindex__hash(uint64_t slot)
+{
+    return (uint32_t)(slot >> 32);
+}
+
+static uint32_t hindex__id(uint64_t slot)
+{
+    return (uint32_t)slot;
+}
 
 int hindex_init(struct hindex *h, uint32_t max_ids)
 {
@@ -11,16 +25,10 @@ int hindex_init(struct hindex *h, uint32_t max_ids)
     /* Keep the load at or below one half. */
     while (cap < 2 * (uint64_t)max_ids)
         cap <<= 1;
-    if (cap > UINT32_MAX)
+    if (cap > UINT32_MAX || (h->slot = malloc(cap * sizeof(*h->slot))) == NULL)
         return -1;
-    h->hash = calloc(cap, sizeof(*h->hash));
-    h->id = malloc(cap * sizeof(*h->id));
-    if (h->hash == NULL || h->id == NULL) {
-        hindex_free(h);
-        return -1;
-    }
     for (uint64_t i = 0; i < cap; i++)
-        h->id[i] = HINDEX_NONE;
+        h->slot[i] = HINDEX_EMPTY;
     h->mask = (uint32_t)(cap - 1);
     h->count = 0;
     h->limit = max_ids;
@@ -29,21 +37,21 @@ int hindex_init(struct hindex *h, uint32_t max_ids)
 
 void hindex_free(struct hindex *h)
 {
-    free(h->hash);
-    free(h->id);
-    h->hash = NULL;
-    h->id = NULL;
+    free(h->slot);
+    h->slot = NULL;
 }
 
 uint32_t hindex_find(const struct hindex *h, uint64_t hash, hindex_eq_fn eq, const void *ctx)
 {
-    for (uint32_t i = (uint32_t)hash & h->mask;; i = (i + 1) & h->mask) {
-        uint32_t id = h->id[i];
+    uint32_t want = (uint32_t)hash;
 
-        if (id == HINDEX_NONE)
+    for (uint32_t i = want & h->mask;; i = (i + 1) & h->mask) {
+        uint64_t s = h->slot[i];
+
+        if (s == HINDEX_EMPTY)
             return HINDEX_NONE;
-        if (h->hash[i] == hash && eq(ctx, id))
-            return id;
+        if (hindex__hash(s) == want && eq(ctx, hindex__id(s)))
+            return hindex__id(s);
     }
 }
 
@@ -53,34 +61,53 @@ int hindex_insert(struct hindex *h, uint64_t hash, uint32_t id)
 
     if (h->count >= h->limit || id == HINDEX_NONE)
         return -1;
-    for (i = (uint32_t)hash & h->mask; h->id[i] != HINDEX_NONE; i = (i + 1) & h->mask)
+    for (i = (uint32_t)hash & h->mask; h->slot[i] != HINDEX_EMPTY; i = (i + 1) & h->mask)
         ;
-    h->hash[i] = hash;
-    h->id[i] = id;
+    h->slot[i] = (uint64_t)(uint32_t)hash << 32 | id;
     h->count++;
     return 0;
 }
 
-bool hindex_remove(struct hindex *h, uint64_t hash, uint32_t id)
+/* Empties slot i, moving each following entry into the hole unless its home
+ * lies cyclically after the hole. */
+static void hindex__delete_at(struct hindex *h, uint32_t i)
 {
-    uint32_t i, j;
-
-    for (i = (uint32_t)hash & h->mask; h->id[i] != id; i = (i + 1) & h->mask) {
-        if (h->id[i] == HINDEX_NONE)
-            return false;
-    }
-    /* Backward shift: move each following entry into the hole unless its
-     * home slot lies cyclically after the hole. */
-    for (j = (i + 1) & h->mask; h->id[j] != HINDEX_NONE; j = (j + 1) & h->mask) {
-        uint32_t home = (uint32_t)h->hash[j] & h->mask;
+    for (uint32_t j = (i + 1) & h->mask; h->slot[j] != HINDEX_EMPTY; j = (j + 1) & h->mask) {
+        uint32_t home = hindex__hash(h->slot[j]) & h->mask;
 
         if (((j - home) & h->mask) >= ((j - i) & h->mask)) {
-            h->hash[i] = h->hash[j];
-            h->id[i] = h->id[j];
+            h->slot[i] = h->slot[j];
             i = j;
         }
     }
-    h->id[i] = HINDEX_NONE;
+    h->slot[i] = HINDEX_EMPTY;
     h->count--;
+}
+
+bool hindex_remove(struct hindex *h, uint64_t hash, uint32_t id)
+{
+    uint32_t i;
+
+    for (i = (uint32_t)hash & h->mask; hindex__id(h->slot[i]) != id ||
+                                       hindex__hash(h->slot[i]) != (uint32_t)hash;
+         i = (i + 1) & h->mask) {
+        if (h->slot[i] == HINDEX_EMPTY)
+            return false;
+    }
+    hindex__delete_at(h, i);
     return true;
+}
+
+void hindex_sweep(struct hindex *h, uint32_t *pos, uint32_t budget,
+                  bool (*stale)(void *ctx, uint32_t id), void *ctx)
+{
+    uint32_t i = *pos & h->mask;
+
+    for (uint32_t n = 0; n < budget && n <= h->mask; n++) {
+        /* A deletion may shift a later entry into i: look at i again. */
+        while (h->slot[i] != HINDEX_EMPTY && stale(ctx, hindex__id(h->slot[i])))
+            hindex__delete_at(h, i);
+        i = (i + 1) & h->mask;
+    }
+    *pos = i;
 }

@@ -1,6 +1,7 @@
-/* A fixed-capacity hash index from 64-bit hashes to 32-bit ids (linear
- * probing, backward-shift deletion). Callers keep the records and say how to
- * compare them; nothing allocates after hindex_init. Not thread-safe. */
+/* A fixed-capacity hash index from hashes to 32-bit ids (linear probing,
+ * backward-shift deletion, 8 bytes a slot: the low 32 bits of the hash and
+ * the id). Callers keep the records and say how to compare them; nothing
+ * allocates after hindex_init. Not thread-safe. */
 #ifndef QUIETROOM_HINDEX_H
 #define QUIETROOM_HINDEX_H
 
@@ -10,8 +11,7 @@
 #define HINDEX_NONE UINT32_MAX
 
 struct hindex {
-    uint64_t *hash;
-    uint32_t *id;       /* HINDEX_NONE marks an empty slot */
+    uint64_t *slot;     /* hash32 << 32 | id; id HINDEX_NONE marks an empty slot */
     uint32_t mask;
     uint32_t count;
     uint32_t limit;     /* most ids held, to keep probes short */
@@ -29,6 +29,11 @@ uint32_t hindex_find(const struct hindex *h, uint64_t hash, hindex_eq_fn eq, con
 int hindex_insert(struct hindex *h, uint64_t hash, uint32_t id);
 /* Removes id (stored under hash). Returns true if it was there. */
 bool hindex_remove(struct hindex *h, uint64_t hash, uint32_t id);
+
+/* Visits up to budget slots from *pos on, removing the ids stale(ctx, id)
+ * says are stale; *pos is where the next sweep continues. */
+void hindex_sweep(struct hindex *h, uint32_t *pos, uint32_t budget,
+                  bool (*stale)(void *ctx, uint32_t id), void *ctx);
 
 /* A 64-bit mixing function (the MurmurHash3 finalizer): keyed with a random
  * seed, it keeps remote peers from aiming at one bucket. */
