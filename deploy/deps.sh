@@ -6,9 +6,9 @@
 set -euo pipefail
 
 build=(cmake ninja-build pkg-config gcc libc6-dev make
-       libssl-dev libjansson-dev zlib1g-dev libinih-dev libwebsockets-dev curl openssl)
+       libssl-dev libjansson-dev zlib1g-dev libinih-dev libwebsockets-dev libsrtp2-dev curl openssl)
 test=(libcmocka-dev libnice-dev libglib2.0-dev libsrtp2-dev libopus-dev
-      clang libclang-rt-14-dev python3 python3-jsonschema)
+      clang libclang-rt-14-dev python3 python3-jsonschema coturn)
 
 want=("${build[@]}")
 if [ "${1:-}" = "--test" ]; then

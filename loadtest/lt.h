@@ -1,0 +1,128 @@
+/* quietroom-loadtest: the structures its files share. One generator thread
+ * owns a set of links; each link has two legs (side a, side b) that send
+ * SRTP-protected media to each other through the server under test. Every
+ * leg of a thread shares one UDP socket: a leg is a loopback source address
+ * (127.T.x.y, same port), chosen per datagram with IP_PKTINFO, so sending
+ * and receiving are batched across legs with sendmmsg/recvmmsg. */
+#ifndef QUIETROOM_LOADTEST_LT_H
+#define QUIETROOM_LOADTEST_LT_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <srtp2/srtp.h>
+
+#include "quietroom/keyring.h"
+#include "quietroom/netaddr.h"
+
+#define LT_THREADS_MAX 16
+#define LT_BATCH 64
+#define LT_PACKET_MAX 1500
+/* One-microsecond latency buckets up to 100 ms; beyond counts as overflow. */
+#define LT_LAT_BUCKETS 100000
+/* Second octet of leg addresses: 127.(LT_NET_BASE + thread).x.y. */
+#define LT_NET_BASE 20
+#define LT_LEGS_PER_THREAD 65536
+
+/* What the legs talk through. */
+enum lt_mode {
+    LT_MODE_RELAY,    /* quietroom-relay: STUN binding with stateless credentials */
+    LT_MODE_MINFWD,   /* quietroom-minfwd: learns legs from their first packet */
+    LT_MODE_TURN,     /* coturn: Allocate, CreatePermission, ChannelBind, ChannelData */
+    LT_MODE_DIRECT,   /* leg to leg, no server: the latency floor */
+};
+
+/* Media shape, open loop: packets_per_frame packets every frame_ns, and
+ * optionally an audio packet every audio_ns as well (one RTP stream). */
+struct lt_profile {
+    const char *name;
+    uint64_t frame_ns;
+    unsigned packets_per_frame;
+    unsigned size_min, size_max;   /* bytes on the wire, SRTP included */
+    uint8_t payload_type;
+    uint64_t audio_ns;             /* 0: no audio */
+    unsigned audio_min, audio_max;
+};
+
+struct lt_options {
+    enum lt_mode mode;
+    union netaddr server;          /* relay, minfwd or TURN server */
+    struct keyring keys;           /* relay mode: the relay's secret */
+    const char *turn_user, *turn_pass;
+    unsigned links;
+    unsigned threads;
+    unsigned seconds;
+    struct lt_profile profile;
+    int server_pid;                /* for CPU/RSS/fd readings; 0 if unknown */
+    const char *json_path;
+    bool ramp;
+    double ramp_loss;              /* loss ratio that ends a ramp */
+};
+
+struct lt_leg {
+    struct in_addr ip;             /* 127.T.x.y */
+    union netaddr to;              /* where its packets go */
+    struct lt_leg *peer;
+    uint32_t ssrc;
+    uint16_t seq;
+    uint32_t sent, received, reordered, corrupt, dup;
+    uint32_t max_seq32;            /* highest sequence received (32-bit, ours) */
+    uint64_t next_ns;              /* next frame due */
+    uint64_t next_audio_ns;
+    srtp_t tx, rx;
+    uint16_t channel;              /* TURN channel towards the peer, 0 if none */
+    union netaddr relayed;         /* TURN: this leg's relayed address */
+    bool ready;
+    /* Setup only. */
+    char ufrag[32], pwd[40];
+    uint8_t txid[12];
+    uint8_t turn_state;
+    char nonce[128], realm[128];
+};
+
+struct lt_thread {
+    unsigned id;
+    unsigned first_link;
+    int fd;
+    uint16_t port;                 /* the port every leg of this thread uses */
+    struct lt_leg *legs;           /* 2 per link: a at 2i, b at 2i+1 */
+    unsigned n_legs;
+    const struct lt_options *opt;
+    uint32_t lat[LT_LAT_BUCKETS];
+    uint64_t lat_overflow, lat_count;
+    uint64_t sent, received, bytes_sent, corrupt, late_frames, send_errors;
+    uint64_t setup_ns;             /* time to bring every leg up */
+    unsigned setup_failed;
+};
+
+/* legs.c: addresses, SRTP contexts, and bringing legs up per mode. */
+int lt_legs_init(struct lt_thread *t, unsigned first_link, unsigned links);
+/* Creates the legs' SRTP sessions (before media). */
+int lt_legs_srtp(struct lt_thread *t, unsigned first_link);
+void lt_legs_free(struct lt_thread *t);
+/* Brings every leg up (STUN binding, TURN allocation, ...). Returns 0 if
+ * all legs are ready. */
+int lt_legs_setup(struct lt_thread *t);
+
+/* traffic.c: media until deadline_ns, then a drain. */
+void lt_traffic_run(struct lt_thread *t, uint64_t start_ns, uint64_t deadline_ns);
+
+/* turn.c: one TURN allocation per leg, then permissions and channels. */
+int lt_turn_setup(struct lt_thread *t);
+
+/* Shared socket helpers (legs.c). */
+int lt_socket(struct lt_thread *t);
+/* Sends one datagram from leg's address; returns 0 or -1. */
+int lt_send_from(struct lt_thread *t, const struct lt_leg *leg, const union netaddr *to,
+                 const void *buf, size_t len);
+/* Receives one datagram (timeout_ms), telling which leg it was for. */
+int lt_recv_one(struct lt_thread *t, void *buf, size_t cap, int timeout_ms, struct lt_leg **leg,
+                union netaddr *from);
+/* The leg a datagram addressed to ip belongs to, or NULL. */
+struct lt_leg *lt_leg_by_ip(struct lt_thread *t, struct in_addr ip);
+
+uint64_t lt_now_ns(void);
+
+#endif

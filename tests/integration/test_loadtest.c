@@ -1,0 +1,171 @@
+/* The load tester itself, briefly, for correctness only (speed lives in the
+ * benchmark): through the real relay every packet arrives intact, nothing is
+ * lost on an idle machine, latency is recorded; and its TURN client works
+ * against a real coturn process. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+#define TURN_BIN "/usr/bin/turnserver"
+
+/* A UDP port free right now on loopback. */
+static int free_port(void)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    socklen_t len = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0), port = -1;
+
+    sin.sin_addr.s_addr = htonl(0x7f000001);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
+        port = ntohs(sin.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static json_t *run_loadtest(const char *const *args, const char *json_path)
+{
+    const char *argv[32] = {QR_LOADTEST_BIN};
+    int n = 1, code;
+    json_error_t jerr;
+    json_t *doc;
+    char *out;
+
+    for (int i = 0; args[i] != NULL && n < 29; i++)
+        argv[n++] = args[i];
+    argv[n++] = "--json";
+    argv[n++] = json_path;
+    argv[n] = NULL;
+    out = run_command((char *const *)argv, &code);
+    print_message("%s", out);
+    free(out);
+    assert_int_equal(code, 0);
+    doc = json_load_file(json_path, 0, &jerr);
+    assert_non_null(doc);
+    return doc;
+}
+
+static long long num(json_t *doc, const char *key)
+{
+    return json_integer_value(json_object_get(doc, key));
+}
+
+static double real(json_t *doc, const char *key)
+{
+    return json_number_value(json_object_get(doc, key));
+}
+
+static void expect_clean(json_t *doc, long long min_sent)
+{
+    assert_true(num(doc, "sent") >= min_sent);
+    assert_int_equal(num(doc, "received"), num(doc, "sent"));
+    assert_int_equal(num(doc, "corrupt"), 0);
+    assert_int_equal(num(doc, "duplicates"), 0);
+    assert_int_equal(num(doc, "setup_failed"), 0);
+    assert_true(real(doc, "loss") == 0.0);
+    assert_true(real(doc, "latency_p50_us") > 0.0);
+    assert_true(real(doc, "latency_p99_us") >= real(doc, "latency_p50_us"));
+}
+
+static void test_through_the_relay(void **state)
+{
+    static const char *const listen[] = {"127.0.0.1:0", NULL};
+    struct relay_proc r;
+    char server[NETADDR_STRLEN], pid[16], json[HARNESS_PATH + 16];
+    json_t *doc;
+
+    (void)state;
+    assert_int_equal(relay_start(&r, listen, NULL), 0);
+    netaddr_format(&r.listen[0], server, sizeof(server));
+    snprintf(pid, sizeof(pid), "%d", (int)r.pid);
+    snprintf(json, sizeof(json), "%s/lt.json", r.dir);
+    {
+        const char *args[] = {"--mode", "relay", "--server", server, "--secret-file", r.secret,
+                              "--links", "20", "--seconds", "3", "--profile", "av",
+                              "--server-pid", pid, NULL};
+
+        doc = run_loadtest(args, json);
+    }
+    /* 20 links, 2 legs, 3 s of 30 fps x 5 video + 50 audio packets. */
+    expect_clean(doc, 20 * 2 * 3 * 200 * 9 / 10);
+    assert_true(real(doc, "server_cpu_s") > 0.0);
+    json_decref(doc);
+    {
+        long long fwd = relay_stat(&r, "packets", "forwarded");
+
+        assert_true(fwd >= 20 * 2 * 3 * 200 * 9 / 10);
+    }
+    assert_int_equal(relay_cleanup(&r), 0);
+}
+
+static void test_turn_client_against_coturn(void **state)
+{
+    char dir[] = "/tmp/qr-turn-XXXXXX", json[64], log[64], cmd[128], listen[48], server[32];
+    int port = free_port();
+    char *argv[] = {TURN_BIN, "-n", "--listening-ip=127.0.0.1", listen,
+                    "--relay-ip=127.0.0.1", "--min-port=49200", "--max-port=49999",
+                    "--lt-cred-mech", "--user=lt:lt-secret", "--realm=quietroom", "--no-tls",
+                    "--no-dtls", "--no-cli", "--allow-loopback-peers", "--simple-log",
+                    "--log-file=stdout", "--userdb", NULL, NULL};
+    char db[64];
+    json_t *doc;
+    pid_t pid;
+    int status;
+
+    (void)state;
+    assert_true(port > 0);
+    snprintf(listen, sizeof(listen), "--listening-port=%d", port);
+    snprintf(server, sizeof(server), "127.0.0.1:%d", port);
+    assert_non_null(mkdtemp(dir));
+    snprintf(json, sizeof(json), "%s/lt.json", dir);
+    snprintf(log, sizeof(log), "%s/turn.log", dir);
+    snprintf(db, sizeof(db), "%s/turndb", dir);
+    argv[17] = db;
+    if ((pid = fork()) == 0) {
+        FILE *f = freopen(log, "w", stdout);
+
+        (void)f;
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    usleep(700 * 1000);
+    {
+        const char *args[] = {"--mode", "turn", "--server", server, "--turn-user",
+                              "lt", "--turn-pass", "lt-secret", "--links", "10", "--seconds",
+                              "2", "--profile", "audio", NULL};
+
+        doc = run_loadtest(args, json);
+    }
+    expect_clean(doc, 10 * 2 * 2 * 50 * 9 / 10);
+    json_decref(doc);
+    kill(pid, SIGTERM);
+    waitpid(pid, &status, 0);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_through_the_relay),
+        cmocka_unit_test(test_turn_client_against_coturn),
+    };
+
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
