@@ -156,12 +156,16 @@ int lt_legs_init(struct lt_thread *t, unsigned first_link, unsigned links)
  * run of tens of thousands of legs would spend its time there). */
 int lt_legs_srtp(struct lt_thread *t, unsigned first_link)
 {
+    uint64_t give_up = lt_now_ns() + LT_SRTP_BUDGET_NS;
+
     for (unsigned i = 0; i < t->n_legs; i++) {
         struct lt_leg *l = &t->legs[i];
         uint32_t link = first_link + i / 2;
         int side = (int)(i % 2);
 
         if (lt__srtp(&l->tx, link, side, true) != 0 || lt__srtp(&l->rx, link, !side, false) != 0)
+            return -1;
+        if (i % 256 == 255 && lt_now_ns() > give_up)
             return -1;
     }
     return 0;

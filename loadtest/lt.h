@@ -25,6 +25,10 @@
 /* Second octet of leg addresses: 127.(LT_NET_BASE + thread).x.y. */
 #define LT_NET_BASE 20
 #define LT_LEGS_PER_THREAD 65536
+/* Debian's libsrtp2 runs on NSS, whose key bookkeeping makes creating
+ * sessions slower the more exist; a run that would spend longer than this
+ * making them stops with an error instead. */
+#define LT_SRTP_BUDGET_NS (30 * 1000000000ull)
 
 /* What the legs talk through. */
 enum lt_mode {
@@ -95,11 +99,13 @@ struct lt_thread {
     uint64_t sent, received, bytes_sent, corrupt, late_frames, send_errors;
     uint64_t setup_ns;             /* time to bring every leg up */
     unsigned setup_failed;
+    bool srtp_failed;              /* no SRTP sessions: no media from this thread */
 };
 
 /* legs.c: addresses, SRTP contexts, and bringing legs up per mode. */
 int lt_legs_init(struct lt_thread *t, unsigned first_link, unsigned links);
-/* Creates the legs' SRTP sessions (before media). */
+/* Creates the legs' SRTP sessions (before media); -1 on failure or when
+ * it takes longer than LT_SRTP_BUDGET_NS. */
 int lt_legs_srtp(struct lt_thread *t, unsigned first_link);
 void lt_legs_free(struct lt_thread *t);
 /* Brings every leg up (STUN binding, TURN allocation, ...). Returns 0 if

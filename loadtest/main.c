@@ -125,7 +125,7 @@ struct lt_result {
 struct lt_run {
     const struct lt_options *opt;
     struct lt_thread *threads;
-    pthread_barrier_t ready, go;
+    pthread_barrier_t ready, armed, go;
     uint64_t start_ns, deadline_ns;
 };
 
@@ -140,14 +140,14 @@ static void *lt__thread(void *arg)
 
     lt_legs_setup(a->t);
     pthread_barrier_wait(&a->run->ready);
+    /* Sessions are made after setup (not timed with it) and before the
+     * start time is set (not eating into the measured window). */
+    if (a->run->opt->seconds > 0)
+        a->t->srtp_failed = lt_legs_srtp(a->t, a->t->first_link) != 0;
+    pthread_barrier_wait(&a->run->armed);
     pthread_barrier_wait(&a->run->go); /* main set the start time */
-    if (a->run->opt->seconds > 0) {
-        if (lt_legs_srtp(a->t, a->t->first_link) != 0) {
-            fprintf(stderr, "loadtest: cannot create SRTP sessions\n");
-            return NULL;
-        }
+    if (a->run->opt->seconds > 0 && !a->t->srtp_failed)
         lt_traffic_run(a->t, a->run->start_ns, a->run->deadline_ns);
-    }
     return NULL;
 }
 
@@ -240,16 +240,26 @@ static int lt__run(const struct lt_options *opt, unsigned links, struct lt_resul
     if ((run.threads = calloc(opt->threads, sizeof(*run.threads))) == NULL)
         return -1;
     pthread_barrier_init(&run.ready, NULL, opt->threads + 1);
+    pthread_barrier_init(&run.armed, NULL, opt->threads + 1);
     pthread_barrier_init(&run.go, NULL, opt->threads + 1);
     lt__proc(opt->server_pid, &before);
     if (lt__start_threads(&run, links, th, args) != 0)
         exit(1);
     pthread_barrier_wait(&run.ready);
     lt__proc(opt->server_pid, &after_setup);
+    pthread_barrier_wait(&run.armed);
+    for (unsigned i = 0; i < opt->threads; i++) {
+        if (run.threads[i].srtp_failed) {
+            fprintf(stderr, "loadtest: cannot create %u SRTP sessions within %llu s "
+                            "(fewer links, or more threads)\n",
+                    4 * links, LT_SRTP_BUDGET_NS / 1000000000ull);
+            exit(1);
+        }
+    }
     lt__udp_drops(&rb0, &ie0);
     gen0 = lt__self_cpu();
-    /* Time for every thread to make its SRTP sessions before media starts. */
-    run.start_ns = lt_now_ns() + 20000000ull + (uint64_t)links * 20000ull;
+    /* A little ahead, so every thread is waiting when the first frame is due. */
+    run.start_ns = lt_now_ns() + 20000000ull;
     run.deadline_ns = run.start_ns + (uint64_t)opt->seconds * 1000000000ull;
     pthread_barrier_wait(&run.go);
     for (unsigned i = 0; i < opt->threads; i++)
@@ -275,6 +285,7 @@ static int lt__run(const struct lt_options *opt, unsigned links, struct lt_resul
     }
     free(run.threads);
     pthread_barrier_destroy(&run.ready);
+    pthread_barrier_destroy(&run.armed);
     pthread_barrier_destroy(&run.go);
     return r->setup_failed == 0 ? 0 : -1;
 }
