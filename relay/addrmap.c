@@ -1,103 +1,74 @@
-/* Entries live in a fixed array with a free stack; the hash index points
- * into it. */
+/* The index stores only leg ids: an entry matches when the leg's current
+ * address is the one looked up, so there is no copy of the address to keep
+ * in step, and the table removes an entry exactly when it unbinds or moves
+ * the leg. */
 #include "addrmap.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 struct addrmap__key {
     const struct addrmap *m;
-    uint32_t listen;
-    const union netaddr *addr;
+    const struct leg_addr *a;
 };
 
-static uint64_t addrmap__hash(const struct addrmap *m, uint32_t listen, const union netaddr *a)
+static uint64_t addrmap__hash(const struct addrmap *m, const struct leg_addr *a)
 {
-    return netaddr_hash(a, m->seed ^ listen);
+    union leg_addr_words u = {.a = *a};
+    uint64_t h = m->seed;
+
+    for (int i = 0; i < LEG_ADDR_WORDS; i++)
+        h = hindex_mix(h ^ u.w[i]);
+    return h;
 }
 
 static bool addrmap__eq(const void *ctx, uint32_t id)
 {
     const struct addrmap__key *k = ctx;
-    const struct addrmap_entry *e = &k->m->entries[id];
 
-    return e->listen == k->listen && netaddr_equal(&e->addr, k->addr);
+    return leg_addr_is(&k->m->links[id >> 1].leg[id & 1], k->a);
 }
 
-int addrmap_init(struct addrmap *m, uint32_t cap, uint64_t seed)
+int addrmap_init(struct addrmap *m, struct link *links, uint32_t max_legs, uint64_t seed)
 {
     memset(m, 0, sizeof(*m));
-    m->cap = cap;
+    m->links = links;
     m->seed = seed;
-    m->entries = calloc(cap, sizeof(*m->entries));
-    m->free = calloc(cap, sizeof(*m->free));
-    if (m->entries == NULL || m->free == NULL || hindex_init(&m->index, cap) != 0) {
-        addrmap_free(m);
-        return -1;
-    }
-    for (uint32_t i = 0; i < cap; i++)
-        m->free[i] = cap - 1 - i;
-    m->n_free = cap;
-    return 0;
+    return hindex_init(&m->index, max_legs);
 }
 
 void addrmap_free(struct addrmap *m)
 {
     hindex_free(&m->index);
-    free(m->entries);
-    free(m->free);
-    m->entries = NULL;
-    m->free = NULL;
 }
 
-struct addrmap_entry *addrmap_find(struct addrmap *m, uint32_t listen, const union netaddr *a)
+void addrmap_write_begin(struct addrmap *m)
 {
-    struct addrmap__key k = {m, listen, a};
-    uint32_t id = hindex_find(&m->index, addrmap__hash(m, listen, a), addrmap__eq, &k);
+    uint32_t s = atomic_load_explicit(&m->seq, memory_order_relaxed);
 
-    return id == HINDEX_NONE ? NULL : &m->entries[id];
+    atomic_store_explicit(&m->seq, s + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
 }
 
-struct addrmap_entry *addrmap_put(struct addrmap *m, uint32_t listen, const union netaddr *a)
+void addrmap_write_end(struct addrmap *m)
 {
-    struct addrmap_entry *e = addrmap_find(m, listen, a);
-    uint32_t id;
+    uint32_t s = atomic_load_explicit(&m->seq, memory_order_relaxed);
 
-    if (e != NULL)
-        return e;
-    if (m->n_free == 0)
-        return NULL;
-    id = m->free[m->n_free - 1];
-    if (hindex_insert(&m->index, addrmap__hash(m, listen, a), id) != 0)
-        return NULL;
-    m->n_free--;
-    e = &m->entries[id];
-    memset(e, 0, sizeof(*e));
-    e->addr = *a;
-    e->listen = listen;
-    e->used = true;
-    return e;
+    atomic_store_explicit(&m->seq, s + 1, memory_order_release);
 }
 
-void addrmap_remove(struct addrmap *m, struct addrmap_entry *e)
+int addrmap_insert(struct addrmap *m, const struct leg_addr *a, uint32_t id)
 {
-    uint32_t id = (uint32_t)(e - m->entries);
-
-    if (!e->used)
-        return;
-    hindex_remove(&m->index, addrmap__hash(m, e->listen, &e->addr), id);
-    e->used = false;
-    m->free[m->n_free++] = id;
+    return hindex_insert(&m->index, addrmap__hash(m, a), id);
 }
 
-void addrmap_sweep(struct addrmap *m, uint32_t budget,
-                   bool (*stale)(void *ctx, const struct addrmap_entry *e), void *ctx)
+void addrmap_remove(struct addrmap *m, const struct leg_addr *a, uint32_t id)
 {
-    for (uint32_t n = 0; n < budget && n < m->cap; n++) {
-        struct addrmap_entry *e = &m->entries[m->sweep_pos];
+    hindex_remove(&m->index, addrmap__hash(m, a), id);
+}
 
-        if (e->used && stale(ctx, e))
-            addrmap_remove(m, e);
-        m->sweep_pos = (m->sweep_pos + 1) % m->cap;
-    }
+uint32_t addrmap_find(const struct addrmap *m, const struct leg_addr *a)
+{
+    struct addrmap__key k = {m, a};
+
+    return hindex_find(&m->index, addrmap__hash(m, a), addrmap__eq, &k);
 }

@@ -1,46 +1,56 @@
-/* A worker's own map from remote address to the leg bound there. Only the
- * worker that receives an address's packets (SO_REUSEPORT hashes the 4-tuple)
- * ever touches its entry, so the map needs no lock. */
+/* The relay's map from remote address to the leg bound there, shared by all
+ * workers: written only under the table lock, read on the forwarding path
+ * without any lock, inside a sequence count that makes a reader look again
+ * when a write overlapped it. Binding is rare next to forwarding, so readers
+ * almost never retry and the map costs 16 bytes per leg instead of a copy
+ * per worker. */
 #ifndef QUIETROOM_RELAY_ADDRMAP_H
 #define QUIETROOM_RELAY_ADDRMAP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "link.h"
 #include "quietroom/hindex.h"
-#include "quietroom/netaddr.h"
 
-struct addrmap_entry {
-    union netaddr addr;
-    uint32_t listen;
-    uint32_t link;
-    uint32_t link_gen;   /* entry is stale when the slot's generation moved on */
-    uint32_t addr_gen;   /* ...or the leg was moved or unbound */
-    uint8_t side;
-    bool used;
-};
+/* Ids name a leg: link index << 1 | side. */
+#define ADDRMAP_ID(link, side) ((uint32_t)(link) << 1 | (uint32_t)(side))
+#define ADDRMAP_NONE HINDEX_NONE
 
 struct addrmap {
-    struct addrmap_entry *entries;
-    uint32_t *free;
-    uint32_t n_free, cap;
-    struct hindex index;
+    _Atomic uint32_t seq;          /* odd while a write is under way */
+    struct hindex index;           /* hash of (listen, address) -> leg id */
+    struct link *links;
     uint64_t seed;
-    uint32_t sweep_pos;
 };
 
-/* Room for cap entries. Returns 0 or -1; addrmap_free frees. */
-int addrmap_init(struct addrmap *m, uint32_t cap, uint64_t seed);
+/* Room for max_legs legs of links. Returns 0 or -1; addrmap_free frees. */
+int addrmap_init(struct addrmap *m, struct link *links, uint32_t max_legs, uint64_t seed);
 void addrmap_free(struct addrmap *m);
 
-struct addrmap_entry *addrmap_find(struct addrmap *m, uint32_t listen, const union netaddr *a);
-/* Adds or overwrites the entry for (listen, a); NULL when full. */
-struct addrmap_entry *addrmap_put(struct addrmap *m, uint32_t listen, const union netaddr *a);
-void addrmap_remove(struct addrmap *m, struct addrmap_entry *e);
+/* Writer (table lock held): every change to the index or to a bound leg's
+ * address happens between begin and end. */
+void addrmap_write_begin(struct addrmap *m);
+void addrmap_write_end(struct addrmap *m);
+/* Points a's entry at leg id (whose address the caller stores). */
+int addrmap_insert(struct addrmap *m, const struct leg_addr *a, uint32_t id);
+void addrmap_remove(struct addrmap *m, const struct leg_addr *a, uint32_t id);
 
-/* Visits up to budget entries from where the last sweep stopped and removes
- * those stale(ctx, entry) says are stale. */
-void addrmap_sweep(struct addrmap *m, uint32_t budget,
-                   bool (*stale)(void *ctx, const struct addrmap_entry *e), void *ctx);
+/* Reader: begin returns a token; reads of the index and of leg addresses
+ * made before addrmap_read_retry(token) returns false are consistent. */
+static inline uint32_t addrmap_read_begin(const struct addrmap *m)
+{
+    return atomic_load_explicit(&m->seq, memory_order_acquire);
+}
+
+static inline bool addrmap_read_retry(const struct addrmap *m, uint32_t token)
+{
+    atomic_thread_fence(memory_order_acquire);
+    return (token & 1u) != 0 || atomic_load_explicit(&m->seq, memory_order_relaxed) != token;
+}
+
+/* The leg bound at a, or ADDRMAP_NONE; call inside a read section. */
+uint32_t addrmap_find(const struct addrmap *m, const struct leg_addr *a);
 
 #endif

@@ -9,21 +9,25 @@
 
 #include "quietroom/limits.h"
 
-#define EARLY_NONE UINT32_MAX
+/* Slots are 16 bits so that a link names its held packets in 4 bytes:
+ * the first slot of a list chained through next[]. */
+#define EARLY_NONE UINT16_MAX
 
 struct early_pool {
     uint8_t (*buf)[QR_PACKET_MAX];
     uint16_t *len;
+    uint16_t *next;                /* the link's next held packet */
     uint64_t *at_ms;
-    uint32_t *free;
+    uint16_t *free;
     uint32_t n_free, cap;
 };
 
-/* Allocates cap buffers. Returns 0 or -1; early_free frees. */
+/* Allocates cap (< EARLY_NONE) buffers. Returns 0 or -1; early_free frees. */
 int early_init(struct early_pool *p, uint32_t cap);
 void early_free(struct early_pool *p);
-/* Copies a packet in; returns its slot or EARLY_NONE when the pool is full. */
-uint32_t early_put(struct early_pool *p, const uint8_t *buf, size_t len, uint64_t now_ms);
-void early_release(struct early_pool *p, uint32_t slot);
+/* Copies a packet in; returns its slot (next = EARLY_NONE) or EARLY_NONE
+ * when the pool is full. */
+uint16_t early_put(struct early_pool *p, const uint8_t *buf, size_t len, uint64_t now_ms);
+void early_release(struct early_pool *p, uint16_t slot);
 
 #endif

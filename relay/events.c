@@ -13,6 +13,7 @@ static const char *const events_reasons[] = {
     [LEG_DOWN_REVOKED] = "revoked",
     [LEG_DOWN_EXPIRED] = "expired",
     [LEG_DOWN_SHUTDOWN] = "shutdown",
+    [LEG_DOWN_SUPERSEDED] = "superseded",
 };
 
 const char *events_session_hex(const uint8_t *session, char *out)
@@ -76,29 +77,36 @@ void events_leg_down(void *ctx, const struct link *k, int side, enum leg_down_re
 {
     struct relay *r = ctx;
     const struct leg *l = &k->leg[side];
-    uint64_t now = clock_wall_ms();
+    uint64_t now = clock_wall_ms(), up_ms = 0, duration = 0;
     union netaddr addr;
-    uint32_t listen;
+    struct leg_addr packed;
     json_t *ev;
 
     if (r->audit == NULL)
         return;
-    leg_load_addr(l, &addr, &listen);
+    leg_addr_load(l, &packed);
+    leg_addr_unpack(&packed, &addr);
+    if (l->up != LEG_NEVER) {
+        duration = link_time(k, clock_mono_ms()) - l->up;
+        up_ms = now - duration;
+    }
     /* Consent lost means the network failed the call; the rest end it as
      * intended. */
     ev = events__leg("leg.down", 'D', reason == LEG_DOWN_CONSENT ? AUDIT_MINOR_FAILURE
                                                                  : AUDIT_SUCCESS,
                      &k->id, side, &addr);
     audit_event_reason(ev, events_reasons[reason]);
-    if (l->up_ms != 0 && now >= l->up_ms)
-        audit_event_period(ev, l->up_ms, now);
-    audit_event_detail(ev, "duration_ms",
-                       json_integer((json_int_t)(l->up_ms && now > l->up_ms ? now - l->up_ms : 0)));
-    audit_event_detail(ev, "packets_in", json_integer((json_int_t)link_read(&l->rx_packets)));
-    audit_event_detail(ev, "bytes_in", json_integer((json_int_t)link_read(&l->rx_bytes)));
-    audit_event_detail(ev, "packets_forwarded",
-                       json_integer((json_int_t)link_read(&l->fwd_packets)));
-    audit_event_detail(ev, "bytes_forwarded", json_integer((json_int_t)link_read(&l->fwd_bytes)));
+    if (up_ms != 0)
+        audit_event_period(ev, up_ms, now);
+    audit_event_detail(ev, "duration_ms", json_integer((json_int_t)duration));
+    audit_event_detail(ev, "packets_in", json_integer((json_int_t)atomic_load_explicit(
+                                             &l->rx_packets, memory_order_relaxed)));
+    audit_event_detail(ev, "bytes_in", json_integer((json_int_t)atomic_load_explicit(
+                                           &l->rx_bytes, memory_order_relaxed)));
+    audit_event_detail(ev, "packets_forwarded", json_integer((json_int_t)atomic_load_explicit(
+                                                    &l->fwd_packets, memory_order_relaxed)));
+    audit_event_detail(ev, "bytes_forwarded", json_integer((json_int_t)atomic_load_explicit(
+                                                  &l->fwd_bytes, memory_order_relaxed)));
     audit_event_detail(ev, "moves", json_integer(l->moves));
     audit_event_detail(ev, "rtp_streams", events__streams(l));
     audit_emit(r->audit, ev);

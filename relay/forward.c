@@ -1,47 +1,43 @@
-/* Forwarding. The worker's own address map names the leg; the slot's
- * generation is read before and after the state so that a slot closed and
- * reused meanwhile is never mistaken for the link it used to hold (the table
- * only reuses a slot after every worker has been quiescent since it closed). */
+/* Forwarding. One read section of the address map finds the sending leg and
+ * reads its peer's address; the link's state is checked after it, so a
+ * revocation stops forwarding at once. A link found in the map cannot be
+ * reused before this worker's next quiescent point (table.c), so touching
+ * its counters after the section is safe. */
 #include "forward.h"
 
 #include "quietroom/rtpstats.h"
 #include "worker.h"
 
-/* Finds the live leg bound to src, or NULL (dropping a stale map entry). */
+/* Finds the leg bound at src and its peer's address; NULL if none. */
 static struct link *forward__lookup(struct worker *w, uint32_t listen, const union netaddr *src,
-                                    int *side)
+                                    int *side, struct leg_addr *peer)
 {
-    struct addrmap_entry *e = addrmap_find(&w->map, listen, src);
-    struct link *k;
-    uint32_t gen;
+    const struct addrmap *m = w->map;
+    struct leg_addr a;
+    uint32_t id, token;
 
-    if (e == NULL) {
+    leg_addr_pack(src, listen, &a);
+    do {
+        token = addrmap_read_begin(m);
+        id = addrmap_find(m, &a);
+        if (id != ADDRMAP_NONE)
+            leg_addr_load(&m->links[id >> 1].leg[!(id & 1)], peer);
+    } while (addrmap_read_retry(m, token));
+    if (id == ADDRMAP_NONE) {
         stat_add(&w->stats, STAT_DROP_UNBOUND, 1);
         return NULL;
     }
-    k = table_link(w->relay->table, e->link);
-    gen = atomic_load_explicit(&k->gen, memory_order_acquire);
-    if (gen != e->link_gen ||
-        atomic_load_explicit(&k->leg[e->side].addr_gen, memory_order_acquire) != e->addr_gen) {
-        addrmap_remove(&w->map, e);
-        stat_add(&w->stats, STAT_DROP_UNBOUND, 1);
-        return NULL;
-    }
-    if (link_state(k) != LINK_ACTIVE || atomic_load_explicit(&k->gen, memory_order_acquire) != gen) {
-        stat_add(&w->stats, STAT_DROP_INACTIVE, 1);
-        return NULL;
-    }
-    *side = e->side;
-    return k;
+    *side = (int)(id & 1);
+    return &m->links[id >> 1];
 }
 
 /* The peer has not bound yet: hold DTLS for it, drop media. Returns true if
- * the peer turned out to be bound after all. */
+ * the peer turned out to be bound after all (forward it then). */
 static bool forward__peer_unbound(struct worker *w, struct link *k, int peer, const uint8_t *buf,
                                   size_t len, enum demux_class cls)
 {
     if (cls == DEMUX_DTLS) {
-        uint32_t idx = (uint32_t)(k - table_link(w->relay->table, 0));
+        uint32_t idx = (uint32_t)(k - w->map->links);
         int r = table_early_push(w->relay->table, idx, atomic_load(&k->gen), peer, buf, len,
                                  w->now.mono_ms);
 
@@ -54,30 +50,42 @@ static bool forward__peer_unbound(struct worker *w, struct link *k, int peer, co
     return false;
 }
 
-void forward_packet(struct worker *w, uint32_t listen, const union netaddr *src, uint8_t *buf,
-                    size_t len, enum demux_class cls)
+static void forward__account(struct worker *w, struct link *k, struct leg *l, const uint8_t *buf,
+                             size_t len, enum demux_class cls)
 {
-    union netaddr dst;
-    uint32_t dst_listen;
-    struct link *k;
-    struct leg *l;
-    int side;
-
-    if ((k = forward__lookup(w, listen, src, &side)) == NULL)
-        return;
-    l = &k->leg[side];
-    link_count(&l->rx_packets, 1);
-    link_count(&l->rx_bytes, len);
-    atomic_store_explicit(&l->last_seen_ms, w->now.wall_ms, memory_order_relaxed);
+    link_count32(&l->rx_packets, 1);
+    link_count64(&l->rx_bytes, len);
+    atomic_store_explicit(&l->last_seen, link_time(k, w->now.mono_ms), memory_order_relaxed);
     if (cls == DEMUX_RTP) {
         struct rtp_header h;
 
-        if (rtp_parse_header(buf, len, &h))
-            rtpstats_update(&l->rtp, &h, w->now.mono_us);
+        if (rtp_parse_header(buf, len, &h) && !rtpstats_update(&l->rtp, &h, w->now.mono_us))
+            stat_add(&w->stats, STAT_RTP_UNTRACKED, 1);
     }
-    if (!atomic_load_explicit(&k->leg[!side].bound, memory_order_acquire) &&
-        !forward__peer_unbound(w, k, !side, buf, len, cls))
+}
+
+void forward_packet(struct worker *w, uint32_t listen, const union netaddr *src, uint8_t *buf,
+                    size_t len, enum demux_class cls)
+{
+    struct leg_addr peer;
+    union netaddr dst;
+    struct link *k;
+    int side;
+
+    if ((k = forward__lookup(w, listen, src, &side, &peer)) == NULL)
         return;
-    leg_load_addr(&k->leg[!side], &dst, &dst_listen);
-    worker_tx_add(w, dst_listen, &dst, buf, len, l);
+    if (link_state(k) != LINK_ACTIVE) {
+        stat_add(&w->stats, STAT_DROP_INACTIVE, 1);
+        return;
+    }
+    forward__account(w, k, &k->leg[side], buf, len, cls);
+    if (peer.family == 0) {
+        if (!forward__peer_unbound(w, k, !side, buf, len, cls))
+            return;
+        /* Bound in the meantime: read its address again. */
+        if (forward__lookup(w, listen, src, &side, &peer) != k || peer.family == 0)
+            return;
+    }
+    leg_addr_unpack(&peer, &dst);
+    worker_tx_add(w, peer.listen, &dst, buf, len, &k->leg[side]);
 }

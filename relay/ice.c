@@ -75,29 +75,21 @@ static void ice__flush_early(struct worker *w, uint32_t listen, const union neta
     }
 }
 
-/* A nominated check: bind or move the leg, point this worker's map at it.
- * Returns false if the check must go unanswered. */
+/* A nominated check: bind or move the leg. Returns false if the check must
+ * go unanswered. */
 static bool ice__nominate(struct worker *w, uint32_t listen, const union netaddr *src,
                           const struct creds_leg *cl, struct table_binding *b)
 {
     struct relay *r = w->relay;
-    struct addrmap_entry *e;
-    enum table_bind_result res = table_bind(r->table, cl, src, listen, w->now.mono_ms,
-                                            w->now.wall_ms, b);
+    enum table_bind_result res = table_bind(r->table, cl, src, listen, w->now.mono_ms, b);
 
     if (res == TABLE_FULL || res == TABLE_INACTIVE) {
         stat_add(&w->stats, res == TABLE_FULL ? STAT_DROP_TABLE_FULL : STAT_STUN_IGNORED_REVOKED,
                  1);
         return false;
     }
-    if ((e = addrmap_put(&w->map, listen, src)) == NULL) {
-        stat_add(&w->stats, STAT_DROP_TABLE_FULL, 1);
-        return false;
-    }
-    e->link = b->link;
-    e->link_gen = b->link_gen;
-    e->addr_gen = b->addr_gen;
-    e->side = b->side;
+    if (b->superseded)
+        stat_add(&w->stats, STAT_LEGS_SUPERSEDED, 1);
     if (res == TABLE_BOUND) {
         stat_add(&w->stats, STAT_LEGS_BOUND, 1);
         events_leg_up(r, cl, src);
@@ -113,17 +105,23 @@ static bool ice__nominate(struct worker *w, uint32_t listen, const union netaddr
 static void ice__consent(struct worker *w, uint32_t listen, const union netaddr *src,
                          const struct creds_leg *cl)
 {
-    struct addrmap_entry *e = addrmap_find(&w->map, listen, src);
+    const struct addrmap *m = w->map;
+    struct leg_addr a;
+    uint32_t id, token;
     struct link *k;
 
-    if (e == NULL || e->side != cl->side)
+    leg_addr_pack(src, listen, &a);
+    do {
+        token = addrmap_read_begin(m);
+        id = addrmap_find(m, &a);
+    } while (addrmap_read_retry(m, token));
+    if (id == ADDRMAP_NONE || (id & 1) != cl->side)
         return;
-    k = table_link(w->relay->table, e->link);
-    if (atomic_load_explicit(&k->gen, memory_order_acquire) != e->link_gen ||
-        !creds_same_link(&k->id, cl) ||
-        atomic_load_explicit(&k->leg[e->side].addr_gen, memory_order_acquire) != e->addr_gen)
+    k = &m->links[id >> 1];
+    if (!creds_same_link(&k->id, cl))
         return;
-    atomic_store_explicit(&k->leg[e->side].last_check_ms, w->now.mono_ms, memory_order_relaxed);
+    atomic_store_explicit(&k->leg[id & 1].last_check, link_time(k, w->now.mono_ms),
+                          memory_order_relaxed);
 }
 
 /* Maps a credential failure to its counter; all of them mean silence. */

@@ -1,6 +1,7 @@
 /* A link joins two legs (side a, side b) of one session; a leg is one
- * browser's ICE-nominated address. Workers read links without locks, so the
- * fields they read are atomics and the address sits behind a sequence lock. */
+ * browser's ICE-nominated address. Every link slot exists from start-up and
+ * workers read them without locks, so the layout is kept small and the
+ * fields other threads read are atomics. */
 #ifndef QUIETROOM_RELAY_LINK_H
 #define QUIETROOM_RELAY_LINK_H
 
@@ -26,100 +27,127 @@ enum leg_down_reason {
     LEG_DOWN_REVOKED,
     LEG_DOWN_EXPIRED,
     LEG_DOWN_SHUTDOWN,
+    LEG_DOWN_SUPERSEDED,   /* another leg was nominated from its address */
 };
 
-#define LEG_ADDR_WORDS 4
+/* A leg's address as stored: 24 bytes where a sockaddr_in6 takes 28, and
+ * the local socket it was bound on. family 0 means "not bound". */
+struct leg_addr {
+    uint8_t ip[16];       /* IPv4 in the first 4 bytes */
+    uint32_t scope_id;
+    uint16_t port;        /* network byte order */
+    uint8_t family;       /* AF_INET, AF_INET6 or 0 */
+    uint8_t listen;       /* index of the local socket */
+};
 
+#define LEG_ADDR_WORDS 3
+#define LEG_NEVER UINT32_MAX
+
+/* Times in a link are milliseconds after its birth (monotonic), in 32 bits:
+ * a link never outlives its credentials (at most a day). */
 struct leg {
-    /* Written under the table lock by the binding worker; read by any worker. */
-    _Atomic uint32_t addr_seq;                    /* odd while being written */
-    _Atomic uint64_t addr_words[LEG_ADDR_WORDS];  /* a union netaddr */
-    _Atomic uint32_t listen;                      /* index of the local socket */
-    _Atomic uint32_t bound;
-    _Atomic uint32_t addr_gen;                    /* bumps on bind, move, unbind */
-    _Atomic uint64_t last_check_ms;               /* monotonic: consent */
+    /* A struct leg_addr, written only inside the address map's write
+     * section (addrmap.h) and read inside its read section. */
+    _Atomic uint64_t addr[LEG_ADDR_WORDS];
+    _Atomic uint32_t last_check;   /* last valid check: consent */
 
     /* Single writer: the worker that receives this leg's packets. */
-    _Atomic uint64_t rx_packets;
+    _Atomic uint32_t last_seen;
+    _Atomic uint32_t rx_packets;
+    _Atomic uint32_t fwd_packets;
     _Atomic uint64_t rx_bytes;
-    _Atomic uint64_t fwd_packets;
     _Atomic uint64_t fwd_bytes;
-    _Atomic uint64_t last_seen_ms;                /* wall clock */
-    struct rtpstats rtp;
 
     /* Under the table lock. */
-    uint64_t up_ms;                               /* wall clock of first bind */
-    uint32_t moves;
+    uint32_t up;                   /* first bind; LEG_NEVER before */
+    uint16_t moves;
+    struct rtpstats rtp;           /* single writer, as the counters */
 };
 
 struct link {
-    _Atomic uint32_t gen;      /* changes whenever the slot is reused */
-    _Atomic uint32_t state;    /* enum link_state */
-    struct creds_leg id;       /* side field unused */
+    _Atomic uint32_t gen;          /* changes whenever the slot is reused */
+    _Atomic uint32_t state;        /* enum link_state */
+    struct creds_leg id;           /* side field unused */
+    uint64_t born_ms;              /* monotonic; the base of leg times */
     struct leg leg[2];
 
     /* Under the table lock. */
-    uint32_t active_pos;       /* index in the table's active list */
-    uint32_t early_n;
-    uint8_t early_to;          /* side the held packets are for */
-    uint32_t early[QR_EARLY_PER_LINK];
-    uint64_t reuse_after;      /* quiescent epoch sum, while in limbo */
+    uint32_t pos;                  /* active: index in the active list;
+                                    * closed: the tick it closed at */
+    uint16_t early_head;           /* early DTLS held for early_to (early.h) */
+    uint8_t early_n;
+    uint8_t early_to;
 };
 
 /* Counters are written by one thread: load and store, no locked add. */
-static inline void link_count(_Atomic uint64_t *c, uint64_t v)
+static inline void link_count32(_Atomic uint32_t *c, uint32_t v)
 {
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
                           memory_order_relaxed);
 }
 
-static inline uint64_t link_read(const _Atomic uint64_t *c)
+static inline void link_count64(_Atomic uint64_t *c, uint64_t v)
 {
-    return atomic_load_explicit(c, memory_order_relaxed);
-}
-
-/* Reads a leg's forwarding address without a lock; retries while a writer is
- * in the middle of a move. */
-static inline void leg_load_addr(const struct leg *l, union netaddr *out, uint32_t *listen)
-{
-    union {
-        union netaddr addr;
-        uint64_t w[LEG_ADDR_WORDS];
-    } u;
-    uint32_t s1, s2;
-
-    do {
-        s1 = atomic_load_explicit(&l->addr_seq, memory_order_acquire);
-        for (int i = 0; i < LEG_ADDR_WORDS; i++)
-            u.w[i] = atomic_load_explicit(&l->addr_words[i], memory_order_relaxed);
-        *listen = atomic_load_explicit(&l->listen, memory_order_relaxed);
-        atomic_thread_fence(memory_order_acquire);
-        s2 = atomic_load_explicit(&l->addr_seq, memory_order_relaxed);
-    } while (s1 != s2 || (s1 & 1u) != 0);
-    *out = u.addr;
-}
-
-/* Writer side; the caller holds the table lock, so writers never overlap. */
-static inline void leg_store_addr(struct leg *l, const union netaddr *addr, uint32_t listen)
-{
-    union {
-        union netaddr addr;
-        uint64_t w[LEG_ADDR_WORDS];
-    } u = {.w = {0}};
-    uint32_t s = atomic_load_explicit(&l->addr_seq, memory_order_relaxed);
-
-    u.addr = *addr;
-    atomic_store_explicit(&l->addr_seq, s + 1, memory_order_relaxed);
-    atomic_thread_fence(memory_order_release);
-    for (int i = 0; i < LEG_ADDR_WORDS; i++)
-        atomic_store_explicit(&l->addr_words[i], u.w[i], memory_order_relaxed);
-    atomic_store_explicit(&l->listen, listen, memory_order_relaxed);
-    atomic_store_explicit(&l->addr_seq, s + 2, memory_order_release);
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+                          memory_order_relaxed);
 }
 
 static inline enum link_state link_state(const struct link *k)
 {
     return (enum link_state)atomic_load_explicit(&k->state, memory_order_acquire);
+}
+
+/* Milliseconds since the link's birth, for the leg time fields. */
+static inline uint32_t link_time(const struct link *k, uint64_t mono_ms)
+{
+    return (uint32_t)(mono_ms - k->born_ms);
+}
+
+/* Packs an address and its socket index; unpacks back to a sockaddr. */
+void leg_addr_pack(const union netaddr *a, uint32_t listen, struct leg_addr *out);
+void leg_addr_unpack(const struct leg_addr *p, union netaddr *out);
+
+union leg_addr_words {
+    struct leg_addr a;
+    uint64_t w[LEG_ADDR_WORDS];
+};
+
+/* Relaxed word-wise access; consistent only inside the address map's
+ * sections (or under the table lock, which excludes writers). */
+static inline void leg_addr_load(const struct leg *l, struct leg_addr *out)
+{
+    union leg_addr_words u;
+
+    for (int i = 0; i < LEG_ADDR_WORDS; i++)
+        u.w[i] = atomic_load_explicit(&l->addr[i], memory_order_relaxed);
+    *out = u.a;
+}
+
+static inline void leg_addr_store(struct leg *l, const struct leg_addr *a)
+{
+    union leg_addr_words u = {.a = *a};
+
+    for (int i = 0; i < LEG_ADDR_WORDS; i++)
+        atomic_store_explicit(&l->addr[i], u.w[i], memory_order_relaxed);
+}
+
+static inline bool leg_addr_is(const struct leg *l, const struct leg_addr *a)
+{
+    union leg_addr_words u = {.a = *a};
+
+    for (int i = 0; i < LEG_ADDR_WORDS; i++) {
+        if (atomic_load_explicit(&l->addr[i], memory_order_relaxed) != u.w[i])
+            return false;
+    }
+    return true;
+}
+
+static inline bool leg_bound(const struct leg *l)
+{
+    struct leg_addr a;
+
+    leg_addr_load(l, &a);
+    return a.family != 0;
 }
 
 #endif

@@ -136,7 +136,7 @@ static int relay__init(struct relay *r, int argc, char **argv, int *exit_code)
         return -1;
     }
     r->n_workers = relay__worker_count(&r->cfg);
-    if ((r->table = table_new(r->cfg.max_links, r->seed)) == NULL) {
+    if ((r->table = table_new(r->cfg.max_links, r->seed, events_leg_down, r)) == NULL) {
         log_error("cannot allocate %u links", r->cfg.max_links);
         return -1;
     }
@@ -193,8 +193,7 @@ static void relay__housekeep(struct relay *r, struct control *ctl, int tfd)
     for (unsigned w = 0; w < r->n_workers; w++)
         qs[w] = atomic_load_explicit(&r->workers[w]->quiescent, memory_order_acquire);
     table_housekeep(r->table, clock_mono_ms(), clock_wall_s(),
-                    (uint64_t)r->cfg.consent_timeout_s * 1000, qs, r->n_workers, events_leg_down,
-                    r);
+                    (uint64_t)r->cfg.consent_timeout_s * 1000, qs, r->n_workers);
     control_tick(ctl, clock_mono_ms());
 }
 
@@ -287,7 +286,7 @@ out:
     if (workers_running) {
         for (unsigned w = 0; w < r->n_workers; w++)
             worker_join(r->workers[w]);
-        table_close_all(r->table, events_leg_down, r);
+        table_close_all(r->table);
         events_relay(r, "relay.stop");
     }
     for (unsigned w = 0; w < r->n_workers; w++)

@@ -31,6 +31,8 @@ const struct stat_name stat_names[STAT_COUNT] = {
     [STAT_STUN_IGNORED_OTHER] = {"stun", "ignored_other"},
     [STAT_LEGS_BOUND] = {"legs", "binds"},
     [STAT_LEGS_MOVED] = {"legs", "moves"},
+    [STAT_LEGS_SUPERSEDED] = {"legs", "superseded"},
+    [STAT_RTP_UNTRACKED] = {"rtp", "untracked"},
     [STAT_EARLY_HELD] = {"early_dtls", "held"},
     [STAT_EARLY_FLUSHED] = {"early_dtls", "flushed"},
     [STAT_DROP_MALFORMED] = {"dropped", "malformed"},
@@ -96,10 +98,23 @@ json_t *stats_relay_json(struct relay *r)
     return root;
 }
 
-static json_t *stats__leg(const struct leg *l)
+/* Wall-clock ms of a leg time (ms after the link's birth), 0 for never. */
+static json_int_t stats__wall(const struct link *k, uint32_t t, uint64_t now_mono,
+                              uint64_t now_wall)
+{
+    uint64_t mono = k->born_ms + t;
+
+    if (t == LEG_NEVER || mono > now_mono)
+        return 0;
+    return (json_int_t)(now_wall - (now_mono - mono));
+}
+
+static json_t *stats__leg(const struct link *k, const struct leg *l)
 {
     struct rtpstats_summary s[QR_SSRC_SLOTS];
     int n = rtpstats_read(&l->rtp, s, QR_SSRC_SLOTS);
+    uint64_t now_mono = clock_mono_ms(), now_wall = clock_wall_ms();
+    uint32_t seen = atomic_load_explicit(&l->last_seen, memory_order_relaxed);
     json_t *streams = json_array();
 
     for (int i = 0; i < n; i++)
@@ -109,15 +124,19 @@ static json_t *stats__leg(const struct leg *l)
                                (json_int_t)s[i].expected, "lost", (json_int_t)s[i].lost,
                                "reordered", (json_int_t)s[i].reordered, "loss_ratio",
                                s[i].loss_ratio, "jitter_ms", s[i].jitter_ms));
-    return json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:o}", "bound",
-                     (int)atomic_load_explicit(&l->bound, memory_order_relaxed), "first_seen_ms",
-                     (json_int_t)l->up_ms, "packets_in",
-                     (json_int_t)link_read(&l->rx_packets), "bytes_in",
-                     (json_int_t)link_read(&l->rx_bytes), "packets_forwarded",
-                     (json_int_t)link_read(&l->fwd_packets), "bytes_forwarded",
-                     (json_int_t)link_read(&l->fwd_bytes), "last_seen_ms",
-                     (json_int_t)link_read(&l->last_seen_ms), "moves", (int)l->moves, "rtp",
-                     streams);
+    return json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:o}", "bound", (int)leg_bound(l),
+                     "first_seen_ms", stats__wall(k, l->up, now_mono, now_wall), "packets_in",
+                     (json_int_t)atomic_load_explicit(&l->rx_packets, memory_order_relaxed),
+                     "bytes_in", (json_int_t)atomic_load_explicit(&l->rx_bytes, memory_order_relaxed),
+                     "packets_forwarded",
+                     (json_int_t)atomic_load_explicit(&l->fwd_packets, memory_order_relaxed),
+                     "bytes_forwarded",
+                     (json_int_t)atomic_load_explicit(&l->fwd_bytes, memory_order_relaxed),
+                     "last_seen_ms",
+                     atomic_load_explicit(&l->rx_packets, memory_order_relaxed) > 0
+                         ? stats__wall(k, seen, now_mono, now_wall)
+                         : 0,
+                     "moves", (int)l->moves, "rtp", streams);
 }
 
 struct stats__session_ctx {
@@ -137,8 +156,8 @@ static void stats__match(void *arg, const struct link *k)
         json_array_append_new(
             ctx->links, json_pack("{s:i,s:i,s:s,s:I,s:{s:o,s:o}}", "link", k->id.link, "kid",
                                   k->id.kid, "state", stats_states[link_state(k)], "expires",
-                                  (json_int_t)k->id.expires, "legs", "a", stats__leg(&k->leg[0]),
-                                  "b", stats__leg(&k->leg[1])));
+                                  (json_int_t)k->id.expires, "legs", "a", stats__leg(k, &k->leg[0]),
+                                  "b", stats__leg(k, &k->leg[1])));
     }
 }
 

@@ -27,6 +27,8 @@ enum stat_id {
     STAT_STUN_IGNORED_OTHER,        /* not a Binding request, no FINGERPRINT */
     STAT_LEGS_BOUND,
     STAT_LEGS_MOVED,
+    STAT_LEGS_SUPERSEDED,           /* another leg was nominated from its address */
+    STAT_RTP_UNTRACKED,             /* RTP of SSRCs beyond a leg's stream slots */
     STAT_EARLY_HELD,
     STAT_EARLY_FLUSHED,
     STAT_DROP_MALFORMED,

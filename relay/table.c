@@ -1,8 +1,8 @@
 /* Link table. One mutex guards creation, binding, revocation, early packets
  * and housekeeping: all of them are rare next to forwarding, which takes no
- * lock and instead checks a slot's generation and state around its reads.
- * A closed slot is reused only after every worker has passed a quiescent
- * point, so a worker that saw it active has finished with it. */
+ * lock: it finds legs through the address map's read sections and checks a
+ * link's state. A closed slot is reused only after every worker has passed
+ * a quiescent point, so a worker that saw it active has finished with it. */
 #include "table.h"
 
 #include <pthread.h>
@@ -13,21 +13,27 @@
 #include "quietroom/hindex.h"
 #include "revoke.h"
 
+_Static_assert(QR_EARLY_PER_LINK <= UINT8_MAX, "held packets are counted in a byte");
+_Static_assert(QR_EARLY_POOL < EARLY_NONE, "early slots are 16 bits");
+
 struct table {
     pthread_mutex_t lock;
     struct link *links;
     uint32_t cap;
     uint64_t seed;
     struct hindex ids;          /* credential identity -> link */
+    struct addrmap map;         /* remote address -> bound leg */
+    table_leg_down_fn down;
+    void *down_ctx;
     uint32_t *free;             /* stack of free slots */
     uint32_t n_free;
     uint32_t *active;           /* slots in use, dense */
     uint32_t n_active;
     uint32_t *limbo;            /* closed slots waiting for a grace period, FIFO */
     uint32_t limbo_head, limbo_n;
-    uint64_t tick;
-    uint64_t grace_tick;        /* slots closed at or before this tick are free */
-    uint64_t snap_tick;
+    uint32_t tick;              /* housekeeping rounds (34 years at 4 a second) */
+    uint32_t grace_tick;        /* slots closed at or before this tick are free */
+    uint32_t snap_tick;
     bool snap_pending;
     uint64_t snap[QR_WORKERS_MAX];
     struct revoke_set revoked;
@@ -57,7 +63,7 @@ static bool table__eq(const void *ctx, uint32_t id)
     return creds_same_link(&k->t->links[id].id, k->cl);
 }
 
-struct table *table_new(uint32_t max_links, uint64_t seed)
+struct table *table_new(uint32_t max_links, uint64_t seed, table_leg_down_fn down, void *ctx)
 {
     struct table *t = calloc(1, sizeof(*t));
 
@@ -65,6 +71,8 @@ struct table *table_new(uint32_t max_links, uint64_t seed)
         return NULL;
     t->cap = max_links;
     t->seed = seed;
+    t->down = down;
+    t->down_ctx = ctx;
     pthread_mutex_init(&t->lock, NULL);
     t->links = calloc(max_links, sizeof(*t->links));
     t->free = calloc(max_links, sizeof(*t->free));
@@ -73,6 +81,8 @@ struct table *table_new(uint32_t max_links, uint64_t seed)
     if (t->links == NULL || t->free == NULL || t->active == NULL || t->limbo == NULL)
         goto fail;
     if (hindex_init(&t->ids, max_links) != 0)
+        goto fail;
+    if (addrmap_init(&t->map, t->links, 2 * max_links, hindex_mix(seed ^ 0x4164647200000000ull)))
         goto fail;
     if (revoke_init(&t->revoked, QR_REVOKE_MAX, seed ^ 0x5265766f6b650000ull) != 0)
         goto fail;
@@ -93,6 +103,7 @@ void table_free(struct table *t)
         return;
     early_free(&t->early);
     revoke_free(&t->revoked);
+    addrmap_free(&t->map);
     hindex_free(&t->ids);
     free(t->limbo);
     free(t->active);
@@ -112,27 +123,33 @@ uint32_t table_capacity(const struct table *t)
     return t->cap;
 }
 
+const struct addrmap *table_addrmap(const struct table *t)
+{
+    return &t->map;
+}
+
+/* Only for a slot no worker can reach: out of the map and past the grace
+ * period. */
 static void table__reset_leg(struct leg *l)
 {
-    union netaddr none = {.sa = {.sa_family = AF_UNSPEC}};
+    static const struct leg_addr none;
 
-    leg_store_addr(l, &none, 0);
-    atomic_store_explicit(&l->bound, 0, memory_order_relaxed);
-    atomic_store_explicit(&l->last_check_ms, 0, memory_order_relaxed);
+    leg_addr_store(l, &none);
+    atomic_store_explicit(&l->last_check, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->last_seen, 0, memory_order_relaxed);
     atomic_store_explicit(&l->rx_packets, 0, memory_order_relaxed);
-    atomic_store_explicit(&l->rx_bytes, 0, memory_order_relaxed);
     atomic_store_explicit(&l->fwd_packets, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->rx_bytes, 0, memory_order_relaxed);
     atomic_store_explicit(&l->fwd_bytes, 0, memory_order_relaxed);
-    atomic_store_explicit(&l->last_seen_ms, 0, memory_order_relaxed);
     rtpstats_reset(&l->rtp);
-    l->up_ms = 0;
+    l->up = LEG_NEVER;
     l->moves = 0;
 }
 
 /* Takes a free slot for a new link. The generation changes before anything
  * else and the state turns active last, so a worker holding a stale index
  * sees either the old generation or a non-active state. */
-static uint32_t table__create(struct table *t, const struct creds_leg *cl)
+static uint32_t table__create(struct table *t, const struct creds_leg *cl, uint64_t now_ms)
 {
     uint32_t idx;
     struct link *k;
@@ -149,24 +166,95 @@ static uint32_t table__create(struct table *t, const struct creds_leg *cl)
     table__reset_leg(&k->leg[1]);
     k->id = *cl;
     k->id.side = 0;
+    k->born_ms = now_ms;
+    k->early_head = EARLY_NONE;
     k->early_n = 0;
-    k->active_pos = t->n_active;
+    k->pos = t->n_active;
     t->active[t->n_active++] = idx;
     atomic_store_explicit(&k->state, LINK_ACTIVE, memory_order_release);
     return idx;
 }
 
+/* Takes a leg off the map and marks it unbound; reports it if it was bound. */
+static void table__unbind(struct table *t, struct link *k, int side, enum leg_down_reason reason)
+{
+    struct leg *l = &k->leg[side];
+    static const struct leg_addr none;
+    struct leg_addr cur;
+
+    leg_addr_load(l, &cur);
+    if (cur.family == 0)
+        return;
+    /* Reported first, while the record can still name the address. */
+    if (t->down != NULL)
+        t->down(t->down_ctx, k, side, reason);
+    addrmap_write_begin(&t->map);
+    addrmap_remove(&t->map, &cur, ADDRMAP_ID(k - t->links, side));
+    leg_addr_store(l, &none);
+    addrmap_write_end(&t->map);
+}
+
+/* Points the map at leg id for address a (the leg's new address), taking a
+ * different leg bound there until now out of the way first. */
+static int table__map(struct table *t, struct leg *l, const struct leg_addr *a, uint32_t id,
+                      const struct leg_addr *previous, bool *superseded)
+{
+    uint32_t other = addrmap_find(&t->map, a);
+    int rc;
+
+    *superseded = other != ADDRMAP_NONE && other != id;
+    if (*superseded)
+        table__unbind(t, &t->links[other >> 1], (int)(other & 1), LEG_DOWN_SUPERSEDED);
+    addrmap_write_begin(&t->map);
+    if (previous != NULL)
+        addrmap_remove(&t->map, previous, id);
+    leg_addr_store(l, a);
+    rc = addrmap_insert(&t->map, a, id);
+    addrmap_write_end(&t->map);
+    return rc;
+}
+
+/* Binds, moves or refreshes leg `side` of link idx at a. */
+static enum table_bind_result table__bind_leg(struct table *t, uint32_t idx, int side,
+                                              const struct leg_addr *a, uint64_t now_ms,
+                                              struct table_binding *out)
+{
+    struct link *k = &t->links[idx];
+    struct leg *l = &k->leg[side];
+    enum table_bind_result r = TABLE_BOUND;
+    struct leg_addr cur;
+
+    out->superseded = false;
+    leg_addr_load(l, &cur);
+    if (cur.family != 0 && memcmp(&cur, a, sizeof(cur)) == 0) {
+        r = TABLE_REFRESHED;
+    } else if (cur.family != 0) {
+        r = TABLE_MOVED;
+        leg_addr_unpack(&cur, &out->previous);
+        if (l->moves < UINT16_MAX)
+            l->moves++;
+    } else if (l->up == LEG_NEVER) {
+        l->up = link_time(k, now_ms);
+    }
+    /* The map has room for every leg, so inserting cannot fail. */
+    if (r != TABLE_REFRESHED &&
+        table__map(t, l, a, ADDRMAP_ID(idx, side), r == TABLE_MOVED ? &cur : NULL,
+                   &out->superseded) != 0)
+        return TABLE_FULL;
+    atomic_store_explicit(&l->last_check, link_time(k, now_ms), memory_order_relaxed);
+    return r;
+}
+
 enum table_bind_result table_bind(struct table *t, const struct creds_leg *cl,
                                   const union netaddr *src, uint32_t listen, uint64_t now_ms,
-                                  uint64_t wall_ms, struct table_binding *out)
+                                  struct table_binding *out)
 {
     struct table__key key = {t, cl};
     enum table_bind_result r;
-    union netaddr cur;
-    uint32_t idx, cur_listen;
-    struct link *k;
-    struct leg *l;
+    struct leg_addr a;
+    uint32_t idx;
 
+    leg_addr_pack(src, listen, &a);
     pthread_mutex_lock(&t->lock);
     idx = hindex_find(&t->ids, table__hash(t, cl), table__eq, &key);
     if (idx == HINDEX_NONE) {
@@ -174,40 +262,17 @@ enum table_bind_result table_bind(struct table *t, const struct creds_leg *cl,
             r = TABLE_INACTIVE;
             goto out;
         }
-        if ((idx = table__create(t, cl)) == HINDEX_NONE) {
+        if ((idx = table__create(t, cl, now_ms)) == HINDEX_NONE) {
             r = TABLE_FULL;
             goto out;
         }
     }
-    k = &t->links[idx];
-    if (link_state(k) != LINK_ACTIVE) {
+    if (link_state(&t->links[idx]) != LINK_ACTIVE) {
         r = TABLE_INACTIVE;
         goto out;
     }
-    l = &k->leg[cl->side];
-    leg_load_addr(l, &cur, &cur_listen);
-    if (atomic_load_explicit(&l->bound, memory_order_relaxed)) {
-        if (netaddr_equal(&cur, src) && cur_listen == listen) {
-            r = TABLE_REFRESHED;
-        } else {
-            r = TABLE_MOVED;
-            out->previous = cur;
-            l->moves++;
-        }
-    } else {
-        r = TABLE_BOUND;
-        if (l->up_ms == 0)
-            l->up_ms = wall_ms;
-    }
-    if (r != TABLE_REFRESHED) {
-        leg_store_addr(l, src, listen);
-        atomic_fetch_add_explicit(&l->addr_gen, 1, memory_order_release);
-        atomic_store_explicit(&l->bound, 1, memory_order_release);
-    }
-    atomic_store_explicit(&l->last_check_ms, now_ms, memory_order_relaxed);
+    r = table__bind_leg(t, idx, cl->side, &a, now_ms, out);
     out->link = idx;
-    out->link_gen = atomic_load_explicit(&k->gen, memory_order_relaxed);
-    out->addr_gen = atomic_load_explicit(&l->addr_gen, memory_order_relaxed);
     out->side = cl->side;
 out:
     pthread_mutex_unlock(&t->lock);
@@ -249,31 +314,30 @@ out:
 
 /* --- early DTLS ------------------------------------------------------------ */
 
-static void table__early_drop(struct table *t, struct link *k, uint32_t keep_from)
+/* Releases the first n packets held for k (all of them if n >= early_n). */
+static void table__early_drop(struct table *t, struct link *k, uint32_t n)
 {
-    uint32_t kept = 0;
+    while (k->early_n > 0 && n-- > 0) {
+        uint16_t slot = k->early_head;
 
-    for (uint32_t i = 0; i < k->early_n; i++) {
-        if (i < keep_from)
-            early_release(&t->early, k->early[i]);
-        else
-            k->early[kept++] = k->early[i];
+        k->early_head = t->early.next[slot];
+        k->early_n--;
+        early_release(&t->early, slot);
     }
-    k->early_n = kept;
 }
 
 int table_early_push(struct table *t, uint32_t link, uint32_t link_gen, int to,
                      const uint8_t *buf, size_t len, uint64_t now_ms)
 {
     struct link *k = &t->links[link];
-    uint32_t slot;
+    uint16_t slot, *tail;
     int rc = -1;
 
     pthread_mutex_lock(&t->lock);
     if (atomic_load_explicit(&k->gen, memory_order_relaxed) != link_gen ||
         link_state(k) != LINK_ACTIVE)
         goto out;
-    if (atomic_load_explicit(&k->leg[to].bound, memory_order_relaxed)) {
+    if (leg_bound(&k->leg[to])) {
         rc = 0;
         goto out;
     }
@@ -283,7 +347,10 @@ int table_early_push(struct table *t, uint32_t link, uint32_t link_gen, int to,
         goto out;
     if ((slot = early_put(&t->early, buf, len, now_ms)) == EARLY_NONE)
         goto out;
-    k->early[k->early_n++] = slot;
+    for (tail = &k->early_head; *tail != EARLY_NONE; tail = &t->early.next[*tail])
+        ;
+    *tail = slot;
+    k->early_n++;
     k->early_to = (uint8_t)to;
     rc = 1;
 out:
@@ -299,9 +366,10 @@ int table_early_take(struct table *t, uint32_t link, int side, uint8_t (*bufs)[Q
 
     pthread_mutex_lock(&t->lock);
     if (k->early_to == side) {
-        for (uint32_t i = 0; i < k->early_n && n < max; i++, n++) {
-            lens[n] = t->early.len[k->early[i]];
-            memcpy(bufs[n], t->early.buf[k->early[i]], lens[n]);
+        for (uint16_t s = k->early_head; s != EARLY_NONE && n < max;
+             s = t->early.next[s], n++) {
+            lens[n] = t->early.len[s];
+            memcpy(bufs[n], t->early.buf[s], lens[n]);
         }
         table__early_drop(t, k, k->early_n);
     }
@@ -311,36 +379,22 @@ int table_early_take(struct table *t, uint32_t link, int side, uint8_t (*bufs)[Q
 
 /* --- closing and housekeeping --------------------------------------------- */
 
-static void table__leg_down(struct link *k, int side, enum leg_down_reason reason,
-                            table_leg_down_fn down, void *ctx)
-{
-    struct leg *l = &k->leg[side];
-
-    if (!atomic_load_explicit(&l->bound, memory_order_relaxed))
-        return;
-    atomic_store_explicit(&l->bound, 0, memory_order_release);
-    atomic_fetch_add_explicit(&l->addr_gen, 1, memory_order_release);
-    if (down != NULL)
-        down(ctx, k, side, reason);
-}
-
 /* Ends a link: reports its bound legs, unlists it and parks the slot until a
  * grace period has passed. */
-static void table__close(struct table *t, uint32_t idx, enum leg_down_reason reason,
-                         table_leg_down_fn down, void *ctx)
+static void table__close(struct table *t, uint32_t idx, enum leg_down_reason reason)
 {
     struct link *k = &t->links[idx];
     uint32_t last = t->active[t->n_active - 1];
 
-    table__leg_down(k, 0, reason, down, ctx);
-    table__leg_down(k, 1, reason, down, ctx);
+    table__unbind(t, k, 0, reason);
+    table__unbind(t, k, 1, reason);
     atomic_store_explicit(&k->state, LINK_CLOSED, memory_order_release);
     hindex_remove(&t->ids, table__hash(t, &k->id), idx);
     table__early_drop(t, k, k->early_n);
-    t->active[k->active_pos] = last;
-    t->links[last].active_pos = k->active_pos;
+    t->active[k->pos] = last;
+    t->links[last].pos = k->pos;
     t->n_active--;
-    k->reuse_after = t->tick;
+    k->pos = t->tick;
     t->limbo[(t->limbo_head + t->limbo_n++) % t->cap] = idx;
 }
 
@@ -348,36 +402,38 @@ static void table__age_early(struct table *t, struct link *k, uint64_t now_ms)
 {
     uint32_t aged = 0;
 
-    while (aged < k->early_n && now_ms - t->early.at_ms[k->early[aged]] > QR_EARLY_MAX_AGE_MS)
-        aged++;
-    if (aged > 0)
-        table__early_drop(t, k, aged);
+    for (uint16_t s = k->early_head; aged < k->early_n && s != EARLY_NONE;
+         s = t->early.next[s], aged++) {
+        if (now_ms - t->early.at_ms[s] <= QR_EARLY_MAX_AGE_MS)
+            break;
+    }
+    table__early_drop(t, k, aged);
 }
 
 /* Checks one link; returns true if it was closed. */
 static bool table__check(struct table *t, uint32_t idx, uint64_t now_ms, uint32_t wall_s,
-                         uint64_t consent_ms, table_leg_down_fn down, void *ctx)
+                         uint64_t consent_ms)
 {
     struct link *k = &t->links[idx];
     enum link_state st = link_state(k);
+    uint32_t now = link_time(k, now_ms);
 
     if (st == LINK_ACTIVE && wall_s >= k->id.expires) {
         atomic_store_explicit(&k->state, LINK_EXPIRED, memory_order_release);
         st = LINK_EXPIRED;
     }
     if (st != LINK_ACTIVE) {
-        table__close(t, idx, st == LINK_REVOKED ? LEG_DOWN_REVOKED : LEG_DOWN_EXPIRED, down, ctx);
+        table__close(t, idx, st == LINK_REVOKED ? LEG_DOWN_REVOKED : LEG_DOWN_EXPIRED);
         return true;
     }
     for (int side = 0; side < 2; side++) {
-        uint64_t last = atomic_load_explicit(&k->leg[side].last_check_ms, memory_order_relaxed);
+        uint32_t last = atomic_load_explicit(&k->leg[side].last_check, memory_order_relaxed);
 
-        if (now_ms - last > consent_ms)
-            table__leg_down(k, side, LEG_DOWN_CONSENT, down, ctx);
+        if (now - last > consent_ms)
+            table__unbind(t, k, side, LEG_DOWN_CONSENT);
     }
-    if (!atomic_load_explicit(&k->leg[0].bound, memory_order_relaxed) &&
-        !atomic_load_explicit(&k->leg[1].bound, memory_order_relaxed)) {
-        table__close(t, idx, LEG_DOWN_CONSENT, down, ctx);
+    if (!leg_bound(&k->leg[0]) && !leg_bound(&k->leg[1])) {
+        table__close(t, idx, LEG_DOWN_CONSENT);
         return true;
     }
     table__age_early(t, k, now_ms);
@@ -404,7 +460,7 @@ static void table__reclaim(struct table *t, const uint64_t *qs, unsigned n_qs)
         t->snap_tick = t->tick;
         t->snap_pending = true;
     }
-    while (t->limbo_n > 0 && t->links[t->limbo[t->limbo_head]].reuse_after <= t->grace_tick) {
+    while (t->limbo_n > 0 && t->links[t->limbo[t->limbo_head]].pos <= t->grace_tick) {
         uint32_t idx = t->limbo[t->limbo_head];
 
         t->limbo_head = (t->limbo_head + 1) % t->cap;
@@ -415,22 +471,22 @@ static void table__reclaim(struct table *t, const uint64_t *qs, unsigned n_qs)
 }
 
 void table_housekeep(struct table *t, uint64_t now_ms, uint32_t wall_s, uint64_t consent_ms,
-                     const uint64_t *qs, unsigned n_qs, table_leg_down_fn down, void *ctx)
+                     const uint64_t *qs, unsigned n_qs)
 {
     pthread_mutex_lock(&t->lock);
     t->tick++;
     for (uint32_t i = t->n_active; i > 0; i--)
-        table__check(t, t->active[i - 1], now_ms, wall_s, consent_ms, down, ctx);
+        table__check(t, t->active[i - 1], now_ms, wall_s, consent_ms);
     table__reclaim(t, qs, n_qs);
     revoke_purge(&t->revoked, wall_s);
     pthread_mutex_unlock(&t->lock);
 }
 
-void table_close_all(struct table *t, table_leg_down_fn down, void *ctx)
+void table_close_all(struct table *t)
 {
     pthread_mutex_lock(&t->lock);
     while (t->n_active > 0)
-        table__close(t, t->active[t->n_active - 1], LEG_DOWN_SHUTDOWN, down, ctx);
+        table__close(t, t->active[t->n_active - 1], LEG_DOWN_SHUTDOWN);
     pthread_mutex_unlock(&t->lock);
 }
 
@@ -450,8 +506,7 @@ void table_usage(struct table *t, struct table_usage *out)
     for (uint32_t i = 0; i < t->n_active; i++) {
         const struct link *k = &t->links[t->active[i]];
 
-        out->legs_bound += atomic_load_explicit(&k->leg[0].bound, memory_order_relaxed) +
-                           atomic_load_explicit(&k->leg[1].bound, memory_order_relaxed);
+        out->legs_bound += (uint32_t)leg_bound(&k->leg[0]) + (uint32_t)leg_bound(&k->leg[1]);
     }
     out->revocations = t->revoked.count;
     out->early_held = t->early.cap - t->early.n_free;

@@ -1,6 +1,7 @@
 /* The link table: every link slot allocated at start-up, found by credential
- * identity on the STUN path (under one lock) and by index on the forwarding
- * path (without it). Also holds revocations and early DTLS packets. */
+ * identity on the STUN path (under one lock) and by remote address on the
+ * forwarding path (without it, through the address map). Also holds
+ * revocations and early DTLS packets. */
 #ifndef QUIETROOM_RELAY_TABLE_H
 #define QUIETROOM_RELAY_TABLE_H
 
@@ -8,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "addrmap.h"
 #include "link.h"
 #include "quietroom/creds.h"
 #include "quietroom/netaddr.h"
@@ -22,12 +24,11 @@ enum table_bind_result {
     TABLE_INACTIVE,   /* link or session revoked, expired or closing */
 };
 
-/* Where a binding landed, for the caller's address map and audit record. */
+/* Where a binding landed, for the caller's audit record. */
 struct table_binding {
     uint32_t link;
-    uint32_t link_gen;
-    uint32_t addr_gen;
     uint8_t side;
+    bool superseded;          /* another leg was bound at this address */
     union netaddr previous;   /* for TABLE_MOVED */
 };
 
@@ -35,18 +36,23 @@ struct table_binding {
 typedef void (*table_leg_down_fn)(void *ctx, const struct link *k, int side,
                                   enum leg_down_reason reason);
 
-/* Allocates a table of max_links slots; NULL on failure. Free with table_free. */
-struct table *table_new(uint32_t max_links, uint64_t seed);
+/* Allocates a table of max_links slots that reports legs going down to
+ * down(ctx, ...) (down may be NULL). NULL on failure; table_free frees. */
+struct table *table_new(uint32_t max_links, uint64_t seed, table_leg_down_fn down, void *ctx);
 void table_free(struct table *t);
 
 struct link *table_link(struct table *t, uint32_t index);
 uint32_t table_capacity(const struct table *t);
+/* The address map, for lookups on the forwarding path. */
+const struct addrmap *table_addrmap(const struct table *t);
 
 /* STUN path: binds or moves the leg named by cl to src (on local socket
- * listen), creating the link on its first leg. */
+ * listen), creating the link on its first leg. A different leg bound at src
+ * until now goes down as superseded: a browser that restarts ICE reuses its
+ * socket for the new link, and its packets belong there. */
 enum table_bind_result table_bind(struct table *t, const struct creds_leg *cl,
                                   const union netaddr *src, uint32_t listen, uint64_t now_ms,
-                                  uint64_t wall_ms, struct table_binding *out);
+                                  struct table_binding *out);
 
 /* True if the session of cl was revoked. */
 bool table_is_revoked(struct table *t, const struct creds_leg *cl);
@@ -71,10 +77,10 @@ int table_early_take(struct table *t, uint32_t link, int side, uint8_t (*bufs)[Q
  * expiry, revoked links, aged early packets, and reuse of closed slots once
  * every worker has passed a quiescent point (qs: their counters now). */
 void table_housekeep(struct table *t, uint64_t now_ms, uint32_t wall_s, uint64_t consent_ms,
-                     const uint64_t *qs, unsigned n_qs, table_leg_down_fn down, void *ctx);
+                     const uint64_t *qs, unsigned n_qs);
 
 /* Closes every link (shutdown), reporting each bound leg. */
-void table_close_all(struct table *t, table_leg_down_fn down, void *ctx);
+void table_close_all(struct table *t);
 
 /* Calls fn under the lock for every link in use (stats). */
 void table_foreach(struct table *t, void (*fn)(void *ctx, const struct link *k), void *ctx);

@@ -71,8 +71,8 @@ void worker_tx_flush(struct worker *w, uint32_t listen)
             stat_add(&w->stats, STAT_FWD_PACKETS, tx->from[i] != NULL);
             stat_add(&w->stats, STAT_FWD_BYTES, tx->from[i] != NULL ? len : 0);
             if (tx->from[i] != NULL) {
-                link_count(&tx->from[i]->fwd_packets, 1);
-                link_count(&tx->from[i]->fwd_bytes, len);
+                link_count32(&tx->from[i]->fwd_packets, 1);
+                link_count64(&tx->from[i]->fwd_bytes, len);
             }
         }
     }
@@ -160,24 +160,12 @@ static void worker__receive(struct worker *w, uint32_t listen)
     }
 }
 
-static bool worker__stale(void *ctx, const struct addrmap_entry *e)
-{
-    struct worker *w = ctx;
-    const struct link *k = table_link(w->relay->table, e->link);
-
-    return atomic_load_explicit(&k->gen, memory_order_acquire) != e->link_gen ||
-           link_state(k) != LINK_ACTIVE ||
-           atomic_load_explicit(&k->leg[e->side].addr_gen, memory_order_acquire) != e->addr_gen;
-}
-
 static void *worker__main(void *arg)
 {
     struct worker *w = arg;
     struct epoll_event ev[QR_LISTEN_MAX];
-    uint64_t next_sweep = 0;
 
     while (!atomic_load_explicit(&w->relay->stopping, memory_order_acquire)) {
-        uint64_t now;
         int n;
 
         /* Between batches this worker holds no link: a quiescent point. */
@@ -186,10 +174,6 @@ static void *worker__main(void *arg)
         n = epoll_wait(w->epfd, ev, QR_LISTEN_MAX, QR_WORKER_TICK_MS);
         for (int i = 0; i < n; i++)
             worker__receive(w, ev[i].data.u32);
-        if ((now = clock_mono_ms()) >= next_sweep) {
-            addrmap_sweep(&w->map, QR_SWEEP_PER_TICK, worker__stale, w);
-            next_sweep = now + QR_WORKER_TICK_MS;
-        }
     }
     return NULL;
 }
@@ -214,10 +198,7 @@ struct worker *worker_new(struct relay *r, unsigned id, const int *fds, unsigned
     }
     if ((w->sha1 = hmac_new(HMAC_SHA1)) == NULL || (w->sha256 = hmac_new(HMAC_SHA256)) == NULL)
         goto fail;
-    /* Each leg is in exactly one worker's map; moves leave stale entries
-     * until the sweep, hence the headroom. */
-    if (addrmap_init(&w->map, 4 * r->cfg.max_links, r->seed ^ (0x9e3779b97f4a7c15ull * (id + 1))))
-        goto fail;
+    w->map = table_addrmap(r->table);
     if ((w->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
         goto fail;
     for (unsigned i = 0; i < w->n_fd; i++) {
@@ -250,7 +231,6 @@ void worker_free(struct worker *w)
         close(w->epfd);
     for (unsigned i = 0; i < w->n_fd; i++)
         close(w->fd[i]);
-    addrmap_free(&w->map);
     hmac_free(w->sha256);
     hmac_free(w->sha1);
     free(w);

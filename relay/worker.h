@@ -1,6 +1,5 @@
 /* A forwarding worker: one thread, one epoll loop, its own SO_REUSEPORT
- * socket per listen address, batched recvmmsg/sendmmsg, its own address map
- * and counters. Fields are shared with ice.c and forward.c only. */
+ * socket per listen address, batched recvmmsg/sendmmsg, its own counters. Fields are shared with ice.c and forward.c only. */
 #ifndef QUIETROOM_RELAY_WORKER_H
 #define QUIETROOM_RELAY_WORKER_H
 
@@ -41,7 +40,7 @@ struct worker {
     int epfd;
     int fd[QR_LISTEN_MAX];
     unsigned n_fd;
-    struct addrmap map;
+    const struct addrmap *map;    /* the table's, read without a lock */
     struct hmac *sha1;
     struct hmac *sha256;
     _Atomic uint64_t quiescent;   /* bumped between batches (reclamation) */

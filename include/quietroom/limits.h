@@ -16,8 +16,6 @@
 #define QR_SOCKET_BUFFER (4 * 1024 * 1024)
 /* A worker wakes at least this often so that reclamation never waits long. */
 #define QR_WORKER_TICK_MS 100
-/* Address-map slots a worker sweeps for stale entries per tick. */
-#define QR_SWEEP_PER_TICK 4096
 
 #define QR_WORKERS_MAX 64
 #define QR_LISTEN_MAX 8
@@ -30,8 +28,9 @@
 #define QR_CONSENT_TIMEOUT_S 30
 /* Housekeeping period: consent, expiry, reclamation. */
 #define QR_HOUSEKEEP_MS 250
-/* RTP streams (SSRCs) tracked per leg; more are counted but not analysed. */
-#define QR_SSRC_SLOTS 3
+/* RTP streams (SSRCs) tracked per leg: audio and video. More (RTX) are
+ * counted but not analysed; each slot costs 32 bytes per leg. */
+#define QR_SSRC_SLOTS 2
 
 /* Early DTLS: packets held per link until the peer leg binds, pool size
  * shared by all links, and how long a held packet stays useful. */

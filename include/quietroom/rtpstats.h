@@ -14,6 +14,7 @@
 struct rtp_header {
     uint8_t payload_type;
     bool marker;
+    bool padding;                /* P bit: padding-only probes set it */
     uint16_t seq;
     uint32_t timestamp;
     uint32_t ssrc;
@@ -23,26 +24,30 @@ struct rtp_header {
  * the header and its CSRC list. */
 bool rtp_parse_header(const uint8_t *buf, size_t len, struct rtp_header *h);
 
-/* One stream. Fields others read are atomics; the rest belongs to the writer. */
+/* One stream, 32 bytes: a relay holds two per leg for every session, so
+ * every field is as narrow as its range allows. Fields others read are
+ * atomics; the rest belongs to the writer. */
 struct rtpstats_stream {
-    _Atomic uint32_t used;
     _Atomic uint32_t ssrc;
     _Atomic uint32_t ext_max;    /* highest extended sequence number */
-    _Atomic uint32_t ext_base;   /* lowest extended sequence number seen */
     _Atomic uint32_t received;   /* distinct packets, duplicates excluded */
-    _Atomic uint32_t reordered;  /* arrived after a higher sequence number */
     _Atomic uint32_t jitter_q4;  /* RFC 3550 jitter, timestamp units << 4 */
-    _Atomic uint32_t clock_rate; /* Hz, estimated; 0 while unknown */
-    uint32_t bad_seq;
-    uint32_t last_transit;
-    uint32_t ts0;
-    uint32_t rate_state;
-    uint64_t t0_us;
+    _Atomic uint16_t base_seq;   /* first sequence number; cycles count from 0 */
+    _Atomic uint16_t reordered;  /* arrived after a higher number; saturates */
+    _Atomic uint8_t flags;       /* RTPSTATS_USED | clock-rate index << 1 */
+    uint8_t state;               /* estimation phase, pending restart */
+    uint16_t bad_seq;            /* next number if the sender restarted */
+    union {
+        struct {
+            uint32_t ts0;        /* first timestamp and its arrival (ms) */
+            uint32_t t0_ms;
+        } measuring;
+        uint32_t last_transit;   /* once the clock rate is known */
+    } u;
 };
 
 struct rtpstats {
     struct rtpstats_stream stream[QR_SSRC_SLOTS];
-    _Atomic uint32_t untracked;  /* packets of SSRCs beyond the slots */
 };
 
 struct rtpstats_summary {
@@ -56,8 +61,11 @@ struct rtpstats_summary {
     double jitter_ms;            /* < 0 while the clock rate is unknown */
 };
 
-/* Writer: accounts one packet that arrived at arrival_us (monotonic). */
-void rtpstats_update(struct rtpstats *st, const struct rtp_header *h, uint64_t arrival_us);
+/* Writer: accounts one packet that arrived at arrival_us (monotonic).
+ * Returns false if its SSRC is beyond the slots (the caller counts those). A
+ * packet with the padding bit never claims a free slot: Chrome's bandwidth
+ * probes would otherwise take it from the audio or video stream. */
+bool rtpstats_update(struct rtpstats *st, const struct rtp_header *h, uint64_t arrival_us);
 
 /* Reader: summaries of up to max streams; returns how many were written. */
 int rtpstats_read(const struct rtpstats *st, struct rtpstats_summary *out, int max);

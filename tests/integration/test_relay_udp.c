@@ -293,6 +293,59 @@ static void test_unbound_source_is_dropped(void **state)
     pair_close(&pr);
 }
 
+/* ICE restart: both browsers nominate a new link's legs from the sockets the
+ * old link's legs are bound at. Each address then belongs to the new leg at
+ * once; the old legs go down as superseded rather than linger for 30 s. */
+static void test_ice_restart_supersedes_old_legs(void **state)
+{
+    struct world *w = *state;
+    const union netaddr *r = &w->relay.listen[0];
+    struct pair pr;
+    json_t *fresh, *resp, *links;
+    uint8_t pkt[256];
+    long long superseded, peer_unbound;
+    int bound_old = 0, bound_new = 0;
+
+    pair_open(w, &pr, "t-restart", "127.0.0.1:0", "127.0.0.1:0", 0, 0);
+    fresh = ctl_creds(&w->relay, "t-restart", 1);
+    assert_non_null(fresh);
+    superseded = relay_stat(&w->relay, "legs", "superseded");
+    bind_leg(&pr.a, r, creds_ufrag(fresh, 0, 0), creds_pwd(fresh, 0, 0));
+    assert_int_equal(relay_stat(&w->relay, "legs", "superseded"), superseded + 1);
+
+    /* b is still on the old link, whose a leg is gone: nothing reaches a. */
+    peer_unbound = relay_stat(&w->relay, "dropped", "peer_unbound");
+    assert_int_equal(peer_send(&pr.b, r, pkt, rtp_packet(pkt, 1, 0x5151)), 0);
+    expect_silence(&pr.a);
+    assert_int_equal(relay_stat(&w->relay, "dropped", "peer_unbound"), peer_unbound + 1);
+
+    bind_leg(&pr.b, r, creds_ufrag(fresh, 0, 1), creds_pwd(fresh, 0, 1));
+    assert_int_equal(relay_stat(&w->relay, "legs", "superseded"), superseded + 2);
+    expect_forwarded(&pr.a, &pr.b, r, r, pkt, rtp_packet(pkt, 2, 0x6161));
+    expect_forwarded(&pr.b, &pr.a, r, r, pkt, rtp_packet(pkt, 3, 0x7171));
+
+    /* The session shows the old link with no leg bound, the new with two. */
+    resp = relay_call(&w->relay, "session", "t-restart");
+    assert_non_null(resp);
+    links = json_object_get(resp, "links");
+    assert_int_equal(json_array_size(links), 2);
+    for (size_t i = 0; i < 2; i++) {
+        json_t *legs = json_object_get(json_array_get(links, i), "legs");
+        int n = json_is_true(json_object_get(json_object_get(legs, "a"), "bound")) +
+                json_is_true(json_object_get(json_object_get(legs, "b"), "bound"));
+
+        if (n == 0)
+            bound_old++;
+        else if (n == 2)
+            bound_new++;
+    }
+    assert_int_equal(bound_old, 1);
+    assert_int_equal(bound_new, 1);
+    json_decref(resp);
+    json_decref(fresh);
+    pair_close(&pr);
+}
+
 /* A browser checks from several addresses; only a nominated check may move
  * the leg. */
 static void test_check_without_use_candidate_does_not_move(void **state)
@@ -620,6 +673,7 @@ int main(void)
         cmocka_unit_test(test_expired_and_foreign_credentials_get_silence),
         cmocka_unit_test(test_unbound_source_is_dropped),
         cmocka_unit_test(test_check_without_use_candidate_does_not_move),
+        cmocka_unit_test(test_ice_restart_supersedes_old_legs),
         cmocka_unit_test(test_revoke_stops_forwarding_within_100ms),
         cmocka_unit_test(test_error_responses),
         cmocka_unit_test(test_unknown_attribute_gets_420),

@@ -74,42 +74,11 @@ static void test_full(void **state)
     hindex_free(&h);
 }
 
-static bool is_odd(void *ctx, uint32_t id)
-{
-    (void)ctx;
-    return id % 2 == 1;
-}
-
-/* A sweep in small budgets, from a position inside a wrapped cluster, takes
- * out every stale id and keeps every live one findable. */
-static void test_sweep(void **state)
-{
-    struct hindex h;
-    uint32_t pos = 5, visited = 0;
-
-    (void)state;
-    assert_int_equal(hindex_init(&h, N), 0);
-    for (uint32_t i = 0; i < N; i++) {
-        keys[i] = i * 1000003ull;
-        assert_int_equal(hindex_insert(&h, hash_of(keys[i]), i), 0);
-    }
-    while (visited <= h.mask) {
-        hindex_sweep(&h, &pos, 7, is_odd, NULL);
-        visited += 7;
-    }
-    assert_int_equal(h.count, N / 2);
-    for (uint32_t k = 0; k < N; k++)
-        assert_int_equal(hindex_find(&h, hash_of(keys[k]), eq, &keys[k]),
-                         k % 2 == 0 ? k : HINDEX_NONE);
-    hindex_free(&h);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_against_model),
         cmocka_unit_test(test_full),
-        cmocka_unit_test(test_sweep),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,6 +2,7 @@
  * wrap-around, restarts, clock-rate estimation and jitter. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,11 +21,11 @@ static struct rtpstats *fresh(void)
     return st;
 }
 
-static void feed(struct rtpstats *st, uint32_t ssrc, uint16_t seq, uint32_t ts, uint64_t at_us)
+static bool feed(struct rtpstats *st, uint32_t ssrc, uint16_t seq, uint32_t ts, uint64_t at_us)
 {
     struct rtp_header h = {.payload_type = 111, .seq = seq, .timestamp = ts, .ssrc = ssrc};
 
-    rtpstats_update(st, &h, at_us);
+    return rtpstats_update(st, &h, at_us);
 }
 
 static struct rtpstats_summary one(const struct rtpstats *st)
@@ -111,9 +112,50 @@ static void test_slots_and_untracked(void **state)
 
     (void)state;
     for (uint32_t ssrc = 1; ssrc <= QR_SSRC_SLOTS + 2; ssrc++)
-        feed(st, ssrc, 1, 0, 0);
+        assert_int_equal(feed(st, ssrc, 1, 0, 0), ssrc <= QR_SSRC_SLOTS);
     assert_int_equal(rtpstats_read(st, s, QR_SSRC_SLOTS), QR_SSRC_SLOTS);
-    assert_int_equal(atomic_load(&st->untracked), 2);
+    for (int i = 0; i < QR_SSRC_SLOTS; i++)
+        assert_int_equal(s[i].ssrc, i + 1);
+    free(st);
+}
+
+/* Padding-only probes on their own SSRC arrive before media in Chrome; they
+ * must not take the slots audio and video need, but they are counted once a
+ * slot is theirs. */
+static void test_padding_does_not_claim_a_slot(void **state)
+{
+    struct rtpstats *st = fresh();
+    struct rtp_header probe = {.padding = true, .seq = 1, .ssrc = 99};
+    struct rtpstats_summary s[QR_SSRC_SLOTS];
+
+    (void)state;
+    assert_false(rtpstats_update(st, &probe, 0));
+    assert_int_equal(rtpstats_read(st, s, QR_SSRC_SLOTS), 0);
+    assert_true(feed(st, 1, 10, 0, 0));
+    assert_true(feed(st, 2, 20, 0, 0));
+    assert_int_equal(rtpstats_read(st, s, QR_SSRC_SLOTS), 2);
+    assert_int_equal(s[0].ssrc, 1);
+    assert_int_equal(s[1].ssrc, 2);
+    probe.ssrc = 1;
+    probe.seq = 11;
+    assert_true(rtpstats_update(st, &probe, 0));
+    assert_int_equal(rtpstats_read(st, s, QR_SSRC_SLOTS), 2);
+    assert_int_equal(s[0].received, 2);
+    free(st);
+}
+
+/* The reordered counter is 16 bits wide and must stop, not wrap. */
+static void test_reordered_saturates(void **state)
+{
+    struct rtpstats *st = fresh();
+    struct rtpstats_summary s;
+
+    (void)state;
+    feed(st, 3, 1000, 0, 0);
+    for (uint32_t i = 0; i < 70000; i++)
+        feed(st, 3, 999, 0, 0);
+    s = one(st);
+    assert_int_equal(s.reordered, UINT16_MAX);
     free(st);
 }
 
@@ -160,6 +202,8 @@ int main(void)
         cmocka_unit_test(test_in_order_gap_reorder_duplicate),
         cmocka_unit_test(test_wrap_around_and_restart),
         cmocka_unit_test(test_slots_and_untracked),
+        cmocka_unit_test(test_padding_does_not_claim_a_slot),
+        cmocka_unit_test(test_reordered_saturates),
         cmocka_unit_test(test_clock_rate_and_jitter),
         cmocka_unit_test(test_video_clock),
     };

@@ -33,6 +33,35 @@ static void on_down(void *ctx, const struct link *k, int side, enum leg_down_rea
     d->n++;
 }
 
+static struct downs downs;
+
+/* A table reporting legs that go down to `downs`, emptied here. */
+static struct table *new_table(uint32_t max_links)
+{
+    memset(&downs, 0, sizeof(downs));
+    return table_new(max_links, 1, on_down, &downs);
+}
+
+static uint32_t gen_of(struct table *t, uint32_t link)
+{
+    return atomic_load(&table_link(t, link)->gen);
+}
+
+/* The leg the address map names for a, as the forwarding path finds it. */
+static uint32_t map_find(struct table *t, const union netaddr *a, uint32_t listen)
+{
+    const struct addrmap *m = table_addrmap(t);
+    struct leg_addr packed;
+    uint32_t id, token;
+
+    leg_addr_pack(a, listen, &packed);
+    do {
+        token = addrmap_read_begin(m);
+        id = addrmap_find(m, &packed);
+    } while (addrmap_read_retry(m, token));
+    return id;
+}
+
 static struct creds_leg leg_id(uint8_t session_byte, uint16_t link, uint8_t side)
 {
     struct creds_leg cl = {.version = 1, .kid = 1, .expires = NOW_S + 3600, .link = link,
@@ -53,42 +82,89 @@ static union netaddr addr(const char *text)
 
 static void test_bind_refresh_move(void **state)
 {
-    struct table *t = table_new(16, 1);
+    struct table *t = new_table(16);
     struct creds_leg a = leg_id(1, 0, 0), b = leg_id(1, 0, 1);
     union netaddr x = addr("10.0.0.1:1000"), y = addr("10.0.0.2:2000"), got;
     struct table_binding ba, bb, bm;
-    uint32_t listen;
+    struct leg_addr packed;
     struct link *k;
 
     (void)state;
-    assert_int_equal(table_bind(t, &a, &x, 0, 1000, 1, &ba), TABLE_BOUND);
-    assert_int_equal(table_bind(t, &b, &y, 0, 1000, 1, &bb), TABLE_BOUND);
+    assert_int_equal(table_bind(t, &a, &x, 0, 1000, &ba), TABLE_BOUND);
+    assert_int_equal(table_bind(t, &b, &y, 0, 1000, &bb), TABLE_BOUND);
     assert_int_equal(ba.link, bb.link);
     assert_int_equal(bb.side, 1);
-    assert_int_equal(table_bind(t, &a, &x, 0, 2000, 1, &ba), TABLE_REFRESHED);
+    assert_int_equal(map_find(t, &x, 0), ADDRMAP_ID(ba.link, 0));
+    assert_int_equal(map_find(t, &y, 0), ADDRMAP_ID(ba.link, 1));
+    assert_int_equal(map_find(t, &y, 1), ADDRMAP_NONE);
+    assert_int_equal(table_bind(t, &a, &x, 0, 2000, &ba), TABLE_REFRESHED);
     k = table_link(t, ba.link);
-    assert_int_equal(atomic_load(&k->leg[0].last_check_ms), 2000);
+    assert_int_equal(atomic_load(&k->leg[0].last_check), 1000);
 
-    /* Same address on another local socket is a move too. */
-    assert_int_equal(table_bind(t, &a, &x, 1, 2000, 1, &bm), TABLE_MOVED);
-    assert_true(bm.addr_gen != ba.addr_gen);
-    leg_load_addr(&k->leg[0], &got, &listen);
+    /* Same address on another local socket is a move too; the map follows. */
+    assert_int_equal(table_bind(t, &a, &x, 1, 2000, &bm), TABLE_MOVED);
+    leg_addr_load(&k->leg[0], &packed);
+    leg_addr_unpack(&packed, &got);
     assert_true(netaddr_equal(&got, &x));
-    assert_int_equal(listen, 1);
+    assert_int_equal(packed.listen, 1);
     assert_true(netaddr_equal(&bm.previous, &x));
+    assert_int_equal(map_find(t, &x, 0), ADDRMAP_NONE);
+    assert_int_equal(map_find(t, &x, 1), ADDRMAP_ID(ba.link, 0));
+    assert_int_equal(downs.n, 0);
+    table_free(t);
+}
+
+/* A browser restarting ICE nominates the new link's leg from the socket the
+ * old link's leg is bound at: the new leg takes the address, the old one
+ * goes down as superseded. */
+static void test_superseded(void **state)
+{
+    struct table *t = new_table(16);
+    struct creds_leg old_a = leg_id(1, 0, 0), new_a = leg_id(1, 1, 0);
+    union netaddr x = addr("[2001:db8::1]:5000");
+    struct table_binding bo, bn;
+
+    (void)state;
+    assert_int_equal(table_bind(t, &old_a, &x, 0, 1000, &bo), TABLE_BOUND);
+    assert_false(bo.superseded);
+    assert_int_equal(table_bind(t, &new_a, &x, 0, 1500, &bn), TABLE_BOUND);
+    assert_true(bn.superseded);
+    assert_true(bn.link != bo.link);
+    assert_int_equal(downs.n, 1);
+    assert_int_equal(downs.reason[0], LEG_DOWN_SUPERSEDED);
+    assert_false(leg_bound(&table_link(t, bo.link)->leg[0]));
+    assert_int_equal(map_find(t, &x, 0), ADDRMAP_ID(bn.link, 0));
+    table_free(t);
+}
+
+/* Legs that go down leave the map; nothing is found at their address. */
+static void test_map_follows_consent_loss(void **state)
+{
+    struct table *t = new_table(4);
+    struct creds_leg a = leg_id(1, 0, 0);
+    union netaddr x = addr("10.0.0.9:9");
+    struct table_binding b;
+    uint64_t qs = 0;
+
+    (void)state;
+    assert_int_equal(table_bind(t, &a, &x, 0, 1000, &b), TABLE_BOUND);
+    assert_int_equal(map_find(t, &x, 0), ADDRMAP_ID(b.link, 0));
+    table_housekeep(t, 1000 + CONSENT_MS + 1, NOW_S, CONSENT_MS, &qs, 1);
+    assert_int_equal(downs.n, 1);
+    assert_int_equal(map_find(t, &x, 0), ADDRMAP_NONE);
     table_free(t);
 }
 
 static void test_revoke(void **state)
 {
-    struct table *t = table_new(16, 1);
+    struct table *t = new_table(16);
     struct creds_leg a = leg_id(1, 0, 0), other = leg_id(2, 0, 0), later = leg_id(1, 5, 1);
-    union netaddr x = addr("10.0.0.1:1000");
+    union netaddr x = addr("10.0.0.1:1000"), y = addr("10.0.0.2:1000");
     struct table_binding b, bo;
 
     (void)state;
-    assert_int_equal(table_bind(t, &a, &x, 0, 1000, 1, &b), TABLE_BOUND);
-    assert_int_equal(table_bind(t, &other, &x, 0, 1000, 1, &bo), TABLE_BOUND);
+    assert_int_equal(table_bind(t, &a, &x, 0, 1000, &b), TABLE_BOUND);
+    assert_int_equal(table_bind(t, &other, &y, 0, 1000, &bo), TABLE_BOUND);
     assert_int_equal(table_revoke(t, 1, a.session, NOW_S + 100), 1);
     assert_int_equal(link_state(table_link(t, b.link)), LINK_REVOKED);
     assert_int_equal(link_state(table_link(t, bo.link)), LINK_ACTIVE);
@@ -96,76 +172,74 @@ static void test_revoke(void **state)
     assert_true(table_is_revoked(t, &later));
     assert_false(table_is_revoked(t, &other));
     /* Neither the revoked link nor a new link of the session can bind. */
-    assert_int_equal(table_bind(t, &a, &x, 0, 1000, 1, &b), TABLE_INACTIVE);
-    assert_int_equal(table_bind(t, &later, &x, 0, 1000, 1, &b), TABLE_INACTIVE);
+    assert_int_equal(table_bind(t, &a, &x, 0, 1000, &b), TABLE_INACTIVE);
+    assert_int_equal(table_bind(t, &later, &x, 0, 1000, &b), TABLE_INACTIVE);
     table_free(t);
 }
 
 static void test_consent_close_and_reuse_after_grace(void **state)
 {
-    struct table *t = table_new(1, 1);
+    struct table *t = new_table(1);
     struct creds_leg a = leg_id(1, 0, 0), b = leg_id(1, 0, 1), c = leg_id(3, 0, 0);
     union netaddr x = addr("10.0.0.1:1000"), y = addr("10.0.0.2:1000");
     struct table_binding b1, b2;
-    struct downs d = {0};
     uint64_t qs = 5;
     uint32_t gen;
 
     (void)state;
-    assert_int_equal(table_bind(t, &a, &x, 0, 1000, 1, &b1), TABLE_BOUND);
-    assert_int_equal(table_bind(t, &b, &y, 0, 20000, 1, &b1), TABLE_BOUND);
-    gen = b1.link_gen;
+    assert_int_equal(table_bind(t, &a, &x, 0, 1000, &b1), TABLE_BOUND);
+    assert_int_equal(table_bind(t, &b, &y, 0, 20000, &b1), TABLE_BOUND);
+    gen = gen_of(t, b1.link);
 
     /* Side a has been silent for 30 s and a bit; side b has not. */
-    table_housekeep(t, 1000 + CONSENT_MS + 1, NOW_S, CONSENT_MS, &qs, 1, on_down, &d);
-    assert_int_equal(d.n, 1);
-    assert_int_equal(d.side[0], 0);
-    assert_int_equal(d.reason[0], LEG_DOWN_CONSENT);
+    table_housekeep(t, 1000 + CONSENT_MS + 1, NOW_S, CONSENT_MS, &qs, 1);
+    assert_int_equal(downs.n, 1);
+    assert_int_equal(downs.side[0], 0);
+    assert_int_equal(downs.reason[0], LEG_DOWN_CONSENT);
     assert_int_equal(link_state(table_link(t, b1.link)), LINK_ACTIVE);
 
-    table_housekeep(t, 20000 + CONSENT_MS + 1, NOW_S, CONSENT_MS, &qs, 1, on_down, &d);
-    assert_int_equal(d.n, 2);
+    table_housekeep(t, 20000 + CONSENT_MS + 1, NOW_S, CONSENT_MS, &qs, 1);
+    assert_int_equal(downs.n, 2);
     assert_int_equal(link_state(table_link(t, b1.link)), LINK_CLOSED);
 
     /* The only slot is in limbo. The snapshot pending since the first
      * housekeeping predates the close, so the worker passing it is not
      * enough; a snapshot taken after the close must be passed too. */
-    assert_int_equal(table_bind(t, &c, &x, 0, 60000, 1, &b2), TABLE_FULL);
+    assert_int_equal(table_bind(t, &c, &x, 0, 60000, &b2), TABLE_FULL);
     qs++;
-    table_housekeep(t, 60000, NOW_S, CONSENT_MS, &qs, 1, on_down, &d);
-    assert_int_equal(table_bind(t, &c, &x, 0, 60000, 1, &b2), TABLE_FULL);
-    table_housekeep(t, 60250, NOW_S, CONSENT_MS, &qs, 1, on_down, &d);
-    assert_int_equal(table_bind(t, &c, &x, 0, 60250, 1, &b2), TABLE_FULL);
+    table_housekeep(t, 60000, NOW_S, CONSENT_MS, &qs, 1);
+    assert_int_equal(table_bind(t, &c, &x, 0, 60000, &b2), TABLE_FULL);
+    table_housekeep(t, 60250, NOW_S, CONSENT_MS, &qs, 1);
+    assert_int_equal(table_bind(t, &c, &x, 0, 60250, &b2), TABLE_FULL);
     qs++;
-    table_housekeep(t, 60500, NOW_S, CONSENT_MS, &qs, 1, on_down, &d);
-    assert_int_equal(table_bind(t, &c, &x, 0, 60500, 1, &b2), TABLE_BOUND);
+    table_housekeep(t, 60500, NOW_S, CONSENT_MS, &qs, 1);
+    assert_int_equal(table_bind(t, &c, &x, 0, 60500, &b2), TABLE_BOUND);
     assert_int_equal(b2.link, b1.link);
-    assert_true(b2.link_gen != gen);
+    assert_true(gen_of(t, b2.link) != gen);
     table_free(t);
 }
 
 static void test_expiry(void **state)
 {
-    struct table *t = table_new(4, 1);
+    struct table *t = new_table(4);
     struct creds_leg a = leg_id(1, 0, 0);
     union netaddr x = addr("[::1]:1000");
     struct table_binding b;
-    struct downs d = {0};
     uint64_t qs = 0;
 
     (void)state;
-    assert_int_equal(table_bind(t, &a, &x, 0, 1000, 1, &b), TABLE_BOUND);
-    table_housekeep(t, 1000, a.expires - 1, CONSENT_MS, &qs, 1, on_down, &d);
-    assert_int_equal(d.n, 0);
-    table_housekeep(t, 1000, a.expires, CONSENT_MS, &qs, 1, on_down, &d);
-    assert_int_equal(d.n, 1);
-    assert_int_equal(d.reason[0], LEG_DOWN_EXPIRED);
+    assert_int_equal(table_bind(t, &a, &x, 0, 1000, &b), TABLE_BOUND);
+    table_housekeep(t, 1000, a.expires - 1, CONSENT_MS, &qs, 1);
+    assert_int_equal(downs.n, 0);
+    table_housekeep(t, 1000, a.expires, CONSENT_MS, &qs, 1);
+    assert_int_equal(downs.n, 1);
+    assert_int_equal(downs.reason[0], LEG_DOWN_EXPIRED);
     table_free(t);
 }
 
 static void test_early_dtls(void **state)
 {
-    struct table *t = table_new(4, 1);
+    struct table *t = new_table(4);
     struct creds_leg a = leg_id(1, 0, 0), bside = leg_id(1, 0, 1);
     union netaddr x = addr("10.0.0.1:1000"), y = addr("10.0.0.2:1000");
     static uint8_t bufs[QR_EARLY_PER_LINK][QR_PACKET_MAX];
@@ -174,16 +248,16 @@ static void test_early_dtls(void **state)
     uint8_t pkt[100];
 
     (void)state;
-    assert_int_equal(table_bind(t, &a, &x, 0, 1000, 1, &b), TABLE_BOUND);
+    assert_int_equal(table_bind(t, &a, &x, 0, 1000, &b), TABLE_BOUND);
     for (int i = 0; i < QR_EARLY_PER_LINK; i++) {
         memset(pkt, 22 + i, sizeof(pkt));
-        assert_int_equal(table_early_push(t, b.link, b.link_gen, 1, pkt, 50 + i, 1000), 1);
+        assert_int_equal(table_early_push(t, b.link, gen_of(t, b.link), 1, pkt, 50 + i, 1000), 1);
     }
-    assert_int_equal(table_early_push(t, b.link, b.link_gen, 1, pkt, 10, 1000), -1);
-    assert_int_equal(table_early_push(t, b.link, b.link_gen + 1, 1, pkt, 10, 1000), -1);
+    assert_int_equal(table_early_push(t, b.link, gen_of(t, b.link), 1, pkt, 10, 1000), -1);
+    assert_int_equal(table_early_push(t, b.link, gen_of(t, b.link) + 1, 1, pkt, 10, 1000), -1);
 
-    assert_int_equal(table_bind(t, &bside, &y, 0, 1000, 1, &b), TABLE_BOUND);
-    assert_int_equal(table_early_push(t, b.link, b.link_gen, 1, pkt, 10, 1000), 0);
+    assert_int_equal(table_bind(t, &bside, &y, 0, 1000, &b), TABLE_BOUND);
+    assert_int_equal(table_early_push(t, b.link, gen_of(t, b.link), 1, pkt, 10, 1000), 0);
     assert_int_equal(table_early_take(t, b.link, 1, bufs, lens, QR_EARLY_PER_LINK),
                      QR_EARLY_PER_LINK);
     for (int i = 0; i < QR_EARLY_PER_LINK; i++) {
@@ -196,7 +270,7 @@ static void test_early_dtls(void **state)
 
 static void test_early_dtls_ages_out(void **state)
 {
-    struct table *t = table_new(4, 1);
+    struct table *t = new_table(4);
     struct creds_leg a = leg_id(1, 0, 0);
     union netaddr x = addr("10.0.0.1:1000");
     static uint8_t bufs[QR_EARLY_PER_LINK][QR_PACKET_MAX];
@@ -207,11 +281,11 @@ static void test_early_dtls_ages_out(void **state)
     uint64_t qs = 0;
 
     (void)state;
-    assert_int_equal(table_bind(t, &a, &x, 0, 1000, 1, &b), TABLE_BOUND);
-    assert_int_equal(table_early_push(t, b.link, b.link_gen, 1, pkt, sizeof(pkt), 1000), 1);
+    assert_int_equal(table_bind(t, &a, &x, 0, 1000, &b), TABLE_BOUND);
+    assert_int_equal(table_early_push(t, b.link, gen_of(t, b.link), 1, pkt, sizeof(pkt), 1000), 1);
     table_usage(t, &u);
     assert_int_equal(u.early_held, 1);
-    table_housekeep(t, 1000 + QR_EARLY_MAX_AGE_MS + 1, NOW_S, 1000000, &qs, 1, NULL, NULL);
+    table_housekeep(t, 1000 + QR_EARLY_MAX_AGE_MS + 1, NOW_S, 1000000, &qs, 1);
     table_usage(t, &u);
     assert_int_equal(u.early_held, 0);
     assert_int_equal(table_early_take(t, b.link, 1, bufs, lens, QR_EARLY_PER_LINK), 0);
@@ -222,6 +296,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bind_refresh_move),
+        cmocka_unit_test(test_superseded),
+        cmocka_unit_test(test_map_follows_consent_loss),
         cmocka_unit_test(test_revoke),
         cmocka_unit_test(test_consent_close_and_reuse_after_grace),
         cmocka_unit_test(test_expiry),

@@ -1,0 +1,43 @@
+/* Conversions between socket addresses and the packed form legs store. */
+#include "link.h"
+
+#include <string.h>
+
+#include "quietroom/limits.h"
+
+_Static_assert(sizeof(struct leg_addr) == LEG_ADDR_WORDS * sizeof(uint64_t),
+               "a leg address fills its words exactly");
+_Static_assert(QR_LISTEN_MAX <= 256, "a socket index fits leg_addr.listen");
+
+void leg_addr_pack(const union netaddr *a, uint32_t listen, struct leg_addr *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->listen = (uint8_t)listen;
+    if (a->sa.sa_family == AF_INET) {
+        out->family = AF_INET;
+        out->port = a->in.sin_port;
+        memcpy(out->ip, &a->in.sin_addr, 4);
+    } else if (a->sa.sa_family == AF_INET6) {
+        out->family = AF_INET6;
+        out->port = a->in6.sin6_port;
+        out->scope_id = a->in6.sin6_scope_id;
+        memcpy(out->ip, &a->in6.sin6_addr, 16);
+    }
+}
+
+void leg_addr_unpack(const struct leg_addr *p, union netaddr *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (p->family == AF_INET) {
+        out->in.sin_family = AF_INET;
+        out->in.sin_port = p->port;
+        memcpy(&out->in.sin_addr, p->ip, 4);
+    } else if (p->family == AF_INET6) {
+        out->in6.sin6_family = AF_INET6;
+        out->in6.sin6_port = p->port;
+        out->in6.sin6_scope_id = p->scope_id;
+        memcpy(&out->in6.sin6_addr, p->ip, 16);
+    } else {
+        out->sa.sa_family = AF_UNSPEC;
+    }
+}
