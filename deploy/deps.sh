@@ -2,17 +2,23 @@
 # Installs the Debian 12 packages Quietroom needs. Run as root.
 #   deploy/deps.sh          build and run
 #   deploy/deps.sh --test   also what the test suite needs (cmocka, libnice,
-#                           libsrtp2, Opus, clang for libFuzzer)
+#                           Opus, clang for libFuzzer, coturn, Chromium and
+#                           Firefox ESR for the browser tests)
 set -euo pipefail
 
 build=(cmake ninja-build pkg-config gcc libc6-dev make
        libssl-dev libjansson-dev zlib1g-dev libinih-dev libwebsockets-dev libsrtp2-dev curl openssl)
 test=(libcmocka-dev libnice-dev libglib2.0-dev libsrtp2-dev libopus-dev
-      clang libclang-rt-14-dev python3 python3-jsonschema coturn)
+      clang libclang-rt-14-dev python3 python3-jsonschema coturn
+      chromium firefox-esr iproute2)
 
 want=("${build[@]}")
 if [ "${1:-}" = "--test" ]; then
     want+=("${test[@]}")
+    # The browser tests need Node.js >= 20 and npm. Debian 12's own nodejs is
+    # 18: it is installed only where there is no node at all, and
+    # tests/browser/run.sh then says what is missing.
+    command -v npm >/dev/null || want+=(nodejs npm)
 fi
 
 missing=()

@@ -2,8 +2,11 @@
 # Sets up and runs every test: installs what is missing, then
 #   1. a normal build and the whole ctest suite,
 #   2. the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer,
-#   3. every libFuzzer harness for a short run (QR_FUZZ_SECONDS, default 20).
-# Set QR_SKIP_SANITIZE=1 or QR_SKIP_FUZZ=1 to leave a stage out locally.
+#   3. the browser tests: the web client in Chromium and Firefox ESR against
+#      the real relay and signaling (tests/browser/README.md),
+#   4. every libFuzzer harness for a short run (QR_FUZZ_SECONDS, default 20).
+# Set QR_SKIP_SANITIZE=1, QR_SKIP_BROWSER=1 or QR_SKIP_FUZZ=1 to leave a stage
+# out locally.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +17,12 @@ echo "== build and test =="
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build
 (cd build && ctest --output-on-failure -j "$jobs")
+
+if [ "${QR_SKIP_BROWSER:-0}" != 1 ]; then
+    echo "== browser tests =="
+    (cd tests/browser && npm ci --no-audit --no-fund)
+    QR_BUILD_DIR="$PWD/build" tests/browser/run.sh
+fi
 
 if [ "${QR_SKIP_SANITIZE:-0}" != 1 ]; then
     echo "== ASan + UBSan =="

@@ -1,0 +1,236 @@
+/* The signaling connection: one WebSocket to /ws (subprotocol quietroom.v1),
+ * authenticated by the EHR token once, then kept alive across drops with the
+ * resume secret the server issues (exponential backoff within the server's
+ * resume grace). Nothing here logs a token, a resume secret or SDP. */
+
+const SUBPROTOCOL = 'quietroom.v1';
+const PING_EVERY_MS = 15000;
+const PONG_WAIT_MS = 8000;
+/* After the browser reports it is online again (Wi-Fi to LTE, a laptop lid)
+ * the socket may be dead without the browser knowing: ask at once, and give
+ * up on it quickly. */
+const ONLINE_PONG_WAIT_MS = 3000;
+const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000];
+const FIRST_CONNECT_GIVE_UP_MS = 30000;
+
+/* Close codes after which the server does not want us back (docs/protocol.md §2). */
+const TERMINAL_CLOSE = new Set([1009, 4400, 4401, 4403, 4408, 4410, 4429]);
+
+export function signalingUrl(loc = window.location) {
+    const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
+    return `${scheme}//${loc.host}/ws`;
+}
+
+export class SignalClient {
+    /* handlers: onMessage(msg), onConnection(state, info), onFinal(reason, code) */
+    constructor(url, handlers) {
+        this.url = url;
+        this.h = handlers;
+        this.ws = null;
+        this.token = null;
+        this.resume = null;
+        this.graceMs = 60000;
+        this.authenticated = false;  // a welcome/resumed was seen on some socket
+        this.sentCredential = false; // the token went out on a socket
+        this.final = false;
+        this.done = false;           // onFinal was called
+        this.attempt = 0;
+        this.droppedAt = 0;
+        this.firstTryAt = 0;
+        this.retryTimer = null;
+        this.pingTimer = null;
+        this.pongTimer = null;
+        this.pongDeadline = 0;
+        this.finalReason = null;
+        this.onOnline = () => {
+            if (this.final) return;
+            if (this.ws === null && this.retryTimer !== null) {
+                // Waiting out a backoff: try now.
+                clearTimeout(this.retryTimer);
+                this.retryTimer = null;
+                this.open();
+            } else if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+                this.checkAlive(ONLINE_PONG_WAIT_MS);
+            }
+        };
+        window.addEventListener('online', this.onOnline);
+    }
+
+    /* Joins with the EHR token (used once), or with a stored resume secret. */
+    start({ token = null, resume = null }) {
+        this.token = token;
+        this.resume = resume;
+        this.firstTryAt = Date.now();
+        this.open();
+    }
+
+    open() {
+        if (this.final) return;
+        let ws;
+        try {
+            ws = new WebSocket(this.url, SUBPROTOCOL);
+        } catch (e) {
+            this.scheduleRetry();
+            return;
+        }
+        this.ws = ws;
+        if (!this.authenticated && this.attempt === 0) this.h.onConnection('connecting', { attempt: 0 });
+        ws.onopen = () => {
+            if (ws !== this.ws) return;
+            if (this.resume && (this.authenticated || !this.token)) {
+                // Each secret works once; the reply (resumed) brings a new one.
+                ws.send(JSON.stringify({ type: 'resume', resume: this.resume }));
+            } else if (this.token) {
+                const token = this.token;
+                this.token = null; // single use: never sent twice
+                this.sentCredential = true;
+                ws.send(JSON.stringify({ type: 'auth', token }));
+            } else {
+                this.finish('connection_lost', 0);
+                return;
+            }
+            this.startPing();
+        };
+        ws.onmessage = (ev) => {
+            if (ws !== this.ws) return;
+            this.gotTraffic();
+            let msg;
+            try {
+                msg = JSON.parse(ev.data);
+            } catch (e) {
+                return;
+            }
+            if (!msg || typeof msg !== 'object') return;
+            if (msg.type === 'welcome' || msg.type === 'resumed') {
+                this.authenticated = true;
+                this.resume = typeof msg.resume === 'string' ? msg.resume : null;
+                if (Number.isFinite(msg.resume_grace_s)) this.graceMs = msg.resume_grace_s * 1000;
+                this.attempt = 0;
+                this.droppedAt = 0;
+                this.h.onConnection('connected', { type: msg.type });
+            } else if (msg.type === 'declined' || msg.type === 'removed' || msg.type === 'ended') {
+                this.final = true;
+                this.resume = null;
+            } else if (msg.type === 'error' && msg.code && this.isFatal(msg.code)) {
+                this.final = true;
+                this.resume = null;
+            }
+            this.h.onMessage(msg);
+        };
+        ws.onclose = (ev) => {
+            if (ws !== this.ws) return;
+            this.ws = null;
+            this.stopPing();
+            if (this.final) {
+                this.finish(this.finalReason || null, ev.code);
+            } else if (TERMINAL_CLOSE.has(ev.code)) {
+                this.finish(null, ev.code);
+            } else if (ev.code === 1000 && ev.reason === 'replaced') {
+                this.finish('replaced', ev.code);
+            } else if (!this.authenticated && this.sentCredential) {
+                // The token went out but no answer came back: it may be used up.
+                this.finish('connection_lost', ev.code);
+            } else {
+                this.scheduleRetry();
+            }
+        };
+        ws.onerror = () => { /* onclose follows */ };
+    }
+
+    isFatal(code) {
+        return this.h.isFatal ? this.h.isFatal(code) : false;
+    }
+
+    scheduleRetry() {
+        if (this.final) return;
+        const now = Date.now();
+        if (this.authenticated) {
+            if (!this.droppedAt) this.droppedAt = now;
+            // Stay inside the server's grace, leaving a second for the round trip.
+            if (now - this.droppedAt > this.graceMs - 1000 || !this.resume) {
+                this.finish('connection_lost', 0);
+                return;
+            }
+        } else if (now - this.firstTryAt > FIRST_CONNECT_GIVE_UP_MS) {
+            this.finish('connection_lost', 0);
+            return;
+        }
+        const base = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+        const delay = Math.round(base * (0.8 + Math.random() * 0.4));
+        this.attempt++;
+        this.h.onConnection(this.authenticated ? 'reconnecting' : 'connecting', { attempt: this.attempt, delay });
+        this.retryTimer = setTimeout(() => {
+            this.retryTimer = null;
+            this.open();
+        }, delay);
+    }
+
+    startPing() {
+        this.stopPing();
+        this.pingTimer = setInterval(() => this.checkAlive(PONG_WAIT_MS), PING_EVERY_MS);
+    }
+
+    /* Sends a ping; if nothing at all arrives within `wait` ms the socket is
+     * dead although the browser has not noticed: drop it and resume. */
+    checkAlive(wait) {
+        if (!this.send({ type: 'ping' })) return;
+        const deadline = Date.now() + wait;
+        if (this.pongTimer && this.pongDeadline <= deadline) return; // an earlier deadline stands
+        clearTimeout(this.pongTimer);
+        this.pongDeadline = deadline;
+        this.pongTimer = setTimeout(() => {
+            this.pongTimer = null;
+            this.drop();
+        }, wait);
+    }
+
+    stopPing() {
+        clearInterval(this.pingTimer);
+        this.pingTimer = null;
+        clearTimeout(this.pongTimer);
+        this.pongTimer = null;
+    }
+
+    gotTraffic() {
+        clearTimeout(this.pongTimer);
+        this.pongTimer = null;
+    }
+
+    send(obj) {
+        if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+        this.ws.send(JSON.stringify(obj));
+        return true;
+    }
+
+    /* Gives up on the current socket (it stopped answering) and reconnects. */
+    drop() {
+        const ws = this.ws;
+        if (!ws) return;
+        this.ws = null;
+        this.stopPing();
+        try { ws.close(); } catch (e) { /* already closing */ }
+        this.scheduleRetry();
+    }
+
+    /* Leaves for good: the server forgets us, no resume. */
+    leave() {
+        this.send({ type: 'leave' });
+        this.finalReason = 'left';
+        this.final = true;
+        this.resume = null;
+        const ws = this.ws;
+        if (ws) setTimeout(() => { try { ws.close(1000); } catch (e) { /* closed */ } }, 300);
+        else this.finish('left', 1000);
+    }
+
+    finish(reason, code) {
+        if (this.done) return;
+        this.done = true;
+        this.final = true;
+        this.resume = null;
+        this.stopPing();
+        clearTimeout(this.retryTimer);
+        window.removeEventListener('online', this.onOnline);
+        this.h.onFinal(reason, code);
+    }
+}

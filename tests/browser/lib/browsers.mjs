@@ -1,0 +1,299 @@
+// Browser launching and driver-neutral page helpers. Chromium is driven by
+// Playwright (playwright-core, Debian's /usr/bin/chromium); Firefox ESR by
+// puppeteer-core over WebDriver BiDi. The helpers below use only
+// page.evaluate / click / screenshot, which both drivers share.
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { ARTIFACTS, sleep, waitFor } from './servers.mjs';
+
+export { ARTIFACTS };
+export const CHROMIUM = process.env.QR_CHROMIUM || '/usr/bin/chromium';
+export const FIREFOX = process.env.QR_FIREFOX || '/usr/bin/firefox-esr';
+
+export const CHROMIUM_ARGS = [
+    '--no-sandbox', // as root
+    '--use-fake-device-for-media-stream',
+    '--use-fake-ui-for-media-stream',
+    '--allow-loopback-in-peer-connection',
+    '--autoplay-policy=no-user-gesture-required',
+    '--disable-gpu',
+    '--disable-dev-shm-usage', // containers often have a tiny /dev/shm
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+];
+
+export async function launchChromium() {
+    const { chromium } = await import('playwright-core');
+    return chromium.launch({
+        executablePath: CHROMIUM,
+        headless: true,
+        args: CHROMIUM_ARGS,
+        timeout: 30000,
+    });
+}
+
+/* Test instrumentation for "the relay stops forwarding", installed in a page
+ * before its scripts run. Once window.__qrKeepSending is true the page can no
+ * longer close its RTCPeerConnections or stop its tracks, so it goes on
+ * sending media to the relay after the visit ended for it, as a broken or
+ * hostile client would. Without such a sender both browsers stop sending by
+ * themselves when told the visit is over, and "the relay forwards nothing
+ * more" would prove nothing about the relay. */
+export const KEEP_SENDING = `(() => {
+    const close = RTCPeerConnection.prototype.close;
+    RTCPeerConnection.prototype.close = function () { if (!window.__qrKeepSending) close.call(this); };
+    const stop = MediaStreamTrack.prototype.stop;
+    MediaStreamTrack.prototype.stop = function () { if (!window.__qrKeepSending) stop.call(this); };
+})();`;
+
+/* A fresh context (own profile state) and page. Kept for the checks after
+ * the test: console lines, every WebSocket message each way (page.qrSockets)
+ * and every requested URL. */
+export async function chromiumPage(browser, name, { initScript = null } = {}) {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    if (initScript) await context.addInitScript(initScript);
+    const page = await context.newPage();
+    page.setDefaultTimeout(15000);
+    page.qrName = name;
+    page.qrConsole = [];
+    page.qrSockets = [];
+    page.qrRequests = [];
+    page.on('console', (m) => page.qrConsole.push(`${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => page.qrConsole.push(`pageerror: ${e.message}`));
+    page.on('request', (r) => page.qrRequests.push(r.url()));
+    page.on('websocket', (ws) => {
+        const socket = { url: ws.url(), sent: [], received: [] };
+        page.qrSockets.push(socket);
+        const parse = (f) => { try { return JSON.parse(f.payload); } catch (e) { return { unparsed: String(f.payload) }; } };
+        ws.on('framesent', (f) => socket.sent.push(parse(f)));
+        ws.on('framereceived', (f) => socket.received.push(parse(f)));
+    });
+    return { context, page };
+}
+
+/* What went over the wire for a Chromium page (chromiumPage), checked against
+ * docs/protocol.md and DESIGN.md:
+ * - every offer and answer the page received names only the relay;
+ * - the token goes out once, as the first message of a socket (`auth`), and
+ *   never in a URL; later sockets start with `resume`;
+ * - no candidate is ever sent (the server would drop it; our client never
+ *   gathers them for anyone).
+ * Returns how many SDPs were checked. */
+export function checkWire(page, { relayHost, relayPort, tokens }) {
+    let sdps = 0;
+    const where = page.qrName || 'page';
+    for (const [i, s] of page.qrSockets.entries()) {
+        if (s.sent.length) {
+            const first = s.sent[0].type;
+            if (first !== 'auth' && first !== 'resume') throw new Error(`${where}: socket ${i} began with ${first}`);
+        }
+        for (const m of s.sent) {
+            if (m.type === 'candidate') throw new Error(`${where}: sent a candidate`);
+            if (m.type === 'auth' && m !== s.sent[0]) throw new Error(`${where}: auth after the first message`);
+            if (m.type !== 'auth' && tokens.some((t) => JSON.stringify(m).includes(t))) {
+                throw new Error(`${where}: a token in a ${m.type} message`);
+            }
+        }
+        for (const m of s.received) {
+            if (m.type !== 'offer' && m.type !== 'answer') continue;
+            try {
+                checkRelayOnlySdp(m.sdp, relayHost, relayPort);
+            } catch (e) {
+                throw new Error(`${where}: received ${m.type} from ${m.from}: ${e.message}`);
+            }
+            sdps++;
+        }
+    }
+    const auths = page.qrSockets.flatMap((s) => s.sent).filter((m) => m.type === 'auth').length;
+    if (auths > 1) throw new Error(`${where}: sent the token ${auths} times`);
+    for (const url of page.qrRequests) {
+        // What reaches a server (and its proxies' logs): the URL without its fragment.
+        const sent = url.split('#')[0];
+        if (/token/i.test(sent) || tokens.some((t) => sent.includes(t))) throw new Error(`${where}: a token in a requested URL`);
+    }
+    return sdps;
+}
+
+export const FIREFOX_PREFS = {
+    'media.navigator.streams.fake': true,
+    'media.navigator.permission.disabled': true,
+    'media.autoplay.default': 0,
+    'media.autoplay.blocking_policy': 0,
+    'network.captive-portal-service.enabled': false,
+    'network.connectivity-service.enabled': false,
+    'browser.safebrowsing.malware.enabled': false,
+    'browser.safebrowsing.phishing.enabled': false,
+    'app.update.enabled': false,
+    'datareporting.healthreport.uploadEnabled': false,
+    'toolkit.telemetry.enabled': false,
+};
+
+export async function launchFirefox() {
+    const puppeteer = (await import('puppeteer-core')).default;
+    return puppeteer.launch({
+        browser: 'firefox',
+        executablePath: FIREFOX,
+        headless: true,
+        extraPrefsFirefox: FIREFOX_PREFS,
+        protocolTimeout: 30000,
+        timeout: 30000,
+    });
+}
+
+export async function screenshot(page, name) {
+    await mkdir(ARTIFACTS, { recursive: true });
+    const file = path.join(ARTIFACTS, `${name}.png`);
+    await page.screenshot({ path: file, fullPage: true });
+    return file;
+}
+
+export async function qrState(page) {
+    return page.evaluate(() => window.quietroom && window.quietroom.state);
+}
+
+export async function waitState(page, state, timeout = 15000) {
+    return waitFor(`state ${state}`, async () => (await qrState(page)) === state, { timeout });
+}
+
+export async function visible(page, testid) {
+    return page.evaluate((id) => {
+        const el = document.querySelector(`[data-testid="${id}"]`);
+        if (!el) return false;
+        return !el.closest('[hidden]') && el.getClientRects().length > 0;
+    }, testid);
+}
+
+export async function waitVisible(page, testid, timeout = 15000) {
+    return waitFor(`[data-testid=${testid}] visible`, () => visible(page, testid), { timeout });
+}
+
+export async function text(page, testid) {
+    return page.evaluate((id) => {
+        const el = document.querySelector(`[data-testid="${id}"]`);
+        return el ? el.textContent.trim() : null;
+    }, testid);
+}
+
+export async function click(page, testid) {
+    await waitVisible(page, testid);
+    await page.click(`[data-testid="${testid}"]`);
+}
+
+/* Inbound media per peer, from the page's own RTCPeerConnections. */
+export async function mediaStats(page) {
+    return page.evaluate(async () => {
+        const out = { framesDecoded: 0, videoPackets: 0, audioPackets: 0, audioBytes: 0, peers: {} };
+        for (const [id, pc] of window.quietroom.peerConnections) {
+            const report = await pc.getStats();
+            const p = { framesDecoded: 0, videoPackets: 0, audioPackets: 0, connectionState: pc.connectionState, ice: pc.iceConnectionState };
+            report.forEach((s) => {
+                if (s.type !== 'inbound-rtp') return;
+                if (s.kind === 'video') {
+                    p.framesDecoded += s.framesDecoded || 0;
+                    p.videoPackets += s.packetsReceived || 0;
+                } else if (s.kind === 'audio') {
+                    p.audioPackets += s.packetsReceived || 0;
+                    out.audioBytes += s.bytesReceived || 0;
+                }
+            });
+            out.framesDecoded += p.framesDecoded;
+            out.videoPackets += p.videoPackets;
+            out.audioPackets += p.audioPackets;
+            out.peers[id] = p;
+        }
+        return out;
+    });
+}
+
+/* Waits (up to `timeout` ms) until video frames are being decoded and audio
+ * packets received: both counters rising over a `window` ms interval.
+ * Returns the two samples of that interval. */
+export async function assertMediaFlowing(page, { timeout = 20000, window = 2000 } = {}) {
+    const deadline = Date.now() + timeout;
+    let first = await mediaStats(page), second = first;
+    for (;;) {
+        await sleep(window);
+        second = await mediaStats(page);
+        if (first.framesDecoded > 0 && first.audioPackets > 0 &&
+            second.framesDecoded > first.framesDecoded && second.audioPackets > first.audioPackets) {
+            return [first, second];
+        }
+        if (Date.now() > deadline) break;
+        first = second;
+    }
+    const pcs = await page.evaluate(() => Array.from(window.quietroom.peerConnections, ([id, pc]) =>
+        `${id}: signaling ${pc.signalingState}, ice ${pc.iceConnectionState}, connection ${pc.connectionState}`).join('; '));
+    const events = await page.evaluate(() => window.quietroom.events.join('\n    '));
+    throw new Error(`${page.qrName || 'page'}: media not flowing within ${timeout} ms ` +
+        `(frames ${first.framesDecoded} -> ${second.framesDecoded}, audio packets ${first.audioPackets} -> ${second.audioPackets}; ${pcs})` +
+        `\n  events:\n    ${events}`);
+}
+
+/* An SDP as signaling delivers it (docs/protocol.md §6): every a=candidate
+ * names the relay's media address and port, no other address appears in c=,
+ * a=rtcp: or o= lines, a=ice-lite is there, the audio-level header extensions
+ * are gone and a DTLS fingerprint is left. Throws on the first violation;
+ * returns the candidate lines. */
+export function checkRelayOnlySdp(sdp, relayHost, relayPort) {
+    if (!sdp) throw new Error('no SDP was received');
+    const lines = sdp.split(/\r?\n/);
+    const cands = lines.filter((l) => l.startsWith('a=candidate:'));
+    if (!cands.length) throw new Error('the SDP has no candidate at all');
+    for (const c of cands) {
+        const f = c.split(' ');
+        // a=candidate:FOUNDATION COMPONENT TRANSPORT PRIORITY ADDRESS PORT typ TYPE
+        if (f[4] !== relayHost || Number(f[5]) !== relayPort) {
+            throw new Error(`a candidate that is not the relay's: ${c}`);
+        }
+    }
+    for (const l of lines.filter((x) => x.startsWith('c='))) {
+        const addr = l.split(' ')[2];
+        if (addr !== relayHost && addr !== '0.0.0.0') throw new Error(`a connection address that is not the relay's: ${l}`);
+    }
+    for (const l of lines.filter((x) => x.startsWith('a=rtcp:'))) {
+        const addr = l.split(' ')[2];
+        if (addr !== undefined && addr !== relayHost && addr !== '0.0.0.0') throw new Error(`an RTCP address that is not the relay's: ${l}`);
+    }
+    // The rewrite puts 0.0.0.0 in the origin line, whatever the browser wrote.
+    const origin = lines.find((l) => l.startsWith('o='));
+    if (!origin || !origin.endsWith(' IN IP4 0.0.0.0')) throw new Error(`the origin line keeps an address: ${origin}`);
+    // DTLS stays end to end: the sender's fingerprint is still there.
+    if (!lines.some((l) => l.startsWith('a=fingerprint:'))) throw new Error('the SDP lost its DTLS fingerprint');
+    if (!lines.includes('a=ice-lite')) throw new Error('the SDP lacks a=ice-lite');
+    if (lines.some((l) => /^a=extmap:\d+\S* urn:ietf:params:rtp-hdrext:(ssrc|csrc)-audio-level/.test(l))) {
+        throw new Error('the SDP still carries an audio-level header extension');
+    }
+    return cands;
+}
+
+/* Layout at the current viewport: no horizontal scrolling, and each element
+ * named by data-testid is rendered and fully inside the viewport's width;
+ * buttons and fields are at least 24 CSS px in both directions (WCAG 2.5.8).
+ * Returns the problems. */
+export async function layoutProblems(page, testids) {
+    return page.evaluate((ids) => {
+        const problems = [];
+        const over = document.documentElement.scrollWidth - window.innerWidth;
+        if (over > 0) problems.push(`${over}px of horizontal overflow`);
+        for (const id of ids) {
+            const el = document.querySelector(`[data-testid="${id}"]`);
+            const r = el && el.getBoundingClientRect();
+            if (!r || r.width === 0 || el.closest('[hidden]')) problems.push(`${id} not shown`);
+            else if (el.matches('button, select, input') && (r.width < 24 || r.height < 24)) problems.push(`${id} is ${r.width}x${r.height}`);
+            else if (r.left < 0 || r.right > window.innerWidth + 0.5) problems.push(`${id} spans x ${r.left}..${r.right} of ${window.innerWidth}`);
+        }
+        return problems;
+    }, testids);
+}
+
+/* Buttons, fields, meters and videos without an accessible name (a label,
+ * aria-label or aria-labelledby, or text for a button). Returns their ids. */
+export async function unnamedControls(page) {
+    return page.evaluate(() => Array.from(document.querySelectorAll('button, select, input, meter, video'))
+        .filter((el) => !(el.getAttribute('aria-label') || el.getAttribute('aria-labelledby') ||
+            (el.labels && el.labels.length) || (el.tagName === 'BUTTON' && el.textContent.trim())))
+        .map((el) => el.id || el.dataset.testid || el.outerHTML.slice(0, 60)));
+}

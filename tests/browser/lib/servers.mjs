@@ -1,0 +1,221 @@
+// Starts the real quietroom-relay and quietroom-signal on one address
+// (loopback, or a test namespace's address) with fresh development keys in a
+// temporary directory, mints EHR tokens with quietroomctl and reads the
+// relay's counters. Everything is bounded in time; every process is ours.
+import { spawn, execFile } from 'node:child_process';
+import { mkdtemp, readFile, writeFile, rm, mkdir, copyFile } from 'node:fs/promises';
+import { openSync, closeSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { NetPath } from './netpath.mjs';
+
+const execFileP = promisify(execFile);
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const REPO = path.resolve(here, '..', '..', '..');
+export const BUILD = process.env.QR_BUILD_DIR || path.join(REPO, 'build');
+export const BIN = {
+    relay: path.join(BUILD, 'relay', 'quietroom-relay'),
+    signal: path.join(BUILD, 'signaling', 'quietroom-signal'),
+    ctl: path.join(BUILD, 'ctl', 'quietroomctl'),
+};
+export const WEB_DIR = process.env.QR_WEB_DIR || path.join(REPO, 'signaling', 'web');
+export const ARTIFACTS = process.env.QR_ARTIFACTS || path.resolve(here, '..', 'artifacts');
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/* Polls fn until it returns something truthy. A call of fn that hangs (a
+ * page.evaluate in a stuck page) counts against the same deadline. */
+export async function waitFor(what, fn, { timeout = 10000, interval = 100 } = {}) {
+    const until = Date.now() + timeout;
+    let last;
+    for (;;) {
+        let timer;
+        try {
+            const left = Math.max(1000, until - Date.now());
+            last = await Promise.race([fn(), new Promise((_, reject) => {
+                timer = setTimeout(() => reject(new Error(`a check took over ${left} ms`)), left);
+            })]);
+            if (last) return last;
+        } catch (e) {
+            last = e;
+        } finally {
+            clearTimeout(timer);
+        }
+        if (Date.now() > until) {
+            const why = last instanceof Error ? `: ${last.message}` : '';
+            throw new Error(`timed out after ${timeout} ms waiting for ${what}${why}`);
+        }
+        await sleep(interval);
+    }
+}
+
+async function ctl(args, timeout = 5000) {
+    const { stdout } = await execFileP(BIN.ctl, args, { timeout });
+    return stdout.trim();
+}
+
+export async function freePort(host) {
+    return new Promise((resolve, reject) => {
+        const srv = createServer();
+        srv.unref();
+        srv.on('error', reject);
+        srv.listen(0, host, () => {
+            const { port } = srv.address();
+            srv.close(() => resolve(port));
+        });
+    });
+}
+
+function startProcess(bin, args, logFile) {
+    const fd = openSync(logFile, 'a', 0o600);
+    const child = spawn(bin, args, { stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    child.exitInfo = null;
+    child.on('exit', (code, signal) => { child.exitInfo = { code, signal }; });
+    return child;
+}
+
+async function stopProcess(child, ms = 3000) {
+    if (!child || child.exitInfo) return;
+    const gone = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    const t = setTimeout(() => { if (!child.exitInfo) child.kill('SIGKILL'); }, ms);
+    await gone;
+    clearTimeout(t);
+}
+
+/* A running relay + signaling pair. */
+export class Quietroom {
+    /* host: signaling's address (its page origin); mediaHost: the relay's.
+     * label: names the daemon logs copied to artifacts/logs/ at stop().
+     * paths: names of NetPaths to put in front of signaling (q.paths[name]),
+     * each its own origin, for tests that break one browser's network. */
+    static async start({ host = '127.0.0.1', mediaHost = host, label = 'run', paths = [], extraSignal = [] } = {}) {
+        const q = new Quietroom();
+        q.host = host;
+        q.label = label;
+        q.paths = {};
+        q.dir = await mkdtemp(path.join(tmpdir(), 'qr-browser-'));
+        q.secret = path.join(q.dir, 'relay.secret');
+        q.ehrKey = path.join(q.dir, 'ehr.key');
+        await ctl(['secret', '--out', q.secret]);
+        await ctl(['secret', '--out', path.join(q.dir, 'audit.key')]);
+        await ctl(['keygen', '--type', 'ec', '--out', path.join(q.dir, 'ehr'), '--kid', 'dev']);
+
+        const ready = path.join(q.dir, 'relay.ready.json');
+        q.relay = startProcess(BIN.relay, [
+            '--listen', `${mediaHost}:0`, '--control', '127.0.0.1:0', '--secret-file', q.secret,
+            '--ready-file', ready, '--workers', '2', '--node-id', 'browser-test',
+            '--log-level', process.env.QR_RELAY_LOG_LEVEL || 'info',
+            '--audit-log', path.join(q.dir, 'relay-audit.jsonl'),
+            '--audit-key-file', path.join(q.dir, 'audit.key'),
+        ], path.join(q.dir, 'relay.log'));
+        const info = await waitFor('the relay ready file', async () => {
+            if (q.relay.exitInfo) throw new Error(`relay exited: ${JSON.stringify(q.relay.exitInfo)}\n${await q.log('relay')}`);
+            return JSON.parse(await readFile(ready, 'utf8'));
+        }, { timeout: 10000, interval: 50 });
+        q.media = info.listen[0];
+        q.control = info.control;
+        q.mediaHost = q.media.slice(0, q.media.lastIndexOf(':'));
+        q.mediaPort = Number(q.media.slice(q.media.lastIndexOf(':') + 1));
+
+        q.port = await freePort(host);
+        q.base = `http://${host}:${q.port}`;
+        for (const name of paths) q.paths[name] = await NetPath.open(host, q.port);
+        const ini = [
+            '[signal]',
+            `listen = ${host}:${q.port}`,
+            `origin = ${q.base}`,
+            ...Object.values(q.paths).map((p) => `origin = ${p.base}`),
+            `static-dir = ${WEB_DIR}`,
+            `ehr-jwks = ${path.join(q.dir, 'ehr.jwks.json')}`,
+            'issuer = quietroom-dev',
+            'audience = quietroom',
+            `relay = r1 ${q.control} ${q.media}`,
+            `relay-secret-file = ${q.secret}`,
+            `audit-log = ${path.join(q.dir, 'signal-audit.jsonl')}`,
+            `audit-key-file = ${path.join(q.dir, 'audit.key')}`,
+            `node-id = browser-test`,
+            ...extraSignal,
+            '',
+        ].join('\n');
+        await writeFile(path.join(q.dir, 'signal.ini'), ini, { mode: 0o600 });
+        q.signal = startProcess(BIN.signal, ['--config', path.join(q.dir, 'signal.ini')],
+            path.join(q.dir, 'signal.log'));
+        await waitFor('signaling with a healthy relay', async () => {
+            if (q.signal.exitInfo) throw new Error(`signaling exited: ${JSON.stringify(q.signal.exitInfo)}\n${await q.log('signal')}`);
+            const r = await fetch(`${q.base}/healthz`, { signal: AbortSignal.timeout(1000) });
+            const j = await r.json();
+            return j.relays_healthy === 1;
+        }, { timeout: 15000, interval: 100 });
+        return q;
+    }
+
+    async token({ sid, role, sub, name = null, ttl = 3600, extra = [] }) {
+        const args = ['token', '--key', this.ehrKey, '--kid', 'dev', '--iss', 'quietroom-dev',
+            '--aud', 'quietroom', '--sid', sid, '--role', role, '--sub', sub, '--ttl', String(ttl), ...extra];
+        if (name) args.push('--name', name);
+        return ctl(args);
+    }
+
+    /* The join link, opened directly or through one of q.paths. */
+    link(token, via = null) {
+        return `${(via || this).base}/#token=${token}`;
+    }
+
+    async stats() {
+        return JSON.parse(await ctl(['stats', '--secret-file', this.secret, '--control', this.control]));
+    }
+
+    /* The relay must have stopped forwarding `within` ms after `since` (the
+     * click that removed someone or ended the visit) although packets still
+     * arrive: a page of the call must be sending regardless (KEEP_SENDING in
+     * browsers.mjs), or this would prove nothing. Throws if either fails. */
+    async assertForwardingStopped(since, what, { within = 1000, window = 1500, minArriving = 30 } = {}) {
+        const wait = since + within - Date.now();
+        if (wait > 0) await sleep(wait);
+        const a = await this.stats();
+        await sleep(window);
+        const b = await this.stats();
+        const forwarded = b.packets.forwarded - a.packets.forwarded;
+        const arrived = b.packets.received - a.packets.received;
+        if (forwarded !== 0) {
+            throw new Error(`the relay still forwarded ${forwarded} packets between ${within} and ${within + window} ms after ${what}`);
+        }
+        if (arrived < minArriving) {
+            throw new Error(`only ${arrived} packets reached the relay after ${what}: the check needs a sender that keeps going`);
+        }
+        return { arrived, forwarded };
+    }
+
+    async log(which) {
+        try {
+            const text = await readFile(path.join(this.dir, `${which}.log`), 'utf8');
+            return text.split('\n').slice(-40).join('\n');
+        } catch (e) {
+            return '';
+        }
+    }
+
+    async stop() {
+        for (const p of Object.values(this.paths || {})) await p.close();
+        await stopProcess(this.signal);
+        await stopProcess(this.relay);
+        if (this.dir) {
+            // The daemons' logs, for a failed CI run: metadata only, no token or SDP.
+            const logs = path.join(ARTIFACTS, 'logs');
+            await mkdir(logs, { recursive: true });
+            for (const which of ['relay', 'signal']) {
+                await copyFile(path.join(this.dir, `${which}.log`), path.join(logs, `${this.label}-${which}.log`)).catch(() => {});
+            }
+        }
+        if (process.env.QR_KEEP_TEST_DIRS === '1') {
+            process.stderr.write(`kept ${this.dir}\n`);
+        } else if (this.dir) {
+            await rm(this.dir, { recursive: true, force: true });
+        }
+    }
+}

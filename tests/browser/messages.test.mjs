@@ -1,0 +1,49 @@
+// Every error code and reason in docs/protocol.md has a human sentence in
+// the web client (signaling/web/messages.js). No browser needed.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '..', '..');
+const { ERROR_TEXT, REASON_TEXT, FATAL_CODES } = await import(path.join(repo, 'signaling', 'web', 'messages.js'));
+const doc = await readFile(path.join(repo, 'docs', 'protocol.md'), 'utf8');
+
+function section(title) {
+    const start = doc.indexOf(`## ${title}`);
+    assert.ok(start >= 0, `docs/protocol.md has no section "${title}"`);
+    const end = doc.indexOf('\n## ', start + 3);
+    return doc.slice(start, end < 0 ? undefined : end);
+}
+
+test('every error code of docs/protocol.md §7 has a sentence', () => {
+    const codes = new Set();
+    for (const line of section('7. Error codes').split('\n')) {
+        const m = /^\|\s*(`[a-z_0-9]+`(?:,\s*`[a-z_0-9]+`)*)\s*\|/.exec(line);
+        if (m) for (const c of m[1].matchAll(/`([a-z_0-9]+)`/g)) codes.add(c[1]);
+    }
+    assert.ok(codes.size >= 40, `only ${codes.size} codes parsed from §7`);
+    const missing = [...codes].filter((c) => !ERROR_TEXT[c]);
+    assert.deepEqual(missing, []);
+});
+
+test('every authentication error closes the visit screen (fatal), message errors do not', () => {
+    const auth = section('7. Error codes').split('Messages (the connection stays open)')[0];
+    for (const c of auth.matchAll(/^\|\s*`([a-z_0-9]+)`/gm)) assert.ok(FATAL_CODES.has(c[1]), `${c[1]} should be fatal`);
+    for (const c of ['not_allowed', 'unknown_peer', 'unexpected_answer', 'rate_limited', 'sdp_malformed']) {
+        assert.ok(!FATAL_CODES.has(c), `${c} should not be fatal`);
+    }
+});
+
+test('every removal and end reason of docs/protocol.md §4 has a title and a sentence', () => {
+    const s4 = section('4. Messages from the server');
+    const reasons = new Set();
+    for (const line of s4.split('\n').filter((l) => /^\| `(declined|removed|ended)`/.test(l))) {
+        for (const m of line.matchAll(/`([a-z_]+_[a-z_]+)`/g)) reasons.add(m[1]);
+    }
+    assert.ok(reasons.size >= 8, `only ${[...reasons]} parsed`);
+    const missing = [...reasons].filter((r) => !REASON_TEXT[r] || REASON_TEXT[r].length !== 2);
+    assert.deepEqual(missing, []);
+});
