@@ -4,6 +4,7 @@
 #   deploy/deps.sh --test   also what the test suite needs (cmocka, libnice,
 #                           Opus, clang for libFuzzer, coturn, Chromium and
 #                           Firefox ESR for the browser tests)
+#   deploy/deps.sh --bench  what loadtest/bench.py needs (coturn, gnuplot)
 set -euo pipefail
 
 build=(cmake ninja-build pkg-config gcc libc6-dev make
@@ -12,7 +13,12 @@ test=(libcmocka-dev libnice-dev libglib2.0-dev libsrtp2-dev libopus-dev
       clang libclang-rt-14-dev python3 python3-jsonschema coturn
       chromium firefox-esr iproute2)
 
+bench=(coturn gnuplot-nox python3)
+
 want=("${build[@]}")
+if [ "${1:-}" = "--bench" ]; then
+    want+=("${bench[@]}")
+fi
 if [ "${1:-}" = "--test" ]; then
     want+=("${test[@]}")
     # The browser tests need Node.js >= 20 and npm. Debian 12's own nodejs is

@@ -9,8 +9,13 @@ generator on the other), alternating the arms round by round:
   coturn  coturn from Debian, TURN-to-TURN (ChannelData): what a user would pick
   relay   quietroom-relay with one worker
 
-Reports medians and spread, the ratios the targets are stated in, memory and
-file descriptors per session, and session setups per server CPU-second.
+Each arm runs twice per round against the same server: a load run at the
+issue's 150 kpps (server CPU per packet, loss, kernel drops) and a latency run
+at 30 kpps, where neither the server nor the generator is saturated (a busy
+generator adds its own queueing delay, which would swamp the few microseconds
+being compared). Reports medians and spread, the ratios the targets are stated
+in, memory and file descriptors per session, and session setups per server
+CPU-second.
 Writes results/bench-<time>/ with runs.jsonl, summary.json, summary.md and
 plot.png (gnuplot). Traffic stays on loopback; every run ends by itself.
 
@@ -114,16 +119,23 @@ def loadtest(build, work, args, name):
         return json.load(f)
 
 
+LATENCY_PPS_PER_LEG = 150
+
+
 def run_arm(arm, build, work, opts, tag):
+    """The load run and the latency run of one arm, one server process."""
     server = Server(arm, build, work)
     server.start()
     try:
-        r = loadtest(build, work, server.args + ["--links", str(opts.links), "--seconds",
-                                                 str(opts.seconds), "--profile", "bench"], tag)
+        base = server.args + ["--links", str(opts.links), "--seconds", str(opts.seconds),
+                              "--profile", "bench"]
+        load = loadtest(build, work, base, f"{tag}-load")
+        lat = loadtest(build, work, base + ["--pps", str(LATENCY_PPS_PER_LEG)], f"{tag}-latency")
     finally:
         server.stop()
-    r["arm"] = arm
-    return r
+    load["arm"] = lat["arm"] = arm
+    load["phase"], lat["phase"] = "load", "latency"
+    return load, lat
 
 
 def sessions_probe(build, work, links):
@@ -155,64 +167,92 @@ def sessions_probe(build, work, links):
     return r
 
 
+def generator_cpu_percent(r):
+    return r["generator_cpu_s"] / r["seconds"] * 100
+
+
+def kernel_drops(r):
+    return r["kernel_rcvbuf_errors"] + r["kernel_in_errors"]
+
+
+PHASE_KEYS = {
+    "load": {"server_cpu_s_per_mpkt": None, "pps_received": None, "loss": None,
+             "kernel_drops": kernel_drops, "generator_cpu_percent": generator_cpu_percent},
+    "latency": {"latency_p50_us": None, "latency_p99_us": None, "latency_p999_us": None,
+                "loss": None, "generator_cpu_percent": generator_cpu_percent},
+}
+
+
 def summarize(runs):
-    keys = ["server_cpu_s_per_mpkt", "pps_received", "loss", "latency_p50_us",
-            "latency_p99_us", "latency_p999_us", "generator_cpu_s", "kernel_rcvbuf_errors"]
+    """{phase: {arm: {key: {median, min, max, n}}}}"""
     out = {}
-    for arm in ARMS:
-        mine = [r for r in runs if r["arm"] == arm]
-        if not mine:
-            continue
-        out[arm] = {}
-        for k in keys:
-            vals = [r[k] for r in mine]
-            out[arm][k] = {"median": statistics.median(vals), "min": min(vals),
-                           "max": max(vals), "n": len(vals)}
+    for phase, keys in PHASE_KEYS.items():
+        out[phase] = {}
+        for arm in ARMS:
+            mine = [r for r in runs if r["arm"] == arm and r["phase"] == phase]
+            if not mine:
+                continue
+            out[phase][arm] = {}
+            for k, fn in keys.items():
+                vals = [fn(r) if fn else r[k] for r in mine]
+                out[phase][arm][k] = {"median": statistics.median(vals), "min": min(vals),
+                                      "max": max(vals), "n": len(vals)}
     return out
 
 
 def ratios(s):
-    def med(arm, k):
-        return s[arm][k]["median"]
+    load, lat = s["load"], s["latency"]
+
+    def cpu(arm):
+        return load[arm]["server_cpu_s_per_mpkt"]["median"]
+
+    def p(arm, k):
+        return lat[arm][k]["median"]
     r = {}
-    if "relay" in s and "minfwd" in s:
-        r["relay_cpu_per_pkt_vs_minfwd"] = med("relay", "server_cpu_s_per_mpkt") / \
-            med("minfwd", "server_cpu_s_per_mpkt")
-        r["relay_added_p50_us_vs_minfwd"] = med("relay", "latency_p50_us") - \
-            med("minfwd", "latency_p50_us")
-        r["relay_p99_vs_minfwd"] = med("relay", "latency_p99_us") / \
-            max(med("minfwd", "latency_p99_us"), 1)
-        r["relay_throughput_vs_minfwd"] = 1.0 / r["relay_cpu_per_pkt_vs_minfwd"]
-    if "relay" in s and "coturn" in s:
-        r["relay_packets_per_cpu_s_vs_coturn"] = med("coturn", "server_cpu_s_per_mpkt") / \
-            med("relay", "server_cpu_s_per_mpkt")
-    if "minfwd" in s and "coturn" in s:
-        r["limit_vs_coturn"] = med("coturn", "server_cpu_s_per_mpkt") / \
-            med("minfwd", "server_cpu_s_per_mpkt")
-    if "relay" in s and "direct" in s:
-        r["relay_added_p50_us_vs_direct"] = med("relay", "latency_p50_us") - \
-            med("direct", "latency_p50_us")
+    if "relay" in load and "minfwd" in load:
+        r["relay_cpu_per_pkt_vs_minfwd"] = cpu("relay") / cpu("minfwd")
+        r["relay_throughput_vs_minfwd"] = cpu("minfwd") / cpu("relay")
+        r["relay_added_p50_us_vs_minfwd"] = p("relay", "latency_p50_us") - \
+            p("minfwd", "latency_p50_us")
+        r["relay_p99_vs_minfwd"] = p("relay", "latency_p99_us") / \
+            max(p("minfwd", "latency_p99_us"), 1)
+    if "relay" in load and "coturn" in load:
+        r["relay_packets_per_cpu_s_vs_coturn"] = cpu("coturn") / cpu("relay")
+    if "minfwd" in load and "coturn" in load:
+        r["limit_vs_coturn"] = cpu("coturn") / cpu("minfwd")
+    if "relay" in lat and "direct" in lat:
+        r["relay_added_p50_us_vs_direct"] = p("relay", "latency_p50_us") - \
+            p("direct", "latency_p50_us")
     return r
 
 
+def spread(v, fmt):
+    return f"{v['median']:{fmt}} ({v['min']:{fmt}}–{v['max']:{fmt}})"
+
+
 def markdown(s, r, probe, opts):
-    lines = [f"{opts.links} links, 1,200-byte packets at 750 pps per leg "
-             f"({opts.links * 2 * 750:,} pps offered), {opts.seconds} s per run, "
-             f"{opts.rounds} rounds; server on CPU {SERVER_CPU}, generator on CPU "
-             f"{GENERATOR_CPU}; medians (min–max).", "",
-             "| arm | server CPU µs/packet | pps delivered | loss | p50 µs | p99 µs | p99.9 µs |",
-             "|---|---|---|---|---|---|---|"]
-    for arm in ARMS:
-        if arm not in s:
-            continue
-        a = s[arm]
-        cpu = a["server_cpu_s_per_mpkt"]
-        cpu_text = "–" if arm == "direct" else \
-            f"{cpu['median']:.2f} ({cpu['min']:.2f}–{cpu['max']:.2f})"
-        lines.append(f"| {arm} | {cpu_text} | {a['pps_received']['median']:,.0f} | "
-                     f"{a['loss']['median'] * 100:.3f} % | {a['latency_p50_us']['median']:.0f} | "
-                     f"{a['latency_p99_us']['median']:.0f} | "
-                     f"{a['latency_p999_us']['median']:.0f} |")
+    lines = [f"{opts.links} links, {opts.seconds} s per run, {opts.rounds} rounds, arms "
+             f"alternating; server on CPU {SERVER_CPU}, generator on CPU {GENERATOR_CPU}; "
+             f"medians (min–max).", "",
+             f"Load: 1,200-byte SRTP packets at 750 pps per leg ({opts.links * 2 * 750:,} pps "
+             f"offered).", "",
+             "| arm | server CPU µs/packet | pps delivered | loss | kernel drops | generator CPU |",
+             "|---|---|---|---|---|---|"]
+    for arm, a in s["load"].items():
+        cpu = "–" if arm == "direct" else spread(a["server_cpu_s_per_mpkt"], ".2f")
+        lines.append(f"| {arm} | {cpu} | {a['pps_received']['median']:,.0f} | "
+                     f"{a['loss']['median'] * 100:.3f} % | {a['kernel_drops']['median']:.0f} | "
+                     f"{a['generator_cpu_percent']['median']:.0f} % |")
+    lines += ["", f"Latency: the same packets at {LATENCY_PPS_PER_LEG} pps per leg "
+              f"({opts.links * 2 * LATENCY_PPS_PER_LEG:,} pps), one-way, generator to "
+              f"generator.", "",
+              "| arm | p50 µs | p99 µs | p99.9 µs | loss | generator CPU |",
+              "|---|---|---|---|---|---|"]
+    for arm, a in s["latency"].items():
+        lines.append(f"| {arm} | {spread(a['latency_p50_us'], '.0f')} | "
+                     f"{spread(a['latency_p99_us'], '.0f')} | "
+                     f"{a['latency_p999_us']['median']:.0f} | {a['loss']['median'] * 100:.3f} % | "
+                     f"{a['generator_cpu_percent']['median']:.0f} % |")
     lines += ["", "| ratio | value | target |", "|---|---|---|"]
     targets = {
         "relay_cpu_per_pkt_vs_minfwd": "≤ 1.11",
@@ -242,20 +282,22 @@ def plot(work, s, results):
         return
     data = os.path.join(work, "plot.dat")
     with open(data, "w") as f:
-        for i, arm in enumerate(a for a in ARMS if a in s):
-            c = s[arm]["server_cpu_s_per_mpkt"]
-            f.write(f"{i} {arm} {c['median']} {c['min']} {c['max']} "
-                    f"{s[arm]['latency_p50_us']['median']} {s[arm]['latency_p99_us']['median']}\n")
+        for i, arm in enumerate(a for a in ARMS if a in s["load"]):
+            c = s["load"][arm]["server_cpu_s_per_mpkt"]
+            lat = s["latency"].get(arm, {})
+            p50 = lat.get("latency_p50_us", {}).get("median", 0)
+            p99 = lat.get("latency_p99_us", {}).get("median", 0)
+            f.write(f"{i} {arm} {c['median']} {c['min']} {c['max']} {p50} {p99}\n")
     script = f"""set terminal pngcairo size 1000,450
 set output '{results}/plot.png'
 set multiplot layout 1,2 title 'quietroom-relay benchmark (medians, min-max)'
 set style fill solid 0.6
 set boxwidth 0.6
 set yrange [0:*]
-set ylabel 'server CPU microseconds per packet'
+set ylabel 'server CPU microseconds per packet (load run)'
 set xtics rotate by 0
 plot '{data}' using 1:3:4:5:xtic(2) with boxerrorbars notitle
-set ylabel 'latency, microseconds'
+set ylabel 'one-way latency, microseconds (latency run)'
 plot '{data}' using ($1-0.15):6:(0.3):xtic(2) with boxes title 'p50', \\
      '{data}' using ($1+0.15):7:(0.3) with boxes title 'p99'
 unset multiplot
@@ -270,7 +312,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--links", type=int, default=100)
     ap.add_argument("--arms", default=",".join(ARMS))
-    ap.add_argument("--session-probe", type=int, default=10000)
+    ap.add_argument("--session-probe", type=int, default=16384)
     ap.add_argument("--results", default="results")
     opts = ap.parse_args()
     arms = opts.arms.split(",")
@@ -283,14 +325,17 @@ def main():
         for rnd in range(opts.rounds):
             order = arms[rnd % len(arms):] + arms[:rnd % len(arms)]
             for arm in order:
-                r = run_arm(arm, opts.build, work, opts, f"{arm}-{rnd}")
-                r["round"] = rnd
-                runs.append(r)
-                log.write(json.dumps(r) + "\n")
+                load, lat = run_arm(arm, opts.build, work, opts, f"{arm}-{rnd}")
+                for r in (load, lat):
+                    r["round"] = rnd
+                    runs.append(r)
+                    log.write(json.dumps(r) + "\n")
                 log.flush()
-                print(f"round {rnd} {arm:7s} cpu {r['server_cpu_s_per_mpkt']:.2f} us/pkt, "
-                      f"{r['pps_received']:,.0f} pps, loss {r['loss'] * 100:.3f} %, "
-                      f"p50 {r['latency_p50_us']:.0f} us, p99 {r['latency_p99_us']:.0f} us",
+                print(f"round {rnd} {arm:7s} load: cpu {load['server_cpu_s_per_mpkt']:.2f} "
+                      f"us/pkt, {load['pps_received']:,.0f} pps, loss "
+                      f"{load['loss'] * 100:.3f} %, generator "
+                      f"{generator_cpu_percent(load):.0f} %; latency: p50 "
+                      f"{lat['latency_p50_us']:.0f} us, p99 {lat['latency_p99_us']:.0f} us",
                       flush=True)
     probe = sessions_probe(opts.build, work, opts.session_probe) if "relay" in arms and \
         opts.session_probe > 0 else None

@@ -45,6 +45,7 @@ const struct stat_name stat_names[STAT_COUNT] = {
     [STAT_DROP_AMPLIFICATION] = {"dropped", "amplification"},
     [STAT_DROP_TABLE_FULL] = {"dropped", "table_full"},
     [STAT_DROP_SEND_FAILED] = {"dropped", "send_failed"},
+    [STAT_BUSY_NS] = {"workers_busy", "ns"},
 };
 
 static const char *const stats_states[] = {

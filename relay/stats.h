@@ -41,6 +41,7 @@ enum stat_id {
     STAT_DROP_AMPLIFICATION,        /* response would have been larger than request */
     STAT_DROP_TABLE_FULL,
     STAT_DROP_SEND_FAILED,
+    STAT_BUSY_NS,                   /* time spent handling batches */
     STAT_COUNT
 };
 

@@ -4,6 +4,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,30 @@ static void worker__dispatch(struct worker *w, uint32_t listen, unsigned i)
     }
 }
 
+/* Handles n received datagrams and sends what they produced. The batch's
+ * time is read once; the time spent is the worker's busy time. */
+static void worker__batch(struct worker *w, uint32_t listen, int n)
+{
+    w->now.mono_us = clock_mono_us();
+    w->now.mono_ms = w->now.mono_us / 1000;
+    w->now.wall_ms = clock_wall_ms();
+    for (int i = 0; i < n; i++)
+        worker__dispatch(w, listen, (unsigned)i);
+    for (unsigned l = 0; l < w->n_fd; l++) {
+        if (w->tx[l].n > 0)
+            worker_tx_flush(w, l);
+    }
+    stat_add(&w->stats, STAT_BUSY_NS, clock_mono_us() * 1000 - w->now.mono_us * 1000);
+}
+
+static void worker__rx_reset(struct worker *w)
+{
+    for (unsigned i = 0; i < QR_BATCH; i++) {
+        w->rx_msg[i].msg_hdr.msg_namelen = sizeof(w->rx_addr[i]);
+        w->rx_msg[i].msg_hdr.msg_flags = 0;
+    }
+}
+
 /* Drains one socket, a bounded number of batches per wake-up so that other
  * sockets and timers get their turn. */
 static void worker__receive(struct worker *w, uint32_t listen)
@@ -136,46 +161,78 @@ static void worker__receive(struct worker *w, uint32_t listen)
     for (int round = 0; round < QR_BATCHES_PER_WAKE; round++) {
         int n;
 
-        for (unsigned i = 0; i < QR_BATCH; i++) {
-            w->rx_msg[i].msg_hdr.msg_namelen = sizeof(w->rx_addr[i]);
-            w->rx_msg[i].msg_hdr.msg_flags = 0;
-        }
+        worker__rx_reset(w);
         n = recvmmsg(w->fd[listen], w->rx_msg, QR_BATCH, MSG_DONTWAIT, NULL);
         if (n <= 0) {
             if (n < 0 && errno != EAGAIN && errno != EINTR)
                 log_warn("worker %u: recvmmsg: %s", w->id, strerror(errno));
             return;
         }
-        w->now.mono_us = clock_mono_us();
-        w->now.mono_ms = w->now.mono_us / 1000;
-        w->now.wall_ms = clock_wall_ms();
-        for (int i = 0; i < n; i++)
-            worker__dispatch(w, listen, (unsigned)i);
-        for (unsigned l = 0; l < w->n_fd; l++) {
-            if (w->tx[l].n > 0)
-                worker_tx_flush(w, l);
-        }
+        worker__batch(w, listen, n);
         if (n < QR_BATCH)
             return;
+    }
+}
+
+/* Between batches a worker holds no link: a quiescent point. */
+static void worker__quiescent(struct worker *w)
+{
+    atomic_store_explicit(&w->quiescent, atomic_load(&w->quiescent) + 1, memory_order_release);
+}
+
+/* Several sockets (IPv4 and IPv6, say): epoll tells which is readable. */
+static void worker__loop_epoll(struct worker *w)
+{
+    struct epoll_event ev[QR_LISTEN_MAX];
+
+    while (!atomic_load_explicit(&w->relay->stopping, memory_order_acquire)) {
+        int n;
+
+        worker__quiescent(w);
+        n = epoll_wait(w->epfd, ev, QR_LISTEN_MAX, QR_WORKER_TICK_MS);
+        for (int i = 0; i < n; i++)
+            worker__receive(w, ev[i].data.u32);
+    }
+}
+
+/* One socket, the usual case: a blocking recvmmsg that returns as soon as
+ * one datagram is there (MSG_WAITFORONE) saves an epoll_wait per wake-up.
+ * The socket's receive timeout wakes the worker for its quiescent points. */
+static void worker__loop_single(struct worker *w)
+{
+    while (!atomic_load_explicit(&w->relay->stopping, memory_order_acquire)) {
+        int n;
+
+        worker__quiescent(w);
+        worker__rx_reset(w);
+        n = recvmmsg(w->fd[0], w->rx_msg, QR_BATCH, MSG_WAITFORONE, NULL);
+        if (n > 0)
+            worker__batch(w, 0, n);
+        else if (n < 0 && errno != EAGAIN && errno != EINTR)
+            log_warn("worker %u: recvmmsg: %s", w->id, strerror(errno));
     }
 }
 
 static void *worker__main(void *arg)
 {
     struct worker *w = arg;
-    struct epoll_event ev[QR_LISTEN_MAX];
 
-    while (!atomic_load_explicit(&w->relay->stopping, memory_order_acquire)) {
-        int n;
-
-        /* Between batches this worker holds no link: a quiescent point. */
-        atomic_store_explicit(&w->quiescent, atomic_load(&w->quiescent) + 1,
-                              memory_order_release);
-        n = epoll_wait(w->epfd, ev, QR_LISTEN_MAX, QR_WORKER_TICK_MS);
-        for (int i = 0; i < n; i++)
-            worker__receive(w, ev[i].data.u32);
-    }
+    if (w->n_fd == 1)
+        worker__loop_single(w);
+    else
+        worker__loop_epoll(w);
     return NULL;
+}
+
+/* For the single-socket loop: blocking reads that give up after a tick. */
+static int worker__blocking(int fd)
+{
+    struct timeval tv = {.tv_sec = 0, .tv_usec = QR_WORKER_TICK_MS * 1000};
+    int fl = fcntl(fd, F_GETFL);
+
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0)
+        return -1;
+    return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
 struct worker *worker_new(struct relay *r, unsigned id, const int *fds, unsigned n_fd)
@@ -199,6 +256,11 @@ struct worker *worker_new(struct relay *r, unsigned id, const int *fds, unsigned
     if ((w->sha1 = hmac_new(HMAC_SHA1)) == NULL || (w->sha256 = hmac_new(HMAC_SHA256)) == NULL)
         goto fail;
     w->map = table_addrmap(r->table);
+    if (w->n_fd == 1) {
+        if (worker__blocking(w->fd[0]) != 0)
+            goto fail;
+        return w;
+    }
     if ((w->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
         goto fail;
     for (unsigned i = 0; i < w->n_fd; i++) {
