@@ -3,22 +3,29 @@
 #include "quietroom/log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #define LOG_LINE_MAX 512
 
-/* Set once by log_init before any thread starts; read-only afterwards. */
+/* The ident is set once by log_init before any thread starts; the level
+ * may change on reload while other threads log. */
 static const char *log_ident = "quietroom";
-static enum log_level log_threshold = LOG_LEVEL_INFO;
+static _Atomic int log_threshold = LOG_LEVEL_INFO;
 
 static const char *const log_names[] = {"error", "warn", "info", "debug"};
 
 void log_init(const char *ident, enum log_level level)
 {
     log_ident = ident;
-    log_threshold = level;
+    atomic_store(&log_threshold, (int)level);
+}
+
+void log_set_level(enum log_level level)
+{
+    atomic_store(&log_threshold, (int)level);
 }
 
 int log_level_parse(const char *name)
@@ -36,7 +43,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
     va_list ap;
     int n;
 
-    if (level > log_threshold)
+    if ((int)level > atomic_load_explicit(&log_threshold, memory_order_relaxed))
         return;
     n = snprintf(line, sizeof(line), "%s: %s: ", log_ident, log_names[level]);
     va_start(ap, fmt);

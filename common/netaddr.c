@@ -103,6 +103,17 @@ const char *netaddr_format(const union netaddr *a, char *buf, size_t len)
     return buf;
 }
 
+const char *netaddr_format_host(const union netaddr *a, char *buf, size_t len)
+{
+    const void *ip = a->sa.sa_family == AF_INET6 ? (const void *)&a->in6.sin6_addr
+                                                 : (const void *)&a->in.sin_addr;
+
+    if ((a->sa.sa_family != AF_INET && a->sa.sa_family != AF_INET6) ||
+        inet_ntop(a->sa.sa_family, ip, buf, (socklen_t)len) == NULL)
+        snprintf(buf, len, "-");
+    return buf;
+}
+
 socklen_t netaddr_len(const union netaddr *a)
 {
     return a->sa.sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);

@@ -243,21 +243,6 @@ static void web__mounts(struct web_state *ws, const struct signal_config *cfg)
     ws->mount_files.origin_protocol = LWSMPRO_FILE;
 }
 
-/* libwebsockets wants the interface as a bare address: "127.0.0.1", "::1". */
-static void web__iface(const union netaddr *a, char *out, size_t len)
-{
-    char text[NETADDR_STRLEN];
-    char *host = text;
-
-    netaddr_format(a, text, sizeof(text));
-    *strrchr(text, ':') = '\0';
-    if (host[0] == '[') {
-        host++;
-        host[strlen(host) - 1] = '\0';
-    }
-    snprintf(out, len, "%s", host);
-}
-
 int web_start(struct signal_server *srv)
 {
     struct web_state *ws = calloc(1, sizeof(*ws));
@@ -272,7 +257,7 @@ int web_start(struct signal_server *srv)
     ws->srv = srv;
     web__mounts(ws, &srv->cfg);
     lws_set_log_level(LLL_ERR | LLL_WARN, web__lws_log);
-    web__iface(&srv->cfg.listen, iface, sizeof(iface));
+    netaddr_format_host(&srv->cfg.listen, iface, sizeof(iface));
 
     memset(&info, 0, sizeof(info));
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_VALIDATE_UTF8 |

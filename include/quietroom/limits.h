@@ -82,6 +82,22 @@
 #define QR_RELAY_POLL_MS 2000
 #define QR_RELAY_CALL_TIMEOUT_MS 2000
 
+/* --- operations (both daemons) ----------------------------------------- */
+
+/* A drain ends by itself this long after SIGTERM (drain-timeout). */
+#define QR_DRAIN_TIMEOUT_DEFAULT_S 3600
+#define QR_DRAIN_TIMEOUT_MAX_S (24 * 3600)
+/* A worker that has not passed a quiescent point for this long makes the
+ * relay unhealthy (/healthz 503). */
+#define QR_WORKER_STALL_MS 2000
+/* Busy ratios and rates are computed over this window. */
+#define QR_OPS_WINDOW_MS 1000
+/* RTP streams count in loss statistics once this many packets were expected. */
+#define QR_LOSS_MIN_EXPECTED 50
+/* Bytes of an operator bearer token (ops-token-file). */
+#define QR_OPS_TOKEN_MIN 16
+#define QR_OPS_TOKEN_MAX 256
+
 /* --- control endpoint -------------------------------------------------- */
 
 #define QR_CONTROL_CLIENTS_MAX 16

@@ -7,6 +7,8 @@ enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBU
 
 /* Called once at start-up, before threads exist. */
 void log_init(const char *ident, enum log_level level);
+/* Changes the level at any time (configuration reload). */
+void log_set_level(enum log_level level);
 /* Parses "error", "warn", "info" or "debug"; -1 otherwise. */
 int log_level_parse(const char *name);
 

@@ -25,6 +25,9 @@ int netaddr_parse(const char *text, union netaddr *out);
 int netaddr_from_sockaddr(const struct sockaddr *sa, socklen_t len, union netaddr *out);
 /* Writes "1.2.3.4:5" or "[::1]:5" into buf (NETADDR_STRLEN bytes). */
 const char *netaddr_format(const union netaddr *a, char *buf, size_t len);
+/* Writes the bare address ("1.2.3.4", "::1"), as libwebsockets wants an
+ * interface to listen on. */
+const char *netaddr_format_host(const union netaddr *a, char *buf, size_t len);
 socklen_t netaddr_len(const union netaddr *a);
 bool netaddr_equal(const union netaddr *a, const union netaddr *b);
 /* Keyed hash for hash tables; seed should be random per process. */

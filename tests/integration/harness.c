@@ -561,16 +561,21 @@ int signal_cleanup(struct signal_proc *s)
 
 char *http_get(int port, const char *path)
 {
+    return http_request(port, path, NULL);
+}
+
+char *http_request(int port, const char *path, const char *headers)
+{
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    char req[256], *out = NULL;
+    char req[1024], *out = NULL;
     size_t len = 0, cap = 0;
     int fd;
 
     sin.sin_addr.s_addr = htonl(0x7f000001);
     if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
         return NULL;
-    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
-             path);
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s\r\n",
+             path, headers ? headers : "");
     if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
         write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
         close(fd);
@@ -592,6 +597,22 @@ char *http_get(int port, const char *path)
     if (out != NULL)
         out[len] = '\0';
     return out;
+}
+
+int http_status(const char *response)
+{
+    int code;
+
+    if (response == NULL || sscanf(response, "HTTP/1.%*d %d", &code) != 1)
+        return -1;
+    return code;
+}
+
+const char *http_body(const char *response)
+{
+    const char *p = response ? strstr(response, "\r\n\r\n") : NULL;
+
+    return p ? p + 4 : NULL;
 }
 
 char *mint_token(const struct signal_proc *s, const char *sid, const char *role, const char *sub,

@@ -119,6 +119,12 @@ int signal_cleanup(struct signal_proc *s);
 /* GET path from the server; returns the whole response (status line and
  * headers too, caller frees) or NULL. Plain HTTP only. */
 char *http_get(int port, const char *path);
+/* The same with extra header lines (each ending in "\r\n"), or NULL. */
+char *http_request(int port, const char *path, const char *headers);
+/* The status code of a response http_get returned, or -1. */
+int http_status(const char *response);
+/* The body of a response (after the blank line), or NULL. */
+const char *http_body(const char *response);
 /* Mints a token with the test EHR key: `quietroomctl token` plus args
  * (NULL-terminated "--flag", "value" pairs may follow the sid/role/sub).
  * Caller frees. */
