@@ -41,6 +41,8 @@ static const struct fhir_coding fhir_app_stop = {FHIR_DCM, "110121", "Applicatio
 static const struct fhir_coding fhir_login = {FHIR_DCM, "110122", "Login"};
 static const struct fhir_coding fhir_logout = {FHIR_DCM, "110123", "Logout"};
 static const struct fhir_coding fhir_application = {FHIR_DCM, "110150", "Application"};
+static const struct fhir_coding fhir_security_config = {FHIR_DCM, "110131",
+                                                        "Security Configuration"};
 static const struct fhir_coding fhir_app_server = {FHIR_SOURCE_TYPE, "4", "Application Server"};
 static const struct fhir_coding fhir_restricted = {FHIR_CONFIDENTIALITY, "R", "restricted"};
 static const struct fhir_coding fhir_part2 = {FHIR_ACT_CODE, "42CFRPart2", "42 CFR Part2"};
@@ -64,6 +66,11 @@ static const struct fhir_type {
     {"signal.start", &fhir_app_activity, &fhir_app_start, true},
     {"relay.stop", &fhir_app_activity, &fhir_app_stop, true},
     {"signal.stop", &fhir_app_activity, &fhir_app_stop, true},
+    /* A reload may rotate secrets and keys: a security configuration change. */
+    {"relay.reload", &fhir_security_alert, &fhir_security_config, true},
+    {"signal.reload", &fhir_security_alert, &fhir_security_config, true},
+    {"relay.drain", &fhir_app_activity, NULL, true},
+    {"signal.drain", &fhir_app_activity, NULL, true},
     {"audit.purge", &fhir_app_activity, NULL, true},
     {"audit.overflow", &fhir_security_alert, NULL, true},
     {"audit.recovered", &fhir_security_alert, NULL, true},

@@ -3,15 +3,20 @@
  * socket takes them. */
 #include "quietroom/opshttp.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <libwebsockets.h>
 #include <openssl/crypto.h>
 
+#include "quietroom/limits.h"
 #include "quietroom/log.h"
 
 #define OPS_CHUNK 4096
@@ -30,6 +35,49 @@ struct ops_http {
     _Atomic bool stop;
     int port;
 };
+
+int ops_token_load(const char *path, char *out, char *err, size_t errlen)
+{
+    char text[QR_OPS_TOKEN_MAX + 3];
+    struct stat st;
+    ssize_t n;
+    size_t len;
+    int fd, rc = -1;
+
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & S_IRWXO) != 0) {
+        snprintf(err, errlen, "%s: not a regular file, or readable by others (chmod 600 it)",
+                 path);
+        goto out;
+    }
+    if ((n = read(fd, text, sizeof(text) - 1)) < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    text[n] = '\0';
+    len = strcspn(text, "\r\n");
+    text[len] = '\0';
+    if (len < QR_OPS_TOKEN_MIN || len > QR_OPS_TOKEN_MAX) {
+        snprintf(err, errlen, "%s: the token must be %d to %d characters on one line", path,
+                 QR_OPS_TOKEN_MIN, QR_OPS_TOKEN_MAX);
+        goto out;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] <= ' ' || text[i] > '~') {
+            snprintf(err, errlen, "%s: the token must be visible ASCII without spaces", path);
+            goto out;
+        }
+    }
+    memcpy(out, text, len + 1);
+    rc = 0;
+out:
+    OPENSSL_cleanse(text, sizeof(text));
+    close(fd);
+    return rc;
+}
 
 void ops_reply(struct ops_response *out, int status, const char *ct, const char *text)
 {

@@ -103,6 +103,34 @@ static int set_max_ttl(void *arg, const char *value, char *err, size_t errlen)
     return config_u32(value, 60, 7 * 24 * 3600, "max-ttl", &cfg->max_ttl_s, err, errlen);
 }
 
+static int set_ops_listen(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct relay_config *cfg = arg;
+
+    if (netaddr_parse(value, &cfg->ops_listen) != 0) {
+        snprintf(err, errlen, "ops-listen: \"%s\" is not ADDR:PORT or [V6ADDR]:PORT", value);
+        return -1;
+    }
+    cfg->has_ops = true;
+    return 0;
+}
+
+static int set_ops_token_file(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct relay_config *cfg = arg;
+
+    return config_string(cfg->ops_token_file, sizeof(cfg->ops_token_file), value,
+                         "ops-token-file", err, errlen);
+}
+
+static int set_drain_timeout(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct relay_config *cfg = arg;
+
+    return config_u32(value, 0, QR_DRAIN_TIMEOUT_MAX_S, "drain-timeout", &cfg->drain_timeout_s,
+                      err, errlen);
+}
+
 static int set_log_level(void *arg, const char *value, char *err, size_t errlen)
 {
     struct relay_config *cfg = arg;
@@ -125,6 +153,9 @@ static const struct config_option relay_options[] = {
     {"node-id", "NAME", set_node_id, "name of this relay in audit records (default: hostname)"},
     {"ready-file", "FILE", set_ready_file, "write bound addresses as JSON once serving"},
     {"log-level", "LEVEL", set_log_level, "error, warn, info (default) or debug"},
+    {"ops-listen", "ADDR:PORT", set_ops_listen, "operator HTTP: /metrics, /healthz, /readyz (off)"},
+    {"ops-token-file", "FILE", set_ops_token_file, "bearer token required for /metrics"},
+    {"drain-timeout", "S", set_drain_timeout, "after SIGTERM, close what is left after S s (3600)"},
 };
 
 static void *relay__audit(void *cfg)
@@ -149,6 +180,7 @@ static void relay__defaults(struct relay_config *cfg)
     cfg->max_links = QR_MAX_LINKS_DEFAULT;
     cfg->consent_timeout_s = QR_CONSENT_TIMEOUT_S;
     cfg->max_ttl_s = QR_CREDS_MAX_TTL_S;
+    cfg->drain_timeout_s = QR_DRAIN_TIMEOUT_DEFAULT_S;
     cfg->log_level = LOG_LEVEL_INFO;
     if (gethostname(cfg->node_id, sizeof(cfg->node_id) - 1) != 0 || cfg->node_id[0] == '\0')
         strcpy(cfg->node_id, "relay");

@@ -1,9 +1,11 @@
 /* quietroom-relay configuration: command-line options and the same keys in
- * an INI-style file. Read once at start-up, then read-only. */
+ * an INI-style file. Read at start-up and again on SIGHUP (lifecycle.c
+ * applies what may change while running). */
 #ifndef QUIETROOM_RELAY_CONFIG_H
 #define QUIETROOM_RELAY_CONFIG_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -23,6 +25,10 @@ struct relay_config {
     uint32_t max_links;
     uint32_t consent_timeout_s;
     uint32_t max_ttl_s;
+    uint32_t drain_timeout_s;
+    bool has_ops;                 /* operator HTTP listener configured */
+    union netaddr ops_listen;
+    char ops_token_file[PATH_MAX];  /* empty: /metrics without a token */
     int log_level;
 };
 

@@ -174,7 +174,9 @@ static json_t *op_revoke(struct control *c, json_t *req)
 {
     struct relay *r = c->relay;
     const char *sid = control__session_arg(req);
-    uint32_t until = clock_wall_s() + r->cfg.max_ttl_s;
+    uint32_t until = clock_wall_s() + atomic_load_explicit(&r->live.max_ttl_s,
+                                                           memory_order_relaxed);
+    const struct keyring *kr = relay_keys(r);
     json_t *keys = json_array();
     int stopped = 0;
 
@@ -182,13 +184,13 @@ static json_t *op_revoke(struct control *c, json_t *req)
         json_decref(keys);
         return control__error(req, "bad_session");
     }
-    for (unsigned i = 0; i < r->keys.n; i++) {
+    for (unsigned i = 0; i < kr->n; i++) {
         uint8_t session[CREDS_SESSION_KEY_LEN];
         char hex[2 * CREDS_SESSION_KEY_LEN + 1];
         int n;
 
-        if (creds_session_key(&r->keys.keys[i], sid, strlen(sid), c->sha256, session) != 0 ||
-            (n = table_revoke(r->table, r->keys.keys[i].id, session, until)) < 0) {
+        if (creds_session_key(&kr->keys[i], sid, strlen(sid), c->sha256, session) != 0 ||
+            (n = table_revoke(r->table, kr->keys[i].id, session, until)) < 0) {
             json_decref(keys);
             return control__error(req, "revocations_full");
         }
@@ -221,7 +223,7 @@ static void control__auth(struct control *c, struct control_client *cl, json_t *
     json_int_t kid = json_integer_value(json_object_get(msg, "kid"));
 
     if (json_is_integer(json_object_get(msg, "kid")) && kid >= 0 && kid <= 255)
-        key = keyring_find(&c->relay->keys, (uint8_t)kid);
+        key = keyring_find(relay_keys(c->relay), (uint8_t)kid);
     if (key == NULL || given == NULL || strlen(given) != CTLPROTO_B64_LEN - 1 ||
         ctlproto_nonce_decode(json_string_value(json_object_get(msg, "nonce")), cnonce) != 0 ||
         ctlproto_proof(key, CTLPROTO_CLIENT, cl->nonce, cnonce, c->sha256, expect) != 0 ||

@@ -73,6 +73,20 @@ static json_t *events__streams(const struct leg *l)
     return arr;
 }
 
+/* Loss of each stream that carried enough to mean something, for the
+ * quietroom_relay_rtp_loss_ratio histogram; the table lock is held, so
+ * this is the histogram's only writer. */
+static void events__observe_loss(struct relay *r, const struct leg *l)
+{
+    struct rtpstats_summary s[QR_SSRC_SLOTS];
+    int n = rtpstats_read(&l->rtp, s, QR_SSRC_SLOTS);
+
+    for (int i = 0; i < n; i++) {
+        if (s[i].expected >= QR_LOSS_MIN_EXPECTED)
+            metrics_histogram_observe(&r->loss, s[i].loss_ratio);
+    }
+}
+
 void events_leg_down(void *ctx, const struct link *k, int side, enum leg_down_reason reason)
 {
     struct relay *r = ctx;
@@ -82,6 +96,7 @@ void events_leg_down(void *ctx, const struct link *k, int side, enum leg_down_re
     struct leg_addr packed;
     json_t *ev;
 
+    events__observe_loss(r, l);
     if (r->audit == NULL)
         return;
     leg_addr_load(l, &packed);
@@ -124,6 +139,22 @@ void events_revoked(struct relay *r, json_t *sessions, int links_stopped)
     audit_event_agent(ev, NULL, "control", true, NULL);
     audit_event_detail(ev, "session_keys", sessions);
     audit_event_detail(ev, "links_stopped", json_integer(links_stopped));
+    audit_emit(r->audit, ev);
+}
+
+void events_reload(struct relay *r, json_t *changed, bool ok, const char *why)
+{
+    json_t *ev;
+
+    if (r->audit == NULL) {
+        json_decref(changed);
+        return;
+    }
+    ev = audit_event("relay.reload", 'U', ok ? AUDIT_SUCCESS : AUDIT_MINOR_FAILURE);
+    audit_event_agent(ev, NULL, "operator", true, NULL);
+    if (why != NULL)
+        audit_event_reason(ev, why);
+    audit_event_detail(ev, "changed", changed);
     audit_emit(r->audit, ev);
 }
 

@@ -3,6 +3,8 @@
 #ifndef QUIETROOM_RELAY_EVENTS_H
 #define QUIETROOM_RELAY_EVENTS_H
 
+#include <stdbool.h>
+
 #include <jansson.h>
 
 #include "link.h"
@@ -20,6 +22,8 @@ void events_leg_down(void *ctx, const struct link *k, int side, enum leg_down_re
  * session key under each key id. */
 void events_revoked(struct relay *r, json_t *sessions, int links_stopped);
 void events_relay(struct relay *r, const char *type);
+/* A configuration reload: what changed (consumed), and whether it worked. */
+void events_reload(struct relay *r, json_t *changed, bool ok, const char *why);
 
 /* Hex of a session key (2 * CREDS_SESSION_KEY_LEN + 1 bytes). */
 const char *events_session_hex(const uint8_t *session, char *out);

@@ -83,9 +83,13 @@ static bool ice__nominate(struct worker *w, uint32_t listen, const union netaddr
     struct relay *r = w->relay;
     enum table_bind_result res = table_bind(r->table, cl, src, listen, w->now.mono_ms, b);
 
-    if (res == TABLE_FULL || res == TABLE_INACTIVE) {
-        stat_add(&w->stats, res == TABLE_FULL ? STAT_DROP_TABLE_FULL : STAT_STUN_IGNORED_REVOKED,
-                 1);
+    if (res == TABLE_FULL) {
+        stat_add(&w->stats, STAT_DROP_TABLE_FULL, 1);
+        return false;
+    }
+    if (res == TABLE_INACTIVE || res == TABLE_DRAINING) {
+        stat_add(&w->stats,
+                 res == TABLE_DRAINING ? STAT_STUN_IGNORED_DRAINING : STAT_STUN_IGNORED_REVOKED, 1);
         return false;
     }
     if (b->superseded)
@@ -156,8 +160,10 @@ void ice_handle(struct worker *w, uint32_t listen, const union netaddr *src, uin
         ice__error(w, listen, src, buf, len, &msg, STUN_ERROR_BAD_REQUEST, NULL);
         return;
     }
-    cs = creds_verify(&r->keys, (const char *)msg.username, ice__ufrag_len(&msg),
-                      (uint32_t)(w->now.wall_ms / 1000), r->cfg.max_ttl_s, w->sha256, &cl, pwd);
+    cs = creds_verify(relay_keys(r), (const char *)msg.username, ice__ufrag_len(&msg),
+                      (uint32_t)(w->now.wall_ms / 1000),
+                      atomic_load_explicit(&r->live.max_ttl_s, memory_order_relaxed), w->sha256,
+                      &cl, pwd);
     if (cs != CREDS_OK) {
         stat_add(&w->stats, ice__ignored(cs), 1);
         return;

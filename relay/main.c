@@ -16,6 +16,8 @@
 
 #include "control.h"
 #include "events.h"
+#include "lifecycle.h"
+#include "ops.h"
 #include "quietroom/audit_settings.h"
 #include "quietroom/clock.h"
 #include "quietroom/log.h"
@@ -97,9 +99,9 @@ fail:
 static int relay__ready_file(struct relay *r, const struct control *ctl)
 {
     char tmp[PATH_MAX + 8], text[NETADDR_STRLEN];
-    json_t *doc = json_pack("{s:[],s:s,s:i}", "listen", "control",
-                            netaddr_format(control_address(ctl), text, sizeof(text)), "pid",
-                            (int)getpid());
+    json_t *doc = json_pack("{s:[],s:s,s:i,s:i}", "listen", "control",
+                            netaddr_format(control_address(ctl), text, sizeof(text)), "ops_port",
+                            ops_port(r), "pid", (int)getpid());
     int rc = -1;
 
     if (doc == NULL)
@@ -127,10 +129,17 @@ static int relay__init(struct relay *r, int argc, char **argv, int *exit_code)
     }
     *exit_code = 1;
     log_init("quietroom-relay", (enum log_level)r->cfg.log_level);
-    if (keyring_load(r->cfg.secret_file, &r->keys, err, sizeof(err)) != 0) {
+    if (keyring_load(r->cfg.secret_file, &r->keyring[0], err, sizeof(err)) != 0) {
         log_error("secret file: %s", err);
         return -1;
     }
+    atomic_store(&r->keys, &r->keyring[0]);
+    atomic_store(&r->live.max_ttl_s, r->cfg.max_ttl_s);
+    atomic_store(&r->live.consent_timeout_s, r->cfg.consent_timeout_s);
+    atomic_store(&r->live.drain_timeout_s, r->cfg.drain_timeout_s);
+    metrics_histogram_init(&r->loss, stats_loss_bounds, STATS_LOSS_BOUNDS, 1e6);
+    r->argc = argc;
+    r->argv = argv;
     if (RAND_bytes((unsigned char *)&r->seed, sizeof(r->seed)) != 1) {
         log_error("no randomness available");
         return -1;
@@ -193,20 +202,26 @@ static void relay__housekeep(struct relay *r, struct control *ctl, int tfd)
     for (unsigned w = 0; w < r->n_workers; w++)
         qs[w] = atomic_load_explicit(&r->workers[w]->quiescent, memory_order_acquire);
     table_housekeep(r->table, clock_mono_ms(), clock_wall_s(),
-                    (uint64_t)r->cfg.consent_timeout_s * 1000, qs, r->n_workers);
+                    (uint64_t)atomic_load(&r->live.consent_timeout_s) * 1000, qs, r->n_workers);
+    lifecycle_watch(r, clock_mono_ms());
     control_tick(ctl, clock_mono_ms());
 }
 
-/* Returns true when the relay should stop. */
-static bool relay__signal(int sfd)
+/* SIGTERM drains (a second one stops), SIGINT stops, SIGHUP reloads.
+ * Returns true when the relay should stop now. */
+static bool relay__signal(struct relay *r, int sfd)
 {
     struct signalfd_siginfo si;
 
     if (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
         return false;
     if (si.ssi_signo == SIGHUP) {
-        log_info("SIGHUP: configuration reload is not supported yet; ignored");
+        lifecycle_reload(r);
         return false;
+    }
+    if (si.ssi_signo == SIGTERM && !atomic_load(&r->draining)) {
+        lifecycle_drain(r, clock_mono_ms());
+        return lifecycle_drained(r, clock_mono_ms());
     }
     log_info("signal %u: stopping", si.ssi_signo);
     return true;
@@ -225,12 +240,14 @@ static void relay__run(struct relay *r, int epfd, int tfd, int sfd, struct contr
             break;
         }
         for (int i = 0; i < n; i++) {
-            if (ev[i].data.u64 == TAG_TIMER)
+            if (ev[i].data.u64 == TAG_TIMER) {
                 relay__housekeep(r, ctl, tfd);
-            else if (ev[i].data.u64 == TAG_SIGNAL)
-                stop = stop || relay__signal(sfd);
-            else
+                stop = stop || lifecycle_drained(r, clock_mono_ms());
+            } else if (ev[i].data.u64 == TAG_SIGNAL) {
+                stop = stop || relay__signal(r, sfd);
+            } else {
                 control_event(ctl, ev[i].data.u64, ev[i].events);
+            }
         }
     }
 }
@@ -243,7 +260,7 @@ static void relay__log_listening(const struct relay *r, const struct control *ct
         log_info("media on udp %s", netaddr_format(&r->cfg.listen[l], text, sizeof(text)));
     log_info("control on tcp %s; %u workers, %u link slots, %u key(s)",
              netaddr_format(control_address(ctl), text, sizeof(text)), r->n_workers,
-             r->cfg.max_links, r->keys.n);
+             r->cfg.max_links, relay_keys(r)->n);
 }
 
 int main(int argc, char **argv)
@@ -273,6 +290,11 @@ int main(int argc, char **argv)
     if (relay__start_workers(r) != 0)
         goto out;
     workers_running = true;
+    lifecycle_start(r, clock_mono_ms());
+    if (ops_start(r, err, sizeof(err)) != 0) {
+        log_error("ops-listen: %s", err);
+        goto out;
+    }
     relay__log_listening(r, ctl);
     if (r->cfg.ready_file[0] != '\0' && relay__ready_file(r, ctl) != 0) {
         log_error("ready file %s: %s", r->cfg.ready_file, strerror(errno));
@@ -282,6 +304,7 @@ int main(int argc, char **argv)
     relay__run(r, epfd, tfd, sfd, ctl);
     code = 0;
 out:
+    ops_stop(r);
     atomic_store(&r->stopping, true);
     if (workers_running) {
         for (unsigned w = 0; w < r->n_workers; w++)
@@ -294,7 +317,8 @@ out:
     control_free(ctl);
     audit_close(r->audit);
     table_free(r->table);
-    keyring_wipe(&r->keys);
+    keyring_wipe(&r->keyring[0]);
+    keyring_wipe(&r->keyring[1]);
     if (tfd >= 0)
         close(tfd);
     if (sfd >= 0)

@@ -10,13 +10,29 @@
 #include "config.h"
 #include "quietroom/audit.h"
 #include "quietroom/keyring.h"
+#include "quietroom/metrics.h"
+#include "quietroom/opshttp.h"
 #include "table.h"
 
 struct worker;
 
+/* What a reload may change while workers run: read with relaxed loads. */
+struct relay_live {
+    _Atomic uint32_t max_ttl_s;
+    _Atomic uint32_t consent_timeout_s;
+    _Atomic uint32_t drain_timeout_s;
+};
+
 struct relay {
-    struct relay_config cfg;      /* read-only once loaded */
-    struct keyring keys;
+    struct relay_config cfg;      /* as loaded at start; only the main thread reloads it */
+    int argc;                     /* for reloading the same configuration */
+    char **argv;
+    /* The current keyring and a spare a reload fills; the spare is
+     * rewritten only after every worker has been quiescent since it was
+     * current (lifecycle.c). */
+    struct keyring keyring[2];
+    _Atomic(struct keyring *) keys;
+    struct relay_live live;
     struct table *table;
     struct audit_log *audit;      /* NULL when no audit log is configured */
     struct worker *workers[QR_WORKERS_MAX];
@@ -25,6 +41,22 @@ struct relay {
     uint64_t started_wall_ms;
     uint64_t started_mono_ms;
     _Atomic bool stopping;
+
+    /* Lifecycle and operations (lifecycle.c, ops.c). */
+    _Atomic bool draining;
+    uint64_t drain_deadline_ms;   /* main thread */
+    _Atomic bool healthy;         /* every worker progressed lately */
+    _Atomic uint32_t busy_ppm[QR_WORKERS_MAX]; /* per worker, last window */
+    struct metrics_histogram loss;  /* per stream at leg down; under the table lock */
+    char ops_token[QR_OPS_TOKEN_MAX + 1];
+    struct ops_site ops_site;
+    struct ops_http *ops;
 };
+
+/* The keyring in force; valid until the caller's next quiescent point. */
+static inline const struct keyring *relay_keys(const struct relay *r)
+{
+    return atomic_load_explicit(&r->keys, memory_order_acquire);
+}
 
 #endif

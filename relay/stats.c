@@ -2,6 +2,7 @@
  * per-session view carries counters and RTP statistics, never addresses. */
 #include "stats.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "events.h"
@@ -28,6 +29,7 @@ const struct stat_name stat_names[STAT_COUNT] = {
     [STAT_STUN_IGNORED_CREDENTIALS] = {"stun", "ignored_credentials"},
     [STAT_STUN_IGNORED_EXPIRED] = {"stun", "ignored_expired"},
     [STAT_STUN_IGNORED_REVOKED] = {"stun", "ignored_revoked"},
+    [STAT_STUN_IGNORED_DRAINING] = {"stun", "ignored_draining"},
     [STAT_STUN_IGNORED_OTHER] = {"stun", "ignored_other"},
     [STAT_LEGS_BOUND] = {"legs", "binds"},
     [STAT_LEGS_MOVED] = {"legs", "moves"},
@@ -64,38 +66,129 @@ static json_t *stats__group(json_t *root, const char *name)
     return g;
 }
 
-json_t *stats_relay_json(struct relay *r)
-{
-    uint64_t sum[STAT_COUNT] = {0};
-    struct table_usage u;
-    json_t *root;
+const double stats_loss_bounds[STATS_LOSS_BOUNDS] = {0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2};
 
+unsigned stats_loss_bucket(double loss)
+{
+    unsigned b = 0;
+
+    while (b < STATS_LOSS_BOUNDS && loss > stats_loss_bounds[b])
+        b++;
+    return b;
+}
+
+struct stats__scan {
+    struct stats_view *v;
+    uint64_t *keys;          /* one per active link: kid and session key */
+    uint32_t n_keys, cap;
+};
+
+static void stats__scan_link(void *arg, const struct link *k)
+{
+    struct stats__scan *sc = arg;
+    uint64_t key;
+
+    memcpy(&key, k->id.session, sizeof(key));
+    if (sc->n_keys < sc->cap)
+        sc->keys[sc->n_keys++] = key ^ (uint64_t)k->id.kid << 56;
+    for (int side = 0; side < 2; side++) {
+        struct rtpstats_summary s[QR_SSRC_SLOTS];
+        int n = rtpstats_read(&k->leg[side].rtp, s, QR_SSRC_SLOTS);
+
+        for (int i = 0; i < n; i++) {
+            if (s[i].expected >= QR_LOSS_MIN_EXPECTED)
+                sc->v->loss_streams[stats_loss_bucket(s[i].loss_ratio)]++;
+        }
+    }
+}
+
+static int stats__cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Live RTP loss and the number of distinct sessions, under the table lock. */
+static void stats__scan_links(struct relay *r, struct stats_view *v)
+{
+    struct stats__scan sc = {.v = v, .cap = table_capacity(r->table)};
+
+    sc.keys = malloc(sc.cap * sizeof(*sc.keys));
+    if (sc.keys == NULL)
+        sc.cap = 0;
+    table_foreach(r->table, stats__scan_link, &sc);
+    qsort(sc.keys, sc.n_keys, sizeof(*sc.keys), stats__cmp_u64);
+    for (uint32_t i = 0; i < sc.n_keys; i++)
+        v->sessions += i == 0 || sc.keys[i] != sc.keys[i - 1];
+    free(sc.keys);
+}
+
+void stats_view(struct relay *r, struct stats_view *v)
+{
+    memset(v, 0, sizeof(*v));
+    v->n_workers = r->n_workers;
     for (unsigned w = 0; w < r->n_workers; w++) {
         for (int i = 0; i < STAT_COUNT; i++)
-            sum[i] += atomic_load_explicit(&r->workers[w]->stats.v[i], memory_order_relaxed);
+            v->sum[i] += atomic_load_explicit(&r->workers[w]->stats.v[i], memory_order_relaxed);
+        v->busy_ns[w] = atomic_load_explicit(&r->workers[w]->stats.v[STAT_BUSY_NS],
+                                             memory_order_relaxed);
+        v->busy_ratio[w] = atomic_load_explicit(&r->busy_ppm[w], memory_order_relaxed) / 1e6;
     }
-    table_usage(r->table, &u);
-    root = json_pack("{s:s,s:s,s:I,s:i,s:{s:i,s:i},s:{s:i},s:i,s:{s:i}}", "version", QR_VERSION,
-                     "node", r->cfg.node_id, "uptime_s",
-                     (json_int_t)((clock_mono_ms() - r->started_mono_ms) / 1000), "workers",
-                     (int)r->n_workers, "links", "active", (int)u.links, "capacity",
-                     (int)table_capacity(r->table), "legs", "active", (int)u.legs_bound,
-                     "revocations", (int)u.revocations, "early_dtls", "queued",
-                     (int)u.early_held);
+    table_usage(r->table, &v->usage);
+    v->capacity = table_capacity(r->table);
+    stats__scan_links(r, v);
+    v->draining = atomic_load(&r->draining);
+    v->healthy = atomic_load(&r->healthy);
+    v->ready = !v->draining && v->healthy;
+    if (r->audit != NULL) {
+        v->has_audit = true;
+        audit_get_counters(r->audit, &v->audit);
+    }
+    v->uptime_s = (clock_mono_ms() - r->started_mono_ms) / 1000;
+}
+
+static json_t *stats__loss_json(const struct stats_view *v)
+{
+    json_t *le = json_array(), *streams = json_array();
+    uint32_t cumulative = 0;
+
+    for (unsigned b = 0; b <= STATS_LOSS_BOUNDS; b++) {
+        cumulative += v->loss_streams[b];
+        if (b < STATS_LOSS_BOUNDS)
+            json_array_append_new(le, json_real(stats_loss_bounds[b]));
+        json_array_append_new(streams, json_integer(cumulative));
+    }
+    return json_pack("{s:o,s:o}", "le", le, "active_streams", streams);
+}
+
+json_t *stats_relay_json(struct relay *r)
+{
+    struct stats_view v;
+    json_t *root, *busy = json_array();
+
+    stats_view(r, &v);
+    for (unsigned w = 0; w < v.n_workers; w++)
+        json_array_append_new(busy, json_real(v.busy_ratio[w]));
+    root = json_pack("{s:s,s:s,s:I,s:i,s:b,s:b,s:b,s:{s:i},s:{s:i,s:i},s:{s:i},s:i,s:{s:i},"
+                     "s:o,s:o}",
+                     "version", QR_VERSION, "node", r->cfg.node_id, "uptime_s",
+                     (json_int_t)v.uptime_s, "workers", (int)v.n_workers, "draining", v.draining,
+                     "ready", v.ready, "healthy", v.healthy, "sessions", "active",
+                     (int)v.sessions, "links", "active", (int)v.usage.links, "capacity",
+                     (int)v.capacity, "legs", "active", (int)v.usage.legs_bound, "revocations",
+                     (int)v.usage.revocations, "early_dtls", "queued", (int)v.usage.early_held,
+                     "worker_busy", busy, "rtp_loss", stats__loss_json(&v));
     if (root == NULL)
         return NULL;
     for (int i = 0; i < STAT_COUNT; i++)
         json_object_set_new(stats__group(root, stat_names[i].group), stat_names[i].name,
-                            json_integer((json_int_t)sum[i]));
-    if (r->audit != NULL) {
-        struct audit_counters a;
-
-        audit_get_counters(r->audit, &a);
+                            json_integer((json_int_t)v.sum[i]));
+    if (v.has_audit)
         json_object_set_new(root, "audit",
-                            json_pack("{s:I,s:I,s:I}", "written", (json_int_t)a.written,
-                                      "dropped", (json_int_t)a.dropped, "write_errors",
-                                      (json_int_t)a.write_errors));
-    }
+                            json_pack("{s:I,s:I,s:I}", "written", (json_int_t)v.audit.written,
+                                      "dropped", (json_int_t)v.audit.dropped, "write_errors",
+                                      (json_int_t)v.audit.write_errors));
     return root;
 }
 
@@ -141,7 +234,7 @@ static json_t *stats__leg(const struct link *k, const struct leg *l)
 }
 
 struct stats__session_ctx {
-    struct keyring *keys;
+    const struct keyring *keys;
     uint8_t session[QR_KEYS_MAX][CREDS_SESSION_KEY_LEN];
     json_t *links;
 };
@@ -164,13 +257,13 @@ static void stats__match(void *arg, const struct link *k)
 
 json_t *stats_session_json(struct relay *r, const char *sid)
 {
-    struct stats__session_ctx ctx = {.keys = &r->keys, .links = json_array()};
+    struct stats__session_ctx ctx = {.keys = relay_keys(r), .links = json_array()};
     struct hmac *h = hmac_new(HMAC_SHA256);
 
     if (h == NULL || ctx.links == NULL)
         goto fail;
-    for (unsigned i = 0; i < r->keys.n; i++) {
-        if (creds_session_key(&r->keys.keys[i], sid, strlen(sid), h, ctx.session[i]) != 0)
+    for (unsigned i = 0; i < ctx.keys->n; i++) {
+        if (creds_session_key(&ctx.keys->keys[i], sid, strlen(sid), h, ctx.session[i]) != 0)
             goto fail;
     }
     table_foreach(r->table, stats__match, &ctx);

@@ -4,11 +4,15 @@
 #define QUIETROOM_RELAY_STATS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <jansson.h>
 
+#include "quietroom/audit.h"
 #include "quietroom/creds.h"
+#include "quietroom/limits.h"
+#include "table.h"
 
 enum stat_id {
     STAT_RX_PACKETS,
@@ -24,6 +28,7 @@ enum stat_id {
     STAT_STUN_IGNORED_CREDENTIALS,  /* undecodable ufrag, unknown key id, bad version */
     STAT_STUN_IGNORED_EXPIRED,
     STAT_STUN_IGNORED_REVOKED,
+    STAT_STUN_IGNORED_DRAINING,     /* a new session while draining */
     STAT_STUN_IGNORED_OTHER,        /* not a Binding request, no FINGERPRINT */
     STAT_LEGS_BOUND,
     STAT_LEGS_MOVED,
@@ -65,7 +70,33 @@ static inline void stat_add(struct stat_counters *c, enum stat_id id, uint64_t n
 
 struct relay;
 
-/* Aggregate view: counters summed over workers, table usage, uptime. */
+/* Loss buckets of the live distribution and the leg-down histogram. */
+#define STATS_LOSS_BOUNDS 7
+extern const double stats_loss_bounds[STATS_LOSS_BOUNDS];
+/* The bucket of a loss ratio: the first bound it does not exceed. */
+unsigned stats_loss_bucket(double loss);
+
+/* Everything the aggregate views show, read once: counters summed over
+ * workers, table usage, live RTP loss, lifecycle state. */
+struct stats_view {
+    uint64_t sum[STAT_COUNT];
+    uint64_t busy_ns[QR_WORKERS_MAX];
+    double busy_ratio[QR_WORKERS_MAX];   /* over the last QR_OPS_WINDOW_MS */
+    unsigned n_workers;
+    struct table_usage usage;
+    uint32_t capacity;
+    uint32_t sessions;                   /* distinct sessions with an active link */
+    uint32_t loss_streams[STATS_LOSS_BOUNDS + 1];  /* active streams per bucket */
+    bool draining, ready, healthy;
+    bool has_audit;
+    struct audit_counters audit;
+    uint64_t uptime_s;
+};
+
+/* Fills v. Takes the table lock (never a worker's), so any thread may. */
+void stats_view(struct relay *r, struct stats_view *v);
+
+/* Aggregate view as the control endpoint's "stats" JSON. */
 json_t *stats_relay_json(struct relay *r);
 
 /* Per-link view of one session (every key id's session key for sid). */

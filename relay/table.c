@@ -38,6 +38,7 @@ struct table {
     uint64_t snap[QR_WORKERS_MAX];
     struct revoke_set revoked;
     struct early_pool early;
+    bool draining;
 };
 
 static uint64_t table__hash(const struct table *t, const struct creds_leg *cl)
@@ -245,6 +246,27 @@ static enum table_bind_result table__bind_leg(struct table *t, uint32_t idx, int
     return r;
 }
 
+void table_set_draining(struct table *t, bool draining)
+{
+    pthread_mutex_lock(&t->lock);
+    t->draining = draining;
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* A scan, but only while draining, when new links are rare. */
+static bool table__carries(const struct table *t, const struct creds_leg *cl)
+{
+    for (uint32_t i = 0; i < t->n_active; i++) {
+        const struct link *k = &t->links[t->active[i]];
+
+        if (k->id.kid == cl->kid &&
+            memcmp(k->id.session, cl->session, CREDS_SESSION_KEY_LEN) == 0 &&
+            link_state(k) == LINK_ACTIVE)
+            return true;
+    }
+    return false;
+}
+
 enum table_bind_result table_bind(struct table *t, const struct creds_leg *cl,
                                   const union netaddr *src, uint32_t listen, uint64_t now_ms,
                                   struct table_binding *out)
@@ -260,6 +282,10 @@ enum table_bind_result table_bind(struct table *t, const struct creds_leg *cl,
     if (idx == HINDEX_NONE) {
         if (revoke_contains(&t->revoked, cl->kid, cl->session)) {
             r = TABLE_INACTIVE;
+            goto out;
+        }
+        if (t->draining && !table__carries(t, cl)) {
+            r = TABLE_DRAINING;
             goto out;
         }
         if ((idx = table__create(t, cl, now_ms)) == HINDEX_NONE) {

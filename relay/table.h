@@ -22,6 +22,7 @@ enum table_bind_result {
     TABLE_REFRESHED,  /* nominated check from the bound address */
     TABLE_FULL,       /* no free link slot */
     TABLE_INACTIVE,   /* link or session revoked, expired or closing */
+    TABLE_DRAINING,   /* a new session while draining */
 };
 
 /* Where a binding landed, for the caller's audit record. */
@@ -53,6 +54,10 @@ const struct addrmap *table_addrmap(const struct table *t);
 enum table_bind_result table_bind(struct table *t, const struct creds_leg *cl,
                                   const union netaddr *src, uint32_t listen, uint64_t now_ms,
                                   struct table_binding *out);
+
+/* While draining, links of sessions the table does not carry yet are
+ * refused (TABLE_DRAINING); sessions in progress may still add links. */
+void table_set_draining(struct table *t, bool draining);
 
 /* True if the session of cl was revoked. */
 bool table_is_revoked(struct table *t, const struct creds_leg *cl);

@@ -78,9 +78,19 @@
 /* Rate-limit violations after which a connection is closed. */
 #define QR_SIGNAL_RATE_STRIKES 5
 #define QR_RESUME_SECRET_BYTES 32
-/* Relay load is read this often; a relay silent for 3 polls is unhealthy. */
-#define QR_RELAY_POLL_MS 2000
+/* Relay load is read this often (the dashboard's rates are per poll); a
+ * relay silent for 3 polls is unhealthy. */
+#define QR_RELAY_POLL_MS 1000
 #define QR_RELAY_CALL_TIMEOUT_MS 2000
+/* What signaling keeps of one relay's stats reply: drop reasons and RTP
+ * loss bounds beyond these are ignored (the relay has 10 and 7). */
+#define QR_SIGNAL_RELAY_DROP_REASONS_MAX 16
+#define QR_SIGNAL_RELAY_LOSS_BOUNDS_MAX 15
+/* Distinct label values of one labelled signaling counter (auth results,
+ * rejection reasons, end reasons): all are the server's own constants. */
+#define QR_SIGNAL_LABELS_MAX 48
+/* Largest operator dashboard file (HTML, script, style) served. */
+#define QR_SIGNAL_OPS_FILE_MAX (256 * 1024)
 
 /* --- operations (both daemons) ----------------------------------------- */
 

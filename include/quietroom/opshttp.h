@@ -51,6 +51,12 @@ struct ops_http *ops_http_start(const union netaddr *listen, const struct ops_si
 int ops_http_port(const struct ops_http *h);
 void ops_http_stop(struct ops_http *h);
 
+/* Reads an operator token file (ops-token-file): one line of
+ * QR_OPS_TOKEN_MIN..MAX visible ASCII characters, the file not readable by
+ * others. Writes it NUL-terminated into out (QR_OPS_TOKEN_MAX + 1 bytes).
+ * Returns 0, or -1 with err set (never the token). */
+int ops_token_load(const char *path, char *out, char *err, size_t errlen);
+
 /* Helpers for handlers: a copy of text as the body (content type ct). */
 void ops_reply(struct ops_response *out, int status, const char *ct, const char *text);
 

@@ -117,6 +117,7 @@ static int harness_ready(struct relay_proc *r, const char *ready)
         return -1;
     snprintf(r->control, sizeof(r->control), "%s",
              json_string_value(json_object_get(doc, "control")));
+    r->ops_port = (int)json_integer_value(json_object_get(doc, "ops_port"));
     r->n_listen = 0;
     json_array_foreach(json_object_get(doc, "listen"), i, l)
     {
@@ -206,6 +207,22 @@ int relay_start(struct relay_proc *r, const char *const *listen, const char *con
     return -1;
 }
 
+int relay_wait(struct relay_proc *r, int timeout_ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    int status;
+
+    while (r->pid > 0 && now_ms() < deadline) {
+        if (waitpid(r->pid, &status, WNOHANG) == r->pid) {
+            r->pid = 0;
+            r->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            return r->exit_status;
+        }
+        usleep(5000);
+    }
+    return r->pid > 0 ? -2 : r->exit_status;
+}
+
 int relay_stop(struct relay_proc *r)
 {
     uint64_t deadline = now_ms() + HARNESS_STOP_MS;
@@ -213,6 +230,10 @@ int relay_stop(struct relay_proc *r)
 
     if (r->pid <= 0)
         return -1;
+    /* The first SIGTERM drains; a second one while calls go on stops now. */
+    kill(r->pid, SIGTERM);
+    if (relay_wait(r, 100) != -2)
+        return r->exit_status;
     kill(r->pid, SIGTERM);
     while (now_ms() < deadline) {
         if (waitpid(r->pid, &status, WNOHANG) == r->pid) {

@@ -30,6 +30,7 @@ struct relay_proc {
     char control[NETADDR_STRLEN];
     union netaddr listen[2];
     int n_listen;
+    int ops_port;               /* 0 without --ops-listen */
     struct keyring keys;
 };
 
@@ -37,8 +38,12 @@ struct relay_proc {
  * extra options (NULL-terminated, may be NULL) and waits until it serves.
  * Returns 0 or -1. */
 int relay_start(struct relay_proc *r, const char *const *listen, const char *const *extra);
-/* SIGTERM, then waits; returns the exit status (-1 if it had to be killed). */
+/* SIGTERM (a drain), and a second SIGTERM if it is still running 100 ms
+ * later; then waits. Returns the exit status (-1 if it had to be killed). */
 int relay_stop(struct relay_proc *r);
+/* Waits up to timeout_ms for the relay to exit by itself; returns its exit
+ * status, or -2 if it is still running. */
+int relay_wait(struct relay_proc *r, int timeout_ms);
 /* Stops if needed and removes the temporary directory. Returns 0 if the
  * relay exited cleanly (status 0: no sanitizer report, no leak), else -1
  * with its log printed. */
