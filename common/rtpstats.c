@@ -13,6 +13,10 @@
 /* Clock-rate estimation window and give-up point. */
 #define RTP_RATE_WINDOW_MS 1000u
 #define RTP_RATE_GIVE_UP_MS 10000u
+/* A transit change beyond 2^26 timestamp units (23 minutes at 48 kHz) is a
+ * timestamp jump, not jitter; clamping keeps jitter_q4 (16 x the estimate)
+ * inside 32 bits. */
+#define RTP_JITTER_MAX_DELTA (1u << 26)
 
 #define RTPSTATS_USED 0x01u
 
@@ -113,8 +117,7 @@ static void rtpstats__estimate_rate(struct rtpstats_stream *s, const struct rtp_
 static void rtpstats__jitter(struct rtpstats_stream *s, const struct rtp_header *h,
                              uint64_t arrival_us)
 {
-    uint32_t transit, jitter;
-    int32_t d;
+    uint32_t transit, jitter, d;
 
     if ((s->state & RATE_MASK) == RATE_MEASURING) {
         rtpstats__estimate_rate(s, h, arrival_us);
@@ -123,12 +126,16 @@ static void rtpstats__jitter(struct rtpstats_stream *s, const struct rtp_header 
     if ((s->state & RATE_MASK) != RATE_KNOWN)
         return;
     transit = rtpstats__arrival_ts(arrival_us, rtpstats__rate(s)) - h->timestamp;
-    d = (int32_t)(transit - s->u.last_transit);
+    /* |transit difference| in modular arithmetic: negating a signed
+     * INT32_MIN would overflow. */
+    d = transit - s->u.last_transit;
+    if (d > INT32_MAX)
+        d = 0u - d;
+    if (d > RTP_JITTER_MAX_DELTA)
+        d = RTP_JITTER_MAX_DELTA;
     s->u.last_transit = transit;
-    if (d < 0)
-        d = -d;
     jitter = get(&s->jitter_q4);
-    set(&s->jitter_q4, jitter + (uint32_t)d - ((jitter + 8) >> 4));
+    set(&s->jitter_q4, jitter + d - ((jitter + 8) >> 4));
 }
 
 static struct rtpstats_stream *rtpstats__slot(struct rtpstats *st, uint32_t ssrc, bool *fresh)

@@ -195,6 +195,26 @@ static void test_video_clock(void **state)
     free(st);
 }
 
+/* A timestamp jump of exactly 2^31 once the rate is known: the transit
+ * difference is INT32_MIN, which must neither overflow (UBSan) nor wrap the
+ * estimate; the fuzzer found it. */
+static void test_timestamp_jump_half_range(void **state)
+{
+    struct rtpstats *st = fresh();
+    struct rtpstats_summary s;
+    uint32_t i;
+
+    (void)state;
+    for (i = 0; i < 60; i++)
+        feed(st, 1, (uint16_t)i, i * 960u, i * 20000u);
+    assert_int_equal(one(st).clock_rate, 48000);
+    feed(st, 1, (uint16_t)i, i * 960u + 0x80000000u, i * 20000u);
+    s = one(st);
+    assert_true(s.jitter_ms > 0.0);
+    assert_true(s.jitter_ms < 100000.0);
+    free(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -206,6 +226,7 @@ int main(void)
         cmocka_unit_test(test_reordered_saturates),
         cmocka_unit_test(test_clock_rate_and_jitter),
         cmocka_unit_test(test_video_clock),
+        cmocka_unit_test(test_timestamp_jump_half_range),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
