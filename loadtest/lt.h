@@ -29,6 +29,9 @@
  * sessions slower the more exist; a run that would spend longer than this
  * making them stops with an error instead. */
 #define LT_SRTP_BUDGET_NS (30 * 1000000000ull)
+/* Generator CPU (share of its threads' cores) above which a ramp step
+ * measures the generator rather than the server. */
+#define LT_GENERATOR_SATURATED 0.9
 
 /* What the legs talk through. */
 enum lt_mode {

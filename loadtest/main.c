@@ -447,21 +447,38 @@ static int lt__options(int argc, char **argv, struct lt_options *o)
     return 0;
 }
 
-/* Raises the load until loss passes the limit or the kernel drops; reports
- * the highest clean step. */
+/* Why a ramp step is not clean, or NULL if it is. */
+static const char *lt__ramp_stop(const struct lt_options *opt, bool ran, const struct lt_result *r)
+{
+    if (!ran)
+        return "the run failed";
+    if (r->loss > opt->ramp_loss)
+        return "loss above the limit";
+    if (r->kernel_rcvbuf_errors != 0 || r->kernel_in_errors != 0)
+        return "kernel drops";
+    /* Beyond this the generator, not the server, sets the pace. */
+    if (r->gen_cpu_s > LT_GENERATOR_SATURATED * r->seconds * opt->threads)
+        return "the generator is saturated";
+    return NULL;
+}
+
+/* Raises the load until loss passes the limit, the kernel drops or the
+ * generator saturates; reports the highest clean step. */
 static int lt__ramp(const struct lt_options *opt, json_t *out)
 {
     struct lt_result r, best = {0};
     unsigned links = opt->links;
 
     for (int step = 0; step < 30; step++) {
-        bool clean = lt__run(opt, links, &r) == 0 && r.loss <= opt->ramp_loss &&
-                     r.kernel_rcvbuf_errors == 0 && r.kernel_in_errors == 0;
+        const char *stop = lt__ramp_stop(opt, lt__run(opt, links, &r) == 0, &r);
 
         lt__print(opt, &r);
         json_array_append_new(json_object_get(out, "steps"), lt__json(opt, &r));
-        if (!clean)
+        if (stop != NULL) {
+            printf("ramp stops at %u links: %s\n", links, stop);
+            json_object_set_new(out, "stopped_by", json_string(stop));
             break;
+        }
         best = r;
         links = links + links / 4 + 1;
         if (links > LT_LINKS_MAX)
