@@ -3,7 +3,9 @@
 #   deploy/deps.sh          build and run
 #   deploy/deps.sh --test   also what the test suite needs (cmocka, libnice,
 #                           Opus, clang for libFuzzer, coturn, Chromium and
-#                           Firefox ESR for the browser tests)
+#                           Firefox ESR for the browser tests, and what
+#                           deploy/validate.sh needs: systemd-analyze,
+#                           dpkg-shlibdeps, promtool, python3-yaml)
 #   deploy/deps.sh --bench  what loadtest/bench.py needs (coturn, gnuplot)
 set -euo pipefail
 
@@ -11,7 +13,12 @@ build=(cmake ninja-build pkg-config gcc libc6-dev make
        libssl-dev libjansson-dev zlib1g-dev libinih-dev libwebsockets-dev libsrtp2-dev curl openssl)
 test=(libcmocka-dev libnice-dev libglib2.0-dev libsrtp2-dev libopus-dev
       clang libclang-rt-14-dev python3 python3-jsonschema coturn
-      chromium firefox-esr iproute2)
+      chromium firefox-esr iproute2
+      systemd dpkg-dev file python3-yaml prometheus)
+# prometheus: only for promtool (check config/rules, test rules). Debian has
+# no promtool-only package; this one is ~96 MB installed with its web assets.
+# Its init script may start a Prometheus server on :9090 where no
+# policy-rc.d forbids it; no test uses that port.
 
 bench=(coturn gnuplot-nox python3)
 

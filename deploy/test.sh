@@ -4,9 +4,12 @@
 #   2. the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer,
 #   3. the browser tests: the web client in Chromium and Firefox ESR against
 #      the real relay and signaling (tests/browser/README.md),
-#   4. every libFuzzer harness for a short run (QR_FUZZ_SECONDS, default 20).
-# Set QR_SKIP_SANITIZE=1, QR_SKIP_BROWSER=1 or QR_SKIP_FUZZ=1 to leave a stage
-# out locally.
+#   4. every libFuzzer harness for a short run (QR_FUZZ_SECONDS, default 20),
+#   5. the deployment files: default configs start the daemons, .deb packages,
+#      systemd units, Kubernetes manifests, Prometheus rules, Grafana
+#      (deploy/validate.sh; with CI=true it also installs and purges the debs).
+# Set QR_SKIP_SANITIZE=1, QR_SKIP_BROWSER=1, QR_SKIP_FUZZ=1 or QR_SKIP_DEPLOY=1
+# to leave a stage out locally.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,5 +42,9 @@ if [ "${QR_SKIP_FUZZ:-0}" != 1 ]; then
     cmake -S . -B build-fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DQR_FUZZ=ON >/dev/null
     cmake --build build-fuzz
     tests/fuzz/run.sh build-fuzz "${QR_FUZZ_SECONDS:-20}"
+fi
+if [ "${QR_SKIP_DEPLOY:-0}" != 1 ]; then
+    echo "== deployment files =="
+    deploy/validate.sh build
 fi
 echo "== all tests passed =="
