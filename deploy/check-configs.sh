@@ -13,6 +13,11 @@
 # another branch: while `quietroom-signal --help` does not list --ops-listen,
 # exactly those three keys are commented out, and health is read on the
 # public listener instead (which answers /healthz and /readyz too).
+#
+# Then the same for the Kubernetes ConfigMaps and container args of
+# deploy/k8s/ (relay.yaml, signaling.yaml), with the pod's mount paths moved
+# into the temporary directory, $(NODE_IP) = 127.0.0.1, free ports, and the
+# placeholders an operator replaces (relay lines, EHR keys) filled in.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -123,4 +128,71 @@ for _ in $(seq 1 100); do
 done
 case $body in *'"relays_healthy": 1'*|*'"relays_healthy":1'*) ;; *) fail "signal never reached relay-1: $body" ;; esac
 echo "signal: relay-1 from signal.ini is healthy"
+
+# --- the Kubernetes ConfigMaps and args --------------------------------------
+for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+wait 2>/dev/null || true; pids=()
+k=$tmp/k8s
+mkdir -p "$k/etc/secret" "$k/etc/ops" "$k/etc/audit" "$k/etc/tls" "$k/etc/ehr" "$k/var/relay" "$k/var/signal"
+chmod 0700 "$k/var/relay" "$k/var/signal"
+cp -p "$tmp/etc/relay.secret" "$k/etc/secret/"; cp -p "$tmp/etc/ops.token" "$k/etc/ops/"
+cp -p "$tmp/etc/audit.key" "$k/etc/audit/"; cp -p "$tmp/etc/ehr.jwks.json" "$k/etc/ehr/"
+cp -p "$tmp/etc/tls/fullchain.pem" "$k/etc/tls/tls.crt"; cp -p "$tmp/etc/tls/privkey.pem" "$k/etc/tls/tls.key"
+media=$(free_port udp); control=$(free_port tcp); relay_ops=$(free_port tcp)
+https=$(free_port tcp); signal_ops=$(free_port tcp)
+kredirect() { # the pod's paths and ports -> this test's
+    sed -e "s#/etc/quietroom/#$k/etc/#g" -e "s#/var/lib/quietroom/#$k/var/#g" \
+        -e "s#:3478\b#:$media#g" -e "s#:7600\b#:$control#g" -e "s#:9600\b#:$relay_ops#g" \
+        -e "s#0\.0\.0\.0:8443#127.0.0.1:$https#" -e "s#0\.0\.0\.0:9601#127.0.0.1:$signal_ops#"
+}
+# k8s_pod FILE CONFIGMAP KEY CONTAINER: writes the ConfigMap's file where the
+# container mounts it and prints the container's command and args, one a line,
+# with $(VAR) expanded as the kubelet does (NODE_IP, NODE_NAME, POD_NAME).
+k8s_pod() {
+    /usr/bin/python3 - "$@" <<'EOF2'
+import re, sys, yaml
+f, cm, key, cname = sys.argv[1:]
+docs = list(yaml.safe_load_all(open(f)))
+data = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == cm)["data"]
+w = next(d for d in docs if d["kind"] in ("DaemonSet", "Deployment"))
+c = next(c for c in w["spec"]["template"]["spec"]["containers"] if c["name"] == cname)
+mount = next(m for m in c["volumeMounts"] if m.get("subPath") == key)["mountPath"]
+env = {"NODE_IP": "127.0.0.1", "NODE_NAME": "test-node", "POD_NAME": "test-pod"}
+print(mount)
+sys.stdout.write(data[key].replace("\n", "\x01") + "\n")
+for a in c["command"] + c.get("args", []):
+    print(re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a))
+EOF2
+}
+# Relay
+mapfile -t lines < <(k8s_pod deploy/k8s/relay.yaml quietroom-relay relay.conf relay)
+conf=$(kredirect <<<"${lines[0]}"); tr '\001' '\n' <<<"${lines[1]}" | kredirect > "$conf"
+argv=(); for a in "${lines[@]:2}"; do argv+=("$(kredirect <<<"$a")"); done
+argv[0]=$relay_bin
+"${argv[@]}" > "$tmp/k8s-relay.log" 2>&1 &
+pids+=($!)
+body=$(wait_http "http://127.0.0.1:$relay_ops/healthz") || fail "k8s relay /healthz did not answer 200"
+wait_http "http://127.0.0.1:$relay_ops/readyz" >/dev/null || fail "k8s relay /readyz"
+curl -fsS -H "Authorization: Bearer $(cat "$k/etc/ops/ops.token")" "http://127.0.0.1:$relay_ops/metrics" \
+    >/dev/null || fail "k8s relay /metrics with the token"
+echo "k8s relay: ConfigMap + DaemonSet args start; /healthz $body, /readyz 200, /metrics with token"
+# Signaling: the relay lines and the EHR keys are the operator's to fill in.
+mapfile -t lines < <(k8s_pod deploy/k8s/signaling.yaml quietroom-signal signal.ini signal)
+conf=$(kredirect <<<"${lines[0]}")
+tr '\001' '\n' <<<"${lines[1]}" | kredirect | awk -v r="relay = relay-1 127.0.0.1:$control 127.0.0.1:$media" \
+    '/^relay = /{ if (!done) print r; done=1; next } {print}' > "$conf"
+[ -d /usr/share/quietroom/web ] || sed -i "s#^static-dir = .*#static-dir = $PWD/signaling/web#" "$conf"
+[ $ops = yes ] || sed -i -E 's/^(ops-listen|ops-token-file|drain-timeout) =/#&/' "$conf"
+argv=(); for a in "${lines[@]:2}"; do argv+=("$(kredirect <<<"$a")"); done
+argv[0]=$signal_bin
+"${argv[@]}" > "$tmp/k8s-signal.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do
+    body=$(curl -fsSk "https://127.0.0.1:$https/healthz" || true)
+    case $body in *'"relays_healthy": 1'*|*'"relays_healthy":1'*) break ;; esac
+    sleep 0.1
+done
+case $body in *'"relays_healthy": 1'*|*'"relays_healthy":1'*) ;; *) fail "k8s signal: $body" ;; esac
+[ -s "$k/var/signal/test-pod.jsonl" ] || fail "k8s signal wrote no audit log at --audit-log"
+echo "k8s signal: ConfigMap + Deployment args start; https /healthz $body"
 echo "check-configs: ok"
