@@ -17,8 +17,8 @@ test=(libcmocka-dev libnice-dev libglib2.0-dev libsrtp2-dev libopus-dev
       systemd dpkg-dev file python3-yaml prometheus)
 # prometheus: only for promtool (check config/rules, test rules). Debian has
 # no promtool-only package; this one is ~96 MB installed with its web assets.
-# Its init script may start a Prometheus server on :9090 where no
-# policy-rc.d forbids it; no test uses that port.
+# Its maintainer scripts would start a Prometheus server on :9090: the
+# install below runs under a policy-rc.d that forbids starting services.
 
 bench=(coturn gnuplot-nox python3)
 
@@ -46,5 +46,13 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Installing packages must not start daemons (prometheus, coturn): invoke-rc.d
+# and deb-systemd-invoke ask policy-rc.d, and 101 means "not allowed".
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+fi
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
