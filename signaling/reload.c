@@ -18,29 +18,32 @@
 #include "server.h"
 #include "tls.h"
 
+static void reload__needs_restart(const char *what)
+{
+    log_warn("reload: %s changed; that needs a restart (kept as it was)", what);
+}
+
 /* Settings built into running parts: a change waits for a restart. */
 static void reload__restart_only(const struct signal_config *old, const struct signal_config *nw)
 {
-    static const char *const fmt = "reload: %s changed; that needs a restart (kept as it was)";
-
     if (!netaddr_equal(&old->listen, &nw->listen))
-        log_warn(fmt, "listen");
+        reload__needs_restart("listen");
     if ((old->tls_cert[0] == '\0') != (nw->tls_cert[0] == '\0'))
-        log_warn(fmt, "tls-cert (on or off)");
+        reload__needs_restart("tls-cert (on or off)");
     if (old->n_relays != nw->n_relays ||
         memcmp(old->relays, nw->relays, sizeof(old->relays[0]) * old->n_relays) != 0)
-        log_warn(fmt, "relay");
+        reload__needs_restart("relay");
     if (old->ops != nw->ops || (old->ops && !netaddr_equal(&old->ops_listen, &nw->ops_listen)))
-        log_warn(fmt, "ops-listen");
+        reload__needs_restart("ops-listen");
     if (memcmp(&old->audit, &nw->audit, sizeof(old->audit)) != 0)
-        log_warn(fmt, "audit settings");
+        reload__needs_restart("audit settings");
     if (old->max_sessions != nw->max_sessions)
-        log_warn(fmt, "max-sessions");
+        reload__needs_restart("max-sessions");
     if (strcmp(old->issuer, nw->issuer) != 0 || strcmp(old->audience, nw->audience) != 0)
-        log_warn(fmt, "issuer or audience");
+        reload__needs_restart("issuer or audience");
     if (strcmp(old->static_dir, nw->static_dir) != 0 ||
         strcmp(old->ops_static_dir, nw->ops_static_dir) != 0)
-        log_warn(fmt, "static-dir");
+        reload__needs_restart("static-dir");
 }
 
 /* Timeouts and limits: plain values read where they are used. */
