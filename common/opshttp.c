@@ -22,6 +22,11 @@
 #define OPS_CHUNK 4096
 #define OPS_URI_MAX 256
 #define OPS_AUTH_MAX 512
+/* Every operator response: a dashboard page may load its own script, style
+ * and data, nothing else, and may not be framed. */
+#define OPS_CSP                                                                                    \
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "                \
+    "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 struct ops_pss {
     char *body;
@@ -118,7 +123,7 @@ static bool ops__authorized(struct lws *wsi, const struct ops_site *site)
 
 static int ops__headers(struct lws *wsi, const struct ops_response *r, bool challenge)
 {
-    unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf);
+    unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof(buf);
 
     if (lws_add_http_common_headers(wsi, (unsigned)r->status,
                                     r->content_type ? r->content_type : "text/plain", r->len, &p,
@@ -126,7 +131,12 @@ static int ops__headers(struct lws *wsi, const struct ops_response *r, bool chal
         lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                     (const unsigned char *)"no-store", 8, &p, end) ||
         lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:",
-                                    (const unsigned char *)"nosniff", 7, &p, end))
+                                    (const unsigned char *)"nosniff", 7, &p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"content-security-policy:",
+                                    (const unsigned char *)OPS_CSP, (int)strlen(OPS_CSP), &p,
+                                    end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"referrer-policy:",
+                                    (const unsigned char *)"no-referrer", 11, &p, end))
         return -1;
     if (challenge && lws_add_http_header_by_name(wsi, (const unsigned char *)"www-authenticate:",
                                                  (const unsigned char *)"Bearer", 6, &p, end))

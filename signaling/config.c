@@ -15,6 +15,9 @@
 #ifndef QR_DEFAULT_WEB_DIR
 #define QR_DEFAULT_WEB_DIR "/usr/share/quietroom/web"
 #endif
+#ifndef QR_DEFAULT_OPS_WEB_DIR
+#define QR_DEFAULT_OPS_WEB_DIR "/usr/share/quietroom/ops-web"
+#endif
 
 #define SIGNAL_DEFAULT_LISTEN "127.0.0.1:8443"
 
@@ -289,6 +292,42 @@ static int set_log_level(void *arg, const char *value, char *err, size_t errlen)
     return 0;
 }
 
+static int set_ops_listen(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    if (netaddr_parse(value, &cfg->ops_listen) != 0) {
+        snprintf(err, errlen, "ops-listen: \"%s\" is not ADDR:PORT or [V6ADDR]:PORT", value);
+        return -1;
+    }
+    cfg->ops = true;
+    return 0;
+}
+
+static int set_ops_token_file(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    return config_string(cfg->ops_token_file, sizeof(cfg->ops_token_file), value,
+                         "ops-token-file", err, errlen);
+}
+
+static int set_ops_static_dir(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    return config_string(cfg->ops_static_dir, sizeof(cfg->ops_static_dir), value,
+                         "ops-static-dir", err, errlen);
+}
+
+static int set_drain_timeout(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    return config_u32(value, 1, QR_DRAIN_TIMEOUT_MAX_S, "drain-timeout", &cfg->drain_timeout_s,
+                      err, errlen);
+}
+
 static const struct config_option signal_options[] = {
     {"listen", "ADDR:PORT", set_listen, "HTTPS/WSS address (default " SIGNAL_DEFAULT_LISTEN ")"},
     {"tls-cert", "FILE", set_tls_cert, "certificate chain (PEM); without it, loopback HTTP only"},
@@ -313,6 +352,13 @@ static const struct config_option signal_options[] = {
     {"max-sessions", "N", set_max_sessions, "sessions at once (10000)"},
     {"ready-file", "FILE", set_ready_file, "write the bound address as JSON once serving"},
     {"log-level", "LEVEL", set_log_level, "error, warn, info (default) or debug"},
+    {"ops-listen", "ADDR:PORT", set_ops_listen,
+     "operator HTTP: /metrics, /healthz, /readyz, /dashboard (off)"},
+    {"ops-token-file", "FILE", set_ops_token_file,
+     "bearer token for the operator listener (required off loopback)"},
+    {"ops-static-dir", "DIR", set_ops_static_dir,
+     "dashboard files (default " QR_DEFAULT_OPS_WEB_DIR ")"},
+    {"drain-timeout", "S", set_drain_timeout, "after SIGTERM, end what is left after S s (3600)"},
 };
 
 static void *signal__audit(void *cfg)
@@ -336,6 +382,8 @@ static void signal__defaults(struct signal_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     netaddr_parse(SIGNAL_DEFAULT_LISTEN, &cfg->listen);
     snprintf(cfg->static_dir, sizeof(cfg->static_dir), "%s", QR_DEFAULT_WEB_DIR);
+    snprintf(cfg->ops_static_dir, sizeof(cfg->ops_static_dir), "%s", QR_DEFAULT_OPS_WEB_DIR);
+    cfg->drain_timeout_s = QR_DRAIN_TIMEOUT_DEFAULT_S;
     cfg->waiting_timeout_s = 900;
     cfg->idle_timeout_s = 600;
     cfg->max_session_s = 4 * 3600;
@@ -368,6 +416,16 @@ static int signal__validate(struct signal_config *cfg, char *err, size_t errlen)
         cfg->audience[0] == '\0' || cfg->n_relays == 0 || cfg->relay_secret_file[0] == '\0') {
         snprintf(err, errlen, "required: origin, ehr-key or ehr-jwks, issuer, audience, relay, "
                               "relay-secret-file");
+        return -1;
+    }
+    /* Metrics and the dashboard are aggregate, but still nobody else's. */
+    if (cfg->ops && cfg->ops_token_file[0] == '\0' && !netaddr_is_loopback(&cfg->ops_listen)) {
+        snprintf(err, errlen, "ops-listen off loopback needs ops-token-file");
+        return -1;
+    }
+    if (cfg->ops && netaddr_port(&cfg->ops_listen) != 0 &&
+        netaddr_equal(&cfg->ops_listen, &cfg->listen)) {
+        snprintf(err, errlen, "ops-listen and listen must differ");
         return -1;
     }
     return 0;

@@ -1,5 +1,6 @@
 /* quietroom-signal configuration: options and the same keys in an INI file
- * (section [signal]). Read once at start-up, then read-only. */
+ * (section [signal]). Read at start-up, then read-only; a reload (SIGHUP)
+ * reads it whole again and applies what can change (reload.c). */
 #ifndef QUIETROOM_SIGNAL_CONFIG_H
 #define QUIETROOM_SIGNAL_CONFIG_H
 
@@ -58,6 +59,11 @@ struct signal_config {
     uint32_t max_participants;
     uint32_t max_sessions;
     int log_level;
+    bool ops;                        /* an operator listener is configured */
+    union netaddr ops_listen;
+    char ops_token_file[PATH_MAX];   /* "" : no token (loopback only) */
+    char ops_static_dir[PATH_MAX];   /* the dashboard's files */
+    uint32_t drain_timeout_s;        /* after the first SIGTERM */
 };
 
 enum signal_config_result { SIGNAL_CONFIG_OK, SIGNAL_CONFIG_EXIT, SIGNAL_CONFIG_ERROR };

@@ -84,14 +84,25 @@ void conn_send(struct conn *c, json_t *msg)
     lws_callback_on_writable(c->wsi);
 }
 
-void conn_error(struct conn *c, const char *code, const char *message, const char *field)
+static void conn__error(struct conn *c, const char *code, const char *message, const char *field)
 {
     json_t *m = json_pack("{s:s,s:s,s:s}", "type", "error", "code", code, "message", message);
 
     if (m != NULL && field != NULL)
         json_object_set_new(m, "field", json_string(field));
-    c->srv->stats.rejected++;
     conn_send(c, m);
+}
+
+void conn_error(struct conn *c, const char *code, const char *message, const char *field)
+{
+    stats_count(&c->srv->stats.rejected, code);
+    conn__error(c, code, message, field);
+}
+
+void conn_refuse(struct conn *c, const char *code, const char *message, const char *field)
+{
+    conn__error(c, code, message, field);
+    conn_close(c, CONN_CLOSE_AUTH, code);
 }
 
 void conn_close(struct conn *c, enum conn_close_code code, const char *reason)
@@ -120,8 +131,15 @@ int conn_on_receive(struct conn *c, const void *in, size_t len, bool final, cons
         c->rx_overflow = true;
         return 0;
     }
-    if (c->rx == NULL && (c->rx = malloc(max)) == NULL)
-        return -1;
+    /* max-message may have grown on a reload since the buffer was made. */
+    if (c->rx_cap < max) {
+        char *rx = realloc(c->rx, max);
+
+        if (rx == NULL)
+            return -1;
+        c->rx = rx;
+        c->rx_cap = max;
+    }
     memcpy(c->rx + c->rx_len, in, len);
     c->rx_len += len;
     if (!final)

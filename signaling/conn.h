@@ -34,7 +34,7 @@ struct conn {
     char addr[64];                  /* peer address, for the audit log */
     uint64_t opened_ms;
     char *rx;                       /* message being assembled */
-    size_t rx_len;
+    size_t rx_len, rx_cap;
     bool rx_overflow;               /* discarding the rest of an oversized message */
     struct conn_out *out_head, *out_tail;
     size_t out_bytes;
@@ -54,8 +54,11 @@ void conn_free(struct conn *c);
 /* Queues msg (consumed) for sending. A browser that stops reading is closed
  * once QR_SIGNAL_OUTQ_MAX bytes are queued. */
 void conn_send(struct conn *c, json_t *msg);
-/* Queues {"type":"error","code":code,"message":message[,"field":field]}. */
+/* Queues {"type":"error","code":code,"message":message[,"field":field]},
+ * counted as a rejected message. */
 void conn_error(struct conn *c, const char *code, const char *message, const char *field);
+/* The same for a refused token or resume secret, then closes (4401). */
+void conn_refuse(struct conn *c, const char *code, const char *message, const char *field);
 /* Closes after what is queued has been sent. */
 void conn_close(struct conn *c, enum conn_close_code code, const char *reason);
 

@@ -84,3 +84,24 @@ void events_simple(struct signal_server *srv, const char *type)
     audit_event_agent(ev, NULL, "signaling", true, NULL);
     events__emit(srv, ev);
 }
+
+void events_drain(struct signal_server *srv, unsigned sessions, uint32_t timeout_s)
+{
+    json_t *ev = audit_event("signal.drain", 'E', AUDIT_SUCCESS);
+
+    audit_event_agent(ev, NULL, "signaling", true, NULL);
+    audit_event_detail(ev, "sessions", json_integer((json_int_t)sessions));
+    audit_event_detail(ev, "timeout_s", json_integer((json_int_t)timeout_s));
+    events__emit(srv, ev);
+}
+
+void events_reload(struct signal_server *srv, json_t *changed, const char *reason)
+{
+    json_t *ev = audit_event("signal.reload", 'U', reason ? AUDIT_MINOR_FAILURE : AUDIT_SUCCESS);
+
+    audit_event_agent(ev, NULL, "signaling", true, NULL);
+    if (reason != NULL)
+        audit_event_reason(ev, reason);
+    audit_event_detail(ev, "changed", changed ? changed : json_array());
+    events__emit(srv, ev);
+}

@@ -3,6 +3,8 @@
 #ifndef QUIETROOM_SIGNAL_EVENTS_H
 #define QUIETROOM_SIGNAL_EVENTS_H
 
+#include <stdint.h>
+
 #include "quietroom/jwt.h"
 #include "session.h"
 
@@ -21,5 +23,10 @@ void events_participant(struct signal_server *srv, const struct participant *p, 
 void events_session_ended(struct signal_server *srv, const struct session *s, const char *reason,
                           const struct participant *by);
 void events_simple(struct signal_server *srv, const char *type);
+/* signal.drain: the first SIGTERM; how many visits are left, for how long. */
+void events_drain(struct signal_server *srv, unsigned sessions, uint32_t timeout_s);
+/* signal.reload: what changed (names, consumed), or why nothing did
+ * (reason non-NULL). Never a secret: key ids and fingerprints at most. */
+void events_reload(struct signal_server *srv, json_t *changed, const char *reason);
 
 #endif

@@ -1,6 +1,7 @@
 /* quietroom-signal: start-up (configuration, EHR keys, relay secret, audit
- * log, relays, the web server) and an orderly shutdown that tells every
- * browser and revokes every call at its relay. */
+ * log, relays, the web server, the operator listener), the signals (SIGTERM
+ * drains, a second one or SIGINT stops, SIGHUP reloads) and an orderly
+ * shutdown that tells every browser and revokes every call at its relay. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,45 +12,51 @@
 #include <libwebsockets.h>
 
 #include "events.h"
+#include "keys.h"
+#include "lifecycle.h"
+#include "ops.h"
 #include "quietroom/clock.h"
 #include "quietroom/log.h"
 #include "relays.h"
+#include "reload.h"
 #include "server.h"
 #include "session.h"
+#include "tls.h"
 #include "web.h"
 
 /* Set by the signal handler; the only state shared with it. */
-static volatile int signal_stop;
+static volatile sig_atomic_t signal_terms, signal_stop, signal_hup;
 static struct lws_context *signal_context;
 
 static void signal__on_signal(int sig)
 {
-    (void)sig;
-    signal_stop = 1;
+    if (sig == SIGTERM && signal_terms < 2)
+        signal_terms++;
+    else if (sig == SIGHUP)
+        signal_hup = 1;
+    else
+        signal_stop = 1;
     if (signal_context != NULL)
         lws_cancel_service(signal_context);
 }
 
-static int signal__keys(struct signal_server *srv)
+/* Takes the keys; the operator token goes to ops_start (token_out). */
+static int signal__keys(struct signal_server *srv, struct signal_keys *k)
 {
-    char err[256];
+    char err[512];
 
-    if ((srv->ehr_keys = jwt_keyset_new()) == NULL)
-        return -1;
-    for (unsigned i = 0; i < srv->cfg.n_ehr_keys; i++) {
-        const struct signal_ehr_key *k = &srv->cfg.ehr_keys[i];
-        int rc = k->jwks ? jwt_keyset_add_jwks(srv->ehr_keys, k->path, err, sizeof(err))
-                         : jwt_keyset_add_pem(srv->ehr_keys, k->kid, k->path, err, sizeof(err));
-
-        if (rc != 0) {
-            log_error("EHR key %s: %s", k->path, err);
-            return -1;
-        }
-    }
-    if (keyring_load(srv->cfg.relay_secret_file, &srv->relay_keys, err, sizeof(err)) != 0) {
-        log_error("relay secret: %s", err);
+    if (signal_keys_load(&srv->cfg, k, err, sizeof(err)) != 0) {
+        log_error("%s", err);
         return -1;
     }
+    srv->ehr_keys = k->ehr;
+    k->ehr = NULL;
+    memcpy(srv->ehr_digest, k->ehr_digest, sizeof(srv->ehr_digest));
+    srv->relay_keys = k->relay;
+    memset(&k->relay, 0, sizeof(k->relay));
+    if (k->cert != NULL && (srv->tls = tls_new(k->cert)) == NULL)
+        return -1;
+    k->cert = NULL;
     srv->roles[0] = "clinician";
     srv->roles[1] = "patient";
     srv->roles[2] = "interpreter";
@@ -65,7 +72,8 @@ static int signal__keys(struct signal_server *srv)
     return 0;
 }
 
-static int signal__init(struct signal_server *srv, int argc, char **argv, int *code)
+static int signal__init(struct signal_server *srv, int argc, char **argv, struct signal_keys *k,
+                        int *code)
 {
     char err[512];
     enum signal_config_result cr = signal_config_load(&srv->cfg, argc, argv, err, sizeof(err));
@@ -78,7 +86,10 @@ static int signal__init(struct signal_server *srv, int argc, char **argv, int *c
     }
     *code = 1;
     log_init("quietroom-signal", (enum log_level)srv->cfg.log_level);
-    if (signal__keys(srv) != 0)
+    srv->argc = argc;
+    srv->argv = argv;
+    stats_init(&srv->stats);
+    if (signal__keys(srv, k) != 0)
         return -1;
     if ((srv->replay = jwt_replay_new(QR_REPLAY_MAX)) == NULL ||
         (srv->sha256 = hmac_new(HMAC_SHA256)) == NULL ||
@@ -102,11 +113,11 @@ static int signal__init(struct signal_server *srv, int argc, char **argv, int *c
     return 0;
 }
 
-static int signal__ready_file(const struct signal_server *srv, int port)
+static int signal__ready_file(const struct signal_server *srv, int port, int ops_port)
 {
     char tmp[PATH_MAX + 8];
-    json_t *doc = json_pack("{s:i,s:b,s:i}", "port", port, "tls", srv->cfg.tls_cert[0] != '\0',
-                            "pid", (int)getpid());
+    json_t *doc = json_pack("{s:i,s:b,s:i,s:i}", "port", port, "tls", srv->cfg.tls_cert[0] != '\0',
+                            "pid", (int)getpid(), "ops_port", ops_port);
     int rc = -1;
 
     snprintf(tmp, sizeof(tmp), "%s.tmp", srv->cfg.ready_file);
@@ -129,6 +140,8 @@ static void signal__shutdown(struct signal_server *srv)
         log_error("%d revocation(s) could not be delivered before shutdown", pending);
     web_stop(srv);
     signal_context = NULL;
+    ops_free(srv);
+    tls_free(srv->tls);
     relays_free(srv->relays);
     sessions_free(srv->sessions);
     if (srv->audit != NULL) {
@@ -141,37 +154,78 @@ static void signal__shutdown(struct signal_server *srv)
     keyring_wipe(&srv->relay_keys);
 }
 
+/* The event loop, with the signals handled between rounds. Returns when
+ * the process should stop: asked to, or a drain is over. */
+static void signal__run(struct signal_server *srv)
+{
+    while (!signal_stop && signal_terms < 2) {
+        if (web_service(srv) != 0)
+            return;
+        if (signal_hup) {
+            signal_hup = 0;
+            reload_run(srv);
+        }
+        if (signal_terms == 1 && !srv->draining)
+            lifecycle_drain(srv);
+        if (lifecycle_drain_over(srv, clock_mono_ms()))
+            return;
+    }
+    log_info(srv->draining ? "stopping now, before the drain is over" : "stopping");
+}
+
+static int signal__serve(struct signal_server *srv, struct signal_keys *k)
+{
+    char err[256];
+    int port, ops_port;
+
+    if ((port = web_start(srv)) < 0)
+        return -1;
+    signal_context = srv->lws;
+    if ((ops_port = ops_start(srv, k->has_token ? k->ops_token : NULL, err, sizeof(err))) < 0) {
+        log_error("ops-listen: %s", err);
+        return -1;
+    }
+    if (srv->tls != NULL && !tls_attached(srv->tls))
+        log_warn("the TLS certificate cannot be reloaded (no certificate hook); SIGHUP keeps it");
+    log_info("serving %s on port %d; %u relay(s), %u EHR key(s)%s",
+             srv->cfg.tls_cert[0] ? "HTTPS/WSS" : "HTTP/WS (loopback only)", port,
+             srv->cfg.n_relays, jwt_keyset_count(srv->ehr_keys),
+             ops_port > 0 ? "; operator endpoints on" : "");
+    if (ops_port > 0)
+        log_info("operator port %d", ops_port);
+    if (srv->cfg.ready_file[0] != '\0' && signal__ready_file(srv, port, ops_port) != 0) {
+        log_error("ready file %s: %s", srv->cfg.ready_file, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct signal_server *srv = calloc(1, sizeof(*srv));
     struct sigaction sa = {.sa_handler = signal__on_signal};
-    int code = 1, port;
+    struct signal_keys keys;
+    int code = 1;
 
+    memset(&keys, 0, sizeof(keys));
     if (srv == NULL)
         return 1;
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    signal(SIGHUP, SIG_IGN); /* reload arrives with the operations work */
-    if (signal__init(srv, argc, argv, &code) != 0)
+    sigaction(SIGHUP, &sa, NULL);
+    if (signal__init(srv, argc, argv, &keys, &code) != 0)
         goto out;
     code = 1;
-    if ((port = web_start(srv)) < 0)
+    if (signal__serve(srv, &keys) != 0)
         goto out;
-    signal_context = srv->lws;
-    log_info("serving %s on port %d; %u relay(s), %u EHR key(s)",
-             srv->cfg.tls_cert[0] ? "HTTPS/WSS" : "HTTP/WS (loopback only)", port,
-             srv->cfg.n_relays, jwt_keyset_count(srv->ehr_keys));
-    if (srv->cfg.ready_file[0] != '\0' && signal__ready_file(srv, port) != 0) {
-        log_error("ready file %s: %s", srv->cfg.ready_file, strerror(errno));
-        goto out;
-    }
+    signal_keys_free(&keys);
     events_simple(srv, "signal.start");
-    web_run(srv, &signal_stop);
-    log_info("stopping");
+    signal__run(srv);
     code = 0;
 out:
+    signal_keys_free(&keys);
     signal__shutdown(srv);
     free(srv);
     return code;

@@ -1,4 +1,6 @@
-/* Media pairs: every two admitted people share a link on one relay. Each
+/* Media pairs: every two admitted people share a link on one relay, chosen
+ * when the pair is made and kept for its life (a draining relay still
+ * serves the sessions it carries, and both browsers must meet on it). Each
  * offer gets freshly derived relay credentials (so an ICE restart really
  * restarts), and every SDP is rewritten before the other browser sees it:
  * the receiver's relay credentials, relay candidates only. */
@@ -36,6 +38,7 @@ struct pair *media_pair_new(struct signal_server *srv, struct session *s, struct
     pr->a = a;
     pr->b = b;
     pr->relay = relay;
+    pr->created_ms = clock_mono_ms();
     snprintf(pr->relay_sid, sizeof(pr->relay_sid), "%s-%u", s->instance, ++s->next_pair);
     s->pairs[s->n_pairs++] = pr;
     return pr;
@@ -148,6 +151,12 @@ void media_on_answer(struct signal_server *srv, struct conn *c, const char *to, 
                    "to");
         return;
     }
-    if (media__forward(srv, c, pr, peer, CREDS_SIDE_A, "answer", sdp, len))
-        pr->offerer = NULL;
+    if (!media__forward(srv, c, pr, peer, CREDS_SIDE_A, "answer", sdp, len))
+        return;
+    pr->offerer = NULL;
+    if (!pr->setup_observed) {
+        pr->setup_observed = true;
+        metrics_histogram_observe(&srv->stats.setup,
+                                  (double)(clock_mono_ms() - pr->created_ms) / 1000.0);
+    }
 }

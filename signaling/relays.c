@@ -1,6 +1,6 @@
 /* Relay manager. Each relay's thread owns its control connection; the shared
- * fields (health, load, revocations) sit under one mutex that nobody holds
- * across a network call. */
+ * fields (health, stats, revocations, the keyring) sit under one mutex that
+ * nobody holds across a network call. */
 #include "relays.h"
 
 #include <pthread.h>
@@ -30,9 +30,12 @@ struct relay_state {
     pthread_t thread;
     bool started;
     /* Under owner->lock. */
+    bool tried;                         /* a first connection attempt was made */
     bool connected;
     uint64_t last_ok_ms;
-    uint32_t links_active, capacity;
+    bool have_stats, have_rates;
+    struct relaystat st;                /* the last reply, taken at last_ok_ms */
+    struct relayrates rates;            /* since the reply before */
     char error[160];
     struct revocation revs[RELAYS_REVOKED_MAX];
     unsigned n_revs;
@@ -44,7 +47,7 @@ struct relays {
     pthread_cond_t wake;      /* work for a relay thread, or stop */
     pthread_cond_t progress;  /* a revocation was answered */
     bool stopping;
-    struct keyring keys;
+    struct keyring keys;      /* replaced on reload; threads copy it to connect */
     struct audit_log *audit;
     unsigned n;
     struct relay_state st[SIGNAL_RELAYS_MAX];
@@ -52,7 +55,16 @@ struct relays {
 
 static bool relays__healthy(const struct relay_state *s, uint64_t now)
 {
-    return s->connected && s->capacity > 0 && now - s->last_ok_ms < 3 * QR_RELAY_POLL_MS;
+    return s->connected && s->have_stats && s->st.capacity > 0 &&
+           now - s->last_ok_ms < 3 * QR_RELAY_POLL_MS;
+}
+
+/* Takes new sessions: healthy, not draining, and not saying it is unready
+ * (a relay too old to say either way counts as ready). */
+static bool relays__ready(const struct relay_state *s, uint64_t now)
+{
+    return relays__healthy(s, now) && s->st.draining != RELAYSTAT_YES &&
+           s->st.ready != RELAYSTAT_NO;
 }
 
 static void relays__timedwait(struct relays *r, uint64_t wait_ms)
@@ -130,32 +142,60 @@ static int relays__send_one_revoke(struct relay_state *s, struct ctlclient *c)
     return rc;
 }
 
+/* Reads the relay's stats; parsing and rates are done before the lock is
+ * taken, so the event loop never waits on them. */
 static int relays__poll(struct relay_state *s, struct ctlclient *c)
 {
-    json_t *req = json_pack("{s:s}", "op", "stats"), *resp = NULL, *links;
+    json_t *req = json_pack("{s:s}", "op", "stats"), *resp = NULL, *stats;
     int rc = relays__call(s, c, req, &resp);
+    struct relaystat st, prev;
+    struct relayrates rates;
+    uint64_t now, prev_ms;
+    bool had;
 
     json_decref(req);
-    links = json_object_get(json_object_get(resp, "stats"), "links");
-    pthread_mutex_lock(&s->owner->lock);
-    if (rc == 0 && json_is_object(links)) {
-        s->links_active = (uint32_t)json_integer_value(json_object_get(links, "active"));
-        s->capacity = (uint32_t)json_integer_value(json_object_get(links, "capacity"));
-        s->last_ok_ms = clock_mono_ms();
+    now = clock_mono_ms();
+    stats = json_object_get(resp, "stats");
+    if (rc != 0 || !json_is_object(stats) || !json_is_true(json_object_get(resp, "ok"))) {
+        json_decref(resp);
+        return rc;
     }
-    pthread_mutex_unlock(&s->owner->lock);
+    relaystat_parse(stats, &st);
     json_decref(resp);
+    pthread_mutex_lock(&s->owner->lock);
+    had = s->have_stats;
+    prev = s->st;
+    prev_ms = s->last_ok_ms;
+    pthread_mutex_unlock(&s->owner->lock);
+    if (had)
+        relaystat_rates(&prev, prev_ms, &st, now, &rates);
+    pthread_mutex_lock(&s->owner->lock);
+    if (had && s->st.draining != RELAYSTAT_YES && st.draining == RELAYSTAT_YES)
+        log_info("relay %s is draining: no new sessions are placed on it", s->spec.name);
+    s->st = st;
+    s->have_stats = true;
+    s->have_rates = had;
+    if (had)
+        s->rates = rates;
+    s->last_ok_ms = now;
+    pthread_mutex_unlock(&s->owner->lock);
     return rc;
 }
 
 static struct ctlclient *relays__connect(struct relay_state *s)
 {
     char err[160];
-    struct ctlclient *c =
-        ctlclient_connect(s->spec.control, &s->owner->keys, QR_RELAY_CALL_TIMEOUT_MS, err,
-                          sizeof(err));
+    struct keyring keys;
+    struct ctlclient *c;
 
+    /* A copy: a reload may replace the keyring while we connect. */
     pthread_mutex_lock(&s->owner->lock);
+    keys = s->owner->keys;
+    pthread_mutex_unlock(&s->owner->lock);
+    c = ctlclient_connect(s->spec.control, &keys, QR_RELAY_CALL_TIMEOUT_MS, err, sizeof(err));
+    keyring_wipe(&keys);
+    pthread_mutex_lock(&s->owner->lock);
+    s->tried = true;
     if (c == NULL) {
         if (strcmp(s->error, err) != 0)
             log_warn("relay %s: %s", s->spec.name, err);
@@ -211,6 +251,7 @@ static void *relays__main(void *arg)
         if (rc != 0) {
             log_warn("relay %s: control connection lost: %s", s->spec.name, s->error);
             s->connected = false;
+            s->have_stats = s->have_rates = false;
             pthread_mutex_unlock(&r->lock);
             ctlclient_close(c);
             pthread_mutex_lock(&r->lock);
@@ -282,9 +323,9 @@ int relays_pick(struct relays *r)
         const struct relay_state *s = &r->st[i];
         double load;
 
-        if (!relays__healthy(s, now))
+        if (!relays__ready(s, now))
             continue;
-        load = (double)s->links_active / (double)s->capacity;
+        load = (double)(s->st.links > 0 ? s->st.links : 0) / (double)s->st.capacity;
         if (load < best_load) {
             best_load = load;
             best = (int)i;
@@ -347,6 +388,14 @@ int relays_flush(struct relays *r, int timeout_ms)
     return pending;
 }
 
+void relays_set_keys(struct relays *r, const struct keyring *kr)
+{
+    pthread_mutex_lock(&r->lock);
+    keyring_wipe(&r->keys);
+    r->keys = *kr;
+    pthread_mutex_unlock(&r->lock);
+}
+
 json_t *relays_status(struct relays *r)
 {
     json_t *arr = json_array();
@@ -355,17 +404,54 @@ json_t *relays_status(struct relays *r)
     pthread_mutex_lock(&r->lock);
     for (unsigned i = 0; i < r->n; i++) {
         const struct relay_state *s = &r->st[i];
+        bool healthy = relays__healthy(s, now);
 
-        json_array_append_new(arr, json_pack("{s:s,s:b,s:i,s:i,s:i}", "name", s->spec.name,
-                                             "healthy", relays__healthy(s, now), "links_active",
-                                             (int)s->links_active, "capacity", (int)s->capacity,
-                                             "revocations_pending", (int)s->n_unsent));
+        json_array_append_new(
+            arr, json_pack("{s:s,s:b,s:b,s:i,s:i,s:i}", "name", s->spec.name, "healthy", healthy,
+                           "draining", healthy && s->st.draining == RELAYSTAT_YES, "links_active",
+                           healthy ? (int)s->st.links : 0, "capacity",
+                           healthy ? (int)s->st.capacity : 0, "revocations_pending",
+                           (int)s->n_unsent));
     }
     pthread_mutex_unlock(&r->lock);
     return arr;
 }
 
-bool relays_any_healthy(struct relays *r)
+unsigned relays_count(const struct relays *r)
 {
-    return relays_pick(r) >= 0;
+    return r->n;
+}
+
+void relays_view(struct relays *r, unsigned i, struct relays_view *out)
+{
+    const struct relay_state *s = &r->st[i];
+
+    memset(out, 0, sizeof(*out));
+    snprintf(out->name, sizeof(out->name), "%s", s->spec.name);
+    pthread_mutex_lock(&r->lock);
+    out->up = relays__healthy(s, clock_mono_ms());
+    out->have_stats = out->up;
+    out->have_rates = out->up && s->have_rates;
+    if (out->up)
+        out->st = s->st;
+    if (out->have_rates)
+        out->rates = s->rates;
+    out->revocations_pending = s->n_unsent;
+    pthread_mutex_unlock(&r->lock);
+}
+
+enum relays_readiness relays_readiness(struct relays *r)
+{
+    enum relays_readiness v = RELAYS_NONE;
+    uint64_t now = clock_mono_ms();
+    bool all_tried = true;
+
+    pthread_mutex_lock(&r->lock);
+    for (unsigned i = 0; i < r->n; i++) {
+        if (relays__ready(&r->st[i], now))
+            v = RELAYS_READY;
+        all_tried = all_tried && r->st[i].tried && (!r->st[i].connected || r->st[i].have_stats);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return v == RELAYS_NONE && !all_tried ? RELAYS_STARTING : v;
 }

@@ -1,7 +1,7 @@
 /* The relays signaling places calls on. One thread per relay keeps an
- * authenticated control connection, reads its load every QR_RELAY_POLL_MS
+ * authenticated control connection, reads its stats every QR_RELAY_POLL_MS
  * and sends revocations the moment they are asked for; the event loop only
- * reads a snapshot and queues work, it never waits on a relay. */
+ * reads copies and queues work, it never waits on a relay. */
 #ifndef QUIETROOM_SIGNAL_RELAYS_H
 #define QUIETROOM_SIGNAL_RELAYS_H
 
@@ -13,6 +13,7 @@
 #include "config.h"
 #include "quietroom/audit.h"
 #include "quietroom/keyring.h"
+#include "relaystat.h"
 
 struct relays;
 
@@ -22,7 +23,8 @@ struct relays *relays_start(const struct signal_relay_spec *specs, unsigned n,
                             const struct keyring *kr, struct audit_log *audit);
 void relays_free(struct relays *r);
 
-/* The healthy relay with the lowest load, or -1 if none is healthy. */
+/* The relay for a new media pair: the healthy relay with the lowest load
+ * that is not draining, or -1 if there is none. A pair keeps its relay. */
 int relays_pick(struct relays *r);
 /* The media candidates of relay i (immutable). */
 const struct signal_relay_spec *relays_spec(const struct relays *r, int i);
@@ -33,9 +35,32 @@ void relays_revoke(struct relays *r, int i, const char *sid, uint32_t until_s);
 /* Blocks until every queued revocation has been answered or timeout_ms has
  * passed (tests and shutdown). Returns the number still pending. */
 int relays_flush(struct relays *r, int timeout_ms);
+/* Replaces the keyring (configuration reload): control connections made
+ * from now on authenticate with it; open ones stay as they are. Copied. */
+void relays_set_keys(struct relays *r, const struct keyring *kr);
+
 /* Health and load of each relay, for /healthz and logs. */
 json_t *relays_status(struct relays *r);
-/* True if at least one relay is healthy. */
-bool relays_any_healthy(struct relays *r);
+
+/* What is known of one relay now: a copy, for /metrics and the dashboard.
+ * No addresses: the name is the operator's label from the configuration. */
+struct relays_view {
+    char name[SIGNAL_RELAY_NAME_MAX];
+    bool up;                    /* control connection up and answering */
+    bool have_stats;            /* st holds a reply */
+    bool have_rates;            /* rates span two replies */
+    struct relaystat st;
+    struct relayrates rates;
+    unsigned revocations_pending;
+};
+unsigned relays_count(const struct relays *r);
+void relays_view(struct relays *r, unsigned i, struct relays_view *out);
+
+enum relays_readiness {
+    RELAYS_STARTING,            /* a relay has not been tried yet */
+    RELAYS_NONE,                /* none is healthy and ready */
+    RELAYS_READY,
+};
+enum relays_readiness relays_readiness(struct relays *r);
 
 #endif

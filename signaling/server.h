@@ -1,5 +1,7 @@
 /* The signaling process: configuration, token verification, relay access,
- * audit log and the session registry, passed by pointer (no globals). */
+ * audit log, the session registry, counters and lifecycle, passed by
+ * pointer (no globals). Everything here belongs to the event-loop thread,
+ * except what relays.c and the audit writer guard themselves. */
 #ifndef QUIETROOM_SIGNAL_SERVER_H
 #define QUIETROOM_SIGNAL_SERVER_H
 
@@ -8,31 +10,26 @@
 
 #include "config.h"
 #include "quietroom/audit.h"
+#include "stats.h"
 #include "quietroom/hmac.h"
 #include "quietroom/jwt.h"
 #include "quietroom/keyring.h"
 
 struct lws_context;
+struct ops_state;
 struct relays;
 struct sessions;
+struct tls_state;
 struct web_state;
 
-/* Counters for logs and, later, metrics. Main thread only. */
-struct signal_stats {
-    uint64_t connections;
-    uint64_t auth_ok;
-    uint64_t auth_failed;
-    uint64_t messages;
-    uint64_t rejected;          /* protocol errors, rate limits, oversize */
-    uint64_t candidates_dropped;
-    uint64_t sdp_rewritten;
-};
-
 struct signal_server {
-    struct signal_config cfg;            /* read-only once loaded */
+    struct signal_config cfg;            /* read-only between reloads */
+    int argc;                            /* the command line, read again on reload */
+    char **argv;
     struct lws_context *lws;
     struct web_state *web;
     struct jwt_keyset *ehr_keys;
+    uint8_t ehr_digest[32];              /* of the key files: did a reload change them? */
     struct jwt_replay *replay;
     struct jwt_policy policy;
     const char *roles[5];
@@ -42,7 +39,11 @@ struct signal_server {
     struct audit_log *audit;             /* NULL when not configured */
     struct sessions *sessions;
     struct signal_stats stats;
+    struct ops_state *ops;               /* operator listener; NULL when off */
+    struct tls_state *tls;               /* the public certificate; NULL without TLS */
     uint64_t started_ms;
+    bool draining;                       /* after the first SIGTERM */
+    uint64_t drain_started_ms;
     bool stopping;
 };
 

@@ -102,6 +102,23 @@ unsigned sessions_count(const struct sessions *ss)
     return ss->count;
 }
 
+void sessions_census(const struct sessions *ss, struct sessions_census *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->sessions = ss->count;
+    for (uint32_t i = 0; i < ss->max && out->sessions > 0; i++) {
+        const struct session *s = ss->slots[i];
+
+        for (unsigned j = 0; s != NULL && j < s->n_people; j++) {
+            const struct participant *p = s->people[j];
+
+            out->waiting += p->state == P_WAITING;
+            if (p->conn != NULL && (unsigned)p->role < ROLE_COUNT)
+                out->connected[p->role]++;
+        }
+    }
+}
+
 static struct session *sessions__find(struct sessions *ss, const char *sid)
 {
     struct sessions__key k = {ss, sid};
@@ -283,6 +300,7 @@ static void session__end(struct signal_server *srv, struct session *s, const cha
                          const struct participant *by)
 {
     events_session_ended(srv, s, reason, by);
+    stats_count(&srv->stats.ended, reason);
     while (s->n_pairs > 0)
         media_pair_end(srv, s, s->pairs[s->n_pairs - 1]);
     while (s->n_people > 0)
@@ -352,26 +370,14 @@ static void session__admit(struct signal_server *srv, struct participant *p,
 
 /* --- authentication ------------------------------------------------------------ */
 
-static enum jwt_error session__verify(struct signal_server *srv, const char *token,
-                                      struct jwt_claims *cl)
-{
-    int64_t now = (int64_t)clock_wall_s();
-    enum jwt_error e = jwt_verify(srv->ehr_keys, &srv->policy, token, strlen(token), now, cl);
-
-    if (e == JWT_OK)
-        e = jwt_replay_check(srv->replay, cl->iss, cl->jti, cl->exp, now);
-    return e;
-}
-
 /* A token or resume secret was refused: say why, then close. */
 static void session__refuse(struct signal_server *srv, struct conn *c, const char *code,
                             const char *message, const char *field,
                             const struct jwt_claims *claims)
 {
-    srv->stats.auth_failed++;
+    stats_count(&srv->stats.auth, code);
     events_auth_failed(srv, c->addr, code, claims);
-    conn_error(c, code, message, field);
-    conn_close(c, CONN_CLOSE_AUTH, code);
+    conn_refuse(c, code, message, field);
 }
 
 static struct participant *session__join(struct signal_server *srv, struct conn *c,
@@ -381,6 +387,8 @@ static struct participant *session__join(struct signal_server *srv, struct conn 
     struct session *s = sessions__open(srv->sessions, cl->sid, &created);
     struct participant *p;
 
+    if (created)
+        srv->stats.sessions_started++;
     if (s == NULL || s->n_people >= srv->cfg.max_participants ||
         (p = calloc(1, sizeof(*p))) == NULL) {
         session__refuse(srv, c, s == NULL ? "server_busy" : "session_full",
@@ -419,13 +427,33 @@ static void session__welcome(struct signal_server *srv, struct participant *p, c
                                (json_int_t)srv->cfg.max_session_s));
 }
 
+/* While draining, only people of visits already here may join: checked
+ * before the token's jti is spent, so the same link works on the next
+ * server. */
+static bool session__draining_refuses(struct signal_server *srv, const char *sid)
+{
+    return srv->draining && sessions__find(srv->sessions, sid) == NULL;
+}
+
 static void session__auth(struct signal_server *srv, struct conn *c, const struct msg *m)
 {
+    int64_t now = (int64_t)clock_wall_s();
     struct jwt_claims cl;
-    enum jwt_error e = session__verify(srv, m->token, &cl);
+    enum jwt_error e =
+        jwt_verify(srv->ehr_keys, &srv->policy, m->token, strlen(m->token), now, &cl);
     struct participant *p;
-    int role;
+    int role = -1;
 
+    if (e == JWT_OK && (role = role_parse(cl.role)) < 0)
+        e = JWT_ERR_ROLE_NOT_ALLOWED;
+    if (e == JWT_OK && session__draining_refuses(srv, cl.sid)) {
+        session__refuse(srv, c, "server_draining",
+                        "this server is shutting down and takes no new visits; connect again",
+                        NULL, &cl);
+        return;
+    }
+    if (e == JWT_OK)
+        e = jwt_replay_check(srv->replay, cl.iss, cl.jti, cl.exp, now);
     if (e != JWT_OK) {
         bool signed_ok = e >= JWT_ERR_WRONG_ISSUER && e != JWT_ERR_MISSING_CLAIM &&
                          e != JWT_ERR_BAD_CLAIM;
@@ -435,15 +463,10 @@ static void session__auth(struct signal_server *srv, struct conn *c, const struc
                         signed_ok ? &cl : NULL);
         return;
     }
-    if ((role = role_parse(cl.role)) < 0) {
-        session__refuse(srv, c, jwt_error_code(JWT_ERR_ROLE_NOT_ALLOWED),
-                        jwt_error_message(JWT_ERR_ROLE_NOT_ALLOWED), NULL, &cl);
-        return;
-    }
     if ((p = session__join(srv, c, &cl, (enum role)role)) == NULL)
         return;
     lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
-    srv->stats.auth_ok++;
+    stats_count(&srv->stats.auth, "ok");
     events_auth_ok(srv, p, "token");
     session__welcome(srv, p, "welcome");
     if (p->role == ROLE_CLINICIAN) {
@@ -498,7 +521,7 @@ static void session__resume(struct signal_server *srv, struct conn *c, const str
     if (p->role == ROLE_CLINICIAN)
         p->s->no_clinician_since_ms = 0;
     lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
-    srv->stats.auth_ok++;
+    stats_count(&srv->stats.auth, "resumed");
     events_auth_ok(srv, p, "resume");
     events_participant(srv, p, "participant.resumed", NULL, NULL);
     session__welcome(srv, p, "resumed");
@@ -587,8 +610,10 @@ static void on_leave(struct signal_server *srv, struct conn *c, const struct msg
     (void)m;
     events_participant(srv, p, "participant.left", NULL, NULL);
     session__drop(srv, p, "left", "left", CONN_CLOSE_NORMAL);
-    if (s->n_people == 0)
+    if (s->n_people == 0) {
+        stats_count(&srv->stats.ended, "empty");
         sessions__close(srv->sessions, s);
+    }
 }
 
 static void on_offer(struct signal_server *srv, struct conn *c, const struct msg *m)
@@ -751,8 +776,10 @@ static void session__tick_one(struct signal_server *srv, struct session *s, uint
         events_participant(srv, p, "participant.timeout", why, NULL);
         session__drop(srv, p, "removed", why, CONN_CLOSE_TIMEOUT);
     }
-    if (s->n_people == 0)
+    if (s->n_people == 0) {
+        stats_count(&srv->stats.ended, "empty");
         sessions__close(srv->sessions, s);
+    }
 }
 
 void session_tick(struct signal_server *srv, uint64_t now_ms)

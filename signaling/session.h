@@ -41,7 +41,9 @@ struct participant {
 struct pair {
     struct participant *a, *b;          /* a makes the first offer */
     char relay_sid[48];                 /* the relay-side session of this pair */
-    int relay;
+    int relay;                          /* chosen at creation, kept for life */
+    uint64_t created_ms;                /* monotonic: the two were brought together */
+    bool setup_observed;                /* the first answer was timed */
     struct participant *offerer;        /* who sent the offer now awaiting an answer */
     bool have_creds;
     struct creds_link creds;            /* side a: offerer's leg, side b: answerer's */
@@ -74,6 +76,14 @@ void sessions_end_all(struct signal_server *srv, const char *reason);
 /* Frees the registry (end the sessions first). */
 void sessions_free(struct sessions *ss);
 unsigned sessions_count(const struct sessions *ss);
+
+/* Aggregates for /metrics and the dashboard (a scan of the registry). */
+struct sessions_census {
+    unsigned sessions;
+    unsigned waiting;                   /* people in waiting rooms */
+    unsigned connected[ROLE_COUNT];     /* people with an open connection */
+};
+void sessions_census(const struct sessions *ss, struct sessions_census *out);
 
 /* Entry points from the WebSocket layer. */
 void session_on_message(struct signal_server *srv, struct conn *c, const char *buf, size_t len);

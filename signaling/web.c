@@ -1,7 +1,8 @@
-/* libwebsockets glue. Two protocols: "http" serves files and /healthz (and
- * refuses WebSocket upgrades that do not name ours), "quietroom.v1" is the
- * signaling WebSocket at /ws. Every response carries a strict CSP and
- * Referrer-Policy: no-referrer. */
+/* libwebsockets glue. Two protocols: "http" serves files, /healthz and
+ * /readyz (and refuses WebSocket upgrades that do not name ours),
+ * "quietroom.v1" is the signaling WebSocket at /ws. Every response carries a
+ * strict CSP and Referrer-Policy: no-referrer. The operator listener, when
+ * configured, is one more vhost of the same context (ops.c). */
 #include "web.h"
 
 #include <stdlib.h>
@@ -10,17 +11,19 @@
 #include <libwebsockets.h>
 
 #include "conn.h"
+#include "lifecycle.h"
 #include "quietroom/clock.h"
 #include "quietroom/log.h"
-#include "relays.h"
 #include "server.h"
 #include "session.h"
+#include "tls.h"
 
 #define WEB_HTTP_BODY_MAX 512
 
 struct web_http_pss {
     char body[WEB_HTTP_BODY_MAX];
     size_t len;
+    unsigned status;
 };
 
 struct web_ws_pss {
@@ -55,27 +58,40 @@ static int web__check_upgrade(struct signal_server *srv, struct lws *wsi)
     return -1;
 }
 
-static void web__health(struct signal_server *srv, struct web_http_pss *pss)
+static void web__body(struct web_http_pss *pss, unsigned status, const char *text)
 {
-    json_t *relays = relays_status(srv->relays), *doc, *r;
-    int healthy = 0;
-    char *text;
-    size_t i;
-
-    json_array_foreach(relays, i, r)
-    {
-        healthy += json_is_true(json_object_get(r, "healthy"));
-    }
-    json_decref(relays);
-    doc = json_pack("{s:s,s:i,s:i}", "status", "ok", "relays_healthy", healthy, "sessions",
-                    (int)sessions_count(srv->sessions));
-    text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-    json_decref(doc);
+    pss->status = status;
     pss->len = text ? strlen(text) : 0;
     if (pss->len >= sizeof(pss->body))
         pss->len = 0;
     memcpy(pss->body, text ? text : "", pss->len);
-    free(text);
+}
+
+/* /healthz: the process serves (we are answering); /readyz: it takes new
+ * visits. Both are for probes and carry nothing but aggregates. */
+static int web__probe(struct signal_server *srv, const char *uri, struct web_http_pss *pss,
+                      const char **ct)
+{
+    const char *why;
+    char *text;
+
+    if (strcmp(uri, "/healthz") == 0) {
+        text = lifecycle_health_json(srv);
+        web__body(pss, text ? HTTP_STATUS_OK : HTTP_STATUS_INTERNAL_SERVER_ERROR, text);
+        free(text);
+        *ct = "application/json";
+        return 0;
+    }
+    if (strcmp(uri, "/readyz") == 0) {
+        char line[64];
+
+        why = lifecycle_unready(srv);
+        snprintf(line, sizeof(line), "%s\n", why ? why : "ready");
+        web__body(pss, why ? HTTP_STATUS_SERVICE_UNAVAILABLE : HTTP_STATUS_OK, line);
+        *ct = "text/plain";
+        return 0;
+    }
+    return -1;
 }
 
 /* Dynamic endpoints; `in` of a callback mount is relative to the mount, so
@@ -85,13 +101,13 @@ static int web__http_request(struct lws *wsi, struct web_http_pss *pss)
     unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
                                         *end = buf + sizeof(buf) - 1;
     char uri[64] = "";
+    const char *ct = "text/plain";
 
     lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
-    if (strcmp(uri, "/healthz") != 0)
+    if (web__probe(web__server(wsi), uri, pss, &ct) != 0)
         return lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, NULL) ||
                lws_http_transaction_completed(wsi);
-    web__health(web__server(wsi), pss);
-    if (lws_add_http_common_headers(wsi, HTTP_STATUS_OK, "application/json", pss->len, &p, end) ||
+    if (lws_add_http_common_headers(wsi, pss->status, ct, pss->len, &p, end) ||
         lws_add_http_header_by_name(wsi, (unsigned char *)"cache-control:",
                                     (unsigned char *)"no-store", 8, &p, end) ||
         lws_finalize_write_http_header(wsi, start, &p, end))
@@ -110,6 +126,15 @@ static int web__http_cb(struct lws *wsi, enum lws_callback_reasons reason, void 
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         log_info("websocket refused: no \"%s\" subprotocol", WEB_WS_PROTOCOL);
         return -1;
+    case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS: {
+        /* The listener's SSL_CTX, once: from here on each handshake takes
+         * the current certificate (tls.c), so a reload can swap it. */
+        struct signal_server *srv = lws_vhost_user((struct lws_vhost *)in);
+
+        if (srv != NULL && srv->tls != NULL)
+            tls_attach(srv->tls, user);
+        return 0;
+    }
     case LWS_CALLBACK_HTTP:
         return web__http_request(wsi, pss);
     case LWS_CALLBACK_HTTP_WRITEABLE:
@@ -153,7 +178,8 @@ static int web__ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *u
     case LWS_CALLBACK_ESTABLISHED:
         if ((pss->c = conn_new(srv, wsi)) == NULL)
             return -1;
-        srv->stats.connections++;
+        srv->stats.ws_opened++;
+        srv->stats.ws_open++;
         /* Authenticate in time or be dropped (cleared on success). */
         lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, QR_SIGNAL_AUTH_TIMEOUT_MS / 1000);
         return 0;
@@ -163,6 +189,7 @@ static int web__ws_cb(struct lws *wsi, enum lws_callback_reasons reason, void *u
         return pss->c ? conn_on_writeable(pss->c) : -1;
     case LWS_CALLBACK_CLOSED:
         if (pss->c != NULL) {
+            srv->stats.ws_open--;
             session_on_close(srv, pss->c);
             conn_free(pss->c);
             pss->c = NULL;
@@ -214,6 +241,7 @@ struct web_state {
     lws_sorted_usec_list_t tick;
     struct lws_http_mount mount_files;
     struct lws_http_mount mount_health;
+    struct lws_http_mount mount_ready;
     struct lws_protocol_vhost_options hdr_sts;
     struct signal_server *srv;
 };
@@ -222,13 +250,23 @@ static void web__tick(lws_sorted_usec_list_t *sul)
 {
     struct web_state *ws = lws_container_of(sul, struct web_state, tick);
 
-    session_tick(ws->srv, clock_mono_ms());
+    uint64_t now = clock_mono_ms();
+
+    session_tick(ws->srv, now);
+    stats_tick(&ws->srv->stats, now);
     lws_sul_schedule(ws->srv->lws, 0, &ws->tick, web__tick, QR_SIGNAL_TICK_MS * LWS_US_PER_MS);
 }
 
 static void web__mounts(struct web_state *ws, const struct signal_config *cfg)
 {
+    memset(&ws->mount_ready, 0, sizeof(ws->mount_ready));
+    ws->mount_ready.mountpoint = "/readyz";
+    ws->mount_ready.mountpoint_len = (unsigned char)strlen("/readyz");
+    ws->mount_ready.origin = "http";
+    ws->mount_ready.protocol = "http";
+    ws->mount_ready.origin_protocol = LWSMPRO_CALLBACK;
     memset(&ws->mount_health, 0, sizeof(ws->mount_health));
+    ws->mount_health.mount_next = &ws->mount_ready;
     ws->mount_health.mountpoint = "/healthz";
     ws->mount_health.mountpoint_len = (unsigned char)strlen("/healthz");
     ws->mount_health.origin = "http";
@@ -290,12 +328,9 @@ int web_start(struct signal_server *srv)
     return lws_get_vhost_listen_port(vh);
 }
 
-void web_run(struct signal_server *srv, volatile int *stop)
+int web_service(struct signal_server *srv)
 {
-    while (!*stop) {
-        if (lws_service(srv->lws, 0) < 0)
-            break;
-    }
+    return lws_service(srv->lws, 0) < 0 ? -1 : 0;
 }
 
 void web_stop(struct signal_server *srv)

@@ -27,6 +27,7 @@ export const ERROR_TEXT = {
     token_replay_cache_full: 'The video service is very busy right now. Please try again in a few minutes.',
     session_full: 'This visit already has as many participants as it allows.',
     server_busy: 'The video service is very busy right now. Please try again in a few minutes.',
+    server_draining: 'This video server is restarting for maintenance. Please open your visit link again; it still works.',
     resume_invalid: 'We could not reconnect you to the visit. Please open a new link from your clinic to join again.',
     // Message errors (the connection stays open)
     bad_json: 'Something went wrong talking to the server. Please reload the page if the problem continues.',
@@ -62,7 +63,7 @@ export const FATAL_CODES = new Set([
     'token_wrong_issuer', 'token_wrong_audience', 'token_expired', 'token_not_yet_valid',
     'token_issued_in_future', 'token_lifetime_too_long', 'token_missing_claim', 'token_bad_claim',
     'token_role_not_allowed', 'token_replayed', 'token_replay_cache_full', 'session_full',
-    'server_busy', 'resume_invalid', 'message_too_large',
+    'server_busy', 'server_draining', 'resume_invalid', 'message_too_large',
 ]);
 
 /* Why someone is sent away: `declined`, `removed`, `ended` messages. */
@@ -104,6 +105,7 @@ export function errorTitle(code) {
     if (code === 'token_not_yet_valid' || code === 'token_issued_in_future') return 'This link is not active yet';
     if (code === 'session_full') return 'This visit is full';
     if (code === 'server_busy' || code === 'token_replay_cache_full') return 'The service is busy';
+    if (code === 'server_draining') return 'The service is restarting';
     if (code === 'resume_invalid') return 'We could not reconnect you';
     if (code && code.startsWith('token_') || code === 'auth_required') return 'This link cannot be used';
     return 'Something went wrong';

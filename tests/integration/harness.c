@@ -478,6 +478,7 @@ static int harness_signal_ready(struct signal_proc *s)
     if ((doc = json_load_file(ready, 0, &jerr)) == NULL)
         return -1;
     s->port = (int)json_integer_value(json_object_get(doc, "port"));
+    s->ops_port = (int)json_integer_value(json_object_get(doc, "ops_port"));
     json_decref(doc);
     return s->port > 0 ? 0 : -1;
 }
@@ -554,6 +555,18 @@ int signal_stop(struct signal_proc *s)
 
     s->pid = 0;
     s->exit_status = rc;
+    return rc;
+}
+
+int signal_wait_exit(struct signal_proc *s, int timeout_ms)
+{
+    struct relay_proc as_relay = {.pid = s->pid};
+    int rc = relay_wait(&as_relay, timeout_ms);
+
+    if (rc != -2) {
+        s->pid = 0;
+        s->exit_status = rc;
+    }
     return rc;
 }
 

@@ -100,6 +100,7 @@ struct signal_proc {
     pid_t pid;
     int exit_status;
     int port;
+    int ops_port;                   /* 0 without ops-listen */
     char dir[HARNESS_PATH / 2];
     char conf[HARNESS_PATH];
     char audit[HARNESS_PATH];
@@ -118,7 +119,12 @@ struct signal_proc {
  * sees the relay healthy. Returns 0 or -1. */
 int signal_start(struct signal_proc *s, const struct relay_proc *r, bool tls,
                  const char *const *extra);
+/* SIGTERM (a drain), then a second SIGTERM if it still runs 100 ms later
+ * (open sessions keep a drain going); waits. Like relay_stop. */
 int signal_stop(struct signal_proc *s);
+/* Waits up to timeout_ms for signaling to exit by itself (a drain that is
+ * over); returns its exit status, or -2 if it still runs. */
+int signal_wait_exit(struct signal_proc *s, int timeout_ms);
 /* Like relay_cleanup. */
 int signal_cleanup(struct signal_proc *s);
 /* GET path from the server; returns the whole response (status line and
