@@ -1,9 +1,8 @@
 /* A blocking WebSocket client for quietroomctl probe: one connection to
- * quietroom-signal, JSON text messages each way, TLS verified against a CA
- * file (or, on loopback only and when asked, not at all). libwebsockets runs
- * the connection on its own service thread; these functions may be called
- * from any other thread. Messages are never logged: they carry tokens and
- * SDP. */
+ * quietroom-signal, JSON text messages each way, TLS verified against the
+ * system store or a CA file. libwebsockets runs the connection on its own
+ * service thread; these functions may be called from any other thread.
+ * Messages are never logged: they carry tokens and SDP. */
 #ifndef QUIETROOM_CTL_WSCONN_H
 #define QUIETROOM_CTL_WSCONN_H
 
@@ -14,6 +13,7 @@
 
 #define WSCONN_HOST_MAX 256
 #define WSCONN_PATH_MAX 256
+#define WSCONN_ORIGIN_MAX (WSCONN_HOST_MAX + 32)
 
 /* Where a ws:// or wss:// URL points. */
 struct wsconn_target {
@@ -21,8 +21,6 @@ struct wsconn_target {
     char host[WSCONN_HOST_MAX];     /* name or address, IPv6 without brackets */
     int port;
     char path[WSCONN_PATH_MAX];     /* "/ws" when the URL has none */
-    bool literal_v6;
-    bool loopback;                  /* "localhost", 127.0.0.0/8 or ::1 */
 };
 
 /* Parses ws[s]://HOST[:PORT][/PATH]. No user info, query or fragment: a
@@ -30,16 +28,15 @@ struct wsconn_target {
 int wsconn_parse_url(const char *url, struct wsconn_target *t, char *err, size_t errlen);
 
 /* The Origin a browser on the signaling server's own page would send:
- * https://HOST[:PORT] for wss, http:// for ws (port as the URL gave it). */
-void wsconn_default_origin(const struct wsconn_target *t, const char *url, char *out,
-                           size_t len);
+ * https://HOST[:PORT] for wss, http:// for ws (the port only if not the
+ * scheme's default). */
+void wsconn_default_origin(const struct wsconn_target *t, char *out, size_t len);
 
 struct wsconn_opts {
     const struct wsconn_target *target;
     const char *origin;             /* Origin header */
     const char *protocol;           /* WebSocket subprotocol */
-    const char *ca_file;            /* trusted CAs (PEM) for wss */
-    bool insecure;                  /* wss without any certificate check: loopback only */
+    const char *ca_file;            /* trusted CAs (PEM) for wss; NULL: the system's */
 };
 
 struct wsconn;
@@ -48,7 +45,7 @@ struct wsconn;
  * with a reason in err (refused, unreachable, TLS, handshake). */
 struct wsconn *wsconn_open(const struct wsconn_opts *o, int timeout_ms, char *err,
                            size_t errlen);
-/* Says goodbye (close 1000) if still open, waits briefly, frees. NULL-safe. */
+/* Closes (1000) if still open, stops the service thread, frees. NULL-safe. */
 void wsconn_close(struct wsconn *c);
 
 /* Queues one JSON message (consumed). Its text is wiped once written: the
@@ -59,9 +56,5 @@ int wsconn_send_json(struct wsconn *c, json_t *msg);
 json_t *wsconn_recv(struct wsconn *c, int timeout_ms);
 /* True once closed; *code is the peer's close code (0 if none was sent). */
 bool wsconn_is_closed(struct wsconn *c, int *code);
-/* Waits up to timeout_ms for the server to close; true if it did. */
-bool wsconn_wait_closed(struct wsconn *c, int timeout_ms);
-/* Why the connection failed or closed, "" if it did not. */
-void wsconn_error(struct wsconn *c, char *out, size_t len);
 
 #endif
