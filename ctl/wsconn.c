@@ -229,6 +229,20 @@ static void wsconn__set_closed(struct wsconn *c, const char *why)
     pthread_mutex_unlock(&c->lock);
 }
 
+/* lws says "SSL err 1: error:00000001..." for a refused certificate; the
+ * detail (which check failed) is in its own error log line just before. */
+static void wsconn__connection_error(struct wsconn *c, const char *why)
+{
+    char text[160];
+
+    if (why != NULL && strstr(why, "SSL") != NULL)
+        snprintf(text, sizeof(text), "TLS handshake failed (certificate untrusted or not for "
+                                     "this host? see --ca): %s", why);
+    else
+        snprintf(text, sizeof(text), "%s", why != NULL ? why : "connection error");
+    wsconn__set_closed(c, text);
+}
+
 static void wsconn__peer_close(struct wsconn *c, const unsigned char *in, size_t len)
 {
     if (len < 2)
@@ -263,7 +277,7 @@ static int wsconn__cb(struct lws *wsi, enum lws_callback_reasons reason, void *u
         lws_callback_on_writable(wsi);
         break;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        wsconn__set_closed(c, in != NULL ? (const char *)in : "connection error");
+        wsconn__connection_error(c, in);
         break;
     case LWS_CALLBACK_CLIENT_RECEIVE:
         wsconn__received(c, wsi, in, len);

@@ -27,6 +27,7 @@
 struct world {
     struct relay_proc relay;
     struct signal_proc sig;
+    struct signal_proc sig_tls; /* a second signaling server, WSS only */
     char prom[HARNESS_PATH + 16];
     char url[64];
 };
@@ -46,7 +47,8 @@ static int group_setup(void **state)
     *state = w;
     if (w == NULL || relay_start(&w->relay, listen, NULL) != 0)
         return -1;
-    if (signal_start(&w->sig, &w->relay, false, NULL) != 0)
+    if (signal_start(&w->sig, &w->relay, false, NULL) != 0 ||
+        signal_start(&w->sig_tls, &w->relay, true, NULL) != 0)
         return -1;
     snprintf(w->prom, sizeof(w->prom), "%s/probe.prom", w->sig.dir);
     snprintf(w->url, sizeof(w->url), "ws://127.0.0.1:%d/ws", w->sig.port);
@@ -62,24 +64,32 @@ static int group_teardown(void **state)
         return 0;
     unlink(w->prom);
     rc |= signal_cleanup(&w->sig);
+    rc |= signal_cleanup(&w->sig_tls);
     rc |= relay_cleanup(&w->relay);
     free(w);
     return rc;
 }
 
-/* Runs `quietroomctl probe` against url with the test EHR key. */
-static void run_probe(struct world *w, const char *url, struct ctlrun *r)
+/* Runs `quietroomctl probe` against url with s's EHR key, trusting ca if
+ * not NULL. */
+static void run_probe_on(struct world *w, const struct signal_proc *s, const char *url,
+                         const char *ca, struct ctlrun *r)
 {
     char timeout[16];
-    char *argv[] = {QR_CTL_BIN, "probe", "--signal", (char *)url, "--key", w->sig.ehr_key,
+    char *argv[] = {QR_CTL_BIN, "probe", "--signal", (char *)url, "--key", (char *)s->ehr_key,
                     "--kid", "ehr-1", "--iss", TEST_ISSUER, "--aud", TEST_AUDIENCE,
                     "--origin", TEST_ORIGIN, "--seconds", PROBE_SECONDS, "--timeout", timeout,
-                    "--json", "--prometheus", w->prom, NULL};
+                    "--json", "--prometheus", w->prom, ca ? "--ca" : NULL, (char *)ca, NULL};
 
     snprintf(timeout, sizeof(timeout), "%d", PROBE_TIMEOUT_S);
     assert_int_equal(ctlrun(argv, PROBE_TIMEOUT_S + atoi(PROBE_SECONDS) + RUN_SLACK_S, r), 0);
     print_message("probe: exit %d after %.2f s\n%s%s", r->exit_code, r->seconds,
                   r->out ? r->out : "", r->err ? r->err : "");
+}
+
+static void run_probe(struct world *w, const char *url, struct ctlrun *r)
+{
+    run_probe_on(w, &w->sig, url, NULL, r);
 }
 
 /* Nothing that identifies a visit, a person or a credential in the output. */
@@ -172,6 +182,26 @@ static void test_probe_succeeds_against_the_local_system(void **state)
     ctlrun_free(&r);
 }
 
+/* WSS verifies the server's certificate: the harness's self-signed one is
+ * refused without --ca, and with it as --ca still refused, for it names no
+ * IP address (CN only) and the probe connects to 127.0.0.1. */
+static void test_probe_over_wss_refuses_an_unverifiable_certificate(void **state)
+{
+    struct world *w = *state;
+    struct ctlrun r;
+    char url[64];
+
+    snprintf(url, sizeof(url), "wss://127.0.0.1:%d/ws", w->sig_tls.port);
+    for (int with_ca = 0; with_ca < 2; with_ca++) {
+        run_probe_on(w, &w->sig_tls, url, with_ca ? w->sig_tls.cert : NULL, &r);
+        assert_int_equal(r.exit_code, 1);
+        assert_non_null(strstr(r.err, "failed at connect: clinician: TLS handshake failed"));
+        /* libwebsockets' own line says which check refused it: the CA file was read. */
+        assert_non_null(strstr(r.err, with_ca ? "IP address mismatch" : "self-signed"));
+        ctlrun_free(&r);
+    }
+}
+
 /* A failed run: non-zero, in time, one line on stderr naming the stage. */
 static json_t *expect_failure(struct world *w, const char *url, struct ctlrun *r)
 {
@@ -231,6 +261,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_probe_succeeds_against_the_local_system),
+        cmocka_unit_test(test_probe_over_wss_refuses_an_unverifiable_certificate),
         cmocka_unit_test(test_probe_fails_clearly_when_signaling_is_unreachable),
         cmocka_unit_test(test_probe_fails_clearly_when_the_relay_is_down),
     };
