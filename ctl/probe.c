@@ -325,13 +325,15 @@ static int probe__media(struct refclient *rc[2], uint32_t seconds, struct probe_
 
 /* Tokens and signaling up to an agreed SDP pair; the clients are made here. */
 static int probe__setup(const struct probe_opts *o, struct probe_party party[2],
-                        struct refclient *rc[2], uint64_t deadline_ms, struct probe_result *r)
+                        struct refclient *rc[2], uint64_t *joined_us, uint64_t deadline_ms,
+                        struct probe_result *r)
 {
     char *tok[2] = {NULL, NULL}, local[NI_MAXHOST];
     int ret = -1;
 
     if (probe__tokens(o, tok, r) != 0 || probe__local_address(o, local, sizeof(local), r) != 0)
         goto out;
+    *joined_us = clock_mono_us(); /* what an EHR does before this is not the call's setup */
     for (int i = 0; i < 2; i++) {
         if (probe_signal_join(o, &party[i], tok[i], deadline_ms, r) != 0)
             goto out;
@@ -351,13 +353,12 @@ int probe_run(const struct probe_opts *o, struct probe_result *r)
 {
     struct probe_party party[2] = {{.role = "clinician"}, {.role = "patient"}};
     struct refclient *rc[2] = {NULL, NULL};
-    uint64_t t0_us = clock_mono_us();
-    uint64_t deadline_ms = t0_us / 1000 + (uint64_t)o->timeout_s * 1000;
+    uint64_t joined_us = 0, deadline_ms = clock_mono_ms() + (uint64_t)o->timeout_s * 1000;
 
     memset(r, 0, sizeof(*r));
-    if (probe__setup(o, party, rc, deadline_ms, r) == 0 &&
+    if (probe__setup(o, party, rc, &joined_us, deadline_ms, r) == 0 &&
         probe__connect(party, rc, deadline_ms, r) == 0 &&
-        probe__first_media(party, rc, t0_us, deadline_ms, r) == 0)
+        probe__first_media(party, rc, joined_us, deadline_ms, r) == 0)
         probe__media(rc, o->seconds, r);
     probe_signal_leave(&party[0]);
     probe_signal_leave(&party[1]);
