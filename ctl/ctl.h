@@ -18,6 +18,8 @@ int cmd_relay_revoke(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_probe(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 /* Exit codes: 0 done, 1 failed, 2 usage error. */
 #define CTL_OK 0

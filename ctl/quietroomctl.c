@@ -22,6 +22,8 @@ static const struct {
     {"revoke", cmd_relay_revoke, "revoke a session at a relay: forwarding stops at once"},
     {"token", cmd_token, "mint an EHR session token (development and tests)"},
     {"keygen", cmd_keygen, "create a token signing key pair (PEM and JWKS)"},
+    {"probe", cmd_probe, "place a synthetic encrypted call through signaling and a relay"},
+    {"status", cmd_status, "print the cluster view: each relay's readiness and load"},
     {"audit", cmd_audit, "verify an audit log, export it as FHIR R5 AuditEvents, or show a timeline"},
 };
 

@@ -1,17 +1,19 @@
 #!/bin/bash
 # Installs the Debian 12 packages Quietroom needs. Run as root.
 #   deploy/deps.sh          build and run
-#   deploy/deps.sh --test   also what the test suite needs (cmocka, libnice,
-#                           Opus, clang for libFuzzer, coturn, Chromium and
-#                           Firefox ESR for the browser tests, and what
-#                           deploy/validate.sh needs: systemd-analyze,
-#                           dpkg-shlibdeps, promtool, python3-yaml)
+#   deploy/deps.sh --test   also what the test suite needs (cmocka, clang for
+#                           libFuzzer, coturn, Chromium and Firefox ESR for the
+#                           browser tests, and what deploy/validate.sh needs:
+#                           systemd-analyze, dpkg-shlibdeps, promtool,
+#                           python3-yaml)
 #   deploy/deps.sh --bench  what loadtest/bench.py needs (coturn, gnuplot)
 set -euo pipefail
 
 build=(cmake ninja-build pkg-config gcc libc6-dev make
-       libssl-dev libjansson-dev zlib1g-dev libinih-dev libwebsockets-dev libsrtp2-dev curl openssl)
-test=(libcmocka-dev libnice-dev libglib2.0-dev libsrtp2-dev libopus-dev
+       libssl-dev libjansson-dev zlib1g-dev libinih-dev libwebsockets-dev libsrtp2-dev curl openssl
+       # quietroomctl probe places real calls with the reference native client.
+       libnice-dev libglib2.0-dev libopus-dev)
+test=(libcmocka-dev
       clang libclang-rt-14-dev python3 python3-jsonschema coturn
       chromium firefox-esr iproute2
       systemd dpkg-dev file python3-yaml prometheus)

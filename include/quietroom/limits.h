@@ -128,4 +128,19 @@
 /* The writer wakes this often to rotate at midnight UTC and checkpoint. */
 #define QR_AUDIT_TICK_MS 1000
 
+/* quietroomctl probe: its WebSocket client holds this many messages each way
+ * (a probe exchanges about a dozen) of at most the server's default
+ * max-message; tokens it mints live this long beyond the probe's own span. */
+#define QR_PROBE_WS_QUEUE 64
+#define QR_PROBE_WS_MESSAGE_MAX (128 * 1024)
+#define QR_PROBE_TOKEN_SLACK_S 120
+/* Tone each side of a probe sends, and how far off a detection may be. */
+#define QR_PROBE_TONE_CLINICIAN_HZ 440.0
+#define QR_PROBE_TONE_PATIENT_HZ 660.0
+#define QR_PROBE_TONE_TOLERANCE_HZ 15.0
+/* quietroomctl status: relays per invocation, and the window its packet
+ * rates are measured over by default. */
+#define QR_STATUS_RELAYS_MAX 64
+#define QR_STATUS_INTERVAL_MS_DEFAULT 1000
+
 #endif

@@ -459,6 +459,20 @@ void refclient__dtls_receive(struct refclient *rc, const unsigned char *buf, siz
     dtls__drive(rc); /* before ICE is READY this only queues */
 }
 
+int refclient__dtls_set_role(struct refclient *rc, bool is_client)
+{
+    struct refclient__dtls *d = &rc->dtls;
+
+    if (d->started || d->ssl == NULL)
+        return -1;
+    d->is_client = is_client;
+    if (is_client)
+        SSL_set_connect_state(d->ssl);
+    else
+        SSL_set_accept_state(d->ssl);
+    return 0;
+}
+
 void refclient__dtls_stop(struct refclient *rc)
 {
     dtls__cancel_timer(&rc->dtls);

@@ -4,6 +4,8 @@
  *   refclient_dtls.c   certificate, DTLS handshake over a datagram BIO, fingerprint
  *   refclient_srtp.c   RFC 5764 key export into libsrtp2 sessions
  *   refclient_media.c  Opus over RTP: the 20 ms sender and the receiver
+ *   refclient_rtcp.c   RTCP sender and receiver reports: loss and round-trip time
+ *   refclient_sdp.c    browser-like offers and answers, applying the peer's
  *   refclient_tone.c   sine generator and dominant-frequency detector (no I/O)
  *
  * Threading: everything touching libnice, OpenSSL's SSL object, libsrtp2 and
@@ -32,6 +34,8 @@
 #define REFCLIENT__FRAME 960        /* 20 ms at 48 kHz */
 #define REFCLIENT__MAX_FRAME 5760   /* 120 ms, the longest Opus frame */
 #define REFCLIENT__WINDOW 24000     /* 0.5 s of decoded audio analysed */
+#define REFCLIENT__CNAME_LEN 17     /* RTCP CNAME: 16 random base64 characters */
+#define REFCLIENT__OPUS_PT 111      /* the payload type our SDP gives Opus, as Chromium does */
 
 struct refclient__dgram {
     size_t len;
@@ -74,6 +78,24 @@ struct refclient__srtp {
     srtp_t in;  /* owned; peer's key, ssrc_any_inbound */
 };
 
+/* What the receiver knows of the peer's RTP stream (RFC 3550 A.1, A.3) and
+ * of its last sender report. Loop thread only. */
+struct refclient__rtcp {
+    GSource *timer;          /* owned ref; the report interval while media runs */
+    bool have_peer;          /* an RTP packet from the peer was read */
+    uint32_t peer_ssrc;
+    uint16_t max_seq;
+    uint32_t cycles;         /* sequence wraps, shifted left 16 */
+    uint32_t base_seq;
+    uint64_t received;
+    uint64_t expected_prior, received_prior;
+    uint32_t lsr;            /* middle 32 bits of the peer's last SR NTP time; 0 if none */
+    gint64 lsr_arrival_us;   /* monotonic time that SR arrived */
+    double rtt_sum_s;
+    uint64_t packets_sent;   /* RTP packets and their payload octets, for our sender reports */
+    uint64_t octets_sent;
+};
+
 struct refclient__media {
     OpusEncoder *enc; /* owned */
     OpusDecoder *dec; /* owned */
@@ -108,6 +130,8 @@ struct refclient {
     char failure[192];
 
     /* immutable once refclient_new returned */
+    char cname[REFCLIENT__CNAME_LEN];
+    uint64_t sdp_session_id;
     bool controlling;
     bool regular_nomination;
     char local_ufrag[257];
@@ -120,6 +144,11 @@ struct refclient {
     struct refclient__dtls dtls;
     struct refclient__srtp srtp;
     struct refclient__media media;
+    struct refclient__rtcp rtcp;
+    /* JSEP state: an offer of ours awaits an answer, or a remote offer awaits ours. */
+    bool sdp_local_offer;
+    bool sdp_remote_offer;
+    char sdp_answer_setup[8]; /* what our answer says: "active" or "passive" */
 };
 
 /* refclient.c */
@@ -142,6 +171,8 @@ int refclient__ice_snapshot_local(struct refclient *rc);
 int refclient__ice_set_remote(struct refclient *rc, const char *ufrag, const char *pwd);
 int refclient__ice_add_remote(struct refclient *rc, const char *addr, uint16_t port);
 int refclient__ice_start(struct refclient *rc);
+/* ICE role, before checks start. */
+void refclient__ice_set_controlling(struct refclient *rc, bool controlling);
 /* Sends one datagram on the selected pair; 0 or -1. */
 int refclient__ice_send(struct refclient *rc, const void *buf, size_t len);
 
@@ -152,6 +183,8 @@ int refclient__dtls_set_expected(struct refclient *rc, const char *fingerprint);
 void refclient__dtls_start(struct refclient *rc);
 void refclient__dtls_receive(struct refclient *rc, const unsigned char *buf, size_t len);
 void refclient__dtls_stop(struct refclient *rc);
+/* DTLS role, until the handshake starts; 0 or -1. */
+int refclient__dtls_set_role(struct refclient *rc, bool is_client);
 
 /* refclient_srtp.c */
 void refclient__srtp_global_init(void);
@@ -167,5 +200,15 @@ void refclient__media_free(struct refclient__media *m);
 int refclient__media_start(struct refclient *rc);
 void refclient__media_stop(struct refclient *rc);
 void refclient__media_receive(struct refclient *rc, const unsigned char *buf, size_t len);
+
+/* refclient_rtcp.c (loop thread) */
+void refclient__rtcp_start(struct refclient *rc);
+void refclient__rtcp_stop(struct refclient *rc);
+/* A peer's RTP packet was read: ssrc and sequence number. */
+void refclient__rtcp_on_rtp(struct refclient *rc, uint32_t ssrc, uint16_t seq);
+/* We sent an RTP packet with this many payload octets. */
+void refclient__rtcp_on_sent(struct refclient *rc, size_t payload_len);
+/* An SRTCP compound packet arrived. */
+void refclient__rtcp_receive(struct refclient *rc, const unsigned char *buf, size_t len);
 
 #endif

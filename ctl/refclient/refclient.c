@@ -5,6 +5,8 @@
 #include "refclient_internal.h"
 
 #include <errno.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,6 +226,22 @@ static int refclient__start_loop(struct refclient *rc, const struct refclient_co
     return 0;
 }
 
+/* The RTCP CNAME (random, as RFC 7022 asks, so that it names no one) and the
+ * SDP session id. */
+static int refclient__identity(struct refclient *rc)
+{
+    unsigned char raw[12], text[17];
+
+    if (RAND_bytes(raw, sizeof(raw)) != 1 ||
+        RAND_bytes((unsigned char *)&rc->sdp_session_id, sizeof(rc->sdp_session_id)) != 1)
+        return -1;
+    EVP_EncodeBlock(text, raw, sizeof(raw)); /* 16 characters, no padding */
+    memcpy(rc->cname, text, sizeof(rc->cname) - 1);
+    rc->cname[sizeof(rc->cname) - 1] = '\0';
+    rc->sdp_session_id >>= 1; /* o= wants a 63-bit number */
+    return 0;
+}
+
 struct refclient *refclient_new(const struct refclient_config *cfg, char *err, size_t errlen)
 {
     struct refclient *rc = NULL;
@@ -238,6 +256,10 @@ struct refclient *refclient_new(const struct refclient_config *cfg, char *err, s
     }
     rc->controlling = cfg->controlling;
     rc->regular_nomination = cfg->regular_nomination;
+    if (refclient__identity(rc) != 0) {
+        refclient__errf(err, errlen, "RAND_bytes failed");
+        goto fail;
+    }
     if (refclient__sync_init(rc) != 0) {
         refclient__errf(err, errlen, "cannot create mutex or condition variable");
         goto fail;

@@ -1,13 +1,14 @@
 /* Opus over SRTP. The sender encodes 20 ms of our sine every 20 ms (PT 111,
  * 48 kHz mono, RFC 7587); the receiver unprotects, decodes, keeps the last
  * 0.5 s of audio and names its dominant frequency every 0.5 s, so a test can
- * tell that what arrived is the far end's tone and nobody else's. */
+ * tell that what arrived is the far end's tone and nobody else's. RTCP that
+ * arrives on the same port (rtcp-mux) goes to refclient_rtcp.c. */
 #include "refclient_internal.h"
 
 #include <openssl/rand.h>
 #include <string.h>
 
-#define MEDIA_PT 111
+#define MEDIA_PT REFCLIENT__OPUS_PT
 #define MEDIA_INTERVAL_US 20000
 #define MEDIA_MAX_LAG_US 200000
 #define MEDIA_BITRATE 32000
@@ -91,8 +92,10 @@ static void media__send_frame(struct refclient *rc)
     len = MEDIA_RTP_HEADER + (int)n;
     if (srtp_protect(rc->srtp.out, pkt, &len) != srtp_err_status_ok)
         return;
-    if (refclient__ice_send(rc, pkt, (size_t)len) == 0)
+    if (refclient__ice_send(rc, pkt, (size_t)len) == 0) {
         refclient__count(rc, &rc->stats.rtp_sent, 1);
+        refclient__rtcp_on_sent(rc, (size_t)n);
+    }
 }
 
 /* The sender runs on absolute deadlines (start + n * 20 ms) rather than a
@@ -137,6 +140,7 @@ int refclient__media_start(struct refclient *rc)
     m->next_us = g_get_monotonic_time();
     g_source_set_ready_time(m->timer, m->next_us);
     g_source_attach(m->timer, rc->ctx);
+    refclient__rtcp_start(rc);
     return 0;
 }
 
@@ -144,6 +148,7 @@ void refclient__media_stop(struct refclient *rc)
 {
     struct refclient__media *m = &rc->media;
 
+    refclient__rtcp_stop(rc);
     if (m->timer == NULL)
         return;
     g_source_destroy(m->timer);
@@ -217,13 +222,15 @@ void refclient__media_receive(struct refclient *rc, const unsigned char *buf, si
     int n = (int)len;
     size_t off, plen;
 
-    /* RTCP (PT 192-223 under rtcp-mux) is not sent by refclients; skip it. */
-    if (len < 2 || ((buf[1] & 0x7F) >= 64 && (buf[1] & 0x7F) <= 95))
-        return;
     /* SRTP arriving before our handshake finished (the DTLS server is keyed
      * one flight earlier than the client) cannot be read; it is dropped. */
-    if (rc->srtp.in == NULL || len > sizeof(pkt))
+    if (len < 2 || rc->srtp.in == NULL || len > sizeof(pkt))
         return;
+    /* RFC 5761 §4: under rtcp-mux, payload types 64-95 (RTCP 192-223). */
+    if ((buf[1] & 0x7F) >= 64 && (buf[1] & 0x7F) <= 95) {
+        refclient__rtcp_receive(rc, buf, len);
+        return;
+    }
     memcpy(pkt, buf, len);
     if (srtp_unprotect(rc->srtp.in, pkt, &n) != srtp_err_status_ok) {
         refclient__count(rc, &rc->stats.srtp_unprotect_failures, 1);
@@ -231,7 +238,13 @@ void refclient__media_receive(struct refclient *rc, const unsigned char *buf, si
     }
     if (media__payload(pkt, (size_t)n, &off, &plen) != 0)
         return;
-    refclient__count(rc, &rc->stats.rtp_received, 1);
+    refclient__lock(rc);
+    if (rc->stats.rtp_received++ == 0)
+        rc->stats.first_rtp_mono_us = (uint64_t)g_get_monotonic_time();
+    pthread_mutex_unlock(&rc->lock);
+    refclient__rtcp_on_rtp(rc, (uint32_t)pkt[8] << 24 | (uint32_t)pkt[9] << 16 |
+                                   (uint32_t)pkt[10] << 8 | pkt[11],
+                           (uint16_t)(pkt[2] << 8 | pkt[3]));
     if ((pkt[1] & 0x7F) == MEDIA_PT)
         media__decode(rc, pkt + off, plen);
 }

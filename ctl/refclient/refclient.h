@@ -1,9 +1,11 @@
-/* Reference native client: a test peer for the relay built from libraries
- * that are not our own code — libnice (full ICE agent), OpenSSL (DTLS-SRTP
- * with RFC 5764 key export), libsrtp2 and Opus. One stream, one component
- * (BUNDLE + rtcp-mux). Each client runs its own GLib main loop thread; every
- * function below may be called from any other thread, never from inside that
- * loop. Keys, key material and payload are never logged. */
+/* Reference native client: a WebRTC-style peer built from libraries that are
+ * not our own code — libnice (full ICE agent), OpenSSL (DTLS-SRTP with RFC
+ * 5764 key export), libsrtp2 and Opus. One stream, one component (BUNDLE +
+ * rtcp-mux). quietroomctl probe places real calls with it; tests and the load
+ * tester use it as the peer of the relay. Each client runs its own GLib main
+ * loop thread; every function below may be called from any other thread,
+ * never from inside that loop. Keys, key material, SDP and payload are never
+ * logged. */
 #ifndef QR_REFCLIENT_H
 #define QR_REFCLIENT_H
 
@@ -17,7 +19,8 @@ struct refclient_config {
     const char *local_address; /* the only address libnice may use, e.g. "127.0.0.1" or "::1" */
     bool controlling;          /* true against the relay */
     bool regular_nomination;   /* false = aggressive nomination (USE-CANDIDATE on every check) */
-    bool dtls_client;          /* true = DTLS client (setup:active), false = server (passive) */
+    bool dtls_client;          /* true = DTLS client (setup:active), false = server (passive);
+                                  a remote description decides instead when one is applied */
     double tone_hz;            /* frequency of the tone this client sends, e.g. 440.0 */
     const char *local_ufrag;   /* optional fixed ICE credentials; NULL = libnice's own */
     const char *local_pwd;
@@ -34,6 +37,13 @@ struct refclient_stats {
     uint64_t frames_decoded;
     double detected_tone_hz; /* dominant frequency of decoded audio, 0 if none */
     uint64_t dtls_packets_sent, dtls_packets_received;
+    uint64_t first_rtp_mono_us; /* CLOCK_MONOTONIC µs the peer's first RTP was read; 0 if none */
+    uint64_t rtp_lost;          /* peer's RTP missing by sequence number (RFC 3550 A.3) */
+    uint64_t rtcp_sent, rtcp_received;
+    /* Round trip to the peer and back as RTCP measures it (RFC 3550 §6.4.1,
+     * LSR/DLSR): through the relay both ways. 0 until the first sample. */
+    uint64_t rtt_samples;
+    double rtt_last_s, rtt_min_s, rtt_max_s, rtt_avg_s;
 };
 
 /* Creates a client and starts its own GLib main loop thread. Returns NULL and
@@ -47,6 +57,24 @@ void refclient_local_credentials(const struct refclient *rc, char *ufrag, size_t
                                  char *pwd, size_t pwd_len);
 /* Own DTLS fingerprint ("sha-256 AB:CD:..." as in SDP a=fingerprint). */
 const char *refclient_fingerprint(const struct refclient *rc);
+
+/* Session descriptions as a browser writes them (JSEP, RFC 8829, with
+ * bundlePolicy max-bundle and rtcpMuxPolicy require): one audio section,
+ * Opus, a=group:BUNDLE, a=rtcp-mux, our ICE credentials and gathered host
+ * candidates, our DTLS fingerprint. An offer says a=setup:actpass; an answer
+ * takes the DTLS role the offer leaves us (active to actpass, as browsers
+ * do). Each writes a NUL-terminated SDP into out (cap bytes) and returns its
+ * length, or -1 (out too small, or create_answer before a remote offer). */
+int refclient_create_offer(struct refclient *rc, char *out, size_t cap);
+int refclient_create_answer(struct refclient *rc, char *out, size_t cap);
+/* Applies the peer's description (the remote offer, or the answer to our
+ * offer): ICE credentials, UDP host candidates, the fingerprint the peer's
+ * certificate must have, our DTLS role from its a=setup, and our ICE role
+ * (controlling when we offered or when the peer is ICE-lite, as against the
+ * relay). Before refclient_start. Returns 0, or -1 with a reason in err that
+ * quotes nothing of the SDP. */
+int refclient_set_remote_description(struct refclient *rc, bool is_answer, const char *sdp,
+                                     size_t len, char *err, size_t errlen);
 
 /* Local host candidates gathered (for a direct peer-to-peer test): fills up to max
  * "ADDR PORT" pairs; returns the count. Available after refclient_new returned. */

@@ -253,6 +253,11 @@ int refclient__ice_start(struct refclient *rc)
     return 0;
 }
 
+void refclient__ice_set_controlling(struct refclient *rc, bool controlling)
+{
+    g_object_set(rc->ice.agent, "controlling-mode", controlling, NULL);
+}
+
 int refclient__ice_send(struct refclient *rc, const void *buf, size_t len)
 {
     gint sent;

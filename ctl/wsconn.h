@@ -1,0 +1,60 @@
+/* A blocking WebSocket client for quietroomctl probe: one connection to
+ * quietroom-signal, JSON text messages each way, TLS verified against the
+ * system store or a CA file. libwebsockets runs the connection on its own
+ * service thread; these functions may be called from any other thread.
+ * Messages are never logged: they carry tokens and SDP. */
+#ifndef QUIETROOM_CTL_WSCONN_H
+#define QUIETROOM_CTL_WSCONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#define WSCONN_HOST_MAX 256
+#define WSCONN_PATH_MAX 256
+#define WSCONN_ORIGIN_MAX (WSCONN_HOST_MAX + 32)
+
+/* Where a ws:// or wss:// URL points. */
+struct wsconn_target {
+    bool tls;                       /* wss */
+    char host[WSCONN_HOST_MAX];     /* name or address, IPv6 without brackets */
+    int port;
+    char path[WSCONN_PATH_MAX];     /* "/ws" when the URL has none */
+};
+
+/* Parses ws[s]://HOST[:PORT][/PATH]. No user info, query or fragment: a
+ * token never belongs in a URL. Returns 0, or -1 with a reason in err. */
+int wsconn_parse_url(const char *url, struct wsconn_target *t, char *err, size_t errlen);
+
+/* The Origin a browser on the signaling server's own page would send:
+ * https://HOST[:PORT] for wss, http:// for ws (the port only if not the
+ * scheme's default). */
+void wsconn_default_origin(const struct wsconn_target *t, char *out, size_t len);
+
+struct wsconn_opts {
+    const struct wsconn_target *target;
+    const char *origin;             /* Origin header */
+    const char *protocol;           /* WebSocket subprotocol */
+    const char *ca_file;            /* trusted CAs (PEM) for wss; NULL: the system's */
+};
+
+struct wsconn;
+
+/* Connects and completes the WebSocket handshake within timeout_ms. NULL
+ * with a reason in err (refused, unreachable, TLS, handshake). */
+struct wsconn *wsconn_open(const struct wsconn_opts *o, int timeout_ms, char *err,
+                           size_t errlen);
+/* Closes (1000) if still open, stops the service thread, frees. NULL-safe. */
+void wsconn_close(struct wsconn *c);
+
+/* Queues one JSON message (consumed). Its text is wiped once written: the
+ * first message carries a token. Returns 0, or -1 if closed or full. */
+int wsconn_send_json(struct wsconn *c, json_t *msg);
+/* The next message (a JSON object), waiting up to timeout_ms; NULL on
+ * timeout or once the connection is closed and drained. */
+json_t *wsconn_recv(struct wsconn *c, int timeout_ms);
+/* True once closed; *code is the peer's close code (0 if none was sent). */
+bool wsconn_is_closed(struct wsconn *c, int *code);
+
+#endif

@@ -1,0 +1,270 @@
+/* quietroomctl probe against the real system on loopback: quietroom-relay
+ * and quietroom-signal started by the harness, the real quietroomctl binary
+ * run as an operator's cron job would. A probe succeeds with its figures in
+ * JSON and in a textfile-collector file; with signaling unreachable, and
+ * then with the relay stopped, it fails within its timeout naming the
+ * stage, and the file says success 0. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "ctlrun.h"
+#include "harness.h"
+
+#define PROBE_SECONDS "3"
+#define PROBE_TIMEOUT_S 6
+/* Startup and teardown around the call itself. */
+#define RUN_SLACK_S 8
+
+struct world {
+    struct relay_proc relay;
+    struct signal_proc sig;
+    struct signal_proc sig_tls; /* a second signaling server, WSS only */
+    char prom[HARNESS_PATH + 16];
+    char url[64];
+};
+
+static const char *const metric_names[] = {
+    "quietroom_probe_success",        "quietroom_probe_failed_stage",
+    "quietroom_probe_setup_seconds",  "quietroom_probe_rtt_seconds",
+    "quietroom_probe_loss_ratio",     "quietroom_probe_tone_detected",
+    "quietroom_probe_last_run_timestamp_seconds",
+};
+
+static int group_setup(void **state)
+{
+    static const char *const listen[] = {"127.0.0.1:0", NULL};
+    struct world *w = calloc(1, sizeof(*w));
+
+    *state = w;
+    if (w == NULL || relay_start(&w->relay, listen, NULL) != 0)
+        return -1;
+    if (signal_start(&w->sig, &w->relay, false, NULL) != 0 ||
+        signal_start(&w->sig_tls, &w->relay, true, NULL) != 0)
+        return -1;
+    snprintf(w->prom, sizeof(w->prom), "%s/probe.prom", w->sig.dir);
+    snprintf(w->url, sizeof(w->url), "ws://127.0.0.1:%d/ws", w->sig.port);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    struct world *w = *state;
+    int rc = 0;
+
+    if (w == NULL)
+        return 0;
+    unlink(w->prom);
+    rc |= signal_cleanup(&w->sig);
+    rc |= signal_cleanup(&w->sig_tls);
+    rc |= relay_cleanup(&w->relay);
+    free(w);
+    return rc;
+}
+
+/* Runs `quietroomctl probe` against url with s's EHR key, trusting ca if
+ * not NULL. */
+static void run_probe_on(struct world *w, const struct signal_proc *s, const char *url,
+                         const char *ca, struct ctlrun *r)
+{
+    char timeout[16];
+    char *argv[] = {QR_CTL_BIN, "probe", "--signal", (char *)url, "--key", (char *)s->ehr_key,
+                    "--kid", "ehr-1", "--iss", TEST_ISSUER, "--aud", TEST_AUDIENCE,
+                    "--origin", TEST_ORIGIN, "--seconds", PROBE_SECONDS, "--timeout", timeout,
+                    "--json", "--prometheus", w->prom, ca ? "--ca" : NULL, (char *)ca, NULL};
+
+    snprintf(timeout, sizeof(timeout), "%d", PROBE_TIMEOUT_S);
+    assert_int_equal(ctlrun(argv, PROBE_TIMEOUT_S + atoi(PROBE_SECONDS) + RUN_SLACK_S, r), 0);
+    print_message("probe: exit %d after %.2f s\n%s%s", r->exit_code, r->seconds,
+                  r->out ? r->out : "", r->err ? r->err : "");
+}
+
+static void run_probe(struct world *w, const char *url, struct ctlrun *r)
+{
+    run_probe_on(w, &w->sig, url, NULL, r);
+}
+
+/* Nothing that identifies a visit, a person or a credential in the output. */
+static void assert_no_identifiers(const char *text)
+{
+    static const char *const banned[] = {"eyJ", "quietroom-probe-", "a=ice-pwd", "v=0",
+                                         "a=fingerprint", "BEGIN"};
+
+    for (size_t i = 0; text != NULL && i < sizeof(banned) / sizeof(banned[0]); i++) {
+        if (strstr(text, banned[i]) != NULL)
+            fail_msg("output contains \"%s\"", banned[i]);
+    }
+}
+
+/* The value of an unlabelled sample in the exposition; -1 if absent. */
+static double prom_value(const char *text, const char *name)
+{
+    char key[128];
+    const char *p;
+
+    snprintf(key, sizeof(key), "\n%s ", name);
+    if ((p = strstr(text, key)) == NULL)
+        return -1;
+    return strtod(p + strlen(key), NULL);
+}
+
+/* Every metric has HELP and TYPE; returns the file's text. */
+static char *read_prom(struct world *w)
+{
+    char tmp[HARNESS_PATH + 32], line[160];
+    char *text = read_text(w->prom);
+
+    assert_non_null(text);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", w->prom);
+    assert_int_equal(access(tmp, F_OK), -1); /* renamed into place, nothing left over */
+    for (size_t i = 0; i < sizeof(metric_names) / sizeof(metric_names[0]); i++) {
+        snprintf(line, sizeof(line), "# HELP %s ", metric_names[i]);
+        assert_non_null(strstr(text, line));
+        snprintf(line, sizeof(line), "# TYPE %s gauge\n", metric_names[i]);
+        assert_non_null(strstr(text, line));
+    }
+    assert_no_identifiers(text);
+    return text;
+}
+
+static json_t *parse_json(const struct ctlrun *r)
+{
+    json_t *j = json_loads(r->out ? r->out : "", 0, NULL);
+
+    assert_non_null(j);
+    return j;
+}
+
+static void test_probe_succeeds_against_the_local_system(void **state)
+{
+    struct world *w = *state;
+    struct ctlrun r;
+    json_t *j;
+    char *prom, relay[64];
+    double setup, rtt, loss;
+
+    run_probe(w, w->url, &r);
+    assert_int_equal(r.exit_code, 0);
+    assert_no_identifiers(r.out);
+    assert_no_identifiers(r.err);
+    j = parse_json(&r);
+    assert_true(json_is_true(json_object_get(j, "success")));
+    assert_true(json_is_true(json_object_get(j, "tone_detected")));
+    setup = json_real_value(json_object_get(j, "setup_seconds"));
+    rtt = json_real_value(json_object_get(j, "rtt_seconds"));
+    loss = json_real_value(json_object_get(j, "loss_ratio"));
+    assert_true(setup > 0 && setup < PROBE_TIMEOUT_S);
+    assert_true(rtt > 0 && rtt < 0.5);
+    assert_true(loss >= 0 && loss < 0.05);
+    /* ~50 packets/s each way for the whole call. */
+    assert_true(json_integer_value(json_object_get(json_object_get(j, "patient"),
+                                                   "rtp_received")) > 100);
+    netaddr_format(&w->relay.listen[0], relay, sizeof(relay));
+    assert_string_equal(json_string_value(json_object_get(j, "relay")), relay);
+    print_message("measured: setup %.3f s, rtt %.2f ms, loss %.4f\n", setup, rtt * 1e3, loss);
+
+    prom = read_prom(w);
+    assert_true(prom_value(prom, "quietroom_probe_success") == 1);
+    assert_true(prom_value(prom, "quietroom_probe_tone_detected") == 1);
+    assert_true(prom_value(prom, "quietroom_probe_setup_seconds") > 0);
+    assert_true(prom_value(prom, "quietroom_probe_rtt_seconds") > 0);
+    assert_true(prom_value(prom, "quietroom_probe_last_run_timestamp_seconds") > 1.7e9);
+    free(prom);
+    json_decref(j);
+    ctlrun_free(&r);
+}
+
+/* WSS verifies the server's certificate: the harness's self-signed one is
+ * refused without --ca, and with it as --ca still refused, for it names no
+ * IP address (CN only) and the probe connects to 127.0.0.1. */
+static void test_probe_over_wss_refuses_an_unverifiable_certificate(void **state)
+{
+    struct world *w = *state;
+    struct ctlrun r;
+    char url[64];
+
+    snprintf(url, sizeof(url), "wss://127.0.0.1:%d/ws", w->sig_tls.port);
+    for (int with_ca = 0; with_ca < 2; with_ca++) {
+        run_probe_on(w, &w->sig_tls, url, with_ca ? w->sig_tls.cert : NULL, &r);
+        assert_int_equal(r.exit_code, 1);
+        assert_non_null(strstr(r.err, "failed at connect: clinician: TLS handshake failed"));
+        /* libwebsockets' own line says which check refused it: the CA file was read. */
+        assert_non_null(strstr(r.err, with_ca ? "IP address mismatch" : "self-signed"));
+        ctlrun_free(&r);
+    }
+}
+
+/* A failed run: non-zero, in time, one line on stderr naming the stage. */
+static json_t *expect_failure(struct world *w, const char *url, struct ctlrun *r)
+{
+    json_t *j;
+    char *prom;
+
+    run_probe(w, url, r);
+    assert_int_equal(r->exit_code, 1);
+    assert_true(r->seconds < PROBE_TIMEOUT_S + 3);
+    assert_no_identifiers(r->out);
+    assert_no_identifiers(r->err);
+    assert_non_null(r->err);
+    assert_non_null(strstr(r->err, "quietroomctl probe: failed at "));
+    j = parse_json(r);
+    assert_false(json_is_true(json_object_get(j, "success")));
+    prom = read_prom(w);
+    assert_true(prom_value(prom, "quietroom_probe_success") == 0);
+    assert_true(prom_value(prom, "quietroom_probe_tone_detected") == 0);
+    free(prom);
+    return j;
+}
+
+static void test_probe_fails_clearly_when_signaling_is_unreachable(void **state)
+{
+    struct world *w = *state;
+    struct ctlrun r;
+    json_t *j;
+
+    /* Port 1 on loopback: nothing listens, the connection is refused. */
+    j = expect_failure(w, "ws://127.0.0.1:1/ws", &r);
+    assert_string_equal(json_string_value(json_object_get(j, "stage")), "connect");
+    assert_non_null(strstr(r.err, "failed at connect"));
+    json_decref(j);
+    ctlrun_free(&r);
+}
+
+static void test_probe_fails_clearly_when_the_relay_is_down(void **state)
+{
+    struct world *w = *state;
+    struct ctlrun r;
+    const char *stage;
+    json_t *j;
+
+    relay_stop(&w->relay);
+    j = expect_failure(w, w->url, &r);
+    stage = json_string_value(json_object_get(j, "stage"));
+    /* Signaling may not have noticed yet (the call then fails at ICE) or
+     * may have (no relay for the media link at admission). */
+    assert_true(strcmp(stage, "ice") == 0 ||
+                (strcmp(stage, "admit") == 0 && strstr(r.err, "no_relay_available") != NULL));
+    print_message("relay down: failed at %s\n", stage);
+    json_decref(j);
+    ctlrun_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_probe_succeeds_against_the_local_system),
+        cmocka_unit_test(test_probe_over_wss_refuses_an_unverifiable_certificate),
+        cmocka_unit_test(test_probe_fails_clearly_when_signaling_is_unreachable),
+        cmocka_unit_test(test_probe_fails_clearly_when_the_relay_is_down),
+    };
+
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
