@@ -463,7 +463,8 @@ static int harness_make_cert(struct signal_proc *s)
     snprintf(s->cert, sizeof(s->cert), "%s/tls.crt", s->dir);
     snprintf(cmd, sizeof(cmd),
              "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
-             "-subj /CN=127.0.0.1 -keyout %s/tls.key -out %s 2>/dev/null",
+             "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
+             "-keyout %s/tls.key -out %s 2>/dev/null",
              s->dir, s->cert);
     return system(cmd) == 0 ? 0 : -1;
 }
