@@ -9,11 +9,6 @@
 #
 #   deploy/check-configs.sh BUILD_DIR
 #
-# Signaling's ops-listen, ops-token-file and drain-timeout are being added on
-# another branch: while `quietroom-signal --help` does not list --ops-listen,
-# exactly those three keys are commented out, and health is read on the
-# public listener instead (which answers /healthz and /readyz too).
-#
 # Then the same for the Kubernetes ConfigMaps and container args of
 # deploy/k8s/ (relay.yaml, signaling.yaml), with the pod's mount paths moved
 # into the temporary directory, $(NODE_IP) = 127.0.0.1, free ports, and the
@@ -104,21 +99,13 @@ echo "relay: with ops-token-file, /metrics answers $code without the token and 2
 redirect deploy/etc/signal.ini > "$tmp/signal.ini"
 # static-dir: the packaged web client, or the source tree's before installation.
 [ -d /usr/share/quietroom/web ] || sed -i "s#^static-dir = .*#static-dir = $PWD/signaling/web#" "$tmp/signal.ini"
-ops=yes
-if ! "$signal_bin" --help 2>&1 | grep -q -- '--ops-listen'; then
-    ops=no
-    sed -i -E 's/^(ops-listen|ops-token-file|drain-timeout) =/#&/' "$tmp/signal.ini"
-    echo "signal: this build has no --ops-listen: ops-listen, ops-token-file, drain-timeout left out"
-fi
 "$signal_bin" --config "$tmp/signal.ini" > "$tmp/signal.log" 2>&1 &
 pids+=($!)
 body=$(wait_http "https://127.0.0.1:$https/healthz" -k) || fail "signal https /healthz did not answer 200"
 echo "signal: default signal.ini starts; https /healthz: $body"
-if [ $ops = yes ]; then
-    body=$(wait_http "http://127.0.0.1:$signal_ops/healthz") || fail "signal ops /healthz"
-    wait_http "http://127.0.0.1:$signal_ops/readyz" >/dev/null || fail "signal ops /readyz"
-    echo "signal: ops /healthz $body, /readyz 200"
-fi
+body=$(wait_http "http://127.0.0.1:$signal_ops/healthz") || fail "signal ops /healthz"
+wait_http "http://127.0.0.1:$signal_ops/readyz" >/dev/null || fail "signal ops /readyz"
+echo "signal: ops /healthz $body, /readyz 200"
 # The relay line of the default file must lead to a working control
 # connection: the public /healthz counts healthy relays.
 for _ in $(seq 1 100); do
@@ -182,7 +169,6 @@ conf=$(kredirect <<<"${lines[0]}")
 tr '\001' '\n' <<<"${lines[1]}" | kredirect | awk -v r="relay = relay-1 127.0.0.1:$control 127.0.0.1:$media" \
     '/^relay = /{ if (!done) print r; done=1; next } {print}' > "$conf"
 [ -d /usr/share/quietroom/web ] || sed -i "s#^static-dir = .*#static-dir = $PWD/signaling/web#" "$conf"
-[ $ops = yes ] || sed -i -E 's/^(ops-listen|ops-token-file|drain-timeout) =/#&/' "$conf"
 argv=(); for a in "${lines[@]:2}"; do argv+=("$(kredirect <<<"$a")"); done
 argv[0]=$signal_bin
 "${argv[@]}" > "$tmp/k8s-signal.log" 2>&1 &
