@@ -296,7 +296,10 @@ set boxwidth 0.6
 set yrange [0:*]
 set ylabel 'server CPU microseconds per packet (load run)'
 set xtics rotate by 0
-plot '{data}' using 1:3:4:5:xtic(2) with boxerrorbars notitle
+set xrange [-0.6:{len(ARMS) - 0.4}]
+# x y ylow yhigh xdelta: with four columns gnuplot would read the spread as
+# (ydelta, xdelta) and draw the boxes as wide as the error bars.
+plot '{data}' using 1:3:4:5:(0.3):xtic(2) with boxerrorbars notitle
 set ylabel 'one-way latency, microseconds (latency run)'
 plot '{data}' using ($1-0.15):6:(0.3):xtic(2) with boxes title 'p50', \\
      '{data}' using ($1+0.15):7:(0.3) with boxes title 'p99'
@@ -314,7 +317,15 @@ def main():
     ap.add_argument("--arms", default=",".join(ARMS))
     ap.add_argument("--session-probe", type=int, default=16384)
     ap.add_argument("--results", default="results")
+    ap.add_argument("--replot", metavar="DIR", help="redraw DIR/plot.png from DIR/summary.json")
     opts = ap.parse_args()
+    if opts.replot:
+        with open(os.path.join(opts.replot, "summary.json")) as f:
+            saved = json.load(f)
+        work = tempfile.mkdtemp(prefix="qr-bench-")
+        plot(work, saved["summary"], opts.replot)
+        shutil.rmtree(work, ignore_errors=True)
+        return
     arms = opts.arms.split(",")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     results = os.path.join(opts.results, f"bench-{stamp}")
