@@ -1,14 +1,17 @@
 // The operator dashboard in headless Chromium against the real relay and
 // signaling with a live visit (a clinician in the room, a patient waiting,
-// both the real web client): the page loads under its strict CSP, its
-// canvases draw, its numbers move from one poll to the next, the data needs
-// the operator token, and a screenshot is kept in artifacts/dashboard.png.
+// both the real web client) and media through the relay (a synthetic call
+// by `quietroomctl probe`): the page loads under its strict CSP, its
+// canvases draw, its numbers move from one poll to the next and show the
+// call's packets, the data needs the operator token, and a screenshot is
+// kept in artifacts/dashboard.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { Quietroom, REPO, freePort, sleep, waitFor } from './lib/servers.mjs';
+import { Quietroom, REPO, BIN, freePort, sleep, waitFor } from './lib/servers.mjs';
 import { launchChromium, chromiumPage, screenshot } from './lib/browsers.mjs';
 
 const OPS_TOKEN = 'dashboard-test-token-5c1e9a0b';
@@ -109,6 +112,16 @@ test('the operator dashboard draws live aggregates and updates every second', as
     assert.equal(await page.textContent('#ws-connections'), '2');
     assert.equal(await page.textContent('#sessions'), '1');
 
+    // Media through the relay while the page polls: a real encrypted call
+    // by the reference native client, about 50 packets/s each way.
+    const probe = new Promise((resolve) => {
+        execFile(BIN.ctl, ['probe', '--signal', `${q.base.replace(/^http/, 'ws')}/ws`,
+            '--key', q.ehrKey, '--seconds', '8', '--json'], (err, stdout, stderr) =>
+            resolve({ code: err ? err.code : 0, stdout, stderr }));
+    });
+    const ppsIn = async () => Number((await page.textContent('#relay-r1 .r-pps-in')).replace(/[^\d.]/g, ''));
+    await waitFor('the call\'s packets on the page', async () => (await ppsIn()) >= 40, { timeout: 15000 });
+
     // Numbers update between two reads a couple of polls apart.
     const first = { updates: Number(await page.getAttribute('body', 'data-updates')), status: await page.textContent('#status') };
     await sleep(2500);
@@ -130,5 +143,7 @@ test('the operator dashboard draws live aggregates and updates every second', as
     assert.deepEqual(violations, []);
     const file = await screenshot(page, 'dashboard');
     process.stderr.write(`dashboard screenshot: ${file}\n`);
+    const call = await probe;
+    assert.equal(call.code, 0, `probe: ${call.stderr}`);
     for (const p of [page, doc, pat]) await p.context().close();
 });
