@@ -14,6 +14,7 @@
 
 #include <libwebsockets.h>
 #include <openssl/crypto.h>
+#include <openssl/ssl.h>
 
 #include "quietroom/limits.h"
 
@@ -26,6 +27,7 @@ struct wsconn__out {
 
 struct wsconn {
     struct lws_context *ctx; /* owned */
+    SSL_CTX *tls;            /* owned; see wsconn__tls */
     pthread_t thread;
     bool thread_started;
     atomic_bool stopping;
@@ -336,6 +338,27 @@ static struct wsconn *wsconn__new(void)
     return c;
 }
 
+/* The TLS client context, made here rather than by libwebsockets: 4.1
+ * never frees one it made itself, nor the CA store loaded into it
+ * (warmcat/libwebsockets#2044). Trust is --ca or the system's CAs; lws
+ * still checks the peer and its name on every connection. */
+static int wsconn__tls(struct wsconn *c, const char *ca_file, char *err, size_t errlen)
+{
+    if ((c->tls = SSL_CTX_new(TLS_client_method())) == NULL ||
+        SSL_CTX_set_min_proto_version(c->tls, TLS1_2_VERSION) != 1) {
+        snprintf(err, errlen, "cannot create a TLS client context");
+        return -1;
+    }
+    SSL_CTX_set_verify(c->tls, SSL_VERIFY_PEER, NULL);
+    if (ca_file != NULL ? SSL_CTX_load_verify_locations(c->tls, ca_file, NULL) != 1
+                        : SSL_CTX_set_default_verify_paths(c->tls) != 1) {
+        snprintf(err, errlen, "%s", ca_file ? "cannot read the CA file (readable PEM?)"
+                                            : "cannot load the system's CA certificates");
+        return -1;
+    }
+    return 0;
+}
+
 static int wsconn__connect(struct wsconn *c, const struct wsconn_opts *o, char *err,
                            size_t errlen)
 {
@@ -347,13 +370,16 @@ static int wsconn__connect(struct wsconn *c, const struct wsconn_opts *o, char *
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = wsconn_protocols;
     info.user = c;
-    info.client_ssl_ca_filepath = o->ca_file;
     /* Without JUST_USE_RAW_ORIGIN lws prefixes the Origin with "http://". */
     info.options = LWS_SERVER_OPTION_JUST_USE_RAW_ORIGIN |
                    (t->tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0);
+    if (t->tls) {
+        if (wsconn__tls(c, o->ca_file, err, errlen) != 0)
+            return -1;
+        info.provided_client_ssl_ctx = c->tls;
+    }
     if ((c->ctx = lws_create_context(&info)) == NULL) {
-        snprintf(err, errlen, "cannot create a libwebsockets context%s",
-                 o->ca_file ? " (is the CA file readable PEM?)" : "");
+        snprintf(err, errlen, "cannot create a libwebsockets context");
         return -1;
     }
     ci.context = c->ctx;
@@ -435,6 +461,7 @@ void wsconn_close(struct wsconn *c)
     }
     if (c->ctx != NULL)
         lws_context_destroy(c->ctx);
+    SSL_CTX_free(c->tls);
     for (unsigned i = 0; i < c->out_n; i++)
         wsconn__out_free(&c->out[(c->out_head + i) % QR_PROBE_WS_QUEUE]);
     for (unsigned i = 0; i < c->in_n; i++)

@@ -183,8 +183,9 @@ static void test_probe_succeeds_against_the_local_system(void **state)
 }
 
 /* WSS verifies the server's certificate: the harness's self-signed one
- * (subjectAltName IP:127.0.0.1) is refused without --ca and trusted with it
- * as --ca, and the whole call then runs over WSS. */
+ * (subjectAltName IP:127.0.0.1) is refused without --ca, refused with it
+ * for another name (localhost), and trusted for 127.0.0.1 with it as --ca,
+ * where the whole call then runs over WSS. */
 static void test_probe_over_wss_verifies_the_certificate(void **state)
 {
     struct world *w = *state;
@@ -199,6 +200,15 @@ static void test_probe_over_wss_verifies_the_certificate(void **state)
     assert_non_null(strstr(r.err, "self-signed"));
     ctlrun_free(&r);
 
+    /* Trusted, but not for this name: the name is still checked. */
+    snprintf(url, sizeof(url), "wss://localhost:%d/ws", w->sig_tls.port);
+    run_probe_on(w, &w->sig_tls, url, w->sig_tls.cert, &r);
+    assert_int_equal(r.exit_code, 1);
+    assert_non_null(strstr(r.err, "failed at connect"));
+    assert_non_null(strstr(r.err, "hostname mismatch"));
+    ctlrun_free(&r);
+
+    snprintf(url, sizeof(url), "wss://127.0.0.1:%d/ws", w->sig_tls.port);
     run_probe_on(w, &w->sig_tls, url, w->sig_tls.cert, &r);
     assert_int_equal(r.exit_code, 0);
     assert_no_identifiers(r.out);
