@@ -12,6 +12,17 @@ static uint64_t clock__us(clockid_t id)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+void clock_deadline(clockid_t id, uint64_t after_ms, struct timespec *out)
+{
+    clock_gettime(id, out);
+    out->tv_sec += (time_t)(after_ms / 1000u);
+    out->tv_nsec += (long)(after_ms % 1000u) * 1000000L;
+    if (out->tv_nsec >= 1000000000L) {
+        out->tv_sec++;
+        out->tv_nsec -= 1000000000L;
+    }
+}
+
 uint64_t clock_mono_us(void)
 {
     return clock__us(CLOCK_MONOTONIC);

@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
+#include "quietroom/clock.h"
 #include "quietroom/limits.h"
 
 #define WSCONN_CLOSE_WAIT_MS 500
@@ -129,17 +130,6 @@ void wsconn_default_origin(const struct wsconn_target *t, char *out, size_t len)
 }
 
 /* --- service thread ------------------------------------------------------------ */
-
-static void wsconn__deadline(struct timespec *ts, int timeout_ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += timeout_ms / 1000;
-    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
 
 static void wsconn__out_free(struct wsconn__out *o)
 {
@@ -416,7 +406,7 @@ struct wsconn *wsconn_open(const struct wsconn_opts *o, int timeout_ms, char *er
     }
     if (wsconn__connect(c, o, err, errlen) != 0)
         goto fail;
-    wsconn__deadline(&ts, timeout_ms);
+    clock_deadline(CLOCK_MONOTONIC, timeout_ms < 0 ? 0 : (uint64_t)timeout_ms, &ts);
     pthread_mutex_lock(&c->lock);
     while (!c->established && !c->closed)
         if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) == ETIMEDOUT)
@@ -441,7 +431,7 @@ static void wsconn__goodbye(struct wsconn *c)
     c->want_close = true;
     pthread_mutex_unlock(&c->lock);
     lws_cancel_service(c->ctx);
-    wsconn__deadline(&ts, WSCONN_CLOSE_WAIT_MS);
+    clock_deadline(CLOCK_MONOTONIC, WSCONN_CLOSE_WAIT_MS, &ts);
     pthread_mutex_lock(&c->lock);
     while (c->established && !c->closed)
         if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) == ETIMEDOUT)
@@ -505,7 +495,7 @@ json_t *wsconn_recv(struct wsconn *c, int timeout_ms)
     struct timespec ts;
     json_t *msg = NULL;
 
-    wsconn__deadline(&ts, timeout_ms < 0 ? 0 : timeout_ms);
+    clock_deadline(CLOCK_MONOTONIC, timeout_ms < 0 ? 0 : (uint64_t)timeout_ms, &ts);
     pthread_mutex_lock(&c->lock);
     while (c->in_n == 0 && !c->closed)
         if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) == ETIMEDOUT)

@@ -71,13 +71,7 @@ static void relays__timedwait(struct relays *r, uint64_t wait_ms)
 {
     struct timespec ts;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t)(wait_ms / 1000);
-    ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    clock_deadline(CLOCK_REALTIME, wait_ms, &ts);
     pthread_cond_timedwait(&r->wake, &r->lock, &ts);
 }
 
@@ -376,12 +370,7 @@ int relays_flush(struct relays *r, int timeout_ms)
             pending += (int)(r->st[i].connected ? r->st[i].n_unsent : 0);
         if (pending == 0 || now >= deadline)
             break;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 50 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        clock_deadline(CLOCK_REALTIME, 50, &ts);
         pthread_cond_timedwait(&r->progress, &r->lock, &ts);
     }
     pthread_mutex_unlock(&r->lock);

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "quietroom/clock.h"
+
 #define REFCLIENT_GATHER_TIMEOUT_MS 5000
 
 struct refclient__job {
@@ -126,24 +128,13 @@ static int refclient__sync_init(struct refclient *rc)
     return 0;
 }
 
-static void refclient__deadline(struct timespec *ts, int timeout_ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += timeout_ms / 1000;
-    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 /* Called with the lock held; waits until pred(rc) or failure or the deadline. */
 static bool refclient__wait_locked(struct refclient *rc, bool (*pred)(const struct refclient *),
                                    int timeout_ms)
 {
     struct timespec deadline;
 
-    refclient__deadline(&deadline, timeout_ms < 0 ? 0 : timeout_ms);
+    clock_deadline(CLOCK_MONOTONIC, timeout_ms < 0 ? 0 : (uint64_t)timeout_ms, &deadline);
     while (!pred(rc) && !rc->failed) {
         if (pthread_cond_timedwait(&rc->cond, &rc->lock, &deadline) == ETIMEDOUT)
             break;

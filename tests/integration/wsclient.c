@@ -14,6 +14,8 @@
 #include <libwebsockets.h>
 #include <openssl/ssl.h>
 
+#include "quietroom/clock.h"
+
 #define WSC_QUEUE 256
 #define WSC_MSG_MAX (1024 * 1024)
 
@@ -35,17 +37,6 @@ struct wsclient {
     char *rx;
     size_t rx_len;
 };
-
-static void wsc__deadline(struct timespec *ts, int timeout_ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += timeout_ms / 1000;
-    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
 
 static void wsc__received(struct wsclient *c, const void *in, size_t len, bool final)
 {
@@ -223,7 +214,7 @@ struct wsclient *wsclient_connect(const struct wsclient_opts *o, int timeout_ms,
     }
     if (pthread_create(&c->thread, NULL, wsc__main, c) != 0)
         goto fail;
-    wsc__deadline(&ts, timeout_ms);
+    clock_deadline(CLOCK_REALTIME, timeout_ms < 0 ? 0 : (uint64_t)timeout_ms, &ts);
     pthread_mutex_lock(&c->lock);
     while (!c->connected && !c->failed && !c->closed)
         if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) == ETIMEDOUT)
@@ -304,7 +295,7 @@ json_t *wsclient_recv(struct wsclient *c, int timeout_ms)
     struct timespec ts;
     json_t *msg = NULL;
 
-    wsc__deadline(&ts, timeout_ms);
+    clock_deadline(CLOCK_REALTIME, timeout_ms < 0 ? 0 : (uint64_t)timeout_ms, &ts);
     pthread_mutex_lock(&c->lock);
     while (c->in_n == 0 && !c->closed)
         if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) == ETIMEDOUT)
@@ -345,7 +336,7 @@ int wsclient_wait_closed(struct wsclient *c, int timeout_ms)
     struct timespec ts;
     int code = -1;
 
-    wsc__deadline(&ts, timeout_ms);
+    clock_deadline(CLOCK_REALTIME, timeout_ms < 0 ? 0 : (uint64_t)timeout_ms, &ts);
     pthread_mutex_lock(&c->lock);
     while (!c->closed)
         if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) == ETIMEDOUT)
