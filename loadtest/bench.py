@@ -7,7 +7,9 @@ generator on the other), alternating the arms round by round:
   direct  generator to itself, no server: the latency floor
   minfwd  quietroom-minfwd, a minimal recvmmsg/sendmmsg forwarder: the limit
   coturn  coturn from Debian, TURN-to-TURN (ChannelData): what a user would pick
-  relay   quietroom-relay with one worker
+  relay   quietroom-relay with its default worker count: pinned to one CPU, it
+          runs one worker (the count it chose and why are read from its log and
+          printed with the results)
 
 Each arm runs twice per round against the same server: a load run at the
 issue's 150 kpps (server CPU per packet, loss, kernel drops) and a latency run
@@ -25,6 +27,7 @@ plot.png (gnuplot). Traffic stays on loopback; every run ends by itself.
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -37,6 +40,8 @@ import time
 ARMS = ["direct", "minfwd", "coturn", "relay"]
 SERVER_CPU = "0"
 GENERATOR_CPU = "1"
+# The relay's start-up line: "control on tcp ADDR; 1 worker (cpu affinity: 1 CPU), ..."
+RELAY_WORKERS = re.compile(r"control on tcp \S+; (\d+) workers? \((.*?)\), \d+ link slots")
 
 
 def free_port():
@@ -61,6 +66,7 @@ class Server:
         self.extra = list(extra)
         self.proc = None
         self.args = []
+        self.workers = None  # relay: (count, why) from its log
 
     def start(self):
         port = free_port()
@@ -86,16 +92,21 @@ class Server:
             if not os.path.exists(secret):
                 subprocess.run([f"{self.build}/ctl/quietroomctl", "secret", "--out", secret],
                                check=True)
+            # No --workers: the relay sizes itself to the CPUs it may use, as
+            # a deployment would. At info it logs only at start and stop.
             cmd = pin + [f"{self.build}/relay/quietroom-relay", "--listen", f"127.0.0.1:{port}",
                          "--control", f"127.0.0.1:{free_port()}", "--secret-file", secret,
-                         "--workers", "1", "--log-level", "warn"] + self.extra
+                         "--log-level", "info"] + self.extra
             self.args = ["--mode", "relay", "--server", f"127.0.0.1:{port}",
                          "--secret-file", secret]
+        log_start = log.tell()  # earlier runs' lines are above this
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=log)
         time.sleep(0.8 if self.arm == "coturn" else 0.3)
         if self.proc.poll() is not None:
             sys.exit(f"bench: {self.arm} did not start (see {self.work}/{self.arm}.log)")
         self.args += ["--server-pid", str(self.proc.pid)]
+        if self.arm == "relay":
+            self.workers = relay_workers(os.path.join(self.work, "relay.log"), log_start)
 
     def stop(self):
         if self.proc is not None:
@@ -106,6 +117,29 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
             self.proc = None
+
+
+def relay_workers(path, offset):
+    """The worker count the relay logged at start (after offset), and why."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with open(path) as f:
+            f.seek(offset)
+            m = RELAY_WORKERS.search(f.read())
+        if m:
+            return int(m.group(1)), m.group(2)
+        time.sleep(0.05)
+    sys.exit(f"bench: the relay logged no worker count in {path}")
+
+
+def workers_note(runs):
+    """One line on how many workers the relay ran, from every relay run."""
+    seen = sorted({(r["relay_workers"], r["relay_workers_why"]) for r in runs
+                   if "relay_workers" in r})
+    if not seen:
+        return None
+    chosen = "; ".join(f"{n} worker{'' if n == 1 else 's'} ({why})" for n, why in seen)
+    return f"relay: default worker count (no --workers; pinned to CPU {SERVER_CPU} → {chosen})."
 
 
 def loadtest(build, work, args, name):
@@ -135,6 +169,9 @@ def run_arm(arm, build, work, opts, tag):
         server.stop()
     load["arm"] = lat["arm"] = arm
     load["phase"], lat["phase"] = "load", "latency"
+    if server.workers is not None:
+        for r in (load, lat):
+            r["relay_workers"], r["relay_workers_why"] = server.workers
     return load, lat
 
 
@@ -230,14 +267,16 @@ def spread(v, fmt):
     return f"{v['median']:{fmt}} ({v['min']:{fmt}}–{v['max']:{fmt}})"
 
 
-def markdown(s, r, probe, opts):
+def markdown(s, r, probe, opts, note):
     lines = [f"{opts.links} links, {opts.seconds} s per run, {opts.rounds} rounds, arms "
              f"alternating; server on CPU {SERVER_CPU}, generator on CPU {GENERATOR_CPU}; "
-             f"medians (min–max).", "",
-             f"Load: 1,200-byte SRTP packets at 750 pps per leg ({opts.links * 2 * 750:,} pps "
-             f"offered).", "",
-             "| arm | server CPU µs/packet | pps delivered | loss | kernel drops | generator CPU |",
-             "|---|---|---|---|---|---|"]
+             f"medians (min–max).", ""]
+    if note:
+        lines += [note, ""]
+    lines += [f"Load: 1,200-byte SRTP packets at 750 pps per leg ({opts.links * 2 * 750:,} pps "
+              f"offered).", "",
+              "| arm | server CPU µs/packet | pps delivered | loss | kernel drops | generator CPU |",
+              "|---|---|---|---|---|---|"]
     for arm, a in s["load"].items():
         cpu = "–" if arm == "direct" else spread(a["server_cpu_s_per_mpkt"], ".2f")
         lines.append(f"| {arm} | {cpu} | {a['pps_received']['median']:,.0f} | "
@@ -352,10 +391,12 @@ def main():
         opts.session_probe > 0 else None
     s = summarize(runs)
     r = ratios(s)
+    note = workers_note(runs)
     with open(os.path.join(results, "summary.json"), "w") as f:
         json.dump({"summary": s, "ratios": r, "sessions": probe, "links": opts.links,
-                   "seconds": opts.seconds, "rounds": opts.rounds}, f, indent=2)
-    md = markdown(s, r, probe, opts)
+                   "seconds": opts.seconds, "rounds": opts.rounds, "relay_workers": note}, f,
+                  indent=2)
+    md = markdown(s, r, probe, opts, note)
     with open(os.path.join(results, "summary.md"), "w") as f:
         f.write(md)
     plot(work, s, results)

@@ -146,7 +146,7 @@ static const struct config_option relay_options[] = {
     {"listen", "ADDR:PORT", set_listen, "UDP address for media; repeat for more (IPv4, IPv6)"},
     {"secret-file", "FILE", set_secret_file, "credential secrets shared with signaling"},
     {"control", "ADDR:PORT", set_control, "control endpoint (default " RELAY_DEFAULT_CONTROL ")"},
-    {"workers", "N", set_workers, "forwarding threads (default: one per CPU)"},
+    {"workers", "N", set_workers, "forwarding threads (default: one per CPU we may use)"},
     {"max-links", "N", set_max_links, "link slots allocated at start (default 16384)"},
     {"consent-timeout", "S", set_consent, "close a leg after S s without a check (default 30)"},
     {"max-ttl", "S", set_max_ttl, "refuse credentials valid longer than S s (default 86400)"},

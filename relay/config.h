@@ -21,7 +21,7 @@ struct relay_config {
     struct audit_settings audit;  /* no path: no audit log (warned at start) */
     char ready_file[PATH_MAX];    /* empty: none */
     char node_id[64];
-    uint32_t workers;             /* 0: one per online CPU */
+    uint32_t workers;             /* 0: one per CPU of the affinity mask and quota */
     uint32_t max_links;
     uint32_t consent_timeout_s;
     uint32_t max_ttl_s;

@@ -27,13 +27,13 @@
 #define TAG_TIMER 1
 #define TAG_SIGNAL 2
 
-static unsigned relay__worker_count(const struct relay_config *cfg)
+/* One worker per CPU the relay may run on (its affinity mask, less if a
+ * cgroup quota allows less), unless --workers says otherwise: more workers
+ * than CPUs only take turns on the same cores. */
+static unsigned relay__worker_count(struct relay *r)
 {
-    long n = cfg->workers ? (long)cfg->workers : sysconf(_SC_NPROCESSORS_ONLN);
-
-    if (n < 1)
-        n = 1;
-    return n > QR_WORKERS_MAX ? QR_WORKERS_MAX : (unsigned)n;
+    cpus_detect("/proc", "/sys/fs/cgroup", r->cfg.workers, &r->cpus);
+    return r->cpus.workers;
 }
 
 /* Opens every worker's socket for every listen address. With port 0 the
@@ -144,7 +144,7 @@ static int relay__init(struct relay *r, int argc, char **argv, int *exit_code)
         log_error("no randomness available");
         return -1;
     }
-    r->n_workers = relay__worker_count(&r->cfg);
+    r->n_workers = relay__worker_count(r);
     if ((r->table = table_new(r->cfg.max_links, r->seed, events_leg_down, r)) == NULL) {
         log_error("cannot allocate %u links", r->cfg.max_links);
         return -1;
@@ -254,12 +254,13 @@ static void relay__run(struct relay *r, int epfd, int tfd, int sfd, struct contr
 
 static void relay__log_listening(const struct relay *r, const struct control *ctl)
 {
-    char text[NETADDR_STRLEN];
+    char text[NETADDR_STRLEN], workers[128];
 
     for (unsigned l = 0; l < r->cfg.n_listen; l++)
         log_info("media on udp %s", netaddr_format(&r->cfg.listen[l], text, sizeof(text)));
-    log_info("control on tcp %s; %u workers, %u link slots, %u key(s)",
-             netaddr_format(control_address(ctl), text, sizeof(text)), r->n_workers,
+    cpus_describe(&r->cpus, workers, sizeof(workers));
+    log_info("control on tcp %s; %s, %u link slots, %u key(s)",
+             netaddr_format(control_address(ctl), text, sizeof(text)), workers,
              r->cfg.max_links, relay_keys(r)->n);
 }
 

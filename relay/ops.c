@@ -49,11 +49,16 @@ static void ops__labelled(struct metrics *m, const struct stats_view *v, const c
     }
 }
 
-static void ops__workers(struct metrics *m, const struct stats_view *v)
+static void ops__workers(struct metrics *m, const struct relay *r, const struct stats_view *v)
 {
     char w[16];
 
     metrics_gauge(m, "quietroom_relay_workers", "Forwarding threads.", v->n_workers);
+    metrics_family(m, "quietroom_relay_workers_reason", "gauge",
+                   "Always 1; why the relay runs that many workers (configured, affinity, "
+                   "cgroup_quota).");
+    metrics_u64(m, "quietroom_relay_workers_reason", "reason", cpus_reason_name(r->cpus.reason),
+                1);
     metrics_family(m, "quietroom_relay_worker_busy_ratio", "gauge",
                    "Share of the last second the worker spent handling packets.");
     for (unsigned i = 0; i < v->n_workers; i++) {
@@ -128,7 +133,7 @@ static void ops__metrics(void *ctx, const char *query, struct ops_response *out)
     metrics_u64(&m, "quietroom_relay_build_info", "version", QR_VERSION, 1);
     metrics_gauge(&m, "quietroom_relay_ready", "1 while accepting new sessions.", v.ready);
     metrics_gauge(&m, "quietroom_relay_draining", "1 after the first SIGTERM.", v.draining);
-    ops__workers(&m, &v);
+    ops__workers(&m, r, &v);
     for (size_t i = 0; i < sizeof(ops_counters) / sizeof(ops_counters[0]); i++)
         metrics_counter(&m, ops_counters[i].name, ops_counters[i].help, v.sum[ops_counters[i].id]);
     ops__labelled(&m, &v, "dropped", "quietroom_relay_packets_dropped_total", "reason",

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "cpus.h"
 #include "quietroom/audit.h"
 #include "quietroom/keyring.h"
 #include "quietroom/metrics.h"
@@ -37,6 +38,7 @@ struct relay {
     struct audit_log *audit;      /* NULL when no audit log is configured */
     struct worker *workers[QR_WORKERS_MAX];
     unsigned n_workers;
+    struct cpus_choice cpus;      /* how n_workers was chosen, for the log and /metrics */
     uint64_t seed;                /* random, keys every hash table */
     uint64_t started_wall_ms;
     uint64_t started_mono_ms;
