@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,8 +16,12 @@
 #include "quietroom/audit.h"
 #include "quietroom/clock.h"
 #include "quietroom/limits.h"
+#include "quietroom/lockfile.h"
 
 #define AUDIT_ADDRESS_LABEL "quietroom audit address\n"
+/* Opens of the active file before giving up, each losing a race with a
+ * rotation (which takes microseconds, once a day or so). */
+#define AUDIT_LOCK_TRIES 8
 
 int audit_utc_day(uint64_t unix_s)
 {
@@ -147,12 +152,106 @@ static int audit_file__split(struct audit_file *f)
     return 0;
 }
 
-static int audit_file__create(struct audit_file *f, char *err, size_t errlen)
+/* A new, empty active file that is locked before anyone can open it: made
+ * under a temporary name, locked, then put in place by link (fails if the
+ * name exists: -2, try again) or by rename over the old one (replace).
+ * Returns the fd, or -1 with err. */
+static int audit_file__create_locked(struct audit_file *f, bool replace, char *err,
+                                     size_t errlen)
+{
+    char tmp[PATH_MAX + NAME_MAX + 32];
+    int fd, e;
+
+    snprintf(tmp, sizeof(tmp), "%s/.%s.%ld.new", f->dir, f->base, (long)getpid());
+    unlink(tmp); /* left by a crash of a process with our pid */
+    if ((fd = open(tmp, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0 ||
+        flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    if ((replace ? rename(tmp, f->path) : link(tmp, f->path)) != 0) {
+        e = errno;
+        snprintf(err, errlen, "%s: %s", f->path, strerror(e));
+        unlink(tmp);
+        close(fd);
+        return !replace && e == EEXIST ? -2 : -1;
+    }
+    if (!replace)
+        unlink(tmp);
+    return fd;
+fail:
+    if (fd >= 0) {
+        close(fd);
+        unlink(tmp);
+    }
+    return -1;
+}
+
+/* Opens the active file for appending with an exclusive lock held for as
+ * long as it is the active file, so that a second process configured with
+ * the same log refuses to start instead of interleaving its records with
+ * ours (a broken chain: a false compliance incident). */
+static int audit_file__acquire(struct audit_file *f, char *err, size_t errlen)
+{
+    char what[PATH_MAX + 16];
+
+    snprintf(what, sizeof(what), "audit log %s", f->path);
+    for (int attempt = 0; attempt < AUDIT_LOCK_TRIES; attempt++) {
+        struct stat held, named;
+        int fd = open(f->path, O_WRONLY | O_APPEND | O_CLOEXEC);
+
+        if (fd < 0 && errno == ENOENT) {
+            if ((fd = audit_file__create_locked(f, false, err, errlen)) == -2)
+                continue;
+            if (fd < 0)
+                return -1;
+        } else if (fd < 0) {
+            snprintf(err, errlen, "%s: %s", f->path, strerror(errno));
+            return -1;
+        } else if (lockfile_try(fd, what, err, errlen) != 0) {
+            close(fd);
+            return -1;
+        }
+        /* Rotated away between our open and our lock: take the new one. */
+        if (fstat(fd, &held) == 0 && stat(f->path, &named) == 0 && held.st_dev == named.st_dev &&
+            held.st_ino == named.st_ino) {
+            f->fd = fd;
+            return 0;
+        }
+        close(fd);
+    }
+    snprintf(err, errlen, "%s: replaced again and again while opening it", f->path);
+    return -1;
+}
+
+/* A crash between rotation's link and rename leaves the active name on the
+ * rotated file. We hold the lock on it, so no rotation is under way: give
+ * the active name a new, empty file; the chain goes on from the rotated
+ * one. */
+static int audit_file__heal(struct audit_file *f, char *err, size_t errlen)
+{
+    char rotated[NAME_MAX + 1], rpath[PATH_MAX + NAME_MAX + 2];
+    struct stat a, r;
+    int fd;
+
+    audit_file__newest_rotated(f, rotated, sizeof(rotated));
+    snprintf(rpath, sizeof(rpath), "%s/%s", f->dir, rotated);
+    if (rotated[0] == '\0' || fstat(f->fd, &a) != 0 || stat(rpath, &r) != 0 ||
+        a.st_dev != r.st_dev || a.st_ino != r.st_ino)
+        return 0;
+    if ((fd = audit_file__create_locked(f, true, err, errlen)) < 0)
+        return -1;
+    close(f->fd);
+    f->fd = fd;
+    return 0;
+}
+
+/* The active file is open and locked: check it and note where it stands. */
+static int audit_file__ready(struct audit_file *f, char *err, size_t errlen)
 {
     struct stat st;
 
-    f->fd = open(f->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (f->fd < 0 || fstat(f->fd, &st) != 0) {
+    if (fstat(f->fd, &st) != 0) {
         snprintf(err, errlen, "%s: %s", f->path, strerror(errno));
         return -1;
     }
@@ -181,8 +280,10 @@ int audit_file_open(struct audit_file *f, size_t *torn, char *previous, size_t p
         snprintf(err, errlen, "audit log path: the file name is empty or too long");
         return -1;
     }
-    rc = access(f->path, F_OK) == 0 ? audit_file__tail(f, f->path, torn, err, errlen) : 1;
-    if (rc < 0)
+    if (audit_file__acquire(f, err, errlen) != 0 || audit_file__heal(f, err, errlen) != 0 ||
+        audit_file__ready(f, err, errlen) != 0)
+        return -1;
+    if ((rc = audit_file__tail(f, f->path, torn, err, errlen)) < 0)
         return -1;
     if (rc != 0) {
         /* No record in the active file: a crash between rotation's rename
@@ -199,7 +300,7 @@ int audit_file_open(struct audit_file *f, size_t *torn, char *previous, size_t p
         }
         *torn = active_torn; /* a rotated file is never appended to again */
     }
-    return audit_file__create(f, err, errlen);
+    return 0;
 }
 
 /* Replaces each agent's address with a keyed hash: records can still be
@@ -322,22 +423,30 @@ bool audit_file_rotation_name(const struct audit_file *f, char *name, size_t len
     return access(path, F_OK) != 0;
 }
 
+/* link, then rename: the active name always exists and is always locked
+ * by us (the old file until the new one is in place), so a second process
+ * can never slip in between. */
 int audit_file_rotate(struct audit_file *f, const char *rotated, char *err, size_t errlen)
 {
     char to[PATH_MAX + NAME_MAX + 2];
+    int fd;
 
     snprintf(to, sizeof(to), "%s/%s", f->dir, rotated);
-    if (fsync(f->fd) != 0 || close(f->fd) != 0) {
-        f->fd = -1;
+    if (fsync(f->fd) != 0) {
         snprintf(err, errlen, "%s: %s", f->path, strerror(errno));
         return -1;
     }
-    f->fd = -1;
-    if (rename(f->path, to) != 0) {
-        snprintf(err, errlen, "rename %s: %s", f->path, strerror(errno));
+    if (link(f->path, to) != 0) {
+        snprintf(err, errlen, "link %s: %s", to, strerror(errno));
         return -1;
     }
-    return audit_file__create(f, err, errlen);
+    if ((fd = audit_file__create_locked(f, true, err, errlen)) < 0) {
+        unlink(to); /* as before: the active file goes on */
+        return -1;
+    }
+    close(f->fd);
+    f->fd = fd;
+    return audit_file__ready(f, err, errlen);
 }
 
 /* First and last record of a rotated file, for the purge record. */

@@ -42,8 +42,9 @@ struct audit_buf {
     char start_prev[AUDIT_MAC_B64];
 };
 
-/* Finds the last sealed record in path (or, if path is missing, in its
- * newest rotated file) and opens path for appending, mode 0600. Sets *torn to
+/* Opens path for appending, mode 0600, under an exclusive lock (refused,
+ * naming the holder, if another process has it), then finds the last
+ * sealed record in it (or, if it has none, in its newest rotated file). Sets *torn to
  * the length of a torn last line (0 if none) and previous to the rotated
  * file continued from (empty if none). Returns 0 or -1 with err. */
 int audit_file_open(struct audit_file *f, size_t *torn, char *previous, size_t plen, char *err,
@@ -61,8 +62,9 @@ int audit_file_commit(struct audit_file *f, struct audit_buf *b);
  * false if a file of that name already exists. */
 bool audit_file_rotation_name(const struct audit_file *f, char *name, size_t len);
 
-/* Closes the active file, renames it to `rotated` (in the same directory)
- * and opens a fresh PATH. The caller seals audit.close before and audit.open
+/* Gives the active file the name `rotated` (in the same directory) and puts
+ * a fresh, locked file at PATH, with no moment when PATH is missing or
+ * unlocked. The caller seals audit.close before and audit.open
  * after. Returns 0 or -1 with err. */
 int audit_file_rotate(struct audit_file *f, const char *rotated, char *err, size_t errlen);
 

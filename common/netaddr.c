@@ -160,3 +160,11 @@ uint16_t netaddr_port(const union netaddr *a)
 {
     return ntohs(a->sa.sa_family == AF_INET6 ? a->in6.sin6_port : a->in.sin_port);
 }
+
+void netaddr_set_port(union netaddr *a, uint16_t port)
+{
+    if (a->sa.sa_family == AF_INET6)
+        a->in6.sin6_port = htons(port);
+    else
+        a->in.sin_port = htons(port);
+}

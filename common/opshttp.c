@@ -17,6 +17,7 @@
 #include <openssl/crypto.h>
 
 #include "quietroom/limits.h"
+#include "quietroom/listener.h"
 #include "quietroom/log.h"
 
 #define OPS_CHUNK 4096
@@ -208,11 +209,14 @@ static int ops__callback(struct lws *wsi, enum lws_callback_reasons reason, void
         pss->body = NULL;
         return ops__request(wsi, pss);
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        return pss->body != NULL ? ops__write(wsi, pss) : 0;
+        return pss != NULL && pss->body != NULL ? ops__write(wsi, pss) : 0;
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-        free(pss->body);
-        pss->body = NULL;
+        /* A connection closed before its first request has no pss. */
+        if (pss != NULL) {
+            free(pss->body);
+            pss->body = NULL;
+        }
         return 0;
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
@@ -235,6 +239,7 @@ int ops_http_vhost(struct lws_context *lws, const union netaddr *listen,
     netaddr_format_host(listen, iface, sizeof(iface));
     info.port = netaddr_port(listen);
     info.iface = iface;
+    info.options = listener_lws_options(listen) | LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
     info.protocols = ops_protocols;
     info.user = (void *)site;
     info.vhost_name = "ops";

@@ -13,6 +13,7 @@
 #endif
 
 #define RELAY_DEFAULT_CONTROL "127.0.0.1:7600"
+#define RELAY_DEFAULT_RUNTIME_DIR "/run/quietroom-relay"
 
 static int set_listen(void *arg, const char *value, char *err, size_t errlen)
 {
@@ -163,6 +164,11 @@ static void *relay__audit(void *cfg)
     return &((struct relay_config *)cfg)->audit;
 }
 
+static void *relay__instance(void *cfg)
+{
+    return &((struct relay_config *)cfg)->instance;
+}
+
 static const struct config_spec relay_spec = {
     .program = "quietroom-relay",
     .version = QR_VERSION,
@@ -170,13 +176,16 @@ static const struct config_spec relay_spec = {
              "       quietroom-relay --config FILE [options]\n",
     .section = "relay",
     .groups = {{relay_options, sizeof(relay_options) / sizeof(relay_options[0]), NULL},
-               {audit_settings_options, AUDIT_SETTINGS_N_OPTIONS, relay__audit}},
+               {audit_settings_options, AUDIT_SETTINGS_N_OPTIONS, relay__audit},
+               {lockfile_options, LOCKFILE_N_OPTIONS, relay__instance}},
 };
 
 static void relay__defaults(struct relay_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     netaddr_parse(RELAY_DEFAULT_CONTROL, &cfg->control);
+    snprintf(cfg->instance.runtime_dir, sizeof(cfg->instance.runtime_dir), "%s",
+             RELAY_DEFAULT_RUNTIME_DIR);
     cfg->max_links = QR_MAX_LINKS_DEFAULT;
     cfg->consent_timeout_s = QR_CONSENT_TIMEOUT_S;
     cfg->max_ttl_s = QR_CREDS_MAX_TTL_S;

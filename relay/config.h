@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "quietroom/audit_settings.h"
+#include "quietroom/lockfile.h"
 #include "quietroom/limits.h"
 #include "quietroom/netaddr.h"
 
@@ -19,6 +20,7 @@ struct relay_config {
     union netaddr control;
     char secret_file[PATH_MAX];
     struct audit_settings audit;  /* no path: no audit log (warned at start) */
+    struct lockfile_settings instance; /* runtime-dir: the address locks */
     char ready_file[PATH_MAX];    /* empty: none */
     char node_id[64];
     uint32_t workers;             /* 0: one per CPU of the affinity mask and quota */

@@ -370,13 +370,20 @@ struct control *control_new(struct relay *r, int epfd, char *err, size_t errlen)
     for (int i = 0; i < QR_CONTROL_CLIENTS_MAX; i++)
         c->clients[i].fd = -1;
     c->listen_fd = socket(r->cfg.control.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    /* [::] means IPv6 only, as 0.0.0.0 means IPv4 only: exactly what is
+     * configured. */
     if (c->listen_fd < 0 ||
         setsockopt(c->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        (r->cfg.control.sa.sa_family == AF_INET6 &&
+         setsockopt(c->listen_fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) ||
         bind(c->listen_fd, &r->cfg.control.sa, netaddr_len(&r->cfg.control)) != 0 ||
         listen(c->listen_fd, QR_CONTROL_CLIENTS_MAX) != 0 ||
         getsockname(c->listen_fd, &c->addr.sa, &alen) != 0 ||
         epoll_ctl(epfd, EPOLL_CTL_ADD, c->listen_fd, &ev) != 0) {
-        snprintf(err, errlen, "control endpoint: %s", strerror(errno));
+        char text[NETADDR_STRLEN];
+
+        snprintf(err, errlen, "control endpoint tcp %s: %s",
+                 netaddr_format(&r->cfg.control, text, sizeof(text)), strerror(errno));
         control_free(c);
         return NULL;
     }

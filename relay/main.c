@@ -20,6 +20,7 @@
 #include "ops.h"
 #include "quietroom/audit_settings.h"
 #include "quietroom/clock.h"
+#include "quietroom/listener.h"
 #include "quietroom/log.h"
 #include "relay.h"
 #include "worker.h"
@@ -116,6 +117,43 @@ static int relay__ready_file(struct relay *r, const struct control *ctl)
     return rc;
 }
 
+/* A second copy started by mistake stops here, before it reads a key or
+ * writes a record: every address it would serve is claimed (lock files,
+ * and a trial bind against anyone else), and audit_open, next, locks the
+ * audit log. */
+static int relay__claim(struct relay *r)
+{
+    const char *dir = r->cfg.instance.runtime_dir;
+    char err[PATH_MAX + 128];
+    int rc = lockfile_dir(dir, err, sizeof(err));
+
+    for (unsigned l = 0; rc == 0 && l < r->cfg.n_listen; l++)
+        rc = lockfile_address(&r->locks, dir, "udp", &r->cfg.listen[l], err, sizeof(err));
+    if (rc == 0)
+        rc = lockfile_address(&r->locks, dir, "tcp", &r->cfg.control, err, sizeof(err));
+    if (rc == 0 && r->cfg.has_ops)
+        rc = lockfile_address(&r->locks, dir, "tcp", &r->cfg.ops_listen, err, sizeof(err));
+    if (rc != 0)
+        log_error("%s", err);
+    return rc;
+}
+
+/* The TCP listeners (control, operator) are where the configuration says,
+ * as the kernel sees them; the UDP sockets are bound by our own code to the
+ * configured addresses (worker_socket). */
+static int relay__verify_listeners(struct relay *r, const struct control *ctl)
+{
+    union netaddr want[2] = {*control_address(ctl), r->cfg.ops_listen};
+    char err[256];
+
+    netaddr_set_port(&want[1], (uint16_t)ops_port(r));
+    if (listener_verify(want, r->cfg.has_ops ? 2 : 1, err, sizeof(err)) != 0) {
+        log_error("refusing to serve: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
 static int relay__init(struct relay *r, int argc, char **argv, int *exit_code)
 {
     char err[512];
@@ -129,6 +167,9 @@ static int relay__init(struct relay *r, int argc, char **argv, int *exit_code)
     }
     *exit_code = 1;
     log_init("quietroom-relay", (enum log_level)r->cfg.log_level);
+    lockfile_set_init(&r->locks);
+    if (relay__claim(r) != 0)
+        return -1;
     if (keyring_load(r->cfg.secret_file, &r->keyring[0], err, sizeof(err)) != 0) {
         log_error("secret file: %s", err);
         return -1;
@@ -296,6 +337,8 @@ int main(int argc, char **argv)
         log_error("ops-listen: %s", err);
         goto out;
     }
+    if (relay__verify_listeners(r, ctl) != 0)
+        goto out;
     relay__log_listening(r, ctl);
     if (r->cfg.ready_file[0] != '\0' && relay__ready_file(r, ctl) != 0) {
         log_error("ready file %s: %s", r->cfg.ready_file, strerror(errno));
@@ -320,6 +363,7 @@ out:
     table_free(r->table);
     keyring_wipe(&r->keyring[0]);
     keyring_wipe(&r->keyring[1]);
+    lockfile_set_release(&r->locks);
     if (tfd >= 0)
         close(tfd);
     if (sfd >= 0)

@@ -11,6 +11,7 @@
 #include "cpus.h"
 #include "quietroom/audit.h"
 #include "quietroom/keyring.h"
+#include "quietroom/lockfile.h"
 #include "quietroom/metrics.h"
 #include "quietroom/opshttp.h"
 #include "table.h"
@@ -36,6 +37,7 @@ struct relay {
     struct relay_live live;
     struct table *table;
     struct audit_log *audit;      /* NULL when no audit log is configured */
+    struct lockfile_set locks;    /* our addresses, against a second copy */
     struct worker *workers[QR_WORKERS_MAX];
     unsigned n_workers;
     struct cpus_choice cpus;      /* how n_workers was chosen, for the log and /metrics */

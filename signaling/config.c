@@ -19,6 +19,7 @@
 #define QR_DEFAULT_OPS_WEB_DIR "/usr/share/quietroom/ops-web"
 #endif
 
+#define SIGNAL_DEFAULT_RUNTIME_DIR "/run/quietroom-signal"
 #define SIGNAL_DEFAULT_LISTEN "127.0.0.1:8443"
 
 static int set_listen(void *arg, const char *value, char *err, size_t errlen)
@@ -366,6 +367,11 @@ static void *signal__audit(void *cfg)
     return &((struct signal_config *)cfg)->audit;
 }
 
+static void *signal__instance(void *cfg)
+{
+    return &((struct signal_config *)cfg)->instance;
+}
+
 static const struct config_spec signal_spec = {
     .program = "quietroom-signal",
     .version = QR_VERSION,
@@ -374,7 +380,8 @@ static const struct config_spec signal_spec = {
              "                        --audience AUD --relay SPEC --relay-secret-file FILE ...\n",
     .section = "signal",
     .groups = {{signal_options, sizeof(signal_options) / sizeof(signal_options[0]), NULL},
-               {audit_settings_options, AUDIT_SETTINGS_N_OPTIONS, signal__audit}},
+               {audit_settings_options, AUDIT_SETTINGS_N_OPTIONS, signal__audit},
+               {lockfile_options, LOCKFILE_N_OPTIONS, signal__instance}},
 };
 
 static void signal__defaults(struct signal_config *cfg)
@@ -383,6 +390,8 @@ static void signal__defaults(struct signal_config *cfg)
     netaddr_parse(SIGNAL_DEFAULT_LISTEN, &cfg->listen);
     snprintf(cfg->static_dir, sizeof(cfg->static_dir), "%s", QR_DEFAULT_WEB_DIR);
     snprintf(cfg->ops_static_dir, sizeof(cfg->ops_static_dir), "%s", QR_DEFAULT_OPS_WEB_DIR);
+    snprintf(cfg->instance.runtime_dir, sizeof(cfg->instance.runtime_dir), "%s",
+             SIGNAL_DEFAULT_RUNTIME_DIR);
     cfg->drain_timeout_s = QR_DRAIN_TIMEOUT_DEFAULT_S;
     cfg->waiting_timeout_s = 900;
     cfg->idle_timeout_s = 600;

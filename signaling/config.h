@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "quietroom/audit_settings.h"
+#include "quietroom/lockfile.h"
 #include "quietroom/netaddr.h"
 #include "quietroom/sdp.h"
 
@@ -47,6 +48,7 @@ struct signal_config {
     unsigned n_relays;
     char relay_secret_file[PATH_MAX];
     struct audit_settings audit;
+    struct lockfile_settings instance; /* runtime-dir: the address locks */
     char ready_file[PATH_MAX];
     char node_id[64];
     uint32_t waiting_timeout_s;      /* a waiting participant nobody admits */

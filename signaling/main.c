@@ -16,6 +16,8 @@
 #include "lifecycle.h"
 #include "ops.h"
 #include "quietroom/clock.h"
+#include "quietroom/listener.h"
+#include "quietroom/lockfile.h"
 #include "quietroom/log.h"
 #include "relays.h"
 #include "reload.h"
@@ -72,6 +74,41 @@ static int signal__keys(struct signal_server *srv, struct signal_keys *k)
     return 0;
 }
 
+/* A second copy started by mistake stops here, before it touches anything
+ * the first one owns: its addresses (lock files in the runtime directory)
+ * and, next, its audit log (locked by audit_open). */
+static int signal__claim(struct signal_server *srv)
+{
+    const struct signal_config *c = &srv->cfg;
+    char err[PATH_MAX + 128];
+
+    if (lockfile_dir(c->instance.runtime_dir, err, sizeof(err)) != 0 ||
+        lockfile_address(&srv->locks, c->instance.runtime_dir, "tcp", &c->listen, err,
+                         sizeof(err)) != 0 ||
+        (c->ops && lockfile_address(&srv->locks, c->instance.runtime_dir, "tcp", &c->ops_listen,
+                                    err, sizeof(err)) != 0)) {
+        log_error("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Every listening socket is where the configuration says, as the kernel
+ * sees it (listener.h). */
+static int signal__verify_listeners(const struct signal_server *srv, int port, int ops_port)
+{
+    union netaddr want[2] = {srv->cfg.listen, srv->cfg.ops_listen};
+    char err[256];
+
+    netaddr_set_port(&want[0], (uint16_t)port);
+    netaddr_set_port(&want[1], (uint16_t)ops_port);
+    if (listener_verify(want, srv->cfg.ops ? 2 : 1, err, sizeof(err)) != 0) {
+        log_error("refusing to serve: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
 static int signal__init(struct signal_server *srv, int argc, char **argv, struct signal_keys *k,
                         int *code)
 {
@@ -86,6 +123,9 @@ static int signal__init(struct signal_server *srv, int argc, char **argv, struct
     }
     *code = 1;
     log_init("quietroom-signal", (enum log_level)srv->cfg.log_level);
+    lockfile_set_init(&srv->locks);
+    if (signal__claim(srv) != 0)
+        return -1;
     srv->argc = argc;
     srv->argv = argv;
     stats_init(&srv->stats);
@@ -97,6 +137,17 @@ static int signal__init(struct signal_server *srv, int argc, char **argv, struct
         log_error("out of memory");
         return -1;
     }
+    srv->started_ms = clock_mono_ms();
+    return 0;
+}
+
+/* Once our addresses are ours: the audit log (which audit_open locks: a
+ * second copy writing to it would break the chain) and the relays (a copy
+ * that cannot serve must not hold control connections to them). */
+static int signal__attach(struct signal_server *srv)
+{
+    char err[PATH_MAX + 128];
+
     srv->audit = audit_settings_open(&srv->cfg.audit, srv->cfg.node_id, err, sizeof(err));
     if (srv->audit == NULL && err[0] != '\0') {
         log_error("audit log: %s", err);
@@ -109,7 +160,6 @@ static int signal__init(struct signal_server *srv, int argc, char **argv, struct
         log_error("cannot start the relay threads");
         return -1;
     }
-    srv->started_ms = clock_mono_ms();
     return 0;
 }
 
@@ -128,7 +178,7 @@ static int signal__ready_file(const struct signal_server *srv, int port, int ops
     return rc;
 }
 
-static void signal__shutdown(struct signal_server *srv)
+static void signal__shutdown(struct signal_server *srv, bool started)
 {
     int pending;
 
@@ -145,13 +195,15 @@ static void signal__shutdown(struct signal_server *srv)
     relays_free(srv->relays);
     sessions_free(srv->sessions);
     if (srv->audit != NULL) {
-        events_simple(srv, "signal.stop");
+        if (started)
+            events_simple(srv, "signal.stop");
         audit_close(srv->audit);
     }
     jwt_replay_free(srv->replay);
     jwt_keyset_free(srv->ehr_keys);
     hmac_free(srv->sha256);
     keyring_wipe(&srv->relay_keys);
+    lockfile_set_release(&srv->locks);
 }
 
 /* The event loop, with the signals handled between rounds. Returns when
@@ -193,6 +245,8 @@ static int signal__serve(struct signal_server *srv, struct signal_keys *k)
              ops_port > 0 ? "; operator endpoints on" : "");
     if (ops_port > 0)
         log_info("operator port %d", ops_port);
+    if (signal__verify_listeners(srv, port, ops_port) != 0 || signal__attach(srv) != 0)
+        return -1;
     if (srv->cfg.ready_file[0] != '\0' && signal__ready_file(srv, port, ops_port) != 0) {
         log_error("ready file %s: %s", srv->cfg.ready_file, strerror(errno));
         return -1;
@@ -205,6 +259,7 @@ int main(int argc, char **argv)
     struct signal_server *srv = calloc(1, sizeof(*srv));
     struct sigaction sa = {.sa_handler = signal__on_signal};
     struct signal_keys keys;
+    bool started = false;
     int code = 1;
 
     memset(&keys, 0, sizeof(keys));
@@ -222,11 +277,12 @@ int main(int argc, char **argv)
         goto out;
     signal_keys_free(&keys);
     events_simple(srv, "signal.start");
+    started = true;
     signal__run(srv);
     code = 0;
 out:
     signal_keys_free(&keys);
-    signal__shutdown(srv);
+    signal__shutdown(srv, started);
     free(srv);
     return code;
 }

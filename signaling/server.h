@@ -41,6 +41,7 @@ struct signal_server {
     struct signal_stats stats;
     struct ops_state *ops;               /* operator listener; NULL when off */
     struct tls_state *tls;               /* the public certificate; NULL without TLS */
+    struct lockfile_set locks;           /* our addresses, against a second copy */
     uint64_t started_ms;
     bool draining;                       /* after the first SIGTERM */
     uint64_t drain_started_ms;

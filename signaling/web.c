@@ -13,6 +13,7 @@
 #include "conn.h"
 #include "lifecycle.h"
 #include "quietroom/clock.h"
+#include "quietroom/listener.h"
 #include "quietroom/log.h"
 #include "server.h"
 #include "session.h"
@@ -308,6 +309,7 @@ int web_start(struct signal_server *srv)
     }
     info.port = netaddr_port(&srv->cfg.listen);
     info.iface = iface;
+    info.options |= listener_lws_options(&srv->cfg.listen);
     info.protocols = web_protocols;
     info.mounts = &ws->mount_files;
     ws->hdr_sts = web_hdr_sts;

@@ -19,6 +19,9 @@
 
 #define QR_WORKERS_MAX 64
 #define QR_LISTEN_MAX 8
+/* Address locks one daemon holds (lockfile.c): every media address, the
+ * control and operator ports, signaling's listener. */
+#define QR_LOCKS_MAX (QR_LISTEN_MAX + 8)
 
 /* --- links and legs ---------------------------------------------------- */
 

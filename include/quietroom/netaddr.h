@@ -35,5 +35,6 @@ uint64_t netaddr_hash(const union netaddr *a, uint64_t seed);
 bool netaddr_is_loopback(const union netaddr *a);
 bool netaddr_is_wildcard(const union netaddr *a);
 uint16_t netaddr_port(const union netaddr *a);
+void netaddr_set_port(union netaddr *a, uint16_t port);
 
 #endif

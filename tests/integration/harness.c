@@ -132,9 +132,11 @@ static pid_t harness_spawn(struct relay_proc *r, const char *ready, const char *
                            const char *const *extra)
 {
     const char *argv[HARNESS_ARGS_MAX];
+    char runtime[HARNESS_PATH];
     int n = 0;
     pid_t pid;
 
+    snprintf(runtime, sizeof(runtime), "%s/run", r->dir);
     argv[n++] = QR_RELAY_BIN;
     for (int i = 0; listen[i] != NULL && n < HARNESS_ARGS_MAX - 20; i++) {
         argv[n++] = "--listen";
@@ -148,6 +150,8 @@ static pid_t harness_spawn(struct relay_proc *r, const char *ready, const char *
     argv[n++] = r->audit;
     argv[n++] = "--audit-key-file";
     argv[n++] = r->audit_key;
+    argv[n++] = "--runtime-dir";
+    argv[n++] = runtime;
     argv[n++] = "--ready-file";
     argv[n++] = ready;
     argv[n++] = "--workers";
@@ -448,7 +452,7 @@ static int harness_write_conf(struct signal_proc *s, const struct relay_proc *r,
             r->n_listen > 1 ? listen[1] : "", r->secret);
     fprintf(f, "audit-log = %s\naudit-key-file = %s\nready-file = %s/ready.json\n", s->audit,
             s->audit_key, s->dir);
-    fprintf(f, "log-level = debug\n");
+    fprintf(f, "log-level = debug\nruntime-dir = %s/run\n", s->dir);
     if (tls)
         fprintf(f, "tls-cert = %s\ntls-key = %s/tls.key\n", s->cert, s->dir);
     for (int i = 0; extra != NULL && extra[i] != NULL; i++)

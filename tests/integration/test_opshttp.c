@@ -1,6 +1,7 @@
 /* The operator HTTP listener on its own thread, over a real socket: routes,
- * 404 and 405, the bearer token (open routes without it), and a body much
- * larger than one write. */
+ * 404 and 405, the bearer token (open routes without it), a body much
+ * larger than one write, connections closed before any request, and the
+ * exact address it binds (listener_verify). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,7 +13,11 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "quietroom/listener.h"
 #include "quietroom/opshttp.h"
+
+#include <arpa/inet.h>
+#include <unistd.h>
 
 #define BIG_LEN 200000
 
@@ -111,11 +116,85 @@ static void test_port_in_use_is_an_error(void **state)
     ops_http_stop(a);
 }
 
+/* A client that connects and goes away before sending a request: the
+ * listener had no per-request state for it and crashed (a remote denial of
+ * service of any operator port). */
+static void test_connection_without_request(void **state)
+{
+    struct ops_site site = {routes, 3, "x", "s3cret-token"};
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    union netaddr a;
+    struct ops_http *h;
+    char err[256], *r;
+
+    (void)state;
+    assert_int_equal(netaddr_parse("127.0.0.1:0", &a), 0);
+    assert_non_null(h = ops_http_start(&a, &site, err, sizeof(err)));
+    sin.sin_port = htons((uint16_t)ops_http_port(h));
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < 20; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+        assert_true(fd >= 0);
+        assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+        if (i % 2)
+            assert_int_equal(write(fd, "GE", 2), 2); /* half a request line */
+        close(fd);
+    }
+    usleep(200 * 1000);
+    r = http_get(ops_http_port(h), "/readyz");
+    assert_int_equal(http_status(r), 503);
+    free(r);
+    ops_http_stop(h);
+}
+
+/* 127.0.0.1 is bound as 127.0.0.1 (libwebsockets 4.1 made it [::], every
+ * interface), [::1] as [::1] only; listener_verify sees both, and a socket
+ * bound anywhere else. */
+static void test_binds_exactly(void **state)
+{
+    struct ops_site site = {routes, 3, "x", NULL};
+    union netaddr a[3], any;
+    struct ops_http *h4, *h6;
+    char err[256] = "";
+    socklen_t len = sizeof(any);
+    int fd;
+
+    (void)state;
+    assert_int_equal(netaddr_parse("127.0.0.1:0", &a[0]), 0);
+    assert_int_equal(netaddr_parse("[::1]:0", &a[1]), 0);
+    assert_non_null(h4 = ops_http_start(&a[0], &site, err, sizeof(err)));
+    assert_non_null(h6 = ops_http_start(&a[1], &site, err, sizeof(err)));
+    netaddr_set_port(&a[0], (uint16_t)ops_http_port(h4));
+    netaddr_set_port(&a[1], (uint16_t)ops_http_port(h6));
+    assert_int_equal(listener_verify(a, 2, err, sizeof(err)), 0);
+    /* Each must be found: one missing is reported. */
+    assert_int_equal(listener_verify(a, 1, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "[::1]"));
+    assert_int_equal(listener_verify(a, 2, err, sizeof(err)), 0);
+
+    /* A wildcard listener of our own is what the check exists to catch. */
+    assert_int_equal(netaddr_parse("0.0.0.0:0", &any), 0);
+    assert_true((fd = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+    assert_int_equal(bind(fd, &any.sa, netaddr_len(&any)), 0);
+    assert_int_equal(listen(fd, 1), 0);
+    assert_int_equal(getsockname(fd, &a[2].sa, &len), 0);
+    assert_int_equal(listener_verify(a, 2, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "0.0.0.0:"));
+    assert_non_null(strstr(err, "not a configured address"));
+    assert_int_equal(listener_verify(a, 3, err, sizeof(err)), 0);
+    close(fd);
+    ops_http_stop(h6);
+    ops_http_stop(h4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_routes_and_token),
         cmocka_unit_test(test_port_in_use_is_an_error),
+        cmocka_unit_test(test_connection_without_request),
+        cmocka_unit_test(test_binds_exactly),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
