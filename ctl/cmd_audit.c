@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "ctl.h"
-#include "quietroom/audit_fhir.h"
-#include "quietroom/audit_verify.h"
-#include "quietroom/clock.h"
+#include "quietroom/audit/audit_fhir.h"
+#include "quietroom/audit/audit_verify.h"
+#include "quietroom/base/clock.h"
 
 /* Exit code of verify (and show) when the chain is intact but for torn
  * lines a crash left: reported, not tampering. */

@@ -5,9 +5,9 @@
 #include <string.h>
 
 #include "ctl.h"
-#include "quietroom/clock.h"
-#include "quietroom/creds.h"
-#include "quietroom/limits.h"
+#include "quietroom/base/clock.h"
+#include "quietroom/wire/creds.h"
+#include "quietroom/base/limits.h"
 
 static const char creds_usage[] =
     "usage: quietroomctl creds --secret-file FILE --session ID [--ttl SECONDS] [--links N]\n"

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "ctl.h"
-#include "quietroom/ctlproto.h"
+#include "quietroom/wire/ctlproto.h"
 
 #define CTL_TIMEOUT_MS 5000
 #define CTL_DEFAULT_CONTROL "127.0.0.1:7600"

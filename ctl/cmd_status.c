@@ -9,9 +9,9 @@
 #include <time.h>
 
 #include "ctl.h"
-#include "quietroom/clock.h"
-#include "quietroom/ctlproto.h"
-#include "quietroom/limits.h"
+#include "quietroom/base/clock.h"
+#include "quietroom/wire/ctlproto.h"
+#include "quietroom/base/limits.h"
 
 #define STATUS_CALL_TIMEOUT_MS 3000
 #define STATUS_NAME_MAX 64

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "ctl.h"
-#include "quietroom/jwt.h"
+#include "quietroom/auth/jwt.h"
 #include "token_mint.h"
 
 #define TOKEN_TTL_DEFAULT 3600

@@ -7,7 +7,7 @@
 
 #include <jansson.h>
 
-#include "quietroom/keyring.h"
+#include "quietroom/base/keyring.h"
 
 /* Every subcommand: argv[0] is the subcommand name. Returns the exit code. */
 int cmd_creds(int argc, char **argv);

@@ -16,9 +16,9 @@
 #include <openssl/rand.h>
 
 #include "probe.h"
-#include "quietroom/clock.h"
-#include "quietroom/limits.h"
-#include "quietroom/sdp.h"
+#include "quietroom/base/clock.h"
+#include "quietroom/base/limits.h"
+#include "quietroom/wire/sdp.h"
 #include "refclient.h"
 #include "token_mint.h"
 

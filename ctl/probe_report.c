@@ -12,7 +12,7 @@
 #include <jansson.h>
 
 #include "probe.h"
-#include "quietroom/metrics.h"
+#include "quietroom/ops/metrics.h"
 
 void probe_report_text(const struct probe_result *r, uint32_t seconds)
 {

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "probe.h"
-#include "quietroom/clock.h"
+#include "quietroom/base/clock.h"
 
 #define PROBE_CODE_MAX 48
 

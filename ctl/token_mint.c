@@ -10,8 +10,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "quietroom/clock.h"
-#include "quietroom/jwt.h"
+#include "quietroom/base/clock.h"
+#include "quietroom/auth/jwt.h"
 
 #define TOKEN_JTI_BYTES 16
 

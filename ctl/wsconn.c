@@ -16,8 +16,8 @@
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
-#include "quietroom/clock.h"
-#include "quietroom/limits.h"
+#include "quietroom/base/clock.h"
+#include "quietroom/base/limits.h"
 
 #define WSCONN_CLOSE_WAIT_MS 500
 

@@ -13,9 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "quietroom/audit.h"
-#include "quietroom/clock.h"
-#include "quietroom/keyring.h"
+#include "quietroom/audit/audit.h"
+#include "quietroom/base/clock.h"
+#include "quietroom/base/keyring.h"
 
 struct bench {
     struct audit_log *log;

@@ -13,9 +13,9 @@
 #include <openssl/rand.h>
 
 #include "lt.h"
-#include "quietroom/clock.h"
-#include "quietroom/creds.h"
-#include "quietroom/stun.h"
+#include "quietroom/base/clock.h"
+#include "quietroom/wire/creds.h"
+#include "quietroom/wire/stun.h"
 
 #define LT_SETUP_TRIES 20
 #define LT_SETUP_WINDOW 256

@@ -14,8 +14,8 @@
 
 #include <srtp2/srtp.h>
 
-#include "quietroom/keyring.h"
-#include "quietroom/netaddr.h"
+#include "quietroom/base/keyring.h"
+#include "quietroom/base/netaddr.h"
 
 #define LT_THREADS_MAX 16
 #define LT_BATCH 64

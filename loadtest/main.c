@@ -15,8 +15,8 @@
 #include <jansson.h>
 
 #include "lt.h"
-#include "quietroom/clock.h"
-#include "quietroom/keyring.h"
+#include "quietroom/base/clock.h"
+#include "quietroom/base/keyring.h"
 
 #define LT_SECONDS_MAX 600
 #define LT_LINKS_MAX (LT_THREADS_MAX * LT_LEGS_PER_THREAD / 2)

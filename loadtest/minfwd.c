@@ -13,7 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "quietroom/netaddr.h"
+#include "quietroom/base/netaddr.h"
 
 #define MINFWD_BATCH 64
 #define MINFWD_PACKET 2048

@@ -12,7 +12,7 @@
 #include <time.h>
 
 #include "lt.h"
-#include "quietroom/bytes.h"
+#include "quietroom/base/bytes.h"
 
 #define LT_HEADER 12
 #define LT_TAG 16

@@ -9,8 +9,8 @@
 #include <openssl/rand.h>
 
 #include "lt.h"
-#include "quietroom/bytes.h"
-#include "quietroom/stun.h"
+#include "quietroom/base/bytes.h"
+#include "quietroom/wire/stun.h"
 
 #define TURN_ALLOCATE 0x003
 #define TURN_CREATE_PERMISSION 0x008

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "link.h"
-#include "quietroom/hindex.h"
+#include "quietroom/base/hindex.h"
 
 /* Ids name a leg: link index << 1 | side. */
 #define ADDRMAP_ID(link, side) ((uint32_t)(link) << 1 | (uint32_t)(side))

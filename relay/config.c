@@ -1,12 +1,12 @@
 /* The relay's options: one row each; the command line and the file go
- * through the same setters (common/config.c). */
+ * through the same setters (common/base/config.c). */
 #include "config.h"
 
 #include <string.h>
 #include <unistd.h>
 
-#include "quietroom/config.h"
-#include "quietroom/log.h"
+#include "quietroom/base/config.h"
+#include "quietroom/base/log.h"
 
 #ifndef QR_VERSION
 #define QR_VERSION "dev"

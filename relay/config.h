@@ -9,10 +9,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "quietroom/audit_settings.h"
-#include "quietroom/lockfile.h"
-#include "quietroom/limits.h"
-#include "quietroom/netaddr.h"
+#include "quietroom/audit/audit_settings.h"
+#include "quietroom/base/lockfile.h"
+#include "quietroom/base/limits.h"
+#include "quietroom/base/netaddr.h"
 
 struct relay_config {
     union netaddr listen[QR_LISTEN_MAX];

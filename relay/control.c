@@ -13,9 +13,9 @@
 #include <unistd.h>
 
 #include "events.h"
-#include "quietroom/clock.h"
-#include "quietroom/ctlproto.h"
-#include "quietroom/log.h"
+#include "quietroom/base/clock.h"
+#include "quietroom/wire/ctlproto.h"
+#include "quietroom/base/log.h"
 #include "stats.h"
 
 struct control_client {

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "quietroom/netaddr.h"
+#include "quietroom/base/netaddr.h"
 #include "relay.h"
 
 /* epoll tags the control endpoint owns in the main loop. */

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "quietroom/limits.h"
+#include "quietroom/base/limits.h"
 
 /* /proc/self/cgroup is one short line per hierarchy; cgroup v1 hosts have
  * about a dozen. A file that does not fit is not one we understand. */

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "quietroom/limits.h"
+#include "quietroom/base/limits.h"
 
 /* Slots are 16 bits so that a link names its held packets in 4 bytes:
  * the first slot of a list chained through next[]. */

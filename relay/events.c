@@ -5,7 +5,7 @@
 
 #include <stdio.h>
 
-#include "quietroom/clock.h"
+#include "quietroom/base/clock.h"
 #include "relay.h"
 
 static const char *const events_reasons[] = {

@@ -8,8 +8,8 @@
 #include <jansson.h>
 
 #include "link.h"
-#include "quietroom/creds.h"
-#include "quietroom/netaddr.h"
+#include "quietroom/wire/creds.h"
+#include "quietroom/base/netaddr.h"
 
 struct relay;
 

@@ -5,7 +5,7 @@
  * its counters after the section is safe. */
 #include "forward.h"
 
-#include "quietroom/rtpstats.h"
+#include "quietroom/wire/rtpstats.h"
 #include "worker.h"
 
 /* Finds the leg bound at src and its peer's address; NULL if none. */

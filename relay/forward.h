@@ -7,8 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "quietroom/demux.h"
-#include "quietroom/netaddr.h"
+#include "quietroom/wire/demux.h"
+#include "quietroom/base/netaddr.h"
 
 struct worker;
 

@@ -8,9 +8,9 @@
 #include <string.h>
 
 #include "events.h"
-#include "quietroom/clock.h"
-#include "quietroom/creds.h"
-#include "quietroom/stun.h"
+#include "quietroom/base/clock.h"
+#include "quietroom/wire/creds.h"
+#include "quietroom/wire/stun.h"
 #include "worker.h"
 
 /* The relay's ufrag is the part of USERNAME before the colon. */

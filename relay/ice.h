@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "quietroom/netaddr.h"
+#include "quietroom/base/netaddr.h"
 
 struct worker;
 

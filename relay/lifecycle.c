@@ -9,8 +9,8 @@
 #include <time.h>
 
 #include "events.h"
-#include "quietroom/clock.h"
-#include "quietroom/log.h"
+#include "quietroom/base/clock.h"
+#include "quietroom/base/log.h"
 #include "worker.h"
 
 /* The workers' progress as the watch last saw it. Main thread only. */

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "quietroom/limits.h"
+#include "quietroom/base/limits.h"
 
 _Static_assert(sizeof(struct leg_addr) == LEG_ADDR_WORDS * sizeof(uint64_t),
                "a leg address fills its words exactly");

@@ -9,9 +9,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "quietroom/creds.h"
-#include "quietroom/netaddr.h"
-#include "quietroom/rtpstats.h"
+#include "quietroom/wire/creds.h"
+#include "quietroom/base/netaddr.h"
+#include "quietroom/wire/rtpstats.h"
 
 enum link_state {
     LINK_FREE = 0,   /* slot unused */

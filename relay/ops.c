@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "quietroom/metrics.h"
-#include "quietroom/opshttp.h"
+#include "quietroom/ops/metrics.h"
+#include "quietroom/ops/opshttp.h"
 #include "stats.h"
 
 #ifndef QR_VERSION

@@ -9,11 +9,11 @@
 
 #include "config.h"
 #include "cpus.h"
-#include "quietroom/audit.h"
-#include "quietroom/keyring.h"
-#include "quietroom/lockfile.h"
-#include "quietroom/metrics.h"
-#include "quietroom/opshttp.h"
+#include "quietroom/audit/audit.h"
+#include "quietroom/base/keyring.h"
+#include "quietroom/base/lockfile.h"
+#include "quietroom/ops/metrics.h"
+#include "quietroom/ops/opshttp.h"
 #include "table.h"
 
 struct worker;

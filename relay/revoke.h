@@ -6,8 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "quietroom/creds.h"
-#include "quietroom/hindex.h"
+#include "quietroom/wire/creds.h"
+#include "quietroom/base/hindex.h"
 
 struct revoke_entry {
     uint8_t kid;

@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "events.h"
-#include "quietroom/clock.h"
-#include "quietroom/hmac.h"
+#include "quietroom/base/clock.h"
+#include "quietroom/base/hmac.h"
 #include "relay.h"
 #include "worker.h"
 

@@ -9,9 +9,9 @@
 
 #include <jansson.h>
 
-#include "quietroom/audit.h"
-#include "quietroom/creds.h"
-#include "quietroom/limits.h"
+#include "quietroom/audit/audit.h"
+#include "quietroom/wire/creds.h"
+#include "quietroom/base/limits.h"
 #include "table.h"
 
 enum stat_id {

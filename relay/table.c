@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "early.h"
-#include "quietroom/hindex.h"
+#include "quietroom/base/hindex.h"
 #include "revoke.h"
 
 _Static_assert(QR_EARLY_PER_LINK <= UINT8_MAX, "held packets are counted in a byte");

@@ -11,8 +11,8 @@
 
 #include "addrmap.h"
 #include "link.h"
-#include "quietroom/creds.h"
-#include "quietroom/netaddr.h"
+#include "quietroom/wire/creds.h"
+#include "quietroom/base/netaddr.h"
 
 struct table;
 

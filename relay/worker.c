@@ -13,9 +13,9 @@
 
 #include "forward.h"
 #include "ice.h"
-#include "quietroom/clock.h"
-#include "quietroom/demux.h"
-#include "quietroom/log.h"
+#include "quietroom/base/clock.h"
+#include "quietroom/wire/demux.h"
+#include "quietroom/base/log.h"
 
 int worker_socket(const union netaddr *addr)
 {

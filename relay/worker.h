@@ -10,9 +10,9 @@
 
 #include "addrmap.h"
 #include "link.h"
-#include "quietroom/hmac.h"
-#include "quietroom/limits.h"
-#include "quietroom/netaddr.h"
+#include "quietroom/base/hmac.h"
+#include "quietroom/base/limits.h"
+#include "quietroom/base/netaddr.h"
 #include "relay.h"
 #include "stats.h"
 

@@ -5,9 +5,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "quietroom/config.h"
-#include "quietroom/limits.h"
-#include "quietroom/log.h"
+#include "quietroom/base/config.h"
+#include "quietroom/base/limits.h"
+#include "quietroom/base/log.h"
 
 #ifndef QR_VERSION
 #define QR_VERSION "dev"

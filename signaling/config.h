@@ -8,10 +8,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "quietroom/audit_settings.h"
-#include "quietroom/lockfile.h"
-#include "quietroom/netaddr.h"
-#include "quietroom/sdp.h"
+#include "quietroom/audit/audit_settings.h"
+#include "quietroom/base/lockfile.h"
+#include "quietroom/base/netaddr.h"
+#include "quietroom/wire/sdp.h"
 
 #define SIGNAL_ORIGINS_MAX 16
 #define SIGNAL_EHR_KEYS_MAX 16

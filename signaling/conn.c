@@ -8,9 +8,9 @@
 
 #include <libwebsockets.h>
 
-#include "quietroom/clock.h"
-#include "quietroom/limits.h"
-#include "quietroom/log.h"
+#include "quietroom/base/clock.h"
+#include "quietroom/base/limits.h"
+#include "quietroom/base/log.h"
 #include "server.h"
 
 struct conn_out {

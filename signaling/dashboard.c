@@ -7,7 +7,7 @@
 #include <jansson.h>
 
 #include "lifecycle.h"
-#include "quietroom/clock.h"
+#include "quietroom/base/clock.h"
 #include "relays.h"
 #include "server.h"
 #include "session.h"

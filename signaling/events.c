@@ -4,7 +4,7 @@
 
 #include <string.h>
 
-#include "quietroom/clock.h"
+#include "quietroom/base/clock.h"
 #include "server.h"
 
 static void events__emit(struct signal_server *srv, json_t *ev)

@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "quietroom/jwt.h"
+#include "quietroom/auth/jwt.h"
 #include "session.h"
 
 struct signal_server;

@@ -4,7 +4,7 @@
 #ifndef QUIETROOM_SIGNAL_EXPOSITION_H
 #define QUIETROOM_SIGNAL_EXPOSITION_H
 
-#include "quietroom/metrics.h"
+#include "quietroom/ops/metrics.h"
 
 struct signal_server;
 

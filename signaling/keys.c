@@ -7,7 +7,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "quietroom/opshttp.h"
+#include "quietroom/ops/opshttp.h"
 #include "tls.h"
 
 /* Hashes what the EHR key options name and what the files hold, so that a

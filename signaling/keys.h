@@ -10,9 +10,9 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "quietroom/jwt.h"
-#include "quietroom/keyring.h"
-#include "quietroom/limits.h"
+#include "quietroom/auth/jwt.h"
+#include "quietroom/base/keyring.h"
+#include "quietroom/base/limits.h"
 
 struct tls_cert;
 

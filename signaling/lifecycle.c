@@ -6,8 +6,8 @@
 #include <jansson.h>
 
 #include "events.h"
-#include "quietroom/clock.h"
-#include "quietroom/log.h"
+#include "quietroom/base/clock.h"
+#include "quietroom/base/log.h"
 #include "relays.h"
 #include "server.h"
 #include "session.h"

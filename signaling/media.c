@@ -10,9 +10,9 @@
 #include <openssl/crypto.h>
 
 #include "conn.h"
-#include "quietroom/clock.h"
-#include "quietroom/log.h"
-#include "quietroom/sdp.h"
+#include "quietroom/base/clock.h"
+#include "quietroom/base/log.h"
+#include "quietroom/wire/sdp.h"
 #include "relays.h"
 #include "server.h"
 #include "session.h"

@@ -4,7 +4,7 @@
 
 #include <string.h>
 
-#include "quietroom/limits.h"
+#include "quietroom/base/limits.h"
 
 #define PROTO_ID_MAX 16
 #define PROTO_RESUME_MAX 64

@@ -9,10 +9,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "quietroom/clock.h"
-#include "quietroom/ctlproto.h"
-#include "quietroom/limits.h"
-#include "quietroom/log.h"
+#include "quietroom/base/clock.h"
+#include "quietroom/wire/ctlproto.h"
+#include "quietroom/base/limits.h"
+#include "quietroom/base/log.h"
 
 #define RELAYS_REVOKED_MAX 8192
 #define RELAYS_RETRY_MS 1000

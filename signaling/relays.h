@@ -11,8 +11,8 @@
 #include <jansson.h>
 
 #include "config.h"
-#include "quietroom/audit.h"
-#include "quietroom/keyring.h"
+#include "quietroom/audit/audit.h"
+#include "quietroom/base/keyring.h"
 #include "relaystat.h"
 
 struct relays;

@@ -11,7 +11,7 @@
 
 #include <jansson.h>
 
-#include "quietroom/limits.h"
+#include "quietroom/base/limits.h"
 
 /* A yes/no the relay may not have said. */
 enum relaystat_flag { RELAYSTAT_UNKNOWN = -1, RELAYSTAT_NO = 0, RELAYSTAT_YES = 1 };

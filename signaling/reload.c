@@ -13,7 +13,7 @@
 #include "events.h"
 #include "keys.h"
 #include "ops.h"
-#include "quietroom/log.h"
+#include "quietroom/base/log.h"
 #include "relays.h"
 #include "server.h"
 #include "tls.h"

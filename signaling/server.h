@@ -9,11 +9,11 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "quietroom/audit.h"
+#include "quietroom/audit/audit.h"
 #include "stats.h"
-#include "quietroom/hmac.h"
-#include "quietroom/jwt.h"
-#include "quietroom/keyring.h"
+#include "quietroom/base/hmac.h"
+#include "quietroom/auth/jwt.h"
+#include "quietroom/base/keyring.h"
 
 struct lws_context;
 struct ops_state;

@@ -15,9 +15,9 @@
 #include "conn.h"
 #include "events.h"
 #include "protocol.h"
-#include "quietroom/clock.h"
-#include "quietroom/hindex.h"
-#include "quietroom/log.h"
+#include "quietroom/base/clock.h"
+#include "quietroom/base/hindex.h"
+#include "quietroom/base/log.h"
 #include "relays.h"
 #include "server.h"
 

@@ -10,9 +10,9 @@
 
 #include <jansson.h>
 
-#include "quietroom/creds.h"
-#include "quietroom/jwt.h"
-#include "quietroom/limits.h"
+#include "quietroom/wire/creds.h"
+#include "quietroom/auth/jwt.h"
+#include "quietroom/base/limits.h"
 
 struct conn;
 struct signal_server;

@@ -8,8 +8,8 @@
 
 #include <stdint.h>
 
-#include "quietroom/limits.h"
-#include "quietroom/metrics.h"
+#include "quietroom/base/limits.h"
+#include "quietroom/ops/metrics.h"
 
 #define STATS_LABEL_MAX 32
 

@@ -12,9 +12,9 @@
 
 #include "conn.h"
 #include "lifecycle.h"
-#include "quietroom/clock.h"
-#include "quietroom/listener.h"
-#include "quietroom/log.h"
+#include "quietroom/base/clock.h"
+#include "quietroom/ops/listener.h"
+#include "quietroom/base/log.h"
 #include "server.h"
 #include "session.h"
 #include "tls.h"

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "quietroom/clock.h"
+#include "quietroom/base/clock.h"
 
 #define REFCLIENT_GATHER_TIMEOUT_MS 5000
 

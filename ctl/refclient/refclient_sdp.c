@@ -1,7 +1,7 @@
 /* Offers and answers shaped like Chromium's with bundlePolicy max-bundle and
  * rtcpMuxPolicy require (tests/fixtures/sdp/), cut down to what this client
  * does: one audio section with Opus, its gathered host candidates, its DTLS
- * fingerprint. Signaling's rewriter (common/sdp.c) treats it like any
+ * fingerprint. Signaling's rewriter (common/wire/sdp.c) treats it like any
  * browser's, and the peer's description is read with sdp_summarize, the
  * same reader the rewriter's tests use. */
 #include "refclient_internal.h"
@@ -14,7 +14,7 @@
 
 #include <openssl/crypto.h>
 
-#include "quietroom/sdp.h"
+#include "quietroom/wire/sdp.h"
 
 /* RFC 8445 §5.1.2.1 priority of our host candidates, in gathering order. */
 #define SDP_TYPE_PREF_HOST 126u

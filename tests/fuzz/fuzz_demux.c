@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "quietroom/demux.h"
-#include "quietroom/rtpstats.h"
+#include "quietroom/wire/demux.h"
+#include "quietroom/wire/rtpstats.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../common/jwt_internal.h"
-#include "quietroom/jwt.h"
+#include "../../common/auth/jwt_internal.h"
+#include "quietroom/auth/jwt.h"
 
 #define NOW INT64_C(1800000000)
 

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "quietroom/sdp.h"
+#include "quietroom/wire/sdp.h"
 
 #define UFRAG "AQFrBXvjdtUpymHCiyoAAABlX6iR"
 #define PWD "JBpYAkO6ZAxG14tMPB0iF6qMdFFO/JFf"

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "protocol.h"
-#include "quietroom/limits.h"
+#include "quietroom/base/limits.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -6,8 +6,8 @@
 #include <string.h>
 #include <netinet/in.h>
 
-#include "quietroom/creds.h"
-#include "quietroom/stun.h"
+#include "quietroom/wire/creds.h"
+#include "quietroom/wire/stun.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "quietroom/audit.h"
-#include "quietroom/keyring.h"
+#include "quietroom/audit/audit.h"
+#include "quietroom/base/keyring.h"
 
 #define CHILD_THREADS 4
 

@@ -19,8 +19,8 @@
 
 #include <openssl/rand.h>
 
-#include "quietroom/ctlproto.h"
-#include "quietroom/limits.h"
+#include "quietroom/wire/ctlproto.h"
+#include "quietroom/base/limits.h"
 
 #define HARNESS_START_MS 10000
 #define HARNESS_STOP_MS 10000

@@ -12,10 +12,10 @@
 
 #include <jansson.h>
 
-#include "quietroom/creds.h"
-#include "quietroom/keyring.h"
-#include "quietroom/netaddr.h"
-#include "quietroom/stun.h"
+#include "quietroom/wire/creds.h"
+#include "quietroom/base/keyring.h"
+#include "quietroom/base/netaddr.h"
+#include "quietroom/wire/stun.h"
 
 #define HARNESS_PATH 256
 

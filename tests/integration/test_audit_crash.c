@@ -21,7 +21,7 @@
 #include <openssl/rand.h>
 
 #include "harness.h"
-#include "quietroom/keyring.h"
+#include "quietroom/base/keyring.h"
 
 #define ROUNDS 30
 #define ROTATE_BYTES "65536"

@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
-#include "quietroom/clock.h"
+#include "quietroom/base/clock.h"
 
 struct fixture {
     char dir[64];

@@ -13,8 +13,8 @@
 #include <cmocka.h>
 
 #include "harness.h"
-#include "quietroom/listener.h"
-#include "quietroom/opshttp.h"
+#include "quietroom/ops/listener.h"
+#include "quietroom/ops/opshttp.h"
 
 #include <arpa/inet.h>
 #include <unistd.h>

@@ -24,7 +24,7 @@
 
 #include "cpus.h"
 #include "harness.h"
-#include "quietroom/limits.h"
+#include "quietroom/base/limits.h"
 
 #define START_MS 10000
 /* Larger than any /proc/self/cgroup the reader accepts (16 KiB). */

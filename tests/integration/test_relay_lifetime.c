@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
-#include "quietroom/clock.h"
+#include "quietroom/base/clock.h"
 
 #define CONSENT_S "2"
 

@@ -15,8 +15,8 @@
 #include <cmocka.h>
 
 #include "harness.h"
-#include "quietroom/bytes.h"
-#include "quietroom/clock.h"
+#include "quietroom/base/bytes.h"
+#include "quietroom/base/clock.h"
 
 #define WAIT_MS 1000
 #define SILENCE_MS 300

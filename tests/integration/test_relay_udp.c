@@ -16,8 +16,8 @@
 #include <zlib.h>
 
 #include "harness.h"
-#include "quietroom/bytes.h"
-#include "quietroom/clock.h"
+#include "quietroom/base/bytes.h"
+#include "quietroom/base/clock.h"
 
 #define WAIT_MS 1000     /* for something that must arrive */
 #define SILENCE_MS 300   /* for something that must not */

@@ -20,8 +20,8 @@
 #include <openssl/rand.h>
 
 #include "harness.h"
-#include "quietroom/jwt.h"
-#include "quietroom/sdp.h"
+#include "quietroom/auth/jwt.h"
+#include "quietroom/wire/sdp.h"
 #include "wsclient.h"
 
 #define WAIT_MS 3000

@@ -17,9 +17,9 @@
 #include <openssl/rand.h>
 
 #include "harness.h"
-#include "quietroom/clock.h"
-#include "quietroom/jwt.h"
-#include "quietroom/sdp.h"
+#include "quietroom/base/clock.h"
+#include "quietroom/auth/jwt.h"
+#include "quietroom/wire/sdp.h"
 #include "wsclient.h"
 
 #define WAIT_MS 5000

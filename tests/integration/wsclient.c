@@ -14,7 +14,7 @@
 #include <libwebsockets.h>
 #include <openssl/ssl.h>
 
-#include "quietroom/clock.h"
+#include "quietroom/base/clock.h"
 
 #define WSC_QUEUE 256
 #define WSC_MSG_MAX (1024 * 1024)

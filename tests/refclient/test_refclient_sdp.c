@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "quietroom/sdp.h"
+#include "quietroom/wire/sdp.h"
 #include "refclient.h"
 
 #define READY_MS 10000

@@ -17,8 +17,8 @@
 
 #include <cmocka.h>
 
-#include "quietroom/audit_fhir.h"
-#include "quietroom/audit_record.h"
+#include "quietroom/audit/audit_fhir.h"
+#include "quietroom/audit/audit_record.h"
 
 #define DCM "http://dicom.nema.org/resources/ontology/DCM"
 #define THO_OUTCOME "http://terminology.hl7.org/CodeSystem/audit-event-outcome"

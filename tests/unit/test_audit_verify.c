@@ -13,8 +13,8 @@
 
 #include <cmocka.h>
 
-#include "quietroom/audit_record.h"
-#include "quietroom/audit_verify.h"
+#include "quietroom/audit/audit_record.h"
+#include "quietroom/audit/audit_verify.h"
 
 #define KEY1 "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 #define KEY2 "8899aabbccddeeff00112233445566778899aabbccddeeff0011223344556677"

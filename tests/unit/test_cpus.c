@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "cpus.h"
-#include "quietroom/limits.h"
+#include "quietroom/base/limits.h"
 
 /* cpus_workers with a C string (NULL: no file). */
 static struct cpus_choice choose(unsigned configured, unsigned affinity, const char *cpu_max)

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "quietroom/creds.h"
+#include "quietroom/wire/creds.h"
 
 #define NOW 1800000000u
 #define DAY 86400u

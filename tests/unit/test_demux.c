@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "quietroom/demux.h"
+#include "quietroom/wire/demux.h"
 
 struct row {
     uint8_t b0, b1;

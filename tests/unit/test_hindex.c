@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "quietroom/hindex.h"
+#include "quietroom/base/hindex.h"
 
 #define N 512
 

@@ -21,8 +21,8 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#include "../../common/jwt_internal.h"
-#include "quietroom/jwt.h"
+#include "../../common/auth/jwt_internal.h"
+#include "quietroom/auth/jwt.h"
 
 #define NOW INT64_C(1800000000)
 #define ISS "https://ehr.example"

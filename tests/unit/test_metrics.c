@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "quietroom/metrics.h"
+#include "quietroom/ops/metrics.h"
 
 static char *render(struct metrics *m)
 {

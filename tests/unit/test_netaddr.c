@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "quietroom/netaddr.h"
+#include "quietroom/base/netaddr.h"
 
 static void round_trip(const char *text)
 {

@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include "protocol.h"
-#include "quietroom/limits.h"
+#include "quietroom/base/limits.h"
 
 struct row {
     const char *text;

@@ -10,8 +10,8 @@
 
 #include <cmocka.h>
 
-#include "quietroom/bytes.h"
-#include "quietroom/rtpstats.h"
+#include "quietroom/base/bytes.h"
+#include "quietroom/wire/rtpstats.h"
 
 static struct rtpstats *fresh(void)
 {

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "quietroom/sdp.h"
+#include "quietroom/wire/sdp.h"
 
 #define UFRAG "AQFrBXvjdtUpymHCiyoAAABlX6iR"
 #define PWD "JBpYAkO6ZAxG14tMPB0iF6qMdFFO/JFf"

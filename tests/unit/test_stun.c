@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "quietroom/stun.h"
+#include "quietroom/wire/stun.h"
 
 static const char rfc5769_password[] = "VOkJxbRl1RmTxUk/WvJxBt";
 

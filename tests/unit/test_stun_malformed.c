@@ -9,8 +9,8 @@
 #include <cmocka.h>
 #include <zlib.h>
 
-#include "quietroom/bytes.h"
-#include "quietroom/stun.h"
+#include "quietroom/base/bytes.h"
+#include "quietroom/wire/stun.h"
 
 #define MAX_LEN 700
 
