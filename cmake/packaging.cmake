@@ -11,7 +11,7 @@
 # Depends are computed by dpkg-shlibdeps from the binaries. Build them with the
 # /usr prefix, so that the compiled-in defaults (static-dir) match the packages:
 #
-#   cmake -S . -B build-deb -G Ninja -DCMAKE_INSTALL_PREFIX=/usr -DQR_TESTS=OFF
+#   cmake -S . -B build-deb -G Ninja -DCMAKE_INSTALL_PREFIX=/usr -DQR_BUILD_TESTS=OFF
 #   cmake --build build-deb && (cd build-deb && cpack -G DEB)
 #
 # deploy/validate.sh does this and installs the result with apt.

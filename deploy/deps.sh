@@ -5,7 +5,7 @@
 #                           libFuzzer, coturn, Chromium and Firefox ESR for the
 #                           browser tests, and what deploy/validate.sh needs:
 #                           systemd-analyze, dpkg-shlibdeps, promtool,
-#                           python3-yaml)
+#                           python3-yaml; debootstrap for deploy/fresh-root.sh)
 #   deploy/deps.sh --bench  what loadtest/bench.py needs (coturn, gnuplot)
 set -euo pipefail
 
@@ -16,7 +16,10 @@ build=(cmake ninja-build pkg-config gcc libc6-dev make
 test=(libcmocka-dev
       clang libclang-rt-14-dev python3 python3-jsonschema coturn
       chromium firefox-esr iproute2
-      systemd dpkg-dev file python3-yaml prometheus)
+      systemd dpkg-dev file python3-yaml prometheus
+      # deploy/fresh-root.sh: a new Debian 12 root to run the quickstart and
+      # install the .debs in.
+      debootstrap)
 # prometheus: only for promtool (check config/rules, test rules). Debian has
 # no promtool-only package; this one is ~96 MB installed with its web assets.
 # Its maintainer scripts would start a Prometheus server on :9090: the

@@ -7,9 +7,14 @@
 #   4. every libFuzzer harness for a short run (QR_FUZZ_SECONDS, default 20),
 #   5. the deployment files: default configs start the daemons, .deb packages,
 #      systemd units, Kubernetes manifests, Prometheus rules, Grafana
-#      (deploy/validate.sh; with CI=true it also installs and purges the debs).
-# Set QR_SKIP_SANITIZE=1, QR_SKIP_BROWSER=1, QR_SKIP_FUZZ=1 or QR_SKIP_DEPLOY=1
-# to leave a stage out locally.
+#      (deploy/validate.sh; with CI=true it also installs and purges the debs),
+#   6. with CI=true only: a new Debian 12 minbase root (debootstrap) where the
+#      README's first command, deploy/quickstart.sh, must install, build, run
+#      and serve its join links, and another where the .debs install with apt
+#      and both daemons start from their packaged configs
+#      (deploy/fresh-root.sh, which also runs by hand).
+# Set QR_SKIP_SANITIZE=1, QR_SKIP_BROWSER=1, QR_SKIP_FUZZ=1, QR_SKIP_DEPLOY=1 or
+# QR_SKIP_FRESH=1 to leave a stage out locally.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +22,7 @@ deploy/deps.sh --test
 jobs=$(nproc)
 
 echo "== build and test =="
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQR_BUILD_TESTS=ON >/dev/null
 cmake --build build
 (cd build && ctest --output-on-failure -j "$jobs")
 
@@ -29,7 +34,8 @@ fi
 
 if [ "${QR_SKIP_SANITIZE:-0}" != 1 ]; then
     echo "== ASan + UBSan =="
-    cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DQR_SANITIZE=ON >/dev/null
+    cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DQR_SANITIZE=ON \
+          -DQR_BUILD_TESTS=ON >/dev/null
     cmake --build build-asan
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
@@ -46,5 +52,15 @@ fi
 if [ "${QR_SKIP_DEPLOY:-0}" != 1 ]; then
     echo "== deployment files =="
     deploy/validate.sh build
+fi
+# CI only: it debootstraps a root and installs packages into it (minutes).
+if [ "${CI:-}" = true ] && [ "${QR_SKIP_FRESH:-0}" != 1 ]; then
+    echo "== quickstart and packages on a fresh Debian 12 root =="
+    if [ "${QR_SKIP_DEPLOY:-0}" != 1 ]; then
+        # validate.sh has just built the packages there.
+        QR_FRESH_DEBS=${QR_DEB_BUILD_DIR:-build-deb} deploy/fresh-root.sh
+    else
+        deploy/fresh-root.sh
+    fi
 fi
 echo "== all tests passed =="

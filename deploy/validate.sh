@@ -45,7 +45,7 @@ run "default configs start the daemons" deploy/check-configs.sh "$build"
 stage "debian packages"
 build_debs() {
     cmake -S . -B "$debdir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-          -DCMAKE_INSTALL_PREFIX=/usr -DQR_TESTS=OFF >/dev/null &&
+          -DCMAKE_INSTALL_PREFIX=/usr -DQR_BUILD_TESTS=OFF >/dev/null &&
     cmake --build "$debdir" >/dev/null &&
     rm -f "$debdir"/*.deb && (cd "$debdir" && cpack -G DEB >/dev/null)
 }
