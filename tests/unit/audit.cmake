@@ -11,3 +11,6 @@ add_test(NAME test_audit_fhir_schema COMMAND test_audit_fhir --schema
          ${PROJECT_SOURCE_DIR}/tests/fixtures/fhir/auditevent-r5.schema.json)
 set_tests_properties(test_audit_fhir_schema PROPERTIES TIMEOUT 60 LABELS unit)
 add_dependencies(test_audit_fhir quietroomctl)
+
+# The shape of a damaged sealed line (audit_json), on its own.
+qr_test(test_audit_json test_audit_json.c LIBS qr_audit_tools LABELS unit)
