@@ -34,12 +34,12 @@ static struct link *forward__lookup(struct worker *w, uint32_t listen, const uni
 /* The peer has not bound yet: hold DTLS for it, drop media. Returns true if
  * the peer turned out to be bound after all (forward it then). */
 static bool forward__peer_unbound(struct worker *w, struct link *k, int peer, const uint8_t *buf,
-                                  size_t len, enum demux_class cls)
+                                  size_t len, enum demux_class cls, uint64_t now_ms)
 {
     if (cls == DEMUX_DTLS) {
         uint32_t idx = (uint32_t)(k - w->map->links);
         int r = table_early_push(w->relay->table, idx, atomic_load(&k->gen), peer, buf, len,
-                                 w->now.mono_ms);
+                                 now_ms);
 
         if (r == 0)
             return true;
@@ -51,21 +51,21 @@ static bool forward__peer_unbound(struct worker *w, struct link *k, int peer, co
 }
 
 static void forward__account(struct worker *w, struct link *k, struct leg *l, const uint8_t *buf,
-                             size_t len, enum demux_class cls)
+                             size_t len, enum demux_class cls, const struct worker_now *now)
 {
     link_count32(&l->rx_packets, 1);
     link_count64(&l->rx_bytes, len);
-    atomic_store_explicit(&l->last_seen, link_time(k, w->now.mono_ms), memory_order_relaxed);
+    atomic_store_explicit(&l->last_seen, link_time(k, now->mono_ms), memory_order_relaxed);
     if (cls == DEMUX_RTP) {
         struct rtp_header h;
 
-        if (rtp_parse_header(buf, len, &h) && !rtpstats_update(&l->rtp, &h, w->now.mono_us))
+        if (rtp_parse_header(buf, len, &h) && !rtpstats_update(&l->rtp, &h, now->mono_us))
             stat_add(&w->stats, STAT_RTP_UNTRACKED, 1);
     }
 }
 
 void forward_packet(struct worker *w, uint32_t listen, const union netaddr *src, uint8_t *buf,
-                    size_t len, enum demux_class cls)
+                    size_t len, enum demux_class cls, const struct worker_now *now)
 {
     struct leg_addr peer;
     union netaddr dst;
@@ -78,9 +78,9 @@ void forward_packet(struct worker *w, uint32_t listen, const union netaddr *src,
         stat_add(&w->stats, STAT_DROP_INACTIVE, 1);
         return;
     }
-    forward__account(w, k, &k->leg[side], buf, len, cls);
+    forward__account(w, k, &k->leg[side], buf, len, cls, now);
     if (peer.family == 0) {
-        if (!forward__peer_unbound(w, k, !side, buf, len, cls))
+        if (!forward__peer_unbound(w, k, !side, buf, len, cls, now->mono_ms))
             return;
         /* Bound in the meantime: read its address again. */
         if (forward__lookup(w, listen, src, &side, &peer) != k || peer.family == 0)

@@ -11,8 +11,11 @@
 #include "quietroom/base/netaddr.h"
 
 struct worker;
+struct worker_now;
 
+/* Forwards one datagram of class cls received on socket listen from src at
+ * time now, or counts why not. */
 void forward_packet(struct worker *w, uint32_t listen, const union netaddr *src, uint8_t *buf,
-                    size_t len, enum demux_class cls);
+                    size_t len, enum demux_class cls, const struct worker_now *now);
 
 #endif

@@ -78,10 +78,10 @@ static void ice__flush_early(struct worker *w, uint32_t listen, const union neta
 /* A nominated check: bind or move the leg. Returns false if the check must
  * go unanswered. */
 static bool ice__nominate(struct worker *w, uint32_t listen, const union netaddr *src,
-                          const struct creds_leg *cl, struct table_binding *b)
+                          const struct creds_leg *cl, uint64_t now_ms, struct table_binding *b)
 {
     struct relay *r = w->relay;
-    enum table_bind_result res = table_bind(r->table, cl, src, listen, w->now.mono_ms, b);
+    enum table_bind_result res = table_bind(r->table, cl, src, listen, now_ms, b);
 
     if (res == TABLE_FULL) {
         stat_add(&w->stats, STAT_DROP_TABLE_FULL, 1);
@@ -107,7 +107,7 @@ static bool ice__nominate(struct worker *w, uint32_t listen, const union netaddr
 /* A check that is not nominated never moves anything; from the bound
  * address it still counts as consent (RFC 7675). */
 static void ice__consent(struct worker *w, uint32_t listen, const union netaddr *src,
-                         const struct creds_leg *cl)
+                         const struct creds_leg *cl, uint64_t now_ms)
 {
     const struct addrmap *m = w->map;
     struct leg_addr a;
@@ -124,7 +124,7 @@ static void ice__consent(struct worker *w, uint32_t listen, const union netaddr 
     k = &m->links[id >> 1];
     if (!creds_same_link(&k->id, cl))
         return;
-    atomic_store_explicit(&k->leg[id & 1].last_check, link_time(k, w->now.mono_ms),
+    atomic_store_explicit(&k->leg[id & 1].last_check, link_time(k, now_ms),
                           memory_order_relaxed);
 }
 
@@ -136,7 +136,7 @@ static enum stat_id ice__ignored(enum creds_status s)
 }
 
 void ice_handle(struct worker *w, uint32_t listen, const union netaddr *src, uint8_t *buf,
-                size_t len)
+                size_t len, const struct worker_now *now)
 {
     struct relay *r = w->relay;
     char pwd[CREDS_PWD_LEN + 1];
@@ -161,7 +161,7 @@ void ice_handle(struct worker *w, uint32_t listen, const union netaddr *src, uin
         return;
     }
     cs = creds_verify(relay_keys(r), (const char *)msg.username, ice__ufrag_len(&msg),
-                      (uint32_t)(w->now.wall_ms / 1000),
+                      (uint32_t)(now->wall_ms / 1000),
                       atomic_load_explicit(&r->live.max_ttl_s, memory_order_relaxed), w->sha256,
                       &cl, pwd);
     if (cs != CREDS_OK) {
@@ -190,10 +190,10 @@ void ice_handle(struct worker *w, uint32_t listen, const union netaddr *src, uin
         ice__error(w, listen, src, buf, len, &msg, STUN_ERROR_BAD_REQUEST, pwd);
         return;
     }
-    if (msg.use_candidate && !ice__nominate(w, listen, src, &cl, &b))
+    if (msg.use_candidate && !ice__nominate(w, listen, src, &cl, now->mono_ms, &b))
         return;
     if (!msg.use_candidate)
-        ice__consent(w, listen, src, &cl);
+        ice__consent(w, listen, src, &cl, now->mono_ms);
     ice__send(w, listen, src, buf,
               stun_build_success(buf, len, &msg, &src->sa, (const uint8_t *)pwd, CREDS_PWD_LEN,
                                  w->sha1),

@@ -10,11 +10,12 @@
 #include "quietroom/base/netaddr.h"
 
 struct worker;
+struct worker_now;
 
-/* Handles one STUN datagram received on socket listen from src. A response,
- * if any, is written over buf (never longer than the request: no
- * amplification) and queued on the worker's send batch. */
+/* Handles one STUN datagram received on socket listen from src at time
+ * now. A response, if any, is written over buf (never longer than the
+ * request: no amplification) and queued on the worker's send batch. */
 void ice_handle(struct worker *w, uint32_t listen, const union netaddr *src, uint8_t *buf,
-                size_t len);
+                size_t len, const struct worker_now *now);
 
 #endif

@@ -45,13 +45,20 @@ fail:
     return -1;
 }
 
+static int worker__sendmmsg(void *ctx, uint32_t listen, struct mmsghdr *msg, unsigned n)
+{
+    struct worker *w = ctx;
+
+    return sendmmsg(w->fd[listen], msg, n, MSG_DONTWAIT);
+}
+
 void worker_tx_flush(struct worker *w, uint32_t listen)
 {
     struct worker_tx *tx = &w->tx[listen];
     unsigned i = 0;
 
     while (i < tx->n) {
-        int sent = sendmmsg(w->fd[listen], &tx->msg[i], tx->n - i, MSG_DONTWAIT);
+        int sent = w->send(w->send_ctx, listen, &tx->msg[i], tx->n - i);
 
         if (sent < 0 && errno == EINTR)
             continue;
@@ -99,27 +106,26 @@ void worker_tx_add(struct worker *w, uint32_t listen, const union netaddr *to, u
     tx->msg[n].msg_hdr.msg_iovlen = 1;
 }
 
-static void worker__dispatch(struct worker *w, uint32_t listen, unsigned i)
+uint64_t worker_counter(const struct worker *w, enum stat_id id)
 {
-    uint8_t *buf = w->rx_buf[i];
-    size_t len = w->rx_msg[i].msg_len;
-    const union netaddr *src = &w->rx_addr[i];
+    return atomic_load_explicit(&w->stats.v[id], memory_order_relaxed);
+}
+
+void worker_handle(struct worker *w, uint32_t listen, const union netaddr *src, uint8_t *buf,
+                   size_t len, const struct worker_now *now)
+{
     enum demux_class cls;
 
     stat_add(&w->stats, STAT_RX_PACKETS, 1);
     stat_add(&w->stats, STAT_RX_BYTES, len);
-    if ((w->rx_msg[i].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
-        stat_add(&w->stats, STAT_DROP_TRUNCATED, 1);
-        return;
-    }
     switch ((cls = demux_classify(buf, len))) {
     case DEMUX_STUN:
-        ice_handle(w, listen, src, buf, len);
+        ice_handle(w, listen, src, buf, len, now);
         break;
     case DEMUX_DTLS:
     case DEMUX_RTP:
     case DEMUX_RTCP:
-        forward_packet(w, listen, src, buf, len, cls);
+        forward_packet(w, listen, src, buf, len, cls, now);
         break;
     case DEMUX_TOO_SHORT:
         stat_add(&w->stats, STAT_DROP_MALFORMED, 1);
@@ -131,19 +137,32 @@ static void worker__dispatch(struct worker *w, uint32_t listen, unsigned i)
 }
 
 /* Handles n received datagrams and sends what they produced. The batch's
- * time is read once; the time spent is the worker's busy time. */
+ * time is read once; the time spent is the worker's busy time. A datagram
+ * the kernel truncated is counted as received and dropped here, since
+ * only the receive call knows about it. */
 static void worker__batch(struct worker *w, uint32_t listen, int n)
 {
-    w->now.mono_us = clock_mono_us();
-    w->now.mono_ms = w->now.mono_us / 1000;
-    w->now.wall_ms = clock_wall_ms();
-    for (int i = 0; i < n; i++)
-        worker__dispatch(w, listen, (unsigned)i);
+    struct worker_now now;
+
+    now.mono_us = clock_mono_us();
+    now.mono_ms = now.mono_us / 1000;
+    now.wall_ms = clock_wall_ms();
+    for (int i = 0; i < n; i++) {
+        size_t len = w->rx_msg[i].msg_len;
+
+        if ((w->rx_msg[i].msg_hdr.msg_flags & MSG_TRUNC) != 0) {
+            stat_add(&w->stats, STAT_RX_PACKETS, 1);
+            stat_add(&w->stats, STAT_RX_BYTES, len);
+            stat_add(&w->stats, STAT_DROP_TRUNCATED, 1);
+            continue;
+        }
+        worker_handle(w, listen, &w->rx_addr[i], w->rx_buf[i], len, &now);
+    }
     for (unsigned l = 0; l < w->n_fd; l++) {
         if (w->tx[l].n > 0)
             worker_tx_flush(w, l);
     }
-    stat_add(&w->stats, STAT_BUSY_NS, clock_mono_us() * 1000 - w->now.mono_us * 1000);
+    stat_add(&w->stats, STAT_BUSY_NS, clock_mono_us() * 1000 - now.mono_us * 1000);
 }
 
 static void worker__rx_reset(struct worker *w)
@@ -235,7 +254,10 @@ static int worker__blocking(int fd)
     return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
-struct worker *worker_new(struct relay *r, unsigned id, const int *fds, unsigned n_fd)
+/* What every worker has: receive vectors, hash contexts, the address map.
+ * Takes fds (n_fd times -1 when fds is NULL) unless it returns NULL before
+ * allocating. */
+static struct worker *worker__alloc(struct relay *r, unsigned id, const int *fds, unsigned n_fd)
 {
     struct worker *w = calloc(1, sizeof(*w));
 
@@ -245,7 +267,9 @@ struct worker *worker_new(struct relay *r, unsigned id, const int *fds, unsigned
     w->id = id;
     w->epfd = -1;
     for (unsigned i = 0; i < n_fd; i++)
-        w->fd[w->n_fd++] = fds[i];
+        w->fd[w->n_fd++] = fds != NULL ? fds[i] : -1;
+    w->send = worker__sendmmsg;
+    w->send_ctx = w;
     for (unsigned i = 0; i < QR_BATCH; i++) {
         w->rx_iov[i].iov_base = w->rx_buf[i];
         w->rx_iov[i].iov_len = QR_PACKET_MAX;
@@ -256,6 +280,30 @@ struct worker *worker_new(struct relay *r, unsigned id, const int *fds, unsigned
     if ((w->sha1 = hmac_new(HMAC_SHA1)) == NULL || (w->sha256 = hmac_new(HMAC_SHA256)) == NULL)
         goto fail;
     w->map = table_addrmap(r->table);
+    return w;
+fail:
+    worker_free(w);
+    return NULL;
+}
+
+struct worker *worker_new_detached(struct relay *r, unsigned id, unsigned n_listen,
+                                   worker_send_fn send, void *ctx)
+{
+    struct worker *w = n_listen <= QR_LISTEN_MAX ? worker__alloc(r, id, NULL, n_listen) : NULL;
+
+    if (w != NULL) {
+        w->send = send;
+        w->send_ctx = ctx;
+    }
+    return w;
+}
+
+struct worker *worker_new(struct relay *r, unsigned id, const int *fds, unsigned n_fd)
+{
+    struct worker *w = worker__alloc(r, id, fds, n_fd);
+
+    if (w == NULL)
+        return NULL;
     if (w->n_fd == 1) {
         if (worker__blocking(w->fd[0]) != 0)
             goto fail;
@@ -291,8 +339,10 @@ void worker_free(struct worker *w)
         return;
     if (w->epfd >= 0)
         close(w->epfd);
-    for (unsigned i = 0; i < w->n_fd; i++)
-        close(w->fd[i]);
+    for (unsigned i = 0; i < w->n_fd; i++) {
+        if (w->fd[i] >= 0)
+            close(w->fd[i]);
+    }
     hmac_free(w->sha256);
     hmac_free(w->sha1);
     free(w);

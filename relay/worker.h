@@ -1,5 +1,6 @@
 /* A forwarding worker: one thread, one epoll loop, its own SO_REUSEPORT
- * socket per listen address, batched recvmmsg/sendmmsg, its own counters. Fields are shared with ice.c and forward.c only. */
+ * socket per listen address, batched recvmmsg/sendmmsg, its own counters.
+ * Fields are shared with ice.c and forward.c only. */
 #ifndef QUIETROOM_RELAY_WORKER_H
 #define QUIETROOM_RELAY_WORKER_H
 
@@ -26,26 +27,33 @@ struct worker_tx {
     unsigned n;
 };
 
-/* The time of the batch being handled, read once per recvmmsg. */
+/* The time of the batch being handled, read once per recvmmsg and passed
+ * down the packet path, so that tests can choose it. */
 struct worker_now {
     uint64_t mono_ms;
     uint64_t mono_us;
     uint64_t wall_ms;
 };
 
+/* Hands n queued datagrams of socket listen to the network; returns how
+ * many were taken, or -1 with errno set, as sendmmsg does. A worker with
+ * sockets uses sendmmsg; a detached one (tests) whatever it was given. */
+typedef int (*worker_send_fn)(void *ctx, uint32_t listen, struct mmsghdr *msg, unsigned n);
+
 struct worker {
     struct relay *relay;
     unsigned id;
     pthread_t thread;
     int epfd;
-    int fd[QR_LISTEN_MAX];
+    int fd[QR_LISTEN_MAX];        /* -1 in a detached worker */
     unsigned n_fd;
+    worker_send_fn send;          /* how worker_tx_flush sends */
+    void *send_ctx;
     const struct addrmap *map;    /* the table's, read without a lock */
     struct hmac *sha1;
     struct hmac *sha256;
     _Atomic uint64_t quiescent;   /* bumped between batches (reclamation) */
     struct stat_counters stats;
-    struct worker_now now;
 
     struct mmsghdr rx_msg[QR_BATCH];
     struct iovec rx_iov[QR_BATCH];
@@ -61,10 +69,24 @@ struct worker {
 /* Creates worker id with already bound sockets fds (one per listen address,
  * ownership passes to the worker). Returns NULL on failure; worker_free. */
 struct worker *worker_new(struct relay *r, unsigned id, const int *fds, unsigned n_fd);
+/* A worker without sockets or thread, for driving worker_handle in one
+ * process: what it sends goes to send(ctx, ...). Never worker_start it. */
+struct worker *worker_new_detached(struct relay *r, unsigned id, unsigned n_listen,
+                                   worker_send_fn send, void *ctx);
 int worker_start(struct worker *w);
 /* Waits for the thread to end (after relay->stopping was set). */
 void worker_join(struct worker *w);
 void worker_free(struct worker *w);
+
+/* Handles one datagram received on socket listen from src at time now:
+ * answers STUN, forwards DTLS/RTP/RTCP, counts the rest. Whatever it
+ * produces joins the send batches (worker_tx_flush sends them); buf must
+ * stay untouched until then, as responses are built over it. */
+void worker_handle(struct worker *w, uint32_t listen, const union netaddr *src, uint8_t *buf,
+                   size_t len, const struct worker_now *now);
+
+/* One of the worker's counters (the relay sums them over workers). */
+uint64_t worker_counter(const struct worker *w, enum stat_id id);
 
 /* Queues a datagram for socket listen; sends the batch if it is full. */
 void worker_tx_add(struct worker *w, uint32_t listen, const union netaddr *to, uint8_t *buf,
