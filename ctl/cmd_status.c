@@ -5,6 +5,7 @@
  * still carries its calls), but it takes no new ones. */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -226,24 +227,20 @@ static void status__print_table(json_t *rows)
     }
 }
 
-int cmd_status(int argc, char **argv)
+/* Queries the relays and prints them; s is the parsed command line. */
+static int status__run(struct status_cli *s)
 {
-    static struct status_cli s; /* 64 relays of buffers: not on the stack */
     struct keyring kr;
     json_t *rows;
     int rc, down = 0;
 
-    memset(&s, 0, sizeof(s));
-    s.interval_ms = QR_STATUS_INTERVAL_MS_DEFAULT;
-    if ((rc = status__args(argc, argv, &s)) != -1)
+    if ((rc = ctl_load_keys("status", s->secret_file, &kr)) != CTL_OK)
         return rc;
-    if ((rc = ctl_load_keys("status", s.secret_file, &kr)) != CTL_OK)
-        return rc;
-    status__collect(&s, &kr);
+    status__collect(s, &kr);
     keyring_wipe(&kr);
     rows = json_array();
-    for (unsigned i = 0; i < s.n; i++) {
-        struct status_relay *r = &s.relays[i];
+    for (unsigned i = 0; i < s->n; i++) {
+        struct status_relay *r = &s->relays[i];
 
         down += r->last == NULL;
         json_array_append_new(rows, status__row(r));
@@ -251,13 +248,27 @@ int cmd_status(int argc, char **argv)
         json_decref(r->first);
         json_decref(r->last);
     }
-    if (s.json)
+    if (s->json)
         ctl_print_json(rows);
     else {
         status__print_table(rows);
         json_decref(rows);
     }
     if (down > 0)
-        return ctl_fail("status", "%d of %u relay(s) down", down, s.n);
+        return ctl_fail("status", "%d of %u relay(s) down", down, s->n);
     return CTL_OK;
+}
+
+int cmd_status(int argc, char **argv)
+{
+    struct status_cli *s = calloc(1, sizeof(*s)); /* 64 relays of buffers: not on the stack */
+    int rc;
+
+    if (s == NULL)
+        return ctl_fail("status", "out of memory");
+    s->interval_ms = QR_STATUS_INTERVAL_MS_DEFAULT;
+    if ((rc = status__args(argc, argv, s)) == -1)
+        rc = status__run(s);
+    free(s);
+    return rc;
 }

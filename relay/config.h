@@ -10,7 +10,7 @@
 #include <stdio.h>
 
 #include "quietroom/audit/audit_settings.h"
-#include "quietroom/base/lockfile.h"
+#include "quietroom/base/daemon.h"
 #include "quietroom/base/limits.h"
 #include "quietroom/base/netaddr.h"
 
@@ -20,26 +20,18 @@ struct relay_config {
     union netaddr control;
     char secret_file[PATH_MAX];
     struct audit_settings audit;  /* no path: no audit log (warned at start) */
-    struct lockfile_settings instance; /* runtime-dir: the address locks */
+    struct daemon_settings daemon; /* node-id, log-level, ops-*, drain-timeout, runtime-dir */
     char ready_file[PATH_MAX];    /* empty: none */
-    char node_id[64];
     uint32_t workers;             /* 0: one per CPU of the affinity mask and quota */
     uint32_t max_links;
     uint32_t consent_timeout_s;
     uint32_t max_ttl_s;
-    uint32_t drain_timeout_s;
-    bool has_ops;                 /* operator HTTP listener configured */
-    union netaddr ops_listen;
-    char ops_token_file[PATH_MAX];  /* empty: /metrics without a token */
-    int log_level;
 };
 
-enum relay_config_result { RELAY_CONFIG_OK, RELAY_CONFIG_EXIT, RELAY_CONFIG_ERROR };
-
 /* Fills cfg from defaults, then argv in order ("--config FILE" reads the file
- * at that point, so later options override it). RELAY_CONFIG_EXIT means
- * --help or --version was answered. */
-enum relay_config_result relay_config_load(struct relay_config *cfg, int argc, char **argv,
-                                           char *err, size_t errlen);
+ * at that point, so later options override it). CONFIG_EXIT means --help or
+ * --version was answered. */
+enum config_result relay_config_load(struct relay_config *cfg, int argc, char **argv, char *err,
+                                     size_t errlen);
 
 #endif

@@ -13,15 +13,6 @@
 #include "quietroom/base/log.h"
 #include "worker.h"
 
-/* The workers' progress as the watch last saw it. Main thread only. */
-static struct {
-    uint64_t quiescent[QR_WORKERS_MAX];
-    uint64_t progressed_ms[QR_WORKERS_MAX];
-    uint64_t busy_ns[QR_WORKERS_MAX];
-    uint64_t window_ms;
-    uint64_t drain_started_ms;
-} lifecycle;
-
 #define LIFECYCLE_QUIESCENT_WAIT_MS 1000
 
 static uint64_t lifecycle__quiescent(const struct relay *r, unsigned w)
@@ -31,38 +22,41 @@ static uint64_t lifecycle__quiescent(const struct relay *r, unsigned w)
 
 void lifecycle_start(struct relay *r, uint64_t now_ms)
 {
+    struct relay_lifecycle *lc = &r->lifecycle;
+
     for (unsigned w = 0; w < r->n_workers; w++) {
-        lifecycle.quiescent[w] = lifecycle__quiescent(r, w);
-        lifecycle.progressed_ms[w] = now_ms;
-        lifecycle.busy_ns[w] = atomic_load(&r->workers[w]->stats.v[STAT_BUSY_NS]);
+        lc->quiescent[w] = lifecycle__quiescent(r, w);
+        lc->progressed_ms[w] = now_ms;
+        lc->busy_ns[w] = atomic_load(&r->workers[w]->stats.v[STAT_BUSY_NS]);
     }
-    lifecycle.window_ms = now_ms;
+    lc->window_ms = now_ms;
     atomic_store(&r->healthy, true);
 }
 
 void lifecycle_watch(struct relay *r, uint64_t now_ms)
 {
-    bool healthy = true, window = now_ms - lifecycle.window_ms >= QR_OPS_WINDOW_MS;
+    struct relay_lifecycle *lc = &r->lifecycle;
+    bool healthy = true, window = now_ms - lc->window_ms >= QR_OPS_WINDOW_MS;
 
     for (unsigned w = 0; w < r->n_workers; w++) {
         uint64_t q = lifecycle__quiescent(r, w);
 
-        if (q != lifecycle.quiescent[w]) {
-            lifecycle.quiescent[w] = q;
-            lifecycle.progressed_ms[w] = now_ms;
-        } else if (now_ms - lifecycle.progressed_ms[w] > QR_WORKER_STALL_MS) {
+        if (q != lc->quiescent[w]) {
+            lc->quiescent[w] = q;
+            lc->progressed_ms[w] = now_ms;
+        } else if (now_ms - lc->progressed_ms[w] > QR_WORKER_STALL_MS) {
             healthy = false;
         }
         if (window) {
             uint64_t busy = atomic_load(&r->workers[w]->stats.v[STAT_BUSY_NS]);
-            uint64_t ppm = (busy - lifecycle.busy_ns[w]) / (now_ms - lifecycle.window_ms);
+            uint64_t ppm = (busy - lc->busy_ns[w]) / (now_ms - lc->window_ms);
 
-            lifecycle.busy_ns[w] = busy;
+            lc->busy_ns[w] = busy;
             atomic_store(&r->busy_ppm[w], (uint32_t)(ppm > 1000000 ? 1000000 : ppm));
         }
     }
     if (window)
-        lifecycle.window_ms = now_ms;
+        lc->window_ms = now_ms;
     if (healthy != atomic_load(&r->healthy))
         log_msg(healthy ? LOG_LEVEL_INFO : LOG_LEVEL_ERROR, "workers %s",
                 healthy ? "are making progress again" : "stalled: /healthz now fails");
@@ -77,7 +71,7 @@ void lifecycle_drain(struct relay *r, uint64_t now_ms)
 
     atomic_store(&r->draining, true);
     table_set_draining(r->table, true);
-    lifecycle.drain_started_ms = now_ms;
+    r->lifecycle.drain_started_ms = now_ms;
     table_usage(r->table, &u);
     log_info("SIGTERM: draining; new sessions are refused, %u link(s) go on for up to %u s "
              "(SIGTERM again to stop now)",
@@ -97,7 +91,7 @@ bool lifecycle_drained(struct relay *r, uint64_t now_ms)
         log_info("drained: no call left");
         return true;
     }
-    if (now_ms - lifecycle.drain_started_ms >= limit) {
+    if (now_ms - r->lifecycle.drain_started_ms >= limit) {
         log_warn("drain-timeout: closing the %u link(s) left", u.links);
         return true;
     }
@@ -139,16 +133,17 @@ static void lifecycle__restart_needed(const struct relay_config *old, const stru
 {
     static const char *const names[] = {"listen", "control", "workers", "max-links", "node-id",
                                         "ops-listen", "ops-token-file", "audit settings"};
+    const struct daemon_settings *od = &old->daemon, *nd = &cfg->daemon;
     bool differs[] = {
         old->n_listen != cfg->n_listen ||
             memcmp(old->listen, cfg->listen, sizeof(old->listen[0]) * old->n_listen) != 0,
         !netaddr_equal(&old->control, &cfg->control),
         old->workers != cfg->workers,
         old->max_links != cfg->max_links,
-        strcmp(old->node_id, cfg->node_id) != 0,
-        old->has_ops != cfg->has_ops || (cfg->has_ops && !netaddr_equal(&old->ops_listen,
-                                                                        &cfg->ops_listen)),
-        strcmp(old->ops_token_file, cfg->ops_token_file) != 0,
+        strcmp(od->node_id, nd->node_id) != 0,
+        od->has_ops != nd->has_ops ||
+            (nd->has_ops && !netaddr_equal(&od->ops_listen, &nd->ops_listen)),
+        strcmp(od->ops_token_file, nd->ops_token_file) != 0,
         memcmp(&old->audit, &cfg->audit, sizeof(old->audit)) != 0,
     };
 
@@ -212,16 +207,16 @@ static int lifecycle__apply(struct relay *r, struct relay_config *cfg, json_t *c
     lifecycle__changed_u32(changed, "consent-timeout", &r->live.consent_timeout_s,
                            cfg->consent_timeout_s);
     lifecycle__changed_u32(changed, "drain-timeout", &r->live.drain_timeout_s,
-                           cfg->drain_timeout_s);
-    if (cfg->log_level != r->cfg.log_level) {
-        log_set_level((enum log_level)cfg->log_level);
+                           cfg->daemon.drain_timeout_s);
+    if (cfg->daemon.log_level != r->cfg.daemon.log_level) {
+        log_set_level((enum log_level)cfg->daemon.log_level);
         json_array_append_new(changed, json_string("log-level"));
     }
     memcpy(r->cfg.secret_file, cfg->secret_file, sizeof(r->cfg.secret_file));
     r->cfg.max_ttl_s = cfg->max_ttl_s;
     r->cfg.consent_timeout_s = cfg->consent_timeout_s;
-    r->cfg.drain_timeout_s = cfg->drain_timeout_s;
-    r->cfg.log_level = cfg->log_level;
+    r->cfg.daemon.drain_timeout_s = cfg->daemon.drain_timeout_s;
+    r->cfg.daemon.log_level = cfg->daemon.log_level;
     rc = 0;
 out:
     keyring_wipe(&fresh);
@@ -241,7 +236,7 @@ int lifecycle_reload(struct relay *r)
         why = "out of memory";
         goto out;
     }
-    if (relay_config_load(cfg, r->argc, r->argv, err, sizeof(err)) != RELAY_CONFIG_OK) {
+    if (relay_config_load(cfg, r->argc, r->argv, err, sizeof(err)) != CONFIG_OK) {
         log_error("reload: %s; nothing changed", err);
         why = "configuration invalid";
         goto out;

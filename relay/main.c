@@ -20,6 +20,7 @@
 #include "ops.h"
 #include "quietroom/audit/audit_settings.h"
 #include "quietroom/base/clock.h"
+#include "quietroom/base/daemon.h"
 #include "quietroom/ops/listener.h"
 #include "quietroom/base/log.h"
 #include "relay.h"
@@ -95,24 +96,19 @@ fail:
 }
 
 /* Tells tests and supervisors where the relay ended up (ports may be 0 in
- * the configuration). Written to a temporary name and renamed, so a reader
- * never sees half a file. */
+ * the configuration). */
 static int relay__ready_file(struct relay *r, const struct control *ctl)
 {
-    char tmp[PATH_MAX + 8], text[NETADDR_STRLEN];
+    char text[NETADDR_STRLEN];
     json_t *doc = json_pack("{s:[],s:s,s:i,s:i}", "listen", "control",
                             netaddr_format(control_address(ctl), text, sizeof(text)), "ops_port",
                             ops_port(r), "pid", (int)getpid());
-    int rc = -1;
+    int rc;
 
-    if (doc == NULL)
-        return -1;
-    for (unsigned l = 0; l < r->cfg.n_listen; l++)
+    for (unsigned l = 0; doc != NULL && l < r->cfg.n_listen; l++)
         json_array_append_new(json_object_get(doc, "listen"),
                               json_string(netaddr_format(&r->cfg.listen[l], text, sizeof(text))));
-    snprintf(tmp, sizeof(tmp), "%s.tmp", r->cfg.ready_file);
-    if (json_dump_file(doc, tmp, JSON_COMPACT) == 0 && rename(tmp, r->cfg.ready_file) == 0)
-        rc = 0;
+    rc = daemon_write_ready_file(r->cfg.ready_file, doc);
     json_decref(doc);
     return rc;
 }
@@ -123,19 +119,16 @@ static int relay__ready_file(struct relay *r, const struct control *ctl)
  * audit log. */
 static int relay__claim(struct relay *r)
 {
-    const char *dir = r->cfg.instance.runtime_dir;
-    char err[PATH_MAX + 128];
-    int rc = lockfile_dir(dir, err, sizeof(err));
+    const struct daemon_settings *d = &r->cfg.daemon;
+    struct daemon_address addrs[QR_LISTEN_MAX + 2];
+    unsigned n = 0;
 
-    for (unsigned l = 0; rc == 0 && l < r->cfg.n_listen; l++)
-        rc = lockfile_address(&r->locks, dir, "udp", &r->cfg.listen[l], err, sizeof(err));
-    if (rc == 0)
-        rc = lockfile_address(&r->locks, dir, "tcp", &r->cfg.control, err, sizeof(err));
-    if (rc == 0 && r->cfg.has_ops)
-        rc = lockfile_address(&r->locks, dir, "tcp", &r->cfg.ops_listen, err, sizeof(err));
-    if (rc != 0)
-        log_error("%s", err);
-    return rc;
+    for (unsigned l = 0; l < r->cfg.n_listen; l++)
+        addrs[n++] = (struct daemon_address){"udp", &r->cfg.listen[l]};
+    addrs[n++] = (struct daemon_address){"tcp", &r->cfg.control};
+    if (d->has_ops)
+        addrs[n++] = (struct daemon_address){"tcp", &d->ops_listen};
+    return daemon_claim(&r->locks, d->instance.runtime_dir, addrs, n);
 }
 
 /* The TCP listeners (control, operator) are where the configuration says,
@@ -143,11 +136,11 @@ static int relay__claim(struct relay *r)
  * configured addresses (worker_socket). */
 static int relay__verify_listeners(struct relay *r, const struct control *ctl)
 {
-    union netaddr want[2] = {*control_address(ctl), r->cfg.ops_listen};
+    union netaddr want[2] = {*control_address(ctl), r->cfg.daemon.ops_listen};
     char err[256];
 
     netaddr_set_port(&want[1], (uint16_t)ops_port(r));
-    if (listener_verify(want, r->cfg.has_ops ? 2 : 1, err, sizeof(err)) != 0) {
+    if (listener_verify(want, r->cfg.daemon.has_ops ? 2 : 1, err, sizeof(err)) != 0) {
         log_error("refusing to serve: %s", err);
         return -1;
     }
@@ -157,17 +150,10 @@ static int relay__verify_listeners(struct relay *r, const struct control *ctl)
 static int relay__init(struct relay *r, int argc, char **argv, int *exit_code)
 {
     char err[512];
-    enum relay_config_result cr = relay_config_load(&r->cfg, argc, argv, err, sizeof(err));
+    enum config_result cr = relay_config_load(&r->cfg, argc, argv, err, sizeof(err));
 
-    *exit_code = cr == RELAY_CONFIG_EXIT ? 0 : 2;
-    if (cr != RELAY_CONFIG_OK) {
-        if (cr == RELAY_CONFIG_ERROR)
-            fprintf(stderr, "quietroom-relay: %s\n", err);
+    if (daemon_begin(cr, "quietroom-relay", err, &r->cfg.daemon, exit_code) != 0)
         return -1;
-    }
-    *exit_code = 1;
-    log_init("quietroom-relay", (enum log_level)r->cfg.log_level);
-    lockfile_set_init(&r->locks);
     if (relay__claim(r) != 0)
         return -1;
     if (keyring_load(r->cfg.secret_file, &r->keyring[0], err, sizeof(err)) != 0) {
@@ -177,7 +163,7 @@ static int relay__init(struct relay *r, int argc, char **argv, int *exit_code)
     atomic_store(&r->keys, &r->keyring[0]);
     atomic_store(&r->live.max_ttl_s, r->cfg.max_ttl_s);
     atomic_store(&r->live.consent_timeout_s, r->cfg.consent_timeout_s);
-    atomic_store(&r->live.drain_timeout_s, r->cfg.drain_timeout_s);
+    atomic_store(&r->live.drain_timeout_s, r->cfg.daemon.drain_timeout_s);
     metrics_histogram_init(&r->loss, stats_loss_bounds, STATS_LOSS_BOUNDS, 1e6);
     r->argc = argc;
     r->argv = argv;
@@ -190,7 +176,7 @@ static int relay__init(struct relay *r, int argc, char **argv, int *exit_code)
         log_error("cannot allocate %u links", r->cfg.max_links);
         return -1;
     }
-    r->audit = audit_settings_open(&r->cfg.audit, r->cfg.node_id, err, sizeof(err));
+    r->audit = audit_settings_open(&r->cfg.audit, r->cfg.daemon.node_id, err, sizeof(err));
     if (r->audit == NULL && err[0] != '\0') {
         log_error("audit log: %s", err);
         return -1;
@@ -340,10 +326,8 @@ int main(int argc, char **argv)
     if (relay__verify_listeners(r, ctl) != 0)
         goto out;
     relay__log_listening(r, ctl);
-    if (r->cfg.ready_file[0] != '\0' && relay__ready_file(r, ctl) != 0) {
-        log_error("ready file %s: %s", r->cfg.ready_file, strerror(errno));
+    if (r->cfg.ready_file[0] != '\0' && relay__ready_file(r, ctl) != 0)
         goto out;
-    }
     events_relay(r, "relay.start");
     relay__run(r, epfd, tfd, sfd, ctl);
     code = 0;

@@ -182,14 +182,15 @@ static const struct ops_route ops_routes[] = {
 
 int ops_start(struct relay *r, char *err, size_t errlen)
 {
-    if (!r->cfg.has_ops)
+    if (!r->cfg.daemon.has_ops)
         return 0;
-    if (r->cfg.ops_token_file[0] != '\0' &&
-        ops_token_load(r->cfg.ops_token_file, r->ops_token, err, errlen) != 0)
+    if (r->cfg.daemon.ops_token_file[0] != '\0' &&
+        ops_token_load(r->cfg.daemon.ops_token_file, r->ops_token, err, errlen) != 0)
         return -1;
     r->ops_site = (struct ops_site){ops_routes, sizeof(ops_routes) / sizeof(ops_routes[0]), r,
                                     r->ops_token[0] ? r->ops_token : NULL};
-    return (r->ops = ops_http_start(&r->cfg.ops_listen, &r->ops_site, err, errlen)) ? 0 : -1;
+    r->ops = ops_http_start(&r->cfg.daemon.ops_listen, &r->ops_site, err, errlen);
+    return r->ops != NULL ? 0 : -1;
 }
 
 int ops_port(const struct relay *r)

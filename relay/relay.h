@@ -25,6 +25,16 @@ struct relay_live {
     _Atomic uint32_t drain_timeout_s;
 };
 
+/* The workers' progress as the watch last saw it, and when the drain began
+ * (lifecycle.c). Main thread only. */
+struct relay_lifecycle {
+    uint64_t quiescent[QR_WORKERS_MAX];
+    uint64_t progressed_ms[QR_WORKERS_MAX];
+    uint64_t busy_ns[QR_WORKERS_MAX];
+    uint64_t window_ms;
+    uint64_t drain_started_ms;
+};
+
 struct relay {
     struct relay_config cfg;      /* as loaded at start; only the main thread reloads it */
     int argc;                     /* for reloading the same configuration */
@@ -48,7 +58,7 @@ struct relay {
 
     /* Lifecycle and operations (lifecycle.c, ops.c). */
     _Atomic bool draining;
-    uint64_t drain_deadline_ms;   /* main thread */
+    struct relay_lifecycle lifecycle; /* main thread */
     _Atomic bool healthy;         /* every worker progressed lately */
     _Atomic uint32_t busy_ppm[QR_WORKERS_MAX]; /* per worker, last window */
     struct metrics_histogram loss;  /* per stream at leg down; under the table lock */

@@ -172,7 +172,7 @@ json_t *stats_relay_json(struct relay *r)
         json_array_append_new(busy, json_real(v.busy_ratio[w]));
     root = json_pack("{s:s,s:s,s:I,s:i,s:b,s:b,s:b,s:{s:i},s:{s:i,s:i},s:{s:i},s:i,s:{s:i},"
                      "s:o,s:o}",
-                     "version", QR_VERSION, "node", r->cfg.node_id, "uptime_s",
+                     "version", QR_VERSION, "node", r->cfg.daemon.node_id, "uptime_s",
                      (json_int_t)v.uptime_s, "workers", (int)v.n_workers, "draining", v.draining,
                      "ready", v.ready, "healthy", v.healthy, "sessions", "active",
                      (int)v.sessions, "links", "active", (int)v.usage.links, "capacity",

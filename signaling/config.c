@@ -3,11 +3,9 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "quietroom/base/config.h"
 #include "quietroom/base/limits.h"
-#include "quietroom/base/log.h"
 
 #ifndef QR_VERSION
 #define QR_VERSION "dev"
@@ -206,13 +204,6 @@ static int set_ready_file(void *arg, const char *value, char *err, size_t errlen
                          errlen);
 }
 
-static int set_node_id(void *arg, const char *value, char *err, size_t errlen)
-{
-    struct signal_config *cfg = arg;
-
-    return config_string(cfg->node_id, sizeof(cfg->node_id), value, "node-id", err, errlen);
-}
-
 static int set_waiting(void *arg, const char *value, char *err, size_t errlen)
 {
     struct signal_config *cfg = arg;
@@ -282,51 +273,12 @@ static int set_max_sessions(void *arg, const char *value, char *err, size_t errl
     return config_u32(value, 1, 1000000, "max-sessions", &cfg->max_sessions, err, errlen);
 }
 
-static int set_log_level(void *arg, const char *value, char *err, size_t errlen)
-{
-    struct signal_config *cfg = arg;
-
-    if ((cfg->log_level = log_level_parse(value)) < 0) {
-        snprintf(err, errlen, "log-level: one of error, warn, info, debug");
-        return -1;
-    }
-    return 0;
-}
-
-static int set_ops_listen(void *arg, const char *value, char *err, size_t errlen)
-{
-    struct signal_config *cfg = arg;
-
-    if (netaddr_parse(value, &cfg->ops_listen) != 0) {
-        snprintf(err, errlen, "ops-listen: \"%s\" is not ADDR:PORT or [V6ADDR]:PORT", value);
-        return -1;
-    }
-    cfg->ops = true;
-    return 0;
-}
-
-static int set_ops_token_file(void *arg, const char *value, char *err, size_t errlen)
-{
-    struct signal_config *cfg = arg;
-
-    return config_string(cfg->ops_token_file, sizeof(cfg->ops_token_file), value,
-                         "ops-token-file", err, errlen);
-}
-
 static int set_ops_static_dir(void *arg, const char *value, char *err, size_t errlen)
 {
     struct signal_config *cfg = arg;
 
     return config_string(cfg->ops_static_dir, sizeof(cfg->ops_static_dir), value,
                          "ops-static-dir", err, errlen);
-}
-
-static int set_drain_timeout(void *arg, const char *value, char *err, size_t errlen)
-{
-    struct signal_config *cfg = arg;
-
-    return config_u32(value, 1, QR_DRAIN_TIMEOUT_MAX_S, "drain-timeout", &cfg->drain_timeout_s,
-                      err, errlen);
 }
 
 static const struct config_option signal_options[] = {
@@ -341,7 +293,6 @@ static const struct config_option signal_options[] = {
     {"audience", "AUD", set_audience, "required token audience (aud)"},
     {"relay", "SPEC", set_relay, "\"NAME CONTROL-ADDR:PORT MEDIA-ADDR:PORT...\"; repeatable"},
     {"relay-secret-file", "FILE", set_relay_secret, "secret shared with the relays"},
-    {"node-id", "NAME", set_node_id, "name of this server in audit records (default: hostname)"},
     {"waiting-timeout", "S", set_waiting, "send a waiting participant away after S s (900)"},
     {"idle-timeout", "S", set_idle, "end a session without a connected clinician after S s (600)"},
     {"max-session-length", "S", set_max_session, "end a session S s after admission (14400)"},
@@ -352,14 +303,8 @@ static const struct config_option signal_options[] = {
     {"max-participants", "N", set_max_participants, "people in one session (8)"},
     {"max-sessions", "N", set_max_sessions, "sessions at once (10000)"},
     {"ready-file", "FILE", set_ready_file, "write the bound address as JSON once serving"},
-    {"log-level", "LEVEL", set_log_level, "error, warn, info (default) or debug"},
-    {"ops-listen", "ADDR:PORT", set_ops_listen,
-     "operator HTTP: /metrics, /healthz, /readyz, /dashboard (off)"},
-    {"ops-token-file", "FILE", set_ops_token_file,
-     "bearer token for the operator listener (required off loopback)"},
     {"ops-static-dir", "DIR", set_ops_static_dir,
      "dashboard files (default " QR_DEFAULT_OPS_WEB_DIR ")"},
-    {"drain-timeout", "S", set_drain_timeout, "after SIGTERM, end what is left after S s (3600)"},
 };
 
 static void *signal__audit(void *cfg)
@@ -367,9 +312,14 @@ static void *signal__audit(void *cfg)
     return &((struct signal_config *)cfg)->audit;
 }
 
+static void *signal__daemon(void *cfg)
+{
+    return &((struct signal_config *)cfg)->daemon;
+}
+
 static void *signal__instance(void *cfg)
 {
-    return &((struct signal_config *)cfg)->instance;
+    return &((struct signal_config *)cfg)->daemon.instance;
 }
 
 static const struct config_spec signal_spec = {
@@ -380,6 +330,7 @@ static const struct config_spec signal_spec = {
              "                        --audience AUD --relay SPEC --relay-secret-file FILE ...\n",
     .section = "signal",
     .groups = {{signal_options, sizeof(signal_options) / sizeof(signal_options[0]), NULL},
+               {daemon_options, DAEMON_N_OPTIONS, signal__daemon},
                {audit_settings_options, AUDIT_SETTINGS_N_OPTIONS, signal__audit},
                {lockfile_options, LOCKFILE_N_OPTIONS, signal__instance}},
 };
@@ -387,12 +338,10 @@ static const struct config_spec signal_spec = {
 static void signal__defaults(struct signal_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
+    daemon_settings_defaults(&cfg->daemon, "signal", SIGNAL_DEFAULT_RUNTIME_DIR);
     netaddr_parse(SIGNAL_DEFAULT_LISTEN, &cfg->listen);
     snprintf(cfg->static_dir, sizeof(cfg->static_dir), "%s", QR_DEFAULT_WEB_DIR);
     snprintf(cfg->ops_static_dir, sizeof(cfg->ops_static_dir), "%s", QR_DEFAULT_OPS_WEB_DIR);
-    snprintf(cfg->instance.runtime_dir, sizeof(cfg->instance.runtime_dir), "%s",
-             SIGNAL_DEFAULT_RUNTIME_DIR);
-    cfg->drain_timeout_s = QR_DRAIN_TIMEOUT_DEFAULT_S;
     cfg->waiting_timeout_s = 900;
     cfg->idle_timeout_s = 600;
     cfg->max_session_s = 4 * 3600;
@@ -402,14 +351,12 @@ static void signal__defaults(struct signal_config *cfg)
     cfg->rate_per_s = 20;
     cfg->max_participants = 8;
     cfg->max_sessions = 10000;
-    cfg->log_level = LOG_LEVEL_INFO;
-    if (gethostname(cfg->node_id, sizeof(cfg->node_id) - 1) != 0 || cfg->node_id[0] == '\0')
-        strcpy(cfg->node_id, "signal");
 }
 
 /* The checks that need every option at once. */
 static int signal__validate(struct signal_config *cfg, char *err, size_t errlen)
 {
+    const struct daemon_settings *d = &cfg->daemon;
     bool tls = cfg->tls_cert[0] != '\0';
 
     if (tls != (cfg->tls_key[0] != '\0')) {
@@ -428,26 +375,26 @@ static int signal__validate(struct signal_config *cfg, char *err, size_t errlen)
         return -1;
     }
     /* Metrics and the dashboard are aggregate, but still nobody else's. */
-    if (cfg->ops && cfg->ops_token_file[0] == '\0' && !netaddr_is_loopback(&cfg->ops_listen)) {
+    if (d->has_ops && d->ops_token_file[0] == '\0' && !netaddr_is_loopback(&d->ops_listen)) {
         snprintf(err, errlen, "ops-listen off loopback needs ops-token-file");
         return -1;
     }
-    if (cfg->ops && netaddr_port(&cfg->ops_listen) != 0 &&
-        netaddr_equal(&cfg->ops_listen, &cfg->listen)) {
+    if (d->has_ops && netaddr_port(&d->ops_listen) != 0 &&
+        netaddr_equal(&d->ops_listen, &cfg->listen)) {
         snprintf(err, errlen, "ops-listen and listen must differ");
         return -1;
     }
     return 0;
 }
 
-enum signal_config_result signal_config_load(struct signal_config *cfg, int argc, char **argv,
-                                             char *err, size_t errlen)
+enum config_result signal_config_load(struct signal_config *cfg, int argc, char **argv, char *err,
+                                      size_t errlen)
 {
     enum config_result r;
 
     signal__defaults(cfg);
     r = config_load(&signal_spec, cfg, argc, argv, err, errlen);
     if (r != CONFIG_OK)
-        return r == CONFIG_EXIT ? SIGNAL_CONFIG_EXIT : SIGNAL_CONFIG_ERROR;
-    return signal__validate(cfg, err, errlen) == 0 ? SIGNAL_CONFIG_OK : SIGNAL_CONFIG_ERROR;
+        return r;
+    return signal__validate(cfg, err, errlen) == 0 ? CONFIG_OK : CONFIG_ERROR;
 }

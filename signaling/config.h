@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "quietroom/audit/audit_settings.h"
-#include "quietroom/base/lockfile.h"
+#include "quietroom/base/daemon.h"
 #include "quietroom/base/netaddr.h"
 #include "quietroom/wire/sdp.h"
 
@@ -48,9 +48,8 @@ struct signal_config {
     unsigned n_relays;
     char relay_secret_file[PATH_MAX];
     struct audit_settings audit;
-    struct lockfile_settings instance; /* runtime-dir: the address locks */
+    struct daemon_settings daemon;   /* node-id, log-level, ops-*, drain-timeout, runtime-dir */
     char ready_file[PATH_MAX];
-    char node_id[64];
     uint32_t waiting_timeout_s;      /* a waiting participant nobody admits */
     uint32_t idle_timeout_s;         /* a session without any connected clinician */
     uint32_t max_session_s;          /* from the first admission */
@@ -60,17 +59,12 @@ struct signal_config {
     uint32_t rate_per_s;             /* messages per second per connection */
     uint32_t max_participants;
     uint32_t max_sessions;
-    int log_level;
-    bool ops;                        /* an operator listener is configured */
-    union netaddr ops_listen;
-    char ops_token_file[PATH_MAX];   /* "" : no token (loopback only) */
     char ops_static_dir[PATH_MAX];   /* the dashboard's files */
-    uint32_t drain_timeout_s;        /* after the first SIGTERM */
 };
 
-enum signal_config_result { SIGNAL_CONFIG_OK, SIGNAL_CONFIG_EXIT, SIGNAL_CONFIG_ERROR };
-
-enum signal_config_result signal_config_load(struct signal_config *cfg, int argc, char **argv,
-                                             char *err, size_t errlen);
+/* Fills cfg from defaults, then argv in order; CONFIG_EXIT means --help or
+ * --version was answered. */
+enum config_result signal_config_load(struct signal_config *cfg, int argc, char **argv, char *err,
+                                      size_t errlen);
 
 #endif

@@ -84,8 +84,8 @@ int signal_keys_load(const struct signal_config *cfg, struct signal_keys *out, c
         snprintf(err, errlen, "TLS: %s", why);
         goto fail;
     }
-    if (cfg->ops_token_file[0] != '\0') {
-        if (ops_token_load(cfg->ops_token_file, out->ops_token, why, sizeof(why)) != 0) {
+    if (cfg->daemon.ops_token_file[0] != '\0') {
+        if (ops_token_load(cfg->daemon.ops_token_file, out->ops_token, why, sizeof(why)) != 0) {
             snprintf(err, errlen, "operator token: %s", why);
             goto fail;
         }

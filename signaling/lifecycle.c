@@ -22,8 +22,8 @@ void lifecycle_drain(struct signal_server *srv)
     srv->drain_started_ms = clock_mono_ms();
     log_info("draining: no new visits; %u visit(s) go on, for at most %u s (a second SIGTERM "
              "stops at once)",
-             left, srv->cfg.drain_timeout_s);
-    events_drain(srv, left, srv->cfg.drain_timeout_s);
+             left, srv->cfg.daemon.drain_timeout_s);
+    events_drain(srv, left, srv->cfg.daemon.drain_timeout_s);
 }
 
 bool lifecycle_drain_over(struct signal_server *srv, uint64_t now_ms)
@@ -34,7 +34,7 @@ bool lifecycle_drain_over(struct signal_server *srv, uint64_t now_ms)
         log_info("drained: no visit is left");
         return true;
     }
-    if (now_ms - srv->drain_started_ms >= (uint64_t)srv->cfg.drain_timeout_s * 1000u) {
+    if (now_ms - srv->drain_started_ms >= (uint64_t)srv->cfg.daemon.drain_timeout_s * 1000u) {
         log_warn("drain-timeout: ending the %u visit(s) left", sessions_count(srv->sessions));
         return true;
     }
@@ -43,7 +43,7 @@ bool lifecycle_drain_over(struct signal_server *srv, uint64_t now_ms)
 
 uint64_t lifecycle_drain_left_s(const struct signal_server *srv, uint64_t now_ms)
 {
-    uint64_t end = srv->drain_started_ms + (uint64_t)srv->cfg.drain_timeout_s * 1000u;
+    uint64_t end = srv->drain_started_ms + (uint64_t)srv->cfg.daemon.drain_timeout_s * 1000u;
 
     if (!srv->draining || now_ms >= end)
         return 0;

@@ -16,8 +16,8 @@
 #include "lifecycle.h"
 #include "ops.h"
 #include "quietroom/base/clock.h"
+#include "quietroom/base/daemon.h"
 #include "quietroom/ops/listener.h"
-#include "quietroom/base/lockfile.h"
 #include "quietroom/base/log.h"
 #include "relays.h"
 #include "reload.h"
@@ -26,20 +26,28 @@
 #include "tls.h"
 #include "web.h"
 
-/* Set by the signal handler; the only state shared with it. */
-static volatile sig_atomic_t signal_terms, signal_stop, signal_hup;
-static struct lws_context *signal_context;
+/* The program's one mutable global, and why it must be one: a signal
+ * handler gets no argument to reach the server through. It holds only what
+ * the handler touches: the flags it sets (read between rounds of the event
+ * loop) and the context it wakes, which main sets once the loop exists and
+ * clears before freeing it. */
+static struct {
+    volatile sig_atomic_t terms; /* SIGTERMs so far, up to 2 */
+    volatile sig_atomic_t stop;  /* SIGINT (or a SIGTERM past the second) */
+    volatile sig_atomic_t hup;   /* a reload is due */
+    struct lws_context *volatile context;
+} signal_flags;
 
 static void signal__on_signal(int sig)
 {
-    if (sig == SIGTERM && signal_terms < 2)
-        signal_terms++;
+    if (sig == SIGTERM && signal_flags.terms < 2)
+        signal_flags.terms++;
     else if (sig == SIGHUP)
-        signal_hup = 1;
+        signal_flags.hup = 1;
     else
-        signal_stop = 1;
-    if (signal_context != NULL)
-        lws_cancel_service(signal_context);
+        signal_flags.stop = 1;
+    if (signal_flags.context != NULL)
+        lws_cancel_service(signal_flags.context);
 }
 
 /* Takes the keys; the operator token goes to ops_start (token_out). */
@@ -79,30 +87,22 @@ static int signal__keys(struct signal_server *srv, struct signal_keys *k)
  * and, next, its audit log (locked by audit_open). */
 static int signal__claim(struct signal_server *srv)
 {
-    const struct signal_config *c = &srv->cfg;
-    char err[PATH_MAX + 128];
+    const struct daemon_settings *d = &srv->cfg.daemon;
+    struct daemon_address addrs[2] = {{"tcp", &srv->cfg.listen}, {"tcp", &d->ops_listen}};
 
-    if (lockfile_dir(c->instance.runtime_dir, err, sizeof(err)) != 0 ||
-        lockfile_address(&srv->locks, c->instance.runtime_dir, "tcp", &c->listen, err,
-                         sizeof(err)) != 0 ||
-        (c->ops && lockfile_address(&srv->locks, c->instance.runtime_dir, "tcp", &c->ops_listen,
-                                    err, sizeof(err)) != 0)) {
-        log_error("%s", err);
-        return -1;
-    }
-    return 0;
+    return daemon_claim(&srv->locks, d->instance.runtime_dir, addrs, d->has_ops ? 2 : 1);
 }
 
 /* Every listening socket is where the configuration says, as the kernel
  * sees it (listener.h). */
 static int signal__verify_listeners(const struct signal_server *srv, int port, int ops_port)
 {
-    union netaddr want[2] = {srv->cfg.listen, srv->cfg.ops_listen};
+    union netaddr want[2] = {srv->cfg.listen, srv->cfg.daemon.ops_listen};
     char err[256];
 
     netaddr_set_port(&want[0], (uint16_t)port);
     netaddr_set_port(&want[1], (uint16_t)ops_port);
-    if (listener_verify(want, srv->cfg.ops ? 2 : 1, err, sizeof(err)) != 0) {
+    if (listener_verify(want, srv->cfg.daemon.has_ops ? 2 : 1, err, sizeof(err)) != 0) {
         log_error("refusing to serve: %s", err);
         return -1;
     }
@@ -113,17 +113,10 @@ static int signal__init(struct signal_server *srv, int argc, char **argv, struct
                         int *code)
 {
     char err[512];
-    enum signal_config_result cr = signal_config_load(&srv->cfg, argc, argv, err, sizeof(err));
+    enum config_result cr = signal_config_load(&srv->cfg, argc, argv, err, sizeof(err));
 
-    *code = cr == SIGNAL_CONFIG_EXIT ? 0 : 2;
-    if (cr != SIGNAL_CONFIG_OK) {
-        if (cr == SIGNAL_CONFIG_ERROR)
-            fprintf(stderr, "quietroom-signal: %s\n", err);
+    if (daemon_begin(cr, "quietroom-signal", err, &srv->cfg.daemon, code) != 0)
         return -1;
-    }
-    *code = 1;
-    log_init("quietroom-signal", (enum log_level)srv->cfg.log_level);
-    lockfile_set_init(&srv->locks);
     if (signal__claim(srv) != 0)
         return -1;
     srv->argc = argc;
@@ -148,7 +141,7 @@ static int signal__attach(struct signal_server *srv)
 {
     char err[PATH_MAX + 128];
 
-    srv->audit = audit_settings_open(&srv->cfg.audit, srv->cfg.node_id, err, sizeof(err));
+    srv->audit = audit_settings_open(&srv->cfg.audit, srv->cfg.daemon.node_id, err, sizeof(err));
     if (srv->audit == NULL && err[0] != '\0') {
         log_error("audit log: %s", err);
         return -1;
@@ -165,15 +158,10 @@ static int signal__attach(struct signal_server *srv)
 
 static int signal__ready_file(const struct signal_server *srv, int port, int ops_port)
 {
-    char tmp[PATH_MAX + 8];
     json_t *doc = json_pack("{s:i,s:b,s:i,s:i}", "port", port, "tls", srv->cfg.tls_cert[0] != '\0',
                             "pid", (int)getpid(), "ops_port", ops_port);
-    int rc = -1;
+    int rc = daemon_write_ready_file(srv->cfg.ready_file, doc);
 
-    snprintf(tmp, sizeof(tmp), "%s.tmp", srv->cfg.ready_file);
-    if (doc != NULL && json_dump_file(doc, tmp, JSON_COMPACT) == 0 &&
-        rename(tmp, srv->cfg.ready_file) == 0)
-        rc = 0;
     json_decref(doc);
     return rc;
 }
@@ -188,8 +176,8 @@ static void signal__shutdown(struct signal_server *srv, bool started)
     }
     if (srv->relays != NULL && (pending = relays_flush(srv->relays, 2000)) > 0)
         log_error("%d revocation(s) could not be delivered before shutdown", pending);
+    signal_flags.context = NULL; /* before web_stop frees it */
     web_stop(srv);
-    signal_context = NULL;
     ops_free(srv);
     tls_free(srv->tls);
     relays_free(srv->relays);
@@ -210,14 +198,14 @@ static void signal__shutdown(struct signal_server *srv, bool started)
  * the process should stop: asked to, or a drain is over. */
 static void signal__run(struct signal_server *srv)
 {
-    while (!signal_stop && signal_terms < 2) {
+    while (!signal_flags.stop && signal_flags.terms < 2) {
         if (web_service(srv) != 0)
             return;
-        if (signal_hup) {
-            signal_hup = 0;
+        if (signal_flags.hup) {
+            signal_flags.hup = 0;
             reload_run(srv);
         }
-        if (signal_terms == 1 && !srv->draining)
+        if (signal_flags.terms == 1 && !srv->draining)
             lifecycle_drain(srv);
         if (lifecycle_drain_over(srv, clock_mono_ms()))
             return;
@@ -232,7 +220,7 @@ static int signal__serve(struct signal_server *srv, struct signal_keys *k)
 
     if ((port = web_start(srv)) < 0)
         return -1;
-    signal_context = srv->lws;
+    signal_flags.context = srv->lws;
     if ((ops_port = ops_start(srv, k->has_token ? k->ops_token : NULL, err, sizeof(err))) < 0) {
         log_error("ops-listen: %s", err);
         return -1;
@@ -247,10 +235,8 @@ static int signal__serve(struct signal_server *srv, struct signal_keys *k)
         log_info("operator port %d", ops_port);
     if (signal__verify_listeners(srv, port, ops_port) != 0 || signal__attach(srv) != 0)
         return -1;
-    if (srv->cfg.ready_file[0] != '\0' && signal__ready_file(srv, port, ops_port) != 0) {
-        log_error("ready file %s: %s", srv->cfg.ready_file, strerror(errno));
+    if (srv->cfg.ready_file[0] != '\0' && signal__ready_file(srv, port, ops_port) != 0)
         return -1;
-    }
     return 0;
 }
 

@@ -152,7 +152,7 @@ int ops_start(struct signal_server *srv, const char *token, char *err, size_t er
     struct ops_state *o;
     int port;
 
-    if (!srv->cfg.ops)
+    if (!srv->cfg.daemon.has_ops)
         return 0;
     if ((o = calloc(1, sizeof(*o))) == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -162,7 +162,7 @@ int ops_start(struct signal_server *srv, const char *token, char *err, size_t er
     o->site = (struct ops_site){ops_routes, sizeof(ops_routes) / sizeof(ops_routes[0]), o, NULL};
     srv->ops = o;
     ops_set_token(srv, token);
-    if ((port = ops_http_vhost(srv->lws, &srv->cfg.ops_listen, &o->site, err, errlen)) < 0)
+    if ((port = ops_http_vhost(srv->lws, &srv->cfg.daemon.ops_listen, &o->site, err, errlen)) < 0)
         return -1;
     return port;
 }

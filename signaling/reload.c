@@ -33,7 +33,8 @@ static void reload__restart_only(const struct signal_config *old, const struct s
     if (old->n_relays != nw->n_relays ||
         memcmp(old->relays, nw->relays, sizeof(old->relays[0]) * old->n_relays) != 0)
         reload__needs_restart("relay");
-    if (old->ops != nw->ops || (old->ops && !netaddr_equal(&old->ops_listen, &nw->ops_listen)))
+    if (old->daemon.has_ops != nw->daemon.has_ops ||
+        (old->daemon.has_ops && !netaddr_equal(&old->daemon.ops_listen, &nw->daemon.ops_listen)))
         reload__needs_restart("ops-listen");
     if (memcmp(&old->audit, &nw->audit, sizeof(old->audit)) != 0)
         reload__needs_restart("audit settings");
@@ -52,17 +53,17 @@ static void reload__values(struct signal_server *srv, const struct signal_config
 {
     struct signal_config *c = &srv->cfg;
 
-    if (c->log_level != nw->log_level) {
-        log_set_level((enum log_level)nw->log_level);
+    if (c->daemon.log_level != nw->daemon.log_level) {
+        log_set_level((enum log_level)nw->daemon.log_level);
         json_array_append_new(changed, json_string("log-level"));
     }
     if (c->waiting_timeout_s != nw->waiting_timeout_s || c->idle_timeout_s != nw->idle_timeout_s ||
         c->max_session_s != nw->max_session_s || c->resume_grace_s != nw->resume_grace_s ||
         c->token_max_lifetime_s != nw->token_max_lifetime_s || c->max_message != nw->max_message ||
         c->rate_per_s != nw->rate_per_s || c->max_participants != nw->max_participants ||
-        c->drain_timeout_s != nw->drain_timeout_s)
+        c->daemon.drain_timeout_s != nw->daemon.drain_timeout_s)
         json_array_append_new(changed, json_string("limits"));
-    c->log_level = nw->log_level;
+    c->daemon.log_level = nw->daemon.log_level;
     c->waiting_timeout_s = nw->waiting_timeout_s;
     c->idle_timeout_s = nw->idle_timeout_s;
     c->max_session_s = nw->max_session_s;
@@ -71,7 +72,7 @@ static void reload__values(struct signal_server *srv, const struct signal_config
     c->max_message = nw->max_message;
     c->rate_per_s = nw->rate_per_s;
     c->max_participants = nw->max_participants;
-    c->drain_timeout_s = nw->drain_timeout_s;
+    c->daemon.drain_timeout_s = nw->daemon.drain_timeout_s;
     srv->policy.max_lifetime_s = c->token_max_lifetime_s;
 }
 
@@ -108,12 +109,14 @@ static void reload__keys(struct signal_server *srv, const struct signal_config *
             json_array_append_new(changed, json_string("tls-certificate"));
         }
     }
-    if (c->ops && strcmp(c->ops_token_file, nw->ops_token_file) == 0 && srv->ops != NULL) {
+    if (c->daemon.has_ops && strcmp(c->daemon.ops_token_file, nw->daemon.ops_token_file) == 0 &&
+        srv->ops != NULL) {
         /* Same file, maybe new contents: always take what it holds now. */
         ops_set_token(srv, k->has_token ? k->ops_token : NULL);
-    } else if (c->ops && srv->ops != NULL) {
+    } else if (c->daemon.has_ops && srv->ops != NULL) {
         ops_set_token(srv, k->has_token ? k->ops_token : NULL);
-        snprintf(c->ops_token_file, sizeof(c->ops_token_file), "%s", nw->ops_token_file);
+        snprintf(c->daemon.ops_token_file, sizeof(c->daemon.ops_token_file), "%s",
+                 nw->daemon.ops_token_file);
         json_array_append_new(changed, json_string("ops-token-file"));
     }
 }
@@ -131,7 +134,7 @@ int reload_run(struct signal_server *srv)
         snprintf(err, sizeof(err), "out of memory");
         goto fail;
     }
-    if (signal_config_load(nw, srv->argc, srv->argv, err, sizeof(err)) != SIGNAL_CONFIG_OK)
+    if (signal_config_load(nw, srv->argc, srv->argv, err, sizeof(err)) != CONFIG_OK)
         goto fail;
     if (signal_keys_load(nw, &k, err, sizeof(err)) != 0)
         goto fail;

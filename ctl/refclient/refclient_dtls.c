@@ -20,11 +20,6 @@
 #define DTLS_FP_HEX_LEN (32 * 3 - 1)
 #define DTLS_CERT_DAYS 30
 
-/* Created once per process and never changed: a fresh method per client
- * would use up OpenSSL's small space of BIO type indexes. */
-static BIO_METHOD *dtls__method;
-static pthread_once_t dtls__method_once = PTHREAD_ONCE_INIT;
-
 static void dtls__ossl_reason(char *buf, size_t len)
 {
     unsigned long e = ERR_get_error();
@@ -95,22 +90,21 @@ static int dtls__bio_create(BIO *b)
     return 1;
 }
 
-static void dtls__method_create(void)
+/* One method per client, so that no process-wide state is needed. It takes
+ * no type index from BIO_get_new_index: OpenSSL has few of them, and a
+ * source/sink BIO nobody looks up by type does not need one. */
+static BIO_METHOD *dtls__method_new(void)
 {
-    int index = BIO_get_new_index();
-    BIO_METHOD *m;
+    BIO_METHOD *m = BIO_meth_new(BIO_TYPE_SOURCE_SINK, "refclient-ice");
 
-    if (index == -1)
-        return;
-    m = BIO_meth_new(index | BIO_TYPE_SOURCE_SINK, "refclient-ice");
     if (m == NULL)
-        return;
+        return NULL;
     if (!BIO_meth_set_write(m, dtls__bio_write) || !BIO_meth_set_read(m, dtls__bio_read) ||
         !BIO_meth_set_ctrl(m, dtls__bio_ctrl) || !BIO_meth_set_create(m, dtls__bio_create)) {
         BIO_meth_free(m);
-        return;
+        return NULL;
     }
-    dtls__method = m;
+    return m;
 }
 
 /* ---- certificate and fingerprint --------------------------------------- */
@@ -238,7 +232,7 @@ static int dtls__new_ssl(struct refclient *rc, char *err, size_t errlen)
         refclient__errf(err, errlen, "SSL_new failed");
         return -1;
     }
-    bio = BIO_new(dtls__method);
+    bio = BIO_new(d->method);
     if (bio == NULL) {
         refclient__errf(err, errlen, "cannot create the datagram BIO");
         return -1;
@@ -261,8 +255,7 @@ static int dtls__new_ssl(struct refclient *rc, char *err, size_t errlen)
 
 int refclient__dtls_init(struct refclient *rc, bool is_client, const char *profiles, char *err, size_t errlen)
 {
-    pthread_once(&dtls__method_once, dtls__method_create);
-    if (dtls__method == NULL) {
+    if ((rc->dtls.method = dtls__method_new()) == NULL) {
         refclient__errf(err, errlen, "cannot create the BIO method");
         return -1;
     }
@@ -288,8 +281,10 @@ void refclient__dtls_free(struct refclient__dtls *d)
     dtls__cancel_timer(d);
     SSL_free(d->ssl); /* frees the BIO */
     SSL_CTX_free(d->ctx);
+    BIO_meth_free(d->method); /* after the BIO that used it */
     d->ssl = NULL;
     d->ctx = NULL;
+    d->method = NULL;
 }
 
 int refclient__dtls_set_expected(struct refclient *rc, const char *fp)

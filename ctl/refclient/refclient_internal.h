@@ -60,6 +60,7 @@ struct refclient__ice {
 struct refclient__dtls {
     SSL_CTX *ctx; /* owned; holds cert and key */
     SSL *ssl;     /* owned; owns the BIO */
+    BIO_METHOD *method; /* owned; the BIO's, freed after ssl */
     char fingerprint[REFCLIENT__FP_LEN]; /* ours, immutable after refclient_new */
     char expected[REFCLIENT__FP_LEN];    /* the peer's, from refclient_set_remote */
     bool is_client;

@@ -124,8 +124,9 @@ static gboolean media__dispatch(GSource *src, GSourceFunc cb, gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
-/* Read-only; g_source_new() merely takes a non-const pointer. */
-static GSourceFuncs media__source_funcs = {.dispatch = media__dispatch};
+/* Read-only (so not a mutable global): g_source_new() merely takes a
+ * non-const pointer, and GLib never writes through it. */
+static const GSourceFuncs media__source_funcs = {.dispatch = media__dispatch};
 
 int refclient__media_start(struct refclient *rc)
 {
@@ -135,7 +136,7 @@ int refclient__media_start(struct refclient *rc)
         return -1;
     if (m->timer != NULL)
         return 0;
-    m->timer = g_source_new(&media__source_funcs, sizeof(struct media__source));
+    m->timer = g_source_new((GSourceFuncs *)&media__source_funcs, sizeof(struct media__source));
     ((struct media__source *)m->timer)->rc = rc;
     m->next_us = g_get_monotonic_time();
     g_source_set_ready_time(m->timer, m->next_us);

@@ -26,6 +26,10 @@ static const struct srtp__profile srtp__profiles[] = {
      srtp_crypto_policy_set_rtcp_default},
 };
 
+/* Mutable globals, and why they must be: libsrtp2's crypto kernel is
+ * process-wide and srtp_init() is not thread-safe, so it runs once per
+ * process (pthread_once) for every client, and its outcome is kept for the
+ * clients that come after. Written only inside srtp__init. */
 static pthread_once_t srtp__once = PTHREAD_ONCE_INIT;
 static srtp_err_status_t srtp__init_status = srtp_err_status_fail;
 

@@ -1,5 +1,6 @@
 /* Operational logging to stderr (the journal under systemd). Messages name
- * events and reasons; never payload, SDP, tokens, keys or passwords. */
+ * events and reasons; never payload, SDP, tokens, keys or passwords. The
+ * ident and level are process-wide (log.c says why); nothing else is. */
 #ifndef QUIETROOM_LOG_H
 #define QUIETROOM_LOG_H
 
