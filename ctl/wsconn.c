@@ -20,6 +20,8 @@
 #include "quietroom/base/limits.h"
 
 #define WSCONN_CLOSE_WAIT_MS 500
+/* How long wsconn_drop waits for lws to notice its own cut. */
+#define WSCONN_DROP_WAIT_MS 2000
 
 struct wsconn__out {
     char *buf; /* owned: LWS_PRE + text; wiped before it is freed */
@@ -37,7 +39,7 @@ struct wsconn {
 
     /* guarded by lock */
     struct lws *wsi; /* NULL once closed */
-    bool established, closed, want_close;
+    bool established, closed, want_close, want_drop;
     int close_code;
     char error[160];
     struct wsconn__out out[QR_PROBE_WS_QUEUE];
@@ -186,6 +188,10 @@ static int wsconn__writeable(struct wsconn *c, struct lws *wsi)
     int n;
 
     pthread_mutex_lock(&c->lock);
+    if (c->want_drop) {
+        pthread_mutex_unlock(&c->lock);
+        return -1; /* no close reason set: lws cuts without a close frame */
+    }
     if (c->out_n > 0) {
         o = c->out[c->out_head];
         c->out_head = (c->out_head + 1) % QR_PROBE_WS_QUEUE;
@@ -248,7 +254,7 @@ static void wsconn__peer_close(struct wsconn *c, const unsigned char *in, size_t
 static void wsconn__wake(struct wsconn *c)
 {
     pthread_mutex_lock(&c->lock);
-    if (c->wsi != NULL && (c->out_n > 0 || c->want_close))
+    if (c->wsi != NULL && (c->out_n > 0 || c->want_close || c->want_drop))
         lws_callback_on_writable(c->wsi);
     pthread_mutex_unlock(&c->lock);
 }
@@ -441,10 +447,18 @@ static void wsconn__goodbye(struct wsconn *c)
 
 void wsconn_close(struct wsconn *c)
 {
+    if (c != NULL && c->thread_started)
+        wsconn__goodbye(c);
+    wsconn_free(c);
+}
+
+/* Destroying the context closes with "context destroy", for which lws
+ * sends no close frame: the peer sees the connection cut. */
+void wsconn_free(struct wsconn *c)
+{
     if (c == NULL)
         return;
     if (c->thread_started) {
-        wsconn__goodbye(c);
         atomic_store(&c->stopping, true);
         lws_cancel_service(c->ctx);
         pthread_join(c->thread, NULL);
@@ -462,31 +476,39 @@ void wsconn_close(struct wsconn *c)
     free(c);
 }
 
+int wsconn_send_text(struct wsconn *c, const char *text, size_t len)
+{
+    struct wsconn__out o = {.buf = malloc(LWS_PRE + len + 1), .len = len};
+    int rc = -1;
+
+    if (o.buf == NULL)
+        return -1;
+    memcpy(o.buf + LWS_PRE, text, len);
+    o.buf[LWS_PRE + len] = '\0';
+    pthread_mutex_lock(&c->lock);
+    if (c->out_n < QR_PROBE_WS_QUEUE && !c->closed && !c->want_close && !c->want_drop) {
+        c->out[(c->out_head + c->out_n++) % QR_PROBE_WS_QUEUE] = o;
+        o.buf = NULL;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (o.buf != NULL)
+        wsconn__out_free(&o);
+    lws_cancel_service(c->ctx);
+    return rc;
+}
+
 int wsconn_send_json(struct wsconn *c, json_t *msg)
 {
     char *text = json_dumps(msg, JSON_COMPACT);
     size_t len = text ? strlen(text) : 0;
-    struct wsconn__out o = {.buf = text ? malloc(LWS_PRE + len + 1) : NULL, .len = len};
-    int rc = -1;
+    int rc = text ? wsconn_send_text(c, text, len) : -1;
 
     json_decref(msg);
-    if (o.buf != NULL) {
-        memcpy(o.buf + LWS_PRE, text, len + 1);
-        pthread_mutex_lock(&c->lock);
-        if (c->out_n < QR_PROBE_WS_QUEUE && !c->closed && !c->want_close) {
-            c->out[(c->out_head + c->out_n++) % QR_PROBE_WS_QUEUE] = o;
-            o.buf = NULL;
-            rc = 0;
-        }
-        pthread_mutex_unlock(&c->lock);
-        if (o.buf != NULL)
-            wsconn__out_free(&o);
-    }
     if (text != NULL) {
-        OPENSSL_cleanse(text, len);
+        OPENSSL_cleanse(text, len); /* the first message carries a token */
         free(text);
     }
-    lws_cancel_service(c->ctx);
     return rc;
 }
 
@@ -519,4 +541,47 @@ bool wsconn_is_closed(struct wsconn *c, int *code)
         *code = c->close_code;
     pthread_mutex_unlock(&c->lock);
     return closed;
+}
+
+json_t *wsconn_recv_type(struct wsconn *c, const char *type, int timeout_ms)
+{
+    uint64_t deadline = clock_mono_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
+
+    for (;;) {
+        uint64_t now = clock_mono_ms();
+        const char *got;
+        json_t *msg;
+
+        if (now >= deadline || (msg = wsconn_recv(c, (int)(deadline - now))) == NULL)
+            return NULL;
+        got = json_string_value(json_object_get(msg, "type"));
+        if (got != NULL && strcmp(got, type) == 0)
+            return msg;
+        json_decref(msg);
+    }
+}
+
+int wsconn_wait_closed(struct wsconn *c, int timeout_ms)
+{
+    struct timespec ts;
+    int code = -1;
+
+    clock_deadline(CLOCK_MONOTONIC, timeout_ms < 0 ? 0 : (uint64_t)timeout_ms, &ts);
+    pthread_mutex_lock(&c->lock);
+    while (!c->closed)
+        if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) == ETIMEDOUT)
+            break;
+    if (c->closed)
+        code = c->close_code;
+    pthread_mutex_unlock(&c->lock);
+    return code;
+}
+
+void wsconn_drop(struct wsconn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->want_drop = true;
+    pthread_mutex_unlock(&c->lock);
+    lws_cancel_service(c->ctx);
+    wsconn_wait_closed(c, WSCONN_DROP_WAIT_MS);
 }

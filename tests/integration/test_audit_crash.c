@@ -27,8 +27,23 @@
 #define ROTATE_BYTES "65536"
 #define MAX_ACKS 400000
 
-static long acks[MAX_ACKS];
-static size_t n_acks;
+/* What the children acknowledged, over all rounds: the test's state. */
+struct acks {
+    long v[MAX_ACKS];
+    size_t n;
+};
+
+static int setup(void **state)
+{
+    *state = calloc(1, sizeof(struct acks));
+    return *state != NULL ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    free(*state);
+    return 0;
+}
 
 static int cmp_long(const void *a, const void *b)
 {
@@ -38,7 +53,7 @@ static int cmp_long(const void *a, const void *b)
 }
 
 /* Reads "n\n" acknowledgements from fd until EOF or deadline. */
-static void read_acks(int fd, uint64_t deadline, char *carry, size_t *clen)
+static void read_acks(struct acks *a, int fd, uint64_t deadline, char *carry, size_t *clen)
 {
     char buf[4096];
 
@@ -55,14 +70,14 @@ static void read_acks(int fd, uint64_t deadline, char *carry, size_t *clen)
                 continue;
             }
             carry[*clen] = '\0';
-            if (n_acks < MAX_ACKS)
-                acks[n_acks++] = atol(carry);
+            if (a->n < MAX_ACKS)
+                a->v[a->n++] = atol(carry);
             *clen = 0;
         }
     }
 }
 
-static void run_round(const char *log, const char *key, int round)
+static void run_round(struct acks *a, const char *log, const char *key, int round)
 {
     char round_s[16], carry[64];
     size_t clen = 0;
@@ -81,9 +96,9 @@ static void run_round(const char *log, const char *key, int round)
     }
     close(fds[1]);
     RAND_bytes(&rnd, 1);
-    read_acks(fds[0], now_ms() + 30 + rnd, carry, &clen);
+    read_acks(a, fds[0], now_ms() + 30 + rnd, carry, &clen);
     kill(pid, SIGKILL);
-    read_acks(fds[0], 0, carry, &clen); /* what it said before it died */
+    read_acks(a, fds[0], 0, carry, &clen); /* what it said before it died */
     close(fds[0]);
     waitpid(pid, &status, 0);
     assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
@@ -121,14 +136,14 @@ static void test_acknowledged_records_survive_sigkill(void **state)
     size_t n_found, missing = 0;
     int code;
     char *out;
+    struct acks *a = *state;
 
-    (void)state;
     assert_non_null(mkdtemp(dir));
     snprintf(log, sizeof(log), "%s/audit.jsonl", dir);
     snprintf(key, sizeof(key), "%s/audit.key", dir);
     assert_int_equal(keyring_generate(key, 3, err, sizeof(err)), 0);
     for (int round = 1; round <= ROUNDS; round++) {
-        run_round(log, key, round);
+        run_round(a, log, key, round);
         /* A power cut mid-write leaves half a line (kill -9 cannot: write(2)
          * completes); make one, and the next writer must note it. */
         if (round == ROUNDS / 2) {
@@ -139,13 +154,13 @@ static void test_acknowledged_records_survive_sigkill(void **state)
         }
     }
     found = logged_numbers(dir, &n_found);
-    for (size_t i = 0; i < n_acks; i++) {
-        if (bsearch(&acks[i], found, n_found, sizeof(long), cmp_long) == NULL)
+    for (size_t i = 0; i < a->n; i++) {
+        if (bsearch(&a->v[i], found, n_found, sizeof(long), cmp_long) == NULL)
             missing++;
     }
     print_message("%zu records acknowledged over %d kills, %zu in the log, %zu missing\n",
-                  n_acks, ROUNDS, n_found, missing);
-    assert_true(n_acks > 1000);
+                  a->n, ROUNDS, n_found, missing);
+    assert_true(a->n > 1000);
     assert_int_equal(missing, 0);
 
     snprintf(cmd, sizeof(cmd), "%s audit verify --key-file %s %s/audit.jsonl*", QR_CTL_BIN, key,
@@ -189,7 +204,8 @@ static void test_acknowledged_records_survive_sigkill(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_acknowledged_records_survive_sigkill),
+        cmocka_unit_test_setup_teardown(test_acknowledged_records_survive_sigkill, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

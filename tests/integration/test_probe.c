@@ -1,6 +1,6 @@
 /* quietroomctl probe against the real system on loopback: quietroom-relay
- * and quietroom-signal started by the harness, the real quietroomctl binary
- * run as an operator's cron job would. A probe succeeds with its figures in
+ * and quietroom-signal started afresh for each test (world.h), the real
+ * quietroomctl binary run as an operator's cron job would. A probe succeeds with its figures in
  * JSON and in a textfile-collector file; with signaling unreachable, and
  * then with the relay stopped, it fails within its timeout naming the
  * stage, and the file says success 0. */
@@ -17,17 +17,17 @@
 #include <jansson.h>
 
 #include "ctlrun.h"
-#include "harness.h"
+#include "world.h"
 
 #define PROBE_SECONDS "3"
 #define PROBE_TIMEOUT_S 6
 /* Startup and teardown around the call itself. */
 #define RUN_SLACK_S 8
 
-struct world {
-    struct relay_proc relay;
-    struct signal_proc sig;
-    struct signal_proc sig_tls; /* a second signaling server, WSS only */
+/* One test's state: its own world (relay and signaling, plain or WSS) and
+ * where the probe writes its textfile. */
+struct probe {
+    struct world w;
     char prom[HARNESS_PATH + 16];
     char url[64];
 };
@@ -39,47 +39,54 @@ static const char *const metric_names[] = {
     "quietroom_probe_last_run_timestamp_seconds",
 };
 
-static int group_setup(void **state)
+/* Each test starts its own world: nothing one test stops or leaves
+ * behind reaches another. */
+static int start(void **state, bool tls)
 {
-    static const char *const listen[] = {"127.0.0.1:0", NULL};
-    struct world *w = calloc(1, sizeof(*w));
+    struct world_opts o = {.tls = tls};
+    struct probe *p = calloc(1, sizeof(*p));
 
-    *state = w;
-    if (w == NULL || relay_start(&w->relay, listen, NULL) != 0)
+    *state = p;
+    if (p == NULL || world_start(&p->w, &o) != 0)
         return -1;
-    if (signal_start(&w->sig, &w->relay, false, NULL) != 0 ||
-        signal_start(&w->sig_tls, &w->relay, true, NULL) != 0)
-        return -1;
-    snprintf(w->prom, sizeof(w->prom), "%s/probe.prom", w->sig.dir);
-    snprintf(w->url, sizeof(w->url), "ws://127.0.0.1:%d/ws", w->sig.port);
+    snprintf(p->prom, sizeof(p->prom), "%s/probe.prom", p->w.sig.dir);
+    snprintf(p->url, sizeof(p->url), "%s://127.0.0.1:%d/ws", tls ? "wss" : "ws", p->w.sig.port);
     return 0;
 }
 
-static int group_teardown(void **state)
+static int setup_plain(void **state)
 {
-    struct world *w = *state;
-    int rc = 0;
+    return start(state, false);
+}
 
-    if (w == NULL)
+static int setup_tls(void **state)
+{
+    return start(state, true);
+}
+
+static int teardown(void **state)
+{
+    struct probe *p = *state;
+    int rc;
+
+    if (p == NULL)
         return 0;
-    unlink(w->prom);
-    rc |= signal_cleanup(&w->sig);
-    rc |= signal_cleanup(&w->sig_tls);
-    rc |= relay_cleanup(&w->relay);
-    free(w);
+    unlink(p->prom);
+    rc = world_stop(&p->w);
+    free(p);
     return rc;
 }
 
-/* Runs `quietroomctl probe` against url with s's EHR key, trusting ca if
- * not NULL. */
-static void run_probe_on(struct world *w, const struct signal_proc *s, const char *url,
-                         const char *ca, struct ctlrun *r)
+/* Runs `quietroomctl probe` against url with the world's EHR key, trusting
+ * ca if not NULL. */
+static void run_probe_on(struct probe *p, const char *url, const char *ca, struct ctlrun *r)
 {
+    const struct signal_proc *s = &p->w.sig;
     char timeout[16];
     char *argv[] = {QR_CTL_BIN, "probe", "--signal", (char *)url, "--key", (char *)s->ehr_key,
                     "--kid", "ehr-1", "--iss", TEST_ISSUER, "--aud", TEST_AUDIENCE,
                     "--origin", TEST_ORIGIN, "--seconds", PROBE_SECONDS, "--timeout", timeout,
-                    "--json", "--prometheus", w->prom, ca ? "--ca" : NULL, (char *)ca, NULL};
+                    "--json", "--prometheus", p->prom, ca ? "--ca" : NULL, (char *)ca, NULL};
 
     snprintf(timeout, sizeof(timeout), "%d", PROBE_TIMEOUT_S);
     assert_int_equal(ctlrun(argv, PROBE_TIMEOUT_S + atoi(PROBE_SECONDS) + RUN_SLACK_S, r), 0);
@@ -87,9 +94,9 @@ static void run_probe_on(struct world *w, const struct signal_proc *s, const cha
                   r->out ? r->out : "", r->err ? r->err : "");
 }
 
-static void run_probe(struct world *w, const char *url, struct ctlrun *r)
+static void run_probe(struct probe *p, const char *url, struct ctlrun *r)
 {
-    run_probe_on(w, &w->sig, url, NULL, r);
+    run_probe_on(p, url, NULL, r);
 }
 
 /* Nothing that identifies a visit, a person or a credential in the output. */
@@ -117,13 +124,13 @@ static double prom_value(const char *text, const char *name)
 }
 
 /* Every metric has HELP and TYPE; returns the file's text. */
-static char *read_prom(struct world *w)
+static char *read_prom(struct probe *p)
 {
     char tmp[HARNESS_PATH + 32], line[160];
-    char *text = read_text(w->prom);
+    char *text = read_text(p->prom);
 
     assert_non_null(text);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", w->prom);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", p->prom);
     assert_int_equal(access(tmp, F_OK), -1); /* renamed into place, nothing left over */
     for (size_t i = 0; i < sizeof(metric_names) / sizeof(metric_names[0]); i++) {
         snprintf(line, sizeof(line), "# HELP %s ", metric_names[i]);
@@ -145,13 +152,13 @@ static json_t *parse_json(const struct ctlrun *r)
 
 static void test_probe_succeeds_against_the_local_system(void **state)
 {
-    struct world *w = *state;
+    struct probe *p = *state;
     struct ctlrun r;
     json_t *j;
     char *prom, relay[64];
     double setup, rtt, loss;
 
-    run_probe(w, w->url, &r);
+    run_probe(p, p->url, &r);
     assert_int_equal(r.exit_code, 0);
     assert_no_identifiers(r.out);
     assert_no_identifiers(r.err);
@@ -167,11 +174,11 @@ static void test_probe_succeeds_against_the_local_system(void **state)
     /* ~50 packets/s each way for the whole call. */
     assert_true(json_integer_value(json_object_get(json_object_get(j, "patient"),
                                                    "rtp_received")) > 100);
-    netaddr_format(&w->relay.listen[0], relay, sizeof(relay));
+    netaddr_format(&p->w.relay.listen[0], relay, sizeof(relay));
     assert_string_equal(json_string_value(json_object_get(j, "relay")), relay);
     print_message("measured: setup %.3f s, rtt %.2f ms, loss %.4f\n", setup, rtt * 1e3, loss);
 
-    prom = read_prom(w);
+    prom = read_prom(p);
     assert_true(prom_value(prom, "quietroom_probe_success") == 1);
     assert_true(prom_value(prom, "quietroom_probe_tone_detected") == 1);
     assert_true(prom_value(prom, "quietroom_probe_setup_seconds") > 0);
@@ -188,28 +195,28 @@ static void test_probe_succeeds_against_the_local_system(void **state)
  * where the whole call then runs over WSS. */
 static void test_probe_over_wss_verifies_the_certificate(void **state)
 {
-    struct world *w = *state;
+    struct probe *p = *state;
     struct ctlrun r;
     char url[64];
     json_t *j;
 
-    snprintf(url, sizeof(url), "wss://127.0.0.1:%d/ws", w->sig_tls.port);
-    run_probe_on(w, &w->sig_tls, url, NULL, &r);
+    snprintf(url, sizeof(url), "wss://127.0.0.1:%d/ws", p->w.sig.port);
+    run_probe_on(p, url, NULL, &r);
     assert_int_equal(r.exit_code, 1);
     assert_non_null(strstr(r.err, "failed at connect: clinician: TLS handshake failed"));
     assert_non_null(strstr(r.err, "self-signed"));
     ctlrun_free(&r);
 
     /* Trusted, but not for this name: the name is still checked. */
-    snprintf(url, sizeof(url), "wss://localhost:%d/ws", w->sig_tls.port);
-    run_probe_on(w, &w->sig_tls, url, w->sig_tls.cert, &r);
+    snprintf(url, sizeof(url), "wss://localhost:%d/ws", p->w.sig.port);
+    run_probe_on(p, url, p->w.sig.cert, &r);
     assert_int_equal(r.exit_code, 1);
     assert_non_null(strstr(r.err, "failed at connect"));
     assert_non_null(strstr(r.err, "hostname mismatch"));
     ctlrun_free(&r);
 
-    snprintf(url, sizeof(url), "wss://127.0.0.1:%d/ws", w->sig_tls.port);
-    run_probe_on(w, &w->sig_tls, url, w->sig_tls.cert, &r);
+    snprintf(url, sizeof(url), "wss://127.0.0.1:%d/ws", p->w.sig.port);
+    run_probe_on(p, url, p->w.sig.cert, &r);
     assert_int_equal(r.exit_code, 0);
     assert_no_identifiers(r.out);
     j = parse_json(&r);
@@ -220,12 +227,12 @@ static void test_probe_over_wss_verifies_the_certificate(void **state)
 }
 
 /* A failed run: non-zero, in time, one line on stderr naming the stage. */
-static json_t *expect_failure(struct world *w, const char *url, struct ctlrun *r)
+static json_t *expect_failure(struct probe *p, const char *url, struct ctlrun *r)
 {
     json_t *j;
     char *prom;
 
-    run_probe(w, url, r);
+    run_probe(p, url, r);
     assert_int_equal(r->exit_code, 1);
     assert_true(r->seconds < PROBE_TIMEOUT_S + 3);
     assert_no_identifiers(r->out);
@@ -234,7 +241,7 @@ static json_t *expect_failure(struct world *w, const char *url, struct ctlrun *r
     assert_non_null(strstr(r->err, "quietroomctl probe: failed at "));
     j = parse_json(r);
     assert_false(json_is_true(json_object_get(j, "success")));
-    prom = read_prom(w);
+    prom = read_prom(p);
     assert_true(prom_value(prom, "quietroom_probe_success") == 0);
     assert_true(prom_value(prom, "quietroom_probe_tone_detected") == 0);
     free(prom);
@@ -243,12 +250,12 @@ static json_t *expect_failure(struct world *w, const char *url, struct ctlrun *r
 
 static void test_probe_fails_clearly_when_signaling_is_unreachable(void **state)
 {
-    struct world *w = *state;
+    struct probe *p = *state;
     struct ctlrun r;
     json_t *j;
 
     /* Port 1 on loopback: nothing listens, the connection is refused. */
-    j = expect_failure(w, "ws://127.0.0.1:1/ws", &r);
+    j = expect_failure(p, "ws://127.0.0.1:1/ws", &r);
     assert_string_equal(json_string_value(json_object_get(j, "stage")), "connect");
     assert_non_null(strstr(r.err, "failed at connect"));
     json_decref(j);
@@ -257,13 +264,13 @@ static void test_probe_fails_clearly_when_signaling_is_unreachable(void **state)
 
 static void test_probe_fails_clearly_when_the_relay_is_down(void **state)
 {
-    struct world *w = *state;
+    struct probe *p = *state;
     struct ctlrun r;
     const char *stage;
     json_t *j;
 
-    relay_stop(&w->relay);
-    j = expect_failure(w, w->url, &r);
+    relay_stop(&p->w.relay);
+    j = expect_failure(p, p->url, &r);
     stage = json_string_value(json_object_get(j, "stage"));
     /* Signaling may not have noticed yet (the call then fails at ICE) or
      * may have (no relay for the media link at admission). */
@@ -274,14 +281,17 @@ static void test_probe_fails_clearly_when_the_relay_is_down(void **state)
     ctlrun_free(&r);
 }
 
+#define PLAIN(name) cmocka_unit_test_setup_teardown(name, setup_plain, teardown)
+#define TLS(name) cmocka_unit_test_setup_teardown(name, setup_tls, teardown)
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_probe_succeeds_against_the_local_system),
-        cmocka_unit_test(test_probe_over_wss_verifies_the_certificate),
-        cmocka_unit_test(test_probe_fails_clearly_when_signaling_is_unreachable),
-        cmocka_unit_test(test_probe_fails_clearly_when_the_relay_is_down),
+    struct CMUnitTest tests[] = {
+        PLAIN(test_probe_succeeds_against_the_local_system),
+        TLS(test_probe_over_wss_verifies_the_certificate),
+        PLAIN(test_probe_fails_clearly_when_signaling_is_unreachable),
+        PLAIN(test_probe_fails_clearly_when_the_relay_is_down),
     };
 
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return world_run_tests("test_probe", tests, sizeof(tests) / sizeof(tests[0]), NULL, NULL);
 }

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "harness.h"
+#include "world.h"
 #include "refclient.h"
 
 #define READY_MS 10000
@@ -22,23 +22,34 @@
 #define TONE_A 440.0
 #define TONE_B 660.0
 
-static int group_setup(void **state)
+/* Each test starts its own relay, on both families, and stops it. */
+static int setup(void **state)
 {
     static const char *const listen[] = {"127.0.0.1:0", "[::1]:0", NULL};
-    struct relay_proc *r = calloc(1, sizeof(*r));
+    struct world_opts o = {.no_signal = true, .listen = listen};
+    struct world *w = calloc(1, sizeof(*w));
 
-    if (relay_start(r, listen, NULL) != 0)
-        return -1;
-    *state = r;
-    return 0;
+    *state = w;
+    return w != NULL ? world_start(w, &o) : -1;
 }
 
-static int group_teardown(void **state)
+static int teardown(void **state)
 {
-    int rc = relay_cleanup(*state);
+    struct world *w = *state;
+    int rc;
 
-    free(*state);
+    if (w == NULL)
+        return 0;
+    rc = world_stop(w);
+    free(w);
     return rc;
+}
+
+static struct relay_proc *relay_of(void **state)
+{
+    struct world *w = *state;
+
+    return &w->relay;
 }
 
 struct call {
@@ -157,12 +168,12 @@ static void run_call(struct relay_proc *r, const char *sid, bool regular, int re
 
 static void test_call_aggressive_nomination(void **state)
 {
-    run_call(*state, "m-aggressive", false, 0, "127.0.0.1");
+    run_call(relay_of(state), "m-aggressive", false, 0, "127.0.0.1");
 }
 
 static void test_call_regular_nomination_ipv4_to_ipv6(void **state)
 {
-    run_call(*state, "m-regular-v6", true, 1, "::1");
+    run_call(relay_of(state), "m-regular-v6", true, 1, "::1");
 }
 
 /* The DTLS client starts first; its ClientHello reaches the relay before the
@@ -171,7 +182,7 @@ static void test_call_regular_nomination_ipv4_to_ipv6(void **state)
  * (1 s, then 2 s). */
 static void test_late_peer_does_not_wait_for_retransmission(void **state)
 {
-    struct relay_proc *r = *state;
+    struct relay_proc *r = relay_of(state);
     struct call c = {.creds = ctl_creds(r, "m-late", 1)};
     struct refclient_stats st;
     uint64_t t0;
@@ -199,14 +210,17 @@ static void test_late_peer_does_not_wait_for_retransmission(void **state)
     call_free(&c);
 }
 
+#define MEDIA(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_call_aggressive_nomination),
-        cmocka_unit_test(test_call_regular_nomination_ipv4_to_ipv6),
-        cmocka_unit_test(test_late_peer_does_not_wait_for_retransmission),
+    struct CMUnitTest tests[] = {
+        MEDIA(test_call_aggressive_nomination),
+        MEDIA(test_call_regular_nomination_ipv4_to_ipv6),
+        MEDIA(test_late_peer_does_not_wait_for_retransmission),
     };
 
     signal(SIGPIPE, SIG_IGN);
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return world_run_tests("test_relay_media", tests, sizeof(tests) / sizeof(tests[0]), NULL,
+                           NULL);
 }

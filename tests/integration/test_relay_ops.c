@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "harness.h"
+#include "world.h"
 #include "quietroom/base/bytes.h"
 #include "quietroom/base/clock.h"
 
@@ -28,32 +28,38 @@ struct pair {
     struct udp_peer a, b;
 };
 
-static const char *const listen_v4[] = {"127.0.0.1:0", NULL};
-
-static void start_relay(struct relay_proc *r, const char *token_file)
+/* Each test starts its own relay, serving ops with the token, and stops
+ * it; a test may stop the relay itself first (world_stop then only checks
+ * how it exited). */
+static int setup(void **state)
 {
-    const char *extra[] = {"--ops-listen", "127.0.0.1:0", "--ops-token-file", token_file,
-                           "--workers", "2", NULL};
+    static const char *const extra[] = {"--workers", "2", NULL};
+    struct world_opts o = {.no_signal = true, .ops_token = OPS_TOKEN, .relay_extra = extra};
+    struct world *w = calloc(1, sizeof(*w));
 
-    assert_int_equal(relay_start(r, listen_v4, extra), 0);
-    assert_true(r->ops_port > 0);
+    *state = w;
+    if (w == NULL || world_start(w, &o) != 0)
+        return -1;
+    return w->relay.ops_port > 0 ? 0 : -1;
 }
 
-/* One token file for the whole run, removed at the end. */
-static char token_path[] = "/tmp/qr-ops-token-XXXXXX";
-
-static char *write_token(void)
+static int teardown(void **state)
 {
-    int fd;
+    struct world *w = *state;
+    int rc;
 
-    if (token_path[sizeof(token_path) - 2] != 'X')
-        return token_path;
-    fd = mkstemp(token_path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, OPS_TOKEN "\n", strlen(OPS_TOKEN) + 1),
-                     (ssize_t)strlen(OPS_TOKEN) + 1);
-    close(fd);
-    return token_path;
+    if (w == NULL)
+        return 0;
+    rc = world_stop(w);
+    free(w);
+    return rc;
+}
+
+static struct relay_proc *relay_of(void **state)
+{
+    struct world *w = *state;
+
+    return &w->relay;
 }
 
 /* A nominated check that must be answered with success. */
@@ -139,6 +145,21 @@ static char *scrape(struct relay_proc *r)
     return resp;
 }
 
+/* A scrape once name has reached want, or the last one after WAIT_MS: a
+ * worker counts a packet after sending it, so the peer may have it a
+ * moment before /metrics does. */
+static char *scrape_until(struct relay_proc *r, const char *name, double want)
+{
+    char *m = scrape(r);
+
+    for (uint64_t until = clock_mono_ms() + WAIT_MS;
+         sample(m, name) < want && clock_mono_ms() < until; m = scrape(r)) {
+        free(m);
+        usleep(10000);
+    }
+    return m;
+}
+
 static int get_status(struct relay_proc *r, const char *path)
 {
     char *resp = http_get(r->ops_port, path);
@@ -166,28 +187,26 @@ static void assert_anonymous(const char *text, const struct pair *pr, const char
 
 static void test_metrics_reflect_a_session(void **state)
 {
-    struct relay_proc r;
+    struct relay_proc *r = relay_of(state);
     struct pair pr;
     char *m0, *m1, *m2;
     double fwd0;
 
-    (void)state;
-    start_relay(&r, write_token());
-    assert_int_equal(get_status(&r, "/metrics"), 401);
-    assert_int_equal(get_status(&r, "/healthz"), 200);
-    assert_int_equal(get_status(&r, "/readyz"), 200);
-    m0 = scrape(&r);
+    assert_int_equal(get_status(r, "/metrics"), 401);
+    assert_int_equal(get_status(r, "/healthz"), 200);
+    assert_int_equal(get_status(r, "/readyz"), 200);
+    m0 = scrape(r);
     fwd0 = sample(m0, "quietroom_relay_packets_forwarded_total");
 
-    pair_open(&r, &pr, "ops-metrics-visit");
+    pair_open(r, &pr, "ops-metrics-visit");
     /* 100 packets a->b with 10 missing (10 % loss), 60 b->a intact. */
     for (uint16_t s = 0; s < 100; s++) {
         if (s % 10 != 5)
-            forwards(&r, &pr.a, &pr.b, s, 0x1111);
+            forwards(r, &pr.a, &pr.b, s, 0x1111);
     }
     for (uint16_t s = 0; s < 60; s++)
-        forwards(&r, &pr.b, &pr.a, s, 0x2222);
-    m1 = scrape(&r);
+        forwards(r, &pr.b, &pr.a, s, 0x2222);
+    m1 = scrape_until(r, "quietroom_relay_packets_forwarded_total", fwd0 + 150);
     assert_true(sample(m1, "quietroom_relay_packets_forwarded_total") == fwd0 + 150);
     assert_true(sample(m1, "quietroom_relay_sessions_active") == 1);
     assert_true(sample(m1, "quietroom_relay_links_active") == 1);
@@ -205,9 +224,9 @@ static void test_metrics_reflect_a_session(void **state)
     assert_anonymous(m1, &pr, "ops-metrics-visit");
 
     /* Ending the session puts both streams' loss in the histogram. */
-    json_decref(relay_call(&r, "revoke", "ops-metrics-visit"));
+    json_decref(relay_call(r, "revoke", "ops-metrics-visit"));
     for (uint64_t until = clock_mono_ms() + 2000; clock_mono_ms() < until;) {
-        m2 = scrape(&r);
+        m2 = scrape(r);
         if (sample(m2, "quietroom_relay_legs_active") == 0)
             break;
         free(m2);
@@ -224,7 +243,7 @@ static void test_metrics_reflect_a_session(void **state)
     free(m1);
     free(m2);
     pair_close(&pr);
-    assert_int_equal(relay_cleanup(&r), 0);
+    assert_int_equal(relay_cleanup(r), 0);
 }
 
 /* SIGTERM: readiness goes, the call in progress goes on (and may add a
@@ -232,69 +251,65 @@ static void test_metrics_reflect_a_session(void **state)
  * over the relay exits by itself. */
 static void test_drain(void **state)
 {
-    struct relay_proc r;
+    struct relay_proc *r = relay_of(state);
     struct pair pr, other;
     json_t *restart, *fresh;
     char *m;
 
-    (void)state;
-    start_relay(&r, write_token());
-    pair_open(&r, &pr, "ops-drain-visit");
-    kill(r.pid, SIGTERM);
+    pair_open(r, &pr, "ops-drain-visit");
+    kill(r->pid, SIGTERM);
     for (uint64_t until = clock_mono_ms() + 2000;
-         get_status(&r, "/readyz") != 503 && clock_mono_ms() < until;)
+         get_status(r, "/readyz") != 503 && clock_mono_ms() < until;)
         usleep(20000);
-    assert_int_equal(get_status(&r, "/readyz"), 503);
-    assert_int_equal(get_status(&r, "/healthz"), 200);
-    m = scrape(&r);
+    assert_int_equal(get_status(r, "/readyz"), 503);
+    assert_int_equal(get_status(r, "/healthz"), 200);
+    m = scrape(r);
     assert_true(sample(m, "quietroom_relay_draining") == 1);
     assert_true(sample(m, "quietroom_relay_ready") == 0);
     free(m);
-    forwards(&r, &pr.a, &pr.b, 1, 0x1111);
-    forwards(&r, &pr.b, &pr.a, 1, 0x2222);
+    forwards(r, &pr.a, &pr.b, 1, 0x1111);
+    forwards(r, &pr.b, &pr.a, 1, 0x2222);
 
     /* A new session is refused, silently, and counted. */
-    fresh = ctl_creds(&r, "ops-drain-new", 1);
+    fresh = ctl_creds(r, "ops-drain-new", 1);
     assert_int_equal(peer_open(&other.a, "127.0.0.1:0"), 0);
-    bind_ignored(&other.a, &r.listen[0], creds_ufrag(fresh, 0, 0), creds_pwd(fresh, 0, 0));
-    assert_int_equal(relay_stat(&r, "stun", "ignored_draining"), 1);
+    bind_ignored(&other.a, &r->listen[0], creds_ufrag(fresh, 0, 0), creds_pwd(fresh, 0, 0));
+    assert_int_equal(relay_stat(r, "stun", "ignored_draining"), 1);
     peer_close(&other.a);
     json_decref(fresh);
 
     /* The session in progress may still add a link. */
-    restart = ctl_creds(&r, "ops-drain-visit", 1);
-    bind_ok(&pr.a, &r.listen[0], creds_ufrag(restart, 0, 0), creds_pwd(restart, 0, 0));
-    bind_ok(&pr.b, &r.listen[0], creds_ufrag(restart, 0, 1), creds_pwd(restart, 0, 1));
-    forwards(&r, &pr.a, &pr.b, 2, 0x1111);
+    restart = ctl_creds(r, "ops-drain-visit", 1);
+    bind_ok(&pr.a, &r->listen[0], creds_ufrag(restart, 0, 0), creds_pwd(restart, 0, 0));
+    bind_ok(&pr.b, &r->listen[0], creds_ufrag(restart, 0, 1), creds_pwd(restart, 0, 1));
+    forwards(r, &pr.a, &pr.b, 2, 0x1111);
     json_decref(restart);
 
     /* The call ends: the relay leaves on its own, cleanly. */
-    assert_int_equal(relay_wait(&r, 300), -2);
-    json_decref(relay_call(&r, "revoke", "ops-drain-visit"));
-    assert_int_equal(relay_wait(&r, 3000), 0);
+    assert_int_equal(relay_wait(r, 300), -2);
+    json_decref(relay_call(r, "revoke", "ops-drain-visit"));
+    assert_int_equal(relay_wait(r, 3000), 0);
     pair_close(&pr);
-    assert_int_equal(relay_cleanup(&r), 0);
+    assert_int_equal(relay_cleanup(r), 0);
 }
 
 /* A second SIGTERM does not wait for the calls. */
 static void test_second_sigterm_stops_at_once(void **state)
 {
-    struct relay_proc r;
+    struct relay_proc *r = relay_of(state);
     struct pair pr;
     uint64_t t0;
 
-    (void)state;
-    start_relay(&r, write_token());
-    pair_open(&r, &pr, "ops-stop-visit");
-    kill(r.pid, SIGTERM);
+    pair_open(r, &pr, "ops-stop-visit");
+    kill(r->pid, SIGTERM);
     usleep(100000);
-    assert_int_equal(relay_wait(&r, 0), -2);
+    assert_int_equal(relay_wait(r, 0), -2);
     t0 = clock_mono_ms();
-    kill(r.pid, SIGTERM);
-    assert_int_equal(relay_wait(&r, 2000), 0);
+    kill(r->pid, SIGTERM);
+    assert_int_equal(relay_wait(r, 2000), 0);
     assert_true(clock_mono_ms() - t0 < 1000);
     pair_close(&pr);
-    assert_int_equal(relay_cleanup(&r), 0);
+    assert_int_equal(relay_cleanup(r), 0);
 }
 
 static void write_secret(const char *path, const char *lines)
@@ -368,71 +383,69 @@ static json_t *creds_from(const char *secret_file, const char *sid)
  * broken secret file changes nothing. */
 static void test_reload_rotates_secrets(void **state)
 {
-    struct relay_proc r;
+    struct relay_proc *r = relay_of(state);
     struct pair old_call, new_call;
     char *text, lines[512], old_file[HARNESS_PATH + 8], *rec;
     json_t *late;
 
-    (void)state;
-    start_relay(&r, write_token());
-    pair_open(&r, &old_call, "ops-reload-old");
+    pair_open(r, &old_call, "ops-reload-old");
     assert_int_equal(kid_of(creds_ufrag(old_call.creds, 0, 0)), 1);
-    text = read_text(r.secret);
-    snprintf(old_file, sizeof(old_file), "%s.old", r.secret);
+    text = read_text(r->secret);
+    snprintf(old_file, sizeof(old_file), "%s.old", r->secret);
     write_secret(old_file, text);
 
     /* Step 1, the overlap: both keys, the new one first, so new credentials
      * come from key 7 (keyring.h: the first key signs). */
     snprintf(lines, sizeof(lines), "%s%s", KEY7, text);
-    write_secret(r.secret, lines);
-    kill(r.pid, SIGHUP);
-    rec = reload_record(&r, 1);
+    write_secret(r->secret, lines);
+    kill(r->pid, SIGHUP);
+    rec = reload_record(r, 1);
     assert_non_null(strstr(rec, "\"key_ids\":[7,1]"));
     assert_null(strstr(rec, "0f1e2d3c"));
     free(rec);
-    pair_open(&r, &new_call, "ops-reload-new");
+    pair_open(r, &new_call, "ops-reload-new");
     assert_int_equal(kid_of(creds_ufrag(new_call.creds, 0, 0)), 7);
-    forwards(&r, &old_call.a, &old_call.b, 1, 0x1111);
-    forwards(&r, &new_call.a, &new_call.b, 1, 0x3333);
+    forwards(r, &old_call.a, &old_call.b, 1, 0x1111);
+    forwards(r, &new_call.a, &new_call.b, 1, 0x3333);
 
     /* A broken file: refused, nothing changes. */
-    write_secret(r.secret, "this is not a key\n");
-    kill(r.pid, SIGHUP);
-    rec = reload_record(&r, 2);
+    write_secret(r->secret, "this is not a key\n");
+    kill(r->pid, SIGHUP);
+    rec = reload_record(r, 2);
     assert_non_null(strstr(rec, "secret file"));
     free(rec);
-    forwards(&r, &old_call.a, &old_call.b, 2, 0x1111);
+    forwards(r, &old_call.a, &old_call.b, 2, 0x1111);
 
     /* Step 2: key 7 alone. Key-1 credentials no longer bind; the call that
      * bound with them before goes on. */
-    write_secret(r.secret, KEY7);
-    kill(r.pid, SIGHUP);
-    free(reload_record(&r, 3));
+    write_secret(r->secret, KEY7);
+    kill(r->pid, SIGHUP);
+    free(reload_record(r, 3));
     /* The control endpoint now knows key 7 only: so must its client. */
-    assert_int_equal(keyring_load(r.secret, &r.keys, lines, sizeof(lines)), 0);
+    assert_int_equal(keyring_load(r->secret, &r->keys, lines, sizeof(lines)), 0);
     late = creds_from(old_file, "ops-reload-late");
-    bind_ignored(&new_call.a, &r.listen[0], creds_ufrag(late, 0, 0), creds_pwd(late, 0, 0));
-    assert_true(relay_stat(&r, "stun", "ignored_credentials") >= 1);
-    forwards(&r, &old_call.a, &old_call.b, 3, 0x1111);
-    forwards(&r, &new_call.b, &new_call.a, 2, 0x4444);
+    bind_ignored(&new_call.a, &r->listen[0], creds_ufrag(late, 0, 0), creds_pwd(late, 0, 0));
+    assert_true(relay_stat(r, "stun", "ignored_credentials") >= 1);
+    forwards(r, &old_call.a, &old_call.b, 3, 0x1111);
+    forwards(r, &new_call.b, &new_call.a, 2, 0x4444);
     json_decref(late);
     free(text);
     pair_close(&old_call);
     pair_close(&new_call);
-    assert_int_equal(relay_cleanup(&r), 0);
+    assert_int_equal(relay_cleanup(r), 0);
 }
+
+#define OPS(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_metrics_reflect_a_session),
-        cmocka_unit_test(test_drain),
-        cmocka_unit_test(test_second_sigterm_stops_at_once),
-        cmocka_unit_test(test_reload_rotates_secrets),
+    struct CMUnitTest tests[] = {
+        OPS(test_metrics_reflect_a_session),
+        OPS(test_drain),
+        OPS(test_second_sigterm_stops_at_once),
+        OPS(test_reload_rotates_secrets),
     };
 
-    int failed = cmocka_run_group_tests(tests, NULL, NULL);
-
-    unlink(token_path);
-    return failed;
+    return world_run_tests("test_relay_ops", tests, sizeof(tests) / sizeof(tests[0]), NULL,
+                           NULL);
 }

@@ -15,7 +15,7 @@
 #include <cmocka.h>
 #include <zlib.h>
 
-#include "harness.h"
+#include "world.h"
 #include "quietroom/base/bytes.h"
 #include "quietroom/base/clock.h"
 
@@ -23,44 +23,46 @@
 #define SILENCE_MS 300   /* for something that must not */
 #define PAYLOAD_MARK "PAYLOAD-SECRET-"
 
-/* Every credential the tests used, for the privacy check at the end. */
-static char used_secrets[64][CREDS_PWD_LEN + 1];
-static int n_used;
+#define USED_MAX 64
 
-static void remember(const char *s)
-{
-    if (n_used < 64)
-        snprintf(used_secrets[n_used++], sizeof(used_secrets[0]), "%s", s);
-}
-
-struct world {
-    struct relay_proc relay;
+/* One test's state: its own relay (both families) and every credential the
+ * test used, for the privacy check of the audit log. */
+struct udp_world {
+    struct world w;
+    char used[USED_MAX][CREDS_PWD_LEN + 1];
+    int n_used;
 };
 
-static int group_setup(void **state)
+static void remember(struct udp_world *u, const char *s)
 {
-    static const char *const listen[] = {"127.0.0.1:0", "[::1]:0", NULL};
-    struct world *w = calloc(1, sizeof(*w));
-
-    if (relay_start(&w->relay, listen, NULL) != 0) {
-        fprintf(stderr, "relay did not start; log in %s\n", w->relay.log);
-        return -1;
-    }
-    *state = w;
-    return 0;
+    if (u->n_used < USED_MAX)
+        snprintf(u->used[u->n_used++], sizeof(u->used[0]), "%s", s);
 }
 
-static int group_teardown(void **state)
+/* Each test starts its own relay and stops it, so no test sees another's
+ * sessions, counters or audit records. */
+static int setup(void **state)
 {
-    struct world *w = *state;
+    static const char *const listen[] = {"127.0.0.1:0", "[::1]:0", NULL};
+    struct world_opts o = {.no_signal = true, .listen = listen};
+    struct udp_world *u = calloc(1, sizeof(*u));
 
-    int rc = relay_cleanup(&w->relay);
+    *state = u;
+    return u != NULL ? world_start(&u->w, &o) : -1;
+}
 
-    free(w);
+static int teardown(void **state)
+{
+    struct udp_world *u = *state;
+    int rc;
+
+    if (u == NULL)
+        return 0;
+    rc = world_stop(&u->w);
+    free(u);
     return rc;
 }
 
-/* An RTP packet with a marker in its payload. */
 static size_t rtp_packet(uint8_t *buf, uint16_t seq, uint32_t ssrc)
 {
     buf[0] = 0x80;
@@ -82,16 +84,16 @@ static size_t dtls_packet(uint8_t *buf, uint8_t tag)
 }
 
 /* Nominated check that must succeed; verifies the response fully. */
-static void bind_leg(struct udp_peer *p, const union netaddr *relay, const char *ufrag,
-                     const char *pwd)
+static void bind_leg(struct udp_world *u, struct udp_peer *p, const union netaddr *relay,
+                     const char *ufrag, const char *pwd)
 {
     struct check c = {.ufrag = ufrag, .pwd = pwd, .nominate = true};
     struct hmac *h = hmac_new(HMAC_SHA1);
     uint8_t raw[2048];
     struct stun_msg m;
 
-    remember(ufrag);
-    remember(pwd);
+    remember(u, ufrag);
+    remember(u, pwd);
     assert_int_equal(peer_check(p, relay, &c, &m, raw, WAIT_MS), 1);
     assert_int_equal(m.cls, STUN_CLASS_SUCCESS);
     assert_true(m.has_fingerprint && m.has_mapped);
@@ -128,16 +130,18 @@ struct pair {
     struct udp_peer a, b;
 };
 
-static void pair_open(struct world *w, struct pair *pr, const char *sid, const char *addr_a,
+static void pair_open(struct udp_world *u, struct pair *pr, const char *sid, const char *addr_a,
                       const char *addr_b, int relay_a, int relay_b)
 {
+    struct world *w = &u->w;
+
     pr->creds = ctl_creds(&w->relay, sid, 1);
     assert_non_null(pr->creds);
     assert_int_equal(peer_open(&pr->a, addr_a), 0);
     assert_int_equal(peer_open(&pr->b, addr_b), 0);
-    bind_leg(&pr->a, &w->relay.listen[relay_a], creds_ufrag(pr->creds, 0, 0),
+    bind_leg(u, &pr->a, &w->relay.listen[relay_a], creds_ufrag(pr->creds, 0, 0),
              creds_pwd(pr->creds, 0, 0));
-    bind_leg(&pr->b, &w->relay.listen[relay_b], creds_ufrag(pr->creds, 0, 1),
+    bind_leg(u, &pr->b, &w->relay.listen[relay_b], creds_ufrag(pr->creds, 0, 1),
              creds_pwd(pr->creds, 0, 1));
 }
 
@@ -150,14 +154,15 @@ static void pair_close(struct pair *pr)
 
 static void test_bind_and_forward_both_ways(void **state)
 {
-    struct world *w = *state;
+    struct udp_world *u = *state;
+    struct world *w = &u->w;
     const union netaddr *r = &w->relay.listen[0];
     struct pair pr;
     uint8_t pkt[256];
     size_t n;
     json_t *resp;
 
-    pair_open(w, &pr, "t-forward", "127.0.0.1:0", "127.0.0.1:0", 0, 0);
+    pair_open(u, &pr, "t-forward", "127.0.0.1:0", "127.0.0.1:0", 0, 0);
     n = dtls_packet(pkt, 0xA1);
     expect_forwarded(&pr.a, &pr.b, r, r, pkt, n);
     n = dtls_packet(pkt, 0xB1);
@@ -193,12 +198,13 @@ static void test_bind_and_forward_both_ways(void **state)
 
 static void test_ipv4_leg_to_ipv6_leg(void **state)
 {
-    struct world *w = *state;
+    struct udp_world *u = *state;
+    struct world *w = &u->w;
     struct pair pr;
     uint8_t pkt[256];
     size_t n = rtp_packet(pkt, 1, 0x3333);
 
-    pair_open(w, &pr, "t-dual-stack", "127.0.0.1:0", "[::1]:0", 0, 1);
+    pair_open(u, &pr, "t-dual-stack", "127.0.0.1:0", "[::1]:0", 0, 1);
     expect_forwarded(&pr.a, &pr.b, &w->relay.listen[0], &w->relay.listen[1], pkt, n);
     expect_forwarded(&pr.b, &pr.a, &w->relay.listen[1], &w->relay.listen[0], pkt, n);
     pair_close(&pr);
@@ -206,7 +212,8 @@ static void test_ipv4_leg_to_ipv6_leg(void **state)
 
 static void test_wrong_password_gets_401_and_no_binding(void **state)
 {
-    struct world *w = *state;
+    struct udp_world *u = *state;
+    struct world *w = &u->w;
     const union netaddr *r = &w->relay.listen[0];
     json_t *creds = ctl_creds(&w->relay, "t-wrong-pwd", 1);
     struct check c = {.ufrag = creds_ufrag(creds, 0, 0), .pwd = creds_pwd(creds, 0, 1),
@@ -222,7 +229,7 @@ static void test_wrong_password_gets_401_and_no_binding(void **state)
     assert_int_equal(m.cls, STUN_CLASS_ERROR);
     assert_int_equal(m.error_code, 401);
     assert_int_equal(m.integrity_at, 0);
-    bind_leg(&b, r, creds_ufrag(creds, 0, 1), creds_pwd(creds, 0, 1));
+    bind_leg(u, &b, r, creds_ufrag(creds, 0, 1), creds_pwd(creds, 0, 1));
     assert_int_equal(peer_send(&a, r, pkt, dtls_packet(pkt, 0xEE)), 0);
     expect_silence(&b);
     assert_true(relay_stat(&w->relay, "dropped", "unbound") > unbound);
@@ -236,7 +243,8 @@ static void test_wrong_password_gets_401_and_no_binding(void **state)
  * secret it does not hold. */
 static void test_expired_and_foreign_credentials_get_silence(void **state)
 {
-    struct world *w = *state;
+    struct udp_world *u = *state;
+    struct world *w = &u->w;
     const union netaddr *r = &w->relay.listen[0];
     struct hmac *h = hmac_new(HMAC_SHA256);
     struct keyring foreign;
@@ -273,14 +281,15 @@ static void test_expired_and_foreign_credentials_get_silence(void **state)
 
 static void test_unbound_source_is_dropped(void **state)
 {
-    struct world *w = *state;
+    struct udp_world *u = *state;
+    struct world *w = &u->w;
     const union netaddr *r = &w->relay.listen[0];
     struct pair pr;
     struct udp_peer stranger;
     uint8_t pkt[256];
     long long unbound;
 
-    pair_open(w, &pr, "t-stranger", "127.0.0.1:0", "127.0.0.1:0", 0, 0);
+    pair_open(u, &pr, "t-stranger", "127.0.0.1:0", "127.0.0.1:0", 0, 0);
     assert_int_equal(peer_open(&stranger, "127.0.0.1:0"), 0);
     unbound = relay_stat(&w->relay, "dropped", "unbound");
     assert_int_equal(peer_send(&stranger, r, pkt, rtp_packet(pkt, 9, 0x4444)), 0);
@@ -298,7 +307,8 @@ static void test_unbound_source_is_dropped(void **state)
  * once; the old legs go down as superseded rather than linger for 30 s. */
 static void test_ice_restart_supersedes_old_legs(void **state)
 {
-    struct world *w = *state;
+    struct udp_world *u = *state;
+    struct world *w = &u->w;
     const union netaddr *r = &w->relay.listen[0];
     struct pair pr;
     json_t *fresh, *resp, *links;
@@ -306,11 +316,11 @@ static void test_ice_restart_supersedes_old_legs(void **state)
     long long superseded, peer_unbound;
     int bound_old = 0, bound_new = 0;
 
-    pair_open(w, &pr, "t-restart", "127.0.0.1:0", "127.0.0.1:0", 0, 0);
+    pair_open(u, &pr, "t-restart", "127.0.0.1:0", "127.0.0.1:0", 0, 0);
     fresh = ctl_creds(&w->relay, "t-restart", 1);
     assert_non_null(fresh);
     superseded = relay_stat(&w->relay, "legs", "superseded");
-    bind_leg(&pr.a, r, creds_ufrag(fresh, 0, 0), creds_pwd(fresh, 0, 0));
+    bind_leg(u, &pr.a, r, creds_ufrag(fresh, 0, 0), creds_pwd(fresh, 0, 0));
     assert_int_equal(relay_stat(&w->relay, "legs", "superseded"), superseded + 1);
 
     /* b is still on the old link, whose a leg is gone: nothing reaches a. */
@@ -319,7 +329,7 @@ static void test_ice_restart_supersedes_old_legs(void **state)
     expect_silence(&pr.a);
     assert_int_equal(relay_stat(&w->relay, "dropped", "peer_unbound"), peer_unbound + 1);
 
-    bind_leg(&pr.b, r, creds_ufrag(fresh, 0, 1), creds_pwd(fresh, 0, 1));
+    bind_leg(u, &pr.b, r, creds_ufrag(fresh, 0, 1), creds_pwd(fresh, 0, 1));
     assert_int_equal(relay_stat(&w->relay, "legs", "superseded"), superseded + 2);
     expect_forwarded(&pr.a, &pr.b, r, r, pkt, rtp_packet(pkt, 2, 0x6161));
     expect_forwarded(&pr.b, &pr.a, r, r, pkt, rtp_packet(pkt, 3, 0x7171));
@@ -350,7 +360,8 @@ static void test_ice_restart_supersedes_old_legs(void **state)
  * the leg. */
 static void test_check_without_use_candidate_does_not_move(void **state)
 {
-    struct world *w = *state;
+    struct udp_world *u = *state;
+    struct world *w = &u->w;
     const union netaddr *r = &w->relay.listen[0];
     struct pair pr;
     struct udp_peer a2;
@@ -359,7 +370,7 @@ static void test_check_without_use_candidate_does_not_move(void **state)
     struct stun_msg m;
     size_t n;
 
-    pair_open(w, &pr, "t-no-move", "127.0.0.1:0", "127.0.0.1:0", 0, 0);
+    pair_open(u, &pr, "t-no-move", "127.0.0.1:0", "127.0.0.1:0", 0, 0);
     assert_int_equal(peer_open(&a2, "127.0.0.2:0"), 0);
     c = (struct check){.ufrag = creds_ufrag(pr.creds, 0, 0), .pwd = creds_pwd(pr.creds, 0, 0)};
     assert_int_equal(peer_check(&a2, r, &c, &m, raw, WAIT_MS), 1);
@@ -406,7 +417,8 @@ static void *stream_main(void *arg)
  * the session's credentials, old and new, get silence. */
 static void test_revoke_stops_forwarding_within_100ms(void **state)
 {
-    struct world *w = *state;
+    struct udp_world *u = *state;
+    struct world *w = &u->w;
     const union netaddr *r = &w->relay.listen[0];
     struct streamer s;
     struct pair pr;
@@ -417,7 +429,7 @@ static void test_revoke_stops_forwarding_within_100ms(void **state)
     struct stun_msg m;
     json_t *resp, *fresh;
 
-    pair_open(w, &pr, "t-revoke", "127.0.0.1:0", "127.0.0.1:0", 0, 0);
+    pair_open(u, &pr, "t-revoke", "127.0.0.1:0", "127.0.0.1:0", 0, 0);
     s = (struct streamer){.from = &pr.a, .relay = r};
     pthread_create(&th, NULL, stream_main, &s);
     while (received_before < 20 && peer_recv(&pr.b, buf, sizeof(buf), WAIT_MS, NULL) > 0)
@@ -463,7 +475,8 @@ static void test_revoke_stops_forwarding_within_100ms(void **state)
 /* RFC-required error responses, each authenticated where the RFC says so. */
 static void test_error_responses(void **state)
 {
-    struct world *w = *state;
+    struct udp_world *u = *state;
+    struct world *w = &u->w;
     const union netaddr *r = &w->relay.listen[0];
     json_t *creds = ctl_creds(&w->relay, "t-errors", 1);
     const char *ufrag = creds_ufrag(creds, 0, 0), *pwd = creds_pwd(creds, 0, 0);
@@ -491,7 +504,8 @@ static void test_error_responses(void **state)
 /* A request with an unknown comprehension-required attribute: 420 naming it. */
 static void test_unknown_attribute_gets_420(void **state)
 {
-    struct world *w = *state;
+    struct udp_world *u = *state;
+    struct world *w = &u->w;
     const union netaddr *r = &w->relay.listen[0];
     json_t *creds = ctl_creds(&w->relay, "t-420", 1);
     char username[64];
@@ -545,7 +559,8 @@ static void test_unknown_attribute_gets_420(void **state)
 /* A tiny request that would earn a larger 400 gets no answer at all. */
 static void test_no_amplification(void **state)
 {
-    struct world *w = *state;
+    struct udp_world *u = *state;
+    struct world *w = &u->w;
     const union netaddr *r = &w->relay.listen[0];
     struct stun_request req = {.txid = {1}, .fingerprint = true};
     struct hmac *h = hmac_new(HMAC_SHA1);
@@ -566,7 +581,8 @@ static void test_no_amplification(void **state)
 /* Garbage of every kind: never answered, never crashes, always counted. */
 static void test_malformed_datagrams(void **state)
 {
-    struct world *w = *state;
+    struct udp_world *u = *state;
+    struct world *w = &u->w;
     const union netaddr *r = &w->relay.listen[0];
     static uint8_t big[3000];
     uint8_t b[64] = {0};
@@ -608,7 +624,8 @@ static void test_malformed_datagrams(void **state)
  * right after the peer's nominated check is answered. */
 static void test_early_dtls_is_delivered_on_bind(void **state)
 {
-    struct world *w = *state;
+    struct udp_world *u = *state;
+    struct world *w = &u->w;
     const union netaddr *r = &w->relay.listen[0];
     json_t *creds = ctl_creds(&w->relay, "t-early", 1);
     struct udp_peer a, b;
@@ -619,11 +636,11 @@ static void test_early_dtls_is_delivered_on_bind(void **state)
 
     assert_int_equal(peer_open(&a, "127.0.0.1:0"), 0);
     assert_int_equal(peer_open(&b, "127.0.0.1:0"), 0);
-    bind_leg(&a, r, creds_ufrag(creds, 0, 0), creds_pwd(creds, 0, 0));
+    bind_leg(u, &a, r, creds_ufrag(creds, 0, 0), creds_pwd(creds, 0, 0));
     n = dtls_packet(pkt, 0xC1);
     assert_int_equal(peer_send(&a, r, pkt, n), 0);
     usleep(100000);
-    bind_leg(&b, r, creds_ufrag(creds, 0, 1), creds_pwd(creds, 0, 1));
+    bind_leg(u, &b, r, creds_ufrag(creds, 0, 1), creds_pwd(creds, 0, 1));
     bound_at = now_ms();
     len = peer_recv(&b, got, sizeof(got), WAIT_MS, NULL);
     assert_int_equal(len, (int)n);
@@ -635,13 +652,35 @@ static void test_early_dtls_is_delivered_on_bind(void **state)
     json_decref(creds);
 }
 
-/* Last: the audit log has the leg events and none of the secrets or payload
- * the tests used; the relay's own log neither. */
+/* Every scenario above, in the order they are listed in main. */
+static const CMUnitTestFunction scenarios[] = {
+    test_bind_and_forward_both_ways,
+    test_ipv4_leg_to_ipv6_leg,
+    test_wrong_password_gets_401_and_no_binding,
+    test_expired_and_foreign_credentials_get_silence,
+    test_unbound_source_is_dropped,
+    test_check_without_use_candidate_does_not_move,
+    test_ice_restart_supersedes_old_legs,
+    test_revoke_stops_forwarding_within_100ms,
+    test_error_responses,
+    test_unknown_attribute_gets_420,
+    test_no_amplification,
+    test_malformed_datagrams,
+    test_early_dtls_is_delivered_on_bind,
+};
+
+/* The audit log has the leg events and none of the secrets or payload the
+ * scenarios used; the relay's own log neither. So that it needs no other
+ * test to have run before it, it runs every scenario in its own world
+ * first, then stops the relay. */
 static void test_audit_log_holds_metadata_only(void **state)
 {
-    struct world *w = *state;
+    struct udp_world *u = *state;
+    struct world *w = &u->w;
     char *audit, *log;
 
+    for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
+        scenarios[i](state);
     assert_int_equal(relay_stop(&w->relay), 0);
     audit = read_text(w->relay.audit);
     log = read_text(w->relay.log);
@@ -656,33 +695,36 @@ static void test_audit_log_holds_metadata_only(void **state)
     assert_null(strstr(audit, PAYLOAD_MARK));
     assert_null(strstr(log, PAYLOAD_MARK));
     assert_null(strstr(audit, "t-revoke")); /* session ids stay at signaling */
-    for (int i = 0; i < n_used; i++) {
-        assert_null(strstr(audit, used_secrets[i]));
-        assert_null(strstr(log, used_secrets[i]));
+    for (int i = 0; i < u->n_used; i++) {
+        assert_null(strstr(audit, u->used[i]));
+        assert_null(strstr(log, u->used[i]));
     }
     free(audit);
     free(log);
 }
 
+#define UDP(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bind_and_forward_both_ways),
-        cmocka_unit_test(test_ipv4_leg_to_ipv6_leg),
-        cmocka_unit_test(test_wrong_password_gets_401_and_no_binding),
-        cmocka_unit_test(test_expired_and_foreign_credentials_get_silence),
-        cmocka_unit_test(test_unbound_source_is_dropped),
-        cmocka_unit_test(test_check_without_use_candidate_does_not_move),
-        cmocka_unit_test(test_ice_restart_supersedes_old_legs),
-        cmocka_unit_test(test_revoke_stops_forwarding_within_100ms),
-        cmocka_unit_test(test_error_responses),
-        cmocka_unit_test(test_unknown_attribute_gets_420),
-        cmocka_unit_test(test_no_amplification),
-        cmocka_unit_test(test_malformed_datagrams),
-        cmocka_unit_test(test_early_dtls_is_delivered_on_bind),
-        cmocka_unit_test(test_audit_log_holds_metadata_only),
+    struct CMUnitTest tests[] = {
+        UDP(test_bind_and_forward_both_ways),
+        UDP(test_ipv4_leg_to_ipv6_leg),
+        UDP(test_wrong_password_gets_401_and_no_binding),
+        UDP(test_expired_and_foreign_credentials_get_silence),
+        UDP(test_unbound_source_is_dropped),
+        UDP(test_check_without_use_candidate_does_not_move),
+        UDP(test_ice_restart_supersedes_old_legs),
+        UDP(test_revoke_stops_forwarding_within_100ms),
+        UDP(test_error_responses),
+        UDP(test_unknown_attribute_gets_420),
+        UDP(test_no_amplification),
+        UDP(test_malformed_datagrams),
+        UDP(test_early_dtls_is_delivered_on_bind),
+        UDP(test_audit_log_holds_metadata_only),
     };
 
     signal(SIGPIPE, SIG_IGN);
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return world_run_tests("test_relay_udp", tests, sizeof(tests) / sizeof(tests[0]), NULL,
+                           NULL);
 }

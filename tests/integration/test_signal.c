@@ -18,131 +18,69 @@
 #include <openssl/rand.h>
 
 #include "harness.h"
+#include "world.h"
 #include "quietroom/base/clock.h"
 #include "quietroom/auth/jwt.h"
 #include "quietroom/wire/sdp.h"
-#include "wsclient.h"
 
 #define WAIT_MS 3000
 #define SHORT_MS 400
 #define PATIENT_NAME "Jane Q. Patient"
 
-struct world {
-    struct relay_proc relay;
-    struct signal_proc sig;
+/* Resume secrets and relay credentials handed out, for the audit check;
+ * media carries a marker that must never be logged. */
+#define PAYLOAD_MARK "PAYLOAD-SECRET-7f3a"
+#define SEEN_MAX 64
+
+/* Each test's own world, and the secrets it has seen. */
+struct sigworld {
+    struct world w; /* first: the tests take a struct world * */
+    char seen[SEEN_MAX][260];
+    int n_seen;
 };
 
-/* Resume secrets and relay credentials handed out, for the audit check at
- * the end; media carries a marker that must never be logged. */
-#define PAYLOAD_MARK "PAYLOAD-SECRET-7f3a"
-static char seen_secrets[64][260];
-static int n_seen;
-
-static void remember_secret(const char *s)
+static void remember_secret(struct world *w, const char *s)
 {
-    if (n_seen < 64)
-        snprintf(seen_secrets[n_seen++], sizeof(seen_secrets[0]), "%s", s);
+    struct sigworld *sw = (struct sigworld *)w;
+
+    if (sw->n_seen < SEEN_MAX)
+        snprintf(sw->seen[sw->n_seen++], sizeof(sw->seen[0]), "%s", s);
 }
 
-static int group_setup(void **state)
+static int setup(void **state)
 {
-    static const char *const listen[] = {"127.0.0.1:0", NULL};
     static const char *const extra[] = {"resume-grace = 2", "rate-limit = 20", NULL};
-    struct world *w = calloc(1, sizeof(*w));
+    struct world_opts o = {.tls = false, .signal_extra = extra, .wait_ms = WAIT_MS};
+    struct sigworld *sw = calloc(1, sizeof(*sw));
 
-    *state = w;
-    if (relay_start(&w->relay, listen, NULL) != 0)
-        return -1;
-    if (signal_start(&w->sig, &w->relay, false, extra) != 0) {
-        char *log = read_text(w->sig.log);
-
-        fprintf(stderr, "signaling did not start:\n%s\n", log ? log : "");
-        free(log);
-        return -1;
-    }
-    return 0;
+    *state = sw;
+    return sw != NULL ? world_start(&sw->w, &o) : -1;
 }
 
-static int group_teardown(void **state)
+static int teardown(void **state)
 {
-    struct world *w = *state;
-    int rc = signal_cleanup(&w->sig);
+    struct sigworld *sw = *state;
+    int rc = world_stop(&sw->w);
 
-    rc |= relay_cleanup(&w->relay);
-    free(w);
+    free(sw);
     return rc;
 }
 
 /* --- helpers --------------------------------------------------------------------- */
 
-static struct wsclient *open_ws(const struct signal_proc *s, const char *origin,
-                                const char *protocol, const char *path, char *err, size_t errlen)
+static json_t *expect(struct wsconn *c, const char *type)
 {
-    struct wsclient_opts o = {
-        .host = "127.0.0.1",
-        .port = s->port,
-        .tls = s->cert[0] != '\0',
-        .path = path,
-        .origin = origin,
-        .protocol = protocol,
-    };
-
-    return wsclient_connect(&o, WAIT_MS, err, errlen);
+    return world_expect(c, type, WAIT_MS);
 }
 
-static struct wsclient *connect_ws(const struct signal_proc *s)
-{
-    char err[160];
-    struct wsclient *c = open_ws(s, TEST_ORIGIN, "quietroom.v1", "/ws", err, sizeof(err));
-
-    if (c == NULL)
-        fail_msg("websocket: %s", err);
-    return c;
-}
-
-static json_t *expect(struct wsclient *c, const char *type)
-{
-    json_t *m = wsclient_expect(c, type, WAIT_MS);
-
-    if (m == NULL)
-        fail_msg("no \"%s\" message arrived", type);
-    return m;
-}
-
-static const char *str(json_t *m, const char *key)
-{
-    const char *v = json_string_value(json_object_get(m, key));
-
-    return v ? v : "";
-}
-
-/* Sends {"type":"auth","token":token}; returns the first reply. */
-static json_t *auth(struct wsclient *c, const char *token)
-{
-    wsclient_send_json(c, json_pack("{s:s,s:s}", "type", "auth", "token", token));
-    return wsclient_recv(c, WAIT_MS);
-}
-
-/* A client joined with a fresh token; its welcome in *welcome if asked. */
-static struct wsclient *join(struct world *w, const char *sid, const char *role, const char *sub,
-                             json_t **welcome)
+/* A client joined with a fresh token (patients named); its welcome in
+ * *welcome if asked. */
+static struct wsconn *join(struct world *w, const char *sid, const char *role, const char *sub,
+                           json_t **welcome)
 {
     static const char *const named[] = {"--name", PATIENT_NAME, NULL};
-    char *token = mint_token(&w->sig, sid, role, sub, strcmp(role, "patient") == 0 ? named : NULL);
-    struct wsclient *c = connect_ws(&w->sig);
-    json_t *m;
 
-    assert_non_null(token);
-    m = auth(c, token);
-    free(token);
-    assert_non_null(m);
-    if (strcmp(str(m, "type"), "welcome") != 0)
-        fail_msg("joined as %s: got %s (%s)", role, str(m, "type"), str(m, "code"));
-    if (welcome != NULL)
-        *welcome = m;
-    else
-        json_decref(m);
-    return c;
+    return world_join(w, sid, role, sub, strcmp(role, "patient") == 0 ? named : NULL, welcome);
 }
 
 /* A token with arbitrary claims, signed with the test EHR key. */
@@ -183,7 +121,8 @@ static char *fixture(const char *name, size_t *len)
 
 /* A clinician and an admitted patient, both told about each other. */
 struct call {
-    struct wsclient *doc, *pat;
+    struct world *w;
+    struct wsconn *doc, *pat;
     char doc_id[8], pat_id[8];
     char pat_resume[64];
 };
@@ -192,15 +131,16 @@ static void call_open(struct world *w, struct call *cl, const char *sid)
 {
     json_t *m, *wel;
 
+    cl->w = w;
     cl->doc = join(w, sid, "clinician", "dr-1", &wel);
-    snprintf(cl->doc_id, sizeof(cl->doc_id), "%s", str(wel, "participant"));
-    assert_string_equal(str(wel, "state"), "admitted");
+    snprintf(cl->doc_id, sizeof(cl->doc_id), "%s", world_str(wel, "participant"));
+    assert_string_equal(world_str(wel, "state"), "admitted");
     json_decref(wel);
     cl->pat = join(w, sid, "patient", "pt-1", &wel);
-    snprintf(cl->pat_id, sizeof(cl->pat_id), "%s", str(wel, "participant"));
-    snprintf(cl->pat_resume, sizeof(cl->pat_resume), "%s", str(wel, "resume"));
-    remember_secret(cl->pat_resume);
-    assert_string_equal(str(wel, "state"), "waiting");
+    snprintf(cl->pat_id, sizeof(cl->pat_id), "%s", world_str(wel, "participant"));
+    snprintf(cl->pat_resume, sizeof(cl->pat_resume), "%s", world_str(wel, "resume"));
+    remember_secret(w, cl->pat_resume);
+    assert_string_equal(world_str(wel, "state"), "waiting");
     json_decref(wel);
 
     /* The clinician sees the patient waiting, with the token's name. */
@@ -210,31 +150,31 @@ static void call_open(struct world *w, struct call *cl, const char *sid)
         m = expect(cl->doc, "lobby");
         waiting = json_object_get(m, "waiting");
         if (json_array_size(waiting) == 1) {
-            assert_string_equal(str(json_array_get(waiting, 0), "participant"), cl->pat_id);
-            assert_string_equal(str(json_array_get(waiting, 0), "role"), "patient");
-            assert_string_equal(str(json_array_get(waiting, 0), "name"), PATIENT_NAME);
+            assert_string_equal(world_str(json_array_get(waiting, 0), "participant"), cl->pat_id);
+            assert_string_equal(world_str(json_array_get(waiting, 0), "role"), "patient");
+            assert_string_equal(world_str(json_array_get(waiting, 0), "name"), PATIENT_NAME);
             json_decref(m);
             break;
         }
         json_decref(m);
     }
-    wsclient_send_json(cl->doc, json_pack("{s:s,s:s}", "type", "admit", "participant",
+    wsconn_send_json(cl->doc, json_pack("{s:s,s:s}", "type", "admit", "participant",
                                           cl->pat_id));
     json_decref(expect(cl->pat, "admitted"));
     m = expect(cl->pat, "peer");
-    assert_string_equal(str(m, "participant"), cl->doc_id);
+    assert_string_equal(world_str(m, "participant"), cl->doc_id);
     assert_false(json_is_true(json_object_get(m, "initiator")));
     json_decref(m);
     m = expect(cl->doc, "peer");
-    assert_string_equal(str(m, "participant"), cl->pat_id);
+    assert_string_equal(world_str(m, "participant"), cl->pat_id);
     assert_true(json_is_true(json_object_get(m, "initiator")));
     json_decref(m);
 }
 
 static void call_close(struct call *cl)
 {
-    wsclient_free(cl->doc);
-    wsclient_free(cl->pat);
+    wsconn_free(cl->doc);
+    wsconn_free(cl->pat);
 }
 
 /* Offer from the clinician with a real Chromium SDP, answer from the
@@ -247,14 +187,14 @@ static void negotiate(struct call *cl, struct sdp_summary *at_pat, struct sdp_su
     json_t *m;
     const char *sdp;
 
-    wsclient_send_json(cl->doc, json_pack("{s:s,s:s,s:s}", "type", "offer", "to", cl->pat_id,
+    wsconn_send_json(cl->doc, json_pack("{s:s,s:s,s:s}", "type", "offer", "to", cl->pat_id,
                                           "sdp", offer));
     m = expect(cl->pat, "offer");
-    assert_string_equal(str(m, "from"), cl->doc_id);
-    sdp = str(m, "sdp");
+    assert_string_equal(world_str(m, "from"), cl->doc_id);
+    sdp = world_str(m, "sdp");
     assert_int_equal(sdp_summarize(sdp, strlen(sdp), at_pat), SDP_OK);
-    remember_secret(at_pat->ice_ufrag);
-    remember_secret(at_pat->ice_pwd);
+    remember_secret(cl->w, at_pat->ice_ufrag);
+    remember_secret(cl->w, at_pat->ice_pwd);
     assert_true(at_pat->ice_lite);
     assert_null(strstr(sdp, "198.18.0.1"));        /* Chromium's LAN candidate */
     assert_null(strstr(sdp, "typ host generation")); /* any client candidate */
@@ -262,13 +202,13 @@ static void negotiate(struct call *cl, struct sdp_summary *at_pat, struct sdp_su
     assert_non_null(strstr(sdp, "a=fingerprint:sha-256 7C:37:BF:5B"));
     json_decref(m);
 
-    wsclient_send_json(cl->pat, json_pack("{s:s,s:s,s:s}", "type", "answer", "to", cl->doc_id,
+    wsconn_send_json(cl->pat, json_pack("{s:s,s:s,s:s}", "type", "answer", "to", cl->doc_id,
                                           "sdp", answer));
     m = expect(cl->doc, "answer");
-    sdp = str(m, "sdp");
+    sdp = world_str(m, "sdp");
     assert_int_equal(sdp_summarize(sdp, strlen(sdp), at_doc), SDP_OK);
-    remember_secret(at_doc->ice_ufrag);
-    remember_secret(at_doc->ice_pwd);
+    remember_secret(cl->w, at_doc->ice_ufrag);
+    remember_secret(cl->w, at_doc->ice_pwd);
     assert_non_null(strstr(sdp, "a=setup:active"));
     assert_string_not_equal(at_doc->ice_ufrag, at_pat->ice_ufrag);
     json_decref(m);
@@ -369,28 +309,27 @@ static void test_websocket_refused_without_origin_path_or_protocol(void **state)
 {
     struct world *w = *state;
     char err[160];
-    struct wsclient *c;
+    struct wsconn *c;
 
-    assert_null(open_ws(&w->sig, "https://evil.example", "quietroom.v1", "/ws", err, sizeof(err)));
-    assert_null(open_ws(&w->sig, NULL, "quietroom.v1", "/ws", err, sizeof(err)));
-    assert_null(open_ws(&w->sig, TEST_ORIGIN, "quietroom.v1", "/other", err, sizeof(err)));
-    assert_null(open_ws(&w->sig, TEST_ORIGIN, NULL, "/ws", err, sizeof(err)));
-    c = open_ws(&w->sig, TEST_ORIGIN, "quietroom.v1", "/ws", err, sizeof(err));
+    assert_null(world_open(w, "https://evil.example", "quietroom.v1", "/ws", err, sizeof(err)));
+    assert_null(world_open(w, NULL, "quietroom.v1", "/ws", err, sizeof(err)));
+    assert_null(world_open(w, TEST_ORIGIN, "quietroom.v1", "/other", err, sizeof(err)));
+    assert_null(world_open(w, TEST_ORIGIN, NULL, "/ws", err, sizeof(err)));
+    c = world_open(w, TEST_ORIGIN, "quietroom.v1", "/ws", err, sizeof(err));
     assert_non_null(c);
-    wsclient_free(c);
+    wsconn_free(c);
 }
 
 static void expect_refused(struct world *w, const char *token, const char *code)
 {
-    struct wsclient *c = connect_ws(&w->sig);
-    json_t *m = auth(c, token);
+    json_t *m;
+    struct wsconn *c = world_join_token(w, token, &m);
 
-    assert_non_null(m);
-    if (strcmp(str(m, "type"), "error") != 0 || strcmp(str(m, "code"), code) != 0)
-        fail_msg("want error %s, got %s %s", code, str(m, "type"), str(m, "code"));
-    assert_int_equal(wsclient_wait_closed(c, WAIT_MS), 4401);
+    if (strcmp(world_str(m, "type"), "error") != 0 || strcmp(world_str(m, "code"), code) != 0)
+        fail_msg("want error %s, got %s %s", code, world_str(m, "type"), world_str(m, "code"));
+    assert_int_equal(wsconn_wait_closed(c, WAIT_MS), 4401);
     json_decref(m);
-    wsclient_free(c);
+    wsconn_free(c);
 }
 
 static void test_authentication_failures(void **state)
@@ -425,26 +364,26 @@ static void test_authentication_failures(void **state)
     /* A good token works once; the same token again is a replay. */
     t = sign(w, claims("s-auth", "patient", now, now + 600));
     {
-        struct wsclient *c = connect_ws(&w->sig);
-        json_t *m = auth(c, t);
+        json_t *m;
+        struct wsconn *c = world_join_token(w, t, &m);
 
-        assert_string_equal(str(m, "type"), "welcome");
+        assert_string_equal(world_str(m, "type"), "welcome");
         json_decref(m);
-        wsclient_free(c);
+        wsconn_free(c);
     }
     expect_refused(w, t, "token_replayed");
     free(t);
     /* Anything but auth first is refused. */
     {
-        struct wsclient *c = connect_ws(&w->sig);
+        struct wsconn *c = world_connect(w);
         json_t *m;
 
-        wsclient_send_json(c, json_pack("{s:s}", "type", "ping"));
-        m = wsclient_recv(c, WAIT_MS);
-        assert_string_equal(str(m, "code"), "auth_required");
-        assert_int_equal(wsclient_wait_closed(c, WAIT_MS), 4401);
+        wsconn_send_json(c, json_pack("{s:s}", "type", "ping"));
+        m = wsconn_recv(c, WAIT_MS);
+        assert_string_equal(world_str(m, "code"), "auth_required");
+        assert_int_equal(wsconn_wait_closed(c, WAIT_MS), 4401);
         json_decref(m);
-        wsclient_free(c);
+        wsconn_free(c);
     }
 }
 
@@ -475,7 +414,7 @@ static void test_admit_exchange_and_relay_credentials_work(void **state)
 }
 
 struct act_msg {
-    struct wsclient *c;
+    struct wsconn *c;
     json_t *msg;
 };
 
@@ -483,7 +422,7 @@ static void send_act(void *arg)
 {
     struct act_msg *a = arg;
 
-    wsclient_send_json(a->c, a->msg);
+    wsconn_send_json(a->c, a->msg);
 }
 
 static void test_remove_stops_forwarding_within_100ms(void **state)
@@ -503,11 +442,11 @@ static void test_remove_stops_forwarding_within_100ms(void **state)
     a.msg = json_pack("{s:s,s:s}", "type", "remove", "participant", cl.pat_id);
     expect_media_stops(&dp, &pp, &at_doc, send_act, &a);
     m = expect(cl.pat, "removed");
-    assert_string_equal(str(m, "reason"), "removed_by_clinician");
+    assert_string_equal(world_str(m, "reason"), "removed_by_clinician");
     json_decref(m);
-    assert_int_equal(wsclient_wait_closed(cl.pat, WAIT_MS), 4403);
+    assert_int_equal(wsconn_wait_closed(cl.pat, WAIT_MS), 4403);
     m = expect(cl.doc, "peer_left");
-    assert_string_equal(str(m, "participant"), cl.pat_id);
+    assert_string_equal(world_str(m, "participant"), cl.pat_id);
     json_decref(m);
     peer_close(&dp);
     peer_close(&pp);
@@ -531,44 +470,44 @@ static void test_end_stops_forwarding_and_tells_everyone(void **state)
     a.msg = json_pack("{s:s}", "type", "end");
     expect_media_stops(&dp, &pp, &at_doc, send_act, &a);
     m = expect(cl.pat, "ended");
-    assert_string_equal(str(m, "reason"), "ended_by_clinician");
+    assert_string_equal(world_str(m, "reason"), "ended_by_clinician");
     json_decref(m);
     m = expect(cl.doc, "ended");
     json_decref(m);
-    assert_int_equal(wsclient_wait_closed(cl.pat, WAIT_MS), 4410);
-    assert_int_equal(wsclient_wait_closed(cl.doc, WAIT_MS), 4410);
+    assert_int_equal(wsconn_wait_closed(cl.pat, WAIT_MS), 4410);
+    assert_int_equal(wsconn_wait_closed(cl.doc, WAIT_MS), 4410);
     peer_close(&dp);
     peer_close(&pp);
     call_close(&cl);
 }
 
-static json_t *resume(struct world *w, struct wsclient **out, const char *secret)
+static json_t *resume(struct world *w, struct wsconn **out, const char *secret)
 {
-    *out = connect_ws(&w->sig);
-    wsclient_send_json(*out, json_pack("{s:s,s:s}", "type", "resume", "resume", secret));
-    return wsclient_recv(*out, WAIT_MS);
+    *out = world_connect(w);
+    wsconn_send_json(*out, json_pack("{s:s,s:s}", "type", "resume", "resume", secret));
+    return wsconn_recv(*out, WAIT_MS);
 }
 
 static void test_resume_once_and_not_after_grace(void **state)
 {
     struct world *w = *state;
-    struct wsclient *again, *third;
+    struct wsconn *again, *third;
     char secret[64];
     struct call cl;
     json_t *m;
 
     call_open(w, &cl, "s-resume");
-    wsclient_drop(cl.pat);
+    wsconn_drop(cl.pat);
     m = expect(cl.doc, "peer_status");
     assert_false(json_is_true(json_object_get(m, "connected")));
     json_decref(m);
 
     m = resume(w, &again, cl.pat_resume);
-    assert_string_equal(str(m, "type"), "resumed");
-    assert_string_equal(str(m, "participant"), cl.pat_id);
-    assert_string_equal(str(m, "state"), "admitted"); /* no readmission */
-    snprintf(secret, sizeof(secret), "%s", str(m, "resume"));
-    remember_secret(secret);
+    assert_string_equal(world_str(m, "type"), "resumed");
+    assert_string_equal(world_str(m, "participant"), cl.pat_id);
+    assert_string_equal(world_str(m, "state"), "admitted"); /* no readmission */
+    snprintf(secret, sizeof(secret), "%s", world_str(m, "resume"));
+    remember_secret(w, secret);
     assert_string_not_equal(secret, cl.pat_resume);
     json_decref(m);
     m = expect(cl.doc, "peer_status");
@@ -577,67 +516,67 @@ static void test_resume_once_and_not_after_grace(void **state)
 
     /* The old secret was spent. */
     m = resume(w, &third, cl.pat_resume);
-    assert_string_equal(str(m, "code"), "resume_invalid");
+    assert_string_equal(world_str(m, "code"), "resume_invalid");
     json_decref(m);
-    wsclient_free(third);
+    wsconn_free(third);
 
     /* Gone longer than the grace (2 s here): the new secret is dead too. */
-    wsclient_drop(again);
-    wsclient_free(again);
+    wsconn_drop(again);
+    wsconn_free(again);
     sleep(3);
     m = expect(cl.doc, "peer_left");
-    assert_string_equal(str(m, "reason"), "resume_grace_expired");
+    assert_string_equal(world_str(m, "reason"), "resume_grace_expired");
     json_decref(m);
     m = resume(w, &third, secret);
-    assert_string_equal(str(m, "code"), "resume_invalid");
+    assert_string_equal(world_str(m, "code"), "resume_invalid");
     json_decref(m);
-    wsclient_free(third);
+    wsconn_free(third);
     call_close(&cl);
 }
 
 static void test_decline(void **state)
 {
     struct world *w = *state;
-    struct wsclient *doc = join(w, "s-decline", "clinician", "dr-2", NULL);
+    struct wsconn *doc = join(w, "s-decline", "clinician", "dr-2", NULL);
     json_t *wel, *m;
-    struct wsclient *pat = join(w, "s-decline", "patient", "pt-2", &wel);
+    struct wsconn *pat = join(w, "s-decline", "patient", "pt-2", &wel);
 
-    wsclient_send_json(doc, json_pack("{s:s,s:s}", "type", "decline", "participant",
-                                      str(wel, "participant")));
+    wsconn_send_json(doc, json_pack("{s:s,s:s}", "type", "decline", "participant",
+                                      world_str(wel, "participant")));
     m = expect(pat, "declined");
     json_decref(m);
-    assert_int_equal(wsclient_wait_closed(pat, WAIT_MS), 4403);
+    assert_int_equal(wsconn_wait_closed(pat, WAIT_MS), 4403);
     json_decref(wel);
-    wsclient_free(pat);
-    wsclient_free(doc);
+    wsconn_free(pat);
+    wsconn_free(doc);
 }
 
 /* Sends msg and returns the error it earns (lobby updates are skipped). */
-static json_t *ask(struct wsclient *c, json_t *msg)
+static json_t *ask(struct wsconn *c, json_t *msg)
 {
-    wsclient_send_json(c, msg);
-    return wsclient_expect(c, "error", WAIT_MS);
+    wsconn_send_json(c, msg);
+    return wsconn_recv_type(c, "error", WAIT_MS);
 }
 
 static void expect_code(json_t *m, const char *code)
 {
     assert_non_null(m);
-    if (strcmp(str(m, "code"), code) != 0)
-        fail_msg("want %s, got %s %s", code, str(m, "type"), str(m, "code"));
+    if (strcmp(world_str(m, "code"), code) != 0)
+        fail_msg("want %s, got %s %s", code, world_str(m, "type"), world_str(m, "code"));
     json_decref(m);
 }
 
 static void test_protocol_errors_keep_the_server_well(void **state)
 {
     struct world *w = *state;
-    struct wsclient *doc = join(w, "s-errors", "clinician", "dr-3", NULL);
+    struct wsconn *doc = join(w, "s-errors", "clinician", "dr-3", NULL);
     json_t *wel;
-    struct wsclient *pat = join(w, "s-errors", "patient", "pt-3", &wel);
+    struct wsconn *pat = join(w, "s-errors", "patient", "pt-3", &wel);
     size_t big = 200 * 1024;
     char *huge = malloc(big);
 
-    assert_int_equal(wsclient_send(doc, "{not json", 9), 0);
-    expect_code(wsclient_expect(doc, "error", WAIT_MS), "bad_json");
+    assert_int_equal(wsconn_send_text(doc, "{not json", 9), 0);
+    expect_code(wsconn_recv_type(doc, "error", WAIT_MS), "bad_json");
     expect_code(ask(doc, json_pack("{s:s}", "type", "fly")), "unknown_type");
     expect_code(ask(doc, json_pack("{s:s}", "type", "admit")), "missing_field");
     expect_code(ask(doc, json_pack("{s:s,s:i}", "type", "admit", "participant", 7)), "bad_field");
@@ -652,26 +591,26 @@ static void test_protocol_errors_keep_the_server_well(void **state)
     expect_code(ask(doc, json_pack("{s:s,s:s}", "type", "auth", "token", "x")),
                 "already_authenticated");
     /* Still serving this connection after all that. */
-    wsclient_send_json(doc, json_pack("{s:s}", "type", "ping"));
+    wsconn_send_json(doc, json_pack("{s:s}", "type", "ping"));
     json_decref(expect(doc, "pong"));
 
     /* An oversized message closes the connection with 1009. */
     memset(huge, 'a', big);
     huge[0] = '"';
     huge[big - 1] = '"';
-    assert_int_equal(wsclient_send(pat, huge, big), 0);
-    expect_code(wsclient_expect(pat, "error", WAIT_MS), "message_too_large");
-    assert_int_equal(wsclient_wait_closed(pat, WAIT_MS), 1009);
+    assert_int_equal(wsconn_send_text(pat, huge, big), 0);
+    expect_code(wsconn_recv_type(pat, "error", WAIT_MS), "message_too_large");
+    assert_int_equal(wsconn_wait_closed(pat, WAIT_MS), 1009);
     free(huge);
     json_decref(wel);
-    wsclient_free(pat);
+    wsconn_free(pat);
 
     /* A flood is limited, then cut off. */
     for (int i = 0; i < 200; i++)
-        wsclient_send_json(doc, json_pack("{s:s}", "type", "ping"));
-    expect_code(wsclient_expect(doc, "error", WAIT_MS), "rate_limited");
-    assert_int_equal(wsclient_wait_closed(doc, WAIT_MS), 4429);
-    wsclient_free(doc);
+        wsconn_send_json(doc, json_pack("{s:s}", "type", "ping"));
+    expect_code(wsconn_recv_type(doc, "error", WAIT_MS), "rate_limited");
+    assert_int_equal(wsconn_wait_closed(doc, WAIT_MS), 4429);
+    wsconn_free(doc);
 }
 
 static void test_unsafe_sdp_rejected_and_candidates_never_forwarded(void **state)
@@ -687,15 +626,15 @@ static void test_unsafe_sdp_rejected_and_candidates_never_forwarded(void **state
     /* Without its fingerprints DTLS could not be end to end. */
     while ((cut = strstr(offer, "a=fingerprint")) != NULL)
         cut[2] = 'X';
-    wsclient_send_json(cl.doc, json_pack("{s:s,s:s,s:s}", "type", "offer", "to", cl.pat_id,
+    wsconn_send_json(cl.doc, json_pack("{s:s,s:s,s:s}", "type", "offer", "to", cl.pat_id,
                                          "sdp", offer));
     m = expect(cl.doc, "error");
-    assert_string_equal(str(m, "code"), "sdp_no_fingerprint");
+    assert_string_equal(world_str(m, "code"), "sdp_no_fingerprint");
     json_decref(m);
-    wsclient_send_json(cl.doc, json_pack("{s:s,s:s,s:s}", "type", "candidate", "to", cl.pat_id,
+    wsconn_send_json(cl.doc, json_pack("{s:s,s:s,s:s}", "type", "candidate", "to", cl.pat_id,
                                          "candidate",
                                          "candidate:1 1 udp 1 192.0.2.9 5000 typ host"));
-    m = wsclient_recv(cl.pat, SHORT_MS);
+    m = wsconn_recv(cl.pat, SHORT_MS);
     assert_null(m);
     free(offer);
     call_close(&cl);
@@ -715,9 +654,11 @@ static char *secret_hex(const char *path)
     return text;
 }
 
+static void audit_check(struct world *w);
+
 /* The audit chain verifies with quietroomctl; its records hold no secret. */
-static void check_log(const char *log, const char *key_file, const char *const *secrets,
-                      int n_secrets)
+static void check_log(const struct sigworld *sw, const char *log, const char *key_file,
+                      const char *const *secrets, int n_secrets)
 {
     char *argv[] = {QR_CTL_BIN, "audit", "verify", "--key-file", (char *)key_file, (char *)log,
                     NULL};
@@ -735,17 +676,38 @@ static void check_log(const char *log, const char *key_file, const char *const *
     assert_null(strstr(audit, "v=0\\r\\n"));
     assert_null(strstr(audit, "a=ice-"));
     assert_null(strstr(audit, PAYLOAD_MARK));     /* no media */
-    for (int i = 0; i < n_seen; i++)
-        assert_null(strstr(audit, seen_secrets[i])); /* resume secrets, relay credentials */
+    for (int i = 0; i < sw->n_seen; i++)
+        assert_null(strstr(audit, sw->seen[i])); /* resume secrets, relay credentials */
     for (int i = 0; i < n_secrets; i++)
         assert_null(strstr(audit, secrets[i]));     /* keys */
     free(audit);
 }
 
-/* Last in the group: stop both daemons and read what they recorded. */
+/* Every other test's visit in this test's own world; then both daemons
+ * are stopped and what they recorded is read. */
 static void test_audit_records_who_and_never_secrets(void **state)
 {
+    static void (*const visits[])(void **) = {
+        test_http_health_and_headers,
+        test_websocket_refused_without_origin_path_or_protocol,
+        test_authentication_failures,
+        test_admit_exchange_and_relay_credentials_work,
+        test_remove_stops_forwarding_within_100ms,
+        test_end_stops_forwarding_and_tells_everyone,
+        test_resume_once_and_not_after_grace,
+        test_decline,
+        test_protocol_errors_keep_the_server_well,
+        test_unsafe_sdp_rejected_and_candidates_never_forwarded,
+    };
     struct world *w = *state;
+
+    for (size_t i = 0; i < sizeof(visits) / sizeof(visits[0]); i++)
+        visits[i](state);
+    audit_check(w);
+}
+
+static void audit_check(struct world *w)
+{
     char *relay_secret = secret_hex(w->relay.secret), *relay_audit = secret_hex(w->relay.audit_key);
     char *sig_audit = secret_hex(w->sig.audit_key), *ehr = read_text(w->sig.ehr_key);
     char ehr_line[64];
@@ -774,34 +736,36 @@ static void test_audit_records_who_and_never_secrets(void **state)
     assert_non_null(strstr(audit, "\"sub\":\"pt-1\""));
     assert_non_null(strstr(audit, "\"address\":\"127.0.0.1\""));
     free(audit);
-    check_log(w->sig.audit, w->sig.audit_key, secrets, 4);
+    check_log((struct sigworld *)w, w->sig.audit, w->sig.audit_key, secrets, 4);
     audit = read_text(w->relay.audit);
     assert_non_null(strstr(audit, "\"type\":\"leg.up\""));
     assert_non_null(strstr(audit, "\"type\":\"session.revoked\""));
     free(audit);
-    check_log(w->relay.audit, w->relay.audit_key, secrets, 4);
+    check_log((struct sigworld *)w, w->relay.audit, w->relay.audit_key, secrets, 4);
     free(relay_secret);
     free(relay_audit);
     free(sig_audit);
     free(ehr);
 }
 
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_http_health_and_headers),
-        cmocka_unit_test(test_websocket_refused_without_origin_path_or_protocol),
-        cmocka_unit_test(test_authentication_failures),
-        cmocka_unit_test(test_admit_exchange_and_relay_credentials_work),
-        cmocka_unit_test(test_remove_stops_forwarding_within_100ms),
-        cmocka_unit_test(test_end_stops_forwarding_and_tells_everyone),
-        cmocka_unit_test(test_resume_once_and_not_after_grace),
-        cmocka_unit_test(test_decline),
-        cmocka_unit_test(test_protocol_errors_keep_the_server_well),
-        cmocka_unit_test(test_unsafe_sdp_rejected_and_candidates_never_forwarded),
-        cmocka_unit_test(test_audit_records_who_and_never_secrets),
+    struct CMUnitTest tests[] = {
+        T(test_http_health_and_headers),
+        T(test_websocket_refused_without_origin_path_or_protocol),
+        T(test_authentication_failures),
+        T(test_admit_exchange_and_relay_credentials_work),
+        T(test_remove_stops_forwarding_within_100ms),
+        T(test_end_stops_forwarding_and_tells_everyone),
+        T(test_resume_once_and_not_after_grace),
+        T(test_decline),
+        T(test_protocol_errors_keep_the_server_well),
+        T(test_unsafe_sdp_rejected_and_candidates_never_forwarded),
+        T(test_audit_records_who_and_never_secrets),
     };
 
     signal(SIGPIPE, SIG_IGN);
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return world_run_tests("test_signal", tests, sizeof(tests) / sizeof(tests[0]), NULL, NULL);
 }

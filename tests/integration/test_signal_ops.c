@@ -3,7 +3,7 @@
  * EHR keys, the relay secret and the TLS certificate while an open visit
  * goes on; a draining relay gets no new pair; SIGTERM drains signaling
  * (readyz 503, new visits refused with server_draining, the open one goes
- * on). The tests run in order: the later ones leave things draining. */
+ * on). Each test has its own world and its own visit. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -20,9 +20,9 @@
 #include <openssl/rand.h>
 
 #include "harness.h"
+#include "world.h"
 #include "quietroom/auth/jwt.h"
 #include "quietroom/wire/sdp.h"
-#include "wsclient.h"
 
 #define WAIT_MS 3000
 #define OPS_TOKEN "ops-token-0123456789abcdef"
@@ -30,54 +30,56 @@
 #define SUB_DOC "dr-ops-7731"
 #define SUB_PAT "pt-ops-8842"
 
-struct world {
-    struct relay_proc relay;
-    struct signal_proc sig;
+/* One test's world, and the visit it builds on: a clinician and an
+ * admitted patient, closed by the teardown. */
+struct opsworld {
+    struct world w;
     char token_file[64];
+    char token_line[128];
     char ehr_key[300];          /* the EHR key in force, and its kid */
     const char *kid;
+    struct wsconn *doc, *pat;
+    char doc_id[8], pat_id[8];
+    struct sdp_summary at_pat, at_doc;
 };
 
-static int group_setup(void **state)
+static int setup(void **state)
 {
-    static const char *const listen[] = {"127.0.0.1:0", NULL};
-    static char token_line[128];
-    const char *extra[] = {"ops-listen = 127.0.0.1:0", token_line, NULL};
-    struct world *w = calloc(1, sizeof(*w));
+    struct opsworld *o = calloc(1, sizeof(*o));
+    const char *extra[] = {"ops-listen = 127.0.0.1:0", o ? o->token_line : NULL, NULL};
+    struct world_opts wo = {.tls = true, .signal_extra = extra, .wait_ms = WAIT_MS};
     FILE *f;
     int fd;
 
-    *state = w;
-    snprintf(w->token_file, sizeof(w->token_file), "/tmp/qr-opstoken-XXXXXX");
-    if ((fd = mkstemp(w->token_file)) < 0 || (f = fdopen(fd, "w")) == NULL)
+    *state = o;
+    if (o == NULL)
+        return -1;
+    snprintf(o->token_file, sizeof(o->token_file), "/tmp/qr-opstoken-XXXXXX");
+    if ((fd = mkstemp(o->token_file)) < 0 || (f = fdopen(fd, "w")) == NULL)
         return -1;
     fprintf(f, "%s\n", OPS_TOKEN);
     fclose(f);
-    snprintf(token_line, sizeof(token_line), "ops-token-file = %s", w->token_file);
-    if (relay_start(&w->relay, listen, NULL) != 0)
+    snprintf(o->token_line, sizeof(o->token_line), "ops-token-file = %s", o->token_file);
+    if (world_start(&o->w, &wo) != 0 || o->w.sig.ops_port <= 0)
         return -1;
-    if (signal_start(&w->sig, &w->relay, true, extra) == 0) {
-        snprintf(w->ehr_key, sizeof(w->ehr_key), "%s", w->sig.ehr_key);
-        w->kid = "ehr-1";
-    }
-    if (w->kid == NULL || w->sig.ops_port <= 0) {
-        char *log = read_text(w->sig.log);
-
-        fprintf(stderr, "signaling did not start:\n%s\n", log ? log : "");
-        free(log);
-        return -1;
-    }
+    snprintf(o->ehr_key, sizeof(o->ehr_key), "%s", o->w.sig.ehr_key);
+    o->kid = "ehr-1";
     return 0;
 }
 
-static int group_teardown(void **state)
+static int teardown(void **state)
 {
-    struct world *w = *state;
-    int rc = signal_cleanup(&w->sig);
+    struct opsworld *o = *state;
+    int rc;
 
-    rc |= relay_cleanup(&w->relay);
-    unlink(w->token_file);
-    free(w);
+    if (o == NULL)
+        return 0;
+    wsconn_free(o->doc);
+    wsconn_free(o->pat);
+    rc = world_stop(&o->w);
+    if (o->token_file[0] != '\0')
+        unlink(o->token_file);
+    free(o);
     return rc;
 }
 
@@ -134,24 +136,6 @@ static void await_metric(struct world *w, const char *sample, double want)
         fail_msg("%s is %g, expected %g", sample, v, want);
 }
 
-static const char *str(json_t *m, const char *key)
-{
-    const char *v = json_string_value(json_object_get(m, key));
-
-    return v ? v : "";
-}
-
-static struct wsclient *connect_ws(struct world *w)
-{
-    struct wsclient_opts o = {"127.0.0.1", w->sig.port, true, "/ws", TEST_ORIGIN, "quietroom.v1"};
-    char err[160];
-    struct wsclient *c = wsclient_connect(&o, WAIT_MS, err, sizeof(err));
-
-    if (c == NULL)
-        fail_msg("websocket: %s", err);
-    return c;
-}
-
 /* A token signed by key (kid), for sid/role/sub. */
 static char *sign(const char *key, const char *kid, const char *sid, const char *role,
                   const char *sub)
@@ -174,38 +158,29 @@ static char *sign(const char *key, const char *kid, const char *sid, const char 
 }
 
 /* Connects and authenticates; returns the first reply in *reply. */
-static struct wsclient *try_join(struct world *w, const char *token, json_t **reply)
+static struct wsconn *try_join(struct world *w, const char *token, json_t **reply)
 {
-    struct wsclient *c = connect_ws(w);
-
-    wsclient_send_json(c, json_pack("{s:s,s:s}", "type", "auth", "token", token));
-    *reply = wsclient_recv(c, WAIT_MS);
-    assert_non_null(*reply);
-    return c;
+    return world_join_token(w, token, reply);
 }
 
-static struct wsclient *join(struct world *w, const char *sid, const char *role, const char *sub,
-                             char id[8])
+static struct wsconn *join(struct opsworld *o, const char *sid, const char *role,
+                           const char *sub, char id[8])
 {
-    char *token = sign(w->ehr_key, w->kid, sid, role, sub);
+    char *token = sign(o->ehr_key, o->kid, sid, role, sub);
     json_t *m;
-    struct wsclient *c = try_join(w, token, &m);
+    struct wsconn *c = try_join(&o->w, token, &m);
 
-    if (strcmp(str(m, "type"), "welcome") != 0)
-        fail_msg("join as %s: %s (%s)", role, str(m, "type"), str(m, "code"));
-    snprintf(id, 8, "%s", str(m, "participant"));
+    if (strcmp(world_str(m, "type"), "welcome") != 0)
+        fail_msg("join as %s: %s (%s)", role, world_str(m, "type"), world_str(m, "code"));
+    snprintf(id, 8, "%s", world_str(m, "participant"));
     free(token);
     json_decref(m);
     return c;
 }
 
-static json_t *expect(struct wsclient *c, const char *type)
+static json_t *expect(struct wsconn *c, const char *type)
 {
-    json_t *m = wsclient_expect(c, type, WAIT_MS);
-
-    if (m == NULL)
-        fail_msg("no \"%s\" message arrived", type);
-    return m;
+    return world_expect(c, type, WAIT_MS);
 }
 
 static char *fixture(const char *name)
@@ -217,29 +192,38 @@ static char *fixture(const char *name)
     return text;
 }
 
-/* The visit every test builds on: a clinician and an admitted patient. */
-static struct wsclient *doc, *pat;
-static char doc_id[8], pat_id[8];
-static struct sdp_summary at_pat, at_doc;
-
 /* Offer and answer through signaling; what each side got is kept. */
-static void negotiate(void)
+static void negotiate(struct opsworld *o)
 {
     char *offer = fixture("chromium-offer-gathered.sdp"), *answer = fixture("firefox-answer.sdp");
     json_t *m;
 
-    wsclient_send_json(doc, json_pack("{s:s,s:s,s:s}", "type", "offer", "to", pat_id, "sdp",
-                                      offer));
-    m = expect(pat, "offer");
-    assert_int_equal(sdp_summarize(str(m, "sdp"), strlen(str(m, "sdp")), &at_pat), SDP_OK);
+    wsconn_send_json(o->doc, json_pack("{s:s,s:s,s:s}", "type", "offer", "to", o->pat_id, "sdp",
+                                       offer));
+    m = expect(o->pat, "offer");
+    assert_int_equal(sdp_summarize(world_str(m, "sdp"), strlen(world_str(m, "sdp")), &o->at_pat),
+                     SDP_OK);
     json_decref(m);
-    wsclient_send_json(pat, json_pack("{s:s,s:s,s:s}", "type", "answer", "to", doc_id, "sdp",
-                                      answer));
-    m = expect(doc, "answer");
-    assert_int_equal(sdp_summarize(str(m, "sdp"), strlen(str(m, "sdp")), &at_doc), SDP_OK);
+    wsconn_send_json(o->pat, json_pack("{s:s,s:s,s:s}", "type", "answer", "to", o->doc_id, "sdp",
+                                       answer));
+    m = expect(o->doc, "answer");
+    assert_int_equal(sdp_summarize(world_str(m, "sdp"), strlen(world_str(m, "sdp")), &o->at_doc),
+                     SDP_OK);
     json_decref(m);
     free(offer);
     free(answer);
+}
+
+/* The visit the reload, drain and SIGTERM tests build on: a clinician and
+ * an admitted patient who have negotiated once. */
+static void visit_open(struct opsworld *o, const char *sid)
+{
+    o->doc = join(o, sid, "clinician", SUB_DOC, o->doc_id);
+    o->pat = join(o, sid, "patient", SUB_PAT, o->pat_id);
+    wsconn_send_json(o->doc, json_pack("{s:s,s:s}", "type", "admit", "participant", o->pat_id));
+    json_decref(expect(o->pat, "peer"));
+    json_decref(expect(o->doc, "peer"));
+    negotiate(o);
 }
 
 static void assert_absent(const char *body, const char *what)
@@ -252,7 +236,8 @@ static void assert_absent(const char *body, const char *what)
 
 static void test_metrics_reflect_a_visit_and_name_nobody(void **state)
 {
-    struct world *w = *state;
+    struct opsworld *o = *state;
+    struct world *w = &o->w;
     char *token = sign(w->sig.ehr_key, "ehr-1", SID_A, "patient", SUB_PAT), *resp, *body;
     int status;
     json_t *m;
@@ -269,10 +254,10 @@ static void test_metrics_reflect_a_visit_and_name_nobody(void **state)
     free(resp);
     await_metric(w, "quietroom_signal_relay_up{relay=\"r1\"}", 1);
 
-    doc = join(w, SID_A, "clinician", SUB_DOC, doc_id);
-    pat = try_join(w, token, &m);
-    assert_string_equal(str(m, "type"), "welcome");
-    snprintf(pat_id, sizeof(pat_id), "%s", str(m, "participant"));
+    o->doc = join(o, SID_A, "clinician", SUB_DOC, o->doc_id);
+    o->pat = try_join(w, token, &m);
+    assert_string_equal(world_str(m, "type"), "welcome");
+    snprintf(o->pat_id, sizeof(o->pat_id), "%s", world_str(m, "participant"));
     json_decref(m);
     resp = scrape(w);
     body = (char *)http_body(resp);
@@ -284,10 +269,10 @@ static void test_metrics_reflect_a_visit_and_name_nobody(void **state)
     assert_int_equal(metric(body, "quietroom_signal_draining"), 0);
     free(resp);
 
-    wsclient_send_json(doc, json_pack("{s:s,s:s}", "type", "admit", "participant", pat_id));
-    json_decref(expect(pat, "peer"));
-    json_decref(expect(doc, "peer"));
-    negotiate();
+    wsconn_send_json(o->doc, json_pack("{s:s,s:s}", "type", "admit", "participant", o->pat_id));
+    json_decref(expect(o->pat, "peer"));
+    json_decref(expect(o->doc, "peer"));
+    negotiate(o);
     resp = scrape(w);
     body = (char *)http_body(resp);
     assert_int_equal(metric(body, "quietroom_signal_waiting_room_size"), 0);
@@ -301,10 +286,10 @@ static void test_metrics_reflect_a_visit_and_name_nobody(void **state)
     assert_absent(body, SID_A);
     assert_absent(body, SUB_DOC);
     assert_absent(body, SUB_PAT);
-    assert_absent(body, doc_id[0] ? doc_id : "");
+    assert_absent(body, o->doc_id[0] ? o->doc_id : "");
     assert_absent(body, "127.0.0.1");
-    assert_absent(body, at_pat.ice_ufrag);
-    assert_absent(body, at_doc.ice_pwd);
+    assert_absent(body, o->at_pat.ice_ufrag);
+    assert_absent(body, o->at_doc.ice_pwd);
     for (char *part = strtok(token, "."); part != NULL; part = strtok(NULL, "."))
         assert_absent(body, part);
     free(resp);
@@ -341,15 +326,33 @@ static char *served_fingerprint(int port)
     return out;
 }
 
+static void bind_media(struct udp_peer *p, const struct sdp_summary *s)
+{
+    union netaddr relay;
+    char text[96];
+    struct check c = {.ufrag = s->ice_ufrag, .pwd = s->ice_pwd, .nominate = true};
+    uint8_t raw[2048];
+    struct stun_msg m;
+
+    snprintf(text, sizeof(text), "%s:%u", s->cands[0].addr, s->cands[0].port);
+    assert_int_equal(netaddr_parse(text, &relay), 0);
+    assert_int_equal(peer_open(p, "127.0.0.1:0"), 0);
+    assert_int_equal(peer_check(p, &relay, &c, &m, raw, WAIT_MS), 1);
+    assert_int_equal(m.cls, STUN_CLASS_SUCCESS);
+}
+
 static void test_reload_swaps_keys_and_certificate_keeping_the_visit(void **state)
 {
-    struct world *w = *state;
+    struct opsworld *o = *state;
+    struct world *w = &o->w;
     char *before = served_fingerprint(w->sig.port), *after, *token, *audit, *old_secret, prefix[256],
          key2[300], line[1200];
-    struct wsclient *c;
+    struct udp_peer a, b;
+    struct wsconn *c;
     json_t *m;
     FILE *f;
 
+    visit_open(o, "visit-ops-reload-open");
     /* A second EHR key replaces the first; a new certificate; the relay
      * secret gains a new signing key (the old one still verifies). */
     snprintf(prefix, sizeof(prefix), "%s/ehr2", w->sig.dir);
@@ -359,7 +362,8 @@ static void test_reload_swaps_keys_and_certificate_keeping_the_visit(void **stat
     assert_int_equal(system(line), 0);
     snprintf(line, sizeof(line),
              "cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-             "-days 1 -subj /CN=127.0.0.1 -keyout new.key -out new.crt 2>/dev/null && "
+             "-days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
+             "-keyout new.key -out new.crt 2>/dev/null && "
              "mv new.key tls.key && mv new.crt tls.crt", w->sig.dir);
     assert_int_equal(system(line), 0);
     assert_non_null(old_secret = read_text(w->relay.secret));
@@ -381,23 +385,27 @@ static void test_reload_swaps_keys_and_certificate_keeping_the_visit(void **stat
     /* The new key's tokens are taken, the removed key's are not. */
     token = sign(key2, "ehr-2", "visit-ops-reload", "clinician", "dr-ops-2");
     c = try_join(w, token, &m);
-    assert_string_equal(str(m, "type"), "welcome");
+    assert_string_equal(world_str(m, "type"), "welcome");
     json_decref(m);
-    wsclient_send_json(c, json_pack("{s:s}", "type", "end"));
-    json_decref(wsclient_expect(c, "ended", WAIT_MS));
-    wsclient_free(c);
+    wsconn_send_json(c, json_pack("{s:s}", "type", "end"));
+    json_decref(wsconn_recv_type(c, "ended", WAIT_MS));
+    wsconn_free(c);
     free(token);
-    snprintf(w->ehr_key, sizeof(w->ehr_key), "%s", key2);
-    w->kid = "ehr-2";
+    snprintf(o->ehr_key, sizeof(o->ehr_key), "%s", key2);
+    o->kid = "ehr-2";
     token = sign(w->sig.ehr_key, "ehr-1", "visit-ops-reload2", "clinician", "dr-ops-3");
     c = try_join(w, token, &m);
-    assert_string_equal(str(m, "type"), "error");
+    assert_string_equal(world_str(m, "type"), "error");
     json_decref(m);
-    wsclient_free(c);
+    wsconn_free(c);
     free(token);
     /* The open visit goes on: a new offer still reaches the patient, and
-     * its credentials, signed with the relay's new key, bind (next test). */
-    negotiate();
+     * its credentials, signed with the relay's new key, bind. */
+    negotiate(o);
+    bind_media(&a, &o->at_pat);
+    bind_media(&b, &o->at_doc);
+    peer_close(&a);
+    peer_close(&b);
     /* Audited, naming what changed and no secret. */
     audit = read_text(w->sig.audit);
     assert_non_null(audit);
@@ -411,58 +419,47 @@ static void test_reload_swaps_keys_and_certificate_keeping_the_visit(void **stat
     free(after);
 }
 
-static void bind_media(struct udp_peer *p, const struct sdp_summary *s)
-{
-    union netaddr relay;
-    char text[96];
-    struct check c = {.ufrag = s->ice_ufrag, .pwd = s->ice_pwd, .nominate = true};
-    uint8_t raw[2048];
-    struct stun_msg m;
-
-    snprintf(text, sizeof(text), "%s:%u", s->cands[0].addr, s->cands[0].port);
-    assert_int_equal(netaddr_parse(text, &relay), 0);
-    assert_int_equal(peer_open(p, "127.0.0.1:0"), 0);
-    assert_int_equal(peer_check(p, &relay, &c, &m, raw, WAIT_MS), 1);
-    assert_int_equal(m.cls, STUN_CLASS_SUCCESS);
-}
-
 static void test_draining_relay_gets_no_new_pair(void **state)
 {
-    struct world *w = *state;
+    struct opsworld *o = *state;
+    struct world *w = &o->w;
     struct udp_peer a, b;
-    struct wsclient *d2, *p2;
+    struct wsconn *d2, *p2;
     char d2_id[8], p2_id[8];
     json_t *m;
 
     /* The visit's media is on the relay, so its drain lasts. */
-    bind_media(&a, &at_pat);
-    bind_media(&b, &at_doc);
+    visit_open(o, "visit-ops-drain-open");
+    bind_media(&a, &o->at_pat);
+    bind_media(&b, &o->at_doc);
     assert_int_equal(kill(w->relay.pid, SIGTERM), 0);
     await_metric(w, "quietroom_signal_relay_draining{relay=\"r1\"}", 1);
     await_metric(w, "quietroom_signal_ready", 0);
-    d2 = join(w, "visit-ops-bbbb", "clinician", "dr-ops-4", d2_id);
-    p2 = join(w, "visit-ops-bbbb", "patient", "pt-ops-5", p2_id);
-    wsclient_send_json(d2, json_pack("{s:s,s:s}", "type", "admit", "participant", p2_id));
+    d2 = join(o, "visit-ops-bbbb", "clinician", "dr-ops-4", d2_id);
+    p2 = join(o, "visit-ops-bbbb", "patient", "pt-ops-5", p2_id);
+    wsconn_send_json(d2, json_pack("{s:s,s:s}", "type", "admit", "participant", p2_id));
     m = expect(d2, "error");
-    assert_string_equal(str(m, "code"), "no_relay_available");
+    assert_string_equal(world_str(m, "code"), "no_relay_available");
     json_decref(m);
     /* The pair placed before keeps its relay. */
-    negotiate();
-    wsclient_send_json(d2, json_pack("{s:s}", "type", "end"));
-    json_decref(wsclient_expect(d2, "ended", WAIT_MS));
-    wsclient_free(d2);
-    wsclient_free(p2);
+    negotiate(o);
+    wsconn_send_json(d2, json_pack("{s:s}", "type", "end"));
+    json_decref(wsconn_recv_type(d2, "ended", WAIT_MS));
+    wsconn_free(d2);
+    wsconn_free(p2);
     peer_close(&a);
     peer_close(&b);
 }
 
 static void test_sigterm_drains_and_refuses_new_visits(void **state)
 {
-    struct world *w = *state;
-    char *token = sign(w->ehr_key, w->kid, "visit-ops-cccc", "clinician", "dr-ops-6"), *resp;
-    struct wsclient *c;
+    struct opsworld *o = *state;
+    struct world *w = &o->w;
+    char *token = sign(o->ehr_key, o->kid, "visit-ops-cccc", "clinician", "dr-ops-6"), *resp;
+    struct wsconn *c;
     json_t *m;
 
+    visit_open(o, "visit-ops-sigterm-open");
     assert_int_equal(kill(w->sig.pid, SIGTERM), 0);
     usleep(300000);
     resp = http_get(w->sig.ops_port, "/readyz");
@@ -471,29 +468,30 @@ static void test_sigterm_drains_and_refuses_new_visits(void **state)
     free(resp);
     assert_int_equal(scrape_one(w, "quietroom_signal_draining"), 1);
     c = try_join(w, token, &m);
-    assert_string_equal(str(m, "type"), "error");
-    assert_string_equal(str(m, "code"), "server_draining");
+    assert_string_equal(world_str(m, "type"), "error");
+    assert_string_equal(world_str(m, "code"), "server_draining");
     json_decref(m);
-    wsclient_free(c);
+    wsconn_free(c);
     free(token);
     /* The visit in progress goes on. */
-    negotiate();
+    negotiate(o);
     /* It ends; with no visit left the drain is over and signaling exits. */
-    wsclient_send_json(doc, json_pack("{s:s}", "type", "end"));
+    wsconn_send_json(o->doc, json_pack("{s:s}", "type", "end"));
     assert_int_equal(signal_wait_exit(&w->sig, 5000), 0);
-    wsclient_free(doc);
-    wsclient_free(pat);
 }
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_metrics_reflect_a_visit_and_name_nobody),
-        cmocka_unit_test(test_reload_swaps_keys_and_certificate_keeping_the_visit),
-        cmocka_unit_test(test_draining_relay_gets_no_new_pair),
-        cmocka_unit_test(test_sigterm_drains_and_refuses_new_visits),
+    struct CMUnitTest tests[] = {
+        T(test_metrics_reflect_a_visit_and_name_nobody),
+        T(test_reload_swaps_keys_and_certificate_keeping_the_visit),
+        T(test_draining_relay_gets_no_new_pair),
+        T(test_sigterm_drains_and_refuses_new_visits),
     };
 
     signal(SIGPIPE, SIG_IGN);
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return world_run_tests("test_signal_ops", tests, sizeof(tests) / sizeof(tests[0]), NULL,
+                           NULL);
 }

@@ -1,8 +1,8 @@
 /* quietroomctl status against two real relays sharing one secret, as a
  * cluster behind one signaling server does: each carries a call (a pair of
  * bound legs); one is sent SIGTERM and drains. Status shows one ready and
- * one draining with their load; once the draining one is stopped it shows
- * down and status exits non-zero. */
+ * one draining with their load; a stopped one shows down and status exits
+ * non-zero. Each test has its own pair of relays (world.h). */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -17,7 +17,7 @@
 #include <jansson.h>
 
 #include "ctlrun.h"
-#include "harness.h"
+#include "world.h"
 
 #define WAIT_MS 3000
 #define RUN_LIMIT_S 20
@@ -27,8 +27,10 @@ struct pair {
     struct udp_peer a, b;
 };
 
-struct world {
-    struct relay_proc relay[2];
+/* One test's state: two relays on one secret, a call on each, and how
+ * `quietroomctl status` names them. */
+struct cluster {
+    struct world w;
     struct pair call[2];
     char spec[2][HARNESS_PATH];
 };
@@ -64,46 +66,41 @@ static void pair_close(struct pair *pr)
     json_decref(pr->creds);
 }
 
-static int group_setup(void **state)
+/* Each test starts its own pair of relays, so stopping one affects no
+ * other test. The second takes the first one's secret. */
+static int setup(void **state)
 {
-    static const char *const listen[] = {"127.0.0.1:0", NULL};
-    struct world *w = calloc(1, sizeof(*w));
-    const char *shared[3] = {"--secret-file", NULL, NULL};
+    struct world_opts o = {.no_signal = true, .second_relay = true};
+    struct cluster *c = calloc(1, sizeof(*c));
 
-    *state = w;
-    if (w == NULL || relay_start(&w->relay[0], listen, NULL) != 0)
+    *state = c;
+    if (c == NULL || world_start(&c->w, &o) != 0)
         return -1;
-    /* The second relay takes the first one's secret (the later option wins). */
-    shared[1] = w->relay[0].secret;
-    if (relay_start(&w->relay[1], listen, shared) != 0)
-        return -1;
-    w->relay[1].keys = w->relay[0].keys; /* for relay_call */
-    for (int i = 0; i < 2; i++)
-        snprintf(w->spec[i], sizeof(w->spec[i]), "%s=%s", i == 0 ? "relay-a" : "relay-b",
-                 w->relay[i].control);
+    snprintf(c->spec[0], sizeof(c->spec[0]), "relay-a=%s", c->w.relay.control);
+    snprintf(c->spec[1], sizeof(c->spec[1]), "relay-b=%s", c->w.relay2.control);
     return 0;
 }
 
-static int group_teardown(void **state)
+static int teardown(void **state)
 {
-    struct world *w = *state;
-    int rc = 0;
+    struct cluster *c = *state;
+    int rc;
 
-    if (w == NULL)
+    if (c == NULL)
         return 0;
     for (int i = 0; i < 2; i++) {
-        if (w->call[i].creds != NULL)
-            pair_close(&w->call[i]);
-        rc |= relay_cleanup(&w->relay[i]);
+        if (c->call[i].creds != NULL)
+            pair_close(&c->call[i]);
     }
-    free(w);
+    rc = world_stop(&c->w);
+    free(c);
     return rc;
 }
 
-static void run_status(struct world *w, bool json, struct ctlrun *r)
+static void run_status(struct cluster *c, bool json, struct ctlrun *r)
 {
-    char *argv[] = {QR_CTL_BIN, "status", "--relay", w->spec[0], "--relay", w->spec[1],
-                    "--secret-file", w->relay[0].secret, "--interval-ms", "300",
+    char *argv[] = {QR_CTL_BIN, "status", "--relay", c->spec[0], "--relay", c->spec[1],
+                    "--secret-file", c->w.relay.secret, "--interval-ms", "300",
                     json ? "--json" : NULL, NULL};
 
     assert_int_equal(ctlrun(argv, RUN_LIMIT_S, r), 0);
@@ -145,17 +142,17 @@ static long long field(json_t *r, const char *name)
 
 static void test_status_shows_ready_and_draining(void **state)
 {
-    struct world *w = *state;
+    struct cluster *c = *state;
     struct ctlrun r;
     json_t *rows, *a, *b;
 
-    pair_open(&w->relay[0], &w->relay[0], &w->call[0], "status-a");
-    pair_open(&w->relay[0], &w->relay[1], &w->call[1], "status-b");
+    pair_open(&c->w.relay, &c->w.relay, &c->call[0], "status-a");
+    pair_open(&c->w.relay, &c->w.relay2, &c->call[1], "status-b");
     /* Draining keeps the relay up while its call lasts. */
-    kill(w->relay[1].pid, SIGTERM);
-    wait_draining(&w->relay[1]);
+    kill(c->w.relay2.pid, SIGTERM);
+    wait_draining(&c->w.relay2);
 
-    run_status(w, true, &r);
+    run_status(c, true, &r);
     assert_int_equal(r.exit_code, 0);
     rows = json_loads(r.out, 0, NULL);
     assert_non_null(rows);
@@ -172,7 +169,7 @@ static void test_status_shows_ready_and_draining(void **state)
     json_decref(rows);
     ctlrun_free(&r);
 
-    run_status(w, false, &r);
+    run_status(c, false, &r);
     assert_int_equal(r.exit_code, 0);
     assert_non_null(strstr(r.out, "relay-a"));
     assert_non_null(strstr(r.out, "ready"));
@@ -182,12 +179,12 @@ static void test_status_shows_ready_and_draining(void **state)
 
 static void test_status_shows_a_stopped_relay_down(void **state)
 {
-    struct world *w = *state;
+    struct cluster *c = *state;
     struct ctlrun r;
     json_t *rows, *b;
 
-    relay_stop(&w->relay[1]);
-    run_status(w, true, &r);
+    relay_stop(&c->w.relay2);
+    run_status(c, true, &r);
     assert_int_equal(r.exit_code, 1);
     assert_non_null(strstr(r.err, "1 of 2 relay(s) down"));
     rows = json_loads(r.out, 0, NULL);
@@ -200,7 +197,7 @@ static void test_status_shows_a_stopped_relay_down(void **state)
     json_decref(rows);
     ctlrun_free(&r);
 
-    run_status(w, false, &r);
+    run_status(c, false, &r);
     assert_int_equal(r.exit_code, 1);
     assert_non_null(strstr(r.out, "down"));
     ctlrun_free(&r);
@@ -208,10 +205,10 @@ static void test_status_shows_a_stopped_relay_down(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_status_shows_ready_and_draining),
-        cmocka_unit_test(test_status_shows_a_stopped_relay_down),
+    struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_status_shows_ready_and_draining, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_shows_a_stopped_relay_down, setup, teardown),
     };
 
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return world_run_tests("test_status", tests, sizeof(tests) / sizeof(tests[0]), NULL, NULL);
 }
