@@ -1,12 +1,13 @@
 # Install layout and Debian packages (CPack DEB), one package per component:
 #
 #   quietroom-relay   /usr/sbin/quietroom-relay, /etc/quietroom/relay.conf (conffile),
-#                     quietroom-relay.service, sysctl.d (socket buffer ceiling)
+#                     quietroom-relay.service, sysctl.d (socket buffer ceiling),
+#                     quietroom-relay(8)
 #   quietroom-signal  /usr/sbin/quietroom-signal, /usr/share/quietroom/web/ (browser client and
 #                     operator dashboard), /etc/quietroom/signal.ini (conffile),
-#                     quietroom-signal.service
+#                     quietroom-signal.service, quietroom-signal(8)
 #   quietroomctl      /usr/bin/quietroomctl, quietroom-probe.service/.timer,
-#                     /etc/default/quietroom-probe (conffile)
+#                     /etc/default/quietroom-probe (conffile), quietroomctl(8)
 #
 # Depends are computed by dpkg-shlibdeps from the binaries. Build them with the
 # /usr prefix, so that the compiled-in defaults (static-dir) match the packages:
@@ -38,6 +39,9 @@ install(FILES docs/relay.md docs/operations.md docs/audit.md
 install(TARGETS quietroom-signal RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR} COMPONENT signal)
 install(DIRECTORY signaling/web/ DESTINATION ${CMAKE_INSTALL_DATADIR}/quietroom/web
         COMPONENT signal)
+# The operator dashboard (/dashboard on ops-listen) serves these.
+install(DIRECTORY signaling/ops-web/ DESTINATION ${CMAKE_INSTALL_DATADIR}/quietroom/ops-web
+        COMPONENT signal)
 install(FILES ${QR_DEPLOY_DIR}/etc/signal.ini DESTINATION ${QR_CONF_DIR} COMPONENT signal)
 install(FILES ${QR_DEPLOY_DIR}/systemd/quietroom-signal.service
         DESTINATION ${QR_UNIT_DIR} COMPONENT signal)
@@ -56,6 +60,32 @@ install(FILES ${QR_DEPLOY_DIR}/systemd/sysusers.d/quietroom.conf
         DESTINATION /usr/lib/sysusers.d RENAME quietroomctl.conf COMPONENT ctl)
 install(FILES docs/operations.md docs/audit.md
         DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/quietroomctl COMPONENT ctl)
+
+# --- man pages (docs/man/), gzipped as Debian policy 12.1 asks ----------------
+# gzip -9n: no name or time stamp in the header, so the .gz is reproducible.
+
+find_program(QR_GZIP gzip)
+foreach(pair quietroom-relay:relay quietroom-signal:signal quietroomctl:ctl)
+  string(REPLACE ":" ";" pair "${pair}")
+  list(GET pair 0 page)
+  list(GET pair 1 comp)
+  set(src ${PROJECT_SOURCE_DIR}/docs/man/${page}.8)
+  if(QR_GZIP)
+    set(out ${PROJECT_BINARY_DIR}/man/${page}.8)
+    add_custom_command(OUTPUT ${out}.gz
+      COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/man
+      COMMAND ${CMAKE_COMMAND} -E copy ${src} ${out}
+      COMMAND ${QR_GZIP} -9nf ${out}
+      DEPENDS ${src} VERBATIM)
+    list(APPEND QR_MAN_GZ ${out}.gz)
+    install(FILES ${out}.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man8 COMPONENT ${comp})
+  else()
+    install(FILES ${src} DESTINATION ${CMAKE_INSTALL_MANDIR}/man8 COMPONENT ${comp})
+  endif()
+endforeach()
+if(QR_GZIP)
+  add_custom_target(qr_man_pages ALL DEPENDS ${QR_MAN_GZ})
+endif()
 
 # --- maintainer scripts and conffiles, per package -------------------------
 

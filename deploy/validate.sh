@@ -7,6 +7,8 @@
 #
 #   1. default configs: both daemons start from deploy/etc/ (check-configs.sh)
 #   2. .deb packages: a /usr build, cpack -G DEB, dpkg-deb -I/-c inspected
+#      (each carries its man page); the man pages in docs/man/ linted with
+#      groff -man -ww and man --warnings when those are installed
 #   3. systemd units: sandbox settings present, systemd-analyze verify against
 #      the binaries installed into a staging root
 #   4. with CI=true only: apt-get install the debs, run each binary's
@@ -61,15 +63,19 @@ inspect_debs() {
         case $pkg in
         quietroom-relay)
             want_files=(./usr/sbin/quietroom-relay ./etc/quietroom/relay.conf
-                        ./lib/systemd/system/quietroom-relay.service)
+                        ./lib/systemd/system/quietroom-relay.service
+                        ./usr/share/man/man8/quietroom-relay.8.gz)
             want_deps=(libssl3 libjansson4 libinih1); conf=(/etc/quietroom/relay.conf) ;;
         quietroom-signal)
             want_files=(./usr/sbin/quietroom-signal ./etc/quietroom/signal.ini
-                        ./lib/systemd/system/quietroom-signal.service ./usr/share/quietroom/web/index.html)
+                        ./lib/systemd/system/quietroom-signal.service ./usr/share/quietroom/web/index.html
+                        ./usr/share/quietroom/ops-web/index.html ./usr/share/quietroom/ops-web/dashboard.js
+                        ./usr/share/man/man8/quietroom-signal.8.gz)
             want_deps=(libssl3 libjansson4 libinih1 libwebsockets17); conf=(/etc/quietroom/signal.ini) ;;
         quietroomctl)
             want_files=(./usr/bin/quietroomctl ./lib/systemd/system/quietroom-probe.service
-                        ./lib/systemd/system/quietroom-probe.timer ./etc/default/quietroom-probe)
+                        ./lib/systemd/system/quietroom-probe.timer ./etc/default/quietroom-probe
+                        ./usr/share/man/man8/quietroomctl.8.gz)
             want_deps=(libssl3 libjansson4); conf=(/etc/default/quietroom-probe) ;;
         esac
         for f in "${want_files[@]}"; do
@@ -90,6 +96,25 @@ inspect_debs() {
 }
 run "debs build (cpack -G DEB)" build_debs
 run "debs contents, Depends, conffiles, maintainer scripts" inspect_debs
+
+# Man pages: any warning of groff's (all of them on: -ww) or man's is a failure.
+lint_man() {
+    local ok=0 page out
+    for page in docs/man/*.8; do
+        out=$(groff -man -ww -z "$page" 2>&1) || ok=1
+        [ -z "$out" ] || { echo "$page: $out" >&2; ok=1; }
+        if command -v man >/dev/null; then
+            out=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$page" 2>&1 >/dev/null) || ok=1
+            [ -z "$out" ] || { echo "$page: $out" >&2; ok=1; }
+        fi
+    done
+    return $ok
+}
+if command -v groff >/dev/null; then
+    run "man pages: groff -man -ww, man --warnings" lint_man
+else
+    echo "(man page lint skipped: no groff; apt-get install groff-base)"
+fi
 
 # --- 3. systemd units -----------------------------------------------------
 stage "systemd units"
