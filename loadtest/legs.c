@@ -197,8 +197,9 @@ static int lt__derive(struct lt_thread *t, struct hmac *h)
         if (creds_derive_link(&t->opt->keys, sid, 0, expires, h, &cl) != 0)
             return -1;
         for (int side = 0; side < 2; side++) {
-            snprintf(t->legs[i + side].ufrag, sizeof(t->legs[0].ufrag), "%s", cl.ufrag[side]);
-            snprintf(t->legs[i + side].pwd, sizeof(t->legs[0].pwd), "%s", cl.pwd[side]);
+            /* Same sizes (lt.h): whole NUL-terminated strings. */
+            memcpy(t->legs[i + side].ufrag, cl.ufrag[side], sizeof(t->legs[0].ufrag));
+            memcpy(t->legs[i + side].pwd, cl.pwd[side], sizeof(t->legs[0].pwd));
         }
     }
     return 0;

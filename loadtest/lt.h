@@ -16,6 +16,7 @@
 
 #include "quietroom/base/keyring.h"
 #include "quietroom/base/netaddr.h"
+#include "quietroom/wire/creds.h"
 
 #define LT_THREADS_MAX 16
 #define LT_BATCH 64
@@ -83,7 +84,7 @@ struct lt_leg {
     union netaddr relayed;         /* TURN: this leg's relayed address */
     bool ready;
     /* Setup only. */
-    char ufrag[32], pwd[40];
+    char ufrag[CREDS_UFRAG_LEN + 1], pwd[CREDS_PWD_LEN + 1];
     uint8_t txid[12];
     uint8_t turn_state;
     char nonce[128], realm[128];
