@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "world.h"
 #include "quietroom/base/clock.h"
 
 struct fixture {
@@ -232,17 +233,17 @@ static void test_ctl_mistakes(void **state)
  * holding a different secret is refused by the client. */
 static void test_control_rejects_wrong_secret(void **state)
 {
-    static const char *const listen[] = {"127.0.0.1:0", NULL};
+    struct world_opts o = {.no_signal = true};
     struct fixture *f = *state;
-    struct relay_proc r;
-    char *argv[] = {QR_CTL_BIN, "stats", "--secret-file", f->secret, "--control", r.control, NULL};
+    struct world w;
+    char *argv[] = {QR_CTL_BIN, "stats", "--secret-file", f->secret, "--control", NULL, NULL};
 
-    assert_int_equal(relay_start(&r, listen, NULL), 0);
-    argv[5] = r.control;
+    assert_int_equal(world_start(&w, &o), 0);
+    argv[5] = w.relay.control;
     expect(argv, 1, "relay authentication failed (auth_failed)");
-    argv[3] = r.secret;
+    argv[3] = w.relay.secret;
     expect(argv, 0, "\"packets\"");
-    assert_int_equal(relay_cleanup(&r), 0);
+    assert_int_equal(world_stop(&w), 0);
 }
 
 int main(void)

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "world.h"
 
 #define TURN_BIN "/usr/bin/turnserver"
 
@@ -84,18 +85,19 @@ static void expect_clean(json_t *doc, long long min_sent)
 
 static void test_through_the_relay(void **state)
 {
-    static const char *const listen[] = {"127.0.0.1:0", NULL};
-    struct relay_proc r;
+    struct world_opts o = {.no_signal = true};
+    struct world w;
+    struct relay_proc *r = &w.relay;
     char server[NETADDR_STRLEN], pid[16], json[HARNESS_PATH + 16];
     json_t *doc;
 
     (void)state;
-    assert_int_equal(relay_start(&r, listen, NULL), 0);
-    netaddr_format(&r.listen[0], server, sizeof(server));
-    snprintf(pid, sizeof(pid), "%d", (int)r.pid);
-    snprintf(json, sizeof(json), "%s/lt.json", r.dir);
+    assert_int_equal(world_start(&w, &o), 0);
+    netaddr_format(&r->listen[0], server, sizeof(server));
+    snprintf(pid, sizeof(pid), "%d", (int)r->pid);
+    snprintf(json, sizeof(json), "%s/lt.json", r->dir);
     {
-        const char *args[] = {"--mode", "relay", "--server", server, "--secret-file", r.secret,
+        const char *args[] = {"--mode", "relay", "--server", server, "--secret-file", r->secret,
                               "--links", "20", "--seconds", "3", "--profile", "av",
                               "--server-pid", pid, NULL};
 
@@ -106,11 +108,11 @@ static void test_through_the_relay(void **state)
     assert_true(real(doc, "server_cpu_s") > 0.0);
     json_decref(doc);
     {
-        long long fwd = relay_stat(&r, "packets", "forwarded");
+        long long fwd = relay_stat(r, "packets", "forwarded");
 
         assert_true(fwd >= 20 * 2 * 3 * 200 * 9 / 10);
     }
-    assert_int_equal(relay_cleanup(&r), 0);
+    assert_int_equal(world_stop(&w), 0);
 }
 
 static void test_turn_client_against_coturn(void **state)

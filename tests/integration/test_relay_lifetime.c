@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "world.h"
 #include "quietroom/base/clock.h"
 
 #define CONSENT_S "2"
@@ -39,9 +40,10 @@ static bool forwarded(struct udp_peer *from, struct udp_peer *to, const union ne
 
 static void test_consent_and_expiry(void **state)
 {
-    static const char *const listen[] = {"127.0.0.1:0", NULL};
     static const char *const extra[] = {"--consent-timeout", CONSENT_S, NULL};
-    struct relay_proc r;
+    struct world_opts o = {.no_signal = true, .relay_extra = extra};
+    struct world w;
+    struct relay_proc *r = &w.relay;
     struct udp_peer a, b, c, d;
     struct creds_link quiet, short_lived;
     struct hmac *h = hmac_new(HMAC_SHA256);
@@ -49,11 +51,11 @@ static void test_consent_and_expiry(void **state)
     char *audit;
 
     (void)state;
-    assert_int_equal(relay_start(&r, listen, extra), 0);
-    rl = &r.listen[0];
-    assert_int_equal(creds_derive_link(&r.keys, "l-consent", 0, clock_wall_s() + 600, h, &quiet),
+    assert_int_equal(world_start(&w, &o), 0);
+    rl = &r->listen[0];
+    assert_int_equal(creds_derive_link(&r->keys, "l-consent", 0, clock_wall_s() + 600, h, &quiet),
                      0);
-    assert_int_equal(creds_derive_link(&r.keys, "l-expiry", 0, clock_wall_s() + 2, h,
+    assert_int_equal(creds_derive_link(&r->keys, "l-expiry", 0, clock_wall_s() + 2, h,
                                        &short_lived),
                      0);
     assert_int_equal(peer_open(&a, "127.0.0.1:0"), 0);
@@ -76,8 +78,8 @@ static void test_consent_and_expiry(void **state)
     assert_false(forwarded(&b, &a, rl));
     assert_false(forwarded(&c, &d, rl));
 
-    assert_int_equal(relay_stop(&r), 0);
-    audit = read_text(r.audit);
+    assert_int_equal(relay_stop(r), 0);
+    audit = read_text(r->audit);
     assert_non_null(audit);
     assert_non_null(strstr(audit, "\"role\":\"leg-a\",\"requestor\":true,\"address\""));
     assert_non_null(strstr(audit, "\"reason\":\"consent\""));
@@ -88,7 +90,7 @@ static void test_consent_and_expiry(void **state)
     peer_close(&c);
     peer_close(&d);
     hmac_free(h);
-    assert_int_equal(relay_cleanup(&r), 0);
+    assert_int_equal(world_stop(&w), 0);
 }
 
 int main(void)

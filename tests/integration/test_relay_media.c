@@ -27,22 +27,7 @@ static int setup(void **state)
 {
     static const char *const listen[] = {"127.0.0.1:0", "[::1]:0", NULL};
     struct world_opts o = {.no_signal = true, .listen = listen};
-    struct world *w = calloc(1, sizeof(*w));
-
-    *state = w;
-    return w != NULL ? world_start(w, &o) : -1;
-}
-
-static int teardown(void **state)
-{
-    struct world *w = *state;
-    int rc;
-
-    if (w == NULL)
-        return 0;
-    rc = world_stop(w);
-    free(w);
-    return rc;
+    return world_setup(state, &o);
 }
 
 static struct relay_proc *relay_of(void **state)
@@ -210,7 +195,7 @@ static void test_late_peer_does_not_wait_for_retransmission(void **state)
     call_free(&c);
 }
 
-#define MEDIA(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define MEDIA(name) cmocka_unit_test_setup_teardown(name, setup, world_teardown)
 
 int main(void)
 {

@@ -35,24 +35,9 @@ static int setup(void **state)
 {
     static const char *const extra[] = {"--workers", "2", NULL};
     struct world_opts o = {.no_signal = true, .ops_token = OPS_TOKEN, .relay_extra = extra};
-    struct world *w = calloc(1, sizeof(*w));
-
-    *state = w;
-    if (w == NULL || world_start(w, &o) != 0)
+    if (world_setup(state, &o) != 0)
         return -1;
-    return w->relay.ops_port > 0 ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    struct world *w = *state;
-    int rc;
-
-    if (w == NULL)
-        return 0;
-    rc = world_stop(w);
-    free(w);
-    return rc;
+    return ((struct world *)*state)->relay.ops_port > 0 ? 0 : -1;
 }
 
 static struct relay_proc *relay_of(void **state)
@@ -435,7 +420,7 @@ static void test_reload_rotates_secrets(void **state)
     assert_int_equal(relay_cleanup(r), 0);
 }
 
-#define OPS(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define OPS(name) cmocka_unit_test_setup_teardown(name, setup, world_teardown)
 
 int main(void)
 {

@@ -28,10 +28,7 @@
 static int start(void **state, bool tls, const char *const *extra)
 {
     struct world_opts o = {.tls = tls, .signal_extra = extra, .wait_ms = WAIT_MS};
-    struct world *w = calloc(1, sizeof(*w));
-
-    *state = w;
-    return w != NULL ? world_start(w, &o) : -1;
+    return world_setup(state, &o);
 }
 
 static int setup_timers(void **state)
@@ -45,18 +42,6 @@ static int setup_timers(void **state)
 static int setup_tls(void **state)
 {
     return start(state, true, NULL);
-}
-
-static int teardown(void **state)
-{
-    struct world *w = *state;
-    int rc;
-
-    if (w == NULL)
-        return 0;
-    rc = world_stop(w);
-    free(w);
-    return rc;
 }
 
 static struct wsconn *join_with(struct world *w, const char *token, json_t **welcome)
@@ -197,8 +182,8 @@ static void test_plain_http_only_on_loopback(void **state)
     free(out);
 }
 
-#define TIMERS(name) cmocka_unit_test_setup_teardown(name, setup_timers, teardown)
-#define TLS(name) cmocka_unit_test_setup_teardown(name, setup_tls, teardown)
+#define TIMERS(name) cmocka_unit_test_setup_teardown(name, setup_timers, world_teardown)
+#define TLS(name) cmocka_unit_test_setup_teardown(name, setup_tls, world_teardown)
 
 int main(void)
 {

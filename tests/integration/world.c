@@ -112,6 +112,27 @@ int world_stop(struct world *w)
     return rc;
 }
 
+int world_setup(void **state, const struct world_opts *o)
+{
+    struct world *w = calloc(1, sizeof(*w));
+
+    *state = w;
+    return w != NULL ? world_start(w, o) : -1;
+}
+
+int world_teardown(void **state)
+{
+    struct world *w = *state;
+    int rc;
+
+    if (w == NULL)
+        return 0;
+    rc = world_stop(w);
+    free(w);
+    *state = NULL;
+    return rc;
+}
+
 struct wsconn *world_open(const struct world *w, const char *origin, const char *protocol,
                           const char *path, char *err, size_t errlen)
 {

@@ -51,6 +51,11 @@ int world_start(struct world *w, const struct world_opts *o);
  * itself counts with the status it exited with. */
 int world_stop(struct world *w);
 
+/* cmocka setup and teardown for a test that owns a world in *state:
+ * allocates and starts one with o; stops and frees it. */
+int world_setup(void **state, const struct world_opts *o);
+int world_teardown(void **state);
+
 /* Opens a WebSocket to the world's signaling; NULL with a reason in err. */
 struct wsconn *world_open(const struct world *w, const char *origin, const char *protocol,
                           const char *path, char *err, size_t errlen);

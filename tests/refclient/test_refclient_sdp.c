@@ -134,8 +134,11 @@ static void check_side(struct refclient *rc, const char *who)
     assert_int_equal(st.srtp_unprotect_failures, 0);
     assert_true(st.rtcp_sent >= 2 && st.rtcp_received >= 2);
     assert_true(st.rtt_samples >= 2);
-    /* loopback, both ends in this process: well under 50 ms */
-    assert_true(st.rtt_avg_s >= 0.0 && st.rtt_avg_s < 0.05);
+    /* Both ends in this process on loopback: the RTT is sane, not fast.
+     * Under ASan on a busy 2-core machine it reaches 50-70 ms (the GLib
+     * loop's latency, measured), while a unit or field mix-up in the LSR/DLSR
+     * arithmetic gives seconds or more; speed belongs to loadtest/. */
+    assert_true(st.rtt_avg_s >= 0.0 && st.rtt_avg_s < 1.0);
     assert_true(st.rtt_min_s <= st.rtt_avg_s && st.rtt_avg_s <= st.rtt_max_s);
 }
 
