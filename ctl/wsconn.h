@@ -55,11 +55,15 @@ void wsconn_free(struct wsconn *c);
  * and waits up to a moment for it to be gone; c stays to be freed. */
 void wsconn_drop(struct wsconn *c);
 
-/* Queues one JSON message (consumed). Its text is wiped once written: the
- * first message carries a token. Returns 0, or -1 if closed or full. */
+/* Queues one JSON message (consumed). Our copies of its text (the dumped
+ * string and the queued frame) are wiped once written, as the first message
+ * carries a token; what jansson and libwebsockets copy internally (realloc
+ * while dumping, a partial write's remainder) is not ours to wipe. Returns
+ * 0, or -1 if closed or full. */
 int wsconn_send_json(struct wsconn *c, json_t *msg);
 /* Queues len bytes of text as one message, as they are (malformed input
- * for tests); wiped once written. Returns 0, or -1 if closed or full. */
+ * for tests); our copy is wiped once written. Returns 0, or -1 if closed or
+ * full. */
 int wsconn_send_text(struct wsconn *c, const char *text, size_t len);
 /* The next message (a JSON object), waiting up to timeout_ms; NULL on
  * timeout or once the connection is closed and drained. */

@@ -132,7 +132,8 @@ static void lifecycle__changed_u32(json_t *changed, const char *name, _Atomic ui
 static void lifecycle__restart_needed(const struct relay_config *old, const struct relay_config *cfg)
 {
     static const char *const names[] = {"listen", "control", "workers", "max-links", "node-id",
-                                        "ops-listen", "ops-token-file", "audit settings"};
+                                        "ops-listen", "ops-token-file", "audit settings",
+                                        "runtime-dir"};
     const struct daemon_settings *od = &old->daemon, *nd = &cfg->daemon;
     bool differs[] = {
         old->n_listen != cfg->n_listen ||
@@ -145,6 +146,7 @@ static void lifecycle__restart_needed(const struct relay_config *old, const stru
             (nd->has_ops && !netaddr_equal(&od->ops_listen, &nd->ops_listen)),
         strcmp(od->ops_token_file, nd->ops_token_file) != 0,
         memcmp(&old->audit, &cfg->audit, sizeof(old->audit)) != 0,
+        strcmp(od->instance.runtime_dir, nd->instance.runtime_dir) != 0,
     };
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {

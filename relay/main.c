@@ -70,12 +70,13 @@ static int relay__start_workers(struct relay *r)
     if (relay__sockets(r, fds) != 0)
         goto fail;
     for (unsigned w = 0; w < r->n_workers; w++) {
-        if ((r->workers[w] = worker_new(r, w, fds[w], r->cfg.n_listen)) == NULL) {
-            log_error("cannot create worker %u (out of memory?)", w);
+        r->workers[w] = worker_new(r, w, fds[w], r->cfg.n_listen);
+        for (unsigned l = 0; l < r->cfg.n_listen; l++)
+            fds[w][l] = -1; /* the worker's now, even if it failed */
+        if (r->workers[w] == NULL) {
+            log_error("cannot create worker %u (out of memory or file descriptors?)", w);
             goto fail;
         }
-        for (unsigned l = 0; l < r->cfg.n_listen; l++)
-            fds[w][l] = -1; /* owned by the worker now */
     }
     for (unsigned w = 0; w < r->n_workers; w++) {
         if (worker_start(r->workers[w]) != 0) {
@@ -297,7 +298,7 @@ int main(int argc, char **argv)
     struct relay *r = &relay;
     struct control *ctl = NULL;
     int epfd = -1, tfd = -1, sfd = -1, code = 1;
-    bool workers_running = false;
+    bool workers_running = false, started = false;
     char err[256];
     sigset_t set;
 
@@ -329,6 +330,7 @@ int main(int argc, char **argv)
     if (r->cfg.ready_file[0] != '\0' && relay__ready_file(r, ctl) != 0)
         goto out;
     events_relay(r, "relay.start");
+    started = true;
     relay__run(r, epfd, tfd, sfd, ctl);
     code = 0;
 out:
@@ -338,7 +340,8 @@ out:
         for (unsigned w = 0; w < r->n_workers; w++)
             worker_join(r->workers[w]);
         table_close_all(r->table);
-        events_relay(r, "relay.stop");
+        if (started)
+            events_relay(r, "relay.stop");
     }
     for (unsigned w = 0; w < r->n_workers; w++)
         worker_free(r->workers[w]);

@@ -255,14 +255,17 @@ static int worker__blocking(int fd)
 }
 
 /* What every worker has: receive vectors, hash contexts, the address map.
- * Takes fds (n_fd times -1 when fds is NULL) unless it returns NULL before
- * allocating. */
+ * Takes fds (n_fd times -1 when fds is NULL) in every case: on failure they
+ * are closed. */
 static struct worker *worker__alloc(struct relay *r, unsigned id, const int *fds, unsigned n_fd)
 {
     struct worker *w = calloc(1, sizeof(*w));
 
-    if (w == NULL)
+    if (w == NULL) {
+        for (unsigned i = 0; fds != NULL && i < n_fd; i++)
+            close(fds[i]); /* ours whatever happens: the caller forgets them */
         return NULL;
+    }
     w->relay = r;
     w->id = id;
     w->epfd = -1;

@@ -66,8 +66,9 @@ struct worker {
     size_t early_len[QR_EARLY_PER_LINK];
 };
 
-/* Creates worker id with already bound sockets fds (one per listen address,
- * ownership passes to the worker). Returns NULL on failure; worker_free. */
+/* Creates worker id with already bound sockets fds (one per listen address).
+ * Ownership passes to it even on failure (they are closed then). Returns
+ * NULL on failure; worker_free. */
 struct worker *worker_new(struct relay *r, unsigned id, const int *fds, unsigned n_fd);
 /* A worker without sockets or thread, for driving worker_handle in one
  * process: what it sends goes to send(ctx, ...). Never worker_start it. */

@@ -170,7 +170,9 @@ static void signal__shutdown(struct signal_server *srv, bool started)
 {
     int pending;
 
-    if (srv->sessions != NULL && srv->lws != NULL) {
+    /* Serving is for a server that started: one that failed half way has
+     * no relays, and a request answered now would find them missing. */
+    if (started && srv->sessions != NULL && srv->lws != NULL) {
         sessions_end_all(srv, "server_shutdown");
         web_flush(srv, 300);
     }

@@ -38,6 +38,8 @@ static void reload__restart_only(const struct signal_config *old, const struct s
         reload__needs_restart("ops-listen");
     if (memcmp(&old->audit, &nw->audit, sizeof(old->audit)) != 0)
         reload__needs_restart("audit settings");
+    if (strcmp(old->daemon.instance.runtime_dir, nw->daemon.instance.runtime_dir) != 0)
+        reload__needs_restart("runtime-dir");
     if (old->max_sessions != nw->max_sessions)
         reload__needs_restart("max-sessions");
     if (strcmp(old->issuer, nw->issuer) != 0 || strcmp(old->audience, nw->audience) != 0)

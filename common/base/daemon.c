@@ -100,10 +100,15 @@ int daemon_claim(struct lockfile_set *locks, const char *runtime_dir,
                  const struct daemon_address *addrs, unsigned n)
 {
     char err[PATH_MAX + 128];
+    bool fixed = false;
     int rc;
 
     lockfile_set_init(locks);
-    rc = lockfile_dir(runtime_dir, err, sizeof(err));
+    for (unsigned i = 0; i < n; i++)
+        fixed = fixed || netaddr_port(addrs[i].addr) != 0;
+    /* Ports 0 are unique by construction: nothing to lock, no directory
+     * needed (a test, or a user without /run). */
+    rc = fixed ? lockfile_dir(runtime_dir, err, sizeof(err)) : 0;
     for (unsigned i = 0; rc == 0 && i < n; i++)
         rc = lockfile_address(locks, runtime_dir, addrs[i].proto, addrs[i].addr, err,
                               sizeof(err));

@@ -19,23 +19,26 @@
 
 /* One line of /proc/locks: "1: FLOCK  ADVISORY  WRITE 1234 fd:00:5678 0 EOF".
  * Waiters ("1: -> FLOCK ...") hold nothing and are skipped. Returns the
- * holder's pid if the line is a lock on (dev, ino), else 0. */
+ * holder's pid if the line is a lock on (dev, ino) (0 when the holder is
+ * in a PID namespace we cannot see), else -1. */
 static long lockfile__line_pid(char *line, const struct stat *st)
 {
     char *tok[6], *save = NULL;
     unsigned maj, min;
     unsigned long ino;
+    long pid;
     int n = 0;
 
     for (char *t = strtok_r(line, " \t\n", &save); t != NULL && n < 6;
          t = strtok_r(NULL, " \t\n", &save))
         tok[n++] = t;
     if (n < 6 || strcmp(tok[1], "->") == 0)
-        return 0;
+        return -1;
     if (sscanf(tok[5], "%x:%x:%lu", &maj, &min, &ino) != 3 || maj != major(st->st_dev) ||
         min != minor(st->st_dev) || ino != (unsigned long)st->st_ino)
-        return 0;
-    return strtol(tok[4], NULL, 10);
+        return -1;
+    pid = strtol(tok[4], NULL, 10);
+    return pid > 0 ? pid : 0;
 }
 
 /* The holder's program name from its argv[0] (comm is cut at 15 bytes:
@@ -79,18 +82,23 @@ void lockfile_holder(int fd, char *out, size_t len)
 {
     char line[LOCKFILE_LINE], prog[64];
     struct stat st;
-    long pid = 0;
+    long pid = -1;
     FILE *f;
 
     snprintf(out, len, "another process");
     if (fstat(fd, &st) != 0)
         return;
     if ((f = fopen("/proc/locks", "re")) != NULL) {
-        while (pid <= 0 && fgets(line, sizeof(line), f) != NULL)
+        while (pid < 0 && fgets(line, sizeof(line), f) != NULL)
             pid = lockfile__line_pid(line, &st);
         fclose(f);
     }
-    if (pid <= 0)
+    if (pid == 0) {
+        /* The pid stamped in the file would be another namespace's. */
+        snprintf(out, len, "a process in another PID namespace");
+        return;
+    }
+    if (pid < 0)
         pid = lockfile__stamped(fd);
     if (pid <= 0)
         return;
@@ -134,7 +142,7 @@ int lockfile_dir(const char *dir, char *err, size_t errlen)
         snprintf(err, errlen, "runtime-dir %s: %s", dir, strerror(errno));
         return -1;
     }
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
         snprintf(err, errlen, "runtime-dir %s: not a directory", dir);
         return -1;
     }
@@ -191,6 +199,21 @@ out:
     return rc;
 }
 
+/* A lock file we may trust and write: a plain file of ours with one name.
+ * Anything else (a FIFO, a device, a hard link to some other file, a file
+ * another user put in a shared directory) is refused, not written. */
+static int lockfile__ours(int fd, const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+        st.st_nlink != 1) {
+        snprintf(err, errlen, "%s: not a plain file of this user with one name; remove it", path);
+        return -1;
+    }
+    return 0;
+}
+
 int lockfile_address(struct lockfile_set *set, const char *dir, const char *proto,
                      const union netaddr *a, char *err, size_t errlen)
 {
@@ -206,11 +229,11 @@ int lockfile_address(struct lockfile_set *set, const char *dir, const char *prot
     netaddr_format_host(a, host, sizeof(host));
     snprintf(path, sizeof(path), "%s/%s-%s-%u.lock", dir, proto, host, netaddr_port(a));
     snprintf(what, sizeof(what), "%s %s", proto, netaddr_format(a, host, sizeof(host)));
-    if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0) {
+    if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644)) < 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
-    if (lockfile_try(fd, what, err, errlen) != 0) {
+    if (lockfile__ours(fd, path, err, errlen) != 0 || lockfile_try(fd, what, err, errlen) != 0) {
         size_t used = strlen(err);
 
         snprintf(err + used, errlen - used, " (lock %s)", path);

@@ -169,8 +169,11 @@ http_code() {
 
 no_wildcards() { # PHASE PORTS...: ss shows each port on a specific address
     local phase=$1; shift
+    # Through a file: with pipefail, grep -q leaving early could make ss or
+    # awk die of SIGPIPE and hide a match.
+    ss -Hltnu | awk '{print $5}' > "$work/ss.txt"
     for p in "$@"; do
-        if ss -Hltnu | awk '{print $5}' | grep -Eq "^(\*|0\.0\.0\.0|\[::\]):$p\$"; then
+        if grep -Eq "^(\*|0\.0\.0\.0|\[::\]):$p\$" "$work/ss.txt"; then
             fail "$phase: port $p is bound to a wildcard address"; ss -Hltnu | grep ":$p\b"
         fi
     done

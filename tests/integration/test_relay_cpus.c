@@ -37,7 +37,7 @@
  * so that relay_cleanup can stop it and check its exit. */
 static void start_default(struct relay_proc *r, int cpu, const char *const *extra)
 {
-    char ready[HARNESS_PATH], cpu_text[16];
+    char ready[HARNESS_PATH], runtime[HARNESS_PATH], cpu_text[16];
     char *secret_argv[] = {QR_CTL_BIN, "secret", "--out", r->secret, NULL};
     char *audit_argv[] = {QR_CTL_BIN, "secret", "--out", r->audit_key, NULL};
     const char *argv[40];
@@ -53,6 +53,7 @@ static void start_default(struct relay_proc *r, int cpu, const char *const *extr
     snprintf(r->audit_key, sizeof(r->audit_key), "%s/audit.key", r->dir);
     snprintf(r->log, sizeof(r->log), "%s/relay.log", r->dir);
     snprintf(ready, sizeof(ready), "%s/ready.json", r->dir);
+    snprintf(runtime, sizeof(runtime), "%s/run", r->dir);
     free(run_command(secret_argv, &code));
     assert_int_equal(code, 0);
     free(run_command(audit_argv, &code));
@@ -79,6 +80,8 @@ static void start_default(struct relay_proc *r, int cpu, const char *const *extr
     argv[n++] = ready;
     argv[n++] = "--ops-listen";
     argv[n++] = "127.0.0.1:0";
+    argv[n++] = "--runtime-dir";
+    argv[n++] = runtime;
     for (int i = 0; extra != NULL && extra[i] != NULL && n < 39; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;

@@ -219,6 +219,26 @@ static uint16_t free_port(void)
     return port;
 }
 
+/* daemon_claim expected to fail; returns what it logged (stderr). */
+static char *stderr_of_claim(struct lockfile_set *set, const char *dir,
+                             const struct daemon_address *addrs, unsigned n)
+{
+    char path[] = "/tmp/qr-daemon-err-XXXXXX", *text = calloc(1, 1024);
+    int fd = mkstemp(path), saved = dup(STDERR_FILENO);
+
+    assert_true(fd >= 0 && saved >= 0 && text != NULL);
+    fflush(stderr);
+    dup2(fd, STDERR_FILENO);
+    assert_int_equal(daemon_claim(set, dir, addrs, n), -1);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    assert_true(pread(fd, text, 1023, 0) > 0);
+    close(fd);
+    unlink(path);
+    return text;
+}
+
 static void test_claim_twice(void **state)
 {
     char dir[] = "/tmp/qr-daemon-claim-XXXXXX", rundir[64], text[32];
@@ -234,12 +254,21 @@ static void test_claim_twice(void **state)
     {
         struct daemon_address addrs[] = {{"tcp", &tcp}, {"udp", &zero}};
 
+        char *said, want[96];
+
         assert_int_equal(daemon_claim(&first, rundir, addrs, 2), 0);
         assert_int_equal(first.n, 1); /* port 0 is not claimed */
-        assert_int_equal(daemon_claim(&second, rundir, addrs, 2), -1);
+        said = stderr_of_claim(&second, rundir, addrs, 2);
+        /* Refused by the lock, naming the holder: this very process. */
+        snprintf(want, sizeof(want), "tcp %s is held by pid %ld (", text, (long)getpid());
+        assert_non_null(strstr(said, want));
+        free(said);
+        lockfile_set_release(&second);
+        lockfile_set_release(&first);
+        /* Released, the address can be claimed again (the file stays). */
+        assert_int_equal(daemon_claim(&first, rundir, addrs, 2), 0);
+        lockfile_set_release(&first);
     }
-    lockfile_set_release(&second);
-    lockfile_set_release(&first);
     {
         char lock[128];
 
