@@ -1,5 +1,8 @@
 # Audit log verification and FHIR export. Included from tests/unit/CMakeLists.txt.
-qr_test(test_audit_verify test_audit_verify.c LIBS qr_audit_tools LABELS unit)
+qr_test(test_audit_verify test_audit_verify.c audit_verify_fixtures.c LIBS qr_audit_tools
+        LABELS unit)
+qr_test(test_audit_verify_files test_audit_verify_files.c audit_verify_fixtures.c
+        LIBS qr_audit_tools LABELS unit)
 qr_test(test_audit_fhir test_audit_fhir.c LIBS qr_audit_tools LABELS unit)
 
 # The export as an EHR would receive it: quietroomctl exports a log the test
