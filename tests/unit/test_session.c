@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "visit.h"
+#include "visit_codec.h"
 
 #define T0_MS 5000000u                         /* monotonic start */
 #define WALL0_MS 1800000000000u                /* Unix ms at T0 */
@@ -824,6 +825,106 @@ static void test_token_expired(void **state)
     assert_string_equal(find(&w->o, VISIT_ENDED, NULL)->reason, "empty");
 }
 
+/* --- the stored record ----------------------------------------------------------------- */
+
+/* A visit written and read back behaves as the original: the resume
+ * secret still works, timers count from the same times. */
+static void test_codec_round_trip(void **state)
+{
+    struct world *w = *state;
+    struct visit *back = calloc(1, sizeof(*back));
+    char secret[64];
+    uint8_t hash[32];
+    json_t *rec, *again;
+    char *text;
+
+    admitted_pair(w);
+    assert_string_equal(join_as(w, "obs", "observer"), "p3");
+    resume_secret(&w->o, "p3", "welcome", secret, sizeof(secret));
+    visit_out_reset(&w->o);
+    visit_disconnected(w->v, &w->env, "p3", &w->o);
+    w->v->pairs[0].have_creds = true;
+    visit_offer_forwarded(&w->v->pairs[0], "p1");
+    rec = visit_encode(w->v);
+    assert_non_null(rec);
+    text = json_dumps(rec, JSON_COMPACT);
+    assert_null(strstr(text, secret));
+    assert_int_equal(visit_decode(rec, back), 0);
+    assert_string_equal(back->sid, "appt-1");
+    assert_int_equal(back->n_people, 3);
+    assert_int_equal(back->n_pairs, 1);
+    assert_int_equal(back->admitted_ms, w->v->admitted_ms);
+    assert_false(back->people[2].connected);
+    assert_int_equal(back->people[2].gone_ms, w->v->people[2].gone_ms);
+    assert_string_equal(back->pairs[0].relay_sid, "00112233aabbccdd-1");
+    /* The outstanding offer is forgotten with its credentials. */
+    assert_false(back->pairs[0].have_creds);
+    assert_string_equal(back->pairs[0].offerer, "");
+    visit_resume_hash(secret, hash);
+    assert_non_null(visit_by_resume(back, hash));
+    /* Encoding the decoded visit gives the same record. */
+    again = visit_encode(back);
+    assert_true(json_equal(rec, again));
+    json_decref(again);
+    json_decref(rec);
+    free(text);
+    free(back);
+}
+
+static void test_codec_refuses(void **state)
+{
+    static const char *const bad[] = {
+        "[]",
+        "{\"version\":2}",
+        "{\"version\":1,\"sid\":\"a\"}",
+    };
+    struct world *w = *state;
+    struct visit *back = calloc(1, sizeof(*back));
+    char longsid[JWT_CLAIM_MAX + 8];
+    json_t *rec, *p;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *j = json_loads(bad[i], 0, NULL);
+
+        assert_int_equal(visit_decode(j, back), -1);
+        json_decref(j);
+    }
+    admitted_pair(w);
+    /* Each change below spoils one field of a good record. */
+    memset(longsid, 'x', sizeof(longsid) - 1);
+    longsid[sizeof(longsid) - 1] = '\0';
+    rec = visit_encode(w->v);
+    json_object_set_new(rec, "sid", json_string(longsid));
+    assert_int_equal(visit_decode(rec, back), -1);
+    json_decref(rec);
+    rec = visit_encode(w->v);
+    p = json_array_get(json_object_get(rec, "people"), 1);
+    json_object_set_new(p, "role", json_string("surgeon"));
+    assert_int_equal(visit_decode(rec, back), -1);
+    json_decref(rec);
+    rec = visit_encode(w->v);
+    p = json_array_get(json_object_get(rec, "people"), 1);
+    json_object_set_new(p, "resume_hash", json_string("zz"));
+    assert_int_equal(visit_decode(rec, back), -1);
+    json_decref(rec);
+    rec = visit_encode(w->v);
+    p = json_array_get(json_object_get(rec, "people"), 1);
+    json_object_set_new(p, "id", json_string("p1"));
+    assert_int_equal(visit_decode(rec, back), -1);
+    json_decref(rec);
+    rec = visit_encode(w->v);
+    p = json_array_get(json_object_get(rec, "pairs"), 0);
+    json_object_set_new(p, "b", json_string("p9"));
+    assert_int_equal(visit_decode(rec, back), -1);
+    json_decref(rec);
+    rec = visit_encode(w->v);
+    json_object_set_new(rec, "admitted_ms", json_integer(-1));
+    assert_int_equal(visit_decode(rec, back), -1);
+    assert_int_equal(back->n_people, 0);
+    json_decref(rec);
+    free(back);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -854,6 +955,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_max_length, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_grace_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_expired, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_codec_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_codec_refuses, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
