@@ -12,7 +12,7 @@
 
 struct lws;
 struct signal_server;
-struct participant;
+struct session;
 struct conn_out;
 
 /* WebSocket close codes (4000-4999 are the application's). */
@@ -30,7 +30,8 @@ enum conn_close_code {
 struct conn {
     struct lws *wsi;
     struct signal_server *srv;
-    struct participant *p;          /* NULL until authenticated or resumed */
+    struct session *s;              /* NULL until authenticated or resumed */
+    char pid[8];                    /* then: which participant of s (a visit id) */
     char addr[64];                  /* peer address, for the audit log */
     uint64_t opened_ms;
     char *rx;                       /* message being assembled */

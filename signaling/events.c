@@ -4,7 +4,6 @@
 
 #include <string.h>
 
-#include "quietroom/base/clock.h"
 #include "server.h"
 
 static void events__emit(struct signal_server *srv, json_t *ev)
@@ -14,25 +13,6 @@ static void events__emit(struct signal_server *srv, json_t *ev)
         return;
     }
     audit_emit(srv->audit, ev);
-}
-
-static json_t *events__person(const char *type, enum audit_outcome outcome,
-                              const struct participant *p)
-{
-    json_t *ev = audit_event(type, 'E', outcome);
-
-    audit_event_agent(ev, p->sub, role_name(p->role), true, p->addr);
-    audit_event_session(ev, p->s->sid, p->s->part2);
-    audit_event_detail(ev, "participant", json_string(p->id));
-    return ev;
-}
-
-void events_auth_ok(struct signal_server *srv, const struct participant *p, const char *method)
-{
-    json_t *ev = events__person("auth.success", AUDIT_SUCCESS, p);
-
-    audit_event_detail(ev, "method", json_string(method));
-    events__emit(srv, ev);
 }
 
 void events_auth_failed(struct signal_server *srv, const char *addr, const char *reason,
@@ -49,31 +29,36 @@ void events_auth_failed(struct signal_server *srv, const char *addr, const char 
     events__emit(srv, ev);
 }
 
-void events_participant(struct signal_server *srv, const struct participant *p, const char *what,
-                        const char *reason, const struct participant *by)
+/* A record the visit core asked for: about a participant (auth.success,
+ * participant.*) or about the whole visit (session.ended). */
+void events_visit(struct signal_server *srv, const struct visit *v, const struct visit_action *a)
 {
-    bool failed = strcmp(what, "participant.timeout") == 0;
-    json_t *ev = events__person(what, failed ? AUDIT_MINOR_FAILURE : AUDIT_SUCCESS, p);
+    const char *reason = a->reason[0] != '\0' ? a->reason : NULL;
+    bool failed = strcmp(a->event, "participant.timeout") == 0;
+    json_t *ev = audit_event(a->event, 'E', failed ? AUDIT_MINOR_FAILURE : AUDIT_SUCCESS);
 
-    audit_event_reason(ev, reason);
-    if (by != NULL)
-        audit_event_by(ev, by->sub, role_name(by->role));
-    events__emit(srv, ev);
-}
+    if (a->has_person) {
+        const struct visit_person *p = &a->person;
 
-void events_session_ended(struct signal_server *srv, const struct session *s, const char *reason,
-                          const struct participant *by)
-{
-    json_t *ev = audit_event("session.ended", 'E', AUDIT_SUCCESS);
-
-    audit_event_reason(ev, reason);
-    if (by != NULL) {
-        audit_event_agent(ev, by->sub, role_name(by->role), true, by->addr);
-        audit_event_by(ev, by->sub, role_name(by->role));
+        audit_event_agent(ev, p->sub, role_name(p->role), true, p->addr);
+        audit_event_session(ev, v->sid, v->part2);
+        audit_event_detail(ev, "participant", json_string(p->id));
+        if (a->method != NULL)
+            audit_event_detail(ev, "method", json_string(a->method));
+        else
+            audit_event_reason(ev, reason);
+        if (a->has_by)
+            audit_event_by(ev, a->by_sub, role_name(a->by_role));
+    } else {
+        audit_event_reason(ev, reason);
+        if (a->has_by) {
+            audit_event_agent(ev, a->by_sub, role_name(a->by_role), true, a->by_addr);
+            audit_event_by(ev, a->by_sub, role_name(a->by_role));
+        }
+        audit_event_session(ev, v->sid, v->part2);
+        audit_event_period(ev, a->start_wall_ms, a->end_wall_ms);
+        audit_event_detail(ev, "participants", json_integer((json_int_t)a->n_people));
     }
-    audit_event_session(ev, s->sid, s->part2);
-    audit_event_period(ev, s->created_wall_ms, clock_wall_ms());
-    audit_event_detail(ev, "participants", json_integer((json_int_t)s->n_people));
     events__emit(srv, ev);
 }
 

@@ -6,22 +6,18 @@
 #include <stdint.h>
 
 #include "quietroom/auth/jwt.h"
-#include "session.h"
+#include "visit.h"
 
 struct signal_server;
 
-/* A token or resume secret was accepted. */
-void events_auth_ok(struct signal_server *srv, const struct participant *p, const char *method);
 /* Refused; claims is non-NULL when the signature was good (so sub/role/sid
  * can be named), reason is the wire error code. */
 void events_auth_failed(struct signal_server *srv, const char *addr, const char *reason,
                         const struct jwt_claims *claims);
-/* participant.waiting, .admitted, .declined, .removed, .resumed, .left,
- * .disconnected, .timeout; by is the clinician who acted, or NULL. */
-void events_participant(struct signal_server *srv, const struct participant *p, const char *what,
-                        const char *reason, const struct participant *by);
-void events_session_ended(struct signal_server *srv, const struct session *s, const char *reason,
-                          const struct participant *by);
+/* An audit action of the visit core (VISIT_AUDIT): auth.success,
+ * participant.waiting, .admitted, .declined, .removed, .resumed, .left,
+ * .disconnected, .timeout, session.ended. */
+void events_visit(struct signal_server *srv, const struct visit *v, const struct visit_action *a);
 void events_simple(struct signal_server *srv, const char *type);
 /* signal.drain: the first SIGTERM; how many visits are left, for how long. */
 void events_drain(struct signal_server *srv, unsigned sessions, uint32_t timeout_s);

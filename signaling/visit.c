@@ -1,0 +1,723 @@
+/* The visit state machine. A person authenticates (EHR token or resume
+ * secret), waits or is admitted, and eventually leaves, is declined or
+ * removed, times out, or the visit ends. Which message is allowed in which
+ * state is the handler table at the bottom; timers run from visit_tick.
+ * Nothing here performs I/O: every effect is an action appended to a
+ * visit_out, and time comes from the visit_env. */
+#include "visit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+static const char *const role_names[ROLE_COUNT] = {
+    [ROLE_CLINICIAN] = "clinician",
+    [ROLE_PATIENT] = "patient",
+    [ROLE_INTERPRETER] = "interpreter",
+    [ROLE_OBSERVER] = "observer",
+};
+
+const char *role_name(enum role r)
+{
+    return (unsigned)r < ROLE_COUNT ? role_names[r] : "unknown";
+}
+
+int role_parse(const char *name)
+{
+    for (int r = 0; r < ROLE_COUNT; r++) {
+        if (strcmp(name, role_names[r]) == 0)
+            return r;
+    }
+    return -1;
+}
+
+/* --- actions ------------------------------------------------------------------- */
+
+void visit_out_init(struct visit_out *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->media = MSG_TYPE_COUNT;
+}
+
+void visit_out_reset(struct visit_out *o)
+{
+    for (unsigned i = 0; i < o->n; i++)
+        json_decref(o->a[i].msg);
+    free(o->a);
+    visit_out_init(o);
+}
+
+/* Out of memory here is fatal, as at start-up: losing an action would
+ * leave the transport and the state machine disagreeing. */
+static struct visit_action *visit__act(struct visit_out *o, enum visit_act kind, const char *who)
+{
+    struct visit_action *a;
+
+    if (o->n == o->cap) {
+        unsigned cap = o->cap ? 2 * o->cap : 16;
+        struct visit_action *na = realloc(o->a, cap * sizeof(*na));
+
+        if (na == NULL)
+            abort();
+        o->a = na;
+        o->cap = cap;
+    }
+    a = &o->a[o->n++];
+    memset(a, 0, sizeof(*a));
+    a->kind = kind;
+    snprintf(a->who, sizeof(a->who), "%s", who ? who : "");
+    return a;
+}
+
+/* Sends msg (consumed) to p if p has a connection. */
+static void visit__send(struct visit_out *o, const struct visit_person *p, json_t *msg)
+{
+    if (!p->connected) {
+        json_decref(msg);
+        return;
+    }
+    visit__act(o, VISIT_SEND, p->id)->msg = msg;
+}
+
+static void visit__error(struct visit_out *o, const char *who, const char *code,
+                         const char *message, const char *field)
+{
+    struct visit_action *a = visit__act(o, VISIT_ERROR, who);
+
+    a->code = code;
+    a->message = message;
+    a->field = field;
+}
+
+static void visit__close(struct visit_out *o, struct visit_person *p, int code, const char *reason)
+{
+    struct visit_action *a = visit__act(o, VISIT_CLOSE, p->id);
+
+    a->close_code = code;
+    snprintf(a->reason, sizeof(a->reason), "%s", reason);
+    p->connected = false;
+}
+
+static struct visit_action *visit__audit(struct visit_out *o, const char *event,
+                                         const struct visit_person *p, const char *reason,
+                                         const struct visit_person *by)
+{
+    struct visit_action *a = visit__act(o, VISIT_AUDIT, p ? p->id : NULL);
+
+    a->event = event;
+    snprintf(a->reason, sizeof(a->reason), "%s", reason ? reason : "");
+    if (p != NULL) {
+        a->has_person = true;
+        a->person = *p;
+        memset(a->person.resume_hash, 0, sizeof(a->person.resume_hash));
+    }
+    if (by != NULL) {
+        a->has_by = true;
+        snprintf(a->by_sub, sizeof(a->by_sub), "%s", by->sub);
+        a->by_role = by->role;
+        snprintf(a->by_addr, sizeof(a->by_addr), "%s", by->addr);
+    }
+    return a;
+}
+
+/* --- small helpers ------------------------------------------------------------ */
+
+struct visit_person *visit_person(struct visit *v, const char *id)
+{
+    for (unsigned i = 0; i < v->n_people; i++) {
+        if (strcmp(v->people[i].id, id) == 0)
+            return &v->people[i];
+    }
+    return NULL;
+}
+
+static struct visit_pair *visit__pair_find(struct visit *v, const char *x, const char *y)
+{
+    for (unsigned i = 0; i < v->n_pairs; i++) {
+        struct visit_pair *pr = &v->pairs[i];
+
+        if ((strcmp(pr->a, x) == 0 && strcmp(pr->b, y) == 0) ||
+            (strcmp(pr->a, y) == 0 && strcmp(pr->b, x) == 0))
+            return pr;
+    }
+    return NULL;
+}
+
+static bool visit__has_connected_clinician(const struct visit *v)
+{
+    for (unsigned i = 0; i < v->n_people; i++) {
+        if (v->people[i].role == ROLE_CLINICIAN && v->people[i].connected)
+            return true;
+    }
+    return false;
+}
+
+/* The idle clock starts when the last connected clinician goes; a visit no
+ * clinician has opened yet is governed by the waiting-room timeout. */
+static void visit__clinician_gone(struct visit *v, uint64_t now)
+{
+    if (!visit__has_connected_clinician(v) && v->no_clinician_since_ms == 0)
+        v->no_clinician_since_ms = now;
+}
+
+static json_t *visit__person_json(const struct visit_person *p)
+{
+    return json_pack("{s:s,s:s,s:s,s:b}", "participant", p->id, "role", role_name(p->role),
+                     "name", p->name, "connected", p->connected);
+}
+
+/* Tells every connected clinician who waits and who is in. */
+static void visit__lobby(struct visit *v, struct visit_out *o)
+{
+    for (unsigned i = 0; i < v->n_people; i++) {
+        const struct visit_person *c = &v->people[i];
+        json_t *waiting, *present;
+
+        if (c->role != ROLE_CLINICIAN || !c->connected)
+            continue;
+        waiting = json_array();
+        present = json_array();
+        for (unsigned j = 0; j < v->n_people; j++) {
+            const struct visit_person *p = &v->people[j];
+
+            json_array_append_new(p->state == P_WAITING ? waiting : present,
+                                  visit__person_json(p));
+        }
+        visit__send(o, c, json_pack("{s:s,s:o,s:o}", "type", "lobby", "waiting", waiting,
+                                    "present", present));
+    }
+}
+
+/* A fresh resume secret: the person keeps the secret, we keep its hash. */
+static json_t *visit__new_resume(struct visit_person *p)
+{
+    uint8_t raw[QR_RESUME_SECRET_BYTES];
+    char b64[4 * QR_RESUME_SECRET_BYTES / 3 + 4];
+
+    if (RAND_bytes(raw, sizeof(raw)) != 1)
+        return NULL;
+    EVP_EncodeBlock((unsigned char *)b64, raw, sizeof(raw));
+    visit_resume_hash(b64, p->resume_hash);
+    OPENSSL_cleanse(raw, sizeof(raw));
+    return json_string(b64);
+}
+
+void visit_resume_hash(const char *secret, uint8_t hash[32])
+{
+    EVP_Digest(secret, strlen(secret), hash, NULL, EVP_sha256(), NULL);
+}
+
+/* --- pairs ---------------------------------------------------------------------- */
+
+static struct visit_pair *visit__pair_new(struct visit *v, const struct visit_env *env,
+                                          const struct visit_person *a,
+                                          const struct visit_person *b)
+{
+    int relay = env->pick_relay ? env->pick_relay(env->ctx) : -1;
+    struct visit_pair *pr;
+    char sid[sizeof(pr->relay_sid)], ida[VISIT_ID_LEN], idb[VISIT_ID_LEN];
+
+    if (relay < 0 || v->n_pairs == VISIT_PAIRS_MAX)
+        return NULL;
+    /* a, b and the instance live in v too: format into locals first. */
+    snprintf(sid, sizeof(sid), "%s-%u", v->instance, ++v->next_pair);
+    snprintf(ida, sizeof(ida), "%s", a->id);
+    snprintf(idb, sizeof(idb), "%s", b->id);
+    pr = &v->pairs[v->n_pairs++];
+    *pr = (struct visit_pair){.relay = relay, .created_ms = env->now_ms};
+    snprintf(pr->a, sizeof(pr->a), "%s", ida);
+    snprintf(pr->b, sizeof(pr->b), "%s", idb);
+    snprintf(pr->relay_sid, sizeof(pr->relay_sid), "%s", sid);
+    return pr;
+}
+
+/* Stops the pair's media at its relay at once and forgets the pair. */
+static void visit__pair_end(struct visit *v, struct visit_out *o, unsigned i)
+{
+    struct visit_action *a = visit__act(o, VISIT_REVOKE, NULL);
+
+    a->relay = v->pairs[i].relay;
+    snprintf(a->relay_sid, sizeof(a->relay_sid), "%s", v->pairs[i].relay_sid);
+    OPENSSL_cleanse(&v->pairs[i].creds, sizeof(v->pairs[i].creds));
+    v->pairs[i] = v->pairs[--v->n_pairs];
+}
+
+/* --- leaving ------------------------------------------------------------------- */
+
+/* Ends every pair p is in and tells the others why p is gone. */
+static void visit__unpair(struct visit *v, struct visit_out *o, const struct visit_person *p,
+                          const char *reason)
+{
+    for (unsigned i = v->n_pairs; i > 0; i--) {
+        if (strcmp(v->pairs[i - 1].a, p->id) == 0 || strcmp(v->pairs[i - 1].b, p->id) == 0)
+            visit__pair_end(v, o, i - 1);
+    }
+    for (unsigned i = 0; i < v->n_people; i++) {
+        const struct visit_person *q = &v->people[i];
+
+        if (q != p && q->state == P_ADMITTED)
+            visit__send(o, q, json_pack("{s:s,s:s,s:s}", "type", "peer_left", "participant",
+                                        p->id, "reason", reason));
+    }
+}
+
+/* Removes p from the visit; its connection, if any, is told `what` with
+ * `reason` and closed with code. */
+static void visit__drop(struct visit *v, const struct visit_env *env, struct visit_out *o,
+                        struct visit_person *p, const char *what, const char *reason, int code)
+{
+    bool clinician = p->role == ROLE_CLINICIAN;
+
+    visit__unpair(v, o, p, reason);
+    if (p->connected) {
+        visit__send(o, p, json_pack("{s:s,s:s}", "type", what, "reason", reason));
+        visit__close(o, p, code, reason);
+    }
+    OPENSSL_cleanse(p, sizeof(*p));
+    *p = v->people[--v->n_people];
+    if (clinician)
+        visit__clinician_gone(v, env->now_ms);
+    visit__lobby(v, o);
+}
+
+static void visit__over(struct visit *v, struct visit_out *o, const char *reason)
+{
+    snprintf(visit__act(o, VISIT_ENDED, NULL)->reason, sizeof(o->a[0].reason), "%s", reason);
+    v->ended = true;
+}
+
+void visit_end(struct visit *v, const struct visit_env *env, const char *reason,
+               const struct visit_person *by, struct visit_out *o)
+{
+    struct visit_action *a = visit__audit(o, "session.ended", NULL, reason, by);
+
+    a->n_people = v->n_people;
+    a->start_wall_ms = v->created_wall_ms;
+    a->end_wall_ms = env->now_wall_ms;
+    while (v->n_pairs > 0)
+        visit__pair_end(v, o, v->n_pairs - 1);
+    while (v->n_people > 0)
+        visit__drop(v, env, o, &v->people[v->n_people - 1], "ended", reason, VISIT_CLOSE_ENDED);
+    visit__over(v, o, reason);
+}
+
+/* --- admission ---------------------------------------------------------------- */
+
+static void visit__introduce(struct visit *v, const struct visit_env *env, struct visit_out *o,
+                             const struct visit_person *p)
+{
+    for (unsigned i = 0; i < v->n_people; i++) {
+        const struct visit_person *q = &v->people[i];
+
+        if (q == p || q->state != P_ADMITTED || !q->connected ||
+            visit__pair_find(v, p->id, q->id) != NULL)
+            continue;
+        if (visit__pair_new(v, env, q, p) == NULL) {
+            visit__send(o, q, json_pack("{s:s,s:s,s:s}", "type", "error", "code",
+                                        "no_relay_available", "message",
+                                        "no media relay is available right now"));
+            visit__send(o, p, json_pack("{s:s,s:s,s:s}", "type", "error", "code",
+                                        "no_relay_available", "message",
+                                        "no media relay is available right now"));
+            continue;
+        }
+        visit__send(o, q, json_pack("{s:s,s:s,s:s,s:s,s:b}", "type", "peer", "participant", p->id,
+                                    "role", role_name(p->role), "name", p->name, "initiator", 1));
+        visit__send(o, p, json_pack("{s:s,s:s,s:s,s:s,s:b}", "type", "peer", "participant", q->id,
+                                    "role", role_name(q->role), "name", q->name, "initiator", 0));
+    }
+}
+
+static void visit__admit(struct visit *v, const struct visit_env *env, struct visit_out *o,
+                         struct visit_person *p, const struct visit_person *by)
+{
+    p->state = P_ADMITTED;
+    if (v->admitted_ms == 0)
+        v->admitted_ms = env->now_ms;
+    visit__audit(o, "participant.admitted", p, NULL, by);
+    if (by != NULL)
+        visit__send(o, p, json_pack("{s:s}", "type", "admitted"));
+    visit__introduce(v, env, o, p);
+    visit__lobby(v, o);
+}
+
+/* --- authentication ------------------------------------------------------------ */
+
+void visit_init(struct visit *v, const char *sid, const char *instance, const struct visit_env *env)
+{
+    memset(v, 0, sizeof(*v));
+    snprintf(v->sid, sizeof(v->sid), "%s", sid);
+    snprintf(v->instance, sizeof(v->instance), "%s", instance);
+    v->created_ms = env->now_ms;
+    v->created_wall_ms = env->now_wall_ms;
+}
+
+static void visit__welcome(const struct visit_env *env, struct visit_out *o,
+                           struct visit_person *p, const char *type)
+{
+    json_t *resume = visit__new_resume(p);
+
+    visit__send(o, p, json_pack("{s:s,s:s,s:s,s:s,s:o?,s:i,s:I,s:I}", "type", type, "participant",
+                                p->id, "role", role_name(p->role), "state",
+                                p->state == P_WAITING ? "waiting" : "admitted", "resume", resume,
+                                "resume_grace_s", (int)env->cfg->resume_grace_s, "token_expires",
+                                (json_int_t)p->token_exp, "max_session_s",
+                                (json_int_t)env->cfg->max_session_s));
+}
+
+static void visit__attach(struct visit *v, struct visit_out *o, struct visit_person *p,
+                          const char *addr)
+{
+    visit__act(o, VISIT_ATTACH, p->id);
+    p->connected = true;
+    p->gone_ms = 0;
+    snprintf(p->addr, sizeof(p->addr), "%s", addr);
+    if (p->role == ROLE_CLINICIAN)
+        v->no_clinician_since_ms = 0;
+}
+
+const char *visit_join(struct visit *v, const struct visit_env *env, const struct jwt_claims *cl,
+                       enum role role, const char *addr, struct visit_out *o)
+{
+    struct visit_person *p;
+
+    if (v->n_people >= env->cfg->max_participants || v->n_people >= QR_SESSION_PEOPLE_MAX)
+        return "session_full";
+    p = &v->people[v->n_people++];
+    memset(p, 0, sizeof(*p));
+    snprintf(p->id, sizeof(p->id), "p%u", ++v->next_person);
+    p->role = role;
+    p->state = role == ROLE_CLINICIAN ? P_ADMITTED : P_WAITING;
+    snprintf(p->sub, sizeof(p->sub), "%s", cl->sub);
+    snprintf(p->name, sizeof(p->name), "%s", cl->name);
+    p->token_exp = cl->exp;
+    p->waiting_since_ms = env->now_ms;
+    v->part2 = v->part2 || cl->part2;
+    visit__attach(v, o, p, addr);
+    visit__audit(o, "auth.success", p, NULL, NULL)->method = "token";
+    visit__welcome(env, o, p, "welcome");
+    if (p->role == ROLE_CLINICIAN) {
+        visit__admit(v, env, o, p, NULL);
+    } else {
+        visit__audit(o, "participant.waiting", p, NULL, NULL);
+        visit__lobby(v, o);
+    }
+    return NULL;
+}
+
+struct visit_person *visit_by_resume(struct visit *v, const uint8_t hash[32])
+{
+    for (unsigned i = 0; i < v->n_people; i++) {
+        if (CRYPTO_memcmp(v->people[i].resume_hash, hash, 32) == 0)
+            return &v->people[i];
+    }
+    return NULL;
+}
+
+static bool visit__grace_over(const struct visit_env *env, const struct visit_person *p)
+{
+    return !p->connected && env->now_ms - p->gone_ms > env->cfg->resume_grace_s * 1000u;
+}
+
+static bool visit__token_over(const struct visit_env *env, const struct visit_person *p)
+{
+    return p->token_exp <= (int64_t)(env->now_wall_ms / 1000);
+}
+
+const char *visit_resume(struct visit *v, const struct visit_env *env, struct visit_person *p,
+                         const char *addr, struct visit_out *o)
+{
+    json_t *peers;
+
+    if (visit__grace_over(env, p) || visit__token_over(env, p))
+        return "resume_invalid";
+    /* The old socket has not noticed it is dead; the new one wins. */
+    if (p->connected)
+        visit__close(o, p, VISIT_CLOSE_NORMAL, "replaced");
+    memset(p->resume_hash, 0, sizeof(p->resume_hash));
+    visit__attach(v, o, p, addr);
+    visit__audit(o, "auth.success", p, NULL, NULL)->method = "resume";
+    visit__audit(o, "participant.resumed", p, NULL, NULL);
+    visit__welcome(env, o, p, "resumed");
+    peers = json_array();
+    for (unsigned i = 0; i < v->n_people; i++) {
+        const struct visit_person *q = &v->people[i];
+        struct visit_pair *pr = visit__pair_find(v, p->id, q->id);
+        json_t *pj;
+
+        if (q == p || pr == NULL)
+            continue;
+        pj = visit__person_json(q);
+        json_object_set_new(pj, "initiator", json_boolean(strcmp(pr->a, p->id) == 0));
+        json_array_append_new(peers, pj);
+        visit__send(o, q, json_pack("{s:s,s:s,s:b}", "type", "peer_status", "participant", p->id,
+                                    "connected", 1));
+    }
+    visit__send(o, p, json_pack("{s:s,s:o}", "type", "peers", "peers", peers));
+    if (p->state == P_ADMITTED)
+        visit__introduce(v, env, o, p);
+    visit__lobby(v, o);
+    return NULL;
+}
+
+/* --- clinician controls and member messages ----------------------------------- */
+
+struct visit__req {
+    struct visit *v;
+    const struct visit_env *env;
+    struct visit_person *from;
+    const struct msg *m;
+    struct visit_out *o;
+};
+
+/* The target of a clinician's admit/decline/remove, or NULL (error sent). */
+static struct visit_person *visit__target(const struct visit__req *r)
+{
+    struct visit_person *t = visit_person(r->v, r->m->participant);
+
+    if (t == NULL || t == r->from) {
+        visit__error(r->o, r->from->id, "unknown_participant",
+                     "no such participant in this session", "participant");
+        return NULL;
+    }
+    return t;
+}
+
+static struct visit_person *visit__waiting_target(const struct visit__req *r)
+{
+    struct visit_person *t = visit__target(r);
+
+    if (t != NULL && t->state != P_WAITING) {
+        visit__error(r->o, r->from->id, "not_waiting",
+                     "that participant is not in the waiting room", NULL);
+        return NULL;
+    }
+    return t;
+}
+
+static void on_admit(const struct visit__req *r)
+{
+    struct visit_person *t = visit__waiting_target(r);
+
+    if (t != NULL)
+        visit__admit(r->v, r->env, r->o, t, r->from);
+}
+
+static void on_decline(const struct visit__req *r)
+{
+    struct visit_person *t = visit__waiting_target(r);
+
+    if (t == NULL)
+        return;
+    visit__audit(r->o, "participant.declined", t, NULL, r->from);
+    visit__drop(r->v, r->env, r->o, t, "declined", "declined_by_clinician",
+                VISIT_CLOSE_FORBIDDEN);
+}
+
+static void on_remove(const struct visit__req *r)
+{
+    struct visit_person *t = visit__target(r);
+
+    if (t == NULL)
+        return;
+    visit__audit(r->o, "participant.removed", t, "removed_by_clinician", r->from);
+    visit__drop(r->v, r->env, r->o, t, "removed", "removed_by_clinician", VISIT_CLOSE_FORBIDDEN);
+}
+
+static void on_end(const struct visit__req *r)
+{
+    struct visit_person by = *r->from;
+
+    visit_end(r->v, r->env, "ended_by_clinician", &by, r->o);
+}
+
+static void on_leave(const struct visit__req *r)
+{
+    visit__audit(r->o, "participant.left", r->from, NULL, NULL);
+    visit__drop(r->v, r->env, r->o, r->from, "left", "left", VISIT_CLOSE_NORMAL);
+    if (r->v->n_people == 0)
+        visit__over(r->v, r->o, "empty");
+}
+
+/* The pair between the sender and `to`, or NULL with an error sent. */
+static struct visit_pair *visit__media_pair(const struct visit__req *r)
+{
+    struct visit_person *peer = visit_person(r->v, r->m->to);
+    struct visit_pair *pr = peer ? visit__pair_find(r->v, r->from->id, peer->id) : NULL;
+
+    if (pr == NULL) {
+        visit__error(r->o, r->from->id, "unknown_peer", "no media link with that participant",
+                     "to");
+        return NULL;
+    }
+    r->o->pair = pr;
+    snprintf(r->o->peer, sizeof(r->o->peer), "%s", peer->id);
+    return pr;
+}
+
+static void on_offer(const struct visit__req *r)
+{
+    if (visit__media_pair(r) != NULL)
+        r->o->media = MSG_OFFER;
+}
+
+static void on_answer(const struct visit__req *r)
+{
+    struct visit_pair *pr = visit__media_pair(r);
+
+    if (pr == NULL)
+        return;
+    if (!pr->have_creds || strcmp(pr->offerer, r->o->peer) != 0) {
+        r->o->pair = NULL;
+        visit__error(r->o, r->from->id, "unexpected_answer",
+                     "there is no offer from that participant to answer", "to");
+        return;
+    }
+    r->o->media = MSG_ANSWER;
+}
+
+/* Trickled candidates would reveal a browser's addresses to its peer: they
+ * are accepted (so browsers need no special mode) and never forwarded; the
+ * caller counts them. */
+static void on_candidate(const struct visit__req *r)
+{
+    r->o->media = MSG_CANDIDATE;
+}
+
+static void on_ping(const struct visit__req *r)
+{
+    visit__act(r->o, VISIT_SEND, r->from->id)->msg = json_pack("{s:s}", "type", "pong");
+}
+
+void visit_offer_forwarded(struct visit_pair *pr, const char *from)
+{
+    snprintf(pr->offerer, sizeof(pr->offerer), "%s", from);
+}
+
+int64_t visit_answer_forwarded(struct visit_pair *pr, const struct visit_env *env)
+{
+    pr->offerer[0] = '\0';
+    if (pr->setup_observed)
+        return -1;
+    pr->setup_observed = true;
+    return (int64_t)(env->now_ms - pr->created_ms);
+}
+
+enum visit_needs { NEEDS_MEMBER, NEEDS_ADMITTED, NEEDS_CLINICIAN };
+
+static const struct {
+    enum msg_type type;
+    enum visit_needs needs;
+    void (*fn)(const struct visit__req *r);
+} visit_handlers[] = {
+    {MSG_ADMIT, NEEDS_CLINICIAN, on_admit},
+    {MSG_DECLINE, NEEDS_CLINICIAN, on_decline},
+    {MSG_REMOVE, NEEDS_CLINICIAN, on_remove},
+    {MSG_END, NEEDS_CLINICIAN, on_end},
+    {MSG_OFFER, NEEDS_ADMITTED, on_offer},
+    {MSG_ANSWER, NEEDS_ADMITTED, on_answer},
+    {MSG_CANDIDATE, NEEDS_ADMITTED, on_candidate},
+    {MSG_LEAVE, NEEDS_MEMBER, on_leave},
+    {MSG_PING, NEEDS_MEMBER, on_ping},
+};
+
+void visit_message(struct visit *v, const struct visit_env *env, const char *from,
+                   const struct msg *m, struct visit_out *o)
+{
+    struct visit__req r = {v, env, visit_person(v, from), m, o};
+
+    if (r.from == NULL)
+        return;
+    for (size_t i = 0; i < sizeof(visit_handlers) / sizeof(visit_handlers[0]); i++) {
+        if (visit_handlers[i].type != m->type)
+            continue;
+        if (visit_handlers[i].needs == NEEDS_CLINICIAN && r.from->role != ROLE_CLINICIAN) {
+            visit__error(o, from, "not_allowed", "only a clinician may do this", NULL);
+            return;
+        }
+        if (visit_handlers[i].needs != NEEDS_MEMBER && r.from->state != P_ADMITTED) {
+            visit__error(o, from, "not_admitted", "wait until the clinician admits you", NULL);
+            return;
+        }
+        visit_handlers[i].fn(&r);
+        return;
+    }
+    visit__error(o, from, "already_authenticated", "this connection is already authenticated",
+                 NULL);
+}
+
+/* The connection is gone. A member keeps its place for the resume grace. */
+void visit_disconnected(struct visit *v, const struct visit_env *env, const char *id,
+                        struct visit_out *o)
+{
+    struct visit_person *p = visit_person(v, id);
+
+    if (p == NULL || !p->connected)
+        return;
+    p->connected = false;
+    p->gone_ms = env->now_ms;
+    visit__audit(o, "participant.disconnected", p, NULL, NULL);
+    for (unsigned i = 0; i < v->n_people; i++) {
+        if (&v->people[i] != p)
+            visit__send(o, &v->people[i], json_pack("{s:s,s:s,s:b}", "type", "peer_status",
+                                                    "participant", p->id, "connected", 0));
+    }
+    if (p->role == ROLE_CLINICIAN)
+        visit__clinician_gone(v, p->gone_ms);
+    visit__lobby(v, o);
+}
+
+/* --- timers -------------------------------------------------------------------- */
+
+/* Returns the reason p must go now, or NULL. */
+static const char *visit__person_expired(const struct visit_env *env,
+                                         const struct visit_person *p)
+{
+    if (visit__token_over(env, p))
+        return "token_expired";
+    if (visit__grace_over(env, p))
+        return "resume_grace_expired";
+    if (p->state == P_WAITING &&
+        env->now_ms - p->waiting_since_ms > env->cfg->waiting_timeout_s * 1000u)
+        return "waiting_timeout";
+    return NULL;
+}
+
+/* Returns the reason the whole visit must end now, or NULL. */
+static const char *visit__expired(const struct visit *v, const struct visit_env *env)
+{
+    uint64_t now = env->now_ms;
+
+    if (v->admitted_ms != 0 && now - v->admitted_ms > env->cfg->max_session_s * 1000u)
+        return "max_length";
+    if (v->no_clinician_since_ms != 0 &&
+        now - v->no_clinician_since_ms > env->cfg->idle_timeout_s * 1000u)
+        return "idle_timeout";
+    return NULL;
+}
+
+void visit_tick(struct visit *v, const struct visit_env *env, struct visit_out *o)
+{
+    const char *why = visit__expired(v, env);
+
+    if (v->ended)
+        return;
+    if (why != NULL) {
+        visit_end(v, env, why, NULL, o);
+        return;
+    }
+    for (unsigned i = v->n_people; i > 0; i--) {
+        struct visit_person *p = &v->people[i - 1];
+
+        if ((why = visit__person_expired(env, p)) == NULL)
+            continue;
+        visit__audit(o, "participant.timeout", p, why, NULL);
+        visit__drop(v, env, o, p, "removed", why, VISIT_CLOSE_TIMEOUT);
+    }
+    if (v->n_people == 0)
+        visit__over(v, o, "empty");
+}

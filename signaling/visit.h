@@ -1,0 +1,185 @@
+/* The visit core: the state machine of one EHR appointment (who waits, who
+ * is in, which media pairs exist, when timers fire) as plain data, driven by
+ * events and doing no I/O. Time is passed in; every call appends the
+ * actions the caller must perform (send, close, revoke, audit, end) to a
+ * visit_out, in order. No connections, sockets, clocks or audit writers:
+ * session.c is the glue to the WebSocket layer, and a later step stores
+ * struct visit after every change (docs/cluster.md). */
+#ifndef QUIETROOM_SIGNAL_VISIT_H
+#define QUIETROOM_SIGNAL_VISIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "protocol.h"
+#include "quietroom/auth/jwt.h"
+#include "quietroom/base/limits.h"
+#include "quietroom/wire/creds.h"
+
+enum role { ROLE_CLINICIAN, ROLE_PATIENT, ROLE_INTERPRETER, ROLE_OBSERVER, ROLE_COUNT };
+enum pstate { P_WAITING, P_ADMITTED };
+
+#define VISIT_ID_LEN 8                  /* "p1": participant ids, unique within a visit */
+#define VISIT_ADDR_LEN 64
+#define VISIT_PAIRS_MAX (QR_SESSION_PEOPLE_MAX * (QR_SESSION_PEOPLE_MAX - 1) / 2)
+
+/* One person in a visit. Plain data: what a store would keep. */
+struct visit_person {
+    char id[VISIT_ID_LEN];
+    enum role role;
+    enum pstate state;
+    char sub[JWT_CLAIM_MAX];
+    char name[JWT_CLAIM_MAX];           /* display name, never logged */
+    int64_t token_exp;                  /* access ends here (Unix s) */
+    bool connected;                     /* has a live connection somewhere */
+    uint64_t gone_ms;                   /* monotonic; when the connection dropped */
+    uint64_t waiting_since_ms;
+    uint8_t resume_hash[32];            /* SHA-256 of the current resume secret; 0s: none */
+    char addr[VISIT_ADDR_LEN];          /* last known address, for the audit log */
+};
+
+/* Media between two admitted people, through one relay chosen at creation. */
+struct visit_pair {
+    char a[VISIT_ID_LEN], b[VISIT_ID_LEN]; /* a makes the first offer */
+    char relay_sid[48];                 /* the relay-side session of this pair */
+    int relay;
+    uint64_t created_ms;                /* monotonic: the two were brought together */
+    bool setup_observed;                /* the first answer was timed */
+    char offerer[VISIT_ID_LEN];         /* who sent the offer awaiting an answer; "" none */
+    /* Derived by the caller for each offer (from relay_sid and the relay
+     * key), not decided by the core; a store may leave them out and derive
+     * again. */
+    bool have_creds;
+    struct creds_link creds;            /* side a: offerer's leg, side b: answerer's */
+};
+
+struct visit {
+    char sid[JWT_CLAIM_MAX];
+    char instance[17];                  /* random: names this visit's relay sessions */
+    struct visit_person people[QR_SESSION_PEOPLE_MAX];
+    unsigned n_people;
+    struct visit_pair pairs[VISIT_PAIRS_MAX];
+    unsigned n_pairs;
+    uint64_t created_ms;
+    uint64_t created_wall_ms;
+    uint64_t admitted_ms;               /* first admission: max length counts from here */
+    uint64_t no_clinician_since_ms;     /* since the last clinician left; 0 if present or never came */
+    unsigned next_person, next_pair;
+    bool part2;                         /* 42 CFR Part 2 marked by a token */
+    bool ended;
+};
+
+/* What the core needs from outside for one call: time, limits, and a relay
+ * for a new pair (pick_relay returns an index, or -1 if none is healthy). */
+struct visit_config {
+    uint32_t max_participants;
+    uint32_t waiting_timeout_s, idle_timeout_s, max_session_s, resume_grace_s;
+};
+struct visit_env {
+    const struct visit_config *cfg;
+    uint64_t now_ms;                    /* monotonic */
+    uint64_t now_wall_ms;               /* Unix ms: token expiry, audit periods */
+    int (*pick_relay)(void *ctx);
+    void *ctx;
+};
+
+enum visit_act {
+    VISIT_ATTACH,   /* bind the connection that made this request to `who` */
+    VISIT_SEND,     /* send msg to who's connection */
+    VISIT_ERROR,    /* error code/message/field to who's connection (a rejected message) */
+    VISIT_CLOSE,    /* close who's connection (code, reason) and unbind it */
+    VISIT_REVOKE,   /* revoke relay_sid at relay now */
+    VISIT_AUDIT,    /* write audit event `event` */
+    VISIT_ENDED,    /* the visit is over (reason): forget it after these actions */
+};
+
+/* WebSocket close codes the core asks for (conn.h has the same values). */
+enum visit_close {
+    VISIT_CLOSE_NORMAL = 1000,
+    VISIT_CLOSE_FORBIDDEN = 4403,
+    VISIT_CLOSE_TIMEOUT = 4408,
+    VISIT_CLOSE_ENDED = 4410,
+};
+
+struct visit_action {
+    enum visit_act kind;
+    char who[VISIT_ID_LEN];
+    json_t *msg;                        /* SEND: owned by the visit_out until taken */
+    const char *code, *message, *field; /* ERROR: static strings */
+    int close_code;                     /* CLOSE */
+    char reason[64];                    /* CLOSE, AUDIT, ENDED */
+    int relay;                          /* REVOKE */
+    char relay_sid[48];
+    /* AUDIT: event type (static), about whom (a copy: the person may be
+     * gone), who caused it, and for session.ended the period and headcount. */
+    const char *event;
+    const char *method;                 /* auth.success: "token" or "resume" */
+    bool has_person, has_by;
+    struct visit_person person;
+    char by_sub[JWT_CLAIM_MAX];
+    enum role by_role;
+    char by_addr[VISIT_ADDR_LEN];
+    unsigned n_people;
+    uint64_t start_wall_ms, end_wall_ms;
+};
+
+/* The actions of one call, in order. Media requests (offer, answer,
+ * candidate) the core accepted are named in media/pair for the caller,
+ * which rewrites the SDP and then reports back (visit_offer_forwarded...). */
+struct visit_out {
+    struct visit_action *a;
+    unsigned n, cap;
+    enum msg_type media;                /* MSG_TYPE_COUNT: none */
+    struct visit_pair *pair;
+    char peer[VISIT_ID_LEN];
+};
+
+void visit_out_init(struct visit_out *o);
+/* Drops what was not taken (messages not sent) and empties o. */
+void visit_out_reset(struct visit_out *o);
+
+const char *role_name(enum role r);
+int role_parse(const char *name);
+
+/* A new, empty visit. instance is 16 random hex digits from the caller. */
+void visit_init(struct visit *v, const char *sid, const char *instance, const struct visit_env *env);
+
+/* A verified token for role arrived on a new connection from addr. Returns
+ * NULL (actions appended: attach, welcome, audit...) or the refusal code
+ * ("session_full"); nothing is appended on refusal. */
+const char *visit_join(struct visit *v, const struct visit_env *env, const struct jwt_claims *cl,
+                       enum role role, const char *addr, struct visit_out *o);
+
+/* SHA-256 of a resume secret; the person holding hash, or NULL. */
+void visit_resume_hash(const char *secret, uint8_t hash[32]);
+struct visit_person *visit_by_resume(struct visit *v, const uint8_t hash[32]);
+/* p's resume secret was presented on a new connection from addr. Returns
+ * NULL (old connection closed "replaced", new one attached) or
+ * "resume_invalid" (past the grace, or the token expired). */
+const char *visit_resume(struct visit *v, const struct visit_env *env, struct visit_person *p,
+                         const char *addr, struct visit_out *o);
+
+/* A message from participant `from` on its connection (not auth/resume:
+ * those answer already_authenticated). */
+void visit_message(struct visit *v, const struct visit_env *env, const char *from,
+                   const struct msg *m, struct visit_out *o);
+/* The caller forwarded o->pair's offer from `from` / answer; for an answer
+ * returns the ms since the pair was made if this was its first, else -1. */
+void visit_offer_forwarded(struct visit_pair *pr, const char *from);
+int64_t visit_answer_forwarded(struct visit_pair *pr, const struct visit_env *env);
+
+/* Participant id's connection dropped: it keeps its place for the grace. */
+void visit_disconnected(struct visit *v, const struct visit_env *env, const char *id,
+                        struct visit_out *o);
+/* Timers: token expiry, resume grace, waiting, idle, maximum length. */
+void visit_tick(struct visit *v, const struct visit_env *env, struct visit_out *o);
+/* Ends the visit for everyone (reason, by whom or NULL). */
+void visit_end(struct visit *v, const struct visit_env *env, const char *reason,
+               const struct visit_person *by, struct visit_out *o);
+
+struct visit_person *visit_person(struct visit *v, const char *id);
+
+#endif

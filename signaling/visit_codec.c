@@ -1,0 +1,197 @@
+/* struct visit as a versioned JSON record, for a store (SQLite, a JetStream
+ * KV bucket) to keep between core calls. No I/O: the store writes and reads
+ * the text. Decoding checks every length, count and range, since a record
+ * read back is input like any other. Relay credentials are not encoded: they
+ * are derived again for the next offer, so an offer outstanding when the
+ * record was written is forgotten (its answer is refused as unexpected and
+ * the browser offers again). */
+#include "visit_codec.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define VISIT_CODEC_VERSION 1
+
+static const char *const state_names[] = {[P_WAITING] = "waiting", [P_ADMITTED] = "admitted"};
+
+static json_t *visit_codec__hex(const uint8_t *b, size_t n)
+{
+    char hex[2 * 32 + 1];
+
+    for (size_t i = 0; i < n && i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", b[i]);
+    return json_stringn(hex, 2 * n);
+}
+
+json_t *visit_encode(const struct visit *v)
+{
+    json_t *people = json_array(), *pairs = json_array();
+
+    for (unsigned i = 0; i < v->n_people; i++) {
+        const struct visit_person *p = &v->people[i];
+
+        json_array_append_new(
+            people, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:b,s:I,s:I,s:o,s:s}", "id", p->id,
+                              "role", role_name(p->role), "state", state_names[p->state], "sub",
+                              p->sub, "name", p->name, "token_exp", (json_int_t)p->token_exp,
+                              "connected", p->connected, "gone_ms", (json_int_t)p->gone_ms,
+                              "waiting_since_ms", (json_int_t)p->waiting_since_ms, "resume_hash",
+                              visit_codec__hex(p->resume_hash, 32), "addr", p->addr));
+    }
+    for (unsigned i = 0; i < v->n_pairs; i++) {
+        const struct visit_pair *pr = &v->pairs[i];
+
+        json_array_append_new(
+            pairs, json_pack("{s:s,s:s,s:s,s:i,s:I,s:b}", "a", pr->a, "b", pr->b, "relay_sid",
+                             pr->relay_sid, "relay", pr->relay, "created_ms",
+                             (json_int_t)pr->created_ms, "setup_observed", pr->setup_observed));
+    }
+    return json_pack("{s:i,s:s,s:s,s:I,s:I,s:I,s:I,s:i,s:i,s:b,s:b,s:o,s:o}", "version",
+                     VISIT_CODEC_VERSION, "sid", v->sid, "instance", v->instance, "created_ms",
+                     (json_int_t)v->created_ms, "created_wall_ms", (json_int_t)v->created_wall_ms,
+                     "admitted_ms", (json_int_t)v->admitted_ms, "no_clinician_since_ms",
+                     (json_int_t)v->no_clinician_since_ms, "next_person", (int)v->next_person,
+                     "next_pair", (int)v->next_pair, "part2", v->part2, "ended", v->ended,
+                     "people", people, "pairs", pairs);
+}
+
+/* --- decoding ------------------------------------------------------------------- */
+
+/* Copies the string at key into buf (size n); -1 if absent, not a string,
+ * too long or holding a NUL. */
+static int visit_codec__str(const json_t *o, const char *key, char *buf, size_t n)
+{
+    const json_t *j = json_object_get(o, key);
+    size_t len = json_string_length(j);
+
+    if (!json_is_string(j) || len >= n || strlen(json_string_value(j)) != len)
+        return -1;
+    memcpy(buf, json_string_value(j), len + 1);
+    return 0;
+}
+
+static int visit_codec__u64(const json_t *o, const char *key, uint64_t *out)
+{
+    const json_t *j = json_object_get(o, key);
+
+    if (!json_is_integer(j) || json_integer_value(j) < 0)
+        return -1;
+    *out = (uint64_t)json_integer_value(j);
+    return 0;
+}
+
+static int visit_codec__bool(const json_t *o, const char *key, bool *out)
+{
+    const json_t *j = json_object_get(o, key);
+
+    if (!json_is_boolean(j))
+        return -1;
+    *out = json_is_true(j);
+    return 0;
+}
+
+static int visit_codec__unhex(const json_t *o, const char *key, uint8_t *out, size_t n)
+{
+    char hex[2 * 32 + 1];
+
+    if (n > 32 || visit_codec__str(o, key, hex, sizeof(hex)) != 0 || strlen(hex) != 2 * n)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned x;
+
+        if (sscanf(hex + 2 * i, "%2x", &x) != 1 || !strchr("0123456789abcdef", hex[2 * i]) ||
+            !strchr("0123456789abcdef", hex[2 * i + 1]))
+            return -1;
+        out[i] = (uint8_t)x;
+    }
+    return 0;
+}
+
+static int visit_codec__person(const json_t *o, struct visit_person *p)
+{
+    char role[16], state[16];
+    uint64_t exp;
+    int r;
+
+    if (!json_is_object(o) || visit_codec__str(o, "id", p->id, sizeof(p->id)) != 0 ||
+        visit_codec__str(o, "role", role, sizeof(role)) != 0 || (r = role_parse(role)) < 0 ||
+        visit_codec__str(o, "state", state, sizeof(state)) != 0 ||
+        visit_codec__str(o, "sub", p->sub, sizeof(p->sub)) != 0 ||
+        visit_codec__str(o, "name", p->name, sizeof(p->name)) != 0 ||
+        visit_codec__u64(o, "token_exp", &exp) != 0 ||
+        visit_codec__bool(o, "connected", &p->connected) != 0 ||
+        visit_codec__u64(o, "gone_ms", &p->gone_ms) != 0 ||
+        visit_codec__u64(o, "waiting_since_ms", &p->waiting_since_ms) != 0 ||
+        visit_codec__unhex(o, "resume_hash", p->resume_hash, 32) != 0 ||
+        visit_codec__str(o, "addr", p->addr, sizeof(p->addr)) != 0)
+        return -1;
+    if (strcmp(state, "waiting") == 0)
+        p->state = P_WAITING;
+    else if (strcmp(state, "admitted") == 0)
+        p->state = P_ADMITTED;
+    else
+        return -1;
+    p->role = (enum role)r;
+    p->token_exp = (int64_t)exp;
+    return 0;
+}
+
+static int visit_codec__pair(const struct visit *v, const json_t *o, struct visit_pair *pr)
+{
+    uint64_t relay;
+
+    if (!json_is_object(o) || visit_codec__str(o, "a", pr->a, sizeof(pr->a)) != 0 ||
+        visit_codec__str(o, "b", pr->b, sizeof(pr->b)) != 0 ||
+        visit_codec__str(o, "relay_sid", pr->relay_sid, sizeof(pr->relay_sid)) != 0 ||
+        visit_codec__u64(o, "relay", &relay) != 0 || relay > INT32_MAX ||
+        visit_codec__u64(o, "created_ms", &pr->created_ms) != 0 ||
+        visit_codec__bool(o, "setup_observed", &pr->setup_observed) != 0)
+        return -1;
+    pr->relay = (int)relay;
+    /* A pair joins two people of this visit. */
+    for (unsigned i = 0, found = 0; i < v->n_people; i++) {
+        found += strcmp(v->people[i].id, pr->a) == 0 || strcmp(v->people[i].id, pr->b) == 0;
+        if (found == 2 && strcmp(pr->a, pr->b) != 0)
+            return 0;
+    }
+    return -1;
+}
+
+int visit_decode(const json_t *j, struct visit *v)
+{
+    const json_t *people = json_object_get(j, "people"), *pairs = json_object_get(j, "pairs");
+    uint64_t version, next_person, next_pair;
+
+    memset(v, 0, sizeof(*v));
+    if (!json_is_object(j) || visit_codec__u64(j, "version", &version) != 0 ||
+        version != VISIT_CODEC_VERSION || visit_codec__str(j, "sid", v->sid, sizeof(v->sid)) != 0 ||
+        visit_codec__str(j, "instance", v->instance, sizeof(v->instance)) != 0 ||
+        visit_codec__u64(j, "created_ms", &v->created_ms) != 0 ||
+        visit_codec__u64(j, "created_wall_ms", &v->created_wall_ms) != 0 ||
+        visit_codec__u64(j, "admitted_ms", &v->admitted_ms) != 0 ||
+        visit_codec__u64(j, "no_clinician_since_ms", &v->no_clinician_since_ms) != 0 ||
+        visit_codec__u64(j, "next_person", &next_person) != 0 || next_person > UINT32_MAX ||
+        visit_codec__u64(j, "next_pair", &next_pair) != 0 || next_pair > UINT32_MAX ||
+        visit_codec__bool(j, "part2", &v->part2) != 0 ||
+        visit_codec__bool(j, "ended", &v->ended) != 0 || !json_is_array(people) ||
+        json_array_size(people) > QR_SESSION_PEOPLE_MAX || !json_is_array(pairs) ||
+        json_array_size(pairs) > VISIT_PAIRS_MAX)
+        goto fail;
+    v->next_person = (unsigned)next_person;
+    v->next_pair = (unsigned)next_pair;
+    for (size_t i = 0; i < json_array_size(people); i++) {
+        if (visit_codec__person(json_array_get(people, i), &v->people[i]) != 0 ||
+            visit_person(v, v->people[i].id) != NULL)
+            goto fail;
+        v->n_people++;
+    }
+    for (size_t i = 0; i < json_array_size(pairs); i++) {
+        if (visit_codec__pair(v, json_array_get(pairs, i), &v->pairs[i]) != 0)
+            goto fail;
+        v->n_pairs++;
+    }
+    return 0;
+fail:
+    memset(v, 0, sizeof(*v));
+    return -1;
+}
