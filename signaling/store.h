@@ -1,0 +1,117 @@
+/* Where visits outlive the process: one small interface, two backends.
+ * SQLite (store_sqlite.c) is the embedded default, a file in the state
+ * directory of one machine; NATS JetStream (store_nats.c) is the cluster,
+ * shared by every replica. The store keeps three things:
+ *   - token claims: a jti, spent once, by atomic create, with the seat it
+ *     opened, kept until the token could no longer be presented;
+ *   - visit records: the visit core's state as visit_codec encodes it,
+ *     written on every change before the actions of that change go out;
+ *   - a clock floor: the visit clock (session.c) never runs below a time
+ *     already written.
+ * Calls block for at most the backend's timeout and run on the event-loop
+ * thread. Errors never carry a record, a jti or a name. */
+#ifndef QUIETROOM_SIGNAL_STORE_H
+#define QUIETROOM_SIGNAL_STORE_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "quietroom/base/limits.h"
+
+#define STORE_CLUSTER_SEEDS_MAX 8
+#define STORE_URL_MAX 256
+
+/* The options (signal config: state-dir, cluster, cluster-tls-ca,
+ * cluster-tls-cert, cluster-tls-key, cluster-creds, cluster-replicas). */
+struct store_settings {
+    char state_dir[PATH_MAX];                 /* SQLite: DIR/signal.db */
+    char cluster[STORE_CLUSTER_SEEDS_MAX][STORE_URL_MAX]; /* nats://HOST:PORT; none: SQLite */
+    unsigned n_cluster;
+    char tls_ca[PATH_MAX], tls_cert[PATH_MAX], tls_key[PATH_MAX];
+    char creds[PATH_MAX];                     /* NATS credentials file */
+    uint32_t replicas;                        /* JetStream replicas of buckets (3) */
+};
+
+enum store_result {
+    STORE_OK,
+    STORE_TAKEN,        /* claim: the key was claimed before */
+    STORE_CONFLICT,     /* save: someone else wrote the record since we read it */
+    STORE_UNAVAILABLE,  /* the backend did not answer or could not write */
+};
+
+/* A token claim's key: SHA-256 of iss, a NUL and jti, in hex. Neither
+ * string is kept, and every key has the same shape (a NATS key too). */
+#define STORE_KEY_LEN 65
+int store_claim_key(const char *iss, const char *jti, char key[STORE_KEY_LEN]);
+
+/* What a backend provides. `rev` is the record's revision as the backend
+ * counts it (0: none yet); save with rev writes only over that revision. */
+struct store_ops {
+    const char *name;                         /* "sqlite", "nats" */
+    enum store_result (*claim)(void *impl, const char *key, int64_t until_s, const char *sid,
+                               const char *who);
+    enum store_result (*save)(void *impl, const char *sid, const char *rec, size_t len,
+                              uint64_t *rev);
+    enum store_result (*forget)(void *impl, const char *sid);
+    /* Calls each(ctx, sid, rec, len, rev) for every record; stops early
+     * if each returns non-zero. */
+    enum store_result (*load)(void *impl,
+                              int (*each)(void *ctx, const char *sid, const char *rec, size_t len,
+                                          uint64_t rev),
+                              void *ctx);
+    enum store_result (*clock_floor)(void *impl, uint64_t *ms);   /* 0 when never set */
+    enum store_result (*clock_raise)(void *impl, uint64_t ms);
+    /* Ownership of a visit by one replica (node id) for lease_ms: taken
+     * when nobody holds it or the holder's lease lapsed, renewed when we
+     * hold it; STORE_TAKEN while another node's lease runs. SQLite, with
+     * one process, grants every visit to it. disown lets go at once. */
+    enum store_result (*own)(void *impl, const char *sid, const char *node, uint32_t lease_ms);
+    enum store_result (*disown)(void *impl, const char *sid, const char *node);
+    /* Drops claims whose until is past (a backend with TTLs may do nothing). */
+    void (*purge)(void *impl, int64_t now_s);
+    void (*free)(void *impl);
+};
+
+struct store {
+    const struct store_ops *ops;
+    void *impl;
+};
+
+/* Opens the backend the settings name: NATS when cluster URLs are given,
+ * else SQLite in state_dir (created 0700 if missing; the database file is
+ * 0600, and a lock file keeps a second process off it). NULL with err. */
+struct store *store_open(const struct store_settings *s, char *err, size_t errlen);
+void store_free(struct store *st);
+
+/* Backends (each NULL with err on failure). */
+struct store *store_sqlite_open(const char *dir, char *err, size_t errlen);
+struct store *store_nats_open(const struct store_settings *s, char *err, size_t errlen);
+
+static inline enum store_result store_claim(struct store *st, const char *key, int64_t until_s,
+                                            const char *sid, const char *who)
+{
+    return st->ops->claim(st->impl, key, until_s, sid, who);
+}
+
+static inline enum store_result store_save(struct store *st, const char *sid, const char *rec,
+                                           size_t len, uint64_t *rev)
+{
+    return st->ops->save(st->impl, sid, rec, len, rev);
+}
+
+static inline enum store_result store_forget(struct store *st, const char *sid)
+{
+    return st->ops->forget(st->impl, sid);
+}
+
+static inline enum store_result store_own(struct store *st, const char *sid, const char *node,
+                                          uint32_t lease_ms)
+{
+    return st->ops->own(st->impl, sid, node, lease_ms);
+}
+
+const char *store_result_name(enum store_result r);
+
+#endif
