@@ -11,6 +11,8 @@ set -euo pipefail
 
 build=(cmake ninja-build pkg-config gcc libc6-dev make
        libssl-dev libjansson-dev zlib1g-dev libinih-dev libwebsockets-dev libsrtp2-dev curl openssl
+       # signaling keeps visits and spent tokens in SQLite (state-dir).
+       libsqlite3-dev
        # quietroomctl probe places real calls with the reference native client.
        libnice-dev libglib2.0-dev libopus-dev)
 test=(libcmocka-dev

@@ -39,6 +39,7 @@ relay-secret-file = $root/$dev/relay.secret
 audit-log = $root/$dev/signal-audit.jsonl
 audit-key-file = $root/$dev/audit.key
 runtime-dir = $root/$dev/run
+state-dir = $root/$dev/state
 INI
 
 pids=()

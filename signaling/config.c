@@ -19,6 +19,7 @@
 
 #define SIGNAL_DEFAULT_RUNTIME_DIR "/run/quietroom-signal"
 #define SIGNAL_DEFAULT_LISTEN "127.0.0.1:8443"
+#define SIGNAL_DEFAULT_STATE_DIR "/var/lib/quietroom/signal"
 
 static int set_listen(void *arg, const char *value, char *err, size_t errlen)
 {
@@ -281,6 +282,71 @@ static int set_ops_static_dir(void *arg, const char *value, char *err, size_t er
                          "ops-static-dir", err, errlen);
 }
 
+static int set_state_dir(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    return config_string(cfg->store.state_dir, sizeof(cfg->store.state_dir), value, "state-dir",
+                         err, errlen);
+}
+
+static int set_cluster(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+    struct store_settings *st = &cfg->store;
+
+    if (st->n_cluster == STORE_CLUSTER_SEEDS_MAX) {
+        snprintf(err, errlen, "cluster: at most %d servers", STORE_CLUSTER_SEEDS_MAX);
+        return -1;
+    }
+    if (strncmp(value, "nats://", 7) != 0 && strncmp(value, "tls://", 6) != 0) {
+        snprintf(err, errlen, "cluster: \"%s\" is not nats://HOST:PORT or tls://HOST:PORT", value);
+        return -1;
+    }
+    return config_string(st->cluster[st->n_cluster++], sizeof(st->cluster[0]), value, "cluster",
+                         err, errlen);
+}
+
+static int set_cluster_tls_ca(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    return config_string(cfg->store.tls_ca, sizeof(cfg->store.tls_ca), value, "cluster-tls-ca",
+                         err, errlen);
+}
+
+static int set_cluster_tls_cert(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    return config_string(cfg->store.tls_cert, sizeof(cfg->store.tls_cert), value,
+                         "cluster-tls-cert", err, errlen);
+}
+
+static int set_cluster_tls_key(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    return config_string(cfg->store.tls_key, sizeof(cfg->store.tls_key), value,
+                         "cluster-tls-key", err, errlen);
+}
+
+static int set_cluster_creds(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    return config_string(cfg->store.creds, sizeof(cfg->store.creds), value, "cluster-creds", err,
+                         errlen);
+}
+
+static int set_cluster_replicas(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct signal_config *cfg = arg;
+
+    /* JetStream's own limit on stream replicas. */
+    return config_u32(value, 1, 5, "cluster-replicas", &cfg->store.replicas, err, errlen);
+}
+
 static const struct config_option signal_options[] = {
     {"listen", "ADDR:PORT", set_listen, "HTTPS/WSS address (default " SIGNAL_DEFAULT_LISTEN ")"},
     {"tls-cert", "FILE", set_tls_cert, "certificate chain (PEM); without it, loopback HTTP only"},
@@ -305,6 +371,14 @@ static const struct config_option signal_options[] = {
     {"ready-file", "FILE", set_ready_file, "write the bound address as JSON once serving"},
     {"ops-static-dir", "DIR", set_ops_static_dir,
      "dashboard files (default " QR_DEFAULT_OPS_WEB_DIR ")"},
+    {"state-dir", "DIR", set_state_dir,
+     "visits and spent tokens, kept across restarts (default " SIGNAL_DEFAULT_STATE_DIR ")"},
+    {"cluster", "URL", set_cluster, "NATS server of the cluster (nats://HOST:PORT); repeatable"},
+    {"cluster-tls-ca", "FILE", set_cluster_tls_ca, "CA that signs the NATS servers (PEM)"},
+    {"cluster-tls-cert", "FILE", set_cluster_tls_cert, "client certificate for NATS (PEM)"},
+    {"cluster-tls-key", "FILE", set_cluster_tls_key, "its private key (PEM)"},
+    {"cluster-creds", "FILE", set_cluster_creds, "NATS credentials file (user JWT and seed)"},
+    {"cluster-replicas", "N", set_cluster_replicas, "copies of the cluster's state (3)"},
 };
 
 static void *signal__audit(void *cfg)
@@ -351,6 +425,8 @@ static void signal__defaults(struct signal_config *cfg)
     cfg->rate_per_s = 20;
     cfg->max_participants = 8;
     cfg->max_sessions = 10000;
+    snprintf(cfg->store.state_dir, sizeof(cfg->store.state_dir), "%s", SIGNAL_DEFAULT_STATE_DIR);
+    cfg->store.replicas = 3;
 }
 
 /* The checks that need every option at once. */
@@ -377,6 +453,10 @@ static int signal__validate(struct signal_config *cfg, char *err, size_t errlen)
     /* Metrics and the dashboard are aggregate, but still nobody else's. */
     if (d->has_ops && d->ops_token_file[0] == '\0' && !netaddr_is_loopback(&d->ops_listen)) {
         snprintf(err, errlen, "ops-listen off loopback needs ops-token-file");
+        return -1;
+    }
+    if ((cfg->store.tls_cert[0] != '\0') != (cfg->store.tls_key[0] != '\0')) {
+        snprintf(err, errlen, "cluster-tls-cert and cluster-tls-key go together");
         return -1;
     }
     if (d->has_ops && netaddr_port(&d->ops_listen) != 0 &&

@@ -12,6 +12,7 @@
 #include "quietroom/base/daemon.h"
 #include "quietroom/base/netaddr.h"
 #include "quietroom/wire/sdp.h"
+#include "store.h"
 
 #define SIGNAL_ORIGINS_MAX 16
 #define SIGNAL_EHR_KEYS_MAX 16
@@ -60,6 +61,7 @@ struct signal_config {
     uint32_t max_participants;
     uint32_t max_sessions;
     char ops_static_dir[PATH_MAX];   /* the dashboard's files */
+    struct store_settings store;     /* state-dir, cluster-* */
 };
 
 /* Fills cfg from defaults, then argv in order; CONFIG_EXIT means --help or

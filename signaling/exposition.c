@@ -79,6 +79,18 @@ static void exposition__sessions(struct signal_server *srv, struct metrics *m)
                     "Browser candidates dropped (never forwarded).", st->candidates_dropped);
 }
 
+static void exposition__store(struct signal_server *srv, struct metrics *m)
+{
+    static const char *const ops[] = {"claim", "save", "forget", "unreadable"};
+
+    metrics_counter(m, "quietroom_signal_store_writes_total",
+                    "Visit records written to the state store.", srv->stats.store_writes);
+    exposition__labelled(m, "quietroom_signal_store_failures_total",
+                         "State store operations that failed, by operation (claim, save, "
+                         "forget, encode; unreadable and no_room: records not loaded).",
+                         "op", &srv->stats.store_failures, ops, 4);
+}
+
 static void exposition__relays(struct signal_server *srv, struct metrics *m)
 {
     unsigned n = relays_count(srv->relays);
@@ -123,6 +135,7 @@ void exposition_write(struct signal_server *srv, struct metrics *m)
                   lifecycle_unready(srv) == NULL);
     metrics_gauge(m, "quietroom_signal_draining", "1 after the first SIGTERM.", srv->draining);
     exposition__sessions(srv, m);
+    exposition__store(srv, m);
     exposition__relays(srv, m);
     exposition__audit(srv, m);
     metrics_process(m);

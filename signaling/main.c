@@ -23,6 +23,7 @@
 #include "reload.h"
 #include "server.h"
 #include "session.h"
+#include "store.h"
 #include "tls.h"
 #include "web.h"
 
@@ -109,6 +110,25 @@ static int signal__verify_listeners(const struct signal_server *srv, int port, i
     return 0;
 }
 
+/* The visits a previous process left (a crash, kill -9, a restart) come
+ * back before anyone can connect, so their people can resume. */
+static int signal__state(struct signal_server *srv)
+{
+    char err[PATH_MAX + 128];
+    int n;
+
+    if ((srv->store = store_open(&srv->cfg.store, err, sizeof(err))) == NULL) {
+        log_error("state store: %s", err);
+        return -1;
+    }
+    if ((n = session_store_load(srv)) < 0) {
+        log_error("state store: the stored visits cannot be read");
+        return -1;
+    }
+    log_info("state store: %s; %d visit(s) resumed from it", srv->store->ops->name, n);
+    return 0;
+}
+
 static int signal__init(struct signal_server *srv, int argc, char **argv, struct signal_keys *k,
                         int *code)
 {
@@ -124,14 +144,13 @@ static int signal__init(struct signal_server *srv, int argc, char **argv, struct
     stats_init(&srv->stats);
     if (signal__keys(srv, k) != 0)
         return -1;
-    if ((srv->replay = jwt_replay_new(QR_REPLAY_MAX)) == NULL ||
-        (srv->sha256 = hmac_new(HMAC_SHA256)) == NULL ||
+    if ((srv->sha256 = hmac_new(HMAC_SHA256)) == NULL ||
         (srv->sessions = sessions_new(srv->cfg.max_sessions)) == NULL) {
         log_error("out of memory");
         return -1;
     }
     srv->started_ms = clock_mono_ms();
-    return 0;
+    return signal__state(srv);
 }
 
 /* Once our addresses are ours: the audit log (which audit_open locks: a
@@ -184,12 +203,12 @@ static void signal__shutdown(struct signal_server *srv, bool started)
     tls_free(srv->tls);
     relays_free(srv->relays);
     sessions_free(srv->sessions);
+    store_free(srv->store);
     if (srv->audit != NULL) {
         if (started)
             events_simple(srv, "signal.stop");
         audit_close(srv->audit);
     }
-    jwt_replay_free(srv->replay);
     jwt_keyset_free(srv->ehr_keys);
     hmac_free(srv->sha256);
     keyring_wipe(&srv->relay_keys);

@@ -19,6 +19,7 @@ struct lws_context;
 struct ops_state;
 struct relays;
 struct sessions;
+struct store;
 struct tls_state;
 struct web_state;
 
@@ -30,7 +31,6 @@ struct signal_server {
     struct web_state *web;
     struct jwt_keyset *ehr_keys;
     uint8_t ehr_digest[32];              /* of the key files: did a reload change them? */
-    struct jwt_replay *replay;
     struct jwt_policy policy;
     const char *roles[5];
     struct keyring relay_keys;
@@ -38,6 +38,7 @@ struct signal_server {
     struct relays *relays;
     struct audit_log *audit;             /* NULL when not configured */
     struct sessions *sessions;
+    struct store *store;                 /* visits and token claims that outlive us */
     struct signal_stats stats;
     struct ops_state *ops;               /* operator listener; NULL when off */
     struct tls_state *tls;               /* the public certificate; NULL without TLS */

@@ -20,6 +20,7 @@
 #include "quietroom/base/log.h"
 #include "relays.h"
 #include "server.h"
+#include "store.h"
 
 /* --- registry ---------------------------------------------------------------- */
 
@@ -30,6 +31,7 @@ struct sessions {
     uint32_t n_free;
     struct hindex index;
     uint64_t seed;
+    int64_t clock_base;                 /* visit clock = monotonic + base */
 };
 
 struct sessions__key {
@@ -73,7 +75,21 @@ struct sessions *sessions_new(uint32_t max)
     for (uint32_t i = 0; i < max; i++)
         ss->free[i] = max - 1 - i;
     ss->n_free = max;
+    ss->clock_base = (int64_t)clock_wall_ms() - (int64_t)clock_mono_ms();
     return ss;
+}
+
+uint64_t sessions_now_ms(const struct sessions *ss)
+{
+    return (uint64_t)((int64_t)clock_mono_ms() + ss->clock_base);
+}
+
+void sessions_clock_floor(struct sessions *ss, uint64_t ms)
+{
+    uint64_t now = sessions_now_ms(ss);
+
+    if (now <= ms)
+        ss->clock_base += (int64_t)(ms - now) + 1;
 }
 
 unsigned sessions_count(const struct sessions *ss)
@@ -106,6 +122,20 @@ static struct session *sessions__find(struct sessions *ss, const char *sid)
     return id == HINDEX_NONE ? NULL : ss->slots[id];
 }
 
+/* Puts s (sid set) in a free slot; -1 when full. */
+static int sessions__insert(struct sessions *ss, struct session *s)
+{
+    if (ss->n_free == 0)
+        return -1;
+    s->slot = ss->free[ss->n_free - 1];
+    if (hindex_insert(&ss->index, sessions__hash(ss, s->v.sid), s->slot) != 0)
+        return -1;
+    ss->n_free--;
+    ss->slots[s->slot] = s;
+    ss->count++;
+    return 0;
+}
+
 /* Returns the session for sid, creating it; NULL when at capacity. */
 static struct session *sessions__open(struct sessions *ss, const char *sid,
                                       const struct visit_env *env, bool *created)
@@ -124,15 +154,25 @@ static struct session *sessions__open(struct sessions *ss, const char *sid,
     for (int i = 0; i < 8; i++)
         snprintf(instance + 2 * i, 3, "%02x", rnd[i]);
     visit_init(&s->v, sid, instance, env);
-    s->slot = ss->free[ss->n_free - 1];
-    if (hindex_insert(&ss->index, sessions__hash(ss, sid), s->slot) != 0) {
+    if (sessions__insert(ss, s) != 0) {
         free(s);
         return NULL;
     }
-    ss->n_free--;
-    ss->slots[s->slot] = s;
-    ss->count++;
     *created = true;
+    return s;
+}
+
+struct session *sessions_adopt(struct sessions *ss, const struct visit *v)
+{
+    struct session *s;
+
+    if (sessions__find(ss, v->sid) != NULL || (s = calloc(1, sizeof(*s))) == NULL)
+        return NULL;
+    s->v = *v;
+    if (sessions__insert(ss, s) != 0) {
+        free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -167,12 +207,11 @@ static struct visit_config session__config(const struct signal_server *srv)
 }
 
 /* The environment of one core call: the clocks are read here, once. */
-static struct visit_env session__env(struct signal_server *srv, const struct visit_config *cfg,
-                                     uint64_t now_ms)
+static struct visit_env session__env(struct signal_server *srv, const struct visit_config *cfg)
 {
     return (struct visit_env){
         .cfg = cfg,
-        .now_ms = now_ms,
+        .now_ms = sessions_now_ms(srv->sessions),
         .now_wall_ms = clock_wall_ms(),
         .pick_relay = session__pick_relay,
         .ctx = srv,
@@ -263,10 +302,23 @@ static bool session__perform(struct signal_server *srv, struct session *s, struc
     return over;
 }
 
-/* Runs the actions and forgets the visit if it is over. */
+static bool session__ends(const struct visit_out *o)
+{
+    for (unsigned i = 0; i < o->n; i++) {
+        if (o->a[i].kind == VISIT_ENDED)
+            return true;
+    }
+    return false;
+}
+
+/* Stores what the core changed, then runs the actions and forgets the
+ * visit if it is over. A failed write does not hold the visit up (it is
+ * retried on the tick); auth and resume, which must not hand out a seat or
+ * a secret the store lost, check before they get here. */
 static void session__finish(struct signal_server *srv, struct session *s, struct conn *c,
                             struct visit_out *o)
 {
+    session_store_save(srv, s, session__ends(o));
     if (session__perform(srv, s, c, o))
         sessions__close(srv->sessions, s);
 }
@@ -275,7 +327,7 @@ void sessions_end_all(struct signal_server *srv, const char *reason)
 {
     struct sessions *ss = srv->sessions;
     struct visit_config cfg = session__config(srv);
-    struct visit_env env = session__env(srv, &cfg, clock_mono_ms());
+    struct visit_env env = session__env(srv, &cfg);
     struct visit_out o;
 
     visit_out_init(&o);
@@ -284,6 +336,18 @@ void sessions_end_all(struct signal_server *srv, const char *reason)
             continue;
         visit_end(&ss->slots[i]->v, &env, reason, NULL, &o);
         session__finish(srv, ss->slots[i], NULL, &o);
+    }
+}
+
+void sessions_restored(struct signal_server *srv)
+{
+    struct sessions *ss = srv->sessions;
+    struct visit_config cfg = session__config(srv);
+    struct visit_env env = session__env(srv, &cfg);
+
+    for (uint32_t i = 0; i < ss->max; i++) {
+        if (ss->slots[i] != NULL)
+            visit_restored(&ss->slots[i]->v, &env);
     }
 }
 
@@ -317,14 +381,63 @@ static bool session__draining_refuses(struct signal_server *srv, const char *sid
     return srv->draining && sessions__find(srv->sessions, sid) == NULL;
 }
 
+/* The store could not record a seat or a secret: the core's change is
+ * undone (the visit as it was, or gone if this request made it) and the
+ * person is told to try again. */
+static void session__unavailable(struct signal_server *srv, struct conn *c, struct session *s,
+                                 const struct visit *before, bool created,
+                                 const struct jwt_claims *cl)
+{
+    if (created)
+        sessions__close(srv->sessions, s);
+    else
+        s->v = *before;
+    session__refuse(srv, c, "state_unavailable",
+                    "the server cannot record this now; try again in a moment", NULL, cl);
+}
+
+/* The id the core gave the person it just seated (its VISIT_ATTACH). */
+static const char *session__seated(const struct visit_out *o)
+{
+    for (unsigned i = 0; i < o->n; i++) {
+        if (o->a[i].kind == VISIT_ATTACH)
+            return o->a[i].who;
+    }
+    return "";
+}
+
+/* Spends the token's jti in the store, naming the seat it opened, and
+ * writes the visit with that seat; both must be durable before welcome.
+ * NULL, or the refusal code. */
+static const char *session__commit_join(struct signal_server *srv, struct session *s,
+                                        const struct jwt_claims *cl, const struct visit_out *o)
+{
+    char key[STORE_KEY_LEN];
+    enum store_result r;
+
+    if (store_claim_key(cl->iss, cl->jti, key) != 0)
+        return "state_unavailable";
+    r = store_claim(srv->store, key, cl->exp + QR_TOKEN_SKEW_MAX_S, cl->sid, session__seated(o));
+    if (r == STORE_TAKEN)
+        return "token_replayed";
+    if (r != STORE_OK) {
+        stats_count(&srv->stats.store_failures, "claim");
+        return "token_claim_unavailable";
+    }
+    if (session_store_save(srv, s, false) != STORE_OK)
+        return "state_unavailable";
+    return NULL;
+}
+
 static void session__auth(struct signal_server *srv, struct conn *c, const struct msg *m)
 {
     int64_t now = (int64_t)clock_wall_s();
     struct visit_config cfg = session__config(srv);
-    struct visit_env env = session__env(srv, &cfg, clock_mono_ms());
+    struct visit_env env = session__env(srv, &cfg);
     struct jwt_claims cl;
     enum jwt_error e =
         jwt_verify(srv->ehr_keys, &srv->policy, m->token, strlen(m->token), now, &cl);
+    struct visit *before = NULL;
     struct visit_out o;
     struct session *s;
     const char *refused;
@@ -339,8 +452,6 @@ static void session__auth(struct signal_server *srv, struct conn *c, const struc
                         NULL, &cl);
         return;
     }
-    if (e == JWT_OK)
-        e = jwt_replay_check(srv->replay, cl.iss, cl.jti, cl.exp, now);
     if (e != JWT_OK) {
         bool signed_ok = e >= JWT_ERR_WRONG_ISSUER && e != JWT_ERR_MISSING_CLAIM &&
                          e != JWT_ERR_BAD_CLAIM;
@@ -351,31 +462,55 @@ static void session__auth(struct signal_server *srv, struct conn *c, const struc
         return;
     }
     s = sessions__open(srv->sessions, cl.sid, &env, &created);
-    if (created)
-        srv->stats.sessions_started++;
-    if (s == NULL) {
+    if (s != NULL && (before = malloc(sizeof(*before))) == NULL && created)
+        sessions__close(srv->sessions, s);
+    if (s == NULL || before == NULL) {
         session__refuse(srv, c, "server_busy", "the server cannot take more sessions now", NULL,
                         &cl);
         return;
     }
+    *before = s->v;
     visit_out_init(&o);
     if ((refused = visit_join(&s->v, &env, &cl, (enum role)role, c->addr, &o)) != NULL) {
         session__refuse(srv, c, refused, "this session has as many participants as it may", NULL,
                         &cl);
-        return;
+        goto out;
     }
+    if ((refused = session__commit_join(srv, s, &cl, &o)) != NULL) {
+        visit_out_reset(&o);
+        if (strcmp(refused, "state_unavailable") == 0) {
+            session__unavailable(srv, c, s, before, created, &cl);
+            goto out;
+        }
+        if (created)
+            sessions__close(srv->sessions, s);
+        else
+            s->v = *before;
+        session__refuse(srv, c, refused, strcmp(refused, "token_replayed") == 0
+                                             ? jwt_error_message(JWT_ERR_REPLAYED)
+                                             : "the sign-in cannot be recorded now; try the "
+                                               "link again in a moment",
+                        NULL, &cl);
+        goto out;
+    }
+    if (created)
+        srv->stats.sessions_started++;
     lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
     stats_count(&srv->stats.auth, "ok");
     session__finish(srv, s, c, &o);
+out:
+    OPENSSL_cleanse(before, sizeof(*before));
+    free(before);
 }
 
 static void session__resume(struct signal_server *srv, struct conn *c, const struct msg *m)
 {
     struct sessions *ss = srv->sessions;
     struct visit_config cfg = session__config(srv);
-    struct visit_env env = session__env(srv, &cfg, clock_mono_ms());
+    struct visit_env env = session__env(srv, &cfg);
     struct visit_person *p = NULL;
     struct session *s = NULL;
+    struct visit *before = NULL;
     struct visit_out o;
     uint8_t hash[32];
 
@@ -386,15 +521,26 @@ static void session__resume(struct signal_server *srv, struct conn *c, const str
             p = visit_by_resume(&s->v, hash);
     }
     visit_out_init(&o);
-    if (p == NULL || visit_resume(&s->v, &env, p, c->addr, &o) != NULL) {
+    if (p == NULL || (before = malloc(sizeof(*before))) == NULL ||
+        (*before = s->v, visit_resume(&s->v, &env, p, c->addr, &o)) != NULL) {
         session__refuse(srv, c, "resume_invalid",
                         "this resume secret is unknown, used or expired; join again from the EHR",
                         NULL, NULL);
-        return;
+        goto out;
+    }
+    /* The new secret goes out only once the store has its hash. */
+    if (session_store_save(srv, s, false) != STORE_OK) {
+        visit_out_reset(&o);
+        session__unavailable(srv, c, s, before, false, NULL);
+        goto out;
     }
     lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
     stats_count(&srv->stats.auth, "resumed");
     session__finish(srv, s, c, &o);
+out:
+    if (before != NULL)
+        OPENSSL_cleanse(before, sizeof(*before));
+    free(before);
 }
 
 /* --- messages, closes, timers ----------------------------------------------------- */
@@ -403,7 +549,7 @@ static void session__dispatch(struct signal_server *srv, struct conn *c, const s
 {
     struct session *s = c->s;
     struct visit_config cfg = session__config(srv);
-    struct visit_env env = session__env(srv, &cfg, clock_mono_ms());
+    struct visit_env env = session__env(srv, &cfg);
     struct visit_out o;
 
     visit_out_init(&o);
@@ -457,7 +603,7 @@ void session_on_close(struct signal_server *srv, struct conn *c)
 
     if (s == NULL)
         return;
-    env = session__env(srv, &cfg, clock_mono_ms());
+    env = session__env(srv, &cfg);
     snprintf(pid, sizeof(pid), "%s", c->pid);
     session__unbind(s, c);
     visit_out_init(&o);
@@ -465,11 +611,11 @@ void session_on_close(struct signal_server *srv, struct conn *c)
     session__finish(srv, s, NULL, &o);
 }
 
-void session_tick(struct signal_server *srv, uint64_t now_ms)
+void session_tick(struct signal_server *srv)
 {
     struct sessions *ss = srv->sessions;
     struct visit_config cfg = session__config(srv);
-    struct visit_env env = session__env(srv, &cfg, now_ms);
+    struct visit_env env = session__env(srv, &cfg);
     struct visit_out o;
 
     visit_out_init(&o);
@@ -477,6 +623,10 @@ void session_tick(struct signal_server *srv, uint64_t now_ms)
         if (ss->slots[i] == NULL)
             continue;
         visit_tick(&ss->slots[i]->v, &env, &o);
-        session__finish(srv, ss->slots[i], NULL, &o);
+        /* Time passing changes a visit only through actions. */
+        if (o.n == 0)
+            session_store_retry(srv, ss->slots[i]);
+        else
+            session__finish(srv, ss->slots[i], NULL, &o);
     }
 }

@@ -23,6 +23,10 @@ struct signal_server;
 struct session {
     struct visit v;
     uint32_t slot;
+    uint64_t rev;                       /* the store's revision of our last write; 0: none */
+    uint8_t saved[32];                  /* SHA-256 of that record: an unchanged visit is not
+                                         * written again */
+    bool unsaved;                       /* the last write failed: the tick tries again */
     struct {
         char id[VISIT_ID_LEN];
         struct conn *c;
@@ -51,7 +55,30 @@ void sessions_census(const struct sessions *ss, struct sessions_census *out);
 void session_on_message(struct signal_server *srv, struct conn *c, const char *buf, size_t len);
 void session_on_close(struct signal_server *srv, struct conn *c);
 /* Timers: auth deadline, waiting, resume grace, token expiry, idle, length. */
-void session_tick(struct signal_server *srv, uint64_t now_ms);
+void session_tick(struct signal_server *srv);
+
+/* The visit clock (monotonic ms): the process's monotonic clock anchored
+ * to the wall clock at start, so that times a store keeps mean the same
+ * to the next process, and raised past every time read back (a wall
+ * clock set back cannot make it run backwards over a stored visit). */
+uint64_t sessions_now_ms(const struct sessions *ss);
+void sessions_clock_floor(struct sessions *ss, uint64_t ms);
+/* The registry takes a visit read back from the store; NULL when full or
+ * when the sid is here already. */
+struct session *sessions_adopt(struct sessions *ss, const struct visit *v);
+/* Every visit here was just read back: visit_restored, at the visit clock. */
+void sessions_restored(struct signal_server *srv);
+
+/* Persistence (session_store.c). */
+/* Reads every visit the store holds into the registry (visit_restored);
+ * the number read, or -1 if the store cannot be read. Records that do not
+ * decode, or name a relay not configured, are counted and left alone. */
+int session_store_load(struct signal_server *srv);
+/* Writes s's record if it changed since the last write, or forgets it when
+ * the visit is over. A failure is logged, counted and retried by the tick
+ * (session_store_retry). */
+enum store_result session_store_save(struct signal_server *srv, struct session *s, bool over);
+void session_store_retry(struct signal_server *srv, struct session *s);
 
 /* The connection carrying participant id, or NULL. */
 struct conn *session_conn(struct session *s, const char *id);

@@ -42,6 +42,9 @@ struct signal_stats {
     struct stats_labelled ended;        /* §4 end reasons, and "empty" */
     uint64_t sdp_rewritten;
     uint64_t candidates_dropped;
+    uint64_t store_writes;              /* visit records written */
+    struct stats_labelled store_failures; /* by operation: claim, save, forget, encode,
+                                           * unreadable, no_room */
     struct metrics_histogram setup;     /* session_setup_seconds */
     /* The dashboard's rates: counters at the start of the window. */
     uint64_t window_ms;

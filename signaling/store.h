@@ -6,8 +6,7 @@
  *     opened, kept until the token could no longer be presented;
  *   - visit records: the visit core's state as visit_codec encodes it,
  *     written on every change before the actions of that change go out;
- *   - a clock floor: the visit clock (session.c) never runs below a time
- *     already written.
+ *   - ownership: which replica runs a visit (a lease).
  * Calls block for at most the backend's timeout and run on the event-loop
  * thread. Errors never carry a record, a jti or a name. */
 #ifndef QUIETROOM_SIGNAL_STORE_H
@@ -61,8 +60,6 @@ struct store_ops {
                               int (*each)(void *ctx, const char *sid, const char *rec, size_t len,
                                           uint64_t rev),
                               void *ctx);
-    enum store_result (*clock_floor)(void *impl, uint64_t *ms);   /* 0 when never set */
-    enum store_result (*clock_raise)(void *impl, uint64_t ms);
     /* Ownership of a visit by one replica (node id) for lease_ms: taken
      * when nobody holds it or the holder's lease lapsed, renewed when we
      * hold it; STORE_TAKEN while another node's lease runs. SQLite, with

@@ -721,3 +721,35 @@ void visit_tick(struct visit *v, const struct visit_env *env, struct visit_out *
     if (v->n_people == 0)
         visit__over(v, o, "empty");
 }
+
+void visit_restored(struct visit *v, const struct visit_env *env)
+{
+    for (unsigned i = 0; i < v->n_people; i++) {
+        bool was_clinician = v->people[i].connected && v->people[i].role == ROLE_CLINICIAN;
+
+        v->people[i].connected = false;
+        v->people[i].gone_ms = env->now_ms;
+        if (was_clinician)
+            visit__clinician_gone(v, env->now_ms);
+    }
+    for (unsigned i = 0; i < v->n_pairs; i++) {
+        v->pairs[i].offerer[0] = '\0';
+        v->pairs[i].have_creds = false;
+    }
+}
+
+static uint64_t visit__max(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
+
+uint64_t visit_latest_ms(const struct visit *v)
+{
+    uint64_t t = visit__max(v->created_ms, visit__max(v->admitted_ms, v->no_clinician_since_ms));
+
+    for (unsigned i = 0; i < v->n_people; i++)
+        t = visit__max(t, visit__max(v->people[i].gone_ms, v->people[i].waiting_since_ms));
+    for (unsigned i = 0; i < v->n_pairs; i++)
+        t = visit__max(t, v->pairs[i].created_ms);
+    return t;
+}

@@ -182,4 +182,13 @@ void visit_end(struct visit *v, const struct visit_env *env, const char *reason,
 
 struct visit_person *visit_person(struct visit *v, const char *id);
 
+/* A visit read back from a store by a process that has no connection of
+ * it: everyone is disconnected as of now (the resume grace decides who
+ * comes back) and no offer is outstanding (its credentials were not
+ * stored). */
+void visit_restored(struct visit *v, const struct visit_env *env);
+/* The latest time the visit holds (monotonic ms): a clock that resumes the
+ * visit must not start below it. */
+uint64_t visit_latest_ms(const struct visit *v);
+
 #endif

@@ -251,10 +251,8 @@ static void web__tick(lws_sorted_usec_list_t *sul)
 {
     struct web_state *ws = lws_container_of(sul, struct web_state, tick);
 
-    uint64_t now = clock_mono_ms();
-
-    session_tick(ws->srv, now);
-    stats_tick(&ws->srv->stats, now);
+    session_tick(ws->srv);
+    stats_tick(&ws->srv->stats, clock_mono_ms());
     lws_sul_schedule(ws->srv->lws, 0, &ws->tick, web__tick, QR_SIGNAL_TICK_MS * LWS_US_PER_MS);
 }
 

@@ -54,8 +54,6 @@ static const struct {
     [JWT_ERR_ROLE_NOT_ALLOWED] = {"token_role_not_allowed",
                                   "The token's role may not join a session."},
     [JWT_ERR_REPLAYED] = {"token_replayed", "The token has already been used."},
-    [JWT_ERR_REPLAY_CACHE_FULL] = {"token_replay_cache_full",
-                                   "Too many tokens in use; try again later."},
 };
 
 const char *jwt_error_code(enum jwt_error e)

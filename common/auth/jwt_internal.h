@@ -1,4 +1,4 @@
-/* What jwt.c, jwt_keys.c and jwt_replay.c share, and the test and fuzz
+/* What jwt.c and jwt_keys.c share, and the test and fuzz
  * harnesses may reach. Not part of the public interface. */
 #ifndef QUIETROOM_JWT_INTERNAL_H
 #define QUIETROOM_JWT_INTERNAL_H

@@ -214,6 +214,25 @@ static int lockfile__ours(int fd, const char *path, char *err, size_t errlen)
     return 0;
 }
 
+int lockfile_open(const char *path, const char *what, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (lockfile__ours(fd, path, err, errlen) != 0 || lockfile_try(fd, what, err, errlen) != 0) {
+        size_t used = strlen(err);
+
+        snprintf(err + used, errlen - used, " (lock %s)", path);
+        close(fd);
+        return -1;
+    }
+    lockfile__stamp(fd);
+    return fd;
+}
+
 int lockfile_address(struct lockfile_set *set, const char *dir, const char *proto,
                      const union netaddr *a, char *err, size_t errlen)
 {
@@ -229,18 +248,8 @@ int lockfile_address(struct lockfile_set *set, const char *dir, const char *prot
     netaddr_format_host(a, host, sizeof(host));
     snprintf(path, sizeof(path), "%s/%s-%s-%u.lock", dir, proto, host, netaddr_port(a));
     snprintf(what, sizeof(what), "%s %s", proto, netaddr_format(a, host, sizeof(host)));
-    if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644)) < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    if ((fd = lockfile_open(path, what, err, errlen)) < 0)
         return -1;
-    }
-    if (lockfile__ours(fd, path, err, errlen) != 0 || lockfile_try(fd, what, err, errlen) != 0) {
-        size_t used = strlen(err);
-
-        snprintf(err + used, errlen - used, " (lock %s)", path);
-        close(fd);
-        return -1;
-    }
-    lockfile__stamp(fd);
     set->fd[set->n++] = fd;
     return lockfile__probe(proto, a, what, err, errlen);
 }

@@ -452,7 +452,8 @@ static int harness_write_conf(struct signal_proc *s, const struct relay_proc *r,
             r->n_listen > 1 ? listen[1] : "", r->secret);
     fprintf(f, "audit-log = %s\naudit-key-file = %s\nready-file = %s/ready.json\n", s->audit,
             s->audit_key, s->dir);
-    fprintf(f, "log-level = debug\nruntime-dir = %s/run\n", s->dir);
+    fprintf(f, "log-level = debug\nruntime-dir = %s/run\nstate-dir = %s/state\n", s->dir,
+            s->dir);
     if (tls)
         fprintf(f, "tls-cert = %s\ntls-key = %s/tls.key\n", s->cert, s->dir);
     for (int i = 0; extra != NULL && extra[i] != NULL; i++)

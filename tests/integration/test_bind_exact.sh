@@ -103,6 +103,7 @@ start() {
         echo "audit-log = $d/signal-audit.jsonl"
         echo "audit-key-file = $work/audit.key"
         echo "runtime-dir = $d/run"
+        echo "state-dir = $d/state"
         echo "ready-file = $d/signal.ready"
     } > "$d/signal.ini"
     "$signal_bin" --config "$d/signal.ini" 2>"$d/signal.log" &

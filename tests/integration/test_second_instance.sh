@@ -9,7 +9,8 @@
 #   1. the same command line again (same runtime-dir): the address lock;
 #   2. another runtime-dir, same ports: a trial bind without SO_REUSEPORT
 #      (which is how the relay's UDP group could otherwise take it in);
-#   3. other ports, same audit log: the audit file's lock;
+#   3. other ports, same audit log: the audit file's lock; (signaling) same
+#      state-dir: the state store's lock;
 # then kill -9 of the first copy: a restart is not blocked by what it left.
 set -euo pipefail
 relay_bin=$1 signal_bin=$2 ctl=$3 loadtest=$4 src=$5
@@ -105,7 +106,7 @@ loss=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["loss"])'
     fail "relay: loss $loss after the refused copies"
 
 # --- signaling ------------------------------------------------------------
-signal_conf() { # FILE RUNTIME_DIR AUDIT PORT OPS
+signal_conf() { # FILE RUNTIME_DIR AUDIT PORT OPS [STATE_DIR]
     cat > "$1" <<INI
 [signal]
 listen = 127.0.0.1:$4
@@ -120,6 +121,7 @@ relay-secret-file = $work/relay.secret
 audit-log = $3
 audit-key-file = $work/audit.key
 runtime-dir = $2
+state-dir = ${6:-$work/state}
 log-level = debug
 INI
 }
@@ -136,7 +138,10 @@ expect_refusal "signaling, same config" "tcp 127\.0\.0\.1:$web is held by pid $s
 signal_conf "$work/s2.ini" "$work/run2" "$work/signal2.jsonl" "$web" 0
 expect_refusal "signaling, other runtime-dir, same port" "tcp 127\.0\.0\.1:$web: Address already in use" \
     "$signal_bin" --config "$work/s2.ini"
-signal_conf "$work/s3.ini" "$work/run2" "$work/signal-audit.jsonl" 0 0
+signal_conf "$work/s4.ini" "$work/run2" "$work/signal4.jsonl" 0 0
+expect_refusal "signaling, same state-dir" "the state directory is held by pid $signal_pid \(quietroom-signal\)" \
+    "$signal_bin" --config "$work/s4.ini"
+signal_conf "$work/s3.ini" "$work/run2" "$work/signal-audit.jsonl" 0 0 "$work/state2"
 expect_refusal "signaling, same audit log" "audit log $work/signal-audit.jsonl is held by pid $signal_pid \(quietroom-signal\)" \
     "$signal_bin" --config "$work/s3.ini"
 # This copy got furthest (its listeners were bound): it must still not have

@@ -3,7 +3,7 @@
  * test time (ES256, EdDSA, RS256) and loaded both from PEM and from one JWKS
  * file; every row runs against both keysets. Then bytes that are not a
  * token, the size limit, base64url, the claims copied out (also from refused
- * tokens), policy edges, the replay cache and the error codes. Signing, key
+ * tokens), policy edges and the error codes. Signing, key
  * loading and key generation are in test_jwt_keys.c; the keys and the forging
  * in jwt_fixtures.c. */
 #include <fcntl.h>
@@ -437,70 +437,6 @@ static void test_policy_edges(void **state)
     free(tok);
 }
 
-/* --- replay cache -------------------------------------------------------------- */
-
-static void test_replay(void **state)
-{
-    struct jwt_replay *r = jwt_replay_new(3);
-
-    (void)state;
-    assert_null(jwt_replay_new(0));
-    assert_null(jwt_replay_new(QR_REPLAY_MAX + 1));
-    assert_int_equal(jwt_replay_check(r, ISS, "a", NOW + 600, NOW), JWT_OK);
-    assert_int_equal(jwt_replay_check(r, ISS, "a", NOW + 600, NOW + 1), JWT_ERR_REPLAYED);
-    /* The same jti from another issuer is another token. */
-    assert_int_equal(jwt_replay_check(r, "https://other.example", "a", NOW + 600, NOW), JWT_OK);
-    /* No confusion at the iss/jti boundary. */
-    assert_int_equal(jwt_replay_check(r, ISS "a", "", NOW + 600, NOW), JWT_OK);
-    assert_int_equal(jwt_replay_size(r), 3);
-    /* Full: refused rather than forgetting a live token. */
-    assert_int_equal(jwt_replay_check(r, ISS, "b", NOW + 600, NOW), JWT_ERR_REPLAY_CACHE_FULL);
-    assert_int_equal(jwt_replay_check(r, ISS, "a", NOW + 600, NOW), JWT_ERR_REPLAYED);
-    /* Remembered through the skew after exp, then forgotten. */
-    assert_int_equal(jwt_replay_check(r, ISS, "b", NOW + 9000, NOW + 660),
-                     JWT_ERR_REPLAY_CACHE_FULL);
-    assert_int_equal(jwt_replay_check(r, ISS, "b", NOW + 9000, NOW + 661), JWT_OK);
-    assert_int_equal(jwt_replay_size(r), 1);
-    assert_int_equal(jwt_replay_check(r, ISS, "b", NOW + 9000, NOW + 662), JWT_ERR_REPLAYED);
-    /* Already expired: nothing to remember. */
-    assert_int_equal(jwt_replay_check(r, ISS, "c", NOW, NOW + 61), JWT_ERR_EXPIRED);
-    assert_int_equal(jwt_replay_check(r, NULL, "c", NOW + 600, NOW), JWT_ERR_MISSING_CLAIM);
-    jwt_replay_free(r);
-    jwt_replay_free(NULL);
-}
-
-/* Many entries through lazy expiry: what is kept must stay findable as the
- * dense array is compacted under the index. */
-static void test_replay_churn(void **state)
-{
-    enum { N = 2000 };
-    struct jwt_replay *r = jwt_replay_new(N);
-    char jti[32];
-
-    (void)state;
-    for (int i = 0; i < N; i++) {
-        snprintf(jti, sizeof(jti), "j%d", i);
-        /* Odd ones live long, even ones expire at NOW + 100. */
-        assert_int_equal(jwt_replay_check(r, ISS, jti, i % 2 ? NOW + 100000 : NOW + 100, NOW),
-                         JWT_OK);
-    }
-    assert_int_equal(jwt_replay_check(r, ISS, "x", NOW + 1000, NOW), JWT_ERR_REPLAY_CACHE_FULL);
-    for (int i = 0; i < N / 2; i++) {
-        snprintf(jti, sizeof(jti), "n%d", i);
-        assert_int_equal(jwt_replay_check(r, ISS, jti, NOW + 100000, NOW + 1000), JWT_OK);
-    }
-    assert_int_equal(jwt_replay_size(r), N);
-    for (int i = 0; i < N; i++) {
-        snprintf(jti, sizeof(jti), "j%d", i);
-        assert_int_equal(jwt_replay_check(r, ISS, jti, NOW + 100000, NOW + 1000),
-                         i % 2 ? JWT_ERR_REPLAYED : JWT_ERR_REPLAY_CACHE_FULL);
-        snprintf(jti, sizeof(jti), "n%d", i / 2);
-        assert_int_equal(jwt_replay_check(r, ISS, jti, NOW + 100000, NOW + 1000), JWT_ERR_REPLAYED);
-    }
-    jwt_replay_free(r);
-}
-
-/* --- error codes ---------------------------------------------------------------- */
 
 static void test_error_codes(void **state)
 {
@@ -524,7 +460,6 @@ static void test_error_codes(void **state)
         "token_bad_claim",
         "token_role_not_allowed",
         "token_replayed",
-        "token_replay_cache_full",
     };
 
     (void)state;
@@ -549,8 +484,8 @@ int main(void)
         cmocka_unit_test(test_token_table),   cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_size_limit),    cmocka_unit_test(test_b64url),
         cmocka_unit_test(test_claims_copied), cmocka_unit_test(test_refused_claims),
-        cmocka_unit_test(test_policy_edges),  cmocka_unit_test(test_replay),
-        cmocka_unit_test(test_replay_churn),  cmocka_unit_test(test_error_codes),
+        cmocka_unit_test(test_policy_edges),
+        cmocka_unit_test(test_error_codes),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -34,8 +34,7 @@ enum jwt_error {
     JWT_ERR_MISSING_CLAIM,      /* token_missing_claim: see jwt_claims.missing */
     JWT_ERR_BAD_CLAIM,          /* token_bad_claim: wrong type or too long */
     JWT_ERR_ROLE_NOT_ALLOWED,   /* token_role_not_allowed */
-    JWT_ERR_REPLAYED,           /* token_replayed: jti seen before (replay cache) */
-    JWT_ERR_REPLAY_CACHE_FULL,  /* token_replay_cache_full: refused, not risked */
+    JWT_ERR_REPLAYED,           /* token_replayed: jti spent before (the state store) */
     JWT_ERR_COUNT
 };
 
@@ -103,15 +102,5 @@ int jwt_sign_pem(const char *key_path, const char *kid, const json_t *claims, ch
  * prefix.jwks.json (the public key under kid). Returns 0 or -1 with err. */
 int jwt_keygen(const char *type, const char *prefix, const char *kid, char *err, size_t errlen);
 
-/* Single-use jti: remembers (iss, jti) until the token's exp. Bounded; when
- * full it refuses rather than forgets. Not thread-safe. */
-struct jwt_replay;
-
-struct jwt_replay *jwt_replay_new(uint32_t max_entries);
-void jwt_replay_free(struct jwt_replay *r);
-/* JWT_OK and remembers, or JWT_ERR_REPLAYED, or JWT_ERR_REPLAY_CACHE_FULL. */
-enum jwt_error jwt_replay_check(struct jwt_replay *r, const char *iss, const char *jti,
-                                int64_t exp, int64_t now);
-uint32_t jwt_replay_size(const struct jwt_replay *r);
 
 #endif

@@ -38,6 +38,11 @@ int lockfile_try(int fd, const char *what, char *err, size_t errlen);
  * cannot say. */
 void lockfile_holder(int fd, char *out, size_t len);
 
+/* Opens (creating, mode 0644) and locks the lock file at path for the
+ * life of the process, and writes our pid into it; the fd, or -1 with err
+ * naming the holder. The file must be a plain file of ours with one name. */
+int lockfile_open(const char *path, const char *what, char *err, size_t errlen);
+
 /* Creates the runtime directory (mode 0755) if it does not exist. */
 int lockfile_dir(const char *dir, char *err, size_t errlen);
 

@@ -139,6 +139,7 @@ export class Quietroom {
             `audit-log = ${path.join(q.dir, 'signal-audit.jsonl')}`,
             `audit-key-file = ${path.join(q.dir, 'audit.key')}`,
             `node-id = browser-test`,
+            `state-dir = ${path.join(q.dir, 'state')}`,
             ...extraSignal,
             '',
         ].join('\n');
