@@ -502,35 +502,13 @@ static bool harness_relays_healthy(struct signal_proc *s, bool tls)
     return ok;
 }
 
-int signal_start(struct signal_proc *s, const struct relay_proc *r, bool tls,
-                 const char *const *extra)
+/* Runs signaling on s->conf and waits until it serves with a healthy relay. */
+static int harness_signal_spawn(struct signal_proc *s, bool tls)
 {
-    char prefix[HARNESS_PATH];
-    char *keygen[] = {QR_CTL_BIN, "keygen", "--type", "ec", "--out", prefix, "--kid", "ehr-1",
-                      NULL};
-    char *audit_argv[] = {QR_CTL_BIN, "secret", "--out", s->audit_key, NULL};
     char *argv[] = {QR_SIGNAL_BIN, "--config", s->conf, NULL};
     uint64_t deadline;
     int status;
 
-    memset(s, 0, sizeof(*s));
-    snprintf(s->dir, sizeof(s->dir), "/tmp/qr-sig-XXXXXX");
-    if (mkdtemp(s->dir) == NULL)
-        return -1;
-    snprintf(s->conf, sizeof(s->conf), "%s/signal.ini", s->dir);
-    snprintf(s->audit, sizeof(s->audit), "%s/audit.jsonl", s->dir);
-    snprintf(s->log, sizeof(s->log), "%s/signal.log", s->dir);
-    snprintf(prefix, sizeof(prefix), "%s/ehr", s->dir);
-    snprintf(s->ehr_key, sizeof(s->ehr_key), "%s/ehr.key", s->dir);
-    snprintf(s->audit_key, sizeof(s->audit_key), "%s/audit.key", s->dir);
-    free(harness_run(keygen, &status));
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return -1;
-    free(harness_run(audit_argv, &status));
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return -1;
-    if ((tls && harness_make_cert(s) != 0) || harness_write_conf(s, r, tls, extra) != 0)
-        return -1;
     if ((s->pid = fork()) == 0) {
         int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 
@@ -552,6 +530,52 @@ int signal_start(struct signal_proc *s, const struct relay_proc *r, bool tls,
         }
     }
     return -1;
+}
+
+int signal_restart(struct signal_proc *s)
+{
+    char ready[HARNESS_PATH];
+    FILE *f;
+
+    if (s->pid != 0 || s->port <= 0 || (f = fopen(s->conf, "a")) == NULL)
+        return -1;
+    /* The last listen line wins: the same port, as a restarted server has. */
+    fprintf(f, "listen = 127.0.0.1:%d\n", s->port);
+    if (fclose(f) != 0)
+        return -1;
+    snprintf(ready, sizeof(ready), "%s/ready.json", s->dir);
+    unlink(ready);
+    return harness_signal_spawn(s, s->cert[0] != '\0');
+}
+
+int signal_start(struct signal_proc *s, const struct relay_proc *r, bool tls,
+                 const char *const *extra)
+{
+    char prefix[HARNESS_PATH];
+    char *keygen[] = {QR_CTL_BIN, "keygen", "--type", "ec", "--out", prefix, "--kid", "ehr-1",
+                      NULL};
+    char *audit_argv[] = {QR_CTL_BIN, "secret", "--out", s->audit_key, NULL};
+    int status;
+
+    memset(s, 0, sizeof(*s));
+    snprintf(s->dir, sizeof(s->dir), "/tmp/qr-sig-XXXXXX");
+    if (mkdtemp(s->dir) == NULL)
+        return -1;
+    snprintf(s->conf, sizeof(s->conf), "%s/signal.ini", s->dir);
+    snprintf(s->audit, sizeof(s->audit), "%s/audit.jsonl", s->dir);
+    snprintf(s->log, sizeof(s->log), "%s/signal.log", s->dir);
+    snprintf(prefix, sizeof(prefix), "%s/ehr", s->dir);
+    snprintf(s->ehr_key, sizeof(s->ehr_key), "%s/ehr.key", s->dir);
+    snprintf(s->audit_key, sizeof(s->audit_key), "%s/audit.key", s->dir);
+    free(harness_run(keygen, &status));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return -1;
+    free(harness_run(audit_argv, &status));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return -1;
+    if ((tls && harness_make_cert(s) != 0) || harness_write_conf(s, r, tls, extra) != 0)
+        return -1;
+    return harness_signal_spawn(s, tls);
 }
 
 int signal_stop(struct signal_proc *s)

@@ -119,6 +119,9 @@ struct signal_proc {
  * sees the relay healthy. Returns 0 or -1. */
 int signal_start(struct signal_proc *s, const struct relay_proc *r, bool tls,
                  const char *const *extra);
+/* Starts signaling again after the test stopped or killed it (pid 0): the
+ * same configuration, state-dir, audit log and port. */
+int signal_restart(struct signal_proc *s);
 /* SIGTERM (a drain), then a second SIGTERM if it still runs 100 ms later
  * (open sessions keep a drain going); waits. Like relay_stop. */
 int signal_stop(struct signal_proc *s);
