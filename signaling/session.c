@@ -32,6 +32,7 @@ struct sessions {
     struct hindex index;
     uint64_t seed;
     int64_t clock_base;                 /* visit clock = monotonic + base */
+    uint32_t next_purge_s;              /* spent claims past their token's life go then */
 };
 
 struct sessions__key {
@@ -618,6 +619,10 @@ void session_tick(struct signal_server *srv)
     struct visit_env env = session__env(srv, &cfg);
     struct visit_out o;
 
+    if (clock_wall_s() >= ss->next_purge_s) {
+        store_purge(srv->store, (int64_t)clock_wall_s());
+        ss->next_purge_s = clock_wall_s() + QR_STORE_PURGE_S;
+    }
     visit_out_init(&o);
     for (uint32_t i = 0; i < ss->max; i++) {
         if (ss->slots[i] == NULL)

@@ -109,6 +109,11 @@ static inline enum store_result store_own(struct store *st, const char *sid, con
     return st->ops->own(st->impl, sid, node, lease_ms);
 }
 
+static inline void store_purge(struct store *st, int64_t now_s)
+{
+    st->ops->purge(st->impl, now_s);
+}
+
 const char *store_result_name(enum store_result r);
 
 #endif

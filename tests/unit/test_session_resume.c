@@ -357,6 +357,54 @@ static void test_codec_refuses(void **state)
     free(back);
 }
 
+/* A visit read back by a new process: everyone is away as of now and the
+ * resume grace counts from there; the idle clock starts for the clinician;
+ * an outstanding offer is forgotten; the latest stored time is known. */
+static void test_restored(void **state)
+{
+    struct world *w = *state;
+    char secret[128];
+    uint8_t hash[32];
+    uint64_t latest;
+
+    clinician_and_patient(w);
+    resume_secret(&w->o, "p2", "welcome", secret, sizeof(secret));
+    message(w, "p1", MSG_ADMIT, "p2");
+    visit_out_reset(&w->o);
+    w->v->pairs[0].have_creds = true;
+    visit_offer_forwarded(&w->v->pairs[0], "p1");
+    later(w, 3000);
+    latest = visit_latest_ms(w->v);
+    assert_true(latest <= w->env.now_ms);
+    assert_int_equal(latest, w->v->pairs[0].created_ms > w->v->admitted_ms
+                                 ? w->v->pairs[0].created_ms
+                                 : w->v->admitted_ms);
+    later(w, 10000);
+    visit_restored(w->v, &w->env);
+    assert_false(w->v->people[0].connected);
+    assert_false(w->v->people[1].connected);
+    assert_int_equal(w->v->people[1].gone_ms, w->env.now_ms);
+    assert_int_equal(w->v->no_clinician_since_ms, w->env.now_ms);
+    assert_string_equal(w->v->pairs[0].offerer, "");
+    assert_false(w->v->pairs[0].have_creds);
+    assert_int_equal(visit_latest_ms(w->v), w->env.now_ms);
+    assert_int_equal(w->o.n, 0);
+    /* Within the grace the secret resumes, still admitted. */
+    later(w, 59000);
+    visit_tick(w->v, &w->env, &w->o);
+    assert_int_equal(w->o.n, 0);
+    visit_resume_hash(secret, hash);
+    assert_null(visit_resume(w->v, &w->env, visit_by_resume(w->v, hash), "198.51.100.9",
+                             &w->o));
+    assert_string_equal(msg_str(sent(&w->o, "p2", "resumed"), "state"), "admitted");
+    visit_out_reset(&w->o);
+    /* The clinician, not back, is dropped once the grace passes. */
+    later(w, 1001);
+    visit_tick(w->v, &w->env, &w->o);
+    assert_non_null(audit(&w->o, "participant.timeout"));
+    assert_null(visit_person(w->v, "p1"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,6 +421,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_token_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_codec_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_codec_refuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restored, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

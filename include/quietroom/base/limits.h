@@ -69,7 +69,8 @@
 /* Clock skew tolerated on token times (the issue caps it at 60 s). */
 #define QR_TOKEN_SKEW_MAX_S 60
 #define QR_TOKEN_LIFETIME_DEFAULT_S (12 * 3600)
-#define QR_REPLAY_MAX 200000
+/* How often spent token claims past their token's life are deleted. */
+#define QR_STORE_PURGE_S 60
 /* People in one session: a clinician, a patient, interpreters, observers. */
 #define QR_SESSION_PEOPLE_MAX 16
 /* A connection must authenticate this soon after the WebSocket opens. */
