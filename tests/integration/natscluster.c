@@ -66,6 +66,12 @@ static int natscluster__write_conf(const struct natscluster *c, unsigned i)
     fprintf(f, "server_name: n%u\nlisten: \"127.0.0.1:%u\"\nhttp: \"127.0.0.1:%u\"\n", i,
             c->port[i], c->mon[i]);
     fprintf(f, "jetstream { store_dir: \"%s/n%u\" }\n", c->dir, i);
+    if (c->tls_cert[0] != '\0') {
+        fprintf(f, "tls {\n  cert_file: \"%s\"\n  key_file: \"%s\"\n", c->tls_cert, c->tls_key);
+        if (c->tls_ca[0] != '\0')
+            fprintf(f, "  ca_file: \"%s\"\n  verify: true\n", c->tls_ca);
+        fprintf(f, "}\n");
+    }
     if (c->n > 1) {
         fprintf(f, "cluster {\n  name: qrtest\n  listen: \"127.0.0.1:%u\"\n  routes: [\n",
                 c->route[i]);
@@ -161,11 +167,10 @@ static int natscluster__ports(struct natscluster *c)
     return 0;
 }
 
-int natscluster_start(struct natscluster *c, unsigned n, char *err, size_t errlen)
+static int natscluster__start(struct natscluster *c, unsigned n, char *err, size_t errlen)
 {
     const char *tmp = getenv("TMPDIR");
 
-    memset(c, 0, sizeof(*c));
     if (n == 0 || n > NATSCLUSTER_MAX) {
         snprintf(err, errlen, "natscluster: 1 to %d servers", NATSCLUSTER_MAX);
         return -1;
@@ -195,6 +200,22 @@ int natscluster_start(struct natscluster *c, unsigned n, char *err, size_t errle
 fail:
     natscluster_stop(c);
     return -1;
+}
+
+int natscluster_start(struct natscluster *c, unsigned n, char *err, size_t errlen)
+{
+    memset(c, 0, sizeof(*c));
+    return natscluster__start(c, n, err, errlen);
+}
+
+int natscluster_start_tls(struct natscluster *c, unsigned n, const char *cert, const char *key,
+                          const char *ca, char *err, size_t errlen)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->tls_cert, sizeof(c->tls_cert), "%s", cert);
+    snprintf(c->tls_key, sizeof(c->tls_key), "%s", key);
+    snprintf(c->tls_ca, sizeof(c->tls_ca), "%s", ca != NULL ? ca : "");
+    return natscluster__start(c, n, err, errlen);
 }
 
 const char *natscluster_url(const struct natscluster *c, unsigned i)

@@ -20,11 +20,16 @@ struct natscluster {
     uint16_t port[NATSCLUSTER_MAX], route[NATSCLUSTER_MAX], mon[NATSCLUSTER_MAX];
     char url[NATSCLUSTER_MAX][NATSCLUSTER_URL];
     char urls[NATSCLUSTER_MAX * NATSCLUSTER_URL];   /* "nats://..,nats://.." */
+    char tls_cert[256], tls_key[256], tls_ca[256];  /* "": plain client port */
 };
 
 /* Starts n servers (1..NATSCLUSTER_MAX) and waits until each reports
  * JetStream healthy (/healthz). 0, or -1 with err (and nothing left running). */
 int natscluster_start(struct natscluster *c, unsigned n, char *err, size_t errlen);
+/* The same with TLS on the client port: the servers present cert/key, and
+ * with ca non-empty also demand a client certificate issued by it. */
+int natscluster_start_tls(struct natscluster *c, unsigned n, const char *cert, const char *key,
+                          const char *ca, char *err, size_t errlen);
 const char *natscluster_url(const struct natscluster *c, unsigned i);
 const char *natscluster_urls(const struct natscluster *c);
 /* SIGKILL, so the server gets no chance to hand over leadership: what a

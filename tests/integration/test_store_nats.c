@@ -4,6 +4,7 @@
  * operators (lease takeover, failure under lost quorum) are printed. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -359,10 +360,90 @@ static void test_refused_urls(void **state)
     assert_non_null(strstr(err, "no cluster URL"));
 }
 
+/* A CA, a server certificate for 127.0.0.1 and a client certificate, made
+ * with the openssl command in dir. */
+static int make_certs(const char *dir)
+{
+    char cmd[2048];
+    const char *key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && exec >/dev/null 2>&1 && "
+             "openssl req -x509 %s -keyout ca.key -out ca.pem -subj /CN=qr-test-ca -days 1 && "
+             "printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext && "
+             "openssl req %s -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 && "
+             "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+             "-out srv.pem -days 1 -extfile san.ext && "
+             "openssl req %s -keyout cli.key -out cli.csr -subj /CN=qr-signal && "
+             "openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+             "-out cli.pem -days 1",
+             dir, key, key, key);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static struct store *open_tls(const char *url, const char *dir, const char *ca, bool cert,
+                              char *err, size_t errlen)
+{
+    struct store_settings s;
+
+    memset(&s, 0, sizeof(s));
+    snprintf(s.cluster[0], sizeof(s.cluster[0]), "%s", url);
+    s.n_cluster = 1;
+    s.replicas = 1;
+    if (ca != NULL)
+        snprintf(s.tls_ca, sizeof(s.tls_ca), "%s/%s", dir, ca);
+    if (cert) {
+        snprintf(s.tls_cert, sizeof(s.tls_cert), "%s/cli.pem", dir);
+        snprintf(s.tls_key, sizeof(s.tls_key), "%s/cli.key", dir);
+    }
+    return store_nats_open(&s, err, errlen);
+}
+
+/* TLS with a client certificate, on a one-server cluster of its own. */
+static void test_tls(void **state)
+{
+    char dir[] = "/tmp/qr-nats-tls-XXXXXX", p[3][128], err[256] = "", key[STORE_KEY_LEN];
+    struct natscluster tc;
+    struct store *st;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(make_certs(dir), 0);
+    snprintf(p[0], sizeof(p[0]), "%s/srv.pem", dir);
+    snprintf(p[1], sizeof(p[1]), "%s/srv.key", dir);
+    snprintf(p[2], sizeof(p[2]), "%s/ca.pem", dir);
+    assert_int_equal(natscluster_start_tls(&tc, 1, p[0], p[1], p[2], err, sizeof(err)), 0);
+
+    /* No TLS at all, no client certificate, or the wrong CA: refused. */
+    assert_null(open_tls(natscluster_url(&tc, 0), dir, NULL, false, err, sizeof(err)));
+    printf("# plain client to a TLS server: %s\n", err);
+    assert_null(open_tls(natscluster_url(&tc, 0), dir, "ca.pem", false, err, sizeof(err)));
+    printf("# no client certificate: %s\n", err);
+    assert_null(open_tls(natscluster_url(&tc, 0), dir, "cli.pem", true, err, sizeof(err)));
+    printf("# server certificate not from the CA given: %s\n", err);
+
+    st = open_tls(natscluster_url(&tc, 0), dir, "ca.pem", true, err, sizeof(err));
+    if (st == NULL)
+        fail_msg("TLS open: %s", err);
+    fresh_key(key);
+    assert_int_equal(store_claim(st, key, time(NULL) + 60, "s", "patient"), STORE_OK);
+    assert_int_equal(store_claim(st, key, time(NULL) + 60, "s", "patient"), STORE_TAKEN);
+    st->ops->free(st->impl);
+    free(st);
+
+    /* Off this machine, TLS with our CA is what makes a URL acceptable. */
+    assert_null(open_tls("tls://192.0.2.1:4222", dir, "ca.pem", true, err, sizeof(err)));
+    assert_null(strstr(err, "TLS"));
+    natscluster_stop(&tc);
+    snprintf(p[0], sizeof(p[0]), "rm -rf '%s'", dir);
+    assert_int_equal(system(p[0]), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refused_urls),
+        cmocka_unit_test(test_tls),
         cmocka_unit_test(test_claim_once),
         cmocka_unit_test(test_records),
         cmocka_unit_test(test_own),
