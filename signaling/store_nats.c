@@ -210,7 +210,8 @@ static enum store_result store_nats__load(void *impl,
     kvWatchOptions_Init(&wo);
     wo.Timeout = STORE_NATS_OP_MS;
     s = kvStore_Keys(&list, n->visits, &wo);
-    /* An empty bucket is zero records, not a failure. */
+    /* An empty bucket is zero records, not a failure (libnats 3.4.1 gives
+     * NATS_OK and no keys; NATS_NOT_FOUND is taken the same way). */
     if (s == NATS_NOT_FOUND)
         return STORE_OK;
     if (s != NATS_OK)
@@ -248,8 +249,6 @@ static kvStore *store_nats__owners(struct store_nats *n, uint32_t lease_ms)
 
     if (n->owners == NULL)
         n->owners = store_nats__bucket(n, STORE_NATS_BUCKET_OWNERS, lease_ms, &s);
-    if (n->owners == NULL)
-        (void)js_KeyValue(&n->owners, n->js, STORE_NATS_BUCKET_OWNERS);
     return n->owners;
 }
 
@@ -287,15 +286,39 @@ static enum store_result store_nats__own(void *impl, const char *sid, const char
     return r;
 }
 
-/* Races: between the get and the delete our lease may lapse and another
- * node take over; the delete then removes its ownership, and its next
- * renewal recreates the key (own() sees it absent). kvStore_Delete in
- * libnats 3.4 has no expected-revision check to close that window. */
+/* Deletes the owner key only at the revision we read: the KV delete marker
+ * (header KV-Operation: DEL, what kvStore_Delete writes) published with an
+ * expected last sequence. kvStore_Delete in libnats 3.4 has no such check;
+ * without it, a lease that lapsed between our get and our delete would take
+ * the new holder's ownership with it. */
+static natsStatus store_nats__delete_at(struct store_nats *n, const char *key, uint64_t rev,
+                                        jsErrCode *jerr)
+{
+    char subj[sizeof("$KV." STORE_NATS_BUCKET_OWNERS ".") + STORE_NATS_KEY_MAX];
+    natsMsg *m = NULL;
+    jsPubOptions po;
+    natsStatus s;
+
+    snprintf(subj, sizeof(subj), "$KV.%s.%s", STORE_NATS_BUCKET_OWNERS, key);
+    s = natsMsg_Create(&m, subj, NULL, NULL, 0);
+    if (s == NATS_OK)
+        s = natsMsgHeader_Set(m, "KV-Operation", "DEL");
+    if (s == NATS_OK) {
+        jsPubOptions_Init(&po);
+        po.ExpectLastSubjectSeq = rev;
+        s = js_PublishMsg(NULL, n->js, m, &po, jerr);
+    }
+    natsMsg_Destroy(m);
+    return s;
+}
+
 static enum store_result store_nats__disown(void *impl, const char *sid, const char *node)
 {
     struct store_nats *n = impl;
     char key[STORE_NATS_KEY_MAX];
     kvEntry *e = NULL;
+    jsErrCode jerr = 0;
+    uint64_t rev;
     natsStatus s;
     bool ours;
 
@@ -310,10 +333,15 @@ static enum store_result store_nats__disown(void *impl, const char *sid, const c
         return STORE_UNAVAILABLE;
     ours = (size_t)kvEntry_ValueLen(e) == strlen(node) &&
            memcmp(kvEntry_Value(e), node, strlen(node)) == 0;
+    rev = kvEntry_Revision(e);
     kvEntry_Destroy(e);
-    if (ours && kvStore_Delete(n->owners, key) != NATS_OK)
-        return STORE_UNAVAILABLE;
-    return STORE_OK;
+    if (!ours)
+        return STORE_OK;
+    s = store_nats__delete_at(n, key, rev, &jerr);
+    /* A newer revision: someone took over since, nothing of ours to drop. */
+    if (s == NATS_OK || jerr == JSStreamWrongLastSequenceErr)
+        return STORE_OK;
+    return STORE_UNAVAILABLE;
 }
 
 /* Claims and owners expire by bucket TTL. */
@@ -353,8 +381,10 @@ static const struct store_ops store_nats_ops = {
 
 /* --- opening --------------------------------------------------------------------- */
 
-/* Creates the bucket, or binds to it when it exists (creating an existing
- * bucket with the same settings succeeds too). ttl_ms 0: no TTL. */
+/* Creates the bucket, or binds to it when it exists: creating it again
+ * with the same settings succeeds, and with others (replicas or TTL changed
+ * since, which needs an operator to edit the stream) the server refuses
+ * and the bucket as it is wins. ttl_ms 0: no TTL. */
 static kvStore *store_nats__bucket(struct store_nats *n, const char *name, int64_t ttl_ms,
                                    natsStatus *st)
 {
@@ -368,6 +398,8 @@ static kvStore *store_nats__bucket(struct store_nats *n, const char *name, int64
     cfg.StorageType = js_FileStorage;
     cfg.Replicas = (int)n->replicas;
     *st = js_CreateKeyValue(&kv, n->js, &cfg);
+    if (*st == NATS_ERR)
+        *st = js_KeyValue(&kv, n->js, name);
     return *st == NATS_OK ? kv : NULL;
 }
 
@@ -380,7 +412,7 @@ static int store_nats__url_host(const char *url, char *host, size_t n)
     if (p == NULL || p == url)
         return -1;
     p += 3;
-    at = strchr(p, '@');
+    at = strrchr(p, '@');   /* a password may hold '@' too */
     if (at != NULL)
         p = at + 1;
     if (*p == '[') {

@@ -232,6 +232,31 @@ static void test_own(void **state)
     assert_int_equal(st_a->ops->disown(st_a->impl, sid, "node-a"), STORE_OK);
 }
 
+/* Buckets made before with other settings (3 replicas, a 5 s lease) are
+ * bound to as they are, not refused. */
+static void test_existing_buckets(void **state)
+{
+    struct store_settings s;
+    struct store *st_c;
+    char err[256] = "";
+
+    (void)state;
+    memset(&s, 0, sizeof(s));
+    snprintf(s.cluster[0], sizeof(s.cluster[0]), "%s", natscluster_url(&cluster, 2));
+    s.n_cluster = 1;
+    s.replicas = 1;
+    st_c = store_nats_open(&s, err, sizeof(err));
+    if (st_c == NULL)
+        fail_msg("open with other replicas: %s", err);
+    assert_int_equal(store_own(st_c, "visit c", "node-c", 1000), STORE_OK);
+    assert_int_equal(store_own(st_a, "visit c", "node-a", LEASE_MS), STORE_TAKEN);
+    sleep_ms(1500);   /* past the 1 s this caller asked for, inside the bucket's 5 s */
+    assert_int_equal(store_own(st_a, "visit c", "node-a", LEASE_MS), STORE_TAKEN);
+    assert_int_equal(st_c->ops->disown(st_c->impl, "visit c", "node-c"), STORE_OK);
+    st_c->ops->free(st_c->impl);
+    free(st_c);
+}
+
 /* Claims with fresh keys until one is OK, for up to limit_ms; returns the
  * ms it took, or -1. Anything but OK or UNAVAILABLE fails the test. */
 static int64_t claim_until_ok(struct store *st, int64_t limit_ms, int *failures)
@@ -447,6 +472,7 @@ int main(void)
         cmocka_unit_test(test_claim_once),
         cmocka_unit_test(test_records),
         cmocka_unit_test(test_own),
+        cmocka_unit_test(test_existing_buckets),
         cmocka_unit_test(test_quorum),
     };
 
