@@ -14,14 +14,18 @@ build=(cmake ninja-build pkg-config gcc libc6-dev make
        # signaling keeps visits and spent tokens in SQLite (state-dir).
        libsqlite3-dev
        # quietroomctl probe places real calls with the reference native client.
-       libnice-dev libglib2.0-dev libopus-dev)
+       libnice-dev libglib2.0-dev libopus-dev
+       # The cluster store (signaling/store_nats.c) talks JetStream through libnats.
+       libnats-dev)
 test=(libcmocka-dev
       clang libclang-rt-14-dev python3 python3-jsonschema coturn
       chromium firefox-esr iproute2
       systemd dpkg-dev file python3-yaml prometheus
       # deploy/fresh-root.sh: a new Debian 12 root to run the quickstart and
       # install the .debs in.
-      debootstrap)
+      debootstrap
+      # test_store_nats runs a real 3-server JetStream cluster on loopback.
+      nats-server)
 # prometheus: only for promtool (check config/rules, test rules). Debian has
 # no promtool-only package; this one is ~96 MB installed with its web assets.
 # Its maintainer scripts would start a Prometheus server on :9090: the
