@@ -19,6 +19,7 @@ struct conn_out;
 enum conn_close_code {
     CONN_CLOSE_NORMAL = 1000,
     CONN_CLOSE_TOO_BIG = 1009,
+    CONN_CLOSE_MOVED = 1012,        /* "service restart": the visit moved; resume */
     CONN_CLOSE_PROTOCOL = 4400,
     CONN_CLOSE_AUTH = 4401,
     CONN_CLOSE_FORBIDDEN = 4403,
@@ -32,6 +33,11 @@ struct conn {
     struct signal_server *srv;
     struct session *s;              /* NULL until authenticated or resumed */
     char pid[8];                    /* then: which participant of s (a visit id) */
+    /* In a cluster, a connection to a visit another replica owns: */
+    char owner[64];                 /* that replica's node id; "" otherwise */
+    char vkey[33];                  /* the visit's key */
+    uint64_t remote_id;             /* our name for this connection to the owner */
+    uint64_t owner_wait_ms;         /* a join or resume awaits the owner until then; 0 none */
     char addr[64];                  /* peer address, for the audit log */
     uint64_t opened_ms;
     char *rx;                       /* message being assembled */

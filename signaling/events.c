@@ -70,6 +70,16 @@ void events_simple(struct signal_server *srv, const char *type)
     events__emit(srv, ev);
 }
 
+void events_takeover(struct signal_server *srv, const struct visit *v)
+{
+    json_t *ev = audit_event("session.takeover", 'U', AUDIT_SUCCESS);
+
+    audit_event_agent(ev, NULL, "signaling", true, NULL);
+    audit_event_session(ev, v->sid, v->part2);
+    audit_event_detail(ev, "participants", json_integer((json_int_t)v->n_people));
+    events__emit(srv, ev);
+}
+
 void events_drain(struct signal_server *srv, unsigned sessions, uint32_t timeout_s)
 {
     json_t *ev = audit_event("signal.drain", 'E', AUDIT_SUCCESS);

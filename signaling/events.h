@@ -19,6 +19,10 @@ void events_auth_failed(struct signal_server *srv, const char *addr, const char 
  * .disconnected, .timeout, session.ended. */
 void events_visit(struct signal_server *srv, const struct visit *v, const struct visit_action *a);
 void events_simple(struct signal_server *srv, const char *type);
+/* session.takeover: this replica took the visit over from the store (its
+ * owner's lease lapsed, or it handed the visit on); how many people the
+ * record holds. The chain of this replica (node) records it. */
+void events_takeover(struct signal_server *srv, const struct visit *v);
 /* signal.drain: the first SIGTERM; how many visits are left, for how long. */
 void events_drain(struct signal_server *srv, unsigned sessions, uint32_t timeout_s);
 /* signal.reload: what changed (names, consumed), or why nothing did

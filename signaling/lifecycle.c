@@ -20,6 +20,13 @@ void lifecycle_drain(struct signal_server *srv)
         return;
     srv->draining = true;
     srv->drain_started_ms = clock_mono_ms();
+    if (srv->cluster != NULL) {
+        unsigned n = session_cluster_drain(srv);
+
+        log_info("draining: %u visit(s) handed on to the other replicas of the cluster", n);
+        events_drain(srv, n, 0);
+        return;
+    }
     log_info("draining: no new visits; %u visit(s) go on, for at most %u s (a second SIGTERM "
              "stops at once)",
              left, srv->cfg.daemon.drain_timeout_s);

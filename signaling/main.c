@@ -121,6 +121,16 @@ static int signal__state(struct signal_server *srv)
         log_error("state store: %s", err);
         return -1;
     }
+    if (session_cluster_start(srv, err, sizeof(err)) != 0) {
+        log_error("cluster: %s", err);
+        return -1;
+    }
+    /* A replica of a cluster takes visits over one by one, when their
+     * people come back or their owner is gone (session_cluster.c). */
+    if (srv->cluster != NULL) {
+        log_info("state store: nats; node %s of the cluster", srv->cfg.daemon.node_id);
+        return 0;
+    }
     if ((n = session_store_load(srv)) < 0) {
         log_error("state store: the stored visits cannot be read");
         return -1;
@@ -192,7 +202,11 @@ static void signal__shutdown(struct signal_server *srv, bool started)
     /* Serving is for a server that started: one that failed half way has
      * no relays, and a request answered now would find them missing. */
     if (started && srv->sessions != NULL && srv->lws != NULL) {
-        sessions_end_all(srv, "server_shutdown");
+        /* In a cluster the visits go on elsewhere; alone, they end. */
+        if (srv->cluster != NULL)
+            session_cluster_drain(srv);
+        else
+            sessions_end_all(srv, "server_shutdown");
         web_flush(srv, 300);
     }
     if (srv->relays != NULL && (pending = relays_flush(srv->relays, 2000)) > 0)
@@ -203,6 +217,7 @@ static void signal__shutdown(struct signal_server *srv, bool started)
     tls_free(srv->tls);
     relays_free(srv->relays);
     sessions_free(srv->sessions);
+    session_cluster_free(srv);
     store_free(srv->store);
     if (srv->audit != NULL) {
         if (started)
@@ -222,6 +237,7 @@ static void signal__run(struct signal_server *srv)
     while (!signal_flags.stop && signal_flags.terms < 2) {
         if (web_service(srv) != 0)
             return;
+        session_cluster_poll(srv);
         if (signal_flags.hup) {
             signal_flags.hup = 0;
             reload_run(srv);

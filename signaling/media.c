@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conn.h"
 #include "quietroom/base/clock.h"
 #include "quietroom/wire/sdp.h"
 #include "relays.h"
@@ -26,11 +25,12 @@ uint32_t media_creds_expiry(const struct signal_server *srv)
     return clock_wall_s() + ttl;
 }
 
-/* Rewrites sdp for the side `side` of pr and sends it to peer as `type`.
- * Returns false (error sent to the sender) if the SDP cannot be made safe. */
-static bool media__forward(struct signal_server *srv, struct conn *c, struct conn *peer,
-                           const struct visit_pair *pr, int side, const char *type,
-                           const char *sdp, size_t len)
+/* Rewrites sdp for the side `side` of pr and sends it from `from` to peer
+ * as `type`. Returns false (error sent to the sender) if the SDP cannot be
+ * made safe. */
+static bool media__forward(struct signal_server *srv, struct session *s, const char *from,
+                           const char *peer, const struct visit_pair *pr, int side,
+                           const char *type, const char *sdp, size_t len)
 {
     const struct signal_relay_spec *relay = relays_spec(srv->relays, pr->relay);
     struct sdp_rewrite_params params = {
@@ -44,41 +44,40 @@ static bool media__forward(struct signal_server *srv, struct conn *c, struct con
     enum sdp_error e = out ? sdp_rewrite(sdp, len, &params, out, cap, &out_len) : SDP_ERR_OUT_OF_SPACE;
 
     if (e != SDP_OK) {
-        conn_error(c, sdp_error_code(e), sdp_error_message(e), "sdp");
+        session_error(srv, s, from, sdp_error_code(e), sdp_error_message(e), "sdp");
         free(out);
         return false;
     }
     srv->stats.sdp_rewritten++;
-    if (peer != NULL)
-        conn_send(peer, json_pack("{s:s,s:s,s:s%}", "type", type, "from", c->pid, "sdp", out,
-                                  out_len));
+    session_send(srv, s, peer,
+                 json_pack("{s:s,s:s,s:s%}", "type", type, "from", from, "sdp", out, out_len));
     free(out);
     return true;
 }
 
 /* The core found the pair and allowed the message; credentials and the SDP
  * rewrite are done here, and the core is told what was forwarded. */
-void media_forward(struct signal_server *srv, struct session *s, struct conn *c,
+void media_forward(struct signal_server *srv, struct session *s, const char *from,
                    const struct visit_env *env, const struct visit_out *o, const struct msg *m)
 {
     struct visit_pair *pr = o->pair;
-    struct conn *peer = session_conn(s, o->peer);
     int64_t setup_ms;
 
     if (o->media == MSG_OFFER) {
         if (creds_derive_link(&srv->relay_keys, pr->relay_sid, 0, media_creds_expiry(srv),
                               srv->sha256, &pr->creds) != 0) {
-            conn_error(c, "internal", "could not derive relay credentials", NULL);
+            session_error(srv, s, from, "internal", "could not derive relay credentials", NULL);
             return;
         }
         pr->have_creds = true;
         /* The offerer's leg is side a, the answerer's side b; the offer goes
          * to the answerer, so it carries side b's credentials. */
-        if (media__forward(srv, c, peer, pr, CREDS_SIDE_B, "offer", m->sdp, m->sdp_len))
-            visit_offer_forwarded(pr, c->pid);
+        if (media__forward(srv, s, from, o->peer, pr, CREDS_SIDE_B, "offer", m->sdp,
+                           m->sdp_len))
+            visit_offer_forwarded(pr, from);
         return;
     }
-    if (!media__forward(srv, c, peer, pr, CREDS_SIDE_A, "answer", m->sdp, m->sdp_len))
+    if (!media__forward(srv, s, from, o->peer, pr, CREDS_SIDE_A, "answer", m->sdp, m->sdp_len))
         return;
     if ((setup_ms = visit_answer_forwarded(pr, env)) >= 0)
         metrics_histogram_observe(&srv->stats.setup, (double)setup_ms / 1000.0);

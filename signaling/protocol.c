@@ -7,7 +7,7 @@
 #include "quietroom/base/limits.h"
 
 #define PROTO_ID_MAX 16
-#define PROTO_RESUME_MAX 64
+#define PROTO_RESUME_MAX 128
 
 enum proto_field { F_NONE = 0, F_TOKEN = 1, F_RESUME = 2, F_PARTICIPANT = 4, F_TO = 8, F_SDP = 16 };
 

@@ -20,6 +20,7 @@ struct ops_state;
 struct relays;
 struct sessions;
 struct store;
+struct session_cluster;
 struct tls_state;
 struct web_state;
 
@@ -39,6 +40,7 @@ struct signal_server {
     struct audit_log *audit;             /* NULL when not configured */
     struct sessions *sessions;
     struct store *store;                 /* visits and token claims that outlive us */
+    struct session_cluster *cluster;     /* other replicas; NULL on one machine */
     struct signal_stats stats;
     struct ops_state *ops;               /* operator listener; NULL when off */
     struct tls_state *tls;               /* the public certificate; NULL without TLS */

@@ -27,9 +27,14 @@ struct session {
     uint8_t saved[32];                  /* SHA-256 of that record: an unchanged visit is not
                                          * written again */
     bool unsaved;                       /* the last write failed: the tick tries again */
-    struct {
+    uint64_t renew_ms;                  /* cluster: the ownership lease is renewed then */
+    /* Where each connected participant's WebSocket is: here (c), or on
+     * another replica of the cluster (edge, conn_id). */
+    struct session_link {
         char id[VISIT_ID_LEN];
         struct conn *c;
+        char edge[64];
+        uint64_t conn_id;
     } conns[QR_SESSION_PEOPLE_MAX];
 };
 
@@ -50,6 +55,17 @@ struct sessions_census {
     unsigned connected[ROLE_COUNT];     /* people with an open connection */
 };
 void sessions_census(const struct sessions *ss, struct sessions_census *out);
+
+/* The cluster (session_cluster.c): listens for the other replicas when the
+ * store is a cluster store (0 and nothing to do otherwise; -1 with err).
+ * poll runs what they sent, from the event loop after each round. drain
+ * hands every visit here on to the other replicas (SIGTERM) and closes
+ * this replica's connections (1012: the browsers resume elsewhere);
+ * returns how many visits were handed on. */
+int session_cluster_start(struct signal_server *srv, char *err, size_t errlen);
+void session_cluster_poll(struct signal_server *srv);
+unsigned session_cluster_drain(struct signal_server *srv);
+void session_cluster_free(struct signal_server *srv);
 
 /* Entry points from the WebSocket layer. */
 void session_on_message(struct signal_server *srv, struct conn *c, const char *buf, size_t len);
@@ -80,12 +96,16 @@ int session_store_load(struct signal_server *srv);
 enum store_result session_store_save(struct signal_server *srv, struct session *s, bool over);
 void session_store_retry(struct signal_server *srv, struct session *s);
 
-/* The connection carrying participant id, or NULL. */
-struct conn *session_conn(struct session *s, const char *id);
+/* Delivery to participant id wherever its connection is (nothing when it
+ * has none): a message (consumed), an error, or a close. */
+void session_send(struct signal_server *srv, struct session *s, const char *id, json_t *msg);
+void session_error(struct signal_server *srv, struct session *s, const char *id,
+                   const char *code, const char *message, const char *field);
 
-/* Media (media.c): an offer or answer the core accepted (o->media, o->pair,
- * o->peer) is given relay credentials, rewritten and forwarded. */
-void media_forward(struct signal_server *srv, struct session *s, struct conn *c,
+/* Media (media.c): an offer or answer from participant `from` the core
+ * accepted (o->media, o->pair, o->peer) is given relay credentials,
+ * rewritten and forwarded. */
+void media_forward(struct signal_server *srv, struct session *s, const char *from,
                    const struct visit_env *env, const struct visit_out *o, const struct msg *m);
 /* Relay credentials outlive the longest session (Unix s). */
 uint32_t media_creds_expiry(const struct signal_server *srv);

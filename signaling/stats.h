@@ -43,6 +43,8 @@ struct signal_stats {
     uint64_t sdp_rewritten;
     uint64_t candidates_dropped;
     uint64_t store_writes;              /* visit records written */
+    uint64_t takeovers;                 /* cluster: visits taken over from the store */
+    uint64_t lost_visits;               /* cluster: visits another replica took from us */
     struct stats_labelled store_failures; /* by operation: claim, save, forget, encode,
                                            * unreadable, no_room */
     struct metrics_histogram setup;     /* session_setup_seconds */

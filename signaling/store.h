@@ -38,6 +38,7 @@ enum store_result {
     STORE_TAKEN,        /* claim: the key was claimed before */
     STORE_CONFLICT,     /* save: someone else wrote the record since we read it */
     STORE_UNAVAILABLE,  /* the backend did not answer or could not write */
+    STORE_ABSENT,       /* fetch: no such record */
 };
 
 /* A token claim's key: SHA-256 of iss, a NUL and jti, in hex. Neither
@@ -45,27 +46,35 @@ enum store_result {
 #define STORE_KEY_LEN 65
 int store_claim_key(const char *iss, const char *jti, char key[STORE_KEY_LEN]);
 
-/* What a backend provides. `rev` is the record's revision as the backend
- * counts it (0: none yet); save with rev writes only over that revision. */
+/* What a backend provides. Visits are named by their key (visit_key: 32
+ * hex digits, never the EHR's id). `rev` is the record's revision as the
+ * backend counts it (0: none yet); save with rev writes only over that
+ * revision. */
 struct store_ops {
     const char *name;                         /* "sqlite", "nats" */
     enum store_result (*claim)(void *impl, const char *key, int64_t until_s, const char *sid,
                                const char *who);
-    enum store_result (*save)(void *impl, const char *sid, const char *rec, size_t len,
+    enum store_result (*save)(void *impl, const char *vkey, const char *rec, size_t len,
                               uint64_t *rev);
-    enum store_result (*forget)(void *impl, const char *sid);
-    /* Calls each(ctx, sid, rec, len, rev) for every record; stops early
+    enum store_result (*forget)(void *impl, const char *vkey);
+    /* One record (*rec malloc'ed, the caller wipes and frees it). */
+    enum store_result (*fetch)(void *impl, const char *vkey, char **rec, size_t *len,
+                               uint64_t *rev);
+    /* Calls each(ctx, vkey, rec, len, rev) for every record; stops early
      * if each returns non-zero. */
     enum store_result (*load)(void *impl,
-                              int (*each)(void *ctx, const char *sid, const char *rec, size_t len,
-                                          uint64_t rev),
+                              int (*each)(void *ctx, const char *vkey, const char *rec,
+                                          size_t len, uint64_t rev),
                               void *ctx);
     /* Ownership of a visit by one replica (node id) for lease_ms: taken
      * when nobody holds it or the holder's lease lapsed, renewed when we
-     * hold it; STORE_TAKEN while another node's lease runs. SQLite, with
-     * one process, grants every visit to it. disown lets go at once. */
-    enum store_result (*own)(void *impl, const char *sid, const char *node, uint32_t lease_ms);
-    enum store_result (*disown)(void *impl, const char *sid, const char *node);
+     * hold it; STORE_TAKEN (holder named) while another node's lease runs.
+     * owner only reads ("" when nobody). SQLite, with one process, grants
+     * every visit to it. disown lets go at once. */
+    enum store_result (*own)(void *impl, const char *vkey, const char *node, uint32_t lease_ms,
+                             char *holder, size_t holder_len);
+    enum store_result (*owner)(void *impl, const char *vkey, char *holder, size_t holder_len);
+    enum store_result (*disown)(void *impl, const char *vkey, const char *node);
     /* Drops claims whose until is past (a backend with TTLs may do nothing). */
     void (*purge)(void *impl, int64_t now_s);
     void (*free)(void *impl);
@@ -92,22 +101,26 @@ static inline enum store_result store_claim(struct store *st, const char *key, i
     return st->ops->claim(st->impl, key, until_s, sid, who);
 }
 
-static inline enum store_result store_save(struct store *st, const char *sid, const char *rec,
+static inline enum store_result store_save(struct store *st, const char *vkey, const char *rec,
                                            size_t len, uint64_t *rev)
 {
-    return st->ops->save(st->impl, sid, rec, len, rev);
+    return st->ops->save(st->impl, vkey, rec, len, rev);
 }
 
-static inline enum store_result store_forget(struct store *st, const char *sid)
+static inline enum store_result store_forget(struct store *st, const char *vkey)
 {
-    return st->ops->forget(st->impl, sid);
+    return st->ops->forget(st->impl, vkey);
 }
 
-static inline enum store_result store_own(struct store *st, const char *sid, const char *node,
-                                          uint32_t lease_ms)
+static inline enum store_result store_own(struct store *st, const char *vkey, const char *node,
+                                          uint32_t lease_ms, char *holder, size_t holder_len)
 {
-    return st->ops->own(st->impl, sid, node, lease_ms);
+    return st->ops->own(st->impl, vkey, node, lease_ms, holder, holder_len);
 }
+
+/* The NATS connection of a cluster store (cluster.c shares it), or NULL. */
+struct __natsConnection;
+struct __natsConnection *store_nats_connection(struct store *st);
 
 static inline void store_purge(struct store *st, int64_t now_s)
 {

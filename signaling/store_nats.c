@@ -29,7 +29,7 @@
  * bucket-wide max age, so claim()'s until_s is advisory here (kept in the
  * value for operators); every claim lives this long. */
 #define STORE_NATS_CLAIM_TTL_S (43200 + 300)
-#define STORE_NATS_KEY_MAX (2 * QR_SESSION_ID_MAX + 1)
+#define STORE_NATS_KEY_MAX 33
 #define STORE_NATS_BUCKET_CLAIMS "qr_claims"
 #define STORE_NATS_BUCKET_VISITS "qr_visits"
 #define STORE_NATS_BUCKET_OWNERS "qr_owners"
@@ -49,44 +49,15 @@ struct store_nats {
 
 /* --- keys ------------------------------------------------------------------------ */
 
-/* NATS keys allow [-/_=.a-zA-Z0-9] and no empty or dotted edges; a sid may
- * hold anything, so the key is the hex of its bytes: injective, reversible
- * and free of dots. -1 if the sid is empty or too long. */
-static int store_nats__key(const char *sid, char key[STORE_NATS_KEY_MAX])
+/* Visits are named by their key (visit_key): 32 hex digits, a valid NATS
+ * key as it is. Anything else was not written by us: -1. */
+static int store_nats__key(const char *vkey, char key[STORE_NATS_KEY_MAX])
 {
-    size_t n = strlen(sid);
+    size_t n = strlen(vkey);
 
-    if (n == 0 || n > QR_SESSION_ID_MAX)
+    if (n == 0 || n >= STORE_NATS_KEY_MAX || strspn(vkey, "0123456789abcdef") != n)
         return -1;
-    for (size_t i = 0; i < n; i++)
-        snprintf(key + 2 * i, 3, "%02x", (unsigned char)sid[i]);
-    return 0;
-}
-
-static int store_nats__nibble(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-/* The sid back from a key; -1 for a key we did not write. */
-static int store_nats__unkey(const char *key, char sid[QR_SESSION_ID_MAX + 1])
-{
-    size_t n = strlen(key);
-
-    if (n == 0 || n % 2 != 0 || n / 2 > QR_SESSION_ID_MAX)
-        return -1;
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = store_nats__nibble(key[2 * i]), lo = store_nats__nibble(key[2 * i + 1]);
-
-        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-            return -1;
-        sid[i] = (char)(hi << 4 | lo);
-    }
-    sid[n / 2] = '\0';
+    memcpy(key, vkey, n + 1);
     return 0;
 }
 
@@ -132,7 +103,7 @@ static enum store_result store_nats__claim(void *impl, const char *key, int64_t 
     return store_nats__write_result(s, STORE_TAKEN);
 }
 
-static enum store_result store_nats__save(void *impl, const char *sid, const char *rec,
+static enum store_result store_nats__save(void *impl, const char *vkey, const char *rec,
                                           size_t len, uint64_t *rev)
 {
     struct store_nats *n = impl;
@@ -140,7 +111,7 @@ static enum store_result store_nats__save(void *impl, const char *sid, const cha
     uint64_t next = 0;
     natsStatus s;
 
-    if (store_nats__key(sid, key) != 0 || len > INT32_MAX)
+    if (store_nats__key(vkey, key) != 0 || len > INT32_MAX)
         return STORE_UNAVAILABLE;
     if (*rev == 0)
         s = kvStore_Create(&next, n->visits, key, rec, (int)len);
@@ -151,13 +122,13 @@ static enum store_result store_nats__save(void *impl, const char *sid, const cha
     return store_nats__write_result(s, STORE_CONFLICT);
 }
 
-static enum store_result store_nats__forget(void *impl, const char *sid)
+static enum store_result store_nats__forget(void *impl, const char *vkey)
 {
     struct store_nats *n = impl;
     char key[STORE_NATS_KEY_MAX];
     kvPurgeOptions po;
 
-    if (store_nats__key(sid, key) != 0)
+    if (store_nats__key(vkey, key) != 0)
         return STORE_UNAVAILABLE;
     /* Purge, not delete: the record (health information) leaves the
      * stream, only a marker stays. */
@@ -178,27 +149,24 @@ static int store_nats__load_one(struct store_nats *n, const char *key,
                                 int (*each)(void *, const char *, const char *, size_t, uint64_t),
                                 void *ctx)
 {
-    char sid[QR_SESSION_ID_MAX + 1];
     kvEntry *e = NULL;
     natsStatus s;
     int rc;
 
-    if (store_nats__unkey(key, sid) != 0)
-        return 0;
     s = kvStore_Get(&e, n->visits, key);
     if (s == NATS_NOT_FOUND)
         return 0;
     if (s != NATS_OK)
         return -1;
-    rc = each(ctx, sid, (const char *)kvEntry_Value(e), (size_t)kvEntry_ValueLen(e),
+    rc = each(ctx, key, (const char *)kvEntry_Value(e), (size_t)kvEntry_ValueLen(e),
               kvEntry_Revision(e));
     kvEntry_Destroy(e);
     return rc != 0 ? 1 : 0;
 }
 
 static enum store_result store_nats__load(void *impl,
-                                          int (*each)(void *ctx, const char *sid, const char *rec,
-                                                      size_t len, uint64_t rev),
+                                          int (*each)(void *ctx, const char *vkey,
+                                                      const char *rec, size_t len, uint64_t rev),
                                           void *ctx)
 {
     struct store_nats *n = impl;
@@ -222,18 +190,32 @@ static enum store_result store_nats__load(void *impl,
     return rc < 0 ? STORE_UNAVAILABLE : STORE_OK;
 }
 
-/* In the cluster the visit clock is anchored to each replica's wall clock,
- * not to a stored floor. */
-static enum store_result store_nats__clock_floor(void *impl, uint64_t *ms)
+static enum store_result store_nats__fetch(void *impl, const char *vkey, char **rec,
+                                           size_t *len, uint64_t *rev)
 {
-    (void)impl;
-    *ms = 0;
-    return STORE_OK;
-}
+    struct store_nats *n = impl;
+    char key[STORE_NATS_KEY_MAX];
+    kvEntry *e = NULL;
+    natsStatus s;
+    int vlen;
 
-static enum store_result store_nats__clock_raise(void *impl, uint64_t ms)
-{
-    (void)impl, (void)ms;
+    if (store_nats__key(vkey, key) != 0)
+        return STORE_ABSENT;
+    s = kvStore_Get(&e, n->visits, key);
+    if (s == NATS_NOT_FOUND)
+        return STORE_ABSENT;
+    if (s != NATS_OK)
+        return STORE_UNAVAILABLE;
+    vlen = kvEntry_ValueLen(e);
+    if (vlen < 0 || (*rec = malloc((size_t)vlen + 1)) == NULL) {
+        kvEntry_Destroy(e);
+        return STORE_UNAVAILABLE;
+    }
+    memcpy(*rec, kvEntry_Value(e), (size_t)vlen);
+    (*rec)[vlen] = '\0';
+    *len = (size_t)vlen;
+    *rev = kvEntry_Revision(e);
+    kvEntry_Destroy(e);
     return STORE_OK;
 }
 
@@ -252,8 +234,19 @@ static kvStore *store_nats__owners(struct store_nats *n, uint32_t lease_ms)
     return n->owners;
 }
 
-static enum store_result store_nats__own(void *impl, const char *sid, const char *node,
-                                         uint32_t lease_ms)
+/* The holder named in an owners entry, as a C string. */
+static void store_nats__holder(kvEntry *e, char *holder, size_t len)
+{
+    int n = kvEntry_ValueLen(e);
+
+    if (n < 0 || (size_t)n >= len)
+        n = 0;
+    memcpy(holder, kvEntry_Value(e), (size_t)n);
+    holder[n] = '\0';
+}
+
+static enum store_result store_nats__own(void *impl, const char *vkey, const char *node,
+                                         uint32_t lease_ms, char *holder, size_t holder_len)
 {
     struct store_nats *n = impl;
     kvStore *kv = store_nats__owners(n, lease_ms);
@@ -263,18 +256,22 @@ static enum store_result store_nats__own(void *impl, const char *sid, const char
     enum store_result r;
     natsStatus s;
 
-    if (kv == NULL || store_nats__key(sid, key) != 0)
+    holder[0] = '\0';
+    if (kv == NULL || store_nats__key(vkey, key) != 0)
         return STORE_UNAVAILABLE;
     s = kvStore_Get(&e, kv, key);
     if (s == NATS_NOT_FOUND) {
         /* Nobody holds it, or the holder's lease aged out of the stream. */
         s = kvStore_Create(&rev, kv, key, node, (int)strlen(node));
-        return store_nats__write_result(s, STORE_TAKEN);
+        r = store_nats__write_result(s, STORE_TAKEN);
+        if (r == STORE_OK)
+            snprintf(holder, holder_len, "%s", node);
+        return r;
     }
     if (s != NATS_OK)
         return STORE_UNAVAILABLE;
-    if ((size_t)kvEntry_ValueLen(e) != strlen(node) ||
-        memcmp(kvEntry_Value(e), node, strlen(node)) != 0) {
+    store_nats__holder(e, holder, holder_len);
+    if (strcmp(holder, node) != 0) {
         kvEntry_Destroy(e);
         return STORE_TAKEN;
     }
@@ -284,6 +281,28 @@ static enum store_result store_nats__own(void *impl, const char *sid, const char
     r = store_nats__write_result(s, STORE_TAKEN);
     kvEntry_Destroy(e);
     return r;
+}
+
+static enum store_result store_nats__owner(void *impl, const char *vkey, char *holder,
+                                           size_t holder_len)
+{
+    struct store_nats *n = impl;
+    kvStore *kv = store_nats__owners(n, QR_CLUSTER_LEASE_MS);
+    char key[STORE_NATS_KEY_MAX];
+    kvEntry *e = NULL;
+    natsStatus s;
+
+    holder[0] = '\0';
+    if (kv == NULL || store_nats__key(vkey, key) != 0)
+        return STORE_UNAVAILABLE;
+    s = kvStore_Get(&e, kv, key);
+    if (s == NATS_NOT_FOUND)
+        return STORE_OK;
+    if (s != NATS_OK)
+        return STORE_UNAVAILABLE;
+    store_nats__holder(e, holder, holder_len);
+    kvEntry_Destroy(e);
+    return STORE_OK;
 }
 
 /* Deletes the owner key only at the revision we read: the KV delete marker
@@ -312,7 +331,7 @@ static natsStatus store_nats__delete_at(struct store_nats *n, const char *key, u
     return s;
 }
 
-static enum store_result store_nats__disown(void *impl, const char *sid, const char *node)
+static enum store_result store_nats__disown(void *impl, const char *vkey, const char *node)
 {
     struct store_nats *n = impl;
     char key[STORE_NATS_KEY_MAX];
@@ -324,7 +343,7 @@ static enum store_result store_nats__disown(void *impl, const char *sid, const c
 
     if (n->owners == NULL)
         return STORE_OK;   /* never owned anything from here */
-    if (store_nats__key(sid, key) != 0)
+    if (store_nats__key(vkey, key) != 0)
         return STORE_UNAVAILABLE;
     s = kvStore_Get(&e, n->owners, key);
     if (s == NATS_NOT_FOUND)
@@ -371,9 +390,9 @@ static const struct store_ops store_nats_ops = {
     .save = store_nats__save,
     .forget = store_nats__forget,
     .load = store_nats__load,
-    .clock_floor = store_nats__clock_floor,
-    .clock_raise = store_nats__clock_raise,
+    .fetch = store_nats__fetch,
     .own = store_nats__own,
+    .owner = store_nats__owner,
     .disown = store_nats__disown,
     .purge = store_nats__purge,
     .free = store_nats__free,
@@ -568,4 +587,11 @@ fail:
     store_nats__free(n);
     free(st);
     return NULL;
+}
+
+struct __natsConnection *store_nats_connection(struct store *st)
+{
+    if (st == NULL || st->ops != &store_nats_ops)
+        return NULL;
+    return ((struct store_nats *)st->impl)->nc;
 }

@@ -30,6 +30,7 @@ enum {
     Q_UPDATE,
     Q_FORGET,
     Q_LOAD,
+    Q_FETCH,
     Q_PURGE,
     Q_COUNT,
 };
@@ -37,11 +38,12 @@ enum {
 static const char *const store_sqlite__sql[Q_COUNT] = {
     [Q_CLAIM] = "INSERT INTO claims(key, until, sid, who) VALUES (?1, ?2, ?3, ?4) "
                 "ON CONFLICT(key) DO NOTHING",
-    [Q_INSERT] = "INSERT INTO visits(sid, rec, rev) VALUES (?1, ?2, 1) "
-                 "ON CONFLICT(sid) DO NOTHING",
-    [Q_UPDATE] = "UPDATE visits SET rec = ?2, rev = rev + 1 WHERE sid = ?1 AND rev = ?3",
-    [Q_FORGET] = "DELETE FROM visits WHERE sid = ?1",
-    [Q_LOAD] = "SELECT sid, rec, rev FROM visits",
+    [Q_INSERT] = "INSERT INTO visits(key, rec, rev) VALUES (?1, ?2, 1) "
+                 "ON CONFLICT(key) DO NOTHING",
+    [Q_UPDATE] = "UPDATE visits SET rec = ?2, rev = rev + 1 WHERE key = ?1 AND rev = ?3",
+    [Q_FORGET] = "DELETE FROM visits WHERE key = ?1",
+    [Q_LOAD] = "SELECT key, rec, rev FROM visits",
+    [Q_FETCH] = "SELECT rec, rev FROM visits WHERE key = ?1",
     [Q_PURGE] = "DELETE FROM claims WHERE until < ?1",
 };
 
@@ -53,7 +55,7 @@ static const char store_sqlite__schema[] =
     ") WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS claims_until ON claims(until);"
     "CREATE TABLE IF NOT EXISTS visits ("
-    "  sid TEXT PRIMARY KEY, rec TEXT NOT NULL, rev INTEGER NOT NULL"
+    "  key TEXT PRIMARY KEY, rec TEXT NOT NULL, rev INTEGER NOT NULL"
     ") WITHOUT ROWID;";
 
 struct store_sqlite {
@@ -95,14 +97,14 @@ static enum store_result store_sqlite__claim(void *impl, const char *key, int64_
     return changed == 1 ? STORE_OK : STORE_TAKEN;
 }
 
-static enum store_result store_sqlite__save(void *impl, const char *sid, const char *rec,
+static enum store_result store_sqlite__save(void *impl, const char *vkey, const char *rec,
                                             size_t len, uint64_t *rev)
 {
     struct store_sqlite *s = impl;
     sqlite3_stmt *q = s->q[*rev == 0 ? Q_INSERT : Q_UPDATE];
     int changed;
 
-    sqlite3_bind_text(q, 1, sid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 1, vkey, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, rec, (int)len, SQLITE_STATIC);
     if (*rev != 0)
         sqlite3_bind_int64(q, 3, (sqlite3_int64)*rev);
@@ -114,17 +116,17 @@ static enum store_result store_sqlite__save(void *impl, const char *sid, const c
     return STORE_OK;
 }
 
-static enum store_result store_sqlite__forget(void *impl, const char *sid)
+static enum store_result store_sqlite__forget(void *impl, const char *vkey)
 {
     struct store_sqlite *s = impl;
     sqlite3_stmt *q = s->q[Q_FORGET];
 
-    sqlite3_bind_text(q, 1, sid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 1, vkey, -1, SQLITE_STATIC);
     return store_sqlite__step(s, q) < 0 ? store_sqlite__fail(s, "forget") : STORE_OK;
 }
 
 static enum store_result store_sqlite__load(void *impl,
-                                            int (*each)(void *ctx, const char *sid,
+                                            int (*each)(void *ctx, const char *vkey,
                                                         const char *rec, size_t len, uint64_t rev),
                                             void *ctx)
 {
@@ -133,29 +135,67 @@ static enum store_result store_sqlite__load(void *impl,
     int rc;
 
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        const char *sid = (const char *)sqlite3_column_text(q, 0);
+        const char *vkey = (const char *)sqlite3_column_text(q, 0);
         const char *rec = (const char *)sqlite3_column_text(q, 1);
         int len = sqlite3_column_bytes(q, 1);
 
-        if (sid != NULL && rec != NULL &&
-            each(ctx, sid, rec, (size_t)len, (uint64_t)sqlite3_column_int64(q, 2)) != 0)
+        if (vkey != NULL && rec != NULL &&
+            each(ctx, vkey, rec, (size_t)len, (uint64_t)sqlite3_column_int64(q, 2)) != 0)
             break;
     }
     sqlite3_reset(q);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK : store_sqlite__fail(s, "load");
 }
 
-/* One process: it owns every visit. */
-static enum store_result store_sqlite__own(void *impl, const char *sid, const char *node,
-                                           uint32_t lease_ms)
+static enum store_result store_sqlite__fetch(void *impl, const char *vkey, char **rec,
+                                             size_t *len, uint64_t *rev)
 {
-    (void)impl, (void)sid, (void)node, (void)lease_ms;
+    struct store_sqlite *s = impl;
+    sqlite3_stmt *q = s->q[Q_FETCH];
+    enum store_result r = STORE_ABSENT;
+    int rc;
+
+    sqlite3_bind_text(q, 1, vkey, -1, SQLITE_STATIC);
+    if ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        int n = sqlite3_column_bytes(q, 0);
+        const void *text = sqlite3_column_text(q, 0);
+
+        r = STORE_UNAVAILABLE;
+        if (text != NULL && (*rec = malloc((size_t)n + 1)) != NULL) {
+            memcpy(*rec, text, (size_t)n);
+            (*rec)[n] = '\0';
+            *len = (size_t)n;
+            *rev = (uint64_t)sqlite3_column_int64(q, 1);
+            r = STORE_OK;
+        }
+    } else if (rc != SQLITE_DONE) {
+        r = store_sqlite__fail(s, "fetch");
+    }
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return r;
+}
+
+/* One process: it owns every visit. */
+static enum store_result store_sqlite__own(void *impl, const char *vkey, const char *node,
+                                           uint32_t lease_ms, char *holder, size_t holder_len)
+{
+    (void)impl, (void)vkey, (void)lease_ms;
+    snprintf(holder, holder_len, "%s", node);
     return STORE_OK;
 }
 
-static enum store_result store_sqlite__disown(void *impl, const char *sid, const char *node)
+static enum store_result store_sqlite__owner(void *impl, const char *vkey, char *holder,
+                                             size_t holder_len)
 {
-    (void)impl, (void)sid, (void)node;
+    (void)impl, (void)vkey;
+    snprintf(holder, holder_len, "%s", "");
+    return STORE_OK;
+}
+
+static enum store_result store_sqlite__disown(void *impl, const char *vkey, const char *node)
+{
+    (void)impl, (void)vkey, (void)node;
     return STORE_OK;
 }
 
@@ -189,7 +229,9 @@ static const struct store_ops store_sqlite__ops = {
     .save = store_sqlite__save,
     .forget = store_sqlite__forget,
     .load = store_sqlite__load,
+    .fetch = store_sqlite__fetch,
     .own = store_sqlite__own,
+    .owner = store_sqlite__owner,
     .disown = store_sqlite__disown,
     .purge = store_sqlite__purge,
     .free = store_sqlite__free,

@@ -193,17 +193,24 @@ static void visit__lobby(struct visit *v, struct visit_out *o)
 }
 
 /* A fresh resume secret: the person keeps the secret, we keep its hash. */
-static json_t *visit__new_resume(struct visit_person *p)
+/* "KEY." and 32 random bytes in base64: the key routes, the rest is the
+ * secret. */
+static json_t *visit__new_resume(const struct visit *v, struct visit_person *p)
 {
     uint8_t raw[QR_RESUME_SECRET_BYTES];
-    char b64[4 * QR_RESUME_SECRET_BYTES / 3 + 4];
+    char secret[VISIT_KEY_LEN + 4 * QR_RESUME_SECRET_BYTES / 3 + 4];
+    json_t *j;
 
     if (RAND_bytes(raw, sizeof(raw)) != 1)
         return NULL;
-    EVP_EncodeBlock((unsigned char *)b64, raw, sizeof(raw));
-    visit_resume_hash(b64, p->resume_hash);
+    memcpy(secret, v->key, VISIT_KEY_LEN - 1);
+    secret[VISIT_KEY_LEN - 1] = '.';
+    EVP_EncodeBlock((unsigned char *)secret + VISIT_KEY_LEN, raw, sizeof(raw));
+    visit_resume_hash(secret, p->resume_hash);
     OPENSSL_cleanse(raw, sizeof(raw));
-    return json_string(b64);
+    j = json_string(secret);
+    OPENSSL_cleanse(secret, sizeof(secret));
+    return j;
 }
 
 void visit_resume_hash(const char *secret, uint8_t hash[32])
@@ -347,19 +354,36 @@ static void visit__admit(struct visit *v, const struct visit_env *env, struct vi
 
 /* --- authentication ------------------------------------------------------------ */
 
+void visit_key(const char *sid, char key[VISIT_KEY_LEN])
+{
+    static const char domain[] = "quietroom-visit";
+    uint8_t md[32];
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+    memset(md, 0, sizeof(md));
+    if (ctx == NULL || EVP_DigestInit_ex2(ctx, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(ctx, domain, sizeof(domain)) != 1 ||
+        EVP_DigestUpdate(ctx, sid, strlen(sid)) != 1 || EVP_DigestFinal_ex(ctx, md, NULL) != 1)
+        memset(md, 0xff, sizeof(md)); /* out of memory: a key, if a useless one */
+    EVP_MD_CTX_free(ctx);
+    for (int i = 0; i < (VISIT_KEY_LEN - 1) / 2; i++)
+        snprintf(key + 2 * i, 3, "%02x", md[i]);
+}
+
 void visit_init(struct visit *v, const char *sid, const char *instance, const struct visit_env *env)
 {
     memset(v, 0, sizeof(*v));
     snprintf(v->sid, sizeof(v->sid), "%s", sid);
+    visit_key(v->sid, v->key);
     snprintf(v->instance, sizeof(v->instance), "%s", instance);
     v->created_ms = env->now_ms;
     v->created_wall_ms = env->now_wall_ms;
 }
 
-static void visit__welcome(const struct visit_env *env, struct visit_out *o,
+static void visit__welcome(const struct visit *v, const struct visit_env *env, struct visit_out *o,
                            struct visit_person *p, const char *type)
 {
-    json_t *resume = visit__new_resume(p);
+    json_t *resume = visit__new_resume(v, p);
 
     visit__send(o, p, json_pack("{s:s,s:s,s:s,s:s,s:o?,s:i,s:I,s:I}", "type", type, "participant",
                                 p->id, "role", role_name(p->role), "state",
@@ -399,7 +423,7 @@ const char *visit_join(struct visit *v, const struct visit_env *env, const struc
     v->part2 = v->part2 || cl->part2;
     visit__attach(v, o, p, addr);
     visit__audit(o, "auth.success", p, NULL, NULL)->method = "token";
-    visit__welcome(env, o, p, "welcome");
+    visit__welcome(v, env, o, p, "welcome");
     if (p->role == ROLE_CLINICIAN) {
         visit__admit(v, env, o, p, NULL);
     } else {
@@ -442,7 +466,7 @@ const char *visit_resume(struct visit *v, const struct visit_env *env, struct vi
     visit__attach(v, o, p, addr);
     visit__audit(o, "auth.success", p, NULL, NULL)->method = "resume";
     visit__audit(o, "participant.resumed", p, NULL, NULL);
-    visit__welcome(env, o, p, "resumed");
+    visit__welcome(v, env, o, p, "resumed");
     peers = json_array();
     for (unsigned i = 0; i < v->n_people; i++) {
         const struct visit_person *q = &v->people[i];

@@ -24,6 +24,7 @@ enum pstate { P_WAITING, P_ADMITTED };
 
 #define VISIT_ID_LEN 8                  /* "p1": participant ids, unique within a visit */
 #define VISIT_ADDR_LEN 64
+#define VISIT_KEY_LEN 33                /* 32 hex digits and a NUL */
 #define VISIT_PAIRS_MAX (QR_SESSION_PEOPLE_MAX * (QR_SESSION_PEOPLE_MAX - 1) / 2)
 
 /* One person in a visit. Plain data: what a store would keep. */
@@ -58,6 +59,7 @@ struct visit_pair {
 
 struct visit {
     char sid[JWT_CLAIM_MAX];
+    char key[VISIT_KEY_LEN];            /* visit_key(sid): names it in stores and secrets */
     char instance[17];                  /* random: names this visit's relay sessions */
     struct visit_person people[QR_SESSION_PEOPLE_MAX];
     unsigned n_people;
@@ -143,6 +145,13 @@ void visit_out_reset(struct visit_out *o);
 
 const char *role_name(enum role r);
 int role_parse(const char *name);
+
+/* The visit's key: the first 128 bits of SHA-256("quietroom-visit", NUL,
+ * sid), in hex. Stores and the cluster name a visit by it (never by the
+ * EHR's appointment id), and every resume secret starts with it ("KEY.",
+ * then the random part), so any replica can tell which visit a secret is
+ * for. */
+void visit_key(const char *sid, char key[VISIT_KEY_LEN]);
 
 /* A new, empty visit. instance is 16 random hex digits from the caller. */
 void visit_init(struct visit *v, const char *sid, const char *instance, const struct visit_env *env);

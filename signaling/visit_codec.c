@@ -177,6 +177,7 @@ int visit_decode(const json_t *j, struct visit *v)
         json_array_size(people) > QR_SESSION_PEOPLE_MAX || !json_is_array(pairs) ||
         json_array_size(pairs) > VISIT_PAIRS_MAX)
         goto fail;
+    visit_key(v->sid, v->key);
     v->next_person = (unsigned)next_person;
     v->next_pair = (unsigned)next_pair;
     for (size_t i = 0; i < json_array_size(people); i++) {

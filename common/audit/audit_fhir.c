@@ -62,6 +62,8 @@ static const struct fhir_type {
     {"participant.timeout", &fhir_user_auth, &fhir_logout, true},
     {"session.ended", &fhir_user_auth, &fhir_logout, true},
     {"session.revoked", &fhir_user_auth, &fhir_logout, true},
+    /* A replica of the cluster took a visit over: the service's doing. */
+    {"session.takeover", &fhir_app_activity, NULL, true},
     {"relay.start", &fhir_app_activity, &fhir_app_start, true},
     {"signal.start", &fhir_app_activity, &fhir_app_start, true},
     {"relay.stop", &fhir_app_activity, &fhir_app_stop, true},

@@ -124,7 +124,7 @@ struct call {
     struct world *w;
     struct wsconn *doc, *pat;
     char doc_id[8], pat_id[8];
-    char pat_resume[64];
+    char pat_resume[128];
 };
 
 static void call_open(struct world *w, struct call *cl, const char *sid)
@@ -492,7 +492,7 @@ static void test_resume_once_and_not_after_grace(void **state)
 {
     struct world *w = *state;
     struct wsconn *again, *third;
-    char secret[64];
+    char secret[128];
     struct call cl;
     json_t *m;
 

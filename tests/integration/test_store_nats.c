@@ -16,6 +16,7 @@
 
 #include "natscluster.h"
 #include "store.h"
+#include "visit.h"
 
 #define LEASE_MS 5000   /* the signaling lease */
 
@@ -111,6 +112,30 @@ struct seen {
     int found, total;
 };
 
+/* Stores name visits by their key (visit_key), not by the EHR's id. */
+static const char *vk(const char *sid)
+{
+    static char keys[8][VISIT_KEY_LEN];
+    static unsigned n;
+    char *k = keys[n++ % 8];
+
+    visit_key(sid, k);
+    return k;
+}
+
+static enum store_result own(struct store *st, const char *sid, const char *node, uint32_t lease)
+{
+    char holder[64];
+    enum store_result r = store_own(st, vk(sid), node, lease, holder, sizeof(holder));
+
+    /* The holder is named whenever someone holds it. */
+    if (r == STORE_OK)
+        assert_string_equal(holder, node);
+    if (r == STORE_TAKEN)
+        assert_true(holder[0] != '\0' && strcmp(holder, node) != 0);
+    return r;
+}
+
 static int each(void *ctx, const char *sid, const char *rec, size_t len, uint64_t rev)
 {
     struct seen *s = ctx;
@@ -127,7 +152,7 @@ static int each(void *ctx, const char *sid, const char *rec, size_t len, uint64_
 
 static struct seen load_sid(struct store *st, const char *sid)
 {
-    struct seen s = {.sid = sid};
+    struct seen s = {.sid = vk(sid)};
 
     assert_int_equal(st->ops->load(st->impl, each, &s), STORE_OK);
     return s;
@@ -138,26 +163,26 @@ static void round_trip(const char *sid)
     uint64_t rev = 0, first, stale = 0;
     struct seen s;
 
-    assert_int_equal(store_save(st_a, sid, "{\"v\":1}", 7, &rev), STORE_OK);
+    assert_int_equal(store_save(st_a, vk(sid), "{\"v\":1}", 7, &rev), STORE_OK);
     assert_true(rev > 0);
     first = rev;
-    assert_int_equal(store_save(st_b, sid, "{\"v\":9}", 7, &stale), STORE_CONFLICT);
-    assert_int_equal(store_save(st_a, sid, "{\"v\":2}", 7, &rev), STORE_OK);
+    assert_int_equal(store_save(st_b, vk(sid), "{\"v\":9}", 7, &stale), STORE_CONFLICT);
+    assert_int_equal(store_save(st_a, vk(sid), "{\"v\":2}", 7, &rev), STORE_OK);
     assert_true(rev > first);
     stale = first;
-    assert_int_equal(store_save(st_b, sid, "{\"v\":3}", 7, &stale), STORE_CONFLICT);
+    assert_int_equal(store_save(st_b, vk(sid), "{\"v\":3}", 7, &stale), STORE_CONFLICT);
     assert_int_equal(stale, first);
     s = load_sid(st_b, sid);
     assert_int_equal(s.found, 1);
     assert_string_equal(s.rec, "{\"v\":2}");
     assert_int_equal(s.rev, rev);
-    assert_int_equal(store_forget(st_a, sid), STORE_OK);
+    assert_int_equal(store_forget(st_a, vk(sid)), STORE_OK);
     assert_int_equal(load_sid(st_b, sid).found, 0);
     /* A forgotten sid starts again from nothing. */
     rev = 0;
-    assert_int_equal(store_save(st_b, sid, "{\"v\":4}", 7, &rev), STORE_OK);
+    assert_int_equal(store_save(st_b, vk(sid), "{\"v\":4}", 7, &rev), STORE_OK);
     assert_string_equal(load_sid(st_a, sid).rec, "{\"v\":4}");
-    assert_int_equal(store_forget(st_b, sid), STORE_OK);
+    assert_int_equal(store_forget(st_b, vk(sid)), STORE_OK);
 }
 
 static int stop_at_first(void *ctx, const char *sid, const char *rec, size_t len, uint64_t rev)
@@ -180,13 +205,13 @@ static void test_records(void **state)
     round_trip("a.b..c*>");              /* NATS subject tokens and wildcards */
     assert_int_equal(load_sid(st_a, "none").total, 0);
 
-    assert_int_equal(store_save(st_a, "visit e1", "{}", 2, &r1), STORE_OK);
-    assert_int_equal(store_save(st_a, "visit e2", "{}", 2, &r2), STORE_OK);
+    assert_int_equal(store_save(st_a, vk("visit e1"), "{}", 2, &r1), STORE_OK);
+    assert_int_equal(store_save(st_a, vk("visit e2"), "{}", 2, &r2), STORE_OK);
     assert_int_equal(load_sid(st_b, "none").total, 2);
     assert_int_equal(st_b->ops->load(st_b->impl, stop_at_first, &calls), STORE_OK);
     assert_int_equal(calls, 1);
-    assert_int_equal(store_forget(st_a, "visit e1"), STORE_OK);
-    assert_int_equal(store_forget(st_a, "visit e2"), STORE_OK);
+    assert_int_equal(store_forget(st_a, vk("visit e1")), STORE_OK);
+    assert_int_equal(store_forget(st_a, vk("visit e2")), STORE_OK);
 }
 
 /* Polls own(B) until OK; returns ms since `since`, or -1 after limit_ms. */
@@ -195,7 +220,7 @@ static int64_t wait_takeover(const char *sid, int64_t since, int64_t limit_ms)
     enum store_result r;
 
     while (now_ms() - since < limit_ms) {
-        r = store_own(st_b, sid, "node-b", LEASE_MS);
+        r = own(st_b, sid, "node-b", LEASE_MS);
         if (r == STORE_OK)
             return now_ms() - since;
         assert_int_equal(r, STORE_TAKEN);
@@ -210,26 +235,26 @@ static void test_own(void **state)
     int64_t t_renew, took;
 
     (void)state;
-    assert_int_equal(store_own(st_a, sid, "node-a", LEASE_MS), STORE_OK);
-    assert_int_equal(store_own(st_b, sid, "node-b", LEASE_MS), STORE_TAKEN);
+    assert_int_equal(own(st_a, sid, "node-a", LEASE_MS), STORE_OK);
+    assert_int_equal(own(st_b, sid, "node-b", LEASE_MS), STORE_TAKEN);
     sleep_ms(LEASE_MS * 3 / 5);
-    assert_int_equal(store_own(st_a, sid, "node-a", LEASE_MS), STORE_OK);
+    assert_int_equal(own(st_a, sid, "node-a", LEASE_MS), STORE_OK);
     t_renew = now_ms();
     sleep_ms(LEASE_MS * 3 / 5);
     /* Past the first lease, inside the renewed one. */
-    assert_int_equal(store_own(st_b, sid, "node-b", LEASE_MS), STORE_TAKEN);
+    assert_int_equal(own(st_b, sid, "node-b", LEASE_MS), STORE_TAKEN);
     took = wait_takeover(sid, t_renew, 4 * LEASE_MS);
     printf("# lease %d ms: takeover %lld ms after the last renewal\n", LEASE_MS,
            (long long)took);
     assert_true(took >= LEASE_MS - 100);
     assert_true(took > 0);
     /* B holds it now; A is refused until B lets go, then gets it at once. */
-    assert_int_equal(store_own(st_a, sid, "node-a", LEASE_MS), STORE_TAKEN);
-    assert_int_equal(st_a->ops->disown(st_a->impl, sid, "node-a"), STORE_OK);
-    assert_int_equal(store_own(st_a, sid, "node-a", LEASE_MS), STORE_TAKEN);
-    assert_int_equal(st_b->ops->disown(st_b->impl, sid, "node-b"), STORE_OK);
-    assert_int_equal(store_own(st_a, sid, "node-a", LEASE_MS), STORE_OK);
-    assert_int_equal(st_a->ops->disown(st_a->impl, sid, "node-a"), STORE_OK);
+    assert_int_equal(own(st_a, sid, "node-a", LEASE_MS), STORE_TAKEN);
+    assert_int_equal(st_a->ops->disown(st_a->impl, vk(sid), "node-a"), STORE_OK);
+    assert_int_equal(own(st_a, sid, "node-a", LEASE_MS), STORE_TAKEN);
+    assert_int_equal(st_b->ops->disown(st_b->impl, vk(sid), "node-b"), STORE_OK);
+    assert_int_equal(own(st_a, sid, "node-a", LEASE_MS), STORE_OK);
+    assert_int_equal(st_a->ops->disown(st_a->impl, vk(sid), "node-a"), STORE_OK);
 }
 
 /* Buckets made before with other settings (3 replicas, a 5 s lease) are
@@ -248,11 +273,11 @@ static void test_existing_buckets(void **state)
     st_c = store_nats_open(&s, err, sizeof(err));
     if (st_c == NULL)
         fail_msg("open with other replicas: %s", err);
-    assert_int_equal(store_own(st_c, "visit c", "node-c", 1000), STORE_OK);
-    assert_int_equal(store_own(st_a, "visit c", "node-a", LEASE_MS), STORE_TAKEN);
+    assert_int_equal(own(st_c, "visit c", "node-c", 1000), STORE_OK);
+    assert_int_equal(own(st_a, "visit c", "node-a", LEASE_MS), STORE_TAKEN);
     sleep_ms(1500);   /* past the 1 s this caller asked for, inside the bucket's 5 s */
-    assert_int_equal(store_own(st_a, "visit c", "node-a", LEASE_MS), STORE_TAKEN);
-    assert_int_equal(st_c->ops->disown(st_c->impl, "visit c", "node-c"), STORE_OK);
+    assert_int_equal(own(st_a, "visit c", "node-a", LEASE_MS), STORE_TAKEN);
+    assert_int_equal(st_c->ops->disown(st_c->impl, vk("visit c"), "node-c"), STORE_OK);
     st_c->ops->free(st_c->impl);
     free(st_c);
 }
@@ -289,7 +314,7 @@ static int64_t save_until_ok(struct store *st, int64_t limit_ms, int *failures)
         uint64_t rev = 0;
 
         snprintf(sid, sizeof(sid), "visit q%u", ++key_seq);
-        r = store_save(st, sid, "{}", 2, &rev);
+        r = store_save(st, vk(sid), "{}", 2, &rev);
         if (r == STORE_OK)
             return now_ms() - t0;
         assert_int_equal(r, STORE_UNAVAILABLE);
@@ -335,7 +360,7 @@ static void test_quorum(void **state)
         printf("# two of 3 down: claim unavailable in %lld ms\n", (long long)took);
         assert_true(took < 10000);
     }
-    assert_int_equal(store_save(st_a, "visit q", "{}", 2, &rev), STORE_UNAVAILABLE);
+    assert_int_equal(store_save(st_a, vk("visit q"), "{}", 2, &rev), STORE_UNAVAILABLE);
     assert_int_equal(rev, 0);
 
     assert_int_equal(natscluster_restart_one(&cluster, 0), 0);

@@ -17,7 +17,7 @@
 static void test_disconnect_and_resume(void **state)
 {
     struct world *w = *state;
-    char secret[64], again[64];
+    char secret[128], again[128];
     uint8_t hash[32];
     struct visit_person *p;
     const struct visit_action *a;
@@ -64,7 +64,7 @@ static void test_disconnect_and_resume(void **state)
 static void test_resume_replaces_live_connection(void **state)
 {
     struct world *w = *state;
-    char secret[64];
+    char secret[128];
     uint8_t hash[32];
 
     clinician_and_patient(w);
@@ -83,7 +83,7 @@ static void test_resume_replaces_live_connection(void **state)
 static void test_resume_refused(void **state)
 {
     struct world *w = *state;
-    char secret[64];
+    char secret[128];
     uint8_t hash[32];
     struct visit_person *p;
 
@@ -108,7 +108,7 @@ static void test_resume_refused(void **state)
 static void test_resume_refused_token_expired(void **state)
 {
     struct world *w = *state;
-    char secret[64];
+    char secret[128];
     uint8_t hash[32];
     struct visit_person *p;
 
@@ -188,7 +188,7 @@ static void test_idle_timeout(void **state)
 static void test_clinician_back_stops_idle_clock(void **state)
 {
     struct world *w = *state;
-    char secret[64];
+    char secret[128];
     uint8_t hash[32];
 
     admitted_pair(w);
@@ -265,7 +265,7 @@ static void test_codec_round_trip(void **state)
 {
     struct world *w = *state;
     struct visit *back = calloc(1, sizeof(*back));
-    char secret[64];
+    char secret[128];
     uint8_t hash[32];
     json_t *rec, *again;
     char *text;

@@ -77,6 +77,22 @@
 #define QR_SIGNAL_AUTH_TIMEOUT_MS 10000
 /* Session timers (waiting, idle, grace, token expiry) are checked this often. */
 #define QR_SIGNAL_TICK_MS 250
+/* Signaling cluster: a replica owns a visit for a lease it renews every
+ * third of it; a lapsed lease lets another take the visit over. */
+#define QR_CLUSTER_LEASE_MS 5000
+#define QR_CLUSTER_RENEW_MS (QR_CLUSTER_LEASE_MS / 3)
+/* An edge checks the owner of each visit it forwards for this often. */
+#define QR_CLUSTER_WATCH_MS 1000
+/* A join or resume forwarded to an owner that does not answer within this
+ * is refused as transient (state_unavailable): the browser tries again. */
+#define QR_CLUSTER_ANSWER_MS 2000
+/* How often a replica looks for visits nobody owns (their owner died and
+ * nobody came back): it takes them over, and their timers end them. */
+#define QR_CLUSTER_SWEEP_MS 10000
+/* Messages from other replicas waiting for the event loop. */
+#define QR_CLUSTER_INBOX_MAX 4096
+/* One NATS round trip of the cluster's own (subscribe, flush). */
+#define QR_CLUSTER_OP_MS 2000
 /* Bytes queued towards one browser before it counts as not reading. */
 #define QR_SIGNAL_OUTQ_MAX (1024 * 1024)
 /* Rate-limit violations after which a connection is closed. */

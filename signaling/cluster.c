@@ -1,0 +1,151 @@
+/* Replica-to-replica messages over NATS core subjects. The inbox is a
+ * bounded ring of parsed JSON guarded by a mutex: libnats' delivery
+ * thread fills it, the event loop empties it. */
+#include "cluster.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nats/nats.h>
+
+#include "quietroom/base/limits.h"
+#include "quietroom/base/log.h"
+#include "store.h"
+
+#define CLUSTER_SUBJECT_PREFIX "qr.signal."
+
+struct cluster {
+    natsConnection *nc;                 /* the store's; not ours to close */
+    natsSubscription *sub;
+    void (*wake)(void *ctx);
+    void *ctx;
+    pthread_mutex_t lock;
+    json_t *inbox[QR_CLUSTER_INBOX_MAX];
+    unsigned head, count;
+    unsigned long dropped;
+};
+
+bool cluster_node_ok(const char *node)
+{
+    size_t n = strlen(node);
+
+    return n > 0 && n < CLUSTER_NODE_MAX &&
+           strspn(node, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == n;
+}
+
+/* libnats' thread: parse, queue, wake the loop. */
+static void cluster__on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
+{
+    struct cluster *cl = arg;
+    json_t *j = json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
+                           JSON_REJECT_DUPLICATES, NULL);
+    bool queued = false;
+
+    (void)nc, (void)sub;
+    natsMsg_Destroy(m);
+    pthread_mutex_lock(&cl->lock);
+    if (json_is_object(j) && cl->count < QR_CLUSTER_INBOX_MAX) {
+        cl->inbox[(cl->head + cl->count) % QR_CLUSTER_INBOX_MAX] = j;
+        cl->count++;
+        queued = true;
+    } else {
+        cl->dropped++;
+    }
+    pthread_mutex_unlock(&cl->lock);
+    if (!queued)
+        json_decref(j);
+    else if (cl->wake != NULL)
+        cl->wake(cl->ctx);
+}
+
+struct cluster *cluster_start(struct store *st, const char *node, void (*wake)(void *ctx),
+                              void *ctx, char *err, size_t errlen)
+{
+    struct cluster *cl;
+    char subject[sizeof(CLUSTER_SUBJECT_PREFIX) + CLUSTER_NODE_MAX];
+    natsConnection *nc = store_nats_connection(st);
+
+    if (nc == NULL || !cluster_node_ok(node)) {
+        snprintf(err, errlen, nc == NULL ? "the cluster needs a NATS store"
+                                         : "node-id must be 1 to 63 of [A-Za-z0-9_-] in a "
+                                           "cluster (it names the replica's NATS subject)");
+        return NULL;
+    }
+    if ((cl = calloc(1, sizeof(*cl))) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    cl->nc = nc;
+    cl->wake = wake;
+    cl->ctx = ctx;
+    pthread_mutex_init(&cl->lock, NULL);
+    snprintf(subject, sizeof(subject), CLUSTER_SUBJECT_PREFIX "%s", node);
+    if (natsConnection_Subscribe(&cl->sub, nc, subject, cluster__on_msg, cl) != NATS_OK ||
+        natsConnection_FlushTimeout(nc, QR_CLUSTER_OP_MS) != NATS_OK) {
+        snprintf(err, errlen, "cannot listen on the cluster: %s",
+                 nats_GetLastError(NULL) ? nats_GetLastError(NULL) : "no answer");
+        cluster_free(cl);
+        return NULL;
+    }
+    return cl;
+}
+
+void cluster_free(struct cluster *cl)
+{
+    if (cl == NULL)
+        return;
+    if (cl->sub != NULL) {
+        natsSubscription_Unsubscribe(cl->sub);
+        /* Waits for a callback running now: nothing touches cl after. */
+        natsSubscription_WaitForDrainCompletion(cl->sub, 0);
+        natsSubscription_Destroy(cl->sub);
+    }
+    while (cl->count > 0) {
+        json_decref(cl->inbox[cl->head]);
+        cl->head = (cl->head + 1) % QR_CLUSTER_INBOX_MAX;
+        cl->count--;
+    }
+    pthread_mutex_destroy(&cl->lock);
+    free(cl);
+}
+
+int cluster_send(struct cluster *cl, const char *node, json_t *msg)
+{
+    char subject[sizeof(CLUSTER_SUBJECT_PREFIX) + CLUSTER_NODE_MAX];
+    char *text = msg != NULL ? json_dumps(msg, JSON_COMPACT) : NULL;
+    int rc = -1;
+
+    json_decref(msg);
+    if (text == NULL || !cluster_node_ok(node))
+        goto out;
+    snprintf(subject, sizeof(subject), CLUSTER_SUBJECT_PREFIX "%s", node);
+    rc = natsConnection_Publish(cl->nc, subject, text, (int)strlen(text)) == NATS_OK ? 0 : -1;
+out:
+    if (text != NULL) {
+        /* SDP and names: wiped, not just freed. */
+        memset(text, 0, strlen(text));
+        free(text);
+    }
+    return rc;
+}
+
+json_t *cluster_next(struct cluster *cl)
+{
+    json_t *j = NULL;
+
+    pthread_mutex_lock(&cl->lock);
+    if (cl->count > 0) {
+        j = cl->inbox[cl->head];
+        cl->head = (cl->head + 1) % QR_CLUSTER_INBOX_MAX;
+        cl->count--;
+    }
+    pthread_mutex_unlock(&cl->lock);
+    return j;
+}
+
+unsigned long cluster_dropped(const struct cluster *cl)
+{
+    return cl->dropped;
+}
