@@ -13,6 +13,8 @@
 # deploy/k8s/ (relay.yaml, signaling.yaml), with the pod's mount paths moved
 # into the temporary directory, $(NODE_IP) = 127.0.0.1, free ports, and the
 # placeholders an operator replaces (relay lines, EHR keys) filled in.
+# signaling.yaml's cluster lines (NATS, nats.yaml) are taken out and the pod
+# keeps its state in a state-dir here instead: no NATS cluster is started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -164,10 +166,17 @@ curl -fsS -H "Authorization: Bearer $(cat "$k/etc/ops/ops.token")" "http://127.0
     >/dev/null || fail "k8s relay /metrics with the token"
 echo "k8s relay: ConfigMap + DaemonSet args start; /healthz $body, /readyz 200, /metrics with token"
 # Signaling: the relay lines and the EHR keys are the operator's to fill in.
+# The cluster lines are stripped: with them signaling would connect to the
+# NATS servers of nats.yaml (quietroom-nats-N...svc:4222), which do not exist
+# here. What remains must start on its own, with state in a state-dir of this
+# test (deploy/k8s/validate.py checks the cluster lines and their mounts).
 mapfile -t lines < <(k8s_pod deploy/k8s/signaling.yaml quietroom-signal signal.ini signal)
 conf=$(kredirect <<<"${lines[0]}")
+tr '\001' '\n' <<<"${lines[1]}" | grep -q '^cluster = ' || fail "k8s signal.ini names no cluster"
 tr '\001' '\n' <<<"${lines[1]}" | kredirect | awk -v r="relay = relay-1 127.0.0.1:$control 127.0.0.1:$media" \
-    '/^relay = /{ if (!done) print r; done=1; next } {print}' > "$conf"
+    '/^relay = /{ if (!done) print r; done=1; next } /^cluster(-[a-z-]+)? = /{ next } {print}' > "$conf"
+echo "state-dir = $k/var/signal/test-pod.state" >> "$conf"
+! grep -q '^cluster' "$conf" || fail "k8s signal.ini: cluster lines left in $conf"
 [ -d /usr/share/quietroom/web ] || sed -i "s#^static-dir = .*#static-dir = $PWD/signaling/web#" "$conf"
 argv=(); for a in "${lines[@]:2}"; do argv+=("$(kredirect <<<"$a")"); done
 argv[0]=$signal_bin
@@ -180,5 +189,5 @@ for _ in $(seq 1 100); do
 done
 case $body in *'"relays_healthy": 1'*|*'"relays_healthy":1'*) ;; *) fail "k8s signal: $body" ;; esac
 [ -s "$k/var/signal/test-pod.jsonl" ] || fail "k8s signal wrote no audit log at --audit-log"
-echo "k8s signal: ConfigMap + Deployment args start; https /healthz $body"
+echo "k8s signal: ConfigMap (cluster lines stripped, local state-dir) + Deployment args start; https /healthz $body"
 echo "check-configs: ok"

@@ -35,6 +35,7 @@ KINDS = [
     ("namespace-v1.json", "v1", "Namespace", "V1Namespace"),
     ("deployment-apps-v1.json", "apps/v1", "Deployment", "V1Deployment"),
     ("daemonset-apps-v1.json", "apps/v1", "DaemonSet", "V1DaemonSet"),
+    ("statefulset-apps-v1.json", "apps/v1", "StatefulSet", "V1StatefulSet"),
     ("poddisruptionbudget-policy-v1.json", "policy/v1", "PodDisruptionBudget",
      "V1PodDisruptionBudget"),
 ]
@@ -52,6 +53,8 @@ ENUMS = {
     "V1PodSpec.dns_policy": ["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"],
     "V1DeploymentStrategy.type": ["Recreate", "RollingUpdate"],
     "V1DaemonSetUpdateStrategy.type": ["OnDelete", "RollingUpdate"],
+    "V1StatefulSetUpdateStrategy.type": ["OnDelete", "RollingUpdate"],
+    "V1StatefulSetSpec.pod_management_policy": ["OrderedReady", "Parallel"],
     "V1HostPathVolumeSource.type": ["", "DirectoryOrCreate", "Directory", "FileOrCreate",
                                     "File", "Socket", "CharDevice", "BlockDevice"],
     "V1HTTPGetAction.scheme": ["HTTP", "HTTPS"],
