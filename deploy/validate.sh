@@ -204,6 +204,7 @@ fi
 # --- 5. Kubernetes ----------------------------------------------------------
 stage "kubernetes manifests"
 run "k8s: schemas and cross-references" $py deploy/k8s/validate.py
+run "k8s: each cluster rule refuses a manifest broken against it" $py deploy/k8s/validate_rules_test.py
 if command -v kubectl >/dev/null && timeout 5 kubectl api-resources >/dev/null 2>&1; then
     run "k8s: kubectl apply --dry-run=client" \
         kubectl apply --dry-run=client --validate=false -f deploy/k8s/
