@@ -39,7 +39,7 @@ enum store_result session_store_save(struct signal_server *srv, struct session *
     enum store_result r;
 
     if (over) {
-        if ((r = store_forget(srv->store, s->v.sid)) != STORE_OK)
+        if ((r = store_forget(srv->store, s->v.key)) != STORE_OK)
             stats_count(&srv->stats.store_failures, "forget");
         return r;
     }
@@ -54,7 +54,7 @@ enum store_result session_store_save(struct signal_server *srv, struct session *
         free(text);
         return STORE_OK;
     }
-    r = store_save(srv->store, s->v.sid, text, strlen(text), &s->rev);
+    r = store_save(srv->store, s->v.key, text, strlen(text), &s->rev);
     /* The record holds names: wiped, not just freed. */
     OPENSSL_cleanse(text, strlen(text));
     free(text);
@@ -91,13 +91,13 @@ static bool session_store__relays_known(const struct signal_server *srv, const s
     return true;
 }
 
-static int session_store__each(void *ctx, const char *sid, const char *rec, size_t len,
+static int session_store__each(void *ctx, const char *vkey, const char *rec, size_t len,
                                uint64_t rev)
 {
     struct session_store__load *l = ctx;
     json_t *j = json_loadb(rec, len, JSON_REJECT_DUPLICATES, NULL);
     struct session *s;
-    int ok = j != NULL && visit_decode(j, l->v) == 0 && strcmp(l->v->sid, sid) == 0 &&
+    int ok = j != NULL && visit_decode(j, l->v) == 0 && strcmp(l->v->key, vkey) == 0 &&
              !l->v->ended && session_store__relays_known(l->srv, l->v);
 
     json_decref(j);

@@ -24,6 +24,7 @@
 #define STORE_NATS_CONNECT_MS 2000        /* one connect attempt */
 #define STORE_NATS_OP_MS 2000             /* every JetStream request, KV ops included */
 #define STORE_NATS_RECONNECT_WAIT_MS 250  /* between reconnect attempts, forever */
+#define STORE_NATS_START_TRIES 10         /* bucket requests at start, ~30 s in all */
 /* A claim is kept while its token could be presented: the longest token
  * lifetime (43200 s) plus 5 min of clock skew. JetStream 2.9 has only a
  * bucket-wide max age, so claim()'s until_s is advisory here (kept in the
@@ -549,13 +550,27 @@ static natsStatus store_nats__connect(struct store_nats *n, const struct store_s
     st = natsConnection_JetStream(&n->js, n->nc, &jo);
     if (st != NATS_OK)
         return st;
-    *what = "bucket " STORE_NATS_BUCKET_CLAIMS;
-    n->claims = store_nats__bucket(n, STORE_NATS_BUCKET_CLAIMS,
-                                   (int64_t)STORE_NATS_CLAIM_TTL_S * 1000, &st);
-    if (st != NATS_OK)
-        return st;
-    *what = "bucket " STORE_NATS_BUCKET_VISITS;
-    n->visits = store_nats__bucket(n, STORE_NATS_BUCKET_VISITS, 0, &st);
+    /* A cluster that has just started (or lost a server) answers bucket
+     * requests only once its JetStream meta leader is elected: retried,
+     * so replicas and NATS may start in any order. */
+    for (int i = 0; i < STORE_NATS_START_TRIES; i++) {
+        if (n->claims == NULL) {
+            *what = "bucket " STORE_NATS_BUCKET_CLAIMS;
+            n->claims = store_nats__bucket(n, STORE_NATS_BUCKET_CLAIMS,
+                                           (int64_t)STORE_NATS_CLAIM_TTL_S * 1000, &st);
+        }
+        if (n->claims != NULL && n->visits == NULL) {
+            *what = "bucket " STORE_NATS_BUCKET_VISITS;
+            n->visits = store_nats__bucket(n, STORE_NATS_BUCKET_VISITS, 0, &st);
+        }
+        if (n->visits != NULL && store_nats__owners(n, QR_CLUSTER_LEASE_MS) == NULL)
+            *what = "bucket " STORE_NATS_BUCKET_OWNERS, st = NATS_TIMEOUT;
+        if (n->owners != NULL)
+            return NATS_OK;
+        if (st != NATS_TIMEOUT && st != NATS_NO_RESPONDERS)
+            return st;
+        nats_Sleep(STORE_NATS_RECONNECT_WAIT_MS * 4);
+    }
     return st;
 }
 

@@ -532,6 +532,46 @@ static int harness_signal_spawn(struct signal_proc *s, bool tls)
     return -1;
 }
 
+/* Copies the file name from dir `from` into dir `to`; 0 or -1. */
+static int harness_copy(const char *from, const char *to, const char *name)
+{
+    char src[HARNESS_PATH], dst[HARNESS_PATH];
+    char *text;
+    FILE *f;
+    int rc;
+
+    snprintf(src, sizeof(src), "%s/%s", from, name);
+    snprintf(dst, sizeof(dst), "%s/%s", to, name);
+    if ((text = read_text(src)) == NULL || (f = fopen(dst, "w")) == NULL) {
+        free(text);
+        return -1;
+    }
+    rc = fputs(text, f) >= 0 ? 0 : -1;
+    chmod(dst, 0600);
+    free(text);
+    return fclose(f) == 0 ? rc : -1;
+}
+
+int signal_start_replica(struct signal_proc *s, const struct signal_proc *first,
+                         const struct relay_proc *r, const char *const *extra)
+{
+    memset(s, 0, sizeof(*s));
+    snprintf(s->dir, sizeof(s->dir), "/tmp/qr-sig-XXXXXX");
+    if (mkdtemp(s->dir) == NULL)
+        return -1;
+    snprintf(s->conf, sizeof(s->conf), "%s/signal.ini", s->dir);
+    snprintf(s->audit, sizeof(s->audit), "%s/audit.jsonl", s->dir);
+    snprintf(s->log, sizeof(s->log), "%s/signal.log", s->dir);
+    snprintf(s->ehr_key, sizeof(s->ehr_key), "%s/ehr.key", s->dir);
+    snprintf(s->audit_key, sizeof(s->audit_key), "%s/audit.key", s->dir);
+    if (harness_copy(first->dir, s->dir, "ehr.key") != 0 ||
+        harness_copy(first->dir, s->dir, "ehr.jwks.json") != 0 ||
+        harness_copy(first->dir, s->dir, "audit.key") != 0 ||
+        harness_write_conf(s, r, false, extra) != 0)
+        return -1;
+    return harness_signal_spawn(s, false);
+}
+
 int signal_restart(struct signal_proc *s)
 {
     char ready[HARNESS_PATH];

@@ -119,6 +119,11 @@ struct signal_proc {
  * sees the relay healthy. Returns 0 or -1. */
 int signal_start(struct signal_proc *s, const struct relay_proc *r, bool tls,
                  const char *const *extra);
+/* Another replica beside `first` (a cluster: give the cluster lines and a
+ * node-id in extra): the same EHR keys and audit key, its own directory,
+ * port, audit log and state. Plain HTTP only. */
+int signal_start_replica(struct signal_proc *s, const struct signal_proc *first,
+                         const struct relay_proc *r, const char *const *extra);
 /* Starts signaling again after the test stopped or killed it (pid 0): the
  * same configuration, state-dir, audit log and port. */
 int signal_restart(struct signal_proc *s);

@@ -1,0 +1,227 @@
+/* Reference-client calls through signaling and the relay (callkit.h). */
+#include "callkit.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "quietroom/base/limits.h"
+
+#define CALLKIT_READY_MS 10000
+#define CALLKIT_SAMPLE_MS 20
+
+struct wsconn *callkit_connect(int port)
+{
+    struct wsconn_target t = {.tls = false, .host = "127.0.0.1", .port = port};
+    struct wsconn_opts o = {.target = &t, .origin = TEST_ORIGIN, .protocol = "quietroom.v1"};
+    struct wsconn *c;
+    char err[160];
+
+    snprintf(t.path, sizeof(t.path), "/ws");
+    if ((c = wsconn_open(&o, CALLKIT_WAIT_MS, err, sizeof(err))) == NULL)
+        fail_msg("websocket to port %d: %s", port, err);
+    return c;
+}
+
+static const char *callkit__str(json_t *m, const char *key)
+{
+    const char *s = json_string_value(json_object_get(m, key));
+
+    return s != NULL ? s : "";
+}
+
+json_t *callkit_expect(struct wsconn *c, const char *type)
+{
+    for (uint64_t until = now_ms() + CALLKIT_WAIT_MS; now_ms() < until;) {
+        json_t *m = wsconn_recv(c, (int)(until - now_ms()));
+
+        if (m == NULL)
+            break;
+        if (strcmp(callkit__str(m, "type"), type) == 0)
+            return m;
+        json_decref(m);
+    }
+    fail_msg("no \"%s\" message", type);
+    return NULL;
+}
+
+void callkit_auth(struct callkit_party *p, const char *token, json_t **reply)
+{
+    p->ws = callkit_connect(p->port);
+    wsconn_send_json(p->ws, json_pack("{s:s,s:s}", "type", "auth", "token", token));
+    if ((*reply = wsconn_recv(p->ws, CALLKIT_WAIT_MS)) == NULL)
+        fail_msg("no answer to auth on port %d", p->port);
+}
+
+void callkit_join(struct callkit_party *p, const char *token, const char *want_state)
+{
+    json_t *m;
+
+    callkit_auth(p, token, &m);
+    if (strcmp(callkit__str(m, "type"), "welcome") != 0)
+        fail_msg("not welcomed: %s %s", callkit__str(m, "type"), callkit__str(m, "code"));
+    assert_string_equal(callkit__str(m, "state"), want_state);
+    snprintf(p->id, sizeof(p->id), "%s", callkit__str(m, "participant"));
+    snprintf(p->resume, sizeof(p->resume), "%s", callkit__str(m, "resume"));
+    assert_true(strlen(p->resume) > 40);
+    json_decref(m);
+}
+
+void callkit_admit(struct callkit_party *doc, struct callkit_party *pat)
+{
+    for (;;) {
+        json_t *m = callkit_expect(doc->ws, "lobby");
+        size_t n = json_array_size(json_object_get(m, "waiting"));
+
+        json_decref(m);
+        if (n == 1)
+            break;
+    }
+    wsconn_send_json(doc->ws, json_pack("{s:s,s:s}", "type", "admit", "participant", pat->id));
+    json_decref(callkit_expect(pat->ws, "admitted"));
+    json_decref(callkit_expect(pat->ws, "peer"));
+    json_decref(callkit_expect(doc->ws, "peer"));
+}
+
+static struct refclient *callkit__client(bool dtls_client, double tone)
+{
+    struct refclient_config cfg = {.local_address = "127.0.0.1", .controlling = true,
+                                   .regular_nomination = true, .dtls_client = dtls_client,
+                                   .tone_hz = tone};
+    char err[192];
+    struct refclient *rc = refclient_new(&cfg, err, sizeof(err));
+
+    if (rc == NULL)
+        fail_msg("refclient_new: %s", err);
+    return rc;
+}
+
+/* An offer or answer from `from`, through signaling, applied at `to`. */
+static void callkit__sdp(struct callkit_party *from, struct callkit_party *to, bool answer,
+                         char *buf)
+{
+    const char *type = answer ? "answer" : "offer", *sdp;
+    char err[192];
+    json_t *m;
+
+    assert_true((answer ? refclient_create_answer(from->rc, buf, QR_SDP_MAX)
+                        : refclient_create_offer(from->rc, buf, QR_SDP_MAX)) > 0);
+    wsconn_send_json(from->ws,
+                     json_pack("{s:s,s:s,s:s}", "type", type, "to", to->id, "sdp", buf));
+    m = callkit_expect(to->ws, type);
+    sdp = callkit__str(m, "sdp");
+    if (refclient_set_remote_description(to->rc, answer, sdp, strlen(sdp), err, sizeof(err)) != 0)
+        fail_msg("%s: %s", type, err);
+    json_decref(m);
+}
+
+void callkit_media(struct callkit_party *doc, struct callkit_party *pat)
+{
+    struct callkit_party *p[2] = {doc, pat};
+    char *buf = malloc(QR_SDP_MAX), err[192];
+
+    assert_non_null(buf);
+    doc->rc = callkit__client(true, 440.0);
+    pat->rc = callkit__client(false, 880.0);
+    callkit__sdp(doc, pat, false, buf);
+    callkit__sdp(pat, doc, true, buf);
+    free(buf);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(refclient_start(p[i]->rc), 0);
+    for (int i = 0; i < 2; i++) {
+        if (refclient_wait_ready(p[i]->rc, CALLKIT_READY_MS, err, sizeof(err)) != 0)
+            fail_msg("client %d: %s", i, err);
+    }
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(refclient_start_media(p[i]->rc), 0);
+    for (uint64_t until = now_ms() + CALLKIT_WAIT_MS;; usleep(50000)) {
+        if (callkit_received(doc->rc) > 0 && callkit_received(pat->rc) > 0)
+            break;
+        if (now_ms() > until)
+            fail_msg("no audio both ways through the relay");
+    }
+}
+
+uint64_t callkit_resume(struct callkit_party *p, const char *state, int within_ms)
+{
+    uint64_t t0 = now_ms();
+
+    for (;;) {
+        json_t *m;
+
+        wsconn_free(p->ws);
+        p->ws = callkit_connect(p->port);
+        wsconn_send_json(p->ws, json_pack("{s:s,s:s}", "type", "resume", "resume", p->resume));
+        if ((m = wsconn_recv(p->ws, CALLKIT_WAIT_MS)) == NULL)
+            fail_msg("no answer to resume on port %d", p->port);
+        if (strcmp(callkit__str(m, "type"), "resumed") == 0) {
+            assert_string_equal(callkit__str(m, "participant"), p->id);
+            assert_string_equal(callkit__str(m, "state"), state);
+            snprintf(p->resume, sizeof(p->resume), "%s", callkit__str(m, "resume"));
+            json_decref(m);
+            return now_ms() - t0;
+        }
+        if (strcmp(callkit__str(m, "code"), "state_unavailable") != 0 ||
+            now_ms() - t0 > (uint64_t)within_ms)
+            fail_msg("resume refused: %s %s after %llu ms", callkit__str(m, "type"),
+                     callkit__str(m, "code"), (unsigned long long)(now_ms() - t0));
+        json_decref(m);
+        usleep(250000); /* as a browser backs off */
+    }
+}
+
+uint64_t callkit_received(struct refclient *rc)
+{
+    struct refclient_stats st;
+
+    refclient_get_stats(rc, &st);
+    return st.rtp_received;
+}
+
+void callkit_free(struct callkit_party *p)
+{
+    refclient_free(p->rc);
+    wsconn_free(p->ws);
+    memset(p, 0, sizeof(*p));
+}
+
+static void *callkit__sample(void *arg)
+{
+    struct callkit_sampler *s = arg;
+    uint64_t last_change[2] = {now_ms(), now_ms()};
+
+    while (!s->stop) {
+        for (int i = 0; i < 2; i++) {
+            uint64_t got = callkit_received(s->rc[i]), t = now_ms();
+
+            if (got != s->received[i]) {
+                s->received[i] = got;
+                last_change[i] = t;
+            } else if (t - last_change[i] > s->gap_ms[i]) {
+                s->gap_ms[i] = t - last_change[i];
+            }
+        }
+        usleep(CALLKIT_SAMPLE_MS * 1000);
+    }
+    return NULL;
+}
+
+void callkit_sampler_start(struct callkit_sampler *s, struct refclient *a, struct refclient *b)
+{
+    memset(s, 0, sizeof(*s));
+    s->rc[0] = a;
+    s->rc[1] = b;
+    assert_int_equal(pthread_create(&s->thread, NULL, callkit__sample, s), 0);
+}
+
+void callkit_sampler_stop(struct callkit_sampler *s)
+{
+    s->stop = 1;
+    pthread_join(s->thread, NULL);
+}

@@ -1,0 +1,63 @@
+/* Calls between two reference native clients (libnice, OpenSSL DTLS,
+ * libsrtp2, Opus) placed through real signaling and a real relay, for the
+ * tests that break signaling under a call (test_signal_restart,
+ * test_signal_cluster). Each party talks to one signaling process (its
+ * port), which a test may change when it reconnects elsewhere. Failures
+ * end the test (cmocka). */
+#ifndef QUIETROOM_TEST_CALLKIT_H
+#define QUIETROOM_TEST_CALLKIT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "harness.h"
+#include "refclient.h"
+#include "wsconn.h"
+
+#define CALLKIT_WAIT_MS 5000
+
+struct callkit_party {
+    struct wsconn *ws;
+    int port;                          /* the signaling it talks to */
+    char id[16];
+    char resume[128];
+    struct refclient *rc;
+};
+
+/* Opens a WebSocket to signaling on 127.0.0.1:port (plain HTTP). */
+struct wsconn *callkit_connect(int port);
+/* The next message of type on c (others skipped), or the test fails. */
+json_t *callkit_expect(struct wsconn *c, const char *type);
+/* Authenticates p with token on p->port; the reply's type and code are
+ * returned in *reply (the caller frees). */
+void callkit_auth(struct callkit_party *p, const char *token, json_t **reply);
+/* The same, and the test fails unless welcomed in want_state. */
+void callkit_join(struct callkit_party *p, const char *token, const char *want_state);
+/* The clinician admits the patient once it shows in the lobby. */
+void callkit_admit(struct callkit_party *doc, struct callkit_party *pat);
+/* Two clients; doc offers, pat answers through signaling; ICE, DTLS and
+ * audio both ways through the relay. */
+void callkit_media(struct callkit_party *doc, struct callkit_party *pat);
+/* Presents p's resume secret on a new connection to p->port, retrying
+ * transient refusals (state_unavailable) for up to within_ms: back, in
+ * state. Returns the ms it took. */
+uint64_t callkit_resume(struct callkit_party *p, const char *state, int within_ms);
+uint64_t callkit_received(struct refclient *rc);
+void callkit_free(struct callkit_party *p);
+
+/* Watches both clients' received RTP from a thread; gap_ms is the longest
+ * time either went without a new packet. */
+struct callkit_sampler {
+    pthread_t thread;
+    struct refclient *rc[2];
+    volatile int stop;
+    uint64_t gap_ms[2];
+    uint64_t received[2];
+};
+void callkit_sampler_start(struct callkit_sampler *s, struct refclient *a, struct refclient *b);
+void callkit_sampler_stop(struct callkit_sampler *s);
+
+#endif
