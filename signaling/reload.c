@@ -42,6 +42,8 @@ static void reload__restart_only(const struct signal_config *old, const struct s
         reload__needs_restart("runtime-dir");
     if (old->max_sessions != nw->max_sessions)
         reload__needs_restart("max-sessions");
+    if (memcmp(&old->store, &nw->store, sizeof(old->store)) != 0)
+        reload__needs_restart("state-dir or cluster settings");
     if (strcmp(old->issuer, nw->issuer) != 0 || strcmp(old->audience, nw->audience) != 0)
         reload__needs_restart("issuer or audience");
     if (strcmp(old->static_dir, nw->static_dir) != 0 ||
