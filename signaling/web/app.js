@@ -56,9 +56,9 @@ const links = new Map();            // participant id -> PeerLink
 const tiles = new Map();            // participant id -> figure element
 const meter = new QualityMeter();
 const people = new Map();           // participant id -> {role, name, connected}
-/* Media that flowed this recently keeps the call alive without signaling:
- * a peer connection that failed or closed gets this long to come back (its
- * own ICE restarts) before a lost signaling connection ends the page. */
+/* Media received this recently keeps the call alive without signaling: a
+ * call whose media stopped gets this long to come back (ICE restarts, the
+ * peer's network) before a lost signaling connection ends the page. */
 const MEDIA_GRACE_MS = 15000;
 let mediaSeenAt = 0;
 let timerStart = 0;
@@ -466,29 +466,14 @@ function updateTile(id) {
     else if (link.pc.connectionState === 'failed') st = '— connection failed, retrying…';
     fig.querySelector('.remote-state').textContent = st;
     fig.dataset.connection = link ? link.pc.connectionState : 'none';
-    callHolds();
 }
 
-/* True while some peer connection carries media (connected). */
-function mediaFlowing() {
-    for (const l of links.values()) {
-        const pc = l.pc;
-        if (pc.connectionState === 'connected' || pc.iceConnectionState === 'connected' ||
-            pc.iceConnectionState === 'completed') return true;
-    }
-    return false;
-}
-
-/* The call goes on whatever signaling does: in the call, with media flowing
- * now or within MEDIA_GRACE_MS. Sampled every 2 s (quality loop) and on
- * every peer connection change, so the grace counts from the last sample. */
+/* The call goes on whatever signaling does: in the call, with audio or video
+ * packets received from some peer within MEDIA_GRACE_MS (the quality loop
+ * counts them every 2 s). A peer connection's state alone would not do: ICE
+ * and DTLS stay "connected" to the relay after the peer has gone. */
 function callHolds() {
-    if (qr.state !== 'in-call') return false;
-    if (mediaFlowing()) {
-        mediaSeenAt = Date.now();
-        return true;
-    }
-    return mediaSeenAt > 0 && Date.now() - mediaSeenAt < MEDIA_GRACE_MS;
+    return qr.state === 'in-call' && mediaSeenAt > 0 && Date.now() - mediaSeenAt < MEDIA_GRACE_MS;
 }
 
 function startTimer() {
@@ -505,9 +490,8 @@ function startTimer() {
 }
 
 async function sampleQuality() {
-    const holds = callHolds();
     // Signaling away, and the media has now stopped too: say so at once.
-    if (qr.conn === 'reconnecting' && !holds && qr.banner.startsWith('callContinues')) showConnBanner('reconnecting');
+    if (qr.conn === 'reconnecting' && !callHolds() && qr.banner.startsWith('callContinues')) showConnBanner('reconnecting');
     const el = $('quality');
     if (!links.size) {
         el.dataset.level = 'unknown';
@@ -524,6 +508,7 @@ async function sampleQuality() {
             continue;
         }
         if (!q) continue;
+        if (q.stalled === false) mediaSeenAt = Date.now();
         qr.quality[id] = q;
         const lv = QualityMeter.level(q);
         if (order[lv] >= order[worst]) { worst = lv; worstQ = q; }
