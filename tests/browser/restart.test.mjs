@@ -213,3 +213,72 @@ test('signaling restarted without its state (resume refused): media and the call
         process.stderr.write(`  resume refused: media and call kept for ${((Date.now() - t0) / 1000).toFixed(0)} s after the refusal\n`);
     });
 });
+
+test('resume refused and then the media stops too: the final "could not reconnect" screen, after the grace', async () => {
+    const { doc, pat } = await startCall('refused-then-gone');
+    await dumpOnFailure([pat], async () => {
+        await q.killSignal();
+        await q.restartSignal({ emptyState: true });
+        await waitFor('the patient\'s resume refused', async () =>
+            pat.qrSockets.some((s) => s.received.some((m) => m.type === 'error' && m.code === 'resume_invalid')), { timeout: 15000 });
+        await waitFor('the patient\'s banner', async () => (await pat.evaluate(() => window.quietroom.banner)) === 'callContinuesRefused');
+        // The therapist's browser goes away (nobody can tell it: signaling lost the visit).
+        const ctx = open.splice(open.findIndex((o) => o.page === doc), 1)[0];
+        await ctx.context.close();
+        const gone = Date.now();
+        // The call screen stays while the media might come back...
+        await sleep(8000);
+        assert.equal(await qrState(pat), 'in-call', 'the patient ended before the media grace');
+        // ...then the page says what happened, with the code for the help desk.
+        await waitState(pat, 'ended', 35000);
+        const after = (Date.now() - gone) / 1000;
+        assert.equal(await text(pat, 'ended-title'), 'We could not reconnect you');
+        assert.match(await text(pat, 'ended-code'), /resume_invalid/);
+        assert.equal(await visible(pat, 'conn-banner'), false);
+        process.stderr.write(`  media gone after a refused resume: final screen ${after.toFixed(1)} s later\n`);
+    });
+});
+
+test('state_unavailable and token_claim_unavailable while joining: the page says so and joins by itself', async () => {
+    const sid = `transient-${process.pid}-${++seq}`;
+    const token = await q.token({ sid, role: 'patient', sub: `pat-${seq}`, name: 'Sam Patient' });
+    tokensMinted.push(token);
+    // Not in `open`: the two refused sockets are answered by the test, not
+    // the server, and checkWire would count their auth as a second token.
+    const { context, page } = await chromiumPage(browser, 'patient');
+    try {
+        const refusals = ['token_claim_unavailable', 'state_unavailable'];
+        const firstMessages = [];
+        await page.routeWebSocket(/\/ws$/, (ws) => {
+            const code = refusals.shift();
+            if (!code) {
+                ws.connectToServer();
+                return;
+            }
+            ws.onMessage((m) => {
+                firstMessages.push(JSON.parse(m).type);
+                ws.send(JSON.stringify({ type: 'error', code, message: 'try again in a moment' }));
+                ws.close({ code: 4401 });
+            });
+        });
+        await page.goto(q.link(token));
+        await waitState(page, 'precall');
+        await page.evaluate(() => {
+            window.__banners = [];
+            window.__bw = setInterval(() => {
+                const b = window.quietroom.banner;
+                if (window.__banners[window.__banners.length - 1] !== b) window.__banners.push(b);
+            }, 20);
+        });
+        await click(page, 'join');
+        await waitState(page, 'waiting', 15000);
+        assert.deepEqual(firstMessages, ['auth', 'auth'], 'each refused socket began with the token');
+        const banners = await page.evaluate(() => window.__banners);
+        assert.ok(banners.includes('joinRetry'), `the page never said it retries: ${JSON.stringify(banners)}`);
+        assert.equal(await visible(page, 'conn-banner'), false, 'the banner stayed after joining');
+        assert.equal(await page.evaluate(() => window.quietroom.errorCode), null);
+        for (const line of page.qrConsole) assert.ok(!line.includes(token), 'the console shows the token');
+    } finally {
+        await context.close();
+    }
+});
