@@ -5,7 +5,7 @@
  * Privacy: nothing here logs the token, the resume secret, SDP or names. */
 import { SignalClient, signalingUrl } from './signal.js';
 import { PeerLink, QualityMeter } from './peers.js';
-import { errorText, errorTitle, reasonText, FATAL_CODES, ROLE_TEXT } from './messages.js';
+import { errorText, errorTitle, reasonText, ERROR_TEXT, FATAL_CODES, ROLE_TEXT, STATUS_TEXT } from './messages.js';
 
 /* boot.js already took the token out of the address bar; collect it first. */
 const bootToken = typeof window.quietroomTakeToken === 'function' ? window.quietroomTakeToken() : null;
@@ -34,6 +34,11 @@ const qr = {
     quality: {},
     errorCode: null,
     reconnects: 0,
+    /* Signaling: connecting, connected, reconnecting (see onConnection). */
+    conn: 'none',
+    /* The banner's reason while signaling is away: callContinues,
+     * callContinuesRefused, reconnecting, joinRetry, or '' (none). */
+    banner: '',
     /* What happened, for support and tests: no token, SDP, secret or name. */
     events: [],
     /* Test hook: an ICE restart towards every peer, as after a network change. */
@@ -51,6 +56,11 @@ const links = new Map();            // participant id -> PeerLink
 const tiles = new Map();            // participant id -> figure element
 const meter = new QualityMeter();
 const people = new Map();           // participant id -> {role, name, connected}
+/* Media received this recently keeps the call alive without signaling: a
+ * call whose media stopped gets this long to come back (ICE restarts, the
+ * peer's network) before a lost signaling connection ends the page. */
+const MEDIA_GRACE_MS = 15000;
+let mediaSeenAt = 0;
 let timerStart = 0;
 let timerHandle = null;
 let qualityHandle = null;
@@ -458,6 +468,14 @@ function updateTile(id) {
     fig.dataset.connection = link ? link.pc.connectionState : 'none';
 }
 
+/* The call goes on whatever signaling does: in the call, with audio or video
+ * packets received from some peer within MEDIA_GRACE_MS (the quality loop
+ * counts them every 2 s). A peer connection's state alone would not do: ICE
+ * and DTLS stay "connected" to the relay after the peer has gone. */
+function callHolds() {
+    return qr.state === 'in-call' && mediaSeenAt > 0 && Date.now() - mediaSeenAt < MEDIA_GRACE_MS;
+}
+
 function startTimer() {
     if (timerStart) return;
     timerStart = Date.now();
@@ -472,6 +490,8 @@ function startTimer() {
 }
 
 async function sampleQuality() {
+    // Signaling away, and the media has now stopped too: say so at once.
+    if (qr.conn === 'reconnecting' && !callHolds() && qr.banner.startsWith('callContinues')) showConnBanner('reconnecting');
     const el = $('quality');
     if (!links.size) {
         el.dataset.level = 'unknown';
@@ -488,6 +508,7 @@ async function sampleQuality() {
             continue;
         }
         if (!q) continue;
+        if (q.stalled === false) mediaSeenAt = Date.now();
         qr.quality[id] = q;
         const lv = QualityMeter.level(q);
         if (order[lv] >= order[worst]) { worst = lv; worstQ = q; }
@@ -631,8 +652,8 @@ function onWelcome(msg) {
     try { sessionStorage.setItem(RESUME_KEY, msg.resume || ''); } catch (e) { /* private mode */ }
     if (msg.type === 'resumed') {
         qr.reconnects++;
-        banner('');
-        announce('Reconnected.');
+        showConnBanner('');
+        announce(STATUS_TEXT.reconnected);
     }
     if (msg.state === 'admitted') {
         if (qr.state !== 'in-call') {
@@ -765,7 +786,7 @@ function teardown() {
     pendingConfirm = null;
     const d = $('confirm');
     if (d.open) d.close();
-    banner('');
+    showConnBanner('');
 }
 
 function finish(reason) {
@@ -797,19 +818,38 @@ function finishWithError(code) {
 
 function onFinal(reason, code) {
     if (qr.state === 'ended') return;
+    // resume_invalid after the media stopped too; a transient refusal that lasted.
+    if (reason && ERROR_TEXT[reason]) { finishWithError(reason); return; }
     if (reason) { finish(reason); return; }
     const byCode = { 4403: 'removed_by_clinician', 4408: 'waiting_timeout', 4410: 'ended_by_clinician' };
     if (code === 4401) finishWithError(qr.errorCode || 'auth_required');
     else finish(byCode[code] || 'connection_lost');
 }
 
-function onConnection(state) {
-    logEvent(`signaling ${state}`);
+/* The banner while signaling is away (STATUS_TEXT keys), announced
+ * (politely) when its reason changes, not at every retry. */
+function showConnBanner(key) {
+    if (key === qr.banner) return;
+    qr.banner = key;
+    banner(key ? STATUS_TEXT[key] : '');
+    $('conn-banner').dataset.reason = key;
+    if (key) announce(STATUS_TEXT[`${key}Announce`] || STATUS_TEXT[key]);
+}
+
+/* Signaling lost is not the call lost: while media flows through the relay
+ * the page keeps the call and reconnects in the background (signal.js keeps
+ * trying as long as callHolds()); only the waiting room and a call without
+ * media get the plain "reconnecting" banner. */
+function onConnection(state, info = {}) {
+    logEvent(`signaling ${state}${info.refused ? ` (last refusal ${info.refused})` : ''}`);
+    qr.conn = state;
     if (state === 'reconnecting') {
-        banner('Connection lost — reconnecting…');
-        if (document.body.dataset.conn !== 'reconnecting') announce('Connection lost. Reconnecting…');
+        if (!callHolds()) showConnBanner('reconnecting');
+        else showConnBanner(info.refused === 'resume_invalid' ? 'callContinuesRefused' : 'callContinues');
+    } else if (state === 'connecting' && info.refused) {
+        showConnBanner('joinRetry');
     } else if (state === 'connected') {
-        banner('');
+        showConnBanner('');
     }
     document.body.dataset.conn = state;
 }
@@ -828,6 +868,7 @@ function join(credential) {
         onConnection,
         onFinal,
         isFatal: (code) => FATAL_CODES.has(code),
+        keepCall: callHolds,
     });
     signal.start(credential);
 }

@@ -29,6 +29,9 @@ export const ERROR_TEXT = {
     server_busy: 'The video service is very busy right now. Please try again in a few minutes.',
     server_draining: 'This video server is restarting for maintenance. Please open your visit link again; it still works.',
     resume_invalid: 'We could not reconnect you to the visit. Please open a new link from your clinic to join again.',
+    // Transient: the page tries again by itself (shown only if it gives up)
+    state_unavailable: 'The video service could not record your place just now. Please try again in a moment; your link still works.',
+    token_claim_unavailable: 'Your sign-in could not be recorded just now. Please open your visit link again in a moment; it still works.',
     // Message errors (the connection stays open)
     bad_json: 'Something went wrong talking to the server. Please reload the page if the problem continues.',
     unknown_type: 'Something went wrong talking to the server. Please reload the page if the problem continues.',
@@ -54,6 +57,22 @@ export const ERROR_TEXT = {
     message_too_large: 'Something went wrong talking to the server.',
     rate_limited: 'Too many actions at once; please wait a moment.',
     internal: 'The server could not complete that request. Please try again.',
+};
+
+/* What the connection banner says while the page reconnects by itself. */
+export const STATUS_TEXT = {
+    // The call's media still flows through the relay; only signaling is away.
+    callContinues: 'Your call continues. Reconnecting to the visit service…',
+    callContinuesAnnounce: 'Your call continues. The connection to the visit service was lost; reconnecting in the background.',
+    // The restarted service did not take the page back yet; it keeps asking.
+    callContinuesRefused: 'Your call continues. Still reconnecting to the visit service…',
+    // Signaling is away and there is no call media to keep (waiting room, call not connected).
+    reconnecting: 'Connection lost — reconnecting…',
+    reconnectingAnnounce: 'Connection lost. Reconnecting…',
+    // state_unavailable / token_claim_unavailable while joining.
+    joinRetry: 'The visit service is busy. Trying again…',
+    joinRetryAnnounce: 'The visit service could not take you in yet. Trying again automatically; please keep this page open.',
+    reconnected: 'Reconnected.',
 };
 
 /* Codes after which the connection is closed and the visit cannot go on. */
@@ -107,6 +126,7 @@ export function errorTitle(code) {
     if (code === 'server_busy' || code === 'token_replay_cache_full') return 'The service is busy';
     if (code === 'server_draining') return 'The service is restarting';
     if (code === 'resume_invalid') return 'We could not reconnect you';
+    if (code === 'state_unavailable' || code === 'token_claim_unavailable') return 'Please try again in a moment';
     if (code && code.startsWith('token_') || code === 'auth_required') return 'This link cannot be used';
     return 'Something went wrong';
 }

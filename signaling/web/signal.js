@@ -1,7 +1,14 @@
 /* The signaling connection: one WebSocket to /ws (subprotocol quietroom.v1),
  * authenticated by the EHR token once, then kept alive across drops with the
  * resume secret the server issues (exponential backoff within the server's
- * resume grace). Nothing here logs a token, a resume secret or SDP. */
+ * resume grace). Nothing here logs a token, a resume secret or SDP.
+ *
+ * While the page's media still flows (handlers.keepCall() says so), losing
+ * signaling is not the end of the call: the media goes through the relay,
+ * which does not depend on signaling. The client then keeps trying to resume
+ * past the grace, and even after a refused resume (resume_invalid: a
+ * restarted server may still be catching up), with the same secret, until
+ * keepCall() says the media has stopped too. */
 
 const SUBPROTOCOL = 'quietroom.v1';
 const PING_EVERY_MS = 15000;
@@ -12,6 +19,11 @@ const PONG_WAIT_MS = 8000;
 const ONLINE_PONG_WAIT_MS = 3000;
 const BACKOFF_MS = [250, 500, 1000, 2000, 4000, 8000];
 const FIRST_CONNECT_GIVE_UP_MS = 30000;
+/* Refusals of an auth or resume that mean "not now" (the server could not
+ * record the join or the new secret, and undid it): the same credential is
+ * offered again with backoff, for up to this long. */
+const TRANSIENT_CODES = new Set(['state_unavailable', 'token_claim_unavailable']);
+const TRANSIENT_GIVE_UP_MS = 120000;
 
 /* Close codes after which the server does not want us back (docs/protocol.md §2). */
 const TERMINAL_CLOSE = new Set([1009, 4400, 4401, 4403, 4408, 4410, 4429]);
@@ -22,7 +34,8 @@ export function signalingUrl(loc = window.location) {
 }
 
 export class SignalClient {
-    /* handlers: onMessage(msg), onConnection(state, info), onFinal(reason, code) */
+    /* handlers: onMessage(msg), onConnection(state, info), onFinal(reason, code),
+     *           isFatal(code), keepCall() (true while media still flows) */
     constructor(url, handlers) {
         this.url = url;
         this.h = handlers;
@@ -42,6 +55,10 @@ export class SignalClient {
         this.pongTimer = null;
         this.pongDeadline = 0;
         this.finalReason = null;
+        this.heldToken = null;       // the token, until the server answered it
+        this.refusal = null;         // a refusal on this socket we retry after
+        this.lastRefusal = null;     // the last one, for the final screen
+        this.refusedSince = 0;       // first transient refusal of a join
         this.onOnline = () => {
             if (this.final) return;
             if (this.ws === null && this.retryTimer !== null) {
@@ -82,7 +99,10 @@ export class SignalClient {
                 ws.send(JSON.stringify({ type: 'resume', resume: this.resume }));
             } else if (this.token) {
                 const token = this.token;
-                this.token = null; // single use: never sent twice
+                // Single use: sent again only if the server says it did not
+                // record it (token_claim_unavailable, state_unavailable).
+                this.token = null;
+                this.heldToken = token;
                 this.sentCredential = true;
                 ws.send(JSON.stringify({ type: 'auth', token }));
             } else {
@@ -91,6 +111,7 @@ export class SignalClient {
             }
             this.startPing();
         };
+        let ready = false; // this socket got welcome or resumed
         ws.onmessage = (ev) => {
             if (ws !== this.ws) return;
             this.gotTraffic();
@@ -101,7 +122,19 @@ export class SignalClient {
                 return;
             }
             if (!msg || typeof msg !== 'object') return;
+            if (msg.type === 'error' && !ready && this.retryAfter(msg.code)) {
+                // Handled here: no error screen. The server closes the
+                // socket; we do too, in case it does not.
+                this.refusal = msg.code;
+                this.lastRefusal = msg.code;
+                try { ws.close(1000); } catch (e) { /* closing */ }
+                return;
+            }
             if (msg.type === 'welcome' || msg.type === 'resumed') {
+                ready = true;
+                this.heldToken = null;
+                this.refusedSince = 0;
+                this.lastRefusal = null;
                 this.authenticated = true;
                 this.resume = typeof msg.resume === 'string' ? msg.resume : null;
                 if (Number.isFinite(msg.resume_grace_s)) this.graceMs = msg.resume_grace_s * 1000;
@@ -114,6 +147,7 @@ export class SignalClient {
             } else if (msg.type === 'error' && msg.code && this.isFatal(msg.code)) {
                 this.final = true;
                 this.resume = null;
+                this.heldToken = null;
             }
             this.h.onMessage(msg);
         };
@@ -123,6 +157,9 @@ export class SignalClient {
             this.stopPing();
             if (this.final) {
                 this.finish(this.finalReason || null, ev.code);
+            } else if (this.refusal) {
+                this.refusal = null;
+                this.scheduleRetry();
             } else if (TERMINAL_CLOSE.has(ev.code)) {
                 this.finish(null, ev.code);
             } else if (ev.code === 1000 && ev.reason === 'replaced') {
@@ -141,24 +178,51 @@ export class SignalClient {
         return this.h.isFatal ? this.h.isFatal(code) : false;
     }
 
+    keepCall() {
+        return this.h.keepCall ? !!this.h.keepCall() : false;
+    }
+
+    /* A refusal of this socket's auth or resume that we try again after,
+     * with the same credential: a transient one, or a refused resume while
+     * the call's media still flows. Anything else is the server's last word. */
+    retryAfter(code) {
+        if (TRANSIENT_CODES.has(code)) {
+            if (!this.refusedSince) this.refusedSince = Date.now();
+            if (this.heldToken) {
+                // The sign-in was undone: the same link works again.
+                this.token = this.heldToken;
+                this.heldToken = null;
+                this.sentCredential = false;
+            }
+            return this.token !== null || this.resume !== null;
+        }
+        return code === 'resume_invalid' && this.authenticated && this.resume !== null && this.keepCall();
+    }
+
     scheduleRetry() {
         if (this.final) return;
         const now = Date.now();
+        const transient = TRANSIENT_CODES.has(this.lastRefusal);
         if (this.authenticated) {
             if (!this.droppedAt) this.droppedAt = now;
-            // Stay inside the server's grace, leaving a second for the round trip.
-            if (now - this.droppedAt > this.graceMs - 1000 || !this.resume) {
-                this.finish('connection_lost', 0);
+            // While media flows the call goes on, and so do we. Otherwise stay
+            // inside the server's grace, leaving a second for the round trip.
+            const keep = this.resume && this.keepCall();
+            if (!keep && (now - this.droppedAt > this.graceMs - 1000 || !this.resume ||
+                          this.lastRefusal === 'resume_invalid')) {
+                this.finish(this.lastRefusal === 'resume_invalid' ? 'resume_invalid' : 'connection_lost', 0);
                 return;
             }
-        } else if (now - this.firstTryAt > FIRST_CONNECT_GIVE_UP_MS) {
-            this.finish('connection_lost', 0);
+        } else if (transient ? now - this.refusedSince > TRANSIENT_GIVE_UP_MS
+            : now - this.firstTryAt > FIRST_CONNECT_GIVE_UP_MS) {
+            this.finish(transient ? this.lastRefusal : 'connection_lost', 0);
             return;
         }
         const base = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
         const delay = Math.round(base * (0.8 + Math.random() * 0.4));
         this.attempt++;
-        this.h.onConnection(this.authenticated ? 'reconnecting' : 'connecting', { attempt: this.attempt, delay });
+        this.h.onConnection(this.authenticated ? 'reconnecting' : 'connecting',
+            { attempt: this.attempt, delay, refused: this.lastRefusal });
         this.retryTimer = setTimeout(() => {
             this.retryTimer = null;
             this.open();
@@ -228,6 +292,7 @@ export class SignalClient {
         this.done = true;
         this.final = true;
         this.resume = null;
+        this.heldToken = null;
         this.stopPing();
         clearTimeout(this.retryTimer);
         window.removeEventListener('online', this.onOnline);

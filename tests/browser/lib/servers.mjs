@@ -3,7 +3,7 @@
 // temporary directory, mints EHR tokens with quietroomctl and reads the
 // relay's counters. Everything is bounded in time; every process is ours.
 import { spawn, execFile } from 'node:child_process';
-import { mkdtemp, readFile, writeFile, rm, mkdir, copyFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile, rm, mkdir, copyFile, rename } from 'node:fs/promises';
 import { openSync, closeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -144,15 +144,42 @@ export class Quietroom {
             '',
         ].join('\n');
         await writeFile(path.join(q.dir, 'signal.ini'), ini, { mode: 0o600 });
-        q.signal = startProcess(BIN.signal, ['--config', path.join(q.dir, 'signal.ini')],
-            path.join(q.dir, 'signal.log'));
+        await q.startSignal();
+        return q;
+    }
+
+    /* Signaling from q.dir/signal.ini (its log appended to), until /healthz
+     * reports the relay healthy. */
+    async startSignal() {
+        this.signal = startProcess(BIN.signal, ['--config', path.join(this.dir, 'signal.ini')],
+            path.join(this.dir, 'signal.log'));
         await waitFor('signaling with a healthy relay', async () => {
-            if (q.signal.exitInfo) throw new Error(`signaling exited: ${JSON.stringify(q.signal.exitInfo)}\n${await q.log('signal')}`);
-            const r = await fetch(`${q.base}/healthz`, { signal: AbortSignal.timeout(1000) });
+            if (this.signal.exitInfo) throw new Error(`signaling exited: ${JSON.stringify(this.signal.exitInfo)}\n${await this.log('signal')}`);
+            const r = await fetch(`${this.base}/healthz`, { signal: AbortSignal.timeout(1000) });
             const j = await r.json();
             return j.relays_healthy === 1;
         }, { timeout: 15000, interval: 100 });
-        return q;
+    }
+
+    /* kill -9 of signaling: no close frame, no goodbye, nothing flushed. The
+     * relay (and the media it carries) goes on. */
+    async killSignal() {
+        const child = this.signal;
+        if (!child || child.exitInfo) return;
+        const gone = new Promise((r) => child.once('exit', r));
+        child.kill('SIGKILL');
+        await gone;
+    }
+
+    /* Signaling again after killSignal(): same signal.ini, so the same port
+     * and state-dir. emptyState: the state-dir is moved aside first, so the
+     * new process knows no visit and refuses every resume (resume_invalid). */
+    async restartSignal({ emptyState = false } = {}) {
+        if (emptyState) {
+            const state = path.join(this.dir, 'state');
+            await rename(state, `${state}.moved-${Date.now()}`).catch((e) => { if (e.code !== 'ENOENT') throw e; });
+        }
+        await this.startSignal();
     }
 
     async token({ sid, role, sub, name = null, ttl = 3600, extra = [] }) {
