@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "session_fixtures.h"
+#include "session_internal.h"
 
 /* --- connections and resume ------------------------------------------------------------ */
 
@@ -405,6 +406,34 @@ static void test_restored(void **state)
     assert_null(visit_person(w->v, "p1"));
 }
 
+/* A resume secret names its visit: "KEY." (visit_key of the sid), then 32
+ * random bytes; any replica can route it, and only its hash is kept. */
+static void test_secret_names_its_visit(void **state)
+{
+    struct world *w = *state;
+    char secret[128], key[VISIT_KEY_LEN], parsed[VISIT_KEY_LEN];
+
+    clinician_and_patient(w);
+    resume_secret(&w->o, "p2", "welcome", secret, sizeof(secret));
+    visit_key("appt-1", key);
+    assert_string_equal(w->v->key, key);
+    assert_int_equal(strlen(key), 32);
+    assert_memory_equal(secret, key, 32);
+    assert_int_equal(secret[32], '.');
+    assert_int_equal(strlen(secret), 32 + 1 + 44);
+    assert_true(session_secret_key(secret, parsed));
+    assert_string_equal(parsed, key);
+    assert_null(strstr(secret + 33, key));
+    /* Not a secret of ours: no key. */
+    assert_false(session_secret_key("abc", parsed));
+    assert_false(session_secret_key("0123456789abcdef0123456789abcdeX.zz", parsed));
+    assert_false(session_secret_key("0123456789abcdef0123456789abcdef", parsed));
+    assert_false(session_secret_key("0123456789abcdef0123456789abcdef-zz", parsed));
+    /* Another visit, another key. */
+    visit_key("appt-2", parsed);
+    assert_string_not_equal(parsed, key);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -422,6 +451,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_codec_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_codec_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_names_its_visit, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
