@@ -535,13 +535,17 @@ static void session_cluster__watch(struct signal_server *srv, uint64_t now, bool
     for (unsigned i = sc->n_edge; i > 0; i--) {
         struct conn *c = sc->edge[i - 1];
 
-        if (c->owner_wait_ms != 0 && now > c->owner_wait_ms) {
+        bool moved = check_owner &&
+                     srv->store->ops->owner(srv->store->impl, c->vkey, holder, sizeof(holder)) ==
+                         STORE_OK &&
+                     strcmp(holder, c->owner) != 0;
+
+        if (c->owner_wait_ms != 0 && (moved || now > c->owner_wait_ms)) {
+            /* Asked an owner that is gone (or too slow): the browser asks
+             * again, and reaches whoever runs the visit now. */
             session_cluster__remove(sc, c);
             conn_refuse(c, "state_unavailable", "the visit is moving; try again", NULL);
-        } else if (check_owner && c->owner_wait_ms == 0 &&
-                   srv->store->ops->owner(srv->store->impl, c->vkey, holder, sizeof(holder)) ==
-                       STORE_OK &&
-                   strcmp(holder, c->owner) != 0) {
+        } else if (moved) {
             session_cluster__remove(sc, c);
             conn_close(c, CONN_CLOSE_MOVED, "visit moved");
         }

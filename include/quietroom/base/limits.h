@@ -83,9 +83,12 @@
 #define QR_CLUSTER_RENEW_MS (QR_CLUSTER_LEASE_MS / 3)
 /* An edge checks the owner of each visit it forwards for this often. */
 #define QR_CLUSTER_WATCH_MS 1000
-/* A join or resume forwarded to an owner that does not answer within this
- * is refused as transient (state_unavailable): the browser tries again. */
-#define QR_CLUSTER_ANSWER_MS 2000
+/* A join or resume forwarded to an owner is refused as transient
+ * (state_unavailable, the browser tries again) as soon as the owner's lease
+ * is seen gone, or if the owner, alive, does not answer within this: longer
+ * than its own store calls may take (claim, save: 2 s each), so that a slow
+ * owner's seat is not refused at the edge after it was granted. */
+#define QR_CLUSTER_ANSWER_MS 8000
 /* How often a replica looks for visits nobody owns (their owner died and
  * nobody came back): it takes them over, and their timers end them. */
 #define QR_CLUSTER_SWEEP_MS 10000
