@@ -163,6 +163,7 @@ struct visit {
  * close or an `error` message (its code goes into v->err). */
 static json_t *expect(struct visit *v, struct wsconn *c, const char *type)
 {
+    const char *who = c == v->doc ? "clinician" : "patient";
     uint64_t until = now_us() + (uint64_t)B.o.timeout_ms * 1000u;
 
     for (;;) {
@@ -170,22 +171,26 @@ static json_t *expect(struct visit *v, struct wsconn *c, const char *type)
         json_t *m;
 
         if (t >= until) {
-            snprintf(v->err, sizeof(v->err), "no %s within %u ms", type, B.o.timeout_ms);
+            snprintf(v->err, sizeof(v->err), "%s: no %s within %u ms", who, type,
+                     B.o.timeout_ms);
             return NULL;
         }
         if ((m = wsconn_recv(c, (int)((until - t) / 1000u) + 1)) == NULL) {
             int code = 0;
 
             if (wsconn_is_closed(c, &code))
-                snprintf(v->err, sizeof(v->err), "closed (%d) waiting for %s", code, type);
+                snprintf(v->err, sizeof(v->err), "%s: closed (%d) waiting for %s", who, code,
+                         type);
             else
-                snprintf(v->err, sizeof(v->err), "no %s within %u ms", type, B.o.timeout_ms);
+                snprintf(v->err, sizeof(v->err), "%s: no %s within %u ms", who, type,
+                         B.o.timeout_ms);
             return NULL;
         }
         if (strcmp(str_of(m, "type"), type) == 0)
             return m;
         if (strcmp(str_of(m, "type"), "error") == 0) {
-            snprintf(v->err, sizeof(v->err), "error %s waiting for %s", str_of(m, "code"), type);
+            snprintf(v->err, sizeof(v->err), "%s: error %s waiting for %s", who, str_of(m, "code"),
+                     type);
             json_decref(m);
             return NULL;
         }

@@ -338,7 +338,7 @@ def summarize(runs):
         "rtt_patient_p99_ms": lambda r: r["rtt"]["rtt_patient"]["p99_ms"],
     }
     out = {}
-    for arm in ARMS:
+    for arm in sorted({r["arm"] for r in runs}, key=ARMS.index):
         rs = [r for r in runs if r["arm"] == arm and "error" not in r]
         out[arm] = {"rounds": len(rs),
                     "failed_visits": sum(r["setup"]["attempted"] - r["setup"]["completed"] +
@@ -372,8 +372,7 @@ def markdown(s, opts, note):
         "| arm | visits/s | setup p50 ms | setup p99 ms | setup max ms | signaling CPU ms/visit "
         "| NATS CPU ms/visit | visit writes/visit | failed visits |",
         "|---|---|---|---|---|---|---|---|---|"]
-    for arm in ARMS:
-        a = s[arm]
+    for arm, a in s.items():
         lines.append(f"| {arm} | {spread(a.get('visits_per_s'), '{:.1f}')} | "
                      f"{spread(a.get('setup_p50_ms'), '{:.1f}')} | "
                      f"{spread(a.get('setup_p99_ms'), '{:.1f}')} | "
@@ -389,8 +388,7 @@ def markdown(s, opts, note):
         "forwarded to the owner on replica 1 over NATS and back (nats3).", "",
         "| arm | clinician (owner) p50 ms | p99 ms | patient p50 ms | p99 ms | patient path |",
         "|---|---|---|---|---|---|"]
-    for arm in ARMS:
-        a = s[arm]
+    for arm, a in s.items():
         path = "forwarded (replica 2 → 1 → 2)" if arm == "nats3" else "local"
         lines.append(f"| {arm} | {spread(a.get('rtt_local_p50_ms'), '{:.3f}')} | "
                      f"{spread(a.get('rtt_local_p99_ms'), '{:.3f}')} | "
@@ -411,8 +409,13 @@ def main():
     ap.add_argument("--pings", type=int, default=50)
     ap.add_argument("--seconds", type=int, default=120, help="cap per visitbench run")
     ap.add_argument("--results", default="results")
+    ap.add_argument("--arms", default=",".join(ARMS), help="comma-separated subset of " +
+                    ",".join(ARMS))
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     opts = ap.parse_args()
+    arms = [a for a in opts.arms.split(",") if a]
+    if not arms or any(a not in ARMS for a in arms):
+        sys.exit(f"visits: --arms takes {','.join(ARMS)}")
     build = os.path.abspath(opts.build)
     for b in ("relay/quietroom-relay", "signaling/quietroom-signal", "ctl/quietroomctl",
               "loadtest/quietroom-visitbench"):
@@ -434,7 +437,7 @@ def main():
         common.start_relay()
         with open(os.path.join(results, "runs.jsonl"), "w") as log:
             for rnd in range(opts.rounds):
-                order = ARMS[rnd % len(ARMS):] + ARMS[:rnd % len(ARMS)]
+                order = arms[rnd % len(arms):] + arms[:rnd % len(arms)]
                 for name in order:
                     arm = Arm(name, common, f"{work}/r{rnd}-{name}")
                     rec = {"round": rnd, "arm": name}
