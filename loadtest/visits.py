@@ -21,8 +21,8 @@ Reports medians (min-max over rounds). Writes results/visits-<time>/ with
 runs.jsonl, summary.json and summary.md. Every process it starts is stopped
 at the end, also on failure.
 
-    loadtest/visits.py [--build build] [--rounds 3] [--visits 100] [--concurrency 4]
-                       [--rtt-visits 10] [--pings 50]
+    loadtest/visits.py [--build build] [--rounds 3] [--visits 100] [--concurrency 4] [--arms A,B]
+                       [--rtt-visits 10] [--pings 50] [--keep]
 """
 
 import argparse
@@ -394,6 +394,10 @@ def markdown(s, opts, note):
                      f"{spread(a.get('rtt_local_p99_ms'), '{:.3f}')} | "
                      f"{spread(a.get('rtt_patient_p50_ms'), '{:.3f}')} | "
                      f"{spread(a.get('rtt_patient_p99_ms'), '{:.3f}')} | {path} |")
+    failed = [f"{arm} ({a['failed_rounds']})" for arm, a in s.items() if a["failed_rounds"]]
+    if failed:
+        lines += ["", "Rounds that failed to run (servers did not start or visitbench gave no "
+                  "result; see runs.jsonl): " + ", ".join(failed) + "."]
     if note:
         lines += ["", note]
     return "\n".join(lines) + "\n"
