@@ -19,7 +19,10 @@ struct conn_out;
 enum conn_close_code {
     CONN_CLOSE_NORMAL = 1000,
     CONN_CLOSE_TOO_BIG = 1009,
-    CONN_CLOSE_MOVED = 1012,        /* "service restart": the visit moved; resume */
+    /* The visit moved to another replica (or this one is stopping): the
+     * browser resumes. Not 1012: libwebsockets clients refuse 1012-1014
+     * as a protocol error (1002). */
+    CONN_CLOSE_MOVED = 4012,
     CONN_CLOSE_PROTOCOL = 4400,
     CONN_CLOSE_AUTH = 4401,
     CONN_CLOSE_FORBIDDEN = 4403,

@@ -197,12 +197,19 @@ static bool session__ends(const struct visit_out *o)
 void session_finish(struct signal_server *srv, struct session *s,
                     const struct session_origin *origin, struct visit_out *o)
 {
-    bool over = session__ends(o);
-
-    session_store_save(srv, s, over);
-    /* An ended visit's record and lease are gone with store_forget. */
-    if (session__perform(srv, s, origin, o))
+    /* An ending visit is told first and forgotten after: forgetting drops
+     * its lease too, and an edge that saw the lease gone before the news
+     * of the end would close its browsers as "moved" instead of "ended".
+     * A crash in between leaves a record whose people are gone: restored,
+     * it ends again when the grace passes. */
+    if (session__ends(o)) {
+        session__perform(srv, s, origin, o);
+        session_store_save(srv, s, true);
         sessions_close(srv->sessions, s);
+        return;
+    }
+    session_store_save(srv, s, false);
+    session__perform(srv, s, origin, o);
 }
 
 void session_gone(struct signal_server *srv, struct session *s, const char *id)

@@ -60,7 +60,7 @@ void sessions_census(const struct sessions *ss, struct sessions_census *out);
  * store is a cluster store (0 and nothing to do otherwise; -1 with err).
  * poll runs what they sent, from the event loop after each round. drain
  * hands every visit here on to the other replicas (SIGTERM) and closes
- * this replica's connections (1012: the browsers resume elsewhere);
+ * this replica's connections (4012: the browsers resume elsewhere);
  * returns how many visits were handed on. */
 int session_cluster_start(struct signal_server *srv, char *err, size_t errlen);
 void session_cluster_poll(struct signal_server *srv);

@@ -4,7 +4,7 @@
  * has its requests forwarded to the owner (join, resume, messages, close)
  * and the owner's actions come back addressed to that connection. NATS
  * keeps each sender's messages in order. When an owner dies its lease
- * lapses; its edges close their connections to that visit (1012) and the
+ * lapses; its edges close their connections to that visit (4012) and the
  * browsers resume, on any replica, which takes the visit over from the
  * store. Without a cluster every visit is local and this file does
  * nothing. */
@@ -482,7 +482,7 @@ void session_cluster_poll(struct signal_server *srv)
 
 /* --- time: leases, owners that went away, visits nobody runs --------------------- */
 
-/* Every connection here (and at edges) to s closes with 1012 so its
+/* Every connection here (and at edges) to s closes with 4012 so its
  * browser resumes where the visit now runs; s leaves this replica
  * without ending (its record stays in the store). */
 static void session_cluster__let_go(struct signal_server *srv, struct session *s)
