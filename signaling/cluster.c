@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <nats/nats.h>
+#include <openssl/crypto.h>
 
 #include "quietroom/base/limits.h"
 #include "quietroom/base/log.h"
@@ -19,6 +20,8 @@
 struct cluster {
     natsConnection *nc;                 /* the store's; not ours to close */
     natsSubscription *sub;
+    natsSubscription *nr;               /* "no responders" for what we asked */
+    char node[CLUSTER_NODE_MAX];
     void (*wake)(void *ctx);
     void *ctx;
     pthread_mutex_t lock;
@@ -35,12 +38,29 @@ bool cluster_node_ok(const char *node)
            strspn(node, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") == n;
 }
 
+/* A message for us: the JSON object sent, or, for a request nobody
+ * listened to, {"k":"noresp","c":ID} with the connection id the reply
+ * subject carries ("qr.signal.NODE.nr.ID"). */
+static json_t *cluster__parse(natsMsg *m)
+{
+    const char *subject = natsMsg_GetSubject(m), *nr;
+    char *end;
+    unsigned long long id;
+
+    if (!natsMsg_IsNoResponders(m))
+        return json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
+                          JSON_REJECT_DUPLICATES, NULL);
+    if (subject == NULL || (nr = strstr(subject, ".nr.")) == NULL)
+        return NULL;
+    id = strtoull(nr + 4, &end, 10);
+    return *end == '\0' ? json_pack("{s:s,s:I}", "k", "noresp", "c", (json_int_t)id) : NULL;
+}
+
 /* libnats' thread: parse, queue, wake the loop. */
 static void cluster__on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *arg)
 {
     struct cluster *cl = arg;
-    json_t *j = json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
-                           JSON_REJECT_DUPLICATES, NULL);
+    json_t *j = cluster__parse(m);
     bool queued = false;
 
     (void)nc, (void)sub;
@@ -64,7 +84,7 @@ struct cluster *cluster_start(struct store *st, const char *node, void (*wake)(v
                               void *ctx, char *err, size_t errlen)
 {
     struct cluster *cl;
-    char subject[sizeof(CLUSTER_SUBJECT_PREFIX) + CLUSTER_NODE_MAX];
+    char subject[sizeof(CLUSTER_SUBJECT_PREFIX) + CLUSTER_NODE_MAX + 8];
     natsConnection *nc = store_nats_connection(st);
 
     if (nc == NULL || !cluster_node_ok(node)) {
@@ -81,8 +101,11 @@ struct cluster *cluster_start(struct store *st, const char *node, void (*wake)(v
     cl->wake = wake;
     cl->ctx = ctx;
     pthread_mutex_init(&cl->lock, NULL);
+    snprintf(cl->node, sizeof(cl->node), "%s", node);
     snprintf(subject, sizeof(subject), CLUSTER_SUBJECT_PREFIX "%s", node);
     if (natsConnection_Subscribe(&cl->sub, nc, subject, cluster__on_msg, cl) != NATS_OK ||
+        natsConnection_Subscribe(&cl->nr, nc, strcat(subject, ".nr.*"), cluster__on_msg, cl) !=
+            NATS_OK ||
         natsConnection_FlushTimeout(nc, QR_CLUSTER_OP_MS) != NATS_OK) {
         snprintf(err, errlen, "cannot listen on the cluster: %s",
                  nats_GetLastError(NULL) ? nats_GetLastError(NULL) : "no answer");
@@ -96,11 +119,13 @@ void cluster_free(struct cluster *cl)
 {
     if (cl == NULL)
         return;
-    if (cl->sub != NULL) {
-        natsSubscription_Unsubscribe(cl->sub);
-        /* Waits for a callback running now: nothing touches cl after. */
-        natsSubscription_WaitForDrainCompletion(cl->sub, 0);
-        natsSubscription_Destroy(cl->sub);
+    /* Drained: a callback running now finishes before cl goes. */
+    for (natsSubscription **s = &cl->sub; s <= &cl->nr; s++) {
+        if (*s == NULL)
+            continue;
+        if (natsSubscription_Drain(*s) == NATS_OK)
+            natsSubscription_WaitForDrainCompletion(*s, QR_CLUSTER_OP_MS);
+        natsSubscription_Destroy(*s);
     }
     while (cl->count > 0) {
         json_decref(cl->inbox[cl->head]);
@@ -113,7 +138,13 @@ void cluster_free(struct cluster *cl)
 
 int cluster_send(struct cluster *cl, const char *node, json_t *msg)
 {
+    return cluster_ask(cl, node, msg, 0);
+}
+
+int cluster_ask(struct cluster *cl, const char *node, json_t *msg, uint64_t conn_id)
+{
     char subject[sizeof(CLUSTER_SUBJECT_PREFIX) + CLUSTER_NODE_MAX];
+    char reply[sizeof(CLUSTER_SUBJECT_PREFIX) + CLUSTER_NODE_MAX + 32];
     char *text = msg != NULL ? json_dumps(msg, JSON_COMPACT) : NULL;
     int rc = -1;
 
@@ -121,11 +152,18 @@ int cluster_send(struct cluster *cl, const char *node, json_t *msg)
     if (text == NULL || !cluster_node_ok(node))
         goto out;
     snprintf(subject, sizeof(subject), CLUSTER_SUBJECT_PREFIX "%s", node);
-    rc = natsConnection_Publish(cl->nc, subject, text, (int)strlen(text)) == NATS_OK ? 0 : -1;
+    snprintf(reply, sizeof(reply), CLUSTER_SUBJECT_PREFIX "%s.nr.%llu", cl->node,
+             (unsigned long long)conn_id);
+    rc = (conn_id != 0 ? natsConnection_PublishRequest(cl->nc, subject, reply, text,
+                                                       (int)strlen(text))
+                       : natsConnection_Publish(cl->nc, subject, text, (int)strlen(text))) ==
+                 NATS_OK
+             ? 0
+             : -1;
 out:
     if (text != NULL) {
         /* SDP and names: wiped, not just freed. */
-        memset(text, 0, strlen(text));
+        OPENSSL_cleanse(text, strlen(text));
         free(text);
     }
     return rc;

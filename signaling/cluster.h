@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -29,6 +30,11 @@ void cluster_free(struct cluster *cl);
 /* Sends msg (consumed) to node. 0, or -1 if it cannot be queued (NATS
  * down); delivery is not confirmed. */
 int cluster_send(struct cluster *cl, const char *node, json_t *msg);
+
+/* The same from an edge's connection conn_id: if nobody listens on node
+ * (the replica is gone), a {"k":"noresp","c":conn_id} message comes back at
+ * once, so the edge need not wait for a lease to lapse to know. */
+int cluster_ask(struct cluster *cl, const char *node, json_t *msg, uint64_t conn_id);
 
 /* The next message received (the caller owns it), or NULL. Event-loop
  * thread. Messages that are not JSON objects are dropped and counted. */

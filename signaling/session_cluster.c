@@ -142,7 +142,7 @@ static void session_cluster__ask(struct signal_server *srv, struct conn *c, cons
     json_object_set_new(req, "e", json_string(session_cluster__node(srv)));
     json_object_set_new(req, "c", json_integer((json_int_t)c->remote_id));
     json_object_set_new(req, "addr", json_string(c->addr));
-    if (cluster_send(sc->cl, owner, req) != 0) {
+    if (cluster_ask(sc->cl, owner, req, c->remote_id) != 0) {
         session_cluster__remove(sc, c);
         conn_refuse(c, "state_unavailable", "the server cannot take this now; try again", NULL);
     }
@@ -189,14 +189,15 @@ void session_cluster_message(struct signal_server *srv, struct conn *c, const ch
     json_t *m = session_cluster__from(srv, c, "msg");
 
     json_object_set_new(m, "t", json_stringn(text, len));
-    if (cluster_send(srv->cluster->cl, c->owner, m) != 0)
+    if (cluster_ask(srv->cluster->cl, c->owner, m, c->remote_id) != 0)
         conn_error(c, "state_unavailable", "the visit cannot be reached now; try again", NULL);
 }
 
+/* Also before the owner's attach came back: the owner may have seated the
+ * person already, and finds the seat by the connection id. */
 void session_cluster_closed(struct signal_server *srv, struct conn *c)
 {
-    if (c->pid[0] != '\0')
-        cluster_send(srv->cluster->cl, c->owner, session_cluster__from(srv, c, "gone"));
+    cluster_send(srv->cluster->cl, c->owner, session_cluster__from(srv, c, "gone"));
     session_cluster__remove(srv->cluster, c);
 }
 
@@ -405,15 +406,19 @@ static void session_cluster__member_in(struct signal_server *srv, json_t *j,
     const struct session_link *l = NULL;
     struct msg m;
 
+    /* The connection it is bound to; a close names only the connection. */
     for (unsigned i = 0; s != NULL && i < QR_SESSION_PEOPLE_MAX && l == NULL; i++) {
         if (s->conns[i].c == NULL && strcmp(s->conns[i].edge, o->edge) == 0 &&
-            s->conns[i].conn_id == o->conn_id && strcmp(s->conns[i].id, pid) == 0)
+            s->conns[i].conn_id == o->conn_id && (gone || strcmp(s->conns[i].id, pid) == 0))
             l = &s->conns[i];
     }
     if (l == NULL)
         return; /* replaced since, or never ours: stale */
     if (gone) {
-        session_gone(srv, s, pid);
+        char id[VISIT_ID_LEN];
+
+        snprintf(id, sizeof(id), "%s", l->id);
+        session_gone(srv, s, id);
         return;
     }
     if (protocol_parse(text, strlen(text), &m) != PROTO_OK)
@@ -435,7 +440,17 @@ static void session_cluster__act_in(struct signal_server *srv, json_t *j)
 
     if (c == NULL)
         return; /* closed meanwhile */
-    if (strcmp(a, "attach") == 0 && strcmp(session_cluster__str(j, "v"), c->vkey) == 0) {
+    if (strcmp(session_cluster__str(j, "k"), "noresp") == 0) {
+        /* The owner is gone: ask again (a join or resume), or resume
+         * wherever the visit runs next (a member). */
+        bool pending = c->owner_wait_ms != 0;
+
+        session_cluster__remove(srv->cluster, c);
+        if (pending)
+            conn_refuse(c, "state_unavailable", "the visit is moving; try again", NULL);
+        else
+            conn_close(c, CONN_CLOSE_MOVED, "visit moved");
+    } else if (strcmp(a, "attach") == 0 && strcmp(session_cluster__str(j, "v"), c->vkey) == 0) {
         snprintf(c->pid, sizeof(c->pid), "%s", session_cluster__str(j, "p"));
         c->owner_wait_ms = 0;
         lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
@@ -466,7 +481,7 @@ void session_cluster_poll(struct signal_server *srv)
         const char *k = session_cluster__str(j, "k");
         struct session_origin o;
 
-        if (strcmp(k, "act") == 0)
+        if (strcmp(k, "act") == 0 || strcmp(k, "noresp") == 0)
             session_cluster__act_in(srv, j);
         else if (!session_cluster__origin(j, &o))
             ;
