@@ -15,7 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 repo=$(cd ../.. && pwd)
 export QR_BUILD_DIR=${QR_BUILD_DIR:-$repo/build}
-# The whole run; every wait inside has its own, shorter timeout.
+# The first pass (the cluster pass has its own limit); every wait inside has
+# its own, shorter timeout.
 run_limit=${QR_BROWSER_TIMEOUT:-420}
 
 missing=()
