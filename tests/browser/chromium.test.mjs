@@ -8,6 +8,12 @@ import {
     mediaStats, assertMediaFlowing, checkRelayOnlySdp, checkWire, layoutProblems, unnamedControls, qrState, KEEP_SENDING,
 } from './lib/browsers.mjs';
 
+/* QR_BROWSER_CLUSTER=1 (run.sh's second pass): the same tests against two
+ * signaling replicas clustered over NATS JetStream, the therapist's pages on
+ * replica 1 and every patient page (a patient's link, the `patient` path) on
+ * replica 2, so each visit is owned by one replica and forwarded by the other. */
+const CLUSTER = process.env.QR_BROWSER_CLUSTER === '1';
+
 let q;
 let browser;
 const open = [];          // contexts to close after each test
@@ -18,7 +24,9 @@ let seq = 0;
 before(async () => {
     // Each browser reaches signaling over its own NetPath, so that a test can
     // break one browser's network (lib/netpath.mjs).
-    q = await Quietroom.start({ label: 'chromium', paths: ['therapist', 'patient'] });
+    q = CLUSTER
+        ? await Quietroom.start({ label: 'chromium-cluster', cluster: 2, paths: ['therapist', { name: 'patient', replica: 1 }] })
+        : await Quietroom.start({ label: 'chromium', paths: ['therapist', 'patient'] });
     browser = await launchChromium();
 });
 
@@ -60,6 +68,23 @@ async function tokens(label) {
     return { sid, therapist, patient };
 }
 
+/* The role a token names (its payload is not checked here: a forged token
+ * keeps the real one's payload). */
+function roleOf(token) {
+    try {
+        return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).role;
+    } catch (e) {
+        return null;
+    }
+}
+
+/* The join link of a token: in a cluster, a patient's link (without a
+ * path) is opened on replica 2, everyone else's on replica 1. */
+function link(token, via = null) {
+    if (CLUSTER && !via && roleOf(token) === 'patient') via = q.replica(1);
+    return q.link(token, via);
+}
+
 /* Therapist joins, patient joins and waits, therapist admits. Each goes
  * through their own NetPath; the therapist's page can be made to keep
  * sending after the end (KEEP_SENDING). */
@@ -67,13 +92,14 @@ async function startCall(label, { shots = false, keep = false } = {}) {
     const t = await tokens(label);
     const { page: doc, context: docCtx } = await newPage('therapist', { keep, initScript: KEEP_SENDING });
     const { page: pat, context: patCtx } = await newPage('patient', { keep });
-    await doc.goto(q.link(t.therapist, q.paths.therapist));
+    await doc.goto(link(t.therapist, q.paths.therapist));
     await waitState(doc, 'precall');
     await click(doc, 'join');
     await waitState(doc, 'in-call');
     await waitVisible(doc, 'clinician-panel');
 
-    await pat.goto(q.link(t.patient, q.paths.patient));
+    await pat.goto(link(t.patient, q.paths.patient));
+    if (CLUSTER) assert.equal(q.paths.patient.targetPort, q.replica(1).port, 'the patient\'s path leads to replica 2');
     await waitState(pat, 'precall');
     await click(pat, 'join');
     await waitState(pat, 'waiting');
@@ -93,7 +119,7 @@ async function startCall(label, { shots = false, keep = false } = {}) {
 test('the token leaves the address bar at once; pre-join check shows preview, devices, mic level', async () => {
     const t = await tokens('prejoin');
     const { page } = await newPage('therapist');
-    await page.goto(q.link(t.therapist));
+    await page.goto(link(t.therapist));
     await waitState(page, 'precall');
     const loc = await page.evaluate(() => ({ href: location.href, hash: location.hash }));
     assert.equal(loc.hash, '');
@@ -121,7 +147,7 @@ test('a blocked or missing camera and microphone get a clear message; joining is
         const { page } = await newPage(`no-devices-${error}`, {
             initScript: `navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('test', '${error}'));`,
         });
-        await page.goto(q.link(t.therapist));
+        await page.goto(link(t.therapist));
         await waitState(page, 'precall');
         await waitVisible(page, 'device-error');
         assert.match(await text(page, 'device-error'), pattern);
@@ -142,7 +168,7 @@ test('pre-join reflows on a phone and at 200 % zoom (no horizontal scrolling)', 
     const { page } = await newPage('phone');
     for (const [w, h, name] of SIZES) {
         await page.setViewportSize({ width: w, height: h });
-        await page.goto(q.link(t.therapist));
+        await page.goto(link(t.therapist));
         await waitState(page, 'precall');
         assert.deepEqual(await layoutProblems(page, PREJOIN_CONTROLS), [], `pre-join, ${name}`);
         await screenshot(page, `pre-join-${name}`);
@@ -403,12 +429,12 @@ test('keyboard only: join, and a declined patient is told so', async () => {
     const t = await tokens('decline');
     const { page: doc } = await newPage('therapist');
     const { page: pat } = await newPage('patient');
-    await doc.goto(q.link(t.therapist));
+    await doc.goto(link(t.therapist));
     await waitState(doc, 'precall');
     await tabTo(doc, 'join');
     await doc.keyboard.press('Enter');
     await waitState(doc, 'in-call');
-    await pat.goto(q.link(t.patient));
+    await pat.goto(link(t.patient));
     await waitState(pat, 'precall');
     await tabTo(pat, 'join');
     await pat.keyboard.press('Space');
@@ -429,7 +455,7 @@ test('bad, reused and missing links show a clear error', async () => {
     const forged = `${h}.${p}.${sig.slice(0, 10)}${sig[10] === 'A' ? 'B' : 'A'}${sig.slice(11)}`;
     tokensMinted.push(forged);
     const { page } = await newPage('patient');
-    await page.goto(q.link(forged));
+    await page.goto(link(forged));
     await waitState(page, 'precall');
     assert.equal(await page.evaluate(() => location.hash), '');
     await click(page, 'join');
@@ -450,21 +476,29 @@ test('bad, reused and missing links show a clear error', async () => {
     // A token used twice.
     const t = await tokens('replay');
     const { page: first } = await newPage('first');
-    await first.goto(q.link(t.patient));
+    await first.goto(link(t.patient));
     await click(first, 'join');
     await waitState(first, 'waiting');
     const { page: second } = await newPage('second');
-    await second.goto(q.link(t.patient));
+    await second.goto(link(t.patient));
     await click(second, 'join');
     await waitState(second, 'ended', 5000);
     assert.equal(await second.evaluate(() => window.quietroom.errorCode), 'token_replayed');
     assert.match(await text(second, 'ended-message'), /already used/i);
+    if (CLUSTER) {
+        // Spent on replica 2, refused on replica 1 too: the claims are the cluster's.
+        const { page: other } = await newPage('second-replica1');
+        await other.goto(q.link(t.patient));
+        await click(other, 'join');
+        await waitState(other, 'ended', 5000);
+        assert.equal(await other.evaluate(() => window.quietroom.errorCode), 'token_replayed');
+    }
 
     // A token that is not valid yet (nbf an hour ahead, beyond the 60 s skew).
     const early = await q.token({ sid: t.sid, role: 'patient', sub: 'early', extra: ['--nbf-in', '3600'] });
     tokensMinted.push(early);
     const { page: third } = await newPage('third');
-    await third.goto(q.link(early));
+    await third.goto(link(early));
     await click(third, 'join');
     await waitState(third, 'ended', 5000);
     assert.equal(await third.evaluate(() => window.quietroom.errorCode), 'token_not_yet_valid');

@@ -6,12 +6,17 @@
 # Installs nothing. Needs: chromium, firefox-esr, iproute2 (Debian packages),
 # Node.js >= 20 with `npm ci` done in this folder, and the daemons built in
 # $QR_BUILD_DIR (default <repo>/build). Screenshots and daemon logs go to
-# artifacts/. QR_SKIP_FIREFOX=1 leaves the Firefox test out.
+# artifacts/. QR_SKIP_FIREFOX=1 leaves the Firefox test out. Then the
+# Chromium test runs a second time (QR_BROWSER_CLUSTER=1) against two
+# signaling replicas clustered over one JetStream nats-server (needs
+# /usr/sbin/nats-server, Debian package nats-server); QR_SKIP_CLUSTER=1
+# leaves that pass out.
 set -euo pipefail
 cd "$(dirname "$0")"
 repo=$(cd ../.. && pwd)
 export QR_BUILD_DIR=${QR_BUILD_DIR:-$repo/build}
-# The whole run; every wait inside has its own, shorter timeout.
+# The first pass (the cluster pass has its own limit); every wait inside has
+# its own, shorter timeout.
 run_limit=${QR_BROWSER_TIMEOUT:-420}
 
 missing=()
@@ -23,6 +28,9 @@ if [ "${QR_SKIP_FIREFOX:-0}" != 1 ]; then
     [ -x "${QR_FIREFOX:-/usr/bin/firefox-esr}" ] || missing+=("firefox-esr (apt-get install firefox-esr)")
     command -v ip >/dev/null || missing+=("ip (apt-get install iproute2)")
     [ "$(id -u)" = 0 ] || missing+=("root: the Firefox test creates a network namespace (or QR_SKIP_FIREFOX=1)")
+fi
+if [ "${QR_SKIP_CLUSTER:-0}" != 1 ]; then
+    [ -x "${QR_NATS_SERVER:-/usr/sbin/nats-server}" ] || missing+=("nats-server (apt-get install nats-server, or QR_SKIP_CLUSTER=1)")
 fi
 if ! command -v node >/dev/null; then
     missing+=("node >= 20")
@@ -115,5 +123,21 @@ timeout --kill-after=10 "$run_limit" node --test --test-concurrency=1 --test-tim
     --test-reporter=spec "${files[@]}" </dev/null &
 wait $! || rc=$?
 [ "$rc" != 124 ] || echo "browser tests: the whole run exceeded ${run_limit} s and was stopped" >&2
+# The cluster pass: chromium.test.mjs again, the therapist on replica 1 and
+# the patient on replica 2 (restart.test.mjs kills and restarts the one
+# signaling process, dashboard.test.mjs reads one process's /metrics and
+# dashboard: neither is a cluster test, so neither runs here).
+if [ "${QR_SKIP_CLUSTER:-0}" != 1 ]; then
+    cluster_limit=${QR_BROWSER_CLUSTER_TIMEOUT:-300}
+    cluster_start=$(date +%s)
+    cluster_rc=0
+    echo "browser tests: chromium.test.mjs again against a 2-replica signaling cluster (QR_BROWSER_CLUSTER=1)" >&2
+    QR_BROWSER_CLUSTER=1 timeout --kill-after=10 "$cluster_limit" node --test --test-concurrency=1 \
+        --test-timeout=240000 --test-reporter=spec chromium.test.mjs </dev/null &
+    wait $! || cluster_rc=$?
+    [ "$cluster_rc" != 124 ] || echo "browser tests: the cluster pass exceeded ${cluster_limit} s and was stopped" >&2
+    echo "browser tests: cluster pass exit $cluster_rc after $(($(date +%s) - cluster_start)) s" >&2
+    [ "$rc" != 0 ] || rc=$cluster_rc
+fi
 echo "browser tests: exit $rc after $(($(date +%s) - start)) s; artifacts in $PWD/artifacts" >&2
 exit "$rc"

@@ -143,9 +143,12 @@ export async function launchFirefox() {
     });
 }
 
+/* In the cluster pass (QR_BROWSER_CLUSTER=1) screenshots are named
+ * cluster-NAME.png, beside (not over) the first pass's. */
 export async function screenshot(page, name) {
     await mkdir(ARTIFACTS, { recursive: true });
-    const file = path.join(ARTIFACTS, `${name}.png`);
+    const prefix = process.env.QR_BROWSER_CLUSTER === '1' ? 'cluster-' : '';
+    const file = path.join(ARTIFACTS, `${prefix}${name}.png`);
     await page.screenshot({ path: file, fullPage: true });
     return file;
 }

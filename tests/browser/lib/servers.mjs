@@ -87,18 +87,44 @@ async function stopProcess(child, ms = 3000) {
     clearTimeout(t);
 }
 
-/* A running relay + signaling pair. */
+/* nats-server, for a cluster of signaling replicas (QR_NATS_SERVER overrides). */
+export const NATS_SERVER = process.env.QR_NATS_SERVER || '/usr/sbin/nats-server';
+
+/* A running relay + signaling pair, or (cluster: N) a relay, one JetStream
+ * nats-server and N signaling replicas in front of that relay. */
 export class Quietroom {
     /* host: signaling's address (its page origin); mediaHost: the relay's.
      * label: names the daemon logs copied to artifacts/logs/ at stop().
      * paths: names of NetPaths to put in front of signaling (q.paths[name]),
-     * each its own origin, for tests that break one browser's network. */
-    static async start({ host = '127.0.0.1', mediaHost = host, label = 'run', paths = [], extraSignal = [] } = {}) {
+     * each its own origin, for tests that break one browser's network; in a
+     * cluster, { name, replica: i } puts that path in front of replica i
+     * (0-based; a plain name is replica 0).
+     * cluster: N >= 2 starts a nats-server (JetStream, loopback, temporary
+     * store) and N replicas (node-id browser-r1…), each with its own port,
+     * state-dir, runtime-dir, audit log and log (signal-r1.log…), all
+     * sharing the EHR key, relay secret and relay, and all allowing every
+     * replica's and every path's origin. q.base is replica 0's;
+     * q.replicas[i].base (q.replica(i)) each replica's. */
+    static async start({ host = '127.0.0.1', mediaHost = host, label = 'run', paths = [], extraSignal = [], cluster = 0 } = {}) {
         const q = new Quietroom();
         q.host = host;
         q.label = label;
         q.paths = {};
+        q.cluster = cluster >= 2 ? cluster : 0;
         q.dir = await mkdtemp(path.join(tmpdir(), 'qr-browser-'));
+        try {
+            await q.startAll({ mediaHost, paths, extraSignal });
+        } catch (e) {
+            // Nothing started here outlives a failed start.
+            await q.stop().catch(() => {});
+            throw e;
+        }
+        return q;
+    }
+
+    async startAll({ mediaHost, paths, extraSignal }) {
+        const q = this;
+        const host = q.host;
         q.secret = path.join(q.dir, 'relay.secret');
         q.ehrKey = path.join(q.dir, 'ehr.key');
         await ctl(['secret', '--out', q.secret]);
@@ -122,35 +148,120 @@ export class Quietroom {
         q.mediaHost = q.media.slice(0, q.media.lastIndexOf(':'));
         q.mediaPort = Number(q.media.slice(q.media.lastIndexOf(':') + 1));
 
-        q.port = await freePort(host);
-        q.base = `http://${host}:${q.port}`;
-        for (const name of paths) q.paths[name] = await NetPath.open(host, q.port);
-        const ini = [
-            '[signal]',
-            `listen = ${host}:${q.port}`,
-            `origin = ${q.base}`,
-            ...Object.values(q.paths).map((p) => `origin = ${p.base}`),
-            `static-dir = ${WEB_DIR}`,
-            `ehr-jwks = ${path.join(q.dir, 'ehr.jwks.json')}`,
-            'issuer = quietroom-dev',
-            'audience = quietroom',
-            `relay = r1 ${q.control} ${q.media}`,
-            `relay-secret-file = ${q.secret}`,
-            `audit-log = ${path.join(q.dir, 'signal-audit.jsonl')}`,
-            `audit-key-file = ${path.join(q.dir, 'audit.key')}`,
-            `node-id = browser-test`,
-            `state-dir = ${path.join(q.dir, 'state')}`,
-            ...extraSignal,
-            '',
-        ].join('\n');
-        await writeFile(path.join(q.dir, 'signal.ini'), ini, { mode: 0o600 });
-        await q.startSignal();
-        return q;
+        if (!q.cluster) {
+            q.port = await freePort(host);
+            q.base = `http://${host}:${q.port}`;
+            for (const name of paths) q.paths[name] = await NetPath.open(host, q.port);
+            const ini = [
+                '[signal]',
+                `listen = ${host}:${q.port}`,
+                `origin = ${q.base}`,
+                ...Object.values(q.paths).map((p) => `origin = ${p.base}`),
+                `static-dir = ${WEB_DIR}`,
+                `ehr-jwks = ${path.join(q.dir, 'ehr.jwks.json')}`,
+                'issuer = quietroom-dev',
+                'audience = quietroom',
+                `relay = r1 ${q.control} ${q.media}`,
+                `relay-secret-file = ${q.secret}`,
+                `audit-log = ${path.join(q.dir, 'signal-audit.jsonl')}`,
+                `audit-key-file = ${path.join(q.dir, 'audit.key')}`,
+                `node-id = browser-test`,
+                `state-dir = ${path.join(q.dir, 'state')}`,
+                ...extraSignal,
+                '',
+            ].join('\n');
+            await writeFile(path.join(q.dir, 'signal.ini'), ini, { mode: 0o600 });
+            await q.startSignal();
+            return;
+        }
+
+        await q.startNats();
+        q.replicas = [];
+        for (let i = 0; i < q.cluster; i++) {
+            const port = await freePort(host);
+            const name = `r${i + 1}`;
+            q.replicas.push({
+                index: i, name, nodeId: `browser-${name}`, port, base: `http://${host}:${port}`,
+                ini: path.join(q.dir, `signal-${name}.ini`), logName: `signal-${name}`, signal: null,
+            });
+        }
+        [q.port, q.base] = [q.replicas[0].port, q.replicas[0].base];
+        q.base2 = q.replicas[1].base;
+        for (const p of paths) {
+            const { name, replica = 0 } = typeof p === 'string' ? { name: p } : p;
+            q.paths[name] = await NetPath.open(host, q.replicas[replica].port);
+        }
+        // Each page's Origin is the replica (or path) it was loaded from, and
+        // a page may talk to either replica: every replica allows them all.
+        const origins = [...q.replicas.map((r) => r.base), ...Object.values(q.paths).map((p) => p.base)];
+        for (const r of q.replicas) {
+            const ini = [
+                '[signal]',
+                `listen = ${host}:${r.port}`,
+                ...origins.map((o) => `origin = ${o}`),
+                `static-dir = ${WEB_DIR}`,
+                `ehr-jwks = ${path.join(q.dir, 'ehr.jwks.json')}`,
+                'issuer = quietroom-dev',
+                'audience = quietroom',
+                `relay = r1 ${q.control} ${q.media}`,
+                `relay-secret-file = ${q.secret}`,
+                `audit-log = ${path.join(q.dir, `signal-${r.name}-audit.jsonl`)}`,
+                `audit-key-file = ${path.join(q.dir, 'audit.key')}`,
+                `node-id = ${r.nodeId}`,
+                `state-dir = ${path.join(q.dir, `state-${r.name}`)}`,
+                `runtime-dir = ${path.join(q.dir, `run-${r.name}`)}`,
+                `cluster = ${q.natsUrl}`,
+                'cluster-replicas = 1',
+                ...extraSignal,
+                '',
+            ].join('\n');
+            await writeFile(r.ini, ini, { mode: 0o600 });
+        }
+        // One after the other: the first creates the JetStream buckets.
+        for (const r of q.replicas) await q.startReplica(r);
+        q.signal = q.replicas[0].signal;
+    }
+
+    /* One JetStream nats-server on loopback with its store under q.dir,
+     * ready when its monitoring port's /healthz answers 200. */
+    async startNats() {
+        const port = await freePort('127.0.0.1');
+        let mon = await freePort('127.0.0.1');
+        while (mon === port) mon = await freePort('127.0.0.1');
+        const store = path.join(this.dir, 'nats-store');
+        await mkdir(store, { recursive: true, mode: 0o700 });
+        this.natsUrl = `nats://127.0.0.1:${port}`;
+        this.natsMonitor = `http://127.0.0.1:${mon}`;
+        this.nats = startProcess(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store,
+            '-m', String(mon)], path.join(this.dir, 'nats.log'));
+        await waitFor('nats-server /healthz', async () => {
+            if (this.nats.exitInfo) throw new Error(`nats-server exited: ${JSON.stringify(this.nats.exitInfo)}\n${await this.log('nats')}`);
+            const r = await fetch(`${this.natsMonitor}/healthz`, { signal: AbortSignal.timeout(1000) });
+            return r.status === 200;
+        }, { timeout: 15000, interval: 100 });
+    }
+
+    /* Replica i (0-based) of a cluster: { base, port, nodeId, … }, for
+     * q.link(token, q.replica(1)). */
+    replica(i) {
+        if (!this.replicas) throw new Error('not a cluster (Quietroom.start({ cluster: 2 }))');
+        return this.replicas[i];
+    }
+
+    async startReplica(r) {
+        r.signal = startProcess(BIN.signal, ['--config', r.ini], path.join(this.dir, `${r.logName}.log`));
+        await waitFor(`signaling replica ${r.nodeId} with a healthy relay`, async () => {
+            if (r.signal.exitInfo) throw new Error(`signaling ${r.nodeId} exited: ${JSON.stringify(r.signal.exitInfo)}\n${await this.log(r.logName)}`);
+            const res = await fetch(`${r.base}/healthz`, { signal: AbortSignal.timeout(1000) });
+            const j = await res.json();
+            return j.relays_healthy === 1;
+        }, { timeout: 15000, interval: 100 });
     }
 
     /* Signaling from q.dir/signal.ini (its log appended to), until /healthz
      * reports the relay healthy. */
     async startSignal() {
+        if (this.replicas) throw new Error('startSignal: a cluster starts its replicas itself');
         this.signal = startProcess(BIN.signal, ['--config', path.join(this.dir, 'signal.ini')],
             path.join(this.dir, 'signal.log'));
         await waitFor('signaling with a healthy relay', async () => {
@@ -230,19 +341,26 @@ export class Quietroom {
 
     async stop() {
         for (const p of Object.values(this.paths || {})) await p.close();
-        await stopProcess(this.signal);
+        if (this.replicas) {
+            for (const r of this.replicas) await stopProcess(r.signal);
+        } else {
+            await stopProcess(this.signal);
+        }
         await stopProcess(this.relay);
+        await stopProcess(this.nats);
         if (this.dir) {
             // The daemons' logs, for a failed CI run: metadata only, no token or SDP.
             const logs = path.join(ARTIFACTS, 'logs');
             await mkdir(logs, { recursive: true });
-            for (const which of ['relay', 'signal']) {
-                await copyFile(path.join(this.dir, `${which}.log`), path.join(logs, `${this.label}-${which}.log`)).catch(() => {});
+            const which = this.replicas ? ['relay', ...this.replicas.map((r) => r.logName), 'nats'] : ['relay', 'signal'];
+            for (const w of which) {
+                await copyFile(path.join(this.dir, `${w}.log`), path.join(logs, `${this.label}-${w}.log`)).catch(() => {});
             }
         }
         if (process.env.QR_KEEP_TEST_DIRS === '1') {
             process.stderr.write(`kept ${this.dir}\n`);
         } else if (this.dir) {
+            // The nats-server's JetStream store is under it too.
             await rm(this.dir, { recursive: true, force: true });
         }
     }
