@@ -210,6 +210,46 @@ static void test_owner_killed_mid_call(void **state)
     free(pat_tok);
 }
 
+/* SIGTERM to the owner: it hands the visit on instead of carrying it. Its
+ * browsers (and the edge's) are told to resume (4012) and do, on the other
+ * replicas, at once and still admitted; the drained replica exits. */
+static void test_drain_hands_visits_on(void **state)
+{
+    struct fixture *f = *state;
+    struct callkit_party doc = {0}, pat = {0};
+    struct callkit_sampler smp;
+    uint64_t t_term, took_doc, took_pat;
+    char *pat_tok;
+    int code = 0;
+
+    call_across(f, "s-drain", &doc, &pat, &pat_tok);
+    callkit_sampler_start(&smp, doc.rc, pat.rc);
+    usleep(300000);
+    t_term = now_ms();
+    assert_int_equal(kill(f->sig[0].pid, SIGTERM), 0);
+    /* Both are told to go elsewhere (the edge's browser too). */
+    assert_int_equal(wsconn_wait_closed(doc.ws, CALLKIT_WAIT_MS), 4012);
+    assert_int_equal(wsconn_wait_closed(pat.ws, CALLKIT_WAIT_MS), 4012);
+    doc.port = replica_port(f, 2);
+    took_doc = callkit_resume(&doc, "admitted", 5000);
+    took_pat = callkit_resume(&pat, "admitted", 5000);
+    print_message("drain: clinician back on replica 3 in %llu ms, patient on replica 2 in %llu "
+                  "ms (%llu ms after SIGTERM)\n",
+                  (unsigned long long)took_doc, (unsigned long long)took_pat,
+                  (unsigned long long)(now_ms() - t_term));
+    /* Handed on, not waited out: well inside one lease. */
+    assert_true(now_ms() - t_term < 4000);
+    code = signal_wait_exit(&f->sig[0], 5000);
+    assert_int_equal(code, 0);
+    usleep(500000);
+    callkit_sampler_stop(&smp);
+    assert_true(smp.gap_ms[0] < GAP_MAX_MS);
+    assert_true(smp.gap_ms[1] < GAP_MAX_MS);
+    callkit_free(&doc);
+    callkit_free(&pat);
+    free(pat_tok);
+}
+
 /* Tries a fresh token on replica i until the answer's code is `want`
  * (or welcome), for up to ms; returns the ms it took, fails otherwise. */
 static uint64_t join_until(struct fixture *f, int i, const char *want, int ms)
@@ -279,6 +319,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_meet_across_replicas_and_tokens_spent_everywhere,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_owner_killed_mid_call, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_hands_visits_on, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nats_servers_lost, setup, teardown),
     };
 
