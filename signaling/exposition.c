@@ -89,6 +89,14 @@ static void exposition__store(struct signal_server *srv, struct metrics *m)
                          "State store operations that failed, by operation (claim, save, "
                          "forget, encode; unreadable and no_room: records not loaded).",
                          "op", &srv->stats.store_failures, ops, 4);
+    metrics_counter(m, "quietroom_signal_cluster_takeovers_total",
+                    "Visits this replica took over from the cluster's store (their owner died, "
+                    "or handed them on).",
+                    srv->stats.takeovers);
+    metrics_counter(m, "quietroom_signal_cluster_visits_lost_total",
+                    "Visits another replica took from this one (its lease lapsed while it ran "
+                    "them).",
+                    srv->stats.lost_visits);
 }
 
 static void exposition__relays(struct signal_server *srv, struct metrics *m)
