@@ -40,19 +40,22 @@ bool cluster_node_ok(const char *node)
 
 /* A message for us: the JSON object sent, or, for a request nobody
  * listened to, {"k":"noresp","c":ID} with the connection id the reply
- * subject carries ("qr.signal.NODE.nr.ID"). */
+ * subject carries ("qr.signal.NODE.nr.ID"), or {"k":"noedge","e":EDGE}
+ * for a liveness check of a replica ("qr.signal.NODE.ne.EDGE"). */
 static json_t *cluster__parse(natsMsg *m)
 {
-    const char *subject = natsMsg_GetSubject(m), *nr;
+    const char *subject = natsMsg_GetSubject(m), *tail;
     char *end;
     unsigned long long id;
 
     if (!natsMsg_IsNoResponders(m))
         return json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
                           JSON_REJECT_DUPLICATES, NULL);
-    if (subject == NULL || (nr = strstr(subject, ".nr.")) == NULL)
+    if (subject != NULL && (tail = strstr(subject, ".ne.")) != NULL && cluster_node_ok(tail + 4))
+        return json_pack("{s:s,s:s}", "k", "noedge", "e", tail + 4);
+    if (subject == NULL || (tail = strstr(subject, ".nr.")) == NULL)
         return NULL;
-    id = strtoull(nr + 4, &end, 10);
+    id = strtoull(tail + 4, &end, 10);
     return *end == '\0' ? json_pack("{s:s,s:I}", "k", "noresp", "c", (json_int_t)id) : NULL;
 }
 
@@ -104,7 +107,7 @@ struct cluster *cluster_start(struct store *st, const char *node, void (*wake)(v
     snprintf(cl->node, sizeof(cl->node), "%s", node);
     snprintf(subject, sizeof(subject), CLUSTER_SUBJECT_PREFIX "%s", node);
     if (natsConnection_Subscribe(&cl->sub, nc, subject, cluster__on_msg, cl) != NATS_OK ||
-        natsConnection_Subscribe(&cl->nr, nc, strcat(subject, ".nr.*"), cluster__on_msg, cl) !=
+        natsConnection_Subscribe(&cl->nr, nc, strcat(subject, ".>"), cluster__on_msg, cl) !=
             NATS_OK ||
         natsConnection_FlushTimeout(nc, QR_CLUSTER_OP_MS) != NATS_OK) {
         snprintf(err, errlen, "cannot listen on the cluster: %s",
@@ -167,6 +170,22 @@ out:
         free(text);
     }
     return rc;
+}
+
+int cluster_check(struct cluster *cl, const char *node)
+{
+    char subject[sizeof(CLUSTER_SUBJECT_PREFIX) + CLUSTER_NODE_MAX];
+    char reply[sizeof(CLUSTER_SUBJECT_PREFIX) + 2 * CLUSTER_NODE_MAX + 8];
+    static const char hb[] = "{\"k\":\"hb\"}";
+
+    if (!cluster_node_ok(node))
+        return -1;
+    snprintf(subject, sizeof(subject), CLUSTER_SUBJECT_PREFIX "%s", node);
+    snprintf(reply, sizeof(reply), CLUSTER_SUBJECT_PREFIX "%s.ne.%s", cl->node, node);
+    return natsConnection_PublishRequest(cl->nc, subject, reply, hb, (int)sizeof(hb) - 1) ==
+                   NATS_OK
+               ? 0
+               : -1;
 }
 
 json_t *cluster_next(struct cluster *cl)

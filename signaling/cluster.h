@@ -36,6 +36,10 @@ int cluster_send(struct cluster *cl, const char *node, json_t *msg);
  * once, so the edge need not wait for a lease to lapse to know. */
 int cluster_ask(struct cluster *cl, const char *node, json_t *msg, uint64_t conn_id);
 
+/* Is node still there? A message it ignores; if nobody listens, a
+ * {"k":"noedge","e":node} message comes back. */
+int cluster_check(struct cluster *cl, const char *node);
+
 /* The next message received (the caller owns it), or NULL. Event-loop
  * thread. Messages that are not JSON objects are dropped and counted. */
 json_t *cluster_next(struct cluster *cl);

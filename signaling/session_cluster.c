@@ -34,6 +34,9 @@ struct session_cluster {
     unsigned n_edge, cap_edge;
     uint64_t next_id;
     uint64_t watch_ms, sweep_ms;
+    char checked[QR_CLUSTER_EDGES_MAX][CLUSTER_NODE_MAX]; /* edges asked this period */
+    unsigned n_checked;
+    char gone_edge[CLUSTER_NODE_MAX];
 };
 
 static const char *session_cluster__node(const struct signal_server *srv)
@@ -427,6 +430,32 @@ static void session_cluster__member_in(struct signal_server *srv, json_t *j,
     msg_free(&m);
 }
 
+static void session_cluster__drop_gone_edge(struct signal_server *srv, struct session *s)
+{
+    session_drop_edge(srv, s, srv->cluster->gone_edge);
+}
+
+/* The edges our visits' participants are on, each asked once a watch
+ * period whether it is still there (cluster_check). */
+static void session_cluster__check_edges(struct signal_server *srv, struct session *s)
+{
+    struct session_cluster *sc = srv->cluster;
+
+    for (unsigned i = 0; i < QR_SESSION_PEOPLE_MAX; i++) {
+        const char *edge = s->conns[i].edge;
+        bool seen = false;
+
+        if (s->conns[i].c != NULL || edge[0] == '\0')
+            continue;
+        for (unsigned k = 0; k < sc->n_checked && !seen; k++)
+            seen = strcmp(sc->checked[k], edge) == 0;
+        if (seen || sc->n_checked == QR_CLUSTER_EDGES_MAX)
+            continue;
+        snprintf(sc->checked[sc->n_checked++], CLUSTER_NODE_MAX, "%s", edge);
+        cluster_check(sc->cl, edge);
+    }
+}
+
 /* --- the owner's actions, at the edge -------------------------------------------------- */
 
 static void session_cluster__act_in(struct signal_server *srv, json_t *j)
@@ -471,6 +500,16 @@ static void session_cluster__act_in(struct signal_server *srv, json_t *j)
     }
 }
 
+/* An edge holding participants of our visits is gone (killed): they are
+ * disconnected as of now, and the resume grace runs. */
+static void session_cluster__edge_gone(struct signal_server *srv, const char *edge)
+{
+    struct session_cluster *sc = srv->cluster;
+
+    snprintf(sc->gone_edge, sizeof(sc->gone_edge), "%s", edge);
+    sessions_each(srv->sessions, session_cluster__drop_gone_edge, srv);
+}
+
 void session_cluster_poll(struct signal_server *srv)
 {
     json_t *j;
@@ -483,6 +522,10 @@ void session_cluster_poll(struct signal_server *srv)
 
         if (strcmp(k, "act") == 0 || strcmp(k, "noresp") == 0)
             session_cluster__act_in(srv, j);
+        else if (strcmp(k, "noedge") == 0)
+            session_cluster__edge_gone(srv, session_cluster__str(j, "e"));
+        else if (strcmp(k, "hb") == 0)
+            ;
         else if (!session_cluster__origin(j, &o))
             ;
         else if (strcmp(k, "join") == 0)
@@ -596,8 +639,11 @@ void session_cluster_tick(struct signal_server *srv)
         return;
     sessions_each(srv->sessions, session_cluster__renew, srv);
     watch = now >= sc->watch_ms;
-    if (watch)
+    if (watch) {
         sc->watch_ms = now + QR_CLUSTER_WATCH_MS;
+        sc->n_checked = 0;
+        sessions_each(srv->sessions, session_cluster__check_edges, srv);
+    }
     session_cluster__watch(srv, now, watch);
     if (now >= sc->sweep_ms && !srv->draining) {
         sc->sweep_ms = now + QR_CLUSTER_SWEEP_MS;

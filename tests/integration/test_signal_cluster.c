@@ -250,6 +250,41 @@ static void test_drain_hands_visits_on(void **state)
     free(pat_tok);
 }
 
+/* kill -9 of an edge: the owner notices (NATS has nobody listening for
+ * that replica any more) and tells the clinician the patient dropped; the
+ * patient resumes on the third replica, still admitted. */
+static void test_edge_killed(void **state)
+{
+    struct fixture *f = *state;
+    struct callkit_party doc = {0}, pat = {0};
+    uint64_t t_kill, noticed;
+    char *pat_tok;
+    int status;
+    json_t *m;
+
+    call_across(f, "s-edge", &doc, &pat, &pat_tok);
+    t_kill = now_ms();
+    assert_int_equal(kill(f->sig[1].pid, SIGKILL), 0);
+    assert_int_equal(waitpid(f->sig[1].pid, &status, 0), f->sig[1].pid);
+    f->sig[1].pid = 0;
+    for (;;) {
+        m = callkit_expect(doc.ws, "peer_status");
+        if (json_is_false(json_object_get(m, "connected")))
+            break;
+        json_decref(m);
+    }
+    json_decref(m);
+    noticed = now_ms() - t_kill;
+    print_message("edge killed: the owner told the clinician after %llu ms\n",
+                  (unsigned long long)noticed);
+    assert_true(noticed < 3000);
+    pat.port = replica_port(f, 2);
+    callkit_resume(&pat, "admitted", 3000);
+    callkit_free(&doc);
+    callkit_free(&pat);
+    free(pat_tok);
+}
+
 /* Tries a fresh token on replica i until the answer's code is `want`
  * (or welcome), for up to ms; returns the ms it took, fails otherwise. */
 static uint64_t join_until(struct fixture *f, int i, const char *want, int ms)
@@ -320,6 +355,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_owner_killed_mid_call, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drain_hands_visits_on, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_edge_killed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nats_servers_lost, setup, teardown),
     };
 

@@ -89,6 +89,11 @@
  * than its own store calls may take (claim, save: 2 s each), so that a slow
  * owner's seat is not refused at the edge after it was granted. */
 #define QR_CLUSTER_ANSWER_MS 8000
+/* Other replicas an owner checks on, each watch period, for being alive
+ * (the edges its visits' participants are on); a cluster of more replicas
+ * than this has the rest unchecked (their participants time out only when
+ * they come back elsewhere). */
+#define QR_CLUSTER_EDGES_MAX 64
 /* How often a replica looks for visits nobody owns (their owner died and
  * nobody came back): it takes them over, and their timers end them. */
 #define QR_CLUSTER_SWEEP_MS 10000
