@@ -37,7 +37,21 @@ struct session_cluster {
     char checked[QR_CLUSTER_EDGES_MAX][CLUSTER_NODE_MAX]; /* edges asked this period */
     unsigned n_checked;
     char gone_edge[CLUSTER_NODE_MAX];
+    /* The store did not answer (no quorum, NATS away): the timers' own
+     * store calls pause until then, so that each of them does not block
+     * the event loop for a timeout, visit after visit. */
+    uint64_t quiet_until_ms;
 };
+
+static bool session_cluster__quiet(struct signal_server *srv, uint64_t now)
+{
+    return now < srv->cluster->quiet_until_ms;
+}
+
+static void session_cluster__store_down(struct signal_server *srv, uint64_t now)
+{
+    srv->cluster->quiet_until_ms = now + QR_CLUSTER_RENEW_MS;
+}
 
 static const char *session_cluster__node(const struct signal_server *srv)
 {
@@ -568,11 +582,13 @@ static void session_cluster__renew(struct signal_server *srv, struct session *s)
     uint64_t now = clock_mono_ms();
     enum store_result r;
 
-    if (now < s->renew_ms)
+    if (now < s->renew_ms || session_cluster__quiet(srv, now))
         return;
     r = store_own(srv->store, s->v.key, session_cluster__node(srv), QR_CLUSTER_LEASE_MS, holder,
                   sizeof(holder));
-    if (r == STORE_OK) {
+    if (r == STORE_UNAVAILABLE) {
+        session_cluster__store_down(srv, clock_mono_ms());
+    } else if (r == STORE_OK) {
         s->renew_ms = now + QR_CLUSTER_RENEW_MS;
     } else if (r == STORE_TAKEN) {
         /* Our lease lapsed (we were cut off) and another replica runs the
@@ -593,10 +609,14 @@ static void session_cluster__watch(struct signal_server *srv, uint64_t now, bool
     for (unsigned i = sc->n_edge; i > 0; i--) {
         struct conn *c = sc->edge[i - 1];
 
-        bool moved = check_owner &&
-                     srv->store->ops->owner(srv->store->impl, c->vkey, holder, sizeof(holder)) ==
-                         STORE_OK &&
-                     strcmp(holder, c->owner) != 0;
+        enum store_result r = STORE_UNAVAILABLE;
+        bool moved;
+
+        if (check_owner && !session_cluster__quiet(srv, now) &&
+            (r = srv->store->ops->owner(srv->store->impl, c->vkey, holder, sizeof(holder))) ==
+                STORE_UNAVAILABLE)
+            session_cluster__store_down(srv, clock_mono_ms());
+        moved = r == STORE_OK && strcmp(holder, c->owner) != 0;
 
         if (c->owner_wait_ms != 0 && (moved || now > c->owner_wait_ms)) {
             /* Asked an owner that is gone (or too slow): the browser asks
@@ -617,10 +637,16 @@ static int session_cluster__orphan(void *ctx, const char *vkey, const char *rec,
 {
     struct signal_server *srv = ctx;
     char holder[CLUSTER_NODE_MAX];
+    enum store_result r;
 
-    if (sessions_find_key(srv->sessions, vkey) != NULL ||
-        srv->store->ops->owner(srv->store->impl, vkey, holder, sizeof(holder)) != STORE_OK ||
-        holder[0] != '\0' ||
+    if (sessions_find_key(srv->sessions, vkey) != NULL)
+        return 0;
+    if ((r = srv->store->ops->owner(srv->store->impl, vkey, holder, sizeof(holder))) ==
+        STORE_UNAVAILABLE) {
+        session_cluster__store_down(srv, clock_mono_ms());
+        return 1; /* stop: the rest would each wait out a timeout */
+    }
+    if (r != STORE_OK || holder[0] != '\0' ||
         store_own(srv->store, vkey, session_cluster__node(srv), QR_CLUSTER_LEASE_MS, holder,
                   sizeof(holder)) != STORE_OK)
         return 0;
@@ -645,7 +671,7 @@ void session_cluster_tick(struct signal_server *srv)
         sessions_each(srv->sessions, session_cluster__check_edges, srv);
     }
     session_cluster__watch(srv, now, watch);
-    if (now >= sc->sweep_ms && !srv->draining) {
+    if (now >= sc->sweep_ms && !srv->draining && !session_cluster__quiet(srv, now)) {
         sc->sweep_ms = now + QR_CLUSTER_SWEEP_MS;
         srv->store->ops->load(srv->store->impl, session_cluster__orphan, srv);
     }
