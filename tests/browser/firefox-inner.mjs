@@ -38,6 +38,12 @@ try {
     await waitState(doc, 'in-call');
 
     const pat = await firefox.newPage();
+    // Both pages keep sending after the end (KEEP_SENDING): the relay alone
+    // must stop the media. Were Firefox to close its peer connection, its
+    // DTLS close_notify could reach Chromium before the relay's revocation
+    // and stop Chromium's sending too, leaving nothing to prove (seen under
+    // load: "only 2 packets reached the relay after the end").
+    await pat.evaluateOnNewDocument(KEEP_SENDING);
     pat.qrName = 'patient (firefox)';
     const patConsole = [];
     pat.on('console', (m) => patConsole.push(m.text()));
@@ -89,6 +95,7 @@ try {
     // although the therapist's page goes on sending (KEEP_SENDING).
     await click(doc, 'end-session');
     await doc.evaluate(() => { window.__qrKeepSending = true; });
+    await pat.evaluate(() => { window.__qrKeepSending = true; });
     await click(doc, 'confirm-ok');
     const clickedAt = Date.now();
     await waitState(pat, 'ended', 5000);
