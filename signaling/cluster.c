@@ -48,9 +48,18 @@ static json_t *cluster__parse(natsMsg *m)
     char *end;
     unsigned long long id;
 
-    if (!natsMsg_IsNoResponders(m))
-        return json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
-                          JSON_REJECT_DUPLICATES, NULL);
+    if (!natsMsg_IsNoResponders(m)) {
+        json_t *j = json_loadb(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
+                               JSON_REJECT_DUPLICATES, NULL);
+        const char *k = json_string_value(json_object_get(j, "k"));
+
+        /* Only NATS itself says nobody listened: a replica cannot. */
+        if (k != NULL && (strcmp(k, "noresp") == 0 || strcmp(k, "noedge") == 0)) {
+            json_decref(j);
+            return NULL;
+        }
+        return j;
+    }
     if (subject != NULL && (tail = strstr(subject, ".ne.")) != NULL && cluster_node_ok(tail + 4))
         return json_pack("{s:s,s:s}", "k", "noedge", "e", tail + 4);
     if (subject == NULL || (tail = strstr(subject, ".nr.")) == NULL)
@@ -76,11 +85,19 @@ static void cluster__on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *
     } else {
         cl->dropped++;
     }
+    /* Under the lock: cluster_quiesce waits for a wake in progress. */
+    if (queued && cl->wake != NULL)
+        cl->wake(cl->ctx);
     pthread_mutex_unlock(&cl->lock);
     if (!queued)
         json_decref(j);
-    else if (cl->wake != NULL)
-        cl->wake(cl->ctx);
+}
+
+void cluster_quiesce(struct cluster *cl)
+{
+    pthread_mutex_lock(&cl->lock);
+    cl->wake = NULL;
+    pthread_mutex_unlock(&cl->lock);
 }
 
 struct cluster *cluster_start(struct store *st, const char *node, void (*wake)(void *ctx),
@@ -202,7 +219,12 @@ json_t *cluster_next(struct cluster *cl)
     return j;
 }
 
-unsigned long cluster_dropped(const struct cluster *cl)
+unsigned long cluster_dropped(struct cluster *cl)
 {
-    return cl->dropped;
+    unsigned long n;
+
+    pthread_mutex_lock(&cl->lock);
+    n = cl->dropped;
+    pthread_mutex_unlock(&cl->lock);
+    return n;
 }

@@ -44,7 +44,9 @@ int cluster_check(struct cluster *cl, const char *node);
  * thread. Messages that are not JSON objects are dropped and counted. */
 json_t *cluster_next(struct cluster *cl);
 /* Messages dropped: not JSON, or the inbox was full. */
-unsigned long cluster_dropped(const struct cluster *cl);
+unsigned long cluster_dropped(struct cluster *cl);
+/* No more wakes (before the event loop goes away); messages still queue. */
+void cluster_quiesce(struct cluster *cl);
 
 bool cluster_node_ok(const char *node);
 

@@ -476,5 +476,7 @@ enum config_result signal_config_load(struct signal_config *cfg, int argc, char 
     r = config_load(&signal_spec, cfg, argc, argv, err, errlen);
     if (r != CONFIG_OK)
         return r;
+    /* A spent jti is kept while a token could still be presented. */
+    cfg->store.claim_ttl_s = cfg->token_max_lifetime_s + 5 * QR_TOKEN_SKEW_MAX_S;
     return signal__validate(cfg, err, errlen) == 0 ? CONFIG_OK : CONFIG_ERROR;
 }

@@ -97,6 +97,9 @@ static void exposition__store(struct signal_server *srv, struct metrics *m)
                     "Visits another replica took from this one (its lease lapsed while it ran "
                     "them).",
                     srv->stats.lost_visits);
+    metrics_counter(m, "quietroom_signal_cluster_messages_dropped_total",
+                    "Messages from other replicas dropped (not JSON, or the inbox was full).",
+                    session_cluster_dropped(srv));
 }
 
 static void exposition__relays(struct signal_server *srv, struct metrics *m)

@@ -212,6 +212,7 @@ static void signal__shutdown(struct signal_server *srv, bool started)
     if (srv->relays != NULL && (pending = relays_flush(srv->relays, 2000)) > 0)
         log_error("%d revocation(s) could not be delivered before shutdown", pending);
     signal_flags.context = NULL; /* before web_stop frees it */
+    session_cluster_quiesce(srv);
     web_stop(srv);
     ops_free(srv);
     tls_free(srv->tls);

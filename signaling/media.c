@@ -36,13 +36,17 @@ static bool media__forward(struct signal_server *srv, struct session *s, const c
     struct sdp_rewrite_params params = {
         .ice_ufrag = pr->creds.ufrag[side],
         .ice_pwd = pr->creds.pwd[side],
-        .cands = relay->cands,
-        .n_cands = relay->n_cands,
+        .cands = relay ? relay->cands : NULL,
+        .n_cands = relay ? relay->n_cands : 0,
     };
     size_t cap = len + 4096, out_len = 0;
-    char *out = malloc(cap);
+    char *out = relay ? malloc(cap) : NULL;
     enum sdp_error e = out ? sdp_rewrite(sdp, len, &params, out, cap, &out_len) : SDP_ERR_OUT_OF_SPACE;
 
+    if (relay == NULL) {
+        session_error(srv, s, from, "internal", "the visit's relay is not configured here", NULL);
+        return false;
+    }
     if (e != SDP_OK) {
         session_error(srv, s, from, sdp_error_code(e), sdp_error_message(e), "sdp");
         free(out);

@@ -329,14 +329,20 @@ int relays_pick(struct relays *r)
     return best;
 }
 
+/* A relay index comes from a visit record, which another replica (with
+ * another configuration) may have written: checked, not trusted. */
 const struct signal_relay_spec *relays_spec(const struct relays *r, int i)
 {
-    return &r->st[i].spec;
+    return i >= 0 && (unsigned)i < r->n ? &r->st[i].spec : NULL;
 }
 
 void relays_revoke(struct relays *r, int i, const char *sid, uint32_t until_s)
 {
-    struct relay_state *s = &r->st[i];
+    struct relay_state *s;
+
+    if (i < 0 || (unsigned)i >= r->n)
+        return;
+    s = &r->st[i];
 
     pthread_mutex_lock(&r->lock);
     if (s->n_revs == RELAYS_REVOKED_MAX)

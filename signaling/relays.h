@@ -26,11 +26,12 @@ void relays_free(struct relays *r);
 /* The relay for a new media pair: the healthy relay with the lowest load
  * that is not draining, or -1 if there is none. A pair keeps its relay. */
 int relays_pick(struct relays *r);
-/* The media candidates of relay i (immutable). */
+/* The media candidates of relay i (immutable), or NULL when there is no
+ * relay i here. */
 const struct signal_relay_spec *relays_spec(const struct relays *r, int i);
 /* Queues a revocation of relay session sid on relay i; it is sent at once if
  * the relay is connected, and again whenever the relay reconnects, until
- * until_s (Unix seconds) has passed. Never blocks. */
+ * until_s (Unix seconds) has passed. Never blocks; an unknown i does nothing. */
 void relays_revoke(struct relays *r, int i, const char *sid, uint32_t until_s);
 /* Blocks until every queued revocation has been answered or timeout_ms has
  * passed (tests and shutdown). Returns the number still pending. */

@@ -197,12 +197,13 @@ static bool session__ends(const struct visit_out *o)
 void session_finish(struct signal_server *srv, struct session *s,
                     const struct session_origin *origin, struct visit_out *o)
 {
-    /* An ending visit is told first and forgotten after: forgetting drops
-     * its lease too, and an edge that saw the lease gone before the news
-     * of the end would close its browsers as "moved" instead of "ended".
-     * A crash in between leaves a record whose people are gone: restored,
-     * it ends again when the grace passes. */
+    /* An ending visit is written ended first (a crash or a failed forget
+     * leaves a record every reader skips and forgets, never one that comes
+     * back to life), told, and forgotten last: forgetting drops its lease,
+     * and an edge that saw the lease gone before the news of the end would
+     * close its browsers as "moved" instead of "ended". */
     if (session__ends(o)) {
+        session_store_save(srv, s, false);
         session__perform(srv, s, origin, o);
         session_store_save(srv, s, true);
         sessions_close(srv->sessions, s);
@@ -212,18 +213,21 @@ void session_finish(struct signal_server *srv, struct session *s,
     session__perform(srv, s, origin, o);
 }
 
-void session_gone(struct signal_server *srv, struct session *s, const char *id)
+bool session_gone(struct signal_server *srv, struct session *s, const char *id)
 {
     struct visit_config cfg = session_config(srv);
     struct visit_env env = session_env(srv, &cfg);
     struct session_link *l = session__link(s, id);
     struct visit_out o;
+    bool ends;
 
     if (l != NULL)
         session__unlink(l);
     visit_out_init(&o);
     visit_disconnected(&s->v, &env, id, &o);
+    ends = session__ends(&o);
     session_finish(srv, s, NULL, &o);
+    return ends;
 }
 
 void session_drop_edge(struct signal_server *srv, struct session *s, const char *edge)
@@ -234,10 +238,14 @@ void session_drop_edge(struct signal_server *srv, struct session *s, const char 
 
         if (l->c != NULL || l->edge[0] == '\0' || strcmp(l->edge, edge) != 0)
             continue;
+        /* If the edge was only cut off for a moment, its browser is told
+         * to resume rather than left on a connection we no longer hear. */
+        session_cluster_act(srv, l->edge, l->conn_id,
+                            json_pack("{s:s,s:i,s:s}", "a", "close", "code", CONN_CLOSE_MOVED,
+                                      "reason", "visit moved"));
         snprintf(id, sizeof(id), "%s", l->id);
-        session_gone(srv, s, id);
-        if (sessions_find_key(srv->sessions, s->v.key) != s)
-            return; /* the visit ended */
+        if (session_gone(srv, s, id))
+            return; /* the visit ended: s is gone */
     }
 }
 

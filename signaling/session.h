@@ -28,6 +28,7 @@ struct session {
                                          * written again */
     bool unsaved;                       /* the last write failed: the tick tries again */
     uint64_t renew_ms;                  /* cluster: the ownership lease is renewed then */
+    uint64_t lease_ok_ms;               /* cluster: the lease was last known ours then */
     /* Where each connected participant's WebSocket is: here (c), or on
      * another replica of the cluster (edge, conn_id). */
     struct session_link {
@@ -65,6 +66,10 @@ void sessions_census(const struct sessions *ss, struct sessions_census *out);
 int session_cluster_start(struct signal_server *srv, char *err, size_t errlen);
 void session_cluster_poll(struct signal_server *srv);
 unsigned session_cluster_drain(struct signal_server *srv);
+/* Before the event loop goes: no more wakes from NATS' thread. */
+void session_cluster_quiesce(struct signal_server *srv);
+/* Messages from other replicas dropped (not JSON, inbox full). */
+unsigned long session_cluster_dropped(struct signal_server *srv);
 void session_cluster_free(struct signal_server *srv);
 
 /* Entry points from the WebSocket layer. */

@@ -222,7 +222,7 @@ void session_auth(struct signal_server *srv, struct conn *c, const struct msg *m
                        NULL, &cl);
         return;
     }
-    if ((here = session_cluster_locate(srv, vkey, owner, sizeof(owner))) < 0)
+    if ((here = session_cluster_locate(srv, vkey, true, owner, sizeof(owner))) < 0)
         session_refuse(srv, &origin, "token_claim_unavailable",
                        session__refusal_text("token_claim_unavailable"), NULL, &cl);
     else if (here)
@@ -246,10 +246,10 @@ void session_resume(struct signal_server *srv, struct conn *c, const struct msg 
                        NULL, NULL);
         return;
     }
-    if ((here = session_cluster_locate(srv, vkey, owner, sizeof(owner))) < 0)
+    if ((here = session_cluster_locate(srv, vkey, false, owner, sizeof(owner))) == -1)
         session_refuse(srv, &origin, "state_unavailable",
                        session__refusal_text("state_unavailable"), NULL, NULL);
-    else if (!here)
+    else if (here == 0)
         session_cluster_resume(srv, c, owner, vkey, hash);
     else if ((s = sessions_find_key(srv->sessions, vkey)) != NULL)
         session_resume_at(srv, s, &origin, hash);

@@ -14,6 +14,7 @@
 
 #include <libwebsockets.h>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include "cluster.h"
 #include "conn.h"
@@ -43,9 +44,14 @@ struct session_cluster {
     uint64_t quiet_until_ms;
 };
 
-static bool session_cluster__quiet(struct signal_server *srv, uint64_t now)
+static bool session_cluster__quiet(const struct signal_server *srv, uint64_t now)
 {
     return now < srv->cluster->quiet_until_ms;
+}
+
+bool session_cluster_quiet(const struct signal_server *srv)
+{
+    return srv->cluster != NULL && session_cluster__quiet(srv, clock_mono_ms());
 }
 
 static void session_cluster__store_down(struct signal_server *srv, uint64_t now)
@@ -86,6 +92,17 @@ int session_cluster_start(struct signal_server *srv, char *err, size_t errlen)
     return 0;
 }
 
+void session_cluster_quiesce(struct signal_server *srv)
+{
+    if (srv->cluster != NULL)
+        cluster_quiesce(srv->cluster->cl);
+}
+
+unsigned long session_cluster_dropped(struct signal_server *srv)
+{
+    return srv->cluster != NULL ? cluster_dropped(srv->cluster->cl) : 0;
+}
+
 void session_cluster_free(struct signal_server *srv)
 {
     struct session_cluster *sc = srv->cluster;
@@ -115,7 +132,11 @@ static int session_cluster__add(struct session_cluster *sc, struct conn *c, cons
     sc->edge[sc->n_edge++] = c;
     snprintf(c->owner, sizeof(c->owner), "%s", owner);
     snprintf(c->vkey, sizeof(c->vkey), "%s", vkey);
-    c->remote_id = ++sc->next_id;
+    /* Unguessable, so that a message naming a connection came from its
+     * edge (with NATS permissions, only the edge may publish as itself). */
+    if (RAND_bytes((unsigned char *)&c->remote_id, sizeof(c->remote_id)) != 1 ||
+        (c->remote_id &= INT64_MAX) == 0)
+        c->remote_id = ++sc->next_id;
     c->owner_wait_ms = clock_mono_ms() + QR_CLUSTER_ANSWER_MS;
     c->pid[0] = '\0';
     return 0;
@@ -245,8 +266,13 @@ static int session_cluster__adopt(struct signal_server *srv, const char *vkey, c
     int rc = -1;
 
     if (v == NULL || j == NULL || visit_decode(j, v) != 0 || strcmp(v->key, vkey) != 0 ||
-        v->ended) {
+        !session_store_relays_known(srv, v)) {
         stats_count(&srv->stats.store_failures, "unreadable");
+        goto out;
+    }
+    if (v->ended) {
+        /* Its owner wrote the end but did not get to forget it. */
+        store_forget(srv->store, vkey);
         goto out;
     }
     sessions_clock_floor(srv->sessions, visit_latest_ms(v));
@@ -259,6 +285,7 @@ static int session_cluster__adopt(struct signal_server *srv, const char *vkey, c
     s->rev = rev;
     s->unsaved = true;
     s->renew_ms = clock_mono_ms() + QR_CLUSTER_RENEW_MS;
+    s->lease_ok_ms = clock_mono_ms();
     events_takeover(srv, &s->v);
     srv->stats.takeovers++;
     rc = 0;
@@ -292,14 +319,38 @@ static int session_cluster__take(struct signal_server *srv, const char *vkey)
     return rc;
 }
 
-int session_cluster_locate(struct signal_server *srv, const char *vkey, char *owner, size_t len)
+/* Is there a record of vkey at all? 1 yes, 0 no, -1 the store cannot say. */
+static int session_cluster__exists(struct signal_server *srv, const char *vkey)
+{
+    char *rec = NULL;
+    size_t len = 0;
+    uint64_t rev;
+    enum store_result r = srv->store->ops->fetch(srv->store->impl, vkey, &rec, &len, &rev);
+
+    if (rec != NULL)
+        OPENSSL_cleanse(rec, len);
+    free(rec);
+    return r == STORE_OK ? 1 : r == STORE_ABSENT ? 0 : -1;
+}
+
+int session_cluster_locate(struct signal_server *srv, const char *vkey, bool create, char *owner,
+                           size_t len)
 {
     char holder[CLUSTER_NODE_MAX];
     enum store_result r;
+    int exists;
 
     owner[0] = '\0';
     if (srv->cluster == NULL || sessions_find_key(srv->sessions, vkey) != NULL)
         return 1;
+    /* A draining replica takes nothing on: the browser asks again, and the
+     * load balancer sends it to a replica that is staying. */
+    if (srv->draining)
+        return -1;
+    /* A resume for a visit the store does not have (ended, or never was)
+     * needs no lease: nothing to run. */
+    if (!create && (exists = session_cluster__exists(srv, vkey)) <= 0)
+        return exists < 0 ? -1 : -2;
     r = store_own(srv->store, vkey, session_cluster__node(srv), QR_CLUSTER_LEASE_MS, holder,
                   sizeof(holder));
     if (r == STORE_TAKEN && holder[0] != '\0') {
@@ -356,18 +407,15 @@ static bool session_cluster__claims_in(json_t *j, struct jwt_claims *cl)
     return cl->sid[0] != '\0' && cl->jti[0] != '\0';
 }
 
-/* The visit a request names, if it runs here; refuses otherwise (the edge
- * asked a replica that is no longer the owner: try again). */
+/* The visit a member's message names, if it runs here; otherwise the
+ * edge's browser is told to resume (it asked a replica that no longer
+ * runs the visit). */
 static struct session *session_cluster__here(struct signal_server *srv, json_t *j,
-                                             const struct session_origin *o, bool take)
+                                             const struct session_origin *o)
 {
-    const char *vkey = session_cluster__str(j, "v");
-    char owner[CLUSTER_NODE_MAX];
-    struct session *s = sessions_find_key(srv->sessions, vkey);
+    struct session *s = sessions_find_key(srv->sessions, session_cluster__str(j, "v"));
 
-    if (s == NULL && take && session_cluster_locate(srv, vkey, owner, sizeof(owner)) == 1)
-        s = sessions_find_key(srv->sessions, vkey);
-    if (s == NULL && !take)
+    if (s == NULL)
         session_cluster_act(srv, o->edge, o->conn_id,
                             json_pack("{s:s,s:i,s:s}", "a", "close", "code", CONN_CLOSE_MOVED,
                                       "reason", "visit moved"));
@@ -386,7 +434,7 @@ static void session_cluster__join_in(struct signal_server *srv, json_t *j,
     visit_key(cl.sid, vkey);
     if (strcmp(vkey, session_cluster__str(j, "v")) != 0)
         return;
-    if (session_cluster_locate(srv, vkey, owner, sizeof(owner)) != 1)
+    if (session_cluster_locate(srv, vkey, true, owner, sizeof(owner)) != 1)
         session_refuse(srv, o, "state_unavailable", "the visit is moving; try again", NULL, &cl);
     else
         session_join(srv, o, &cl, (enum role)role);
@@ -396,12 +444,22 @@ static void session_cluster__join_in(struct signal_server *srv, json_t *j,
 static void session_cluster__resume_in(struct signal_server *srv, json_t *j,
                                        const struct session_origin *o)
 {
-    const char *hex = session_cluster__str(j, "h");
-    struct session *s = session_cluster__here(srv, j, o, true);
+    const char *hex = session_cluster__str(j, "h"), *vkey = session_cluster__str(j, "v");
+    char owner[CLUSTER_NODE_MAX];
+    struct session *s = NULL;
     uint8_t hash[32];
+    int here;
 
     if (strlen(hex) != 64 || strspn(hex, "0123456789abcdef") != 64)
         return;
+    if ((here = session_cluster_locate(srv, vkey, false, owner, sizeof(owner))) == -2) {
+        session_refuse(srv, o, "resume_invalid",
+                       "this resume secret is unknown, used or expired; join again from the EHR",
+                       NULL, NULL);
+        return;
+    }
+    if (here == 1)
+        s = sessions_find_key(srv->sessions, vkey);
     for (int i = 0; i < 32; i++) {
         unsigned x;
 
@@ -418,7 +476,7 @@ static void session_cluster__resume_in(struct signal_server *srv, json_t *j,
 static void session_cluster__member_in(struct signal_server *srv, json_t *j,
                                        const struct session_origin *o, bool gone)
 {
-    struct session *s = session_cluster__here(srv, j, o, false);
+    struct session *s = session_cluster__here(srv, j, o);
     const char *pid = session_cluster__str(j, "p"), *text = session_cluster__str(j, "t");
     const struct session_link *l = NULL;
     struct msg m;
@@ -429,8 +487,15 @@ static void session_cluster__member_in(struct signal_server *srv, json_t *j,
             s->conns[i].conn_id == o->conn_id && (gone || strcmp(s->conns[i].id, pid) == 0))
             l = &s->conns[i];
     }
-    if (l == NULL)
-        return; /* replaced since, or never ours: stale */
+    if (l == NULL) {
+        /* Replaced since, or never ours: that browser resumes, and reaches
+         * the visit as it is now. */
+        if (!gone)
+            session_cluster_act(srv, o->edge, o->conn_id,
+                                json_pack("{s:s,s:i,s:s}", "a", "close", "code",
+                                          CONN_CLOSE_MOVED, "reason", "visit moved"));
+        return;
+    }
     if (gone) {
         char id[VISIT_ID_LEN];
 
@@ -582,6 +647,17 @@ static void session_cluster__renew(struct signal_server *srv, struct session *s)
     uint64_t now = clock_mono_ms();
     enum store_result r;
 
+    if (s->lease_ok_ms == 0)
+        s->lease_ok_ms = now; /* taken just now, by locate */
+    /* Fenced: a lease we could not renew has lapsed, and another replica
+     * may run the visit now; two owners must not. Our browsers resume
+     * wherever it runs (the media never depended on us). */
+    if (now - s->lease_ok_ms > QR_CLUSTER_LEASE_MS) {
+        log_warn("cluster: a visit's lease could not be renewed in time; letting go");
+        srv->stats.lost_visits++;
+        session_cluster__let_go(srv, s);
+        return;
+    }
     if (now < s->renew_ms || session_cluster__quiet(srv, now))
         return;
     r = store_own(srv->store, s->v.key, session_cluster__node(srv), QR_CLUSTER_LEASE_MS, holder,
@@ -590,6 +666,7 @@ static void session_cluster__renew(struct signal_server *srv, struct session *s)
         session_cluster__store_down(srv, clock_mono_ms());
     } else if (r == STORE_OK) {
         s->renew_ms = now + QR_CLUSTER_RENEW_MS;
+        s->lease_ok_ms = now;
     } else if (r == STORE_TAKEN) {
         /* Our lease lapsed (we were cut off) and another replica runs the
          * visit now: ours is stale. */
@@ -620,8 +697,9 @@ static void session_cluster__watch(struct signal_server *srv, uint64_t now, bool
 
         if (c->owner_wait_ms != 0 && (moved || now > c->owner_wait_ms)) {
             /* Asked an owner that is gone (or too slow): the browser asks
-             * again, and reaches whoever runs the visit now. */
-            session_cluster__remove(sc, c);
+             * again, and reaches whoever runs the visit now. A slow owner
+             * that seated it meanwhile is told the connection is gone. */
+            session_cluster_closed(srv, c);
             conn_refuse(c, "state_unavailable", "the visit is moving; try again", NULL);
         } else if (moved) {
             session_cluster__remove(sc, c);
@@ -682,7 +760,10 @@ void session_cluster_tick(struct signal_server *srv)
  * browser reconnects to takes it over at once. */
 static void session_cluster__hand_over(struct signal_server *srv, struct session *s)
 {
-    session_store_save(srv, s, false);
+    /* Not with a record behind what its people were told: kept, and its
+     * lease left to lapse, so that the next owner reads the latest. */
+    if (session_store_save(srv, s, false) != STORE_OK)
+        return;
     srv->store->ops->disown(srv->store->impl, s->v.key, session_cluster__node(srv));
     session_cluster__let_go(srv, s);
 }

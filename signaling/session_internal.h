@@ -40,6 +40,9 @@ struct visit_env session_env(struct signal_server *srv, const struct visit_confi
 void session_finish(struct signal_server *srv, struct session *s,
                     const struct session_origin *origin, struct visit_out *o);
 
+/* Every pair of v is on a relay configured here. */
+bool session_store_relays_known(const struct signal_server *srv, const struct visit *v);
+
 /* A token or resume secret refused: counted, audited, sent, closed. */
 void session_refuse(struct signal_server *srv, const struct session_origin *origin,
                     const char *code, const char *message, const char *field,
@@ -57,8 +60,9 @@ void session_resume_at(struct signal_server *srv, struct session *s,
 /* A message of participant `from`, parsed. */
 void session_dispatch(struct signal_server *srv, struct session *s, const char *from,
                       const struct session_origin *origin, const struct msg *m);
-/* Participant id's connection is gone. */
-void session_gone(struct signal_server *srv, struct session *s, const char *id);
+/* Participant id's connection is gone. True if that ended the visit (s
+ * is then freed). */
+bool session_gone(struct signal_server *srv, struct session *s, const char *id);
 
 /* Unbinds every participant whose connection is held by edge (which
  * lost the visit, or died) and tells the core they left. */
@@ -66,10 +70,11 @@ void session_drop_edge(struct signal_server *srv, struct session *s, const char 
 
 /* Cluster (session_cluster.c). With no cluster configured every call is a
  * no-op that answers "here". */
-/* The visit with key vkey runs here (true), or *owner names the replica
- * that runs it; a visit nobody runs is taken over (read from the store).
- * -1: the store cannot say now. */
-int session_cluster_locate(struct signal_server *srv, const char *vkey, char *owner,
+/* The visit with key vkey runs here (1), or *owner names the replica that
+ * runs it (0); a visit nobody runs is taken over (read from the store), or
+ * with create, started here. -1: not now (the store cannot say, or this
+ * replica is draining); -2: there is no such visit (without create). */
+int session_cluster_locate(struct signal_server *srv, const char *vkey, bool create, char *owner,
                            size_t len);
 /* Forwards to the owner: a verified join, a resume, a message, a close. */
 void session_cluster_join(struct signal_server *srv, struct conn *c, const char *owner,
@@ -83,6 +88,8 @@ void session_cluster_closed(struct signal_server *srv, struct conn *c);
  * owners that stopped answering or changed. Both: orphaned visits taken
  * over. From the tick. */
 void session_cluster_tick(struct signal_server *srv);
+/* The cluster's store did not answer lately: calls that can wait do. */
+bool session_cluster_quiet(const struct signal_server *srv);
 /* Sends one action of the core to a participant held by edge. */
 void session_cluster_act(struct signal_server *srv, const char *edge, uint64_t conn_id,
                          json_t *act);

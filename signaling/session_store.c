@@ -3,7 +3,7 @@
  * nobody is told of a state a crash could lose), and read back at start.
  * What counts as a change is the record itself: its SHA-256 is compared
  * with the last one written, so the core needs no change tracking. */
-#include "session.h"
+#include "session_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +31,42 @@ static enum store_result session_store__failed(struct signal_server *srv, struct
     return r;
 }
 
+/* A save refused because the stored revision is not the one we hold.
+ * Either our own last write landed although we were told it had not (a
+ * write acknowledged late, during a NATS leader election): the stored
+ * record is ours, and so is its revision. Or, on one machine, a record was
+ * left in the store for this visit (one that could not be loaded): we are
+ * the only writer, and it goes. Otherwise another replica wrote it: not
+ * ours to overwrite (the lease decides who runs the visit). */
+static enum store_result session_store__conflict(struct signal_server *srv, struct session *s,
+                                                 const char *text, const uint8_t md[32])
+{
+    char *rec = NULL;
+    size_t len = 0;
+    uint64_t rev = 0;
+    uint8_t theirs[32];
+    enum store_result r = srv->store->ops->fetch(srv->store->impl, s->v.key, &rec, &len, &rev);
+
+    if (r == STORE_ABSENT)
+        rev = 0; /* forgotten meanwhile: create it again */
+    else if (r != STORE_OK)
+        return r;
+    if (rec != NULL && session_store__digest(rec, len, theirs) == 0 &&
+        memcmp(theirs, md, sizeof(theirs)) == 0) {
+        s->rev = rev;
+        r = STORE_OK;
+    } else if (srv->cluster == NULL || r == STORE_ABSENT) {
+        s->rev = rev;
+        r = store_save(srv->store, s->v.key, text, strlen(text), &s->rev);
+    } else {
+        r = STORE_CONFLICT;
+    }
+    if (rec != NULL)
+        OPENSSL_cleanse(rec, len);
+    free(rec);
+    return r;
+}
+
 enum store_result session_store_save(struct signal_server *srv, struct session *s, bool over)
 {
     json_t *j;
@@ -55,6 +91,8 @@ enum store_result session_store_save(struct signal_server *srv, struct session *
         return STORE_OK;
     }
     r = store_save(srv->store, s->v.key, text, strlen(text), &s->rev);
+    if (r == STORE_CONFLICT)
+        r = session_store__conflict(srv, s, text, md);
     /* The record holds names: wiped, not just freed. */
     OPENSSL_cleanse(text, strlen(text));
     free(text);
@@ -68,7 +106,9 @@ enum store_result session_store_save(struct signal_server *srv, struct session *
 
 void session_store_retry(struct signal_server *srv, struct session *s)
 {
-    if (s->unsaved)
+    /* Not while a cluster store is not answering: each retry would wait
+     * out a timeout, visit after visit (session_cluster_quiet). */
+    if (s->unsaved && !session_cluster_quiet(srv))
         session_store_save(srv, s, false);
 }
 
@@ -82,7 +122,7 @@ struct session_store__load {
 
 /* A pair on a relay this configuration does not have cannot be revoked or
  * renewed: such a record is left for an operator (and counted). */
-static bool session_store__relays_known(const struct signal_server *srv, const struct visit *v)
+bool session_store_relays_known(const struct signal_server *srv, const struct visit *v)
 {
     for (unsigned i = 0; i < v->n_pairs; i++) {
         if (v->pairs[i].relay < 0 || (unsigned)v->pairs[i].relay >= srv->cfg.n_relays)
@@ -98,9 +138,14 @@ static int session_store__each(void *ctx, const char *vkey, const char *rec, siz
     json_t *j = json_loadb(rec, len, JSON_REJECT_DUPLICATES, NULL);
     struct session *s;
     int ok = j != NULL && visit_decode(j, l->v) == 0 && strcmp(l->v->key, vkey) == 0 &&
-             !l->v->ended && session_store__relays_known(l->srv, l->v);
+             session_store_relays_known(l->srv, l->v);
 
     json_decref(j);
+    if (ok && l->v->ended) {
+        /* Ended, but its forget failed or was cut short: done now. */
+        store_forget(l->srv->store, vkey);
+        return 0;
+    }
     if (!ok) {
         stats_count(&l->srv->stats.store_failures, "unreadable");
         log_error("state store: a visit record cannot be used and was left in the store");

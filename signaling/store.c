@@ -54,6 +54,8 @@ const char *store_result_name(enum store_result r)
         return "taken";
     case STORE_CONFLICT:
         return "conflict";
+    case STORE_ABSENT:
+        return "absent";
     case STORE_UNAVAILABLE:
     default:
         return "unavailable";

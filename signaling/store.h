@@ -31,6 +31,8 @@ struct store_settings {
     char tls_ca[PATH_MAX], tls_cert[PATH_MAX], tls_key[PATH_MAX];
     char creds[PATH_MAX];                     /* NATS credentials file */
     uint32_t replicas;                        /* JetStream replicas of buckets (3) */
+    uint32_t claim_ttl_s;                     /* how long a claim is kept: token-max-
+                                               * lifetime plus skew (set by the config) */
 };
 
 enum store_result {

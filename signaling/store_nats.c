@@ -1,8 +1,8 @@
 /* The cluster store: JetStream KV buckets shared by every signaling
  * replica, through the NATS C client (libnats 3.4).
  *   qr_claims  token claims, one key per claim key, created once; the
- *              bucket TTL (STORE_NATS_CLAIM_TTL_S) outlives any token;
- *   qr_visits  visit records, key = hex of the sid, History 1, no TTL;
+ *              bucket TTL (the settings' claim_ttl_s) outlives any token;
+ *   qr_visits  visit records, key = the visit key, History 1, no TTL;
  *              revisions are the stream sequences, so save is a
  *              compare-and-set on the record's last sequence;
  *   qr_owners  which replica runs a visit: value = node id, the bucket TTL
@@ -25,11 +25,6 @@
 #define STORE_NATS_OP_MS 2000             /* every JetStream request, KV ops included */
 #define STORE_NATS_RECONNECT_WAIT_MS 250  /* between reconnect attempts, forever */
 #define STORE_NATS_START_TRIES 10         /* bucket requests at start, ~30 s in all */
-/* A claim is kept while its token could be presented: the longest token
- * lifetime (43200 s) plus 5 min of clock skew. JetStream 2.9 has only a
- * bucket-wide max age, so claim()'s until_s is advisory here (kept in the
- * value for operators); every claim lives this long. */
-#define STORE_NATS_CLAIM_TTL_S (43200 + 300)
 #define STORE_NATS_KEY_MAX 33
 #define STORE_NATS_BUCKET_CLAIMS "qr_claims"
 #define STORE_NATS_BUCKET_VISITS "qr_visits"
@@ -46,6 +41,11 @@ struct store_nats {
     jsCtx *js;
     kvStore *claims, *visits, *owners;   /* owners: on first own() */
     uint32_t replicas;
+    /* A claim is kept while its token could be presented: the settings'
+     * claim_ttl_s (token-max-lifetime plus skew). JetStream 2.9 has only a
+     * bucket-wide max age, so claim()'s until_s is advisory here (kept in
+     * the value for operators); every claim lives this long. */
+    uint32_t claim_ttl_s;
 };
 
 /* --- keys ------------------------------------------------------------------------ */
@@ -562,7 +562,7 @@ static natsStatus store_nats__connect(struct store_nats *n, const struct store_s
         if (n->claims == NULL) {
             *what = "bucket " STORE_NATS_BUCKET_CLAIMS;
             n->claims = store_nats__bucket(n, STORE_NATS_BUCKET_CLAIMS,
-                                           (int64_t)STORE_NATS_CLAIM_TTL_S * 1000, &st);
+                                           (int64_t)n->claim_ttl_s * 1000, &st);
         }
         if (n->claims != NULL && n->visits == NULL) {
             *what = "bucket " STORE_NATS_BUCKET_VISITS;
@@ -577,6 +577,31 @@ static natsStatus store_nats__connect(struct store_nats *n, const struct store_s
         nats_Sleep(STORE_NATS_RECONNECT_WAIT_MS * 4);
     }
     return st;
+}
+
+/* An existing claims bucket keeps the TTL it was made with: one shorter
+ * than a token's life would forget a claim while its token still works (a
+ * replay). Refused, with what to do. */
+static int store_nats__claims_long_enough(struct store_nats *n, char *err, size_t errlen)
+{
+    kvStatus *sts = NULL;
+    int64_t ttl_ns;
+
+    if (kvStore_Status(&sts, n->claims) != NATS_OK) {
+        snprintf(err, errlen, "nats: bucket " STORE_NATS_BUCKET_CLAIMS ": no status");
+        return -1;
+    }
+    ttl_ns = kvStatus_TTL(sts);
+    kvStatus_Destroy(sts);
+    if (ttl_ns != 0 && ttl_ns < (int64_t)n->claim_ttl_s * 1000000000) {
+        snprintf(err, errlen,
+                 "nats: bucket " STORE_NATS_BUCKET_CLAIMS " keeps claims %lld s, less than a "
+                 "token's life (%u s): raise its max age (nats kv / stream edit KV_"
+                 STORE_NATS_BUCKET_CLAIMS " --max-age) or lower token-max-lifetime",
+                 (long long)(ttl_ns / 1000000000), n->claim_ttl_s);
+        return -1;
+    }
+    return 0;
 }
 
 struct store *store_nats_open(const struct store_settings *s, char *err, size_t errlen)
@@ -595,11 +620,14 @@ struct store *store_nats_open(const struct store_settings *s, char *err, size_t 
         goto fail;
     }
     n->replicas = s->replicas > 0 ? s->replicas : 1;
+    n->claim_ttl_s = s->claim_ttl_s > 0 ? s->claim_ttl_s : QR_TOKEN_LIFETIME_DEFAULT_S + 300;
     ns = store_nats__connect(n, s, &what);
     if (ns != NATS_OK) {
         snprintf(err, errlen, "nats: %s: %s", what, natsStatus_GetText(ns));
         goto fail;
     }
+    if (store_nats__claims_long_enough(n, err, errlen) != 0)
+        goto fail;
     st->ops = &store_nats_ops;
     st->impl = n;
     return st;
