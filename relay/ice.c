@@ -162,8 +162,8 @@ void ice_handle(struct worker *w, uint32_t listen, const union netaddr *src, uin
     }
     cs = creds_verify(relay_keys(r), (const char *)msg.username, ice__ufrag_len(&msg),
                       (uint32_t)(now->wall_ms / 1000),
-                      atomic_load_explicit(&r->live.max_ttl_s, memory_order_relaxed), w->sha256,
-                      &cl, pwd);
+                      atomic_load_explicit(&r->live.max_ttl_s, memory_order_relaxed), true,
+                      w->sha256, &cl, pwd);
     if (cs != CREDS_OK) {
         stat_add(&w->stats, ice__ignored(cs), 1);
         return;
