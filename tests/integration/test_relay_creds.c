@@ -50,6 +50,30 @@ static int setup_default(void **state)
     return setup_with(state, NULL);
 }
 
+/* A configuration file naming accept-creds-v1, for the reload test. */
+static char reload_conf[] = "/tmp/qr-creds-conf-XXXXXX";
+
+static void write_conf(const char *value)
+{
+    FILE *fp = fopen(reload_conf, "w");
+
+    assert_non_null(fp);
+    fprintf(fp, "[relay]\naccept-creds-v1 = %s\n", value);
+    assert_int_equal(fclose(fp), 0);
+}
+
+static int setup_reloadable(void **state)
+{
+    static const char *const extra[] = {"--config", reload_conf, NULL};
+    int fd = mkstemp(reload_conf);
+
+    if (fd < 0)
+        return -1;
+    close(fd);
+    write_conf("yes");
+    return setup_with(state, extra);
+}
+
 static int teardown(void **state)
 {
     struct world *w = *state;
@@ -358,6 +382,40 @@ static void test_v1_refused_when_off(void **state)
     peer_close(&a);
 }
 
+/* The way docs/relay.md says to end the transition: accept-creds-v1 no in
+ * the configuration, then SIGHUP. A real v1 leg binds before, gets silence
+ * after. */
+static void test_v1_turned_off_by_reload(void **state)
+{
+    struct world *w = *state;
+    const union netaddr *r = &w->relay.listen[0];
+    char ufrag[CREDS_UFRAG_LEN + 1], pwd[CREDS_PWD_LEN + 1];
+    struct check c = {.ufrag = ufrag, .pwd = pwd};
+    struct udp_peer a;
+    uint8_t raw[2048];
+    struct stun_msg m;
+    bool applied = false;
+
+    v1_leg(w, ufrag, pwd);
+    assert_int_equal(peer_open(&a, "127.0.0.1:0"), 0);
+    assert_int_equal(peer_check(&a, r, &c, &m, raw, WAIT_MS), 1);
+    assert_int_equal(m.cls, STUN_CLASS_SUCCESS);
+    write_conf("no");
+    assert_int_equal(kill(w->relay.pid, SIGHUP), 0);
+    for (uint64_t until = clock_mono_ms() + 3000; !applied && clock_mono_ms() < until;
+         usleep(20000)) {
+        char *audit = read_text(w->relay.audit);
+
+        applied = audit != NULL && strstr(audit, "accept-creds-v1") != NULL;
+        free(audit);
+    }
+    assert_true(applied);
+    assert_int_equal(exchange(&a, r, ufrag, pwd, raw, SILENCE_MS), -1);
+    assert_int_equal(relay_stat(&w->relay, "stun", "ignored_v1"), 1);
+    peer_close(&a);
+    unlink(reload_conf);
+}
+
 int main(void)
 {
     struct CMUnitTest tests[] = {
@@ -370,6 +428,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_correct_v2_check_succeeds, setup_v2_only, teardown),
         cmocka_unit_test_setup_teardown(test_v1_refused_when_off, setup_v2_only, teardown),
         cmocka_unit_test_setup_teardown(test_v1_accepted_by_default, setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_v1_turned_off_by_reload, setup_reloadable,
+                                        teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);
