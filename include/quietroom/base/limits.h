@@ -65,7 +65,7 @@
  * a second per source address, then silence. */
 #define QR_STUN_ERRORS_PER_S 5
 /* Per-worker slots counting them, indexed by a keyed hash of the address;
- * addresses that share a slot share its budget (never more than theirs). */
+ * addresses that share a slot share one budget (fewer errors, never more). */
 #define QR_STUN_ERROR_SLOTS 256
 
 /* --- signaling ---------------------------------------------------------- */
