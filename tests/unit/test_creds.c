@@ -299,6 +299,28 @@ static void test_v2_format(void **state)
     assert_int_equal(creds_encode_ufrag(&leg, NULL, f->h, u), -1);
 }
 
+/* The format as docs/relay.md states it, computed independently (Python's
+ * hmac and base64): fields kid 2, expires NOW + 600, session 0, link 1,
+ * side a, nonce 01020304; key 2 = bytes 0..31. */
+static void test_v2_known_answer(void **state)
+{
+    static const char ufrag[] = "AgJrSdRYAAAAAAAAAAAAAQABAgMEXYBeJYSxJLgs";
+    struct fixture *f = *state;
+    struct keyring kr;
+    struct creds_leg leg;
+    char pwd[CREDS_PWD_LEN + 1], u[CREDS_UFRAG_LEN + 1];
+
+    load(&kr, "2 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n");
+    assert_int_equal(creds_verify(&kr, ufrag, CREDS_UFRAG_LEN, NOW, DAY, false, f->h, &leg, pwd),
+                     CREDS_OK);
+    assert_string_equal(pwd, "nYeATHGNKDeMIvglG2EkMK9Kl+ozohxf");
+    assert_int_equal(leg.kid, 2);
+    assert_int_equal(leg.expires, NOW + 600);
+    assert_int_equal(leg.link, 1);
+    assert_int_equal(creds_encode_ufrag(&leg, &kr.keys[0], f->h, u), CREDS_UFRAG_LEN);
+    assert_string_equal(u, ufrag);
+}
+
 /* Moving a real ufrag to another key id the relay holds does not carry its
  * MAC along: the MAC covers the key id and is under the named key. */
 static void test_v2_kid_swap_is_forged(void **state)
@@ -460,6 +482,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_malformed_ufrag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v2_format, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_v2_known_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v2_kid_swap_is_forged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forged_ufrags, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v1_transition, setup, teardown),
