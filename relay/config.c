@@ -91,6 +91,13 @@ static int set_max_ttl(void *arg, const char *value, char *err, size_t errlen)
     return config_u32(value, 60, 7 * 24 * 3600, "max-ttl", &cfg->max_ttl_s, err, errlen);
 }
 
+static int set_accept_v1(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct relay_config *cfg = arg;
+
+    return config_bool(value, "accept-creds-v1", &cfg->accept_creds_v1, err, errlen);
+}
+
 static const struct config_option relay_options[] = {
     {"listen", "ADDR:PORT", set_listen, "UDP address for media; repeat for more (IPv4, IPv6)"},
     {"secret-file", "FILE", set_secret_file, "credential secrets shared with signaling"},
@@ -99,6 +106,8 @@ static const struct config_option relay_options[] = {
     {"max-links", "N", set_max_links, "link slots allocated at start (default 16384)"},
     {"consent-timeout", "S", set_consent, "close a leg after S s without a check (default 30)"},
     {"max-ttl", "S", set_max_ttl, "refuse credentials valid longer than S s (default 86400)"},
+    {"accept-creds-v1", "yes|no", set_accept_v1,
+     "answer v1 ufrags (no MAC; older signaling): off once signaling is upgraded (default yes)"},
     {"ready-file", "FILE", set_ready_file, "write bound addresses as JSON once serving"},
 };
 
@@ -137,6 +146,7 @@ static void relay__defaults(struct relay_config *cfg)
     cfg->max_links = QR_MAX_LINKS_DEFAULT;
     cfg->consent_timeout_s = QR_CONSENT_TIMEOUT_S;
     cfg->max_ttl_s = QR_CREDS_MAX_TTL_S;
+    cfg->accept_creds_v1 = true;
 }
 
 /* The checks that need every option at once. */

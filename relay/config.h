@@ -26,6 +26,7 @@ struct relay_config {
     uint32_t max_links;
     uint32_t consent_timeout_s;
     uint32_t max_ttl_s;
+    bool accept_creds_v1;         /* ufrags without a MAC (older signaling) */
 };
 
 /* Fills cfg from defaults, then argv in order ("--config FILE" reads the file

@@ -1,14 +1,17 @@
 /* ICE-lite check handling. The order of checks follows RFC 8489 §6.3 and
  * §9.1.3: message shape, then credentials, then integrity, then attributes.
- * Two deliberate departures, both against reflection and probing by
- * strangers: an unknown, expired or revoked ufrag earns silence rather than
- * 401, and no response is ever longer than the request that caused it. */
+ * Three deliberate departures, all against reflection and probing by
+ * strangers: an unknown, forged, expired or revoked ufrag earns silence
+ * rather than 401; an error that MESSAGE-INTEGRITY did not authenticate
+ * goes to a source address at most QR_STUN_ERRORS_PER_S times a second;
+ * and no response is ever longer than the request that caused it. */
 #include "ice.h"
 
 #include <string.h>
 
 #include "events.h"
 #include "quietroom/base/clock.h"
+#include "quietroom/base/hindex.h"
 #include "quietroom/wire/creds.h"
 #include "quietroom/wire/stun.h"
 #include "worker.h"
@@ -57,6 +60,45 @@ static void ice__error(struct worker *w, uint32_t listen, const union netaddr *s
     n = stun_build_error(buf, len, msg, code, (const uint8_t *)pwd, pwd ? CREDS_PWD_LEN : 0,
                          w->sha1);
     ice__send(w, listen, src, buf, n, stat);
+}
+
+bool ice_limiter_take(struct ice_limiter *l, const union netaddr *src, uint64_t now_ms)
+{
+    uint32_t second = (uint32_t)(now_ms / 1000);
+    uint64_t a = 0, b = 0, h;
+    struct ice_limiter_slot *s;
+
+    /* The address only: a spoofer picks ports freely. */
+    if (src->sa.sa_family == AF_INET6) {
+        memcpy(&a, src->in6.sin6_addr.s6_addr, 8);
+        memcpy(&b, src->in6.sin6_addr.s6_addr + 8, 8);
+    } else {
+        a = src->in.sin_addr.s_addr;
+    }
+    h = hindex_mix(hindex_mix(l->seed ^ a) ^ b);
+    s = &l->slot[h % QR_STUN_ERROR_SLOTS];
+    if (s->second != second) {
+        s->second = second;
+        s->sent = 0;
+    }
+    if (s->sent >= QR_STUN_ERRORS_PER_S)
+        return false;
+    s->sent++;
+    return true;
+}
+
+/* An error response MESSAGE-INTEGRITY did not authenticate: the source
+ * address may be anyone's, so it is rate-limited per address. */
+static void ice__error_unauthenticated(struct worker *w, uint32_t listen,
+                                       const union netaddr *src, uint8_t *buf, size_t len,
+                                       const struct stun_msg *msg, enum stun_error_code code,
+                                       uint64_t now_ms)
+{
+    if (!ice_limiter_take(&w->errors, src, now_ms)) {
+        stat_add(&w->stats, STAT_STUN_ERRORS_LIMITED, 1);
+        return;
+    }
+    ice__error(w, listen, src, buf, len, msg, code, NULL);
 }
 
 /* Hands over DTLS that arrived for this leg before it was bound; sent right
@@ -131,8 +173,17 @@ static void ice__consent(struct worker *w, uint32_t listen, const union netaddr 
 /* Maps a credential failure to its counter; all of them mean silence. */
 static enum stat_id ice__ignored(enum creds_status s)
 {
-    return s == CREDS_EXPIRED || s == CREDS_TOO_LONG ? STAT_STUN_IGNORED_EXPIRED
-                                                     : STAT_STUN_IGNORED_CREDENTIALS;
+    switch (s) {
+    case CREDS_EXPIRED:
+    case CREDS_TOO_LONG:
+        return STAT_STUN_IGNORED_EXPIRED;
+    case CREDS_BAD_MAC:
+        return STAT_STUN_IGNORED_FORGED;
+    case CREDS_V1_REFUSED:
+        return STAT_STUN_IGNORED_V1;
+    default:
+        return STAT_STUN_IGNORED_CREDENTIALS;
+    }
 }
 
 void ice_handle(struct worker *w, uint32_t listen, const union netaddr *src, uint8_t *buf,
@@ -157,13 +208,17 @@ void ice_handle(struct worker *w, uint32_t listen, const union netaddr *src, uin
     }
     stat_add(&w->stats, STAT_STUN_REQUESTS, 1);
     if (msg.username == NULL || msg.integrity_at == 0) {
-        ice__error(w, listen, src, buf, len, &msg, STUN_ERROR_BAD_REQUEST, NULL);
+        ice__error_unauthenticated(w, listen, src, buf, len, &msg, STUN_ERROR_BAD_REQUEST,
+                                   now->mono_ms);
         return;
     }
+    /* A v2 ufrag's own MAC is checked first: a forged one costs one hash
+     * and earns silence, whatever version, key id or expiry it claims. */
     cs = creds_verify(relay_keys(r), (const char *)msg.username, ice__ufrag_len(&msg),
                       (uint32_t)(now->wall_ms / 1000),
-                      atomic_load_explicit(&r->live.max_ttl_s, memory_order_relaxed), w->sha256,
-                      &cl, pwd);
+                      atomic_load_explicit(&r->live.max_ttl_s, memory_order_relaxed),
+                      !atomic_load_explicit(&r->live.creds_v1_refused, memory_order_relaxed),
+                      w->sha256, &cl, pwd);
     if (cs != CREDS_OK) {
         stat_add(&w->stats, ice__ignored(cs), 1);
         return;
@@ -173,7 +228,8 @@ void ice_handle(struct worker *w, uint32_t listen, const union netaddr *src, uin
         return;
     }
     if (!stun_check_integrity(buf, &msg, (const uint8_t *)pwd, CREDS_PWD_LEN, w->sha1)) {
-        ice__error(w, listen, src, buf, len, &msg, STUN_ERROR_UNAUTHENTICATED, NULL);
+        ice__error_unauthenticated(w, listen, src, buf, len, &msg, STUN_ERROR_UNAUTHENTICATED,
+                                   now->mono_ms);
         return;
     }
     if (msg.n_unknown > 0) {

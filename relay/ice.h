@@ -4,13 +4,31 @@
 #ifndef QUIETROOM_RELAY_ICE_H
 #define QUIETROOM_RELAY_ICE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "quietroom/base/limits.h"
 #include "quietroom/base/netaddr.h"
 
 struct worker;
 struct worker_now;
+
+/* Error responses sent per source address in the current second (one per
+ * worker, sized at start: nothing is allocated per packet). */
+struct ice_limiter_slot {
+    uint32_t second;              /* monotonic second the count is for */
+    uint32_t sent;
+};
+
+struct ice_limiter {
+    uint64_t seed;                /* keys the address hash: slots cannot be aimed */
+    struct ice_limiter_slot slot[QR_STUN_ERROR_SLOTS];
+};
+
+/* Whether src may have one more unauthenticated error response now;
+ * counts it if so. */
+bool ice_limiter_take(struct ice_limiter *l, const union netaddr *src, uint64_t now_ms);
 
 /* Handles one STUN datagram received on socket listen from src at time
  * now. A response, if any, is written over buf (never longer than the

@@ -210,12 +210,17 @@ static int lifecycle__apply(struct relay *r, struct relay_config *cfg, json_t *c
                            cfg->consent_timeout_s);
     lifecycle__changed_u32(changed, "drain-timeout", &r->live.drain_timeout_s,
                            cfg->daemon.drain_timeout_s);
+    if (atomic_load(&r->live.creds_v1_refused) == cfg->accept_creds_v1) {
+        atomic_store(&r->live.creds_v1_refused, !cfg->accept_creds_v1);
+        json_array_append_new(changed, json_string("accept-creds-v1"));
+    }
     if (cfg->daemon.log_level != r->cfg.daemon.log_level) {
         log_set_level((enum log_level)cfg->daemon.log_level);
         json_array_append_new(changed, json_string("log-level"));
     }
     memcpy(r->cfg.secret_file, cfg->secret_file, sizeof(r->cfg.secret_file));
     r->cfg.max_ttl_s = cfg->max_ttl_s;
+    r->cfg.accept_creds_v1 = cfg->accept_creds_v1;
     r->cfg.consent_timeout_s = cfg->consent_timeout_s;
     r->cfg.daemon.drain_timeout_s = cfg->daemon.drain_timeout_s;
     r->cfg.daemon.log_level = cfg->daemon.log_level;

@@ -165,6 +165,7 @@ static int relay__init(struct relay *r, int argc, char **argv, int *exit_code)
     atomic_store(&r->live.max_ttl_s, r->cfg.max_ttl_s);
     atomic_store(&r->live.consent_timeout_s, r->cfg.consent_timeout_s);
     atomic_store(&r->live.drain_timeout_s, r->cfg.daemon.drain_timeout_s);
+    atomic_store(&r->live.creds_v1_refused, !r->cfg.accept_creds_v1);
     metrics_histogram_init(&r->loss, stats_loss_bounds, STATS_LOSS_BOUNDS, 1e6);
     r->argc = argc;
     r->argv = argv;

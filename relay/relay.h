@@ -23,6 +23,7 @@ struct relay_live {
     _Atomic uint32_t max_ttl_s;
     _Atomic uint32_t consent_timeout_s;
     _Atomic uint32_t drain_timeout_s;
+    _Atomic bool creds_v1_refused;  /* !accept-creds-v1; zero: accepted */
 };
 
 /* The workers' progress as the watch last saw it, and when the drain began

@@ -30,6 +30,9 @@ enum stat_id {
     STAT_STUN_IGNORED_REVOKED,
     STAT_STUN_IGNORED_DRAINING,     /* a new session while draining */
     STAT_STUN_IGNORED_OTHER,        /* not a Binding request, no FINGERPRINT */
+    STAT_STUN_IGNORED_FORGED,       /* v2 ufrag whose MAC does not verify */
+    STAT_STUN_IGNORED_V1,           /* v1 ufrag while accept-creds-v1 is off */
+    STAT_STUN_ERRORS_LIMITED,       /* error response withheld: QR_STUN_ERRORS_PER_S */
     STAT_LEGS_BOUND,
     STAT_LEGS_MOVED,
     STAT_LEGS_SUPERSEDED,           /* another leg was nominated from its address */

@@ -14,6 +14,7 @@
 #include "forward.h"
 #include "ice.h"
 #include "quietroom/base/clock.h"
+#include "quietroom/base/hindex.h"
 #include "quietroom/wire/demux.h"
 #include "quietroom/base/log.h"
 
@@ -283,6 +284,7 @@ static struct worker *worker__alloc(struct relay *r, unsigned id, const int *fds
     if ((w->sha1 = hmac_new(HMAC_SHA1)) == NULL || (w->sha256 = hmac_new(HMAC_SHA256)) == NULL)
         goto fail;
     w->map = table_addrmap(r->table);
+    w->errors.seed = hindex_mix(r->seed ^ (0x51ed27a9ull + id));
     return w;
 fail:
     worker_free(w);

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "addrmap.h"
+#include "ice.h"
 #include "link.h"
 #include "quietroom/base/hmac.h"
 #include "quietroom/base/limits.h"
@@ -53,6 +54,7 @@ struct worker {
     struct hmac *sha1;
     struct hmac *sha256;
     _Atomic uint64_t quiescent;   /* bumped between batches (reclamation) */
+    struct ice_limiter errors;    /* unauthenticated error responses per source */
     struct stat_counters stats;
 
     struct mmsghdr rx_msg[QR_BATCH];

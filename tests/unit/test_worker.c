@@ -14,8 +14,10 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "events.h"
+#include "quietroom/base/bytes.h"
 #include "quietroom/wire/creds.h"
 #include "quietroom/wire/stun.h"
 #include "relay.h"
@@ -223,6 +225,116 @@ static void test_401_bad_integrity(void **state)
     fx_free(f);
 }
 
+/* A ufrag made without the secret: the fixture's key id, in max-ttl. */
+static void forge(uint8_t version, char *out)
+{
+    uint8_t raw[30];
+
+    memset(raw, 0xa5, sizeof(raw));
+    raw[0] = version;
+    raw[1] = 1;
+    bytes_put32(raw + 2, NOW_S + 600);
+    raw[16] = 0;
+    EVP_EncodeBlock((unsigned char *)out, raw, version == CREDS_VERSION_V1 ? 21 : 30);
+}
+
+static void test_forged_v2_silent(void **state)
+{
+    struct fx *f = fx_new(16, 1);
+    union netaddr a = addr("192.0.2.1:5000");
+    char u[CREDS_UFRAG_LEN + 1];
+    struct check c = {.ufrag = u, .pwd = f->link[0].pwd[0], .nominate = true};
+
+    (void)state;
+    forge(CREDS_VERSION, u);
+    check(f, 0, &a, &c);
+    expect_nothing_sent(f);
+    /* A real ufrag with its last character (MAC bits) changed. */
+    memcpy(u, f->link[0].ufrag[0], sizeof(u));
+    u[CREDS_UFRAG_LEN - 1] = u[CREDS_UFRAG_LEN - 1] == 'A' ? 'B' : 'A';
+    check(f, 0, &a, &c);
+    expect_nothing_sent(f);
+    assert_int_equal(counter(f, STAT_STUN_IGNORED_FORGED), 2);
+    assert_int_equal(counter(f, STAT_STUN_UNAUTHENTICATED), 0);
+    fx_free(f);
+}
+
+/* v1 while accepted (the default: a zeroed relay_live): today's 401 to a
+ * forged one; refused: silence, even for a real one. */
+static void test_v1_transition(void **state)
+{
+    struct fx *f = fx_new(16, 1);
+    union netaddr a = addr("192.0.2.1:5000");
+    struct hmac *sha256 = hmac_new(HMAC_SHA256);
+    struct creds_leg leg = {.version = CREDS_VERSION_V1, .kid = 1, .expires = NOW_S + 600};
+    char u[CREDS_UFRAG_LEN + 1], pwd[CREDS_PWD_LEN + 1];
+    struct check c = {.ufrag = u, .pwd = pwd, .nominate = true};
+    struct stun_msg msg;
+    size_t n;
+
+    (void)state;
+    assert_int_equal(creds_encode_ufrag(&leg, NULL, NULL, u), CREDS_UFRAG_V1_LEN);
+    assert_int_equal(creds_password(&f->r.keyring[0].keys[0], u, CREDS_UFRAG_V1_LEN, sha256, pwd),
+                     0);
+    n = check(f, 0, &a, &c);
+    expect_reply(f, 0, &a, n, STUN_CLASS_SUCCESS, &msg);
+    forge(CREDS_VERSION_V1, u);
+    n = check(f, 0, &a, &c);
+    expect_error(f, 0, &a, n, 401, NULL);
+
+    atomic_store(&f->r.live.creds_v1_refused, true);
+    check(f, 0, &a, &c);
+    expect_nothing_sent(f);
+    assert_int_equal(creds_encode_ufrag(&leg, NULL, NULL, u), CREDS_UFRAG_V1_LEN);
+    check(f, 0, &a, &c);
+    expect_nothing_sent(f);
+    assert_int_equal(counter(f, STAT_STUN_IGNORED_V1), 2);
+    hmac_free(sha256);
+    fx_free(f);
+}
+
+/* 401s and 400s without integrity: QR_STUN_ERRORS_PER_S a second per
+ * source address, whatever its port; another address and the next second
+ * have their own. */
+static void test_unauthenticated_errors_rate_limited(void **state)
+{
+    struct fx *f = fx_new(16, 1);
+    union netaddr a = addr("192.0.2.1:5000"), a2 = addr("192.0.2.1:5001");
+    union netaddr b = addr("[2001:db8::1]:5000");
+    struct check c = {.ufrag = f->link[0].ufrag[0], .pwd = f->link[0].pwd[1], .nominate = true};
+    struct check bare = {.no_username = true, .pwd = f->link[0].pwd[1]};
+    unsigned sent = 0;
+    size_t n;
+
+    (void)state;
+    for (int i = 0; i < 50; i++) {
+        check(f, 0, i % 2 ? &a : &a2, &c);
+        sent += f->n_sent;
+    }
+    assert_int_equal(sent, QR_STUN_ERRORS_PER_S);
+    assert_int_equal(counter(f, STAT_STUN_UNAUTHENTICATED), QR_STUN_ERRORS_PER_S);
+    assert_int_equal(counter(f, STAT_STUN_ERRORS_LIMITED), 50 - QR_STUN_ERRORS_PER_S);
+    check(f, 0, &a, &bare);
+    expect_nothing_sent(f);
+    assert_int_equal(counter(f, STAT_STUN_ERRORS_LIMITED), 51 - QR_STUN_ERRORS_PER_S);
+
+    n = check(f, 0, &b, &c);
+    expect_error(f, 0, &b, n, 401, NULL);
+    f->now.mono_ms += 1000;
+    n = check(f, 0, &a, &c);
+    expect_error(f, 0, &a, n, 401, NULL);
+    /* The right password is never limited. */
+    f->now.mono_ms -= 1000;
+    c.pwd = f->link[0].pwd[0];
+    for (int i = 0; i < 3; i++) {
+        struct stun_msg msg;
+
+        n = check(f, 0, &a, &c);
+        expect_reply(f, 0, &a, n, STUN_CLASS_SUCCESS, &msg);
+    }
+    fx_free(f);
+}
+
 static void test_420_unknown_attribute(void **state)
 {
     struct fx *f = fx_new(16, 1);
@@ -314,6 +426,9 @@ int main(void)
         cmocka_unit_test(test_no_amplification),
         cmocka_unit_test(test_400_with_integrity),
         cmocka_unit_test(test_401_bad_integrity),
+        cmocka_unit_test(test_forged_v2_silent),
+        cmocka_unit_test(test_v1_transition),
+        cmocka_unit_test(test_unauthenticated_errors_rate_limited),
         cmocka_unit_test(test_420_unknown_attribute),
         cmocka_unit_test(test_487_role_conflict),
         cmocka_unit_test(test_success_without_nomination_binds_nothing),

@@ -59,6 +59,14 @@
 /* RFC 8489 §14.3: USERNAME is less than 513 bytes. */
 #define QR_STUN_USERNAME_MAX 512
 #define QR_STUN_UNKNOWN_MAX 8
+/* Error responses to checks that MESSAGE-INTEGRITY did not authenticate (a
+ * 401 to a real ufrag with a wrong password, a 400 to a check without
+ * credentials) go to any source address a spoofer names: at most this many
+ * a second per source address, then silence. */
+#define QR_STUN_ERRORS_PER_S 5
+/* Per-worker slots counting them, indexed by a keyed hash of the address;
+ * addresses that share a slot share one budget (fewer errors, never more). */
+#define QR_STUN_ERROR_SLOTS 256
 
 /* --- signaling ---------------------------------------------------------- */
 
