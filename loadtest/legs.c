@@ -205,7 +205,7 @@ static int lt__derive(struct lt_thread *t, struct hmac *h)
     return 0;
 }
 
-static void lt__check(struct lt_thread *t, struct lt_leg *l, struct hmac *sha1)
+void lt_legs_check(struct lt_thread *t, struct lt_leg *l, struct hmac *sha1)
 {
     char username[64];
     uint8_t req[256];
@@ -278,7 +278,7 @@ static void lt__window_send(struct lt_thread *t, struct lt_window *w, struct hma
             continue;
         }
         if (w->due[i] <= now) {
-            lt__check(t, l, sha1);
+            lt_legs_check(t, l, sha1);
             w->tries[i]++;
             w->due[i] = now + LT_SETUP_WAIT_MS * 1000000ull;
         }

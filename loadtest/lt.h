@@ -54,6 +54,11 @@ struct lt_profile {
     unsigned audio_min, audio_max;
 };
 
+/* Consent freshness (RFC 7675): a browser sends a check every 5 s on
+ * average (4-6 s, randomised); the relay closes a leg after its
+ * consent-timeout (30 s) without one. */
+#define LT_CONSENT_MS 5000
+
 struct lt_options {
     enum lt_mode mode;
     union netaddr server;          /* relay, minfwd or TURN server */
@@ -67,6 +72,7 @@ struct lt_options {
     const char *json_path;
     bool ramp;
     double ramp_loss;              /* loss ratio that ends a ramp */
+    unsigned consent_ms;           /* relay: mean interval of consent checks per leg */
 };
 
 struct lt_leg {
@@ -79,6 +85,7 @@ struct lt_leg {
     uint32_t max_seq32;            /* highest sequence received (32-bit, ours) */
     uint64_t next_ns;              /* next frame due */
     uint64_t next_audio_ns;
+    uint64_t next_consent_ns;      /* relay mode: the next consent check (RFC 7675) */
     srtp_t tx, rx;
     uint16_t channel;              /* TURN channel towards the peer, 0 if none */
     union netaddr relayed;         /* TURN: this leg's relayed address */
@@ -101,6 +108,7 @@ struct lt_thread {
     uint32_t lat[LT_LAT_BUCKETS];
     uint64_t lat_overflow, lat_count;
     uint64_t sent, received, bytes_sent, corrupt, late_frames, send_errors;
+    uint64_t consent_sent, consent_answered;
     uint64_t setup_ns;             /* time to bring every leg up */
     unsigned setup_failed;
     bool srtp_failed;              /* no SRTP sessions: no media from this thread */
@@ -115,6 +123,10 @@ void lt_legs_free(struct lt_thread *t);
 /* Brings every leg up (STUN binding, TURN allocation, ...). Returns 0 if
  * all legs are ready. */
 int lt_legs_setup(struct lt_thread *t);
+
+/* Sends leg l's ICE connectivity check to the relay (setup, and consent
+ * refreshes during media); sha1 is an HMAC_SHA1 context. */
+void lt_legs_check(struct lt_thread *t, struct lt_leg *l, struct hmac *sha1);
 
 /* traffic.c: media until deadline_ns, then a drain. */
 void lt_traffic_run(struct lt_thread *t, uint64_t start_ns, uint64_t deadline_ns);

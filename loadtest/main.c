@@ -114,6 +114,7 @@ struct lt_result {
     unsigned links;
     double seconds, setup_s, setups_per_s, setups_per_cpu_s;
     uint64_t sent, received, bytes, corrupt, dup, reordered, late, send_errors, setup_failed;
+    uint64_t consent_sent, consent_answered;
     double loss, pps_sent, pps_received, bits_per_s;
     double p50_us, p99_us, p999_us, max_us;
     double server_cpu_s, server_cpu_per_mpkt, gen_cpu_s;
@@ -182,6 +183,8 @@ static void lt__collect(struct lt_run *run, unsigned n, struct lt_result *r)
         r->late += t->late_frames;
         r->send_errors += t->send_errors;
         r->setup_failed += t->setup_failed;
+        r->consent_sent += t->consent_sent;
+        r->consent_answered += t->consent_answered;
         count += t->lat_count;
         for (unsigned l = 0; l < t->n_legs; l++) {
             r->dup += t->legs[l].dup;
@@ -318,13 +321,16 @@ static void lt__print(const struct lt_options *opt, const struct lt_result *r)
     printf("  generator  %.3f CPU-s (%.0f %% of one core), %llu late frames, %llu send errors\n",
            r->gen_cpu_s, r->gen_cpu_s / r->seconds * 100, (unsigned long long)r->late,
            (unsigned long long)r->send_errors);
+    if (r->consent_sent > 0)
+        printf("  consent    %llu checks sent during media, %llu answered\n",
+               (unsigned long long)r->consent_sent, (unsigned long long)r->consent_answered);
     printf("  kernel     UDP RcvbufErrors +%llu, InErrors +%llu\n", r->kernel_rcvbuf_errors,
            r->kernel_in_errors);
 }
 
 static json_t *lt__json(const struct lt_options *opt, const struct lt_result *r)
 {
-    return json_pack(
+    json_t *doc = json_pack(
         "{s:s,s:s,s:i,s:f,s:f,s:f,s:f,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:f,s:f,s:f,s:f,s:f,"
         "s:f,s:f,s:f,s:f,s:I,s:i,s:I,s:I}",
         "mode", lt_modes[opt->mode], "profile", opt->profile.name, "links", (int)r->links,
@@ -340,6 +346,12 @@ static json_t *lt__json(const struct lt_options *opt, const struct lt_result *r)
         "server_rss_kb", (json_int_t)r->server_rss_kb, "server_fds", r->server_fds,
         "kernel_rcvbuf_errors", (json_int_t)r->kernel_rcvbuf_errors, "kernel_in_errors",
         (json_int_t)r->kernel_in_errors);
+
+    /* Consent checks during media (relay mode), as a browser sends them. */
+    json_object_set_new(doc, "consent_checks_sent", json_integer((json_int_t)r->consent_sent));
+    json_object_set_new(doc, "consent_checks_answered",
+                        json_integer((json_int_t)r->consent_answered));
+    return doc;
 }
 
 /* --- options ------------------------------------------------------------------ */
@@ -350,7 +362,9 @@ static void lt__usage(FILE *out)
             "usage: quietroom-loadtest --mode relay|minfwd|turn|direct [--server ADDR:PORT]\n"
             "         [--secret-file F] [--turn-user U --turn-pass P] [--links N] [--seconds S]\n"
             "         [--threads T] [--profile audio|video|av|bench] [--pps N] [--size BYTES]\n"
-            "         [--server-pid PID] [--json FILE] [--ramp] [--ramp-loss RATIO]\n");
+            "         [--server-pid PID] [--json FILE] [--ramp] [--ramp-loss RATIO]\n"
+            "         [--consent-ms MS]  (relay: a consent check per leg every MS on average,\n"
+            "                             randomised +-20 %%; default 5000, as browsers)\n");
 }
 
 static int lt__profile(struct lt_options *o, const char *name)
@@ -386,12 +400,14 @@ static int lt__options(int argc, char **argv, struct lt_options *o)
         {"size", required_argument, NULL, 'z'},       {"server-pid", required_argument, NULL, 'P'},
         {"json", required_argument, NULL, 'j'},       {"ramp", no_argument, NULL, 'R'},
         {"ramp-loss", required_argument, NULL, 'L'},  {"help", no_argument, NULL, 'h'},
+        {"consent-ms", required_argument, NULL, 'C'},
         {0, 0, 0, 0},
     };
     char err[256];
     int c;
 
-    *o = (struct lt_options){.links = 10, .threads = 1, .seconds = 5, .ramp_loss = 0.001};
+    *o = (struct lt_options){.links = 10, .threads = 1, .seconds = 5, .ramp_loss = 0.001,
+                             .consent_ms = LT_CONSENT_MS};
     lt__profile(o, "av");
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -423,6 +439,12 @@ static int lt__options(int argc, char **argv, struct lt_options *o)
         case 'j': o->json_path = optarg; break;
         case 'R': o->ramp = true; break;
         case 'L': o->ramp_loss = atof(optarg); break;
+        case 'C': o->consent_ms = (unsigned)atoi(optarg);
+                  if (o->consent_ms < 100) {
+                      fprintf(stderr, "loadtest: --consent-ms is at least 100\n");
+                      return -1;
+                  }
+                  break;
         default: return -1;
         }
     }

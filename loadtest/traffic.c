@@ -221,6 +221,12 @@ static int lt__receive(struct lt_thread *t, struct lt_rx *rx)
 
             if (l == NULL)
                 continue;
+            /* A STUN answer (first two bits 0; media starts 0b10): a
+             * consent check answered, not media. */
+            if (t->opt->mode == LT_MODE_RELAY && len > 0 && pkt[0] < 0x40) {
+                t->consent_answered++;
+                continue;
+            }
             if (t->opt->mode == LT_MODE_TURN) {
                 /* ChannelData: 0x4000-0x7FFF channel, length, data. */
                 if (len < LT_CHANNEL_HEADER || pkt[0] < 0x40 || pkt[0] > 0x7f)
@@ -251,21 +257,53 @@ static void lt__wait(struct lt_thread *t, uint64_t until_ns)
     ppoll(&p, 1, &ts, NULL);
 }
 
+/* Relay mode: the consent checks that are due, each leg every consent_ms
+ * +-20 % as a browser would (LT_CONSENT_MS); without them the relay would close every leg after its
+ * consent-timeout and a long run would measure that as loss. */
+static uint64_t lt__consent_due(struct lt_thread *t, struct hmac *sha1, uint64_t now)
+{
+    uint64_t next = UINT64_MAX, every = (uint64_t)t->opt->consent_ms * 1000000ull;
+
+    for (unsigned i = 0; i < t->n_legs; i++) {
+        struct lt_leg *l = &t->legs[i];
+
+        if (l->next_consent_ns <= now) {
+            lt_legs_check(t, l, sha1);
+            t->consent_sent++;
+            l->next_consent_ns = now + every * 4 / 5 +
+                                 (uint64_t)((l->ssrc ^ (uint32_t)(now >> 20)) % 1000) *
+                                     (every * 2 / 5) / 1000;
+        }
+        if (l->next_consent_ns < next)
+            next = l->next_consent_ns;
+    }
+    return next;
+}
+
 void lt_traffic_run(struct lt_thread *t, uint64_t start_ns, uint64_t deadline_ns)
 {
     struct lt_tx *tx = calloc(1, sizeof(*tx));
     struct lt_rx *rx = calloc(1, sizeof(*rx));
-    uint64_t drain_until;
+    bool consent = t->opt->mode == LT_MODE_RELAY;
+    struct hmac *sha1 = consent ? hmac_new(HMAC_SHA1) : NULL;
+    uint64_t drain_until, next_consent = start_ns;
 
-    if (tx == NULL || rx == NULL)
+    if (tx == NULL || rx == NULL || (consent && sha1 == NULL))
         goto out;
     /* Spread the legs over one frame so that they do not all burst at once. */
     for (unsigned i = 0; i < t->n_legs; i++) {
         t->legs[i].next_ns = start_ns + (uint64_t)i * t->opt->profile.frame_ns / t->n_legs;
         t->legs[i].next_audio_ns = start_ns + (uint64_t)i * t->opt->profile.audio_ns / t->n_legs;
+        t->legs[i].next_consent_ns =
+            start_ns + (uint64_t)i * t->opt->consent_ms * 1000000ull / t->n_legs;
     }
     for (uint64_t now = lt_now_ns(); now < deadline_ns; now = lt_now_ns()) {
         uint64_t next = lt__send_due(t, tx, now);
+
+        if (consent && now >= next_consent)
+            next_consent = lt__consent_due(t, sha1, now);
+        if (next_consent < next)
+            next = next_consent;
 
         if (lt__receive(t, rx) == 0)
             lt__wait(t, next < deadline_ns ? next : deadline_ns);
@@ -276,6 +314,7 @@ void lt_traffic_run(struct lt_thread *t, uint64_t start_ns, uint64_t deadline_ns
             lt__wait(t, drain_until);
     }
 out:
+    hmac_free(sha1);
     free(tx);
     free(rx);
 }

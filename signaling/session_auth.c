@@ -66,10 +66,15 @@ static const char *session__commit_join(struct signal_server *srv, struct sessio
 
     if (store_claim_key(cl->iss, cl->jti, key) != 0)
         return "state_unavailable";
+    if (session_cluster_quiet(srv)) {
+        stats_count(&srv->stats.store_failures, "claim");
+        return "token_claim_unavailable";
+    }
     r = store_claim(srv->store, key, cl->exp + QR_TOKEN_SKEW_MAX_S, cl->sid, session__seated(o));
     if (r == STORE_TAKEN)
         return "token_replayed";
     if (r != STORE_OK) {
+        session_cluster_store_failed(srv);
         stats_count(&srv->stats.store_failures, "claim");
         return "token_claim_unavailable";
     }

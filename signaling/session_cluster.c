@@ -54,9 +54,16 @@ bool session_cluster_quiet(const struct signal_server *srv)
     return srv->cluster != NULL && session_cluster__quiet(srv, clock_mono_ms());
 }
 
+
 static void session_cluster__store_down(struct signal_server *srv, uint64_t now)
 {
     srv->cluster->quiet_until_ms = now + QR_CLUSTER_RENEW_MS;
+}
+
+void session_cluster_store_failed(struct signal_server *srv)
+{
+    if (srv->cluster != NULL)
+        session_cluster__store_down(srv, clock_mono_ms());
 }
 
 static const char *session_cluster__node(const struct signal_server *srv)
@@ -344,8 +351,10 @@ int session_cluster_locate(struct signal_server *srv, const char *vkey, bool cre
     if (srv->cluster == NULL || sessions_find_key(srv->sessions, vkey) != NULL)
         return 1;
     /* A draining replica takes nothing on: the browser asks again, and the
-     * load balancer sends it to a replica that is staying. */
-    if (srv->draining)
+     * load balancer sends it to a replica that is staying. Nor does one
+     * whose store just failed to answer: it says so at once rather than
+     * hold the event loop for another timeout. */
+    if (srv->draining || session_cluster__quiet(srv, clock_mono_ms()))
         return -1;
     /* A resume for a visit the store does not have (ended, or never was)
      * needs no lease: nothing to run. */
@@ -357,8 +366,10 @@ int session_cluster_locate(struct signal_server *srv, const char *vkey, bool cre
         snprintf(owner, len, "%s", holder);
         return 0;
     }
-    if (r != STORE_OK)
+    if (r != STORE_OK) {
+        session_cluster__store_down(srv, clock_mono_ms());
         return -1;
+    }
     return session_cluster__take(srv, vkey);
 }
 

@@ -88,8 +88,11 @@ void session_cluster_closed(struct signal_server *srv, struct conn *c);
  * owners that stopped answering or changed. Both: orphaned visits taken
  * over. From the tick. */
 void session_cluster_tick(struct signal_server *srv);
-/* The cluster's store did not answer lately: calls that can wait do. */
+/* The cluster's store did not answer lately: calls that can wait do, and
+ * new sign-ins are refused at once (fail closed, without a timeout's wait).
+ * store_failed says so after a call of one's own. */
 bool session_cluster_quiet(const struct signal_server *srv);
+void session_cluster_store_failed(struct signal_server *srv);
 /* Sends one action of the core to a participant held by edge. */
 void session_cluster_act(struct signal_server *srv, const char *edge, uint64_t conn_id,
                          json_t *act);

@@ -16,15 +16,21 @@
 #define CALLKIT_READY_MS 10000
 #define CALLKIT_SAMPLE_MS 20
 
-struct wsconn *callkit_connect(int port)
+struct wsconn *callkit_try_connect(int port, char *err, size_t errlen)
 {
     struct wsconn_target t = {.tls = false, .host = "127.0.0.1", .port = port};
     struct wsconn_opts o = {.target = &t, .origin = TEST_ORIGIN, .protocol = "quietroom.v1"};
+
+    snprintf(t.path, sizeof(t.path), "/ws");
+    return wsconn_open(&o, CALLKIT_WAIT_MS, err, errlen);
+}
+
+struct wsconn *callkit_connect(int port)
+{
     struct wsconn *c;
     char err[160];
 
-    snprintf(t.path, sizeof(t.path), "/ws");
-    if ((c = wsconn_open(&o, CALLKIT_WAIT_MS, err, sizeof(err))) == NULL)
+    if ((c = callkit_try_connect(port, err, sizeof(err))) == NULL)
         fail_msg("websocket to port %d: %s", port, err);
     return c;
 }
@@ -212,16 +218,36 @@ static void *callkit__sample(void *arg)
     return NULL;
 }
 
-void callkit_sampler_start(struct callkit_sampler *s, struct refclient *a, struct refclient *b)
+/* The one sampler running (tests run one call at a time). */
+static struct callkit_sampler *callkit__running;
+
+struct callkit_sampler *callkit_sampler_start(struct refclient *a, struct refclient *b)
 {
-    memset(s, 0, sizeof(*s));
+    struct callkit_sampler *s = calloc(1, sizeof(*s));
+
+    assert_non_null(s);
+    assert_null(callkit__running);
     s->rc[0] = a;
     s->rc[1] = b;
     assert_int_equal(pthread_create(&s->thread, NULL, callkit__sample, s), 0);
+    callkit__running = s;
+    return s;
 }
 
 void callkit_sampler_stop(struct callkit_sampler *s)
 {
     s->stop = 1;
     pthread_join(s->thread, NULL);
+    if (callkit__running == s)
+        callkit__running = NULL;
+}
+
+void callkit_stop_samplers(void)
+{
+    struct callkit_sampler *s = callkit__running;
+
+    if (s != NULL) {
+        callkit_sampler_stop(s);
+        free(s);
+    }
 }

@@ -27,8 +27,10 @@ struct callkit_party {
     struct refclient *rc;
 };
 
-/* Opens a WebSocket to signaling on 127.0.0.1:port (plain HTTP). */
+/* Opens a WebSocket to signaling on 127.0.0.1:port (plain HTTP); the test
+ * fails if it cannot. The try variant returns NULL with err instead. */
 struct wsconn *callkit_connect(int port);
+struct wsconn *callkit_try_connect(int port, char *err, size_t errlen);
 /* The next message of type on c (others skipped), or the test fails. */
 json_t *callkit_expect(struct wsconn *c, const char *type);
 /* Authenticates p with token on p->port; the reply's type and code are
@@ -57,7 +59,13 @@ struct callkit_sampler {
     uint64_t gap_ms[2];
     uint64_t received[2];
 };
-void callkit_sampler_start(struct callkit_sampler *s, struct refclient *a, struct refclient *b);
+/* The sampler lives on the heap and is remembered until stopped: a test
+ * that fails (cmocka jumps out of it) leaves its own frame, and its
+ * teardown calls callkit_stop_samplers before the clients go. */
+struct callkit_sampler *callkit_sampler_start(struct refclient *a, struct refclient *b);
+/* Stops it; the caller reads gap_ms and frees it. */
 void callkit_sampler_stop(struct callkit_sampler *s);
+/* Stops and frees a sampler a failed test left running. */
+void callkit_stop_samplers(void);
 
 #endif

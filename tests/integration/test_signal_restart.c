@@ -47,7 +47,7 @@ static void test_kill9_mid_call_resumes_with_media_flowing(void **state)
     struct callkit_party doc = {.port = w->sig.port}, pat = {.port = w->sig.port};
     char *doc_tok = mint_token(&w->sig, "s-restart", "clinician", "dr-1", NULL);
     char *pat_tok = mint_token(&w->sig, "s-restart", "patient", "pt-1", NULL);
-    struct callkit_sampler smp;
+    struct callkit_sampler *smp;
     uint64_t t_kill, before;
     json_t *m;
 
@@ -55,7 +55,7 @@ static void test_kill9_mid_call_resumes_with_media_flowing(void **state)
     callkit_join(&pat, pat_tok, "waiting");
     callkit_admit(&doc, &pat);
     callkit_media(&doc, &pat);
-    callkit_sampler_start(&smp, doc.rc, pat.rc);
+    smp = callkit_sampler_start(doc.rc, pat.rc);
     usleep(500000);
 
     t_kill = now_ms();
@@ -77,11 +77,12 @@ static void test_kill9_mid_call_resumes_with_media_flowing(void **state)
     usleep(1000000);
     assert_true(callkit_received(pat.rc) > before + 20);
 
-    callkit_sampler_stop(&smp);
+    callkit_sampler_stop(smp);
     print_message("longest pause in received audio: clinician %llu ms, patient %llu ms\n",
-                  (unsigned long long)smp.gap_ms[0], (unsigned long long)smp.gap_ms[1]);
-    assert_true(smp.gap_ms[0] < GAP_MAX_MS);
-    assert_true(smp.gap_ms[1] < GAP_MAX_MS);
+                  (unsigned long long)smp->gap_ms[0], (unsigned long long)smp->gap_ms[1]);
+    assert_true(smp->gap_ms[0] < GAP_MAX_MS);
+    assert_true(smp->gap_ms[1] < GAP_MAX_MS);
+    free(smp);
 
     /* The restored visit is whole: ending it revokes its pair at the relay. */
     wsconn_send_json(doc.ws, json_pack("{s:s}", "type", "end"));
@@ -135,6 +136,12 @@ static void test_nobody_back_ends_after_grace(void **state)
     free(tok);
 }
 
+static int teardown(void **state)
+{
+    callkit_stop_samplers();
+    return world_teardown(state);
+}
+
 static int setup(void **state)
 {
     static const char *const extra[] = {"resume-grace = 2", NULL};
@@ -147,9 +154,9 @@ int main(void)
 {
     struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_kill9_mid_call_resumes_with_media_flowing, setup,
-                                        world_teardown),
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_nobody_back_ends_after_grace, setup,
-                                        world_teardown),
+                                        teardown),
     };
 
     return world_run_tests("signal_restart", tests, sizeof(tests) / sizeof(tests[0]), NULL,
