@@ -86,12 +86,16 @@ function link(token, via = null) {
 }
 
 /* Therapist joins, patient joins and waits, therapist admits. Each goes
- * through their own NetPath; the therapist's page can be made to keep
- * sending after the end (KEEP_SENDING). */
+ * through their own NetPath; both pages can be made to keep sending after
+ * the end (KEEP_SENDING): a removed patient that closed its peer
+ * connection would send a DTLS close through the relay, which could stop
+ * the therapist's sending before the relay's revocation does and leave
+ * nothing to prove (seen under CI load: "only 3 packets reached the
+ * relay"); a hostile client would not close anyway. */
 async function startCall(label, { shots = false, keep = false } = {}) {
     const t = await tokens(label);
     const { page: doc, context: docCtx } = await newPage('therapist', { keep, initScript: KEEP_SENDING });
-    const { page: pat, context: patCtx } = await newPage('patient', { keep });
+    const { page: pat, context: patCtx } = await newPage('patient', { keep, initScript: KEEP_SENDING });
     await doc.goto(link(t.therapist, q.paths.therapist));
     await waitState(doc, 'precall');
     await click(doc, 'join');
@@ -269,8 +273,9 @@ test('therapist removes the patient: the patient is told and the relay stops for
     await click(doc, `remove-${patId}`);
     await waitVisible(doc, 'confirm');
     assert.match(await text(doc, 'confirm'), /Remove Sam Patient \(patient\) from the visit\?/);
-    // From now on the therapist's page keeps sending to the relay whatever it is told.
+    // From now on both pages keep sending to the relay whatever they are told.
     await doc.evaluate(() => { window.__qrKeepSending = true; });
+    await pat.evaluate(() => { window.__qrKeepSending = true; });
     await click(doc, 'confirm-ok');
     const clickedAt = Date.now();
     await waitState(pat, 'ended', 5000);
@@ -403,6 +408,7 @@ test('therapist ends the session after confirming: both screens say so, the rela
     assert.equal(await qrState(pat), 'in-call');
     await click(doc, 'end-session');
     await doc.evaluate(() => { window.__qrKeepSending = true; });
+    await pat.evaluate(() => { window.__qrKeepSending = true; });
     await click(doc, 'confirm-ok');
     const clickedAt = Date.now();
     await waitState(pat, 'ended', 5000);
