@@ -160,16 +160,21 @@ static bool probe__waiting(json_t *lobby, const char *id)
 static int probe__peer(struct probe_party *p, uint64_t deadline_ms, struct probe_result *r)
 {
     json_t *m = probe__expect(p, "peer", PROBE_ADMIT, deadline_ms, r);
-    bool ok;
+    bool ok, waiting;
 
     if (m == NULL)
         return -1;
     ok = probe__id(m, "participant", p->peer, sizeof(p->peer));
     p->initiator = json_is_true(json_object_get(m, "initiator"));
+    /* A browser would wait for a relay; a probe reports that none is ready. */
+    waiting = json_is_true(json_object_get(m, "waiting_for_relay"));
     json_decref(m);
     if (!ok)
         probe_fail(r, PROBE_ADMIT, "%s: peer message without a participant", p->role);
-    return ok ? 0 : -1;
+    else if (waiting)
+        probe_fail(r, PROBE_ADMIT, "%s: no_relay_available: signaling has no ready relay for the call",
+                   p->role);
+    return ok && !waiting ? 0 : -1;
 }
 
 int probe_signal_admit(struct probe_party *doc, struct probe_party *pat, uint64_t deadline_ms,

@@ -59,6 +59,7 @@ struct relay {
 
     /* Lifecycle and operations (lifecycle.c, ops.c). */
     _Atomic bool draining;
+    _Atomic uint64_t drain_started_ms; /* monotonic; for the drain's deadline in stats */
     struct relay_lifecycle lifecycle; /* main thread */
     _Atomic bool healthy;         /* every worker progressed lately */
     _Atomic uint32_t busy_ppm[QR_WORKERS_MAX]; /* per worker, last window */

@@ -142,6 +142,13 @@ void stats_view(struct relay *r, struct stats_view *v)
     v->capacity = table_capacity(r->table);
     stats__scan_links(r, v);
     v->draining = atomic_load(&r->draining);
+    if (v->draining) {
+        /* drain-timeout is reloadable: the deadline follows it. */
+        uint64_t end = atomic_load(&r->drain_started_ms) +
+                       (uint64_t)atomic_load(&r->live.drain_timeout_s) * 1000, now = clock_mono_ms();
+
+        v->drain_left_s = end > now ? (end - now) / 1000 : 0;
+    }
     v->healthy = atomic_load(&r->healthy);
     v->ready = !v->draining && v->healthy;
     if (r->audit != NULL) {
@@ -187,6 +194,9 @@ json_t *stats_relay_json(struct relay *r)
     for (int i = 0; i < STAT_COUNT; i++)
         json_object_set_new(stats__group(root, stat_names[i].group), stat_names[i].name,
                             json_integer((json_int_t)v.sum[i]));
+    /* Signaling moves a draining relay's calls elsewhere before this runs out. */
+    if (v.draining)
+        json_object_set_new(root, "drain_left_s", json_integer((json_int_t)v.drain_left_s));
     if (v.has_audit)
         json_object_set_new(root, "audit",
                             json_pack("{s:I,s:I,s:I}", "written", (json_int_t)v.audit.written,

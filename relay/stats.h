@@ -91,6 +91,7 @@ struct stats_view {
     uint32_t sessions;                   /* distinct sessions with an active link */
     uint32_t loss_streams[STATS_LOSS_BOUNDS + 1];  /* active streams per bucket */
     bool draining, ready, healthy;
+    uint64_t drain_left_s;               /* draining: until drain-timeout closes the links */
     bool has_audit;
     struct audit_counters audit;
     uint64_t uptime_s;

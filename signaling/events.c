@@ -62,6 +62,22 @@ void events_visit(struct signal_server *srv, const struct visit *v, const struct
     events__emit(srv, ev);
 }
 
+/* A pair's media left its relay (lost, draining) or found one (it was
+ * waiting): the relays by their configured names, never an address. */
+void events_link_moved(struct signal_server *srv, const struct visit *v,
+                       const struct visit_action *a, const char *from, const char *to)
+{
+    json_t *ev = audit_event("link.moved", 'U', AUDIT_SUCCESS);
+
+    audit_event_agent(ev, NULL, "signaling", true, NULL);
+    audit_event_session(ev, v->sid, v->part2);
+    audit_event_reason(ev, a->reason);
+    audit_event_detail(ev, "participants", json_pack("[s,s]", a->pair_a, a->pair_b));
+    audit_event_detail(ev, "from", from ? json_string(from) : json_null());
+    audit_event_detail(ev, "to", to ? json_string(to) : json_null());
+    events__emit(srv, ev);
+}
+
 void events_simple(struct signal_server *srv, const char *type)
 {
     json_t *ev = audit_event(type, 'E', AUDIT_SUCCESS);

@@ -19,6 +19,10 @@ void events_auth_failed(struct signal_server *srv, const char *addr, const char 
  * .disconnected, .timeout, session.ended. */
 void events_visit(struct signal_server *srv, const struct visit *v, const struct visit_action *a);
 void events_simple(struct signal_server *srv, const char *type);
+/* link.moved (VISIT_MOVED): a pair's media left relay `from` for `to`
+ * (names; NULL: none, the pair waited or waits for a relay). */
+void events_link_moved(struct signal_server *srv, const struct visit *v,
+                       const struct visit_action *a, const char *from, const char *to);
 /* session.takeover: this replica took the visit over from the store (its
  * owner's lease lapsed, or it handed the visit on); how many people the
  * record holds. The chain of this replica (node) records it. */

@@ -20,6 +20,10 @@ static const char *const exposition_end_reasons[] = {
     "ended_by_clinician", "idle_timeout", "max_length", "server_shutdown", "empty",
 };
 
+static const char *const exposition_move_reasons[] = {
+    "relay_lost", "relay_draining", "relay_unknown", "relay_available",
+};
+
 /* A labelled counter family: the fixed values first (0 if never seen),
  * then any other value seen. */
 static void exposition__labelled(struct metrics *m, const char *name, const char *help,
@@ -62,6 +66,14 @@ static void exposition__sessions(struct signal_server *srv, struct metrics *m)
     exposition__labelled(m, "quietroom_signal_sessions_ended_total", "Visits ended, by reason.",
                          "reason", &st->ended, exposition_end_reasons,
                          sizeof(exposition_end_reasons) / sizeof(exposition_end_reasons[0]));
+    exposition__labelled(m, "quietroom_signal_media_moves_total",
+                         "Media pairs moved off a relay (relay_lost, relay_draining, "
+                         "relay_unknown) or placed on one after waiting (relay_available).",
+                         "reason", &st->media_moves, exposition_move_reasons,
+                         sizeof(exposition_move_reasons) / sizeof(exposition_move_reasons[0]));
+    metrics_gauge(m, "quietroom_signal_media_pairs_waiting",
+                  "Media pairs waiting for a relay (none was ready when they were made or moved).",
+                  (double)c.pairs_waiting);
     metrics_family(m, "quietroom_signal_participants_connected", "gauge",
                    "Participants with an open connection, by role.");
     for (int r = 0; r < ROLE_COUNT; r++)

@@ -32,6 +32,9 @@ struct relay_state {
     /* Under owner->lock. */
     bool tried;                         /* a first connection attempt was made */
     bool connected;
+    bool was_up;                        /* connected at least once */
+    bool lost;                          /* silent past QR_RELAY_LOST_MS (logged once) */
+    uint64_t hold_until_ms;             /* came back: no new pairs before this */
     uint64_t last_ok_ms;
     bool have_stats, have_rates;
     struct relaystat st;                /* the last reply, taken at last_ok_ms */
@@ -47,6 +50,7 @@ struct relays {
     pthread_cond_t wake;      /* work for a relay thread, or stop */
     pthread_cond_t progress;  /* a revocation was answered */
     bool stopping;
+    uint64_t started_ms;      /* a relay not heard from yet counts from here */
     struct keyring keys;      /* replaced on reload; threads copy it to connect */
     struct audit_log *audit;
     unsigned n;
@@ -195,8 +199,15 @@ static struct ctlclient *relays__connect(struct relay_state *s)
             log_warn("relay %s: %s", s->spec.name, err);
         snprintf(s->error, sizeof(s->error), "%s", err);
     } else {
-        log_info("relay %s: control connection up", s->spec.name);
+        log_info("relay %s: control connection up%s", s->spec.name,
+                 s->was_up ? "; new pairs go to it once it has held for a while" : "");
         s->error[0] = '\0';
+        /* Back after a loss: damped, so that a flapping relay does not
+         * collect new calls it may drop again. */
+        if (s->was_up)
+            s->hold_until_ms = clock_mono_ms() + QR_RELAY_HOLD_MS;
+        s->was_up = true;
+        s->lost = false;
         s->connected = true;
         /* It may have restarted and forgotten: say every revocation again. */
         for (unsigned i = 0; i < s->n_revs; i++)
@@ -271,6 +282,7 @@ struct relays *relays_start(const struct signal_relay_spec *specs, unsigned n,
     r->keys = *kr;
     r->audit = audit;
     r->n = n;
+    r->started_ms = clock_mono_ms();
     for (unsigned i = 0; i < n; i++) {
         struct relay_state *s = &r->st[i];
 
@@ -306,18 +318,17 @@ void relays_free(struct relays *r)
     free(r);
 }
 
-int relays_pick(struct relays *r)
+/* The least loaded ready relay; held ones (back lately) only if allowed. */
+static int relays__best(const struct relays *r, uint64_t now, bool held_too)
 {
-    uint64_t now = clock_mono_ms();
     double best_load = 2.0;
     int best = -1;
 
-    pthread_mutex_lock(&r->lock);
     for (unsigned i = 0; i < r->n; i++) {
         const struct relay_state *s = &r->st[i];
         double load;
 
-        if (!relays__ready(s, now))
+        if (!relays__ready(s, now) || (!held_too && now < s->hold_until_ms))
             continue;
         load = (double)(s->st.links > 0 ? s->st.links : 0) / (double)s->st.capacity;
         if (load < best_load) {
@@ -325,8 +336,47 @@ int relays_pick(struct relays *r)
             best = (int)i;
         }
     }
+    return best;
+}
+
+int relays_pick(struct relays *r)
+{
+    uint64_t now = clock_mono_ms();
+    int best;
+
+    pthread_mutex_lock(&r->lock);
+    if ((best = relays__best(r, now, false)) < 0)
+        best = relays__best(r, now, true);
     pthread_mutex_unlock(&r->lock);
     return best;
+}
+
+const char *relays_leaving(struct relays *r, int i)
+{
+    uint64_t now = clock_mono_ms();
+    const char *why = NULL;
+    struct relay_state *s;
+    uint64_t since;
+
+    if (i < 0 || (unsigned)i >= r->n)
+        return "relay_unknown";
+    s = &r->st[i];
+    pthread_mutex_lock(&r->lock);
+    since = s->last_ok_ms > r->started_ms ? s->last_ok_ms : r->started_ms;
+    if (now - since > QR_RELAY_LOST_MS) {
+        why = "relay_lost";
+        if (!s->lost)
+            log_warn("relay %s: no answer for %u ms: its calls move to another relay",
+                     s->spec.name, QR_RELAY_LOST_MS);
+        s->lost = true;
+    } else if (s->have_stats && s->st.draining == RELAYSTAT_YES && s->st.drain_left_s >= 0 &&
+               s->st.drain_left_s <= QR_RELAY_MOVE_LEAD_S && relays__best(r, now, true) >= 0) {
+        /* Only where there is somewhere to go: until its deadline a
+         * draining relay still carries the call. */
+        why = "relay_draining";
+    }
+    pthread_mutex_unlock(&r->lock);
+    return why;
 }
 
 /* A relay index comes from a visit record, which another replica (with

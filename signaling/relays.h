@@ -23,9 +23,17 @@ struct relays *relays_start(const struct signal_relay_spec *specs, unsigned n,
                             const struct keyring *kr, struct audit_log *audit);
 void relays_free(struct relays *r);
 
-/* The relay for a new media pair: the healthy relay with the lowest load
- * that is not draining, or -1 if there is none. A pair keeps its relay. */
+/* The relay for a media pair: the healthy relay with the lowest load that
+ * is not draining and, if there is a choice, has not just come back
+ * (QR_RELAY_HOLD_MS); -1 if there is none. */
 int relays_pick(struct relays *r);
+/* Why a pair on relay i must leave it now: "relay_lost" (no answer for
+ * QR_RELAY_LOST_MS, counted from start-up for one never heard from),
+ * "relay_draining" (its drain-timeout is QR_RELAY_MOVE_LEAD_S away and
+ * another relay is ready),
+ * "relay_unknown" (no relay i here: a record another configuration
+ * wrote); NULL to stay. */
+const char *relays_leaving(struct relays *r, int i);
 /* The media candidates of relay i (immutable), or NULL when there is no
  * relay i here. */
 const struct signal_relay_spec *relays_spec(const struct relays *r, int i);

@@ -114,6 +114,7 @@ void relaystat_parse(const json_t *stats, struct relaystat *out)
     out->draining = relaystat__flag(stats, "draining");
     out->ready = relaystat__flag(stats, "ready");
     out->uptime_s = relaystat__count(stats, NULL, "uptime_s");
+    out->drain_left_s = relaystat__count(stats, NULL, "drain_left_s");
     out->sessions = relaystat__count(stats, "sessions", "active");
     out->links = relaystat__count(stats, "links", "active");
     out->capacity = relaystat__count(stats, "links", "capacity");

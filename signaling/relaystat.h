@@ -27,6 +27,7 @@ struct relaystat_drop {
 struct relaystat {
     enum relaystat_flag draining, ready;
     int64_t uptime_s;
+    int64_t drain_left_s;               /* draining: until its drain-timeout; -1 unknown */
     int64_t sessions, links, capacity, legs;
     int64_t packets_in, packets_out, bytes_in, bytes_out;
     unsigned n_drops;

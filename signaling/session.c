@@ -28,6 +28,13 @@ static int session__pick_relay(void *ctx)
     return relays_pick(srv->relays);
 }
 
+static const char *session__relay_leaving(void *ctx, int relay)
+{
+    struct signal_server *srv = ctx;
+
+    return relays_leaving(srv->relays, relay);
+}
+
 struct visit_config session_config(const struct signal_server *srv)
 {
     return (struct visit_config){
@@ -47,6 +54,7 @@ struct visit_env session_env(struct signal_server *srv, const struct visit_confi
         .now_ms = sessions_now_ms(srv->sessions),
         .now_wall_ms = clock_wall_ms(),
         .pick_relay = session__pick_relay,
+        .relay_leaving = session__relay_leaving,
         .ctx = srv,
     };
 }
@@ -141,6 +149,24 @@ static void session__close(struct signal_server *srv, struct session *s, const c
 
 /* --- performing the core's actions ---------------------------------------------- */
 
+/* A pair left its relay (or found one): counted, logged by relay name (the
+ * operator's label), audited. */
+static void session__moved(struct signal_server *srv, struct session *s,
+                           const struct visit_action *a)
+{
+    const struct signal_relay_spec *from = relays_spec(srv->relays, a->relay);
+    const struct signal_relay_spec *to = relays_spec(srv->relays, a->relay_to);
+
+    stats_count(&srv->stats.media_moves, a->reason);
+    if (to != NULL)
+        log_info("media moved from relay %s to relay %s (%s)", from ? from->name : "(none)",
+                 to->name, a->reason);
+    else
+        log_warn("media left relay %s (%s) and waits: no other relay is ready",
+                 from ? from->name : "(none)", a->reason);
+    events_link_moved(srv, &s->v, a, from ? from->name : NULL, to ? to->name : NULL);
+}
+
 /* Does what the core decided, in order; origin is where the request came
  * from (attached on VISIT_ATTACH). Returns true if the visit is over. */
 static bool session__perform(struct signal_server *srv, struct session *s,
@@ -171,6 +197,9 @@ static bool session__perform(struct signal_server *srv, struct session *s,
             break;
         case VISIT_AUDIT:
             events_visit(srv, &s->v, a);
+            break;
+        case VISIT_MOVED:
+            session__moved(srv, s, a);
             break;
         case VISIT_ENDED:
             stats_count(&srv->stats.ended, a->reason);

@@ -54,6 +54,7 @@ struct sessions_census {
     unsigned sessions;
     unsigned waiting;                   /* people in waiting rooms */
     unsigned connected[ROLE_COUNT];     /* people with an open connection */
+    unsigned pairs_waiting;             /* media pairs without a relay */
 };
 void sessions_census(const struct sessions *ss, struct sessions_census *out);
 

@@ -101,6 +101,8 @@ void sessions_census(const struct sessions *ss, struct sessions_census *out)
             if (p->connected && (unsigned)p->role < ROLE_COUNT)
                 out->connected[p->role]++;
         }
+        for (unsigned j = 0; s != NULL && j < s->v.n_pairs; j++)
+            out->pairs_waiting += s->v.pairs[j].relay < 0;
     }
 }
 

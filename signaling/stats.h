@@ -40,6 +40,7 @@ struct signal_stats {
     struct stats_labelled rejected;     /* §7 codes of refused messages */
     uint64_t sessions_started;
     struct stats_labelled ended;        /* §4 end reasons, and "empty" */
+    struct stats_labelled media_moves;  /* pairs moved or placed, by reason */
     uint64_t sdp_rewritten;
     uint64_t candidates_dropped;
     uint64_t store_writes;              /* visit records written */

@@ -220,35 +220,60 @@ void visit_resume_hash(const char *secret, uint8_t hash[32])
 
 /* --- pairs ---------------------------------------------------------------------- */
 
+static int visit__pick(const struct visit_env *env)
+{
+    return env->pick_relay ? env->pick_relay(env->ctx) : -1;
+}
+
+/* A relay session name never used before in this visit: a pair that moves
+ * gets a new one, so a revocation of its old session (which the old relay
+ * hears when it comes back) can never touch the new. */
+static void visit__pair_session(struct visit *v, struct visit_pair *pr)
+{
+    char sid[sizeof(pr->relay_sid)];
+
+    snprintf(sid, sizeof(sid), "%s-%u", v->instance, ++v->next_pair);
+    memcpy(pr->relay_sid, sid, sizeof(sid));
+}
+
+/* A new pair on the best relay, or waiting for one (relay -1). NULL only
+ * if the visit has no room left for pairs. */
 static struct visit_pair *visit__pair_new(struct visit *v, const struct visit_env *env,
                                           const struct visit_person *a,
                                           const struct visit_person *b)
 {
-    int relay = env->pick_relay ? env->pick_relay(env->ctx) : -1;
     struct visit_pair *pr;
-    char sid[sizeof(pr->relay_sid)], ida[VISIT_ID_LEN], idb[VISIT_ID_LEN];
+    char ida[VISIT_ID_LEN], idb[VISIT_ID_LEN];
 
-    if (relay < 0 || v->n_pairs == VISIT_PAIRS_MAX)
+    if (v->n_pairs == VISIT_PAIRS_MAX)
         return NULL;
-    /* a, b and the instance live in v too: format into locals first. */
-    snprintf(sid, sizeof(sid), "%s-%u", v->instance, ++v->next_pair);
+    /* a and b live in v too: copy them out first. */
     snprintf(ida, sizeof(ida), "%s", a->id);
     snprintf(idb, sizeof(idb), "%s", b->id);
     pr = &v->pairs[v->n_pairs++];
-    *pr = (struct visit_pair){.relay = relay, .created_ms = env->now_ms};
+    *pr = (struct visit_pair){.relay = visit__pick(env), .created_ms = env->now_ms};
     snprintf(pr->a, sizeof(pr->a), "%s", ida);
     snprintf(pr->b, sizeof(pr->b), "%s", idb);
-    snprintf(pr->relay_sid, sizeof(pr->relay_sid), "%s", sid);
+    visit__pair_session(v, pr);
     return pr;
 }
 
-/* Stops the pair's media at its relay at once and forgets the pair. */
+/* Stops the pair's media at its relay at once (if it has one). */
+static void visit__pair_revoke(struct visit_out *o, struct visit_pair *pr)
+{
+    struct visit_action *a;
+
+    if (pr->relay < 0)
+        return;
+    a = visit__act(o, VISIT_REVOKE, NULL);
+    a->relay = pr->relay;
+    snprintf(a->relay_sid, sizeof(a->relay_sid), "%s", pr->relay_sid);
+}
+
+/* Stops the pair's media and forgets the pair. */
 static void visit__pair_end(struct visit *v, struct visit_out *o, unsigned i)
 {
-    struct visit_action *a = visit__act(o, VISIT_REVOKE, NULL);
-
-    a->relay = v->pairs[i].relay;
-    snprintf(a->relay_sid, sizeof(a->relay_sid), "%s", v->pairs[i].relay_sid);
+    visit__pair_revoke(o, &v->pairs[i]);
     OPENSSL_cleanse(&v->pairs[i].creds, sizeof(v->pairs[i].creds));
     v->pairs[i] = v->pairs[--v->n_pairs];
 }
@@ -314,28 +339,33 @@ void visit_end(struct visit *v, const struct visit_env *env, const char *reason,
 
 /* --- admission ---------------------------------------------------------------- */
 
+/* A peer message: who, and whether this side offers first. A pair still
+ * waiting for a relay says so, and its first offer waits for "renegotiate". */
+static json_t *visit__peer_json(const struct visit_person *q, const struct visit_pair *pr,
+                                bool initiator)
+{
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:b}", "type", "peer", "participant", q->id, "role",
+                          role_name(q->role), "name", q->name, "initiator", initiator);
+
+    if (pr->relay < 0)
+        json_object_set_new(j, "waiting_for_relay", json_true());
+    return j;
+}
+
 static void visit__introduce(struct visit *v, const struct visit_env *env, struct visit_out *o,
                              const struct visit_person *p)
 {
     for (unsigned i = 0; i < v->n_people; i++) {
         const struct visit_person *q = &v->people[i];
+        struct visit_pair *pr;
 
         if (q == p || q->state != P_ADMITTED || !q->connected ||
             visit__pair_find(v, p->id, q->id) != NULL)
             continue;
-        if (visit__pair_new(v, env, q, p) == NULL) {
-            visit__send(o, q, json_pack("{s:s,s:s,s:s}", "type", "error", "code",
-                                        "no_relay_available", "message",
-                                        "no media relay is available right now"));
-            visit__send(o, p, json_pack("{s:s,s:s,s:s}", "type", "error", "code",
-                                        "no_relay_available", "message",
-                                        "no media relay is available right now"));
-            continue;
-        }
-        visit__send(o, q, json_pack("{s:s,s:s,s:s,s:s,s:b}", "type", "peer", "participant", p->id,
-                                    "role", role_name(p->role), "name", p->name, "initiator", 1));
-        visit__send(o, p, json_pack("{s:s,s:s,s:s,s:s,s:b}", "type", "peer", "participant", q->id,
-                                    "role", role_name(q->role), "name", q->name, "initiator", 0));
+        if ((pr = visit__pair_new(v, env, q, p)) == NULL)
+            continue;   /* cannot happen: there is room for every pair */
+        visit__send(o, q, visit__peer_json(p, pr, true));
+        visit__send(o, p, visit__peer_json(q, pr, false));
     }
 }
 
@@ -477,6 +507,8 @@ const char *visit_resume(struct visit *v, const struct visit_env *env, struct vi
             continue;
         pj = visit__person_json(q);
         json_object_set_new(pj, "initiator", json_boolean(strcmp(pr->a, p->id) == 0));
+        if (pr->relay < 0)
+            json_object_set_new(pj, "waiting_for_relay", json_true());
         json_array_append_new(peers, pj);
         visit__send(o, q, json_pack("{s:s,s:s,s:b}", "type", "peer_status", "participant", p->id,
                                     "connected", 1));
@@ -585,8 +617,18 @@ static struct visit_pair *visit__media_pair(const struct visit__req *r)
 
 static void on_offer(const struct visit__req *r)
 {
-    if (visit__media_pair(r) != NULL)
-        r->o->media = MSG_OFFER;
+    struct visit_pair *pr = visit__media_pair(r);
+
+    if (pr == NULL)
+        return;
+    if (pr->relay < 0) {
+        /* Transient: "renegotiate" asks for the offer again once a relay is there. */
+        r->o->pair = NULL;
+        visit__error(r->o, r->from->id, "no_relay_available",
+                     "no media relay is available right now; the call starts when one is", "to");
+        return;
+    }
+    r->o->media = MSG_OFFER;
 }
 
 static void on_answer(const struct visit__req *r)
@@ -724,6 +766,63 @@ static const char *visit__expired(const struct visit *v, const struct visit_env 
     return NULL;
 }
 
+/* Asks one browser of the pair for a new offer (an ICE restart): the one
+ * that offers first if it is here, else the other; if neither is, the
+ * first to resume restarts ICE anyway. */
+static void visit__renegotiate(struct visit *v, struct visit_out *o, const struct visit_pair *pr,
+                               const char *why)
+{
+    struct visit_person *a = visit_person(v, pr->a), *b = visit_person(v, pr->b);
+    struct visit_person *by = a != NULL && a->connected ? a : b, *to = by == a ? b : a;
+
+    if (by != NULL && to != NULL)
+        visit__send(o, by, json_pack("{s:s,s:s,s:s}", "type", "renegotiate", "participant",
+                                     to->id, "reason", why));
+}
+
+static void visit__relay_wait(struct visit *v, struct visit_out *o, const struct visit_pair *pr)
+{
+    struct visit_person *a = visit_person(v, pr->a), *b = visit_person(v, pr->b);
+
+    if (a == NULL || b == NULL)
+        return;
+    visit__send(o, a, json_pack("{s:s,s:s}", "type", "relay_wait", "participant", b->id));
+    visit__send(o, b, json_pack("{s:s,s:s}", "type", "relay_wait", "participant", a->id));
+}
+
+/* A pair whose relay is leaving moves to the best other relay, or waits
+ * for one; a waiting pair takes one as soon as there is one. The browsers
+ * keep their DTLS and SRTP (end to end): only ICE restarts, on the new
+ * relay's credentials and candidates. */
+static void visit__place(struct visit *v, const struct visit_env *env, struct visit_out *o,
+                         struct visit_pair *pr)
+{
+    const char *why = pr->relay < 0 ? "relay_available"
+                      : env->relay_leaving ? env->relay_leaving(env->ctx, pr->relay)
+                                           : NULL;
+    struct visit_action *a;
+    int to;
+
+    if (why == NULL || ((to = visit__pick(env)) < 0 && pr->relay < 0))
+        return;
+    visit__pair_revoke(o, pr);
+    a = visit__act(o, VISIT_MOVED, NULL);
+    a->relay = pr->relay;
+    a->relay_to = to;
+    snprintf(a->reason, sizeof(a->reason), "%s", why);
+    snprintf(a->pair_a, sizeof(a->pair_a), "%s", pr->a);
+    snprintf(a->pair_b, sizeof(a->pair_b), "%s", pr->b);
+    pr->relay = to;
+    visit__pair_session(v, pr);
+    pr->offerer[0] = '\0';
+    pr->have_creds = false;
+    OPENSSL_cleanse(&pr->creds, sizeof(pr->creds));
+    if (to < 0)
+        visit__relay_wait(v, o, pr);
+    else
+        visit__renegotiate(v, o, pr, why);
+}
+
 void visit_tick(struct visit *v, const struct visit_env *env, struct visit_out *o)
 {
     const char *why = visit__expired(v, env);
@@ -742,8 +841,12 @@ void visit_tick(struct visit *v, const struct visit_env *env, struct visit_out *
         visit__audit(o, "participant.timeout", p, why, NULL);
         visit__drop(v, env, o, p, "removed", why, VISIT_CLOSE_TIMEOUT);
     }
-    if (v->n_people == 0)
+    if (v->n_people == 0) {
         visit__over(v, o, "empty");
+        return;
+    }
+    for (unsigned i = 0; i < v->n_pairs; i++)
+        visit__place(v, env, o, &v->pairs[i]);
 }
 
 void visit_restored(struct visit *v, const struct visit_env *env)

@@ -42,11 +42,15 @@ struct visit_person {
     char addr[VISIT_ADDR_LEN];          /* last known address, for the audit log */
 };
 
-/* Media between two admitted people, through one relay chosen at creation. */
+/* Media between two admitted people, through one relay. The relay is
+ * chosen when the pair is made and kept while it serves; a pair whose relay
+ * is lost or about to stop moves to another (a new relay session, and an
+ * ICE restart asked of one browser), and a pair that finds no relay waits
+ * (relay -1) until one is healthy. */
 struct visit_pair {
     char a[VISIT_ID_LEN], b[VISIT_ID_LEN]; /* a makes the first offer */
     char relay_sid[48];                 /* the relay-side session of this pair */
-    int relay;
+    int relay;                          /* -1: waiting for one */
     uint64_t created_ms;                /* monotonic: the two were brought together */
     bool setup_observed;                /* the first answer was timed */
     char offerer[VISIT_ID_LEN];         /* who sent the offer awaiting an answer; "" none */
@@ -74,8 +78,10 @@ struct visit {
     bool ended;
 };
 
-/* What the core needs from outside for one call: time, limits, and a relay
- * for a new pair (pick_relay returns an index, or -1 if none is healthy). */
+/* What the core needs from outside for one call: time, limits, a relay for
+ * a pair (pick_relay returns an index, or -1 if none is healthy), and
+ * whether a pair must leave its relay (relay_leaving returns why, a static
+ * string such as "relay_lost", or NULL to stay). */
 struct visit_config {
     uint32_t max_participants;
     uint32_t waiting_timeout_s, idle_timeout_s, max_session_s, resume_grace_s;
@@ -85,6 +91,7 @@ struct visit_env {
     uint64_t now_ms;                    /* monotonic */
     uint64_t now_wall_ms;               /* Unix ms: token expiry, audit periods */
     int (*pick_relay)(void *ctx);
+    const char *(*relay_leaving)(void *ctx, int relay);
     void *ctx;
 };
 
@@ -95,6 +102,7 @@ enum visit_act {
     VISIT_CLOSE,    /* close who's connection (code, reason) and unbind it */
     VISIT_REVOKE,   /* revoke relay_sid at relay now */
     VISIT_AUDIT,    /* write audit event `event` */
+    VISIT_MOVED,    /* pair_a-pair_b left relay for relay_to (reason); -1: none */
     VISIT_ENDED,    /* the visit is over (reason): forget it after these actions */
 };
 
@@ -113,7 +121,9 @@ struct visit_action {
     const char *code, *message, *field; /* ERROR: static strings */
     int close_code;                     /* CLOSE */
     char reason[64];                    /* CLOSE, AUDIT, ENDED */
-    int relay;                          /* REVOKE */
+    int relay;                          /* REVOKE, MOVED (from) */
+    int relay_to;                       /* MOVED */
+    char pair_a[VISIT_ID_LEN], pair_b[VISIT_ID_LEN]; /* MOVED */
     char relay_sid[48];
     /* AUDIT: event type (static), about whom (a copy: the person may be
      * gone), who caused it, and for session.ended the period and headcount. */
@@ -183,7 +193,9 @@ int64_t visit_answer_forwarded(struct visit_pair *pr, const struct visit_env *en
 /* Participant id's connection dropped: it keeps its place for the grace. */
 void visit_disconnected(struct visit *v, const struct visit_env *env, const char *id,
                         struct visit_out *o);
-/* Timers: token expiry, resume grace, waiting, idle, maximum length. */
+/* Timers: token expiry, resume grace, waiting, idle, maximum length; and
+ * the pairs' relays: a pair leaves a relay that is leaving, and a waiting
+ * pair takes a relay once one is there. */
 void visit_tick(struct visit *v, const struct visit_env *env, struct visit_out *o);
 /* Ends the visit for everyone (reason, by whom or NULL). */
 void visit_end(struct visit *v, const struct visit_env *env, const char *reason,

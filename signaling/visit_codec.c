@@ -136,18 +136,26 @@ static int visit_codec__person(const json_t *o, struct visit_person *p)
     return 0;
 }
 
+/* A relay index, or -1: a pair waiting for a relay. */
+static int visit_codec__relay(const json_t *o, int *out)
+{
+    const json_t *j = json_object_get(o, "relay");
+
+    if (!json_is_integer(j) || json_integer_value(j) < -1 || json_integer_value(j) > INT32_MAX)
+        return -1;
+    *out = (int)json_integer_value(j);
+    return 0;
+}
+
 static int visit_codec__pair(const struct visit *v, const json_t *o, struct visit_pair *pr)
 {
-    uint64_t relay;
-
     if (!json_is_object(o) || visit_codec__str(o, "a", pr->a, sizeof(pr->a)) != 0 ||
         visit_codec__str(o, "b", pr->b, sizeof(pr->b)) != 0 ||
         visit_codec__str(o, "relay_sid", pr->relay_sid, sizeof(pr->relay_sid)) != 0 ||
-        visit_codec__u64(o, "relay", &relay) != 0 || relay > INT32_MAX ||
+        visit_codec__relay(o, &pr->relay) != 0 ||
         visit_codec__u64(o, "created_ms", &pr->created_ms) != 0 ||
         visit_codec__bool(o, "setup_observed", &pr->setup_observed) != 0)
         return -1;
-    pr->relay = (int)relay;
     /* A pair joins two people of this visit. */
     for (unsigned i = 0, found = 0; i < v->n_people; i++) {
         found += strcmp(v->people[i].id, pr->a) == 0 || strcmp(v->people[i].id, pr->b) == 0;

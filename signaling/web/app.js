@@ -60,6 +60,7 @@ const people = new Map();           // participant id -> {role, name, connected}
  * call whose media stopped gets this long to come back (ICE restarts, the
  * peer's network) before a lost signaling connection ends the page. */
 const MEDIA_GRACE_MS = 15000;
+const RELAY_WAIT_TEXT = 'Waiting for a video server. Video starts again by itself as soon as one is available; there is no need to reload.';
 let mediaSeenAt = 0;
 let timerStart = 0;
 let timerHandle = null;
@@ -387,7 +388,7 @@ async function toggleCam() {
 
 /* ---------- peers and the call ------------------------------------------------ */
 
-function createLink(id, info, initiator) {
+function createLink(id, info, initiator, waitingRelay = false) {
     const old = links.get(id);
     if (old) dropLink(id, false);
     const link = new PeerLink({
@@ -395,6 +396,7 @@ function createLink(id, info, initiator) {
         role: info.role,
         name: info.name,
         initiator,
+        waitingRelay,
         stream: media.stream,
         send: (msg) => signal && signal.send(msg),
         onRemoteStream: (stream) => attachRemote(id, stream),
@@ -461,6 +463,7 @@ function updateTile(id) {
     let st = '';
     if (p.connected === false) st = '— connection interrupted, waiting for them to come back';
     else if (!link) st = '';
+    else if (link.waitingRelay) st = '— waiting for a video server…';
     else if (link.pc.connectionState === 'connecting' || link.pc.connectionState === 'new') st = '— connecting…';
     else if (link.pc.iceConnectionState === 'disconnected' || link.pc.iceConnectionState === 'checking' && link.everConnected) st = '— reconnecting…';
     else if (link.pc.connectionState === 'failed') st = '— connection failed, retrying…';
@@ -675,11 +678,13 @@ function onPeers(list) {
         keep.add(p.participant);
         people.set(p.participant, { role: p.role, name: p.name || '', connected: p.connected });
         const link = links.get(p.participant);
-        if (link) {
+        if (link && p.waiting_for_relay) {
+            link.waitForRelay();
+        } else if (link) {
             link.restartIce();
         } else {
             // This page was reloaded: a new connection, offered by us whatever our side.
-            createLink(p.participant, p, !!p.initiator).start(true);
+            createLink(p.participant, p, !!p.initiator, !!p.waiting_for_relay).start(true);
         }
         updateTile(p.participant);
     }
@@ -705,10 +710,23 @@ function onMessage(msg) {
         break;
     case 'peer': {
         const info = { role: msg.role, name: msg.name || '' };
-        createLink(msg.participant, info, !!msg.initiator).start();
+        createLink(msg.participant, info, !!msg.initiator, !!msg.waiting_for_relay).start();
         if (qr.role === 'clinician') startTimer();
         if (qr.state !== 'in-call') enterCall();
-        announce(`${displayName(info)} joined the call.`);
+        announce(`${displayName(info)} joined the call.${msg.waiting_for_relay ? ` ${RELAY_WAIT_TEXT}` : ''}`);
+        break;
+    }
+    case 'relay_wait': {
+        // The video server of this call was lost and no other is ready yet.
+        const link = links.get(msg.participant);
+        if (link) link.waitForRelay();
+        announce(RELAY_WAIT_TEXT, true);
+        break;
+    }
+    case 'renegotiate': {
+        // A video server for this pair (a new one, or its first): restart ICE on it.
+        const link = links.get(msg.participant);
+        if (link) link.relayReady();
         break;
     }
     case 'offer': {

@@ -44,7 +44,7 @@ export const ERROR_TEXT = {
     not_waiting: 'That person is no longer in the waiting room.',
     unknown_peer: 'That person is no longer connected.',
     unexpected_answer: 'The video connection is being renegotiated.',
-    no_relay_available: 'No video server is available right now. We will keep trying; if video does not start, please try again in a few minutes.',
+    no_relay_available: 'No video server is available right now. Video starts by itself as soon as one is; there is no need to reload.',
     sdp_too_large: 'Your browser’s video setup could not be used. Please try a current version of Chrome, Edge, Firefox or Safari.',
     sdp_malformed: 'Your browser’s video setup could not be used. Please try a current version of Chrome, Edge, Firefox or Safari.',
     sdp_no_media: 'Your browser offered no audio or video.',

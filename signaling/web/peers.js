@@ -47,6 +47,9 @@ export class PeerLink {
         this.closed = false;
         this.discTimer = null;
         this.everConnected = false;
+        // The server has no relay for this pair yet (or lost it): offers
+        // wait for its "renegotiate" (see waitForRelay and relayReady).
+        this.waitingRelay = !!opts.waitingRelay;
 
         const pc = this.pc;
         // Candidates are deliberately not sent: the server would drop them, and
@@ -73,7 +76,8 @@ export class PeerLink {
     }
 
     /* Attaches the local tracks and, on the initiator side (or when asked,
-     * after this page was reloaded), sends the first offer. */
+     * after this page was reloaded), sends the first offer: at once, or when
+     * the server has a relay for the pair. */
     start(offer = this.initiator) {
         const stream = this.opts.stream;
         if (offer) {
@@ -82,7 +86,7 @@ export class PeerLink {
                 if (track) this.pc.addTransceiver(track, { direction: 'sendrecv', streams: [stream] });
                 else this.pc.addTransceiver(kind, { direction: 'recvonly' });
             }
-            this.negotiate(false);
+            if (!this.waitingRelay) this.negotiate(false);
         } else {
             // addTrack'ed transceivers are matched to the m-lines of the coming offer.
             for (const track of stream.getTracks()) this.pc.addTrack(track, stream);
@@ -98,7 +102,8 @@ export class PeerLink {
      * Chromium 156: media then stops in one direction). Applying offer and
      * answer back to back leaves no such window. */
     async negotiate(iceRestart) {
-        if (this.closed) return;
+        if (this.closed || this.waitingRelay) return; // relayReady offers
+
         if (this.makingOffer || this.sentOffer || this.pc.signalingState !== 'stable') {
             this.pendingRestart = this.pendingRestart || iceRestart;
             this.pendingOffer = true;
@@ -230,12 +235,32 @@ export class PeerLink {
         this.negotiate(true);
     }
 
+    /* The server lost the pair's relay and has no other yet: nothing to
+     * offer until it says "renegotiate". The call's DTLS and tracks stay. */
+    waitForRelay() {
+        this.waitingRelay = true;
+        this.sentOffer = null;
+        clearTimeout(this.offerTimer);
+        this.offerTimer = null;
+        this.opts.onChange();
+    }
+
+    /* "renegotiate": the pair has a relay (a new one, or its first): offer
+     * with an ICE restart, on the relay credentials the server derives. */
+    relayReady() {
+        this.waitingRelay = false;
+        this.restartIce();
+        this.opts.onChange();
+    }
+
     onIceState() {
         const st = this.pc.iceConnectionState;
         this.log(`ice ${this.id}: ${st}`);
         clearTimeout(this.discTimer);
         this.discTimer = null;
-        if (st === 'failed') {
+        if (this.waitingRelay) {
+            // No relay to restart towards: "renegotiate" will come.
+        } else if (st === 'failed') {
             this.restartIce();
         } else if (st === 'disconnected') {
             const wait = this.initiator ? DISCONNECTED_GRACE_MS.initiator : DISCONNECTED_GRACE_MS.other;

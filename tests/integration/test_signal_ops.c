@@ -438,6 +438,12 @@ static void test_draining_relay_gets_no_new_pair(void **state)
     d2 = join(o, "visit-ops-bbbb", "clinician", "dr-ops-4", d2_id);
     p2 = join(o, "visit-ops-bbbb", "patient", "pt-ops-5", p2_id);
     wsconn_send_json(d2, json_pack("{s:s,s:s}", "type", "admit", "participant", p2_id));
+    /* They meet, and their media waits for a relay; an offer meanwhile is
+     * refused as transient. */
+    m = expect(d2, "peer");
+    assert_true(json_is_true(json_object_get(m, "waiting_for_relay")));
+    json_decref(m);
+    wsconn_send_json(d2, json_pack("{s:s,s:s,s:s}", "type", "offer", "to", p2_id, "sdp", "v=0"));
     m = expect(d2, "error");
     assert_string_equal(world_str(m, "code"), "no_relay_available");
     json_decref(m);

@@ -19,6 +19,13 @@ int pick_relay(void *ctx)
     return w->next_relay;
 }
 
+const char *relay_leaving(void *ctx, int relay)
+{
+    struct world *w = ctx;
+
+    return relay >= 0 && relay < 4 ? w->leaving[relay] : "relay_unknown";
+}
+
 int setup(void **state)
 {
     struct world *w = calloc(1, sizeof(*w));
@@ -30,7 +37,7 @@ int setup(void **state)
         .max_session_s = 3600,
         .resume_grace_s = 60,
     };
-    w->env = (struct visit_env){&w->cfg, T0_MS, WALL0_MS, pick_relay, w};
+    w->env = (struct visit_env){&w->cfg, T0_MS, WALL0_MS, pick_relay, relay_leaving, w};
     w->v = calloc(1, sizeof(*w->v));
     visit_init(w->v, "appt-1", "00112233aabbccdd", &w->env);
     visit_out_init(&w->o);

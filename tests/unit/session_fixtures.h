@@ -23,9 +23,11 @@ struct world {
     struct visit_out o;
     int next_relay;                            /* what pick_relay returns; -1: none */
     unsigned relay_picks;
+    const char *leaving[4];                    /* what relay_leaving says of relay i */
 };
 
 int pick_relay(void *ctx);
+const char *relay_leaving(void *ctx, int relay);
 
 int setup(void **state);
 

@@ -145,23 +145,27 @@ static void test_admit(void **state)
     assert_int_equal(count(&w->o, VISIT_REVOKE), 0);
 }
 
+/* No relay: the two still meet (never "nobody else is in the call"), and
+ * their pair waits for a relay (test_visit_relay.c goes on from here). */
 static void test_admit_no_relay(void **state)
 {
     struct world *w = *state;
-    json_t *err;
+    json_t *peer;
 
     clinician_and_patient(w);
     w->next_relay = -1;
     message(w, "p1", MSG_ADMIT, "p2");
     assert_int_equal(w->relay_picks, 1);
-    assert_int_equal(w->v->n_pairs, 0);
-    err = sent(&w->o, "p1", "error");
-    assert_string_equal(msg_str(err, "code"), "no_relay_available");
-    err = sent(&w->o, "p2", "error");
-    assert_string_equal(msg_str(err, "code"), "no_relay_available");
-    assert_null(sent(&w->o, "p1", "peer"));
-    /* Still admitted: the next resume tries again. */
+    assert_int_equal(w->v->n_pairs, 1);
+    assert_int_equal(w->v->pairs[0].relay, -1);
+    assert_null(sent(&w->o, "p1", "error"));
+    peer = sent(&w->o, "p1", "peer");
+    assert_non_null(peer);
+    assert_true(json_is_true(json_object_get(peer, "waiting_for_relay")));
+    peer = sent(&w->o, "p2", "peer");
+    assert_true(json_is_true(json_object_get(peer, "waiting_for_relay")));
     assert_int_equal(visit_person(w->v, "p2")->state, P_ADMITTED);
+    assert_int_equal(count(&w->o, VISIT_REVOKE), 0);
 }
 
 static void test_three_admitted_three_pairs(void **state)

@@ -118,6 +118,16 @@
  * relay silent for 3 polls is unhealthy. */
 #define QR_RELAY_POLL_MS 1000
 #define QR_RELAY_CALL_TIMEOUT_MS 2000
+/* A relay that has not answered its control connection for this long has
+ * lost its calls: they move to another relay. Longer than a quick restart
+ * (a relay back within it keeps its calls: credentials are stateless). */
+#define QR_RELAY_LOST_MS 3000
+/* A draining relay's calls move this long before its drain-timeout would
+ * cut them. */
+#define QR_RELAY_MOVE_LEAD_S 30
+/* A relay that came back takes new pairs only once it has answered for this
+ * long, unless no other relay is ready (damps a flapping relay). */
+#define QR_RELAY_HOLD_MS 10000
 /* What signaling keeps of one relay's stats reply: drop reasons and RTP
  * loss bounds beyond these are ignored (the relay has 10 and 7). */
 #define QR_SIGNAL_RELAY_DROP_REASONS_MAX 16
