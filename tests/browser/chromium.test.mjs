@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { Quietroom, sleep, waitFor } from './lib/servers.mjs';
 import {
     launchChromium, chromiumPage, screenshot, waitState, waitVisible, visible, text, click,
-    mediaStats, assertMediaFlowing, checkRelayOnlySdp, checkWire, layoutProblems, unnamedControls, qrState, KEEP_SENDING,
+    mediaStats, assertMediaFlowing, icePairs, checkRelayOnlySdp, checkWire, layoutProblems, unnamedControls, qrState, KEEP_SENDING,
 } from './lib/browsers.mjs';
 
 /* QR_BROWSER_CLUSTER=1 (run.sh's second pass): the same tests against two
@@ -372,8 +372,15 @@ test('repeated ICE restarts from either side keep media flowing both ways', asyn
         await waitFor(`the answer to the ${name}'s ICE restart`, async () =>
             (await who.evaluate(() => window.quietroom.lastSdp.answer)) !== before, { timeout: 5000 });
         await sleep(1000);
-        await assertMediaFlowing(pat, { timeout: 6000, window: 1000 });
-        await assertMediaFlowing(doc, { timeout: 6000, window: 1000 });
+        try {
+            await assertMediaFlowing(pat, { timeout: 6000, window: 1000 });
+            await assertMediaFlowing(doc, { timeout: 6000, window: 1000 });
+        } catch (e) {
+            const st = await q.stats();
+            e.message += `\n  after the ${name}'s restart: relay legs ${JSON.stringify(st.legs)}, dropped ${JSON.stringify(st.dropped)}` +
+                `\n  other side's ICE:\n    ${(await icePairs(who === doc ? pat : doc)).join('\n    ')}`;
+            throw e;
+        }
     }
     assert.ok((await q.stats()).legs.binds >= bindsBefore + 8, 'the relay did not bind the restarted legs');
 });

@@ -232,7 +232,34 @@ export async function assertMediaFlowing(page, { timeout = 20000, window = 2000 
     const events = await page.evaluate(() => window.quietroom.events.join('\n    '));
     throw new Error(`${page.qrName || 'page'}: media not flowing within ${timeout} ms ` +
         `(frames ${first.framesDecoded} -> ${second.framesDecoded}, audio packets ${first.audioPackets} -> ${second.audioPackets}; ${pcs})` +
-        `\n  events:\n    ${events}`);
+        `\n  events:\n    ${events}\n  ICE:\n    ${(await icePairs(page)).join('\n    ')}`);
+}
+
+/* Every candidate pair of the page's peer connections, the selected one
+ * marked: which local socket checks and media leave from, and what came
+ * back on each. For a failure's message (loopback addresses only). */
+export async function icePairs(page) {
+    return page.evaluate(async () => {
+        const lines = [];
+        for (const [id, pc] of window.quietroom.peerConnections) {
+            const report = await pc.getStats();
+            const byId = new Map();
+            let selected = null;
+            report.forEach((s) => {
+                byId.set(s.id, s);
+                if (s.type === 'transport') selected = s.selectedCandidatePairId;
+            });
+            const addr = (c) => (c ? `${c.address}:${c.port}/${c.candidateType}` : '?');
+            report.forEach((s) => {
+                if (s.type !== 'candidate-pair') return;
+                lines.push(`${id} ${s.id === selected ? '*' : ' '} ${addr(byId.get(s.localCandidateId))} -> ` +
+                    `${addr(byId.get(s.remoteCandidateId))} ${s.state}${s.nominated ? ' nominated' : ''} ` +
+                    `req ${s.requestsSent}/${s.responsesReceived} in ${s.requestsReceived} ` +
+                    `bytes ${s.bytesSent}/${s.bytesReceived} last ${Math.round(performance.timeOrigin + performance.now() - (s.lastPacketReceivedTimestamp || 0))} ms ago`);
+            });
+        }
+        return lines;
+    });
 }
 
 /* An SDP as signaling delivers it (docs/protocol.md §6): every a=candidate
