@@ -155,6 +155,8 @@ export class PeerLink {
 
     async onOffer(sdp) {
         if (this.closed) return;
+        // Offers reach us only through a relay the server has for the pair.
+        this.waitingRelay = false;
         this.opts.onSdp('offer', sdp);
         const collision = this.makingOffer || !!this.sentOffer || this.pc.signalingState !== 'stable';
         this.log(`offer from ${this.id}${collision ? (this.polite ? ' (collision: ours dropped)' : ' (collision: ignored)') : ''}`);

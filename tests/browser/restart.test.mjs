@@ -9,6 +9,7 @@ import {
     launchChromium, chromiumPage, screenshot, waitState, waitVisible, visible, text, click,
     mediaStats, assertMediaFlowing, checkWire, layoutProblems, qrState,
 } from './lib/browsers.mjs';
+import { startCall as startCallIn, events } from './lib/calls.mjs';
 
 let q;
 let browser;
@@ -41,40 +42,8 @@ afterEach(async () => {
     }
 });
 
-/* Therapist joins, patient waits, therapist admits; both decode video. Each
- * page records its state every 100 ms (window.__states) from then on. */
 async function startCall(label) {
-    const sid = `${label}-${process.pid}-${++seq}`;
-    const therapist = await q.token({ sid, role: 'clinician', sub: `doc-${seq}`, name: 'Dr. Rivera' });
-    const patient = await q.token({ sid, role: 'patient', sub: `pat-${seq}`, name: 'Sam Patient' });
-    tokensMinted.push(therapist, patient);
-    const d = await chromiumPage(browser, 'therapist');
-    const p = await chromiumPage(browser, 'patient');
-    open.push(d, p);
-    const doc = d.page, pat = p.page;
-    await doc.goto(q.link(therapist));
-    await waitState(doc, 'precall');
-    await click(doc, 'join');
-    await waitState(doc, 'in-call');
-    await pat.goto(q.link(patient));
-    await waitState(pat, 'precall');
-    await click(pat, 'join');
-    await waitState(pat, 'waiting');
-    const patId = await pat.evaluate(() => window.quietroom.participant);
-    await click(doc, `admit-${patId}`);
-    await waitState(pat, 'in-call');
-    await assertMediaFlowing(doc);
-    await assertMediaFlowing(pat);
-    for (const page of [doc, pat]) {
-        await page.evaluate(() => {
-            window.__states = [];
-            window.__watch = setInterval(() => {
-                const s = `${window.quietroom.state}/${document.body.dataset.screen}`;
-                if (window.__states[window.__states.length - 1] !== s) window.__states.push(s);
-            }, 100);
-        });
-    }
-    return { doc, pat, patId, docId: await doc.evaluate(() => window.quietroom.participant) };
+    return startCallIn(q, browser, { label, open, tokens: tokensMinted });
 }
 
 /* Samples both pages every `every` ms for `ms` ms: video frames decoded must
@@ -102,10 +71,6 @@ async function watchMedia(pages, ms, { every = 2000, onSample = null } = {}) {
         if (onSample) await onSample();
     }
     return samples;
-}
-
-async function events(page) {
-    return `events:\n    ${(await page.evaluate(() => window.quietroom.events)).join('\n    ')}`;
 }
 
 async function states(page) {

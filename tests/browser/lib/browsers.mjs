@@ -82,7 +82,7 @@ export async function chromiumPage(browser, name, { initScript = null } = {}) {
  * - no candidate is ever sent (the server would drop it; our client never
  *   gathers them for anyone).
  * Returns how many SDPs were checked. */
-export function checkWire(page, { relayHost, relayPort, tokens }) {
+export function checkWire(page, { relayHost, relayPort, relays = [[relayHost, relayPort]], tokens }) {
     let sdps = 0;
     const where = page.qrName || 'page';
     for (const [i, s] of page.qrSockets.entries()) {
@@ -99,10 +99,18 @@ export function checkWire(page, { relayHost, relayPort, tokens }) {
         }
         for (const m of s.received) {
             if (m.type !== 'offer' && m.type !== 'answer') continue;
-            try {
-                checkRelayOnlySdp(m.sdp, relayHost, relayPort);
-            } catch (e) {
-                throw new Error(`${where}: received ${m.type} from ${m.from}: ${e.message}`);
+            // Each SDP names one relay (a call that moved names another).
+            const errors = [];
+            for (const [host, port] of relays) {
+                try {
+                    checkRelayOnlySdp(m.sdp, host, port);
+                    break;
+                } catch (e) {
+                    errors.push(e.message);
+                }
+            }
+            if (errors.length === relays.length) {
+                throw new Error(`${where}: received ${m.type} from ${m.from}: ${errors.join('; ')}`);
             }
             sdps++;
         }

@@ -104,13 +104,17 @@ export class Quietroom {
      * state-dir, runtime-dir, audit log and log (signal-r1.log…), all
      * sharing the EHR key, relay secret and relay, and all allowing every
      * replica's and every path's origin. q.base is replica 0's;
-     * q.replicas[i].base (q.replica(i)) each replica's. */
-    static async start({ host = '127.0.0.1', mediaHost = host, label = 'run', paths = [], extraSignal = [], cluster = 0 } = {}) {
+     * q.replicas[i].base (q.replica(i)) each replica's.
+     * relays: how many relays (r1, r2…; one secret), q.relays[i] each
+     * ({ name, media, mediaHost, mediaPort, control, proc }); q.relay,
+     * q.media, q.control… are the first's. Signaling knows them all. */
+    static async start({ host = '127.0.0.1', mediaHost = host, label = 'run', paths = [], extraSignal = [], cluster = 0, relays = 1 } = {}) {
         const q = new Quietroom();
         q.host = host;
         q.label = label;
         q.paths = {};
         q.cluster = cluster >= 2 ? cluster : 0;
+        q.nRelays = relays;
         q.dir = await mkdtemp(path.join(tmpdir(), 'qr-browser-'));
         try {
             await q.startAll({ mediaHost, paths, extraSignal });
@@ -131,22 +135,11 @@ export class Quietroom {
         await ctl(['secret', '--out', path.join(q.dir, 'audit.key')]);
         await ctl(['keygen', '--type', 'ec', '--out', path.join(q.dir, 'ehr'), '--kid', 'dev']);
 
-        const ready = path.join(q.dir, 'relay.ready.json');
-        q.relay = startProcess(BIN.relay, [
-            '--listen', `${mediaHost}:0`, '--control', '127.0.0.1:0', '--secret-file', q.secret,
-            '--ready-file', ready, '--workers', '2', '--node-id', 'browser-test',
-            '--log-level', process.env.QR_RELAY_LOG_LEVEL || 'info',
-            '--audit-log', path.join(q.dir, 'relay-audit.jsonl'),
-            '--audit-key-file', path.join(q.dir, 'audit.key'),
-        ], path.join(q.dir, 'relay.log'));
-        const info = await waitFor('the relay ready file', async () => {
-            if (q.relay.exitInfo) throw new Error(`relay exited: ${JSON.stringify(q.relay.exitInfo)}\n${await q.log('relay')}`);
-            return JSON.parse(await readFile(ready, 'utf8'));
-        }, { timeout: 10000, interval: 50 });
-        q.media = info.listen[0];
-        q.control = info.control;
-        q.mediaHost = q.media.slice(0, q.media.lastIndexOf(':'));
-        q.mediaPort = Number(q.media.slice(q.media.lastIndexOf(':') + 1));
+        q.relays = [];
+        for (let i = 0; i < q.nRelays; i++) q.relays.push(await q.startRelay(i, mediaHost));
+        [q.relay, q.media, q.control, q.mediaHost, q.mediaPort] =
+            [q.relays[0].proc, q.relays[0].media, q.relays[0].control, q.relays[0].mediaHost, q.relays[0].mediaPort];
+        const relayLines = q.relays.map((r) => `relay = ${r.name} ${r.control} ${r.media}`);
 
         if (!q.cluster) {
             q.port = await freePort(host);
@@ -161,7 +154,7 @@ export class Quietroom {
                 `ehr-jwks = ${path.join(q.dir, 'ehr.jwks.json')}`,
                 'issuer = quietroom-dev',
                 'audience = quietroom',
-                `relay = r1 ${q.control} ${q.media}`,
+                ...relayLines,
                 `relay-secret-file = ${q.secret}`,
                 `audit-log = ${path.join(q.dir, 'signal-audit.jsonl')}`,
                 `audit-key-file = ${path.join(q.dir, 'audit.key')}`,
@@ -203,7 +196,7 @@ export class Quietroom {
                 `ehr-jwks = ${path.join(q.dir, 'ehr.jwks.json')}`,
                 'issuer = quietroom-dev',
                 'audience = quietroom',
-                `relay = r1 ${q.control} ${q.media}`,
+                ...relayLines,
                 `relay-secret-file = ${q.secret}`,
                 `audit-log = ${path.join(q.dir, `signal-${r.name}-audit.jsonl`)}`,
                 `audit-key-file = ${path.join(q.dir, 'audit.key')}`,
@@ -220,6 +213,53 @@ export class Quietroom {
         // One after the other: the first creates the JetStream buckets.
         for (const r of q.replicas) await q.startReplica(r);
         q.signal = q.replicas[0].signal;
+    }
+
+    /* Relay i (name r<i+1>, log relay.log for the first, relay-r2.log…),
+     * until its ready file names its sockets: on new ports, or on the
+     * addresses given (a restart where signaling expects it). */
+    async startRelay(i, mediaHost, { media = `${mediaHost}:0`, control = '127.0.0.1:0' } = {}) {
+        const name = `r${i + 1}`;
+        const logName = i === 0 ? 'relay' : `relay-${name}`;
+        const ready = path.join(this.dir, `${logName}.ready.json`);
+        await rm(ready, { force: true });
+        const proc = startProcess(BIN.relay, [
+            '--listen', media, '--control', control, '--secret-file', this.secret,
+            '--ready-file', ready, '--workers', '2', '--node-id', i === 0 ? 'browser-test' : `browser-test-${name}`,
+            '--log-level', process.env.QR_RELAY_LOG_LEVEL || 'info',
+            '--audit-log', path.join(this.dir, `${logName}-audit.jsonl`),
+            '--audit-key-file', path.join(this.dir, 'audit.key'),
+        ], path.join(this.dir, `${logName}.log`));
+        const info = await waitFor(`relay ${name}'s ready file`, async () => {
+            if (proc.exitInfo) throw new Error(`relay ${name} exited: ${JSON.stringify(proc.exitInfo)}\n${await this.log(logName)}`);
+            return JSON.parse(await readFile(ready, 'utf8'));
+        }, { timeout: 10000, interval: 50 });
+        const bound = info.listen[0];
+        return {
+            name, logName, proc, media: bound, control: info.control,
+            mediaHost: bound.slice(0, bound.lastIndexOf(':')), mediaPort: Number(bound.slice(bound.lastIndexOf(':') + 1)),
+        };
+    }
+
+    /* kill -9 of relay i: its calls lose their media until signaling moves them. */
+    async killRelay(i) {
+        const child = this.relays[i].proc;
+        if (!child || child.exitInfo) return;
+        const gone = new Promise((r) => child.once('exit', r));
+        child.kill('SIGKILL');
+        await gone;
+    }
+
+    /* Relay i again after killRelay(i), on the same addresses. */
+    async restartRelay(i) {
+        const r = this.relays[i];
+        this.relays[i] = await this.startRelay(i, r.mediaHost, { media: r.media, control: r.control });
+        if (i === 0) this.relay = this.relays[0].proc;
+    }
+
+    /* The relay counters of relay i (stats() is the first's). */
+    async relayStats(i) {
+        return JSON.parse(await ctl(['stats', '--secret-file', this.secret, '--control', this.relays[i].control]));
     }
 
     /* One JetStream nats-server on loopback with its store under q.dir,
@@ -254,7 +294,7 @@ export class Quietroom {
             if (r.signal.exitInfo) throw new Error(`signaling ${r.nodeId} exited: ${JSON.stringify(r.signal.exitInfo)}\n${await this.log(r.logName)}`);
             const res = await fetch(`${r.base}/healthz`, { signal: AbortSignal.timeout(1000) });
             const j = await res.json();
-            return j.relays_healthy === 1;
+            return j.relays_healthy === this.nRelays;
         }, { timeout: 15000, interval: 100 });
     }
 
@@ -268,7 +308,7 @@ export class Quietroom {
             if (this.signal.exitInfo) throw new Error(`signaling exited: ${JSON.stringify(this.signal.exitInfo)}\n${await this.log('signal')}`);
             const r = await fetch(`${this.base}/healthz`, { signal: AbortSignal.timeout(1000) });
             const j = await r.json();
-            return j.relays_healthy === 1;
+            return j.relays_healthy === this.nRelays;
         }, { timeout: 15000, interval: 100 });
     }
 
@@ -346,13 +386,14 @@ export class Quietroom {
         } else {
             await stopProcess(this.signal);
         }
-        await stopProcess(this.relay);
+        for (const r of this.relays || []) await stopProcess(r.proc);
         await stopProcess(this.nats);
         if (this.dir) {
             // The daemons' logs, for a failed CI run: metadata only, no token or SDP.
             const logs = path.join(ARTIFACTS, 'logs');
             await mkdir(logs, { recursive: true });
-            const which = this.replicas ? ['relay', ...this.replicas.map((r) => r.logName), 'nats'] : ['relay', 'signal'];
+            const relayLogs = (this.relays || []).map((r) => r.logName);
+            const which = this.replicas ? [...relayLogs, ...this.replicas.map((r) => r.logName), 'nats'] : [...relayLogs, 'signal'];
             for (const w of which) {
                 await copyFile(path.join(this.dir, `${w}.log`), path.join(logs, `${this.label}-${w}.log`)).catch(() => {});
             }
