@@ -80,6 +80,8 @@ static const struct fhir_type {
     {"session.", &fhir_user_auth, NULL, true},
     {"auth.", &fhir_user_auth, NULL, true},
     {"leg.", &fhir_app_activity, NULL, true},
+    /* Signaling moved a call's media to another relay: the service's doing. */
+    {"link.", &fhir_app_activity, NULL, true},
     /* The writer's bookkeeping: the chain itself, not something that happened. */
     {"audit.", NULL, NULL, false},
 };

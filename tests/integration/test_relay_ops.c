@@ -238,10 +238,15 @@ static void test_drain(void **state)
 {
     struct relay_proc *r = relay_of(state);
     struct pair pr, other;
-    json_t *restart, *fresh;
+    json_t *restart, *fresh, *stats;
+    json_int_t left;
     char *m;
 
     pair_open(r, &pr, "ops-drain-visit");
+    stats = relay_call(r, "stats", NULL);
+    assert_non_null(json_object_get(stats, "stats"));
+    assert_null(json_object_get(json_object_get(stats, "stats"), "drain_left_s"));
+    json_decref(stats);
     kill(r->pid, SIGTERM);
     for (uint64_t until = clock_mono_ms() + 2000;
          get_status(r, "/readyz") != 503 && clock_mono_ms() < until;)
@@ -252,6 +257,13 @@ static void test_drain(void **state)
     assert_true(sample(m, "quietroom_relay_draining") == 1);
     assert_true(sample(m, "quietroom_relay_ready") == 0);
     free(m);
+    /* Signaling reads how long the calls have left here (drain-timeout
+     * 3600 s by default) to move them before then. */
+    stats = relay_call(r, "stats", NULL);
+    assert_true(json_is_true(json_object_get(json_object_get(stats, "stats"), "draining")));
+    left = json_integer_value(json_object_get(json_object_get(stats, "stats"), "drain_left_s"));
+    assert_true(left >= 3590 && left <= 3600);
+    json_decref(stats);
     forwards(r, &pr.a, &pr.b, 1, 0x1111);
     forwards(r, &pr.b, &pr.a, 1, 0x2222);
 
