@@ -443,6 +443,8 @@ static void test_draining_relay_gets_no_new_pair(void **state)
     m = expect(d2, "peer");
     assert_true(json_is_true(json_object_get(m, "waiting_for_relay")));
     json_decref(m);
+    await_metric(w, "quietroom_signal_media_pairs_waiting", 1);
+    await_metric(w, "quietroom_signal_media_moves_total{reason=\"relay_available\"}", 0);
     wsconn_send_json(d2, json_pack("{s:s,s:s,s:s}", "type", "offer", "to", p2_id, "sdp", "v=0"));
     m = expect(d2, "error");
     assert_string_equal(world_str(m, "code"), "no_relay_available");
