@@ -512,6 +512,7 @@ async function sampleQuality() {
         }
         if (!q) continue;
         if (q.stalled === false) mediaSeenAt = Date.now();
+        link.onQuality(q);
         qr.quality[id] = q;
         const lv = QualityMeter.level(q);
         if (order[lv] >= order[worst]) { worst = lv; worstQ = q; }

@@ -19,6 +19,11 @@ export const RTC_CONFIG = Object.freeze({
 const ANSWER_WAIT_MS = 5000;
 const MAX_OFFER_RETRIES = 4;
 const DISCONNECTED_GRACE_MS = { initiator: 1500, other: 4000 };
+// Quality samples (2 s each) without one RTP packet from the peer, while ICE
+// says connected, before the page restarts ICE; and the least time between
+// two such restarts.
+const STALL_SAMPLES = 2;
+const STALL_RESTART_GAP_MS = 10000;
 
 /* The DTLS identity in an SDP (the first a=fingerprint line), lower-cased. */
 export function fingerprintOf(sdp) {
@@ -50,6 +55,9 @@ export class PeerLink {
         // The server has no relay for this pair yet (or lost it): offers
         // wait for its "renegotiate" (see waitForRelay and relayReady).
         this.waitingRelay = !!opts.waitingRelay;
+        this.stalledSamples = 0;
+        this.lastStallRestart = 0;
+        this.stallRestarts = 0;
 
         const pc = this.pc;
         // Candidates are deliberately not sent: the server would drop them, and
@@ -253,6 +261,31 @@ export class PeerLink {
         this.waitingRelay = false;
         this.restartIce();
         this.opts.onChange();
+    }
+
+    /* One sample of the quality loop. Nothing at all from the peer for
+     * STALL_SAMPLES samples while ICE says connected means the path is broken
+     * where ICE cannot see it (the relay forwards our peer's media to an
+     * address we no longer read, or the peer's to one it no longer sends
+     * from): a fresh ICE restart binds both legs again. Rare; counted in
+     * stallRestarts and logged. Returns true if it restarted. */
+    onQuality(q, now = Date.now()) {
+        if (!q || q.stalled !== true) {
+            this.stalledSamples = 0;
+            return false;
+        }
+        this.stalledSamples++;
+        const ice = this.pc.iceConnectionState;
+        if (this.stalledSamples < STALL_SAMPLES || this.waitingRelay || !this.everConnected ||
+            (ice !== 'connected' && ice !== 'completed') || now - this.lastStallRestart < STALL_RESTART_GAP_MS) {
+            return false;
+        }
+        this.stalledSamples = 0;
+        this.lastStallRestart = now;
+        this.stallRestarts++;
+        this.log(`no media from ${this.id} for ${STALL_SAMPLES * 2} s while ICE is ${ice}: ICE restart`);
+        this.restartIce();
+        return true;
     }
 
     onIceState() {

@@ -115,7 +115,7 @@ trap 'exit 143' TERM HUP
 remove_stale_namespaces
 rm -rf artifacts
 mkdir -p artifacts
-files=(messages.test.mjs sdp.test.mjs chromium.test.mjs restart.test.mjs failover.test.mjs dashboard.test.mjs)
+files=(messages.test.mjs sdp.test.mjs peerlink.test.mjs chromium.test.mjs restart.test.mjs failover.test.mjs dashboard.test.mjs)
 [ "${QR_SKIP_FIREFOX:-0}" = 1 ] || files+=(firefox.test.mjs)
 start=$(date +%s)
 rc=0
