@@ -193,9 +193,7 @@ static void callkit__wait_ready(struct callkit_party *a, struct callkit_party *b
     }
 }
 
-/* An ICE restart on both clients with a new offer and answer through
- * signaling, which writes the new relay's credentials and candidates in. */
-static void callkit__restart(struct callkit_party *offerer, struct callkit_party *answerer)
+void callkit_restart_call(struct callkit_party *offerer, struct callkit_party *answerer)
 {
     char *buf = malloc(QR_SDP_MAX);
 
@@ -220,7 +218,7 @@ void callkit_follow_move(struct callkit_party *offerer, struct callkit_party *an
     snprintf(mv->reason, sizeof(mv->reason), "%s", callkit__str(m, "reason"));
     json_decref(m);
     if (offerer->rc != NULL) {
-        callkit__restart(offerer, answerer);
+        callkit_restart_call(offerer, answerer);
     } else {
         callkit__place(offerer, answerer);
         callkit__wait_ready(offerer, answerer);

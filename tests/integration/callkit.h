@@ -64,6 +64,11 @@ void callkit_media(struct callkit_party *doc, struct callkit_party *pat);
  * ICE-ready; the test fails otherwise. */
 void callkit_follow_move(struct callkit_party *offerer, struct callkit_party *answerer,
                          int within_ms, struct callkit_move *mv);
+/* The restart half of callkit_follow_move, for a test that took the
+ * "renegotiate" itself: an ICE restart on both clients, a new offer from
+ * offerer and answer through signaling (which writes the pair's relay's
+ * credentials and candidates in), both ICE-ready again. */
+void callkit_restart_call(struct callkit_party *offerer, struct callkit_party *answerer);
 /* Presents p's resume secret on a new connection to p->port, retrying
  * transient refusals (state_unavailable) for up to within_ms: back, in
  * state. Returns the ms it took. */

@@ -7,7 +7,9 @@
  * both ways through B, within 5 s of the renegotiate, with the same
  * participants, no readmission, an audit record and a counted move.
  * When A only drains (one SIGTERM) with its drain-timeout near, the call
- * leaves it before the deadline, and A, its last link revoked, exits.
+ * leaves it before the deadline, and A, its last link revoked, exits. With
+ * the first offerer away, the other side is asked, and offers once it is
+ * back (the DTLS roles stay).
  * When A comes back it takes no new pair while it holds (10 s), and then
  * takes the next one by load. With no relay at all, two people admitted
  * still meet (waiting for a relay), and the call starts when one is back.
@@ -359,6 +361,41 @@ static void test_draining_relay_call_moves_before_its_deadline(void **state)
     wait_audio(&f->doc, &f->pat, now_ms(), 3000);
 }
 
+/* --- e: the first offerer is away when A dies ------------------------------ */
+
+/* The renegotiate goes to the other side (the patient, the DTLS client),
+ * who offers once the clinician is back: the clinician's answer keeps its
+ * DTLS server role, though the new offer comes from the other side. */
+static void test_renegotiate_goes_to_other_side_when_offerer_away(void **state)
+{
+    struct fixture *f = *state;
+    struct world *w = &f->w;
+    uint64_t t_kill, t_reneg, to_audio;
+    json_t *m;
+
+    call_on_a(f, "s-failover-away");
+    wsconn_free(f->doc.ws); /* gone, within its resume grace */
+    f->doc.ws = NULL;
+    json_decref(callkit_expect(f->pat.ws, "peer_status"));
+    t_kill = now_ms();
+    kill9(&w->relay);
+    m = callkit_expect_within(f->pat.ws, "renegotiate", MOVE_WITHIN_MS);
+    if (m == NULL)
+        fail_msg("the patient got no renegotiate while the clinician was away");
+    t_reneg = now_ms();
+    assert_string_equal(world_str(m, "participant"), f->doc.id);
+    assert_string_equal(world_str(m, "reason"), "relay_lost");
+    json_decref(m);
+    callkit_resume(&f->doc, "admitted", 5000);
+    callkit_restart_call(&f->pat, &f->doc);
+    to_audio = wait_audio(&f->doc, &f->pat, t_reneg, AUDIO_BACK_MS + 2000);
+    print_message("offerer away: renegotiate to the patient %llu ms after kill -9; audio both "
+                  "ways %llu ms after it (the clinician's resume included)\n",
+                  (unsigned long long)(t_reneg - t_kill), (unsigned long long)to_audio);
+    assert_int_equal(links(&w->relay2), 1);
+    expect_audited_move(w, &f->doc, &f->pat, "relay_lost", "r1", "r2");
+}
+
 /* --- c: A back ---------------------------------------------------------------- */
 
 /* Which relay a new visit's pair is on: the relay's candidate in the offer
@@ -505,6 +542,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_draining_relay_call_moves_before_its_deadline,
                                         setup_two_short_drain, teardown),
+        cmocka_unit_test_setup_teardown(test_renegotiate_goes_to_other_side_when_offerer_away,
+                                        setup_two, teardown),
         cmocka_unit_test_setup_teardown(test_relay_back_holds_then_takes_new_pairs, setup_two,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_admitted_without_relay_meet_and_call_later,
