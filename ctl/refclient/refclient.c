@@ -386,6 +386,17 @@ int refclient_start(struct refclient *rc)
     return refclient__call(rc, refclient__start_on_loop, NULL);
 }
 
+static int refclient__restart_on_loop(struct refclient *rc, void *arg)
+{
+    (void)arg;
+    return refclient__ice_restart(rc);
+}
+
+int refclient_restart_ice(struct refclient *rc)
+{
+    return refclient__call(rc, refclient__restart_on_loop, NULL);
+}
+
 static void refclient__explain_timeout(const struct refclient *rc, char *err, size_t errlen)
 {
     refclient__errf(err, errlen,

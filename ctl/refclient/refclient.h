@@ -28,7 +28,7 @@ struct refclient_config {
 };
 
 struct refclient_stats {
-    bool ice_ready;          /* libnice component reached READY */
+    bool ice_ready;          /* libnice component reached READY (again, after an ICE restart) */
     bool dtls_done;          /* handshake finished */
     bool peer_verified;      /* peer certificate matched the expected fingerprint */
     char srtp_profile[32];   /* e.g. "SRTP_AEAD_AES_128_GCM" */
@@ -44,6 +44,7 @@ struct refclient_stats {
      * LSR/DLSR): through the relay both ways. 0 until the first sample. */
     uint64_t rtt_samples;
     double rtt_last_s, rtt_min_s, rtt_max_s, rtt_avg_s;
+    uint64_t ice_restarts;      /* refclient_restart_ice calls that succeeded */
 };
 
 /* Creates a client and starts its own GLib main loop thread. Returns NULL and
@@ -71,8 +72,10 @@ int refclient_create_answer(struct refclient *rc, char *out, size_t cap);
  * offer): ICE credentials, UDP host candidates, the fingerprint the peer's
  * certificate must have, our DTLS role from its a=setup, and our ICE role
  * (controlling when we offered or when the peer is ICE-lite, as against the
- * relay). Before refclient_start. Returns 0, or -1 with a reason in err that
- * quotes nothing of the SDP. */
+ * relay). Before refclient_start, or once after each refclient_restart_ice:
+ * then the peer's fingerprint must be the one it had (DTLS does not restart)
+ * and its a=setup must leave our DTLS role as it is. Returns 0, or -1 with a
+ * reason in err that quotes nothing of the SDP. */
 int refclient_set_remote_description(struct refclient *rc, bool is_answer, const char *sdp,
                                      size_t len, char *err, size_t errlen);
 
@@ -89,6 +92,16 @@ int refclient_add_remote_candidate(struct refclient *rc, const char *addr, uint1
 
 /* Begins ICE checks; refclient_set_remote must have been called. */
 int refclient_start(struct refclient *rc);
+/* ICE restart (RFC 8445 §9), as a browser does for a new relay: new local
+ * ICE credentials (refclient_local_credentials and the next offer or answer
+ * carry them), the peer's credentials and candidates forgotten. DTLS and
+ * SRTP stay as they are. The side that offers calls it before
+ * refclient_create_offer, the side that answers before applying that offer;
+ * applying the peer's new description then starts checks at once, and
+ * refclient_wait_ready waits until a pair is selected again. Media keeps
+ * being sent; what goes while no pair is selected is lost. Only after
+ * refclient_start; 0 or -1. */
+int refclient_restart_ice(struct refclient *rc);
 /* Blocks until ICE ready, DTLS done, peer verified and SRTP keyed, or timeout.
  * Returns 0 on success, -1 on failure/timeout (with the reason in err). */
 int refclient_wait_ready(struct refclient *rc, int timeout_ms, char *err, size_t errlen);

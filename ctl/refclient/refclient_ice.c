@@ -149,10 +149,9 @@ void refclient__ice_free(struct refclient *rc)
 
 /* Copies credentials and host candidates into rc, where other threads read
  * them without hopping onto the loop. */
-int refclient__ice_snapshot_local(struct refclient *rc)
+static int ice__snapshot_credentials(struct refclient *rc)
 {
     gchar *ufrag = NULL, *pwd = NULL;
-    GSList *cands, *l;
 
     if (!nice_agent_get_local_credentials(rc->ice.agent, rc->ice.stream_id, &ufrag, &pwd))
         return -1;
@@ -160,6 +159,15 @@ int refclient__ice_snapshot_local(struct refclient *rc)
     snprintf(rc->local_pwd, sizeof(rc->local_pwd), "%s", pwd);
     g_free(ufrag);
     g_free(pwd);
+    return 0;
+}
+
+int refclient__ice_snapshot_local(struct refclient *rc)
+{
+    GSList *cands, *l;
+
+    if (ice__snapshot_credentials(rc) != 0)
+        return -1;
     cands = nice_agent_get_local_candidates(rc->ice.agent, rc->ice.stream_id, ICE_COMPONENT);
     for (l = cands; l != NULL; l = l->next) {
         NiceCandidate *c = l->data;
@@ -250,6 +258,27 @@ int refclient__ice_start(struct refclient *rc)
             return -1;
     }
     ice->n_pending = 0;
+    return 0;
+}
+
+/* libnice keeps the host candidates (same ports, so the peer's new
+ * description names the same addresses) and goes on sending on the old
+ * selected pair until checks select a new one: media is not held up on our
+ * side, only lost where the old path is dead. */
+int refclient__ice_restart(struct refclient *rc)
+{
+    struct refclient__ice *ice = &rc->ice;
+
+    if (!ice->started || !nice_agent_restart_stream(ice->agent, ice->stream_id) ||
+        ice__snapshot_credentials(rc) != 0)
+        return -1;
+    ice->have_remote = false;
+    ice->restarting = true;
+    ice->restarts++;
+    refclient__lock(rc);
+    rc->stats.ice_ready = false;
+    rc->stats.ice_restarts++;
+    refclient__unlock_notify(rc);
     return 0;
 }
 

@@ -52,6 +52,8 @@ struct refclient__ice {
     guint stream_id;
     bool have_remote; /* remote credentials set */
     bool started;
+    bool restarting;  /* new local credentials; the peer's new ones not yet applied */
+    unsigned restarts; /* ICE restarts so far: the o= line's version follows it */
     int n_remote;     /* remote candidates handed to libnice so far */
     struct refclient__cand pending[REFCLIENT__MAX_CANDS]; /* added before start */
     int n_pending;
@@ -135,6 +137,9 @@ struct refclient {
     uint64_t sdp_session_id;
     bool controlling;
     bool regular_nomination;
+    /* ... except these two, which refclient_restart_ice rewrites (on the loop
+     * thread, while its caller waits): a caller must not read them during
+     * its own restart. */
     char local_ufrag[257];
     char local_pwd[257];
     struct refclient__cand local[REFCLIENT__MAX_CANDS];
@@ -172,6 +177,10 @@ int refclient__ice_snapshot_local(struct refclient *rc);
 int refclient__ice_set_remote(struct refclient *rc, const char *ufrag, const char *pwd);
 int refclient__ice_add_remote(struct refclient *rc, const char *addr, uint16_t port);
 int refclient__ice_start(struct refclient *rc);
+/* ICE restart (RFC 8445 §9): new local credentials, the peer's forgotten
+ * until its new description is applied; ice_ready clears until a pair is
+ * selected again. Only after refclient__ice_start; 0 or -1. */
+int refclient__ice_restart(struct refclient *rc);
 /* ICE role, before checks start. */
 void refclient__ice_set_controlling(struct refclient *rc, bool controlling);
 /* Sends one datagram on the selected pair; 0 or -1. */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
 
@@ -54,8 +55,8 @@ static bool sdp__is_v6(const char *addr)
     return strchr(addr, ':') != NULL;
 }
 
-/* Our description with a=setup:<setup>. Reads only what is immutable once
- * refclient_new returned. */
+/* Our description with a=setup:<setup>. Runs on the loop thread: the ICE
+ * credentials and the version change with a restart. */
 static int sdp__write(const struct refclient *rc, const char *setup, char *out, size_t cap)
 {
     struct sdp__writer w = {.out = out, .cap = cap};
@@ -65,7 +66,9 @@ static int sdp__write(const struct refclient *rc, const char *setup, char *out, 
         return -1;
     out[0] = '\0';
     sdp__line(&w, "v=0");
-    sdp__line(&w, "o=- %" PRIu64 " 2 IN IP4 127.0.0.1", rc->sdp_session_id);
+    /* RFC 3264 §8: a new description after an ICE restart is a new version. */
+    sdp__line(&w, "o=- %" PRIu64 " %u IN IP4 127.0.0.1", rc->sdp_session_id,
+              2u + rc->ice.restarts);
     sdp__line(&w, "s=-");
     sdp__line(&w, "t=0 0");
     sdp__line(&w, "a=group:BUNDLE 0");
@@ -170,11 +173,83 @@ struct sdp__remote_args {
     size_t errlen;
 };
 
+/* After an ICE restart the DTLS association goes on (RFC 8842 §5.5): the
+ * a=setup of a new offer or answer must leave our role as it is, and our
+ * answer says the role we have. */
+static int sdp__keep_role(const struct refclient *rc, bool is_answer, const char *remote,
+                          const char **our_answer)
+{
+    bool client = rc->dtls.is_client;
+
+    *our_answer = NULL;
+    if (is_answer)
+        return strcmp(remote, client ? "passive" : "active") == 0 ? 0 : -1;
+    if (strcmp(remote, client ? "active" : "passive") == 0)
+        return -1;
+    *our_answer = client ? "active" : "passive";
+    return 0;
+}
+
+/* Sets the peer's new ICE credentials and hands libnice its candidates at
+ * once (ICE runs already): checks start without a refclient_start. */
+static int sdp__give_ice(struct refclient *rc, const struct sdp__remote_args *a)
+{
+    const struct sdp_summary *sum = a->sum;
+
+    if (refclient__ice_set_remote(rc, sum->ice_ufrag, sum->ice_pwd) != 0) {
+        refclient__errf(a->err, a->errlen, "libnice refused the remote ICE credentials");
+        return -1;
+    }
+    for (unsigned i = 0; i < sum->n_cands; i++) {
+        if (refclient__ice_add_remote(rc, sum->cands[i].addr, sum->cands[i].port) != 0) {
+            refclient__errf(a->err, a->errlen, "libnice refused a remote candidate");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The peer's description after refclient_restart_ice: new ICE, the same
+ * DTLS. Nothing is applied unless all of it is acceptable. */
+static int sdp__apply_restart(struct refclient *rc, struct sdp__remote_args *a)
+{
+    const struct sdp_summary *sum = a->sum;
+    const char *our_answer;
+
+    if (a->is_answer && !rc->sdp_local_offer) {
+        refclient__errf(a->err, a->errlen, "an answer without an offer of ours");
+        return -1;
+    }
+    if (strcasecmp(sum->fingerprint, rc->dtls.expected) != 0) {
+        refclient__errf(a->err, a->errlen, "the peer's DTLS fingerprint changed in an ICE "
+                                           "restart (DTLS does not restart)");
+        return -1;
+    }
+    if (sdp__keep_role(rc, a->is_answer, sum->setup, &our_answer) != 0) {
+        refclient__errf(a->err, a->errlen, "the peer's a=setup would change the DTLS role in an "
+                                           "ICE restart");
+        return -1;
+    }
+    if (sdp__give_ice(rc, a) != 0)
+        return -1;
+    rc->ice.restarting = false;
+    refclient__ice_set_controlling(rc, a->is_answer || sum->ice_lite);
+    if (a->is_answer) {
+        rc->sdp_local_offer = false;
+    } else {
+        rc->sdp_remote_offer = true;
+        snprintf(rc->sdp_answer_setup, sizeof(rc->sdp_answer_setup), "%s", our_answer);
+    }
+    return 0;
+}
+
 static int sdp__apply_on_loop(struct refclient *rc, void *arg)
 {
     struct sdp__remote_args *a = arg;
     const struct sdp_summary *sum = a->sum;
 
+    if (rc->ice.restarting)
+        return sdp__apply_restart(rc, a);
     if (rc->ice.started || rc->ice.have_remote) {
         refclient__errf(a->err, a->errlen, "a second remote description (renegotiation) is not supported");
         return -1;

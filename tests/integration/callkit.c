@@ -42,9 +42,9 @@ static const char *callkit__str(json_t *m, const char *key)
     return s != NULL ? s : "";
 }
 
-json_t *callkit_expect(struct wsconn *c, const char *type)
+json_t *callkit_expect_within(struct wsconn *c, const char *type, int timeout_ms)
 {
-    for (uint64_t until = now_ms() + CALLKIT_WAIT_MS; now_ms() < until;) {
+    for (uint64_t until = now_ms() + (uint64_t)timeout_ms; now_ms() < until;) {
         json_t *m = wsconn_recv(c, (int)(until - now_ms()));
 
         if (m == NULL)
@@ -53,8 +53,16 @@ json_t *callkit_expect(struct wsconn *c, const char *type)
             return m;
         json_decref(m);
     }
-    fail_msg("no \"%s\" message", type);
     return NULL;
+}
+
+json_t *callkit_expect(struct wsconn *c, const char *type)
+{
+    json_t *m = callkit_expect_within(c, type, CALLKIT_WAIT_MS);
+
+    if (m == NULL)
+        fail_msg("no \"%s\" message", type);
+    return m;
 }
 
 void callkit_auth(struct callkit_party *p, const char *token, json_t **reply)
@@ -79,6 +87,17 @@ void callkit_join(struct callkit_party *p, const char *token, const char *want_s
     json_decref(m);
 }
 
+/* p's "peer" message, which must name other. */
+static void callkit__peer(struct callkit_party *p, const struct callkit_party *other)
+{
+    json_t *m = callkit_expect(p->ws, "peer");
+
+    assert_string_equal(callkit__str(m, "participant"), other->id);
+    p->initiator = json_is_true(json_object_get(m, "initiator"));
+    p->waiting_for_relay = json_is_true(json_object_get(m, "waiting_for_relay"));
+    json_decref(m);
+}
+
 void callkit_admit(struct callkit_party *doc, struct callkit_party *pat)
 {
     for (;;) {
@@ -91,8 +110,8 @@ void callkit_admit(struct callkit_party *doc, struct callkit_party *pat)
     }
     wsconn_send_json(doc->ws, json_pack("{s:s,s:s}", "type", "admit", "participant", pat->id));
     json_decref(callkit_expect(pat->ws, "admitted"));
-    json_decref(callkit_expect(pat->ws, "peer"));
-    json_decref(callkit_expect(doc->ws, "peer"));
+    callkit__peer(pat, doc);
+    callkit__peer(doc, pat);
 }
 
 static struct refclient *callkit__client(bool dtls_client, double tone)
@@ -127,10 +146,11 @@ static void callkit__sdp(struct callkit_party *from, struct callkit_party *to, b
     json_decref(m);
 }
 
-void callkit_media(struct callkit_party *doc, struct callkit_party *pat)
+/* Two clients, the first offer and answer through signaling, ICE started;
+ * once keyed, each sends its tone. */
+static void callkit__place(struct callkit_party *doc, struct callkit_party *pat)
 {
-    struct callkit_party *p[2] = {doc, pat};
-    char *buf = malloc(QR_SDP_MAX), err[192];
+    char *buf = malloc(QR_SDP_MAX);
 
     assert_non_null(buf);
     doc->rc = callkit__client(true, 440.0);
@@ -138,8 +158,16 @@ void callkit_media(struct callkit_party *doc, struct callkit_party *pat)
     callkit__sdp(doc, pat, false, buf);
     callkit__sdp(pat, doc, true, buf);
     free(buf);
-    for (int i = 0; i < 2; i++)
-        assert_int_equal(refclient_start(p[i]->rc), 0);
+    assert_int_equal(refclient_start(doc->rc), 0);
+    assert_int_equal(refclient_start(pat->rc), 0);
+}
+
+void callkit_media(struct callkit_party *doc, struct callkit_party *pat)
+{
+    struct callkit_party *p[2] = {doc, pat};
+    char err[192];
+
+    callkit__place(doc, pat);
     for (int i = 0; i < 2; i++) {
         if (refclient_wait_ready(p[i]->rc, CALLKIT_READY_MS, err, sizeof(err)) != 0)
             fail_msg("client %d: %s", i, err);
@@ -152,6 +180,50 @@ void callkit_media(struct callkit_party *doc, struct callkit_party *pat)
         if (now_ms() > until)
             fail_msg("no audio both ways through the relay");
     }
+}
+
+static void callkit__wait_ready(struct callkit_party *a, struct callkit_party *b)
+{
+    struct callkit_party *p[2] = {a, b};
+    char err[192];
+
+    for (int i = 0; i < 2; i++) {
+        if (refclient_wait_ready(p[i]->rc, CALLKIT_READY_MS, err, sizeof(err)) != 0)
+            fail_msg("%s: %s", i == 0 ? "offerer" : "answerer", err);
+    }
+}
+
+void callkit_restart_call(struct callkit_party *offerer, struct callkit_party *answerer)
+{
+    char *buf = malloc(QR_SDP_MAX);
+
+    assert_non_null(buf);
+    assert_int_equal(refclient_restart_ice(offerer->rc), 0);
+    assert_int_equal(refclient_restart_ice(answerer->rc), 0);
+    callkit__sdp(offerer, answerer, false, buf);
+    callkit__sdp(answerer, offerer, true, buf);
+    free(buf);
+    callkit__wait_ready(offerer, answerer);
+}
+
+void callkit_follow_move(struct callkit_party *offerer, struct callkit_party *answerer,
+                         int within_ms, struct callkit_move *mv)
+{
+    json_t *m = callkit_expect_within(offerer->ws, "renegotiate", within_ms);
+
+    if (m == NULL)
+        fail_msg("no \"renegotiate\" within %d ms", within_ms);
+    mv->renegotiate_at = now_ms();
+    assert_string_equal(callkit__str(m, "participant"), answerer->id);
+    snprintf(mv->reason, sizeof(mv->reason), "%s", callkit__str(m, "reason"));
+    json_decref(m);
+    if (offerer->rc != NULL) {
+        callkit_restart_call(offerer, answerer);
+    } else {
+        callkit__place(offerer, answerer);
+        callkit__wait_ready(offerer, answerer);
+    }
+    mv->ready_at = now_ms();
 }
 
 uint64_t callkit_resume(struct callkit_party *p, const char *state, int within_ms)

@@ -25,6 +25,15 @@ struct callkit_party {
     char id[16];
     char resume[128];
     struct refclient *rc;
+    bool initiator;                    /* its last "peer" said it offers first */
+    bool waiting_for_relay;            /* its last "peer" said no relay is ready yet */
+};
+
+/* What following one relay decision of signaling took (callkit_follow_move). */
+struct callkit_move {
+    char reason[32];                   /* the renegotiate's: relay_lost, relay_available... */
+    uint64_t renegotiate_at;           /* now_ms() it arrived */
+    uint64_t ready_at;                 /* now_ms() both clients were ICE-ready (again) */
 };
 
 /* Opens a WebSocket to signaling on 127.0.0.1:port (plain HTTP); the test
@@ -38,11 +47,28 @@ json_t *callkit_expect(struct wsconn *c, const char *type);
 void callkit_auth(struct callkit_party *p, const char *token, json_t **reply);
 /* The same, and the test fails unless welcomed in want_state. */
 void callkit_join(struct callkit_party *p, const char *token, const char *want_state);
-/* The clinician admits the patient once it shows in the lobby. */
+/* The same within timeout_ms, or NULL (the test goes on). */
+json_t *callkit_expect_within(struct wsconn *c, const char *type, int timeout_ms);
+/* The clinician admits the patient once it shows in the lobby; both
+ * parties' initiator and waiting_for_relay come from their "peer". */
 void callkit_admit(struct callkit_party *doc, struct callkit_party *pat);
 /* Two clients; doc offers, pat answers through signaling; ICE, DTLS and
  * audio both ways through the relay. */
 void callkit_media(struct callkit_party *doc, struct callkit_party *pat);
+/* Follows signaling when it moves the pair's media to another relay, or
+ * gives a waiting pair one: waits up to within_ms for "renegotiate" (naming
+ * answerer) on offerer's WebSocket, then, if the call has clients, restarts
+ * ICE on both and sends a new offer and answer through signaling (DTLS and
+ * SRTP stay); if not (the pair waited from the start), places the call as
+ * callkit_media does, without waiting for audio. Returns when both are
+ * ICE-ready; the test fails otherwise. */
+void callkit_follow_move(struct callkit_party *offerer, struct callkit_party *answerer,
+                         int within_ms, struct callkit_move *mv);
+/* The restart half of callkit_follow_move, for a test that took the
+ * "renegotiate" itself: an ICE restart on both clients, a new offer from
+ * offerer and answer through signaling (which writes the pair's relay's
+ * credentials and candidates in), both ICE-ready again. */
+void callkit_restart_call(struct callkit_party *offerer, struct callkit_party *answerer);
 /* Presents p's resume secret on a new connection to p->port, retrying
  * transient refusals (state_unavailable) for up to within_ms: back, in
  * state. Returns the ms it took. */

@@ -211,6 +211,40 @@ int relay_start(struct relay_proc *r, const char *const *listen, const char *con
     return -1;
 }
 
+int relay_restart(struct relay_proc *r, const char *const *extra)
+{
+    const char *listen[3] = {NULL, NULL, NULL}, *args[HARNESS_ARGS_MAX];
+    char addrs[2][NETADDR_STRLEN], ready[HARNESS_PATH];
+    int n = 0, status;
+
+    if (r->pid != 0 || r->n_listen < 1)
+        return -1;
+    for (int i = 0; i < r->n_listen && i < 2; i++) {
+        netaddr_format(&r->listen[i], addrs[i], sizeof(addrs[i]));
+        listen[i] = addrs[i];
+    }
+    /* After the defaults harness_spawn gives: the later option wins. */
+    args[n++] = "--control";
+    args[n++] = r->control;
+    for (int i = 0; extra != NULL && extra[i] != NULL && n < HARNESS_ARGS_MAX - 1; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    snprintf(ready, sizeof(ready), "%s/ready.json", r->dir);
+    unlink(ready);
+    r->exit_status = 0;
+    if ((r->pid = harness_spawn(r, ready, listen, args)) < 0)
+        return -1;
+    for (uint64_t deadline = now_ms() + HARNESS_START_MS; now_ms() < deadline; usleep(20000)) {
+        if (harness_ready(r, ready) == 0)
+            return 0;
+        if (waitpid(r->pid, &status, WNOHANG) == r->pid) {
+            r->pid = 0;
+            return -1;
+        }
+    }
+    return -1;
+}
+
 int relay_wait(struct relay_proc *r, int timeout_ms)
 {
     uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
@@ -433,23 +467,34 @@ int peer_check(struct udp_peer *p, const union netaddr *relay, const struct chec
 
 /* --- signaling ------------------------------------------------------------- */
 
-static int harness_write_conf(struct signal_proc *s, const struct relay_proc *r, bool tls,
-                              const char *const *extra)
+int relay_conf_line(const struct relay_proc *r, const char *name, char *out, size_t len)
 {
     char listen[2][NETADDR_STRLEN];
-    FILE *f = fopen(s->conf, "w");
+    int n;
 
-    if (f == NULL)
+    if (r->n_listen < 1)
         return -1;
     netaddr_format(&r->listen[0], listen[0], sizeof(listen[0]));
     if (r->n_listen > 1)
         netaddr_format(&r->listen[1], listen[1], sizeof(listen[1]));
+    n = snprintf(out, len, "relay = %s %s %s %s", name, r->control, listen[0],
+                 r->n_listen > 1 ? listen[1] : "");
+    return n > 0 && (size_t)n < len ? 0 : -1;
+}
+
+static int harness_write_conf(struct signal_proc *s, const struct relay_proc *r, bool tls,
+                              const char *const *extra)
+{
+    char line[3 * NETADDR_STRLEN + 32];
+    FILE *f;
+
+    if (relay_conf_line(r, "r1", line, sizeof(line)) != 0 || (f = fopen(s->conf, "w")) == NULL)
+        return -1;
     fprintf(f, "[relay]\nignored = by signaling\n\n[signal]\nlisten = 127.0.0.1:0\n");
     fprintf(f, "origin = %s\nstatic-dir = %s/signaling/web\n", TEST_ORIGIN, QR_SOURCE_DIR);
     fprintf(f, "ehr-jwks = %s/ehr.jwks.json\nissuer = %s\naudience = %s\n", s->dir, TEST_ISSUER,
             TEST_AUDIENCE);
-    fprintf(f, "relay = r1 %s %s %s\nrelay-secret-file = %s\n", r->control, listen[0],
-            r->n_listen > 1 ? listen[1] : "", r->secret);
+    fprintf(f, "%s\nrelay-secret-file = %s\n", line, r->secret);
     fprintf(f, "audit-log = %s\naudit-key-file = %s\nready-file = %s/ready.json\n", s->audit,
             s->audit_key, s->dir);
     fprintf(f, "log-level = debug\nruntime-dir = %s/run\nstate-dir = %s/state\n", s->dir,
@@ -489,17 +534,24 @@ static int harness_signal_ready(struct signal_proc *s)
     return s->port > 0 ? 0 : -1;
 }
 
+int signal_relays_healthy(const struct signal_proc *s)
+{
+    char *resp = http_get(s->port, "/healthz");
+    const char *at = resp != NULL ? strstr(resp, "\"relays_healthy\":") : NULL;
+    int n = -1;
+
+    if (at != NULL)
+        n = atoi(at + strlen("\"relays_healthy\":"));
+    free(resp);
+    return n;
+}
+
+/* At least one relay healthy (a configuration may name several). */
 static bool harness_relays_healthy(struct signal_proc *s, bool tls)
 {
-    char *resp;
-    bool ok;
-
     if (tls)
         return true; /* our tiny HTTP client does not speak TLS; wait instead */
-    resp = http_get(s->port, "/healthz");
-    ok = resp != NULL && strstr(resp, "\"relays_healthy\":1") != NULL;
-    free(resp);
-    return ok;
+    return signal_relays_healthy(s) >= 1;
 }
 
 /* Runs signaling on s->conf and waits until it serves with a healthy relay. */

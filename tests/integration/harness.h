@@ -41,6 +41,13 @@ int relay_start(struct relay_proc *r, const char *const *listen, const char *con
 /* SIGTERM (a drain), and a second SIGTERM if it is still running 100 ms
  * later; then waits. Returns the exit status (-1 if it had to be killed). */
 int relay_stop(struct relay_proc *r);
+/* Starts the relay again after the test stopped or killed it (pid 0): the
+ * same directory, secret, audit log, control and listen ports; extra as for
+ * relay_start (give a shared --secret-file again if it had one). 0 or -1. */
+int relay_restart(struct relay_proc *r, const char *const *extra);
+/* The signaling configuration line naming r: "relay = NAME CONTROL MEDIA
+ * [MEDIA2]". 0, or -1 if it does not fit. */
+int relay_conf_line(const struct relay_proc *r, const char *name, char *out, size_t len);
 /* Waits up to timeout_ms for the relay to exit by itself; returns its exit
  * status, or -2 if it is still running. */
 int relay_wait(struct relay_proc *r, int timeout_ms);
@@ -135,6 +142,8 @@ int signal_stop(struct signal_proc *s);
 int signal_wait_exit(struct signal_proc *s, int timeout_ms);
 /* Like relay_cleanup. */
 int signal_cleanup(struct signal_proc *s);
+/* How many relays signaling's /healthz calls healthy, or -1. Plain HTTP. */
+int signal_relays_healthy(const struct signal_proc *s);
 /* GET path from the server; returns the whole response (status line and
  * headers too, caller frees) or NULL. Plain HTTP only. */
 char *http_get(int port, const char *path);

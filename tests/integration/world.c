@@ -82,6 +82,27 @@ static void world_print_log(const char *what, const char *path)
     free(log);
 }
 
+/* Signaling in front of the first relay, and of the second too if asked. */
+static int world_start_signal(struct world *w, const struct world_opts *o)
+{
+    const char *extra[WORLD_RELAY_ARGS];
+    int n = 0;
+
+    if (!o->signal_both_relays)
+        return signal_start(&w->sig, &w->relay, o->tls, o->signal_extra);
+    if (!o->second_relay || relay_conf_line(&w->relay2, "r2", w->relay2_line,
+                                            sizeof(w->relay2_line)) != 0)
+        return -1;
+    for (int i = 0; o->signal_extra != NULL && o->signal_extra[i] != NULL; i++) {
+        if (n >= WORLD_RELAY_ARGS - 2)
+            return -1;
+        extra[n++] = o->signal_extra[i];
+    }
+    extra[n++] = w->relay2_line;
+    extra[n] = NULL;
+    return signal_start(&w->sig, &w->relay, o->tls, extra);
+}
+
 int world_start(struct world *w, const struct world_opts *o)
 {
     memset(w, 0, sizeof(*w));
@@ -90,7 +111,7 @@ int world_start(struct world *w, const struct world_opts *o)
         world_print_log("a relay", w->relay2.log[0] != '\0' ? w->relay2.log : w->relay.log);
         goto fail;
     }
-    if (o->no_signal || signal_start(&w->sig, &w->relay, o->tls, o->signal_extra) == 0)
+    if (o->no_signal || world_start_signal(w, o) == 0)
         return 0;
     world_print_log("signaling", w->sig.log);
 fail:

@@ -26,6 +26,8 @@ struct world_opts {
     bool no_signal;                    /* the relay(s) alone, for tests of the relay itself */
     bool second_relay;                 /* a second relay on the first one's secret, as in
                                         * a cluster; signaling still knows only the first */
+    bool signal_both_relays;           /* with second_relay: signaling knows it too, as
+                                        * relay r2 (the first is r1) */
     const char *ops_token;             /* relays serve ops on loopback with this bearer
                                         * token (read from a file the world writes) */
     const char *const *listen;         /* relay addresses, NULL-terminated; NULL: 127.0.0.1:0 */
@@ -39,6 +41,7 @@ struct world {
     struct relay_proc relay2;          /* with second_relay; pid 0 otherwise */
     struct signal_proc sig;            /* pid 0 with no_signal */
     char ops_token_file[HARNESS_PATH]; /* with ops_token; "" otherwise */
+    char relay2_line[160];             /* with signal_both_relays: its relay line */
     int wait_ms;
 };
 
