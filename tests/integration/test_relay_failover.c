@@ -38,7 +38,7 @@
 #define AUDIO_BACK_MS 5000       /* renegotiate to audio both ways again */
 #define AUDIO_PACKETS 25         /* half a second of audio, each way */
 #define HELD_DEADLINE_MS 15000   /* relay back to a pair placed on it */
-#define RELAY_DOWN_MS 3000       /* scenario d: how long no relay is there */
+#define RELAY_DOWN_MS 20000      /* scenario d: how long no relay is there (the issue: 20 s) */
 #define DRAIN_S "20"             /* scenario b2: A's drain-timeout */
 
 struct fixture {
