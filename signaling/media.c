@@ -1,7 +1,8 @@
 /* Media pairs: every two admitted people share a link on one relay, chosen
  * when the pair is made (by the visit core, through relays_pick) and kept
- * for its life (a draining relay still serves the sessions it carries, and
- * both browsers must meet on it). Each offer gets freshly derived relay
+ * while it serves (a draining relay still serves the sessions it carries,
+ * and both browsers must meet on it); the core moves the pair when its
+ * relay is lost or about to stop (visit_tick). Each offer gets freshly derived relay
  * credentials (so an ICE restart really restarts), and every SDP is
  * rewritten before the other browser sees it: the receiver's relay
  * credentials, relay candidates only. The core decides whether an offer or
