@@ -533,6 +533,51 @@ static void test_admitted_without_relay_meet_and_call_later(void **state)
     expect_moves_metric(w, "relay_available", 1);
 }
 
+/* --- f: the only relay dies under a call -------------------------------------- */
+
+/* Nowhere to move: both are told the call waits for a relay (relay_wait,
+ * naming the other), nobody is dropped, and when the relay is back the
+ * first offerer is asked to restart ICE on it. */
+static void test_call_waits_when_its_only_relay_dies(void **state)
+{
+    struct fixture *f = *state;
+    struct world *w = &f->w;
+    struct callkit_move mv;
+    uint64_t t_stop, t_back, to_audio;
+    json_t *m;
+    char *health;
+
+    wait_relays_healthy(w, 1, 5000);
+    meet(w, "s-failover-alone", &f->doc, &f->pat);
+    callkit_media(&f->doc, &f->pat);
+    t_stop = now_ms();
+    kill9(&w->relay);
+    m = callkit_expect_within(f->doc.ws, "relay_wait", MOVE_WITHIN_MS);
+    assert_string_equal(world_str(m, "participant"), f->pat.id);
+    json_decref(m);
+    m = callkit_expect_within(f->pat.ws, "relay_wait", 2000);
+    assert_string_equal(world_str(m, "participant"), f->doc.id);
+    json_decref(m);
+    print_message("only relay killed: relay_wait %llu ms later\n",
+                  (unsigned long long)(now_ms() - t_stop));
+    expect_audited_move(w, &f->doc, &f->pat, "relay_lost", "r1", "");
+    health = http_get(w->sig.port, "/healthz");
+    assert_non_null(strstr(health, "\"sessions\":1"));
+    free(health);
+
+    t_back = now_ms();
+    assert_int_equal(relay_restart(&w->relay, NULL), 0);
+    callkit_follow_move(&f->doc, &f->pat, MOVE_WITHIN_MS, &mv);
+    assert_string_equal(mv.reason, "relay_available");
+    to_audio = wait_audio(&f->doc, &f->pat, mv.renegotiate_at, AUDIO_BACK_MS);
+    print_message("only relay back: renegotiate %llu ms after its restart, audio both ways "
+                  "%llu ms after that\n",
+                  (unsigned long long)(mv.renegotiate_at - t_back), (unsigned long long)to_audio);
+    assert_int_equal(links(&w->relay), 1);
+    expect_moves_metric(w, "relay_lost", 1);
+    expect_moves_metric(w, "relay_available", 1);
+}
+
 int main(void)
 {
     struct CMUnitTest tests[] = {
@@ -548,6 +593,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_admitted_without_relay_meet_and_call_later,
                                         setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_call_waits_when_its_only_relay_dies, setup_one,
+                                        teardown),
     };
 
     return world_run_tests("relay_failover", tests, sizeof(tests) / sizeof(tests[0]), NULL,
