@@ -69,10 +69,11 @@ void lifecycle_drain(struct relay *r, uint64_t now_ms)
 {
     struct table_usage u;
 
+    /* The start first: a stats read that sees draining reads its deadline. */
+    atomic_store(&r->drain_started_ms, now_ms);
     atomic_store(&r->draining, true);
     table_set_draining(r->table, true);
     r->lifecycle.drain_started_ms = now_ms;
-    atomic_store(&r->drain_started_ms, now_ms);
     table_usage(r->table, &u);
     log_info("SIGTERM: draining; new sessions are refused, %u link(s) go on for up to %u s "
              "(SIGTERM again to stop now)",

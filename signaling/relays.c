@@ -35,6 +35,8 @@ struct relay_state {
     bool was_up;                        /* connected at least once */
     bool lost;                          /* silent past QR_RELAY_LOST_MS (logged once) */
     uint64_t hold_until_ms;             /* came back: no new pairs before this */
+    uint64_t last_heard_ms;             /* any call answered (stats or revoke) */
+    unsigned placed;                    /* pairs placed since the last stats reply */
     uint64_t last_ok_ms;
     bool have_stats, have_rates;
     struct relaystat st;                /* the last reply, taken at last_ok_ms */
@@ -99,13 +101,13 @@ static int relays__call(struct relay_state *s, struct ctlclient *c, json_t *req,
     char err[160];
 
     *resp = ctlclient_call(c, req, QR_RELAY_CALL_TIMEOUT_MS, err, sizeof(err));
-    if (*resp == NULL) {
-        pthread_mutex_lock(&s->owner->lock);
+    pthread_mutex_lock(&s->owner->lock);
+    if (*resp == NULL)
         snprintf(s->error, sizeof(s->error), "%s", err);
-        pthread_mutex_unlock(&s->owner->lock);
-        return -1;
-    }
-    return 0;
+    else
+        s->last_heard_ms = clock_mono_ms(); /* alive, even while revocations queue */
+    pthread_mutex_unlock(&s->owner->lock);
+    return *resp == NULL ? -1 : 0;
 }
 
 static int relays__send_one_revoke(struct relay_state *s, struct ctlclient *c)
@@ -171,6 +173,7 @@ static int relays__poll(struct relay_state *s, struct ctlclient *c)
     if (had && s->st.draining != RELAYSTAT_YES && st.draining == RELAYSTAT_YES)
         log_info("relay %s is draining: no new sessions are placed on it", s->spec.name);
     s->st = st;
+    s->placed = 0;
     s->have_stats = true;
     s->have_rates = had;
     if (had)
@@ -202,9 +205,10 @@ static struct ctlclient *relays__connect(struct relay_state *s)
         log_info("relay %s: control connection up%s", s->spec.name,
                  s->was_up ? "; new pairs go to it once it has held for a while" : "");
         s->error[0] = '\0';
-        /* Back after a loss: damped, so that a flapping relay does not
-         * collect new calls it may drop again. */
-        if (s->was_up)
+        /* Back after it lost its calls: damped, so that a flapping relay
+         * does not collect new calls it may drop again. A blip shorter
+         * than that costs nothing. */
+        if (s->was_up && clock_mono_ms() - s->last_heard_ms > QR_RELAY_LOST_MS)
             s->hold_until_ms = clock_mono_ms() + QR_RELAY_HOLD_MS;
         s->was_up = true;
         s->lost = false;
@@ -318,10 +322,12 @@ void relays_free(struct relays *r)
     free(r);
 }
 
-/* The least loaded ready relay; held ones (back lately) only if allowed. */
+/* The least loaded ready relay with room; held ones (back lately) only if
+ * allowed. Load counts the pairs placed since its last stats reply, so a
+ * burst of moves spreads instead of piling on one relay. */
 static int relays__best(const struct relays *r, uint64_t now, bool held_too)
 {
-    double best_load = 2.0;
+    double best_load = 1.0;
     int best = -1;
 
     for (unsigned i = 0; i < r->n; i++) {
@@ -330,7 +336,9 @@ static int relays__best(const struct relays *r, uint64_t now, bool held_too)
 
         if (!relays__ready(s, now) || (!held_too && now < s->hold_until_ms))
             continue;
-        load = (double)(s->st.links > 0 ? s->st.links : 0) / (double)s->st.capacity;
+        /* A pair is two links at most (one per ICE generation in flight). */
+        load = (double)((s->st.links > 0 ? s->st.links : 0) + 2 * (int64_t)s->placed) /
+               (double)s->st.capacity;
         if (load < best_load) {
             best_load = load;
             best = (int)i;
@@ -347,6 +355,8 @@ int relays_pick(struct relays *r)
     pthread_mutex_lock(&r->lock);
     if ((best = relays__best(r, now, false)) < 0)
         best = relays__best(r, now, true);
+    if (best >= 0)
+        r->st[best].placed++;
     pthread_mutex_unlock(&r->lock);
     return best;
 }
@@ -362,19 +372,23 @@ const char *relays_leaving(struct relays *r, int i)
         return "relay_unknown";
     s = &r->st[i];
     pthread_mutex_lock(&r->lock);
-    since = s->last_ok_ms > r->started_ms ? s->last_ok_ms : r->started_ms;
-    if (now - since > QR_RELAY_LOST_MS) {
+    /* One never heard from gets a first connection attempt's time more. */
+    since = s->last_heard_ms != 0 ? s->last_heard_ms : r->started_ms + QR_RELAY_CALL_TIMEOUT_MS;
+    if (now > since && now - since > QR_RELAY_LOST_MS) {
         why = "relay_lost";
         if (!s->lost)
             log_warn("relay %s: no answer for %u ms: its calls move to another relay",
                      s->spec.name, QR_RELAY_LOST_MS);
         s->lost = true;
-    } else if (s->have_stats && s->st.draining == RELAYSTAT_YES && s->st.drain_left_s >= 0 &&
-               s->st.drain_left_s <= QR_RELAY_MOVE_LEAD_S && relays__best(r, now, true) >= 0) {
-        /* Only where there is somewhere to go: until its deadline a
-         * draining relay still carries the call. */
-        why = "relay_draining";
+    } else {
+        s->lost = false;
     }
+    /* Draining: only where there is somewhere to go; until its deadline a
+     * draining relay still carries the call. */
+    if (why == NULL && s->have_stats && s->st.draining == RELAYSTAT_YES &&
+        s->st.drain_left_s >= 0 && s->st.drain_left_s <= QR_RELAY_MOVE_LEAD_S &&
+        relays__best(r, now, true) >= 0)
+        why = "relay_draining";
     pthread_mutex_unlock(&r->lock);
     return why;
 }

@@ -27,8 +27,9 @@ void relays_free(struct relays *r);
  * is not draining and, if there is a choice, has not just come back
  * (QR_RELAY_HOLD_MS); -1 if there is none. */
 int relays_pick(struct relays *r);
-/* Why a pair on relay i must leave it now: "relay_lost" (no answer for
- * QR_RELAY_LOST_MS, counted from start-up for one never heard from),
+/* Why a pair on relay i must leave it now: "relay_lost" (no answer to any
+ * control call for QR_RELAY_LOST_MS; one never heard from gets a first
+ * connection attempt's time more from start-up),
  * "relay_draining" (its drain-timeout is QR_RELAY_MOVE_LEAD_S away and
  * another relay is ready),
  * "relay_unknown" (no relay i here: a record another configuration

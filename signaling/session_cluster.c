@@ -272,8 +272,7 @@ static int session_cluster__adopt(struct signal_server *srv, const char *vkey, c
     struct session *s = NULL;
     int rc = -1;
 
-    if (v == NULL || j == NULL || visit_decode(j, v) != 0 || strcmp(v->key, vkey) != 0 ||
-        !session_store_relays_known(srv, v)) {
+    if (v == NULL || j == NULL || visit_decode(j, v) != 0 || strcmp(v->key, vkey) != 0) {
         stats_count(&srv->stats.store_failures, "unreadable");
         goto out;
     }

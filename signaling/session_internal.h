@@ -40,9 +40,6 @@ struct visit_env session_env(struct signal_server *srv, const struct visit_confi
 void session_finish(struct signal_server *srv, struct session *s,
                     const struct session_origin *origin, struct visit_out *o);
 
-/* Every pair of v is on a relay configured here. */
-bool session_store_relays_known(const struct signal_server *srv, const struct visit *v);
-
 /* A token or resume secret refused: counted, audited, sent, closed. */
 void session_refuse(struct signal_server *srv, const struct session_origin *origin,
                     const char *code, const char *message, const char *field,

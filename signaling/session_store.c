@@ -120,25 +120,16 @@ struct session_store__load {
     int loaded;
 };
 
-/* A pair on a relay this configuration does not have cannot be revoked or
- * renewed: such a record is left for an operator (and counted). */
-bool session_store_relays_known(const struct signal_server *srv, const struct visit *v)
-{
-    for (unsigned i = 0; i < v->n_pairs; i++) {
-        if (v->pairs[i].relay < 0 || (unsigned)v->pairs[i].relay >= srv->cfg.n_relays)
-            return false;
-    }
-    return true;
-}
-
 static int session_store__each(void *ctx, const char *vkey, const char *rec, size_t len,
                                uint64_t rev)
 {
     struct session_store__load *l = ctx;
     json_t *j = json_loadb(rec, len, JSON_REJECT_DUPLICATES, NULL);
     struct session *s;
-    int ok = j != NULL && visit_decode(j, l->v) == 0 && strcmp(l->v->key, vkey) == 0 &&
-             session_store_relays_known(l->srv, l->v);
+    /* A pair waiting for a relay (-1), or on one this configuration does
+     * not have, is read back as it is: the visit tick places or moves it
+     * (relay_unknown). */
+    int ok = j != NULL && visit_decode(j, l->v) == 0 && strcmp(l->v->key, vkey) == 0;
 
     json_decref(j);
     if (ok && l->v->ended) {

@@ -681,6 +681,9 @@ function onPeers(list) {
         const link = links.get(p.participant);
         if (link && p.waiting_for_relay) {
             link.waitForRelay();
+        } else if (link && link.waitingRelay) {
+            // A relay came while we were away (its "renegotiate" went to nobody).
+            link.relayReady();
         } else if (link) {
             link.restartIce();
         } else {

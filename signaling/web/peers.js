@@ -8,7 +8,7 @@
  * "impolite" (ignores the colliding offer) and the other side drops its own
  * offer and answers; an offer left unanswered is made again after a few
  * seconds, which also covers an offer the server could not deliver while the
- * peer was away (the server keeps one pending offer per pair). */
+ * peer was away (the server keeps no offer). */
 
 export const RTC_CONFIG = Object.freeze({
     bundlePolicy: 'max-bundle',
@@ -20,10 +20,13 @@ const ANSWER_WAIT_MS = 5000;
 const MAX_OFFER_RETRIES = 4;
 const DISCONNECTED_GRACE_MS = { initiator: 1500, other: 4000 };
 // Quality samples (2 s each) without one RTP packet from the peer, while ICE
-// says connected, before the page restarts ICE; and the least time between
-// two such restarts.
+// says connected, before the page restarts ICE; the least time between two
+// such restarts; and how many in a row may bring nothing back before the
+// page stops trying (a peer with neither camera nor microphone sends
+// nothing, and that is not a broken path).
 const STALL_SAMPLES = 2;
 const STALL_RESTART_GAP_MS = 10000;
+const STALL_RESTARTS_MAX = 2;
 
 /* The DTLS identity in an SDP (the first a=fingerprint line), lower-cased. */
 export function fingerprintOf(sdp) {
@@ -58,6 +61,8 @@ export class PeerLink {
         this.stalledSamples = 0;
         this.lastStallRestart = 0;
         this.stallRestarts = 0;
+        this.mediaSeen = false;         // RTP from the peer was ever received
+        this.stallRestartsInRow = 0;    // stall restarts with no media since
 
         const pc = this.pc;
         // Candidates are deliberately not sent: the server would drop them, and
@@ -272,14 +277,21 @@ export class PeerLink {
     onQuality(q, now = Date.now()) {
         if (!q || q.stalled !== true) {
             this.stalledSamples = 0;
+            if (q && q.stalled === false) {
+                this.mediaSeen = true;
+                this.stallRestartsInRow = 0;
+            }
             return false;
         }
         this.stalledSamples++;
         const ice = this.pc.iceConnectionState;
-        if (this.stalledSamples < STALL_SAMPLES || this.waitingRelay || !this.everConnected ||
+        // Only media that flowed and stopped: a peer that never sent is not stalled.
+        if (this.stalledSamples < STALL_SAMPLES || this.waitingRelay || !this.everConnected || !this.mediaSeen ||
+            this.stallRestartsInRow >= STALL_RESTARTS_MAX ||
             (ice !== 'connected' && ice !== 'completed') || now - this.lastStallRestart < STALL_RESTART_GAP_MS) {
             return false;
         }
+        this.stallRestartsInRow++;
         this.stalledSamples = 0;
         this.lastStallRestart = now;
         this.stallRestarts++;

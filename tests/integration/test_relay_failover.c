@@ -578,6 +578,35 @@ static void test_call_waits_when_its_only_relay_dies(void **state)
     expect_moves_metric(w, "relay_available", 1);
 }
 
+/* --- g: signaling restarts while a pair waits ------------------------------------ */
+
+/* The record of a visit whose pair waits for a relay (relay -1) is read
+ * back after kill -9 like any other: both resume, still admitted, and the
+ * pair is placed on the relay that is back by then. */
+static void test_waiting_pair_outlives_a_signaling_restart(void **state)
+{
+    struct fixture *f = *state;
+    struct world *w = &f->w;
+    int status;
+
+    assert_int_equal(relay_stop(&w->relay), 0);
+    wait_relays_healthy(w, 0, 10000);
+    meet(w, "s-failover-restart", &f->doc, &f->pat);
+    assert_true(f->doc.waiting_for_relay);
+    assert_int_equal(kill(w->sig.pid, SIGKILL), 0);
+    assert_int_equal(waitpid(w->sig.pid, &status, 0), w->sig.pid);
+    w->sig.pid = 0;
+    assert_int_equal(relay_restart(&w->relay, NULL), 0);
+    assert_int_equal(signal_restart(&w->sig), 0);
+    callkit_resume(&f->doc, "admitted", 5000);
+    callkit_resume(&f->pat, "admitted", 5000);
+    /* The restored pair is placed on the next tick (an offer before that
+     * is refused as transient, and a page offers again). */
+    expect_audited_move(w, &f->doc, &f->pat, "relay_available", "", "r1");
+    callkit_media(&f->doc, &f->pat);
+    assert_int_equal(links(&w->relay), 1);
+}
+
 int main(void)
 {
     struct CMUnitTest tests[] = {
@@ -595,6 +624,8 @@ int main(void)
                                         setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_call_waits_when_its_only_relay_dies, setup_one,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_waiting_pair_outlives_a_signaling_restart,
+                                        setup_one, teardown),
     };
 
     return world_run_tests("relay_failover", tests, sizeof(tests) / sizeof(tests[0]), NULL,
