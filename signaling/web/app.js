@@ -722,9 +722,11 @@ function onMessage(msg) {
     }
     case 'relay_wait': {
         // The video server of this call was lost and no other is ready yet.
+        // Said once, not once per peer of a larger visit.
         const link = links.get(msg.participant);
+        const already = Array.from(links.values()).some((l) => l.waitingRelay);
         if (link) link.waitForRelay();
-        announce(RELAY_WAIT_TEXT, true);
+        if (!already) announce(RELAY_WAIT_TEXT, true);
         break;
     }
     case 'renegotiate': {
