@@ -389,6 +389,7 @@ async function toggleCam() {
 /* ---------- peers and the call ------------------------------------------------ */
 
 function createLink(id, info, initiator, waitingRelay = false) {
+    const info0 = info;
     const old = links.get(id);
     if (old) dropLink(id, false);
     const link = new PeerLink({
@@ -402,6 +403,10 @@ function createLink(id, info, initiator, waitingRelay = false) {
         onRemoteStream: (stream) => attachRemote(id, stream),
         onChange: () => updateTile(id),
         onSdp: (kind, text) => { qr.lastSdp[kind] = text; },
+        onPeerReloaded: () => {
+            const info = people.get(id) || { role: info0.role, name: info0.name };
+            createLink(id, info, initiator).start(true);
+        },
         log: logEvent,
     });
     links.set(id, link);
@@ -737,7 +742,7 @@ function onMessage(msg) {
     }
     case 'offer': {
         let link = links.get(msg.from);
-        if (link && link.isNewPeerSession(msg.sdp)) {
+        if (link && (link.isNewPeerSession(msg.sdp) || link.cannotAnswerFirst())) {
             // They reloaded their page: answer on a fresh connection.
             const info = people.get(msg.from) || { role: link.role, name: link.name };
             const initiator = link.initiator;

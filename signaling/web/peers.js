@@ -99,6 +99,7 @@ export class PeerLink {
                 if (track) this.pc.addTransceiver(track, { direction: 'sendrecv', streams: [stream] });
                 else this.pc.addTransceiver(kind, { direction: 'recvonly' });
             }
+            this.builtToOffer = true;
             if (!this.waitingRelay) this.negotiate(false);
         } else {
             // addTrack'ed transceivers are matched to the m-lines of the coming offer.
@@ -166,6 +167,14 @@ export class PeerLink {
         return !!(this.remoteFingerprint && fp && fp !== this.remoteFingerprint);
     }
 
+    /* True if an offer cannot be answered here: the link was built to make
+     * the first offer (its transceivers are not ones a remote offer takes
+     * over, JSEP §5.10) and never negotiated; the peer offered first (a
+     * relay came while this page had reloaded). A new link answers. */
+    cannotAnswerFirst() {
+        return !!this.builtToOffer && !this.pc.currentRemoteDescription;
+    }
+
     async onOffer(sdp) {
         if (this.closed) return;
         // Offers reach us only through a relay the server has for the pair.
@@ -206,6 +215,16 @@ export class PeerLink {
         const offer = this.sentOffer;
         this.log(`answer from ${this.id}${offer ? '' : ' (unexpected, ignored)'}`);
         if (!offer) return;
+        if (this.isNewPeerSession(sdp)) {
+            // The peer reloaded and answered from a new DTLS identity: this
+            // connection cannot carry it; a new one offers again.
+            this.sentOffer = null;
+            clearTimeout(this.offerTimer);
+            this.offerTimer = null;
+            this.log(`answer from a new session of ${this.id}: a new connection`);
+            if (this.opts.onPeerReloaded) this.opts.onPeerReloaded();
+            return;
+        }
         this.sentOffer = null;
         clearTimeout(this.offerTimer);
         this.offerTimer = null;

@@ -366,6 +366,10 @@ async function resumeScenario({ doc, pat, docCtx }) {
     await assertMediaFlowing(doc);
 }
 
+async function stallCount(page) {
+    return (await page.evaluate(() => window.quietroom.events)).filter((e) => e.includes('no media from')).length;
+}
+
 test('repeated ICE restarts from either side keep media flowing both ways', async () => {
     assert.ok(call2, 'needs the call of the previous test');
     const { doc, pat } = call2;
@@ -376,12 +380,22 @@ test('repeated ICE restarts from either side keep media flowing both ways', asyn
         await waitFor(`the answer to the ${name}'s ICE restart`, async () =>
             (await who.evaluate(() => window.quietroom.lastSdp.answer)) !== before, { timeout: 5000 });
         await sleep(1000);
+        // What ICE and the relay look like early after the restart: printed
+        // if a page then had to restart ICE itself because its media stalled
+        // (their cause is not known yet).
+        const stallsBefore = await stallCount(doc) + await stallCount(pat);
+        const early = { doc: await icePairs(doc), pat: await icePairs(pat), dropped: (await q.stats()).dropped };
         try {
             // 12 s: a page whose media stalls while ICE says connected restarts
             // ICE itself after 4 s (PeerLink.onQuality); such restarts are
             // reported below, so that they stay rare and visible.
             await assertMediaFlowing(pat, { timeout: 12000, window: 1000 });
             await assertMediaFlowing(doc, { timeout: 12000, window: 1000 });
+            if (await stallCount(doc) + await stallCount(pat) > stallsBefore) {
+                process.stderr.write(`  a stall after the ${name}'s restart; 1 s after it: relay dropped ${JSON.stringify(early.dropped)}, ` +
+                    `now ${JSON.stringify((await q.stats()).dropped)}\n    therapist ICE:\n      ${early.doc.join('\n      ')}` +
+                    `\n    patient ICE:\n      ${early.pat.join('\n      ')}\n`);
+            }
         } catch (e) {
             const st = await q.stats();
             e.message += `\n  after the ${name}'s restart: relay legs ${JSON.stringify(st.legs)}, dropped ${JSON.stringify(st.dropped)}` +

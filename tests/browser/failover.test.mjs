@@ -2,8 +2,8 @@
 // sharing one secret: signaling moves the pair to the other relay (an ICE
 // restart on new credentials and candidates; DTLS and SRTP stay end to end),
 // and a pair admitted while no relay is ready waits, says so, and gets media
-// as soon as one is back. Never a reload, never a readmission, never
-// "Nobody else is in the call".
+// as soon as one is back, also when a page reloaded meanwhile. Never a
+// forced reload, never a readmission, never "Nobody else is in the call".
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { Quietroom, sleep, waitFor } from './lib/servers.mjs';
@@ -89,6 +89,7 @@ async function shots(page, name) {
 }
 
 let survivor = -1;
+let waitingCall = null;   // the next test goes on with the call (closed by it)
 
 test('kill -9 of the relay carrying a call: media comes back through the other relay, no reload, no readmission', async () => {
     const { doc, pat, patId, docId } = await startCall(q, browser, { label: 'failover', open, tokens });
@@ -143,8 +144,8 @@ test('no relay ready at admission: the two meet, the page says video is on its w
     tokens.push(therapist, patient);
     const d = await chromiumPage(browser, 'therapist');
     const p = await chromiumPage(browser, 'patient');
-    open.push(d, p);
     const doc = d.page, pat = p.page;
+    waitingCall = { d, p };
     await doc.goto(q.link(therapist));
     await waitState(doc, 'precall');
     await click(doc, 'join');
@@ -181,4 +182,32 @@ test('no relay ready at admission: the two meet, the page says video is on its w
         assert.equal(await qrState(page), 'in-call');
         await assertCallIntact(page, { role }).catch(async (e) => { throw new Error(`${e.message}\n  ${await events(page)}`); });
     }
+    waitingCall.relay = dead;
+});
+
+test('the patient reloads while the call waits for a relay: media both ways once a relay is back', async () => {
+    assert.ok(waitingCall && waitingCall.relay !== undefined, 'needs the previous test');
+    const { d, p, relay } = waitingCall;
+    open.push(d, p);
+    const doc = d.page, pat = p.page;
+    await q.killRelay(relay);
+    await waitFor('the therapist to hear the call waits', async () =>
+        (await doc.evaluate(() => window.quietroom.events.some((e) => e.includes('received relay_wait')))), { timeout: 10000 });
+    await pat.reload();
+    await waitState(pat, 'in-call', 15000);
+    await waitFor('the reloaded tile to say it waits', async () =>
+        /waiting for a video server/i.test(await pat.evaluate(() =>
+            document.querySelector('[data-testid="remote-tile"] .remote-state')?.textContent || '')), { timeout: 5000 });
+    await sleep(1000);
+    const restarted = Date.now();
+    await q.restartRelay(relay);
+    // The therapist offers on the relay; the reloaded page answers from a new
+    // connection (it had built its link to offer), and the therapist's old
+    // connection, meeting a new DTLS identity, is replaced by a new offer.
+    const back = await mediaBack([doc, pat], 20000).catch(async (e) => {
+        throw new Error(`${e.message}\n  therapist ${await events(doc)}\n  patient ${await events(pat)}`);
+    });
+    process.stderr.write(`  the patient reloaded while waiting: video and audio both ways ${back - restarted} ms after the relay's start\n`);
+    assert.equal(await qrState(pat), 'in-call');
+    await assertCallIntact(doc, { role: 'clinician' });
 });
