@@ -20,6 +20,8 @@ build=(cmake ninja-build pkg-config gcc libc6-dev make
 test=(libcmocka-dev
       clang libclang-rt-14-dev python3 python3-jsonschema coturn
       chromium firefox-esr iproute2
+      # ICE-TCP browser tests drop UDP to the relay inside a network namespace.
+      nftables
       systemd dpkg-dev file python3-yaml prometheus
       # deploy/fresh-root.sh: a new Debian 12 root to run the quickstart and
       # install the .debs in.
