@@ -592,6 +592,7 @@ static void test_tcp_below_every_udp(void **state)
 {
     static struct sdp_candidate many[SDP_CANDIDATES_MAX];
     struct sdp_rewrite_params p = {UFRAG, PWD, many, SDP_CANDIDATES_MAX};
+    char tcp[128];
     size_t out_len;
 
     (void)state;
@@ -599,17 +600,14 @@ static void test_tcp_below_every_udp(void **state)
     for (unsigned i = 1; i < SDP_CANDIDATES_MAX; i++)
         many[i] = (struct sdp_candidate){"", 3478, SDP_TRANSPORT_UDP};
     for (unsigned i = 1; i < SDP_CANDIDATES_MAX; i++)
-        snprintf(many[i].addr, SDP_ADDR_MAX, "2001:db8::%u", i);
+        snprintf(many[i].addr, SDP_ADDR_MAX, "2001:db8::%x", i);
     assert_int_equal(sdp_rewrite(golden_in, strlen(golden_in), &p, out_text, sizeof(out_text),
                                  &out_len),
                      SDP_OK);
     check_candidates(out_text, &p);
-    assert_int_equal(count_lines(out_text, "a=candidate:7 1 udp 2130704895 2001:db8::7 3478 "
-                                           "typ host"),
-                     2);
-    assert_int_equal(count_lines(out_text, "a=candidate:8 1 tcp 2124414975 203.0.113.9 443 "
-                                           "typ host tcptype passive"),
-                     2);
+    snprintf(tcp, sizeof(tcp), "a=candidate:%d 1 tcp 2124414975 203.0.113.9 443 typ host "
+             "tcptype passive", SDP_CANDIDATES_MAX);
+    assert_int_equal(count_lines(out_text, tcp), 2);
 }
 
 /* c= takes the first relay address of its own family, else 0.0.0.0; m=
