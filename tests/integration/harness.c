@@ -124,6 +124,9 @@ static int harness_ready(struct relay_proc *r, const char *ready)
         if (r->n_listen < 2 && netaddr_parse(json_string_value(l), &r->listen[r->n_listen]) == 0)
             r->n_listen++;
     }
+    /* ICE-TCP, when the test asked for it: the first address is enough. */
+    l = json_array_get(json_object_get(doc, "listen_tcp"), 0);
+    r->n_listen_tcp = l != NULL && netaddr_parse(json_string_value(l), &r->listen_tcp) == 0;
     json_decref(doc);
     return r->n_listen > 0 ? 0 : -1;
 }

@@ -30,6 +30,8 @@ struct relay_proc {
     char control[NETADDR_STRLEN];
     union netaddr listen[2];
     int n_listen;
+    union netaddr listen_tcp;   /* with --listen-tcp: its address (port 0 resolved) */
+    int n_listen_tcp;           /* 0 without */
     int ops_port;               /* 0 without --ops-listen */
     struct keyring keys;
 };

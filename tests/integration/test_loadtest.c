@@ -1,7 +1,7 @@
 /* The load tester itself, briefly, for correctness only (speed lives in the
  * benchmark): through the real relay every packet arrives intact, nothing is
- * lost on an idle machine, latency is recorded; and its TURN client works
- * against a real coturn process. */
+ * lost on an idle machine, latency is recorded, over UDP and over ICE-TCP;
+ * and its TURN client works against a real coturn process. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -115,6 +115,44 @@ static void test_through_the_relay(void **state)
     assert_int_equal(world_stop(&w), 0);
 }
 
+/* The same over ICE-TCP: every leg its own connection to the relay's
+ * --listen-tcp address, every packet framed; nothing lost, no connection
+ * closed, and the relay counts the frames as TCP. */
+static int tcp_setup(void **state)
+{
+    static const char *const extra[] = {"--listen-tcp", "127.0.0.1:0", NULL};
+    struct world_opts o = {.no_signal = true, .relay_extra = extra};
+
+    return world_setup(state, &o);
+}
+
+static void test_through_the_relay_over_tcp(void **state)
+{
+    struct world *w = *state;
+    struct relay_proc *r = &w->relay;
+    char server[NETADDR_STRLEN], pid[16], json[HARNESS_PATH + 16];
+    json_t *doc;
+
+    assert_int_equal(r->n_listen_tcp, 1);
+    netaddr_format(&r->listen_tcp, server, sizeof(server));
+    snprintf(pid, sizeof(pid), "%d", (int)r->pid);
+    snprintf(json, sizeof(json), "%s/lt.json", r->dir);
+    {
+        const char *args[] = {"--mode", "relay", "--transport", "tcp", "--server", server,
+                              "--secret-file", r->secret, "--links", "10", "--seconds", "2",
+                              "--profile", "av", "--server-pid", pid, NULL};
+
+        doc = run_loadtest(args, json);
+    }
+    /* 10 links, 2 legs, 2 s of 30 fps x 5 video + 50 audio packets. */
+    expect_clean(doc, 10 * 2 * 2 * 200 * 9 / 10);
+    assert_string_equal(json_string_value(json_object_get(doc, "transport")), "tcp");
+    assert_int_equal(num(doc, "tcp_closed"), 0);
+    assert_true(relay_stat(r, "tcp", "packets_forwarded") >= num(doc, "received"));
+    assert_int_equal(relay_stat(r, "tcp_connections", "accepted"), 10 * 2);
+    json_decref(doc);
+}
+
 /* A soak longer than twice the relay's consent-timeout (4 s here, 30 s by
  * default): the load tester refreshes consent as a browser does, so no leg
  * is closed under it and nothing is lost. Without the refreshes every leg
@@ -202,6 +240,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_through_the_relay),
+        cmocka_unit_test_setup_teardown(test_through_the_relay_over_tcp, tcp_setup,
+                                        world_teardown),
         cmocka_unit_test_setup_teardown(test_soak_keeps_consent, soak_setup, world_teardown),
         cmocka_unit_test(test_turn_client_against_coturn),
     };
