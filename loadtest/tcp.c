@@ -70,6 +70,9 @@ int lt_tcp_open(struct lt_thread *t, struct lt_leg *l)
     /* Small packets go out when sent, as a browser's do (Nagle would hold
      * an audio packet back for the previous one's ACK). */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* The port is picked at connect, per destination: thousands of legs do
+     * not each hold an ephemeral port of their own from bind on. */
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&from, sizeof(from)) != 0 ||
         (connect(fd, &t->opt->server.sa, netaddr_len(&t->opt->server)) != 0 &&
          errno != EINPROGRESS)) {

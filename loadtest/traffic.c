@@ -82,11 +82,10 @@ static void lt__packet(struct lt_thread *t, struct lt_tx *tx, struct lt_leg *l, 
     if (srtp_protect(l->tx, pkt, &len) != srtp_err_status_ok)
         return;
     if (t->opt->transport == LT_TRANSPORT_TCP) {
-        /* A connection per leg: nothing to batch (tcp.c frames it). */
-        if (lt_tcp_send(t, l, pkt, (size_t)len) != 0) {
-            t->send_errors++;
-            return;
-        }
+        /* A connection per leg: nothing to batch (tcp.c frames it). A
+         * packet it had to drop counts as sent and lost, as a UDP one the
+         * socket refused does. */
+        t->send_errors += lt_tcp_send(t, l, pkt, (size_t)len) != 0;
         l->sent++;
         t->sent++;
         t->bytes_sent += (uint64_t)len + TCPFRAME_HEADER; /* on the wire too */
