@@ -134,7 +134,7 @@ static void test_through_the_relay_over_tcp(void **state)
     json_t *doc;
 
     assert_int_equal(r->n_listen_tcp, 1);
-    netaddr_format(&r->listen_tcp, server, sizeof(server));
+    netaddr_format(&r->listen_tcp[0], server, sizeof(server));
     snprintf(pid, sizeof(pid), "%d", (int)r->pid);
     snprintf(json, sizeof(json), "%s/lt.json", r->dir);
     {

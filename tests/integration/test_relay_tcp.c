@@ -71,7 +71,7 @@ static struct refclient *client(bool dtls_client, double tone, enum leg_transpor
  * (the candidate signaling writes as "tcp ... typ host tcptype passive"). */
 static void aim(struct relay_proc *r, struct call *c, int side, enum leg_transport via)
 {
-    const union netaddr *relay = via == VIA_TCP ? &r->listen_tcp : &r->listen[0];
+    const union netaddr *relay = via == VIA_TCP ? &r->listen_tcp[0] : &r->listen[0];
     char host[NETADDR_STRLEN];
 
     netaddr_format(relay, host, sizeof(host));
