@@ -51,6 +51,13 @@ static bool sdp__is_v6(const char *addr)
     return strchr(addr, ':') != NULL;
 }
 
+/* A candidate of our transport: libnice is given no other (an ICE-TCP
+ * client would take a UDP address for a passive TCP one). */
+static bool sdp__our_transport(const struct refclient *rc, const struct sdp_candidate *c)
+{
+    return c->transport == (rc->ice_tcp ? SDP_TRANSPORT_TCP : SDP_TRANSPORT_UDP);
+}
+
 /* Our description with a=setup:<setup>. Runs on the loop thread: the ICE
  * credentials and the version change with a restart. */
 static int sdp__write(const struct refclient *rc, const char *setup, char *out, size_t cap)
@@ -196,7 +203,8 @@ static int sdp__give_ice(struct refclient *rc, const struct sdp__remote_args *a)
         return -1;
     }
     for (unsigned i = 0; i < sum->n_cands; i++) {
-        if (refclient__ice_add_remote(rc, sum->cands[i].addr, sum->cands[i].port) != 0) {
+        if (sdp__our_transport(rc, &sum->cands[i]) &&
+            refclient__ice_add_remote(rc, sum->cands[i].addr, sum->cands[i].port) != 0) {
             refclient__errf(a->err, a->errlen, "libnice refused a remote candidate");
             return -1;
         }
@@ -259,7 +267,8 @@ static int sdp__apply_on_loop(struct refclient *rc, void *arg)
         return -1;
     }
     for (unsigned i = 0; i < sum->n_cands; i++) {
-        if (refclient__ice_add_remote(rc, sum->cands[i].addr, sum->cands[i].port) != 0) {
+        if (sdp__our_transport(rc, &sum->cands[i]) &&
+            refclient__ice_add_remote(rc, sum->cands[i].addr, sum->cands[i].port) != 0) {
             refclient__errf(a->err, a->errlen, "libnice refused a remote candidate");
             return -1;
         }
@@ -280,19 +289,15 @@ static int sdp__apply_on_loop(struct refclient *rc, void *arg)
     return 0;
 }
 
-/* Candidates of the family our one local address has (libnice pairs no
- * others) and of our transport. sdp_summarize reads UDP candidates only, so
- * an ICE-TCP client finds none in a description: it is given the relay's
- * passive TCP candidate with refclient_add_remote_candidate. */
+/* Candidates of our transport and of the family our one local address has:
+ * libnice pairs no others. */
 static unsigned sdp__usable(const struct refclient *rc, const struct sdp_summary *sum)
 {
     bool v6 = rc->n_local > 0 && sdp__is_v6(rc->local[0].addr);
     unsigned n = 0;
 
-    if (rc->ice_tcp)
-        return 0;
     for (unsigned i = 0; i < sum->n_cands; i++)
-        n += sdp__is_v6(sum->cands[i].addr) == v6;
+        n += sdp__our_transport(rc, &sum->cands[i]) && sdp__is_v6(sum->cands[i].addr) == v6;
     return n;
 }
 
@@ -317,7 +322,10 @@ int refclient_set_remote_description(struct refclient *rc, bool is_answer, const
                         is_answer ? "answer" : "offer");
         goto out;
     }
-    if (sdp__usable(rc, sum) == 0) {
+    /* sdp_summarize reads UDP candidates only so far: an ICE-TCP client
+     * takes the rest of the description and is given the relay's passive
+     * candidate with refclient_add_remote_candidate. */
+    if (sdp__usable(rc, sum) == 0 && !rc->ice_tcp) {
         refclient__errf(err, errlen, "the peer's description has no %s candidate of our "
                                      "address family", rc->ice_tcp ? "TCP" : "UDP");
         goto out;

@@ -3,8 +3,10 @@
  * relay's passive TCP address, finish DTLS end to end and hear each
  * other's Opus tone, both legs on TCP or one on TCP and one on UDP. The
  * relay's counters, its session view and its audit log show the TCP legs
- * for what they are. Each test has its own relay, started with
- * --listen-tcp beside its UDP address; no other test's relay has one. */
+ * for what they are. The last test places the call through signaling,
+ * whose descriptions carry the relay's TCP candidate. Each test has its own
+ * relay, started with --listen-tcp beside its UDP address; no other test's
+ * relay has one. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -17,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "callkit.h"
 #include "world.h"
 #include "refclient.h"
 
@@ -216,6 +219,60 @@ static void test_udp_leg_to_tcp_leg(void **state)
     run_call(*state, "t-udp-tcp", VIA_UDP, VIA_TCP);
 }
 
+/* A patient whose network lets only TCP out, through signaling: the
+ * description signaling writes for it names the relay's TCP address as a
+ * passive candidate, its client reaches the relay over ICE-TCP with the leg
+ * credentials signaling gave it, and the clinician stays on UDP. */
+static int signal_setup(void **state)
+{
+    static const char *const extra[] = {"--listen-tcp", "127.0.0.1:0", NULL};
+    struct world_opts o = {.relay_extra = extra};
+
+    return world_setup(state, &o);
+}
+
+static void test_call_through_signaling_patient_on_tcp(void **state)
+{
+    struct world *w = *state;
+    struct relay_proc *r = &w->relay;
+    struct callkit_party doc = {.port = w->sig.port}, pat = {.port = w->sig.port};
+    char *doc_tok = mint_token(&w->sig, "s-tcp", "clinician", "dr-1", NULL);
+    char *pat_tok = mint_token(&w->sig, "s-tcp", "patient", "pt-1", NULL);
+    uint64_t doc_before, pat_before;
+    int tcp_ups, udp_ups;
+    char *audit;
+
+    assert_int_equal(r->n_listen_tcp, 1);
+    pat.ice_tcp = true;
+    pat.relay_tcp = r->listen_tcp[0];
+    callkit_join(&doc, doc_tok, "admitted");
+    callkit_join(&pat, pat_tok, "waiting");
+    callkit_admit(&doc, &pat);
+    callkit_media(&doc, &pat);
+    doc_before = callkit_received(doc.rc);
+    pat_before = callkit_received(pat.rc);
+    usleep(1000 * 1000);
+    print_message("in 1 s: clinician received %llu, patient %llu RTP packets\n",
+                  (unsigned long long)(callkit_received(doc.rc) - doc_before),
+                  (unsigned long long)(callkit_received(pat.rc) - pat_before));
+    assert_true(callkit_received(doc.rc) > doc_before + 40); /* 50 a second */
+    assert_true(callkit_received(pat.rc) > pat_before + 40);
+    assert_true(relay_stat(r, "tcp_connections", "accepted") >= 1);
+    assert_true(relay_stat(r, "tcp", "packets_forwarded") > 40);
+    callkit_free(&doc);
+    callkit_free(&pat);
+    free(doc_tok);
+    free(pat_tok);
+
+    assert_int_equal(relay_stop(r), 0);
+    audit = read_text(r->audit);
+    assert_non_null(audit);
+    count_leg_ups(audit, &tcp_ups, &udp_ups);
+    assert_int_equal(tcp_ups, 1);
+    assert_int_equal(udp_ups, 1);
+    free(audit);
+}
+
 #define TCP(name) cmocka_unit_test_setup_teardown(name, setup, world_teardown)
 
 int main(void)
@@ -224,6 +281,8 @@ int main(void)
         TCP(test_both_legs_on_tcp),
         TCP(test_tcp_leg_to_udp_leg),
         TCP(test_udp_leg_to_tcp_leg),
+        cmocka_unit_test_setup_teardown(test_call_through_signaling_patient_on_tcp, signal_setup,
+                                        world_teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);
