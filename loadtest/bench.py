@@ -283,10 +283,12 @@ def paired(runs, arm, base, key):
     """arm's key over base's, round by round (each round runs both back to
     back, so the machine's noise of the moment is in both): median, min,
     max and n of those ratios, or None."""
+    def load_run(rnd, name):
+        return [r[key] for r in runs
+                if r["round"] == rnd and r["arm"] == name and r["phase"] == "load"]
     vals = []
     for rnd in sorted({r["round"] for r in runs}):
-        a = [r[key] for r in runs if r["round"] == rnd and r["arm"] == arm and r["phase"] == "load"]
-        b = [r[key] for r in runs if r["round"] == rnd and r["arm"] == base and r["phase"] == "load"]
+        a, b = load_run(rnd, arm), load_run(rnd, base)
         if a and b and b[0] > 0:
             vals.append(a[0] / b[0])
     if not vals:

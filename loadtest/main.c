@@ -306,7 +306,8 @@ static int lt__run(const struct lt_options *opt, unsigned links, struct lt_resul
 static void lt__print(const struct lt_options *opt, const struct lt_result *r)
 {
     printf("%s over %s, %u links (%u legs), profile %s, %.0f s, %u generator thread(s)\n",
-           lt_modes[opt->mode], lt_transports[opt->transport], r->links, 2 * r->links, opt->profile.name, r->seconds,
+           lt_modes[opt->mode], lt_transports[opt->transport], r->links, 2 * r->links,
+           opt->profile.name, r->seconds,
            opt->threads);
     if (opt->mode == LT_MODE_RELAY || opt->mode == LT_MODE_TURN) {
         printf("  setup      %u links in %.3f s (%.0f setups/s", r->links, r->setup_s,
