@@ -166,6 +166,10 @@ uint64_t lt_now_ns(void);
 int lt_tcp_init(struct lt_thread *t);
 /* Connects leg l from its address, without waiting; 0 or -1. */
 int lt_tcp_open(struct lt_thread *t, struct lt_leg *l);
+/* Makes fd (non-blocking, connected or connecting) leg l's connection: the
+ * second half of lt_tcp_open, which a test gives one end of a socketpair.
+ * 0, or -1 (fd is the caller's still). */
+int lt_tcp_adopt(struct lt_thread *t, struct lt_leg *l, int fd);
 /* Sends one packet framed (RFC 4571) without blocking; 0 if it is sent or
  * will be, -1 if it is dropped (not connected yet, socket full, closed). */
 int lt_tcp_send(struct lt_thread *t, struct lt_leg *l, const void *buf, size_t len);

@@ -56,6 +56,19 @@ static void lt__tcp_close(struct lt_thread *t, struct lt_leg *l)
     t->tcp_closed++;
 }
 
+int lt_tcp_adopt(struct lt_thread *t, struct lt_leg *l, int fd)
+{
+    if (l->tcp == NULL && (l->tcp = calloc(1, sizeof(*l->tcp))) == NULL)
+        return -1;
+    l->tcp_fd = fd;
+    l->tcp->rx_len = l->tcp->tx_len = l->tcp->tx_off = 0;
+    if (lt__tcp_watch(t, l, EPOLL_CTL_ADD, EPOLLIN) != 0) {
+        l->tcp_fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
 int lt_tcp_open(struct lt_thread *t, struct lt_leg *l)
 {
     struct sockaddr_in from = {.sin_family = AF_INET, .sin_addr = l->ip};
@@ -63,8 +76,6 @@ int lt_tcp_open(struct lt_thread *t, struct lt_leg *l)
 
     if (l->tcp_fd >= 0)
         return 0;
-    if (l->tcp == NULL && (l->tcp = calloc(1, sizeof(*l->tcp))) == NULL)
-        return -1;
     if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
         return -1;
     /* Small packets go out when sent, as a browser's do (Nagle would hold
@@ -75,15 +86,9 @@ int lt_tcp_open(struct lt_thread *t, struct lt_leg *l)
     setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&from, sizeof(from)) != 0 ||
         (connect(fd, &t->opt->server.sa, netaddr_len(&t->opt->server)) != 0 &&
-         errno != EINPROGRESS)) {
+         errno != EINPROGRESS) ||
+        lt_tcp_adopt(t, l, fd) != 0) {
         close(fd);
-        return -1;
-    }
-    l->tcp_fd = fd;
-    l->tcp->rx_len = l->tcp->tx_len = l->tcp->tx_off = 0;
-    if (lt__tcp_watch(t, l, EPOLL_CTL_ADD, EPOLLIN) != 0) {
-        close(fd);
-        l->tcp_fd = -1;
         return -1;
     }
     return 0;
