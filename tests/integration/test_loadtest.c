@@ -195,30 +195,37 @@ static void test_soak_keeps_consent(void **state)
     json_decref(doc);
 }
 
-static void test_turn_client_against_coturn(void **state)
+/* coturn for one test: started by the setup, stopped by the teardown, so
+ * that a failed check does not leave it running (it held the test's output
+ * pipe open after the test had ended). */
+struct turn {
+    char dir[32];
+    char server[32];
+    pid_t pid;
+};
+
+static int turn_setup(void **state)
 {
-    char dir[] = "/tmp/qr-turn-XXXXXX", json[64], log[64], cmd[128], listen[48], server[32];
+    struct turn *t = calloc(1, sizeof(*t));
+    char log[64], listen[48], db[64];
     int port = free_port();
     char *argv[] = {TURN_BIN, "-n", "--listening-ip=127.0.0.1", listen,
                     "--relay-ip=127.0.0.1", "--min-port=49200", "--max-port=49999",
                     "--lt-cred-mech", "--user=lt:lt-secret", "--realm=quietroom", "--no-tls",
                     "--no-dtls", "--no-cli", "--allow-loopback-peers", "--simple-log",
-                    "--log-file=stdout", "--userdb", NULL, NULL};
-    char db[64];
-    json_t *doc;
-    pid_t pid;
-    int status;
+                    "--log-file=stdout", "--userdb", db, NULL};
 
-    (void)state;
-    assert_true(port > 0);
+    *state = t;
+    if (t == NULL || port <= 0)
+        return -1;
+    snprintf(t->dir, sizeof(t->dir), "/tmp/qr-turn-XXXXXX");
+    if (mkdtemp(t->dir) == NULL)
+        return -1;
     snprintf(listen, sizeof(listen), "--listening-port=%d", port);
-    snprintf(server, sizeof(server), "127.0.0.1:%d", port);
-    assert_non_null(mkdtemp(dir));
-    snprintf(json, sizeof(json), "%s/lt.json", dir);
-    snprintf(log, sizeof(log), "%s/turn.log", dir);
-    snprintf(db, sizeof(db), "%s/turndb", dir);
-    argv[17] = db;
-    if ((pid = fork()) == 0) {
+    snprintf(t->server, sizeof(t->server), "127.0.0.1:%d", port);
+    snprintf(log, sizeof(log), "%s/turn.log", t->dir);
+    snprintf(db, sizeof(db), "%s/turndb", t->dir);
+    if ((t->pid = fork()) == 0) {
         FILE *f = freopen(log, "w", stdout);
 
         (void)f;
@@ -226,8 +233,38 @@ static void test_turn_client_against_coturn(void **state)
         _exit(127);
     }
     usleep(700 * 1000);
+    return t->pid > 0 ? 0 : -1;
+}
+
+static int turn_teardown(void **state)
+{
+    struct turn *t = *state;
+    char cmd[64];
+    int status;
+
+    if (t == NULL)
+        return 0;
+    if (t->pid > 0) {
+        kill(t->pid, SIGTERM);
+        waitpid(t->pid, &status, 0);
+    }
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", t->dir);
+    if (t->dir[0] != '\0' && system(cmd) != 0)
+        return -1;
+    free(t);
+    *state = NULL;
+    return 0;
+}
+
+static void test_turn_client_against_coturn(void **state)
+{
+    struct turn *t = *state;
+    char json[64];
+    json_t *doc;
+
+    snprintf(json, sizeof(json), "%s/lt.json", t->dir);
     {
-        const char *args[] = {"--mode", "turn", "--server", server, "--turn-user",
+        const char *args[] = {"--mode", "turn", "--server", t->server, "--turn-user",
                               "lt", "--turn-pass", "lt-secret", "--links", "10", "--seconds",
                               "2", "--profile", "audio", NULL};
 
@@ -235,10 +272,6 @@ static void test_turn_client_against_coturn(void **state)
     }
     expect_clean(doc, 10 * 2 * 2 * 50 * 9 / 10);
     json_decref(doc);
-    kill(pid, SIGTERM);
-    waitpid(pid, &status, 0);
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
 }
 
 int main(void)
@@ -248,7 +281,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_through_the_relay_over_tcp, tcp_setup,
                                         world_teardown),
         cmocka_unit_test_setup_teardown(test_soak_keeps_consent, soak_setup, world_teardown),
-        cmocka_unit_test(test_turn_client_against_coturn),
+        cmocka_unit_test_setup_teardown(test_turn_client_against_coturn, turn_setup,
+                                        turn_teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);
