@@ -19,10 +19,11 @@
 
 #define LT_SETUP_TRIES 20
 #define LT_SETUP_WINDOW 256
-/* On TCP a leg in the window is a connection the relay has not yet seen a
- * valid check on, and the relay holds few of those at once (256 over all
- * clients: QR_TCP_UNAUTH_MAX): a window per thread well below that. */
-#define LT_SETUP_WINDOW_TCP 32
+/* On TCP a leg in the window is a connection whose leg the relay has not
+ * yet bound, and the relay holds few of those at once (256 over all
+ * clients: QR_TCP_UNAUTH_MAX): the threads' windows together stay at half
+ * of that. */
+#define LT_SETUP_WINDOW_TCP 128
 #define LT_SETUP_WAIT_MS 100
 #define LT_SOCKET_BUFFER (8 * 1024 * 1024)
 
@@ -266,7 +267,8 @@ struct lt_window {
  * being accepted at once. */
 static void lt__window_fill(struct lt_thread *t, struct lt_window *w)
 {
-    unsigned room = t->opt->transport == LT_TRANSPORT_TCP ? LT_SETUP_WINDOW_TCP : LT_SETUP_WINDOW;
+    unsigned room = t->opt->transport == LT_TRANSPORT_TCP ? LT_SETUP_WINDOW_TCP / t->opt->threads
+                                                          : LT_SETUP_WINDOW;
 
     while (w->n < room && w->next < t->n_legs) {
         if (t->opt->transport == LT_TRANSPORT_TCP)
