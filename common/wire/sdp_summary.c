@@ -1,6 +1,7 @@
 /* What a native client needs from an SDP it received: ICE credentials,
- * the DTLS fingerprint and setup role, and the UDP candidates it can use,
- * from the first media section the SDP does not turn down. */
+ * the DTLS fingerprint and setup role, and the candidates it can use (UDP,
+ * and passive ICE-TCP ones), from the first media section the SDP does not
+ * turn down. */
 #include <string.h>
 
 #include "sdp_internal.h"
@@ -16,17 +17,39 @@ static bool sdp__copy(char *dst, size_t cap, const struct sdp__span *v)
     return true;
 }
 
-/* <foundation> <component> <transport> <priority> <address> <port> typ ...
- * (RFC 8839 §5.1). Only what a native client can use: component 1 over UDP
- * at a numeric address; mDNS names and TCP are skipped. */
+/* A candidate's transport if a native client can use it: UDP, or TCP from
+ * a passive candidate (RFC 6544 §4.5: it connects to that one; an active
+ * candidate connects to it, which a client behind the relay never sees). */
+static bool sdp__summary_transport(const struct sdp__span *f, size_t n, enum sdp_transport *t)
+{
+    if (sdp__eq_nocase(&f[2], "udp")) {
+        *t = SDP_TRANSPORT_UDP;
+        return true;
+    }
+    if (!sdp__eq_nocase(&f[2], "tcp"))
+        return false;
+    for (size_t i = 8; i + 1 < n; i += 2) {
+        if (sdp__eq(&f[i], "tcptype")) {
+            *t = SDP_TRANSPORT_TCP;
+            return sdp__eq(&f[i + 1], "passive");
+        }
+    }
+    return false;
+}
+
+/* <foundation> <component> <transport> <priority> <address> <port> typ
+ * <type> [tcptype <tcptype>] ... (RFC 8839 §5.1, RFC 6544 §4.5). Only
+ * component 1 at a numeric address; mDNS names are skipped. */
 static void sdp__summary_candidate(struct sdp_summary *out, const struct sdp__span *v)
 {
-    struct sdp__span f[7];
+    struct sdp__span f[12];
     struct sdp_candidate *c;
+    enum sdp_transport t;
     unsigned port;
+    size_t n = sdp__fields(v, f, 12);
 
-    if (out->n_cands >= SDP_CANDIDATES_MAX || sdp__fields(v, f, 7) != 7 ||
-        !sdp__eq(&f[1], "1") || !sdp__eq_nocase(&f[2], "udp") || f[4].len >= SDP_ADDR_MAX ||
+    if (out->n_cands >= SDP_CANDIDATES_MAX || n < 8 || !sdp__eq(&f[1], "1") ||
+        !sdp__summary_transport(f, n, &t) || f[4].len >= SDP_ADDR_MAX ||
         !sdp__port(&f[5], &port) || port == 0)
         return;
     c = &out->cands[out->n_cands];
@@ -35,6 +58,7 @@ static void sdp__summary_candidate(struct sdp_summary *out, const struct sdp__sp
     if (sdp__family(c->addr) == 0)
         return;
     c->port = (uint16_t)port;
+    c->transport = t;
     out->n_cands++;
 }
 

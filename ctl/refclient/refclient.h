@@ -73,10 +73,7 @@ int refclient_create_offer(struct refclient *rc, char *out, size_t cap);
 int refclient_create_answer(struct refclient *rc, char *out, size_t cap);
 /* Applies the peer's description (the remote offer, or the answer to our
  * offer): ICE credentials, host candidates of the client's transport (UDP
- * ones; an ICE-TCP client's passive TCP ones, which sdp_summarize does not
- * read yet: until it does, such a client takes a description without them
- * and is given the relay's with refclient_add_remote_candidate), the
- * fingerprint the peer's
+ * ones; an ICE-TCP client's passive TCP ones), the fingerprint the peer's
  * certificate must have, our DTLS role from its a=setup, and our ICE role
  * (controlling when we offered or when the peer is ICE-lite, as against the
  * relay). Before refclient_start, or once after each refclient_restart_ice:

@@ -322,10 +322,7 @@ int refclient_set_remote_description(struct refclient *rc, bool is_answer, const
                         is_answer ? "answer" : "offer");
         goto out;
     }
-    /* sdp_summarize reads UDP candidates only so far: an ICE-TCP client
-     * takes the rest of the description and is given the relay's passive
-     * candidate with refclient_add_remote_candidate. */
-    if (sdp__usable(rc, sum) == 0 && !rc->ice_tcp) {
+    if (sdp__usable(rc, sum) == 0) {
         refclient__errf(err, errlen, "the peer's description has no %s candidate of our "
                                      "address family", rc->ice_tcp ? "TCP" : "UDP");
         goto out;

@@ -129,8 +129,7 @@ static struct refclient *callkit__client(bool dtls_client, double tone, bool ice
 
 /* An ICE-TCP party's relay candidate: signaling wrote it into the
  * description as a passive TCP host candidate (RFC 6544) at the relay's
- * TCP address; the client is given it directly, as sdp_summarize does not
- * read TCP candidates. */
+ * TCP address, which is where the client connects. */
 static void callkit__tcp_candidate(struct callkit_party *to, const char *sdp)
 {
     char host[NETADDR_STRLEN], want[NETADDR_STRLEN + 32];
@@ -141,8 +140,6 @@ static void callkit__tcp_candidate(struct callkit_party *to, const char *sdp)
              (unsigned)netaddr_port(&to->relay_tcp));
     if (strstr(sdp, want) == NULL)
         fail_msg("the description for the ICE-TCP party has no \"...%s\" candidate", want);
-    assert_int_equal(refclient_add_remote_candidate(to->rc, host, netaddr_port(&to->relay_tcp)),
-                     0);
 }
 
 /* An offer or answer from `from`, through signaling, applied at `to`. */
@@ -159,10 +156,10 @@ static void callkit__sdp(struct callkit_party *from, struct callkit_party *to, b
                      json_pack("{s:s,s:s,s:s}", "type", type, "to", to->id, "sdp", buf));
     m = callkit_expect(to->ws, type);
     sdp = callkit__str(m, "sdp");
-    if (refclient_set_remote_description(to->rc, answer, sdp, strlen(sdp), err, sizeof(err)) != 0)
-        fail_msg("%s: %s", type, err);
     if (to->ice_tcp)
         callkit__tcp_candidate(to, sdp);
+    if (refclient_set_remote_description(to->rc, answer, sdp, strlen(sdp), err, sizeof(err)) != 0)
+        fail_msg("%s: %s", type, err);
     json_decref(m);
 }
 

@@ -351,15 +351,18 @@ static void check_summary(const char *in, const char *out, size_t len,
     assert_true(starts(s.fingerprint, "sha-256 "));
     assert_string_equal(s.setup, setup);
     assert_true(s.ice_lite);
-    /* a native client reads the UDP candidates only */
-    for (unsigned i = 0; i < p->n_cands; i++) {
-        if (p->cands[i].transport != SDP_TRANSPORT_UDP)
-            continue;
-        assert_true(k < s.n_cands);
-        assert_string_equal(s.cands[k].addr, p->cands[i].addr);
-        assert_int_equal(s.cands[k].port, p->cands[i].port);
-        assert_int_equal(s.cands[k].transport, SDP_TRANSPORT_UDP);
-        k++;
+    /* a native client reads every relay candidate: UDP ones first, then
+     * the passive TCP ones, each in the order given */
+    for (int t = SDP_TRANSPORT_UDP; t < SDP_TRANSPORT_COUNT; t++) {
+        for (unsigned i = 0; i < p->n_cands; i++) {
+            if (p->cands[i].transport != (enum sdp_transport)t)
+                continue;
+            assert_true(k < s.n_cands);
+            assert_string_equal(s.cands[k].addr, p->cands[i].addr);
+            assert_int_equal(s.cands[k].port, p->cands[i].port);
+            assert_int_equal(s.cands[k].transport, t);
+            k++;
+        }
     }
     assert_int_equal(s.n_cands, k);
 }

@@ -20,7 +20,8 @@
 #include "sdp_fixtures.h"
 
 /* What the gathered offers carry, as a native client would read it: numeric
- * UDP candidates only (no TCP, no mDNS names), session-level fallbacks. */
+ * UDP candidates (not the browsers' active TCP ones, no mDNS names),
+ * session-level fallbacks. */
 static void test_summarize_browser_offers(void **state)
 {
     struct sdp_summary s;
@@ -44,6 +45,34 @@ static void test_summarize_browser_offers(void **state)
     assert_string_equal(s.ice_ufrag, "c61eae18");
     assert_true(starts(s.fingerprint, "sha-256 5A:A5:B9:35")); /* session level */
     assert_int_equal(s.n_cands, 0);
+}
+
+/* ICE-TCP (RFC 6544): a passive candidate is one a native client can
+ * connect to; active and simultaneous-open ones, and TCP lines without a
+ * tcptype, are not. */
+static void test_summarize_tcp_candidates(void **state)
+{
+    static const char sdp[] =
+        "v=0\r\no=- 1 2 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\n"
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 192.0.2.1\r\n"
+        "a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuv\r\n"
+        "a=fingerprint:sha-256 AB:CD\r\na=setup:actpass\r\n"
+        "a=candidate:1 1 udp 2130706431 192.0.2.1 3478 typ host\r\n"
+        "a=candidate:2 1 tcp 1518280447 192.0.2.2 9 typ host tcptype active generation 0\r\n"
+        "a=candidate:3 1 tcp 1518280447 192.0.2.3 5000 typ host tcptype so\r\n"
+        "a=candidate:4 1 tcp 1518280447 192.0.2.4 5001 typ host\r\n"
+        "a=candidate:5 1 tcp 2124414975 2001:db8::5 443 typ host tcptype passive\r\n"
+        "a=candidate:6 2 tcp 2124414974 192.0.2.6 443 typ host tcptype passive\r\n";
+    struct sdp_summary s;
+
+    (void)state;
+    assert_int_equal(sdp_summarize(sdp, strlen(sdp), &s), SDP_OK);
+    assert_int_equal(s.n_cands, 2);
+    assert_string_equal(s.cands[0].addr, "192.0.2.1");
+    assert_int_equal(s.cands[0].transport, SDP_TRANSPORT_UDP);
+    assert_string_equal(s.cands[1].addr, "2001:db8::5");
+    assert_int_equal(s.cands[1].port, 443);
+    assert_int_equal(s.cands[1].transport, SDP_TRANSPORT_TCP);
 }
 
 /* Removes the lines of text that start with prefix, or only the last one. */
@@ -381,6 +410,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_summarize_browser_offers),
+        cmocka_unit_test(test_summarize_tcp_candidates),
         cmocka_unit_test(test_fixture_refusals),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_size_limits),

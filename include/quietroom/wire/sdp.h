@@ -71,7 +71,7 @@ struct sdp_summary {
     char fingerprint[160];                 /* "sha-256 AB:CD:..." */
     char setup[16];                        /* actpass, active, passive */
     bool ice_lite;
-    struct sdp_candidate cands[SDP_CANDIDATES_MAX];   /* UDP candidates */
+    struct sdp_candidate cands[SDP_CANDIDATES_MAX];   /* UDP, and passive TCP */
     unsigned n_cands;
 };
 
