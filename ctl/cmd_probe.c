@@ -14,14 +14,15 @@
 static const char probe_usage[] =
     "usage: quietroomctl probe --signal ws[s]://HOST[:PORT][/ws] --key EHR_PRIVATE.pem\n"
     "         [--kid K] [--iss I] [--aud A] [--origin O] [--ca FILE] [--local-address ADDR]\n"
-    "         [--seconds N] [--timeout S] [--json] [--prometheus FILE]\n"
+    "         [--seconds N] [--timeout S] [--transport udp|tcp] [--json] [--prometheus FILE]\n"
     "Places one end-to-end encrypted call between a minted clinician and patient\n"
     "through signaling and a relay, and reports setup time, RTT, loss and whether\n"
     "each end heard the other's tone. Exit 0 on success, 1 naming the failed stage\n"
     "(local, connect, auth, admit, negotiate, ice, dtls, media, tone, timeout), 2 on\n"
     "a usage error. Defaults: kid dev, iss quietroom-dev, aud quietroom, Origin the\n"
     "signaling server's own, 5 s of audio, 15 s for setup, the local address that\n"
-    "routes to signaling.\n";
+    "routes to signaling, UDP (tcp: both ends reach the relay over ICE-TCP, as\n"
+    "browsers on networks that block UDP do).\n";
 
 struct probe_cli {
     struct probe_opts o;
@@ -43,6 +44,11 @@ static int probe__option(struct probe_cli *c, int opt, const char *arg)
     case 'c': c->o.ca_file = arg; break;
     case 'l': c->o.local_address = arg; break;
     case 'j': c->json = true; break;
+    case 'T':
+        if (strcmp(arg, "udp") != 0 && strcmp(arg, "tcp") != 0)
+            return ctl_usage_error("probe", "--transport: udp or tcp");
+        c->o.ice_tcp = strcmp(arg, "tcp") == 0;
+        break;
     case 'p': c->prometheus = arg; break;
     case 's':
         if (!ctl_parse_u32(arg, 1, PROBE_SECONDS_MAX, &c->o.seconds))
@@ -71,6 +77,7 @@ static int probe__args(int argc, char **argv, struct probe_cli *c)
         {"ca", required_argument, NULL, 'c'},      {"local-address", required_argument, NULL, 'l'},
         {"seconds", required_argument, NULL, 's'}, {"timeout", required_argument, NULL, 't'},
         {"json", no_argument, NULL, 'j'},          {"prometheus", required_argument, NULL, 'p'},
+        {"transport", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},          {0, 0, 0, 0},
     };
     int opt, rc;

@@ -125,14 +125,15 @@ out:
     return ret;
 }
 
-static int probe__clients(const char *local, struct refclient *rc[2], struct probe_result *r)
+static int probe__clients(const struct probe_opts *o, const char *local, struct refclient *rc[2],
+                          struct probe_result *r)
 {
     char err[192];
 
     for (int i = 0; i < 2; i++) {
         struct refclient_config cfg = {
             .local_address = local, .controlling = true, .regular_nomination = true,
-            .dtls_client = i == 0, .tone_hz = probe_tone_hz[i]};
+            .dtls_client = i == 0, .tone_hz = probe_tone_hz[i], .ice_tcp = o->ice_tcp};
 
         if ((rc[i] = refclient_new(&cfg, err, sizeof(err))) == NULL) {
             probe_fail(r, PROBE_LOCAL, "native client: %s", err);
@@ -142,15 +143,19 @@ static int probe__clients(const char *local, struct refclient *rc[2], struct pro
     return 0;
 }
 
-/* The relay candidate signaling put into the SDP, of our address family. */
-static void probe__note_relay(const char *sdp, const char *local, struct probe_result *r)
+/* The relay candidate signaling put into the SDP, of our address family
+ * and transport. */
+static void probe__note_relay(const char *sdp, const char *local, bool tcp,
+                              struct probe_result *r)
 {
     struct sdp_summary *sum = malloc(sizeof(*sum));
     bool v6 = strchr(local, ':') != NULL;
+    enum sdp_transport t = tcp ? SDP_TRANSPORT_TCP : SDP_TRANSPORT_UDP;
 
+    r->transport = tcp ? "tcp" : "udp";
     if (sum != NULL && sdp_summarize(sdp, strlen(sdp), sum) == SDP_OK) {
         for (unsigned i = 0; i < sum->n_cands && r->relay[0] == '\0'; i++) {
-            if ((strchr(sum->cands[i].addr, ':') != NULL) == v6)
+            if ((strchr(sum->cands[i].addr, ':') != NULL) == v6 && sum->cands[i].transport == t)
                 snprintf(r->relay, sizeof(r->relay), v6 ? "[%s]:%u" : "%s:%u",
                          sum->cands[i].addr, (unsigned)sum->cands[i].port);
         }
@@ -192,7 +197,8 @@ static int probe__apply(struct refclient *rc, const struct probe_party *p, bool 
 
 /* The initiator offers, the other answers, both through signaling's rewrite. */
 static int probe__negotiate(struct probe_party party[2], struct refclient *rc[2],
-                            const char *local, uint64_t deadline_ms, struct probe_result *r)
+                            const char *local, bool tcp, uint64_t deadline_ms,
+                            struct probe_result *r)
 {
     int off = party[0].initiator ? 0 : 1, ans = 1 - off;
     char *buf = malloc(QR_SDP_MAX), *offer = NULL, *answer = NULL;
@@ -207,7 +213,7 @@ static int probe__negotiate(struct probe_party party[2], struct refclient *rc[2]
         probe_signal_send_sdp(&party[off], "offer", buf, r) != 0 ||
         probe_signal_recv_sdp(&party[ans], "offer", &offer, deadline_ms, r) != 0)
         goto out;
-    probe__note_relay(offer, local, r);
+    probe__note_relay(offer, local, tcp, r);
     if (probe__apply(rc[ans], &party[ans], false, offer, r) != 0 ||
         probe__local_sdp(rc[ans], true, buf, r) != 0 ||
         probe_signal_send_sdp(&party[ans], "answer", buf, r) != 0 ||
@@ -339,8 +345,8 @@ static int probe__setup(const struct probe_opts *o, struct probe_party party[2],
             goto out;
     }
     if (probe_signal_admit(&party[0], &party[1], deadline_ms, r) != 0 ||
-        probe__clients(local, rc, r) != 0 ||
-        probe__negotiate(party, rc, local, deadline_ms, r) != 0)
+        probe__clients(o, local, rc, r) != 0 ||
+        probe__negotiate(party, rc, local, o->ice_tcp, deadline_ms, r) != 0)
         goto out;
     ret = 0;
 out:

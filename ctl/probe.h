@@ -40,6 +40,7 @@ struct probe_opts {
     const char *local_address;  /* NULL: the address routing to signaling */
     uint32_t seconds;           /* media time */
     uint32_t timeout_s;         /* bound on setup (join to media both ways) */
+    bool ice_tcp;               /* both clients reach the relay over ICE-TCP */
 };
 
 struct probe_side {
@@ -57,6 +58,7 @@ struct probe_result {
     bool tone;                  /* each side decoded the other's tone */
     bool media_ran;             /* setup_s, rtt_s, loss and tone were measured */
     char relay[64];             /* relay candidate "ADDR:PORT" signaling handed out */
+    const char *transport;      /* of that candidate: "udp" or "tcp" */
     char srtp_profile[32];
     struct probe_side side[2];  /* [0] clinician, [1] patient */
     uint64_t finished_unix;     /* wall clock seconds */

@@ -18,8 +18,9 @@ void probe_report_text(const struct probe_result *r, uint32_t seconds)
 {
     /* A failure is the one line cmd_probe writes to stderr; figures, if any, here. */
     if (r->failed == PROBE_OK)
-        printf("probe ok: %u s call through relay %s (%s)\n", (unsigned)seconds,
-               r->relay[0] ? r->relay : "?", r->srtp_profile);
+        printf("probe ok: %u s call through relay %s over %s (%s)\n", (unsigned)seconds,
+               r->relay[0] ? r->relay : "?", r->transport ? r->transport : "udp",
+               r->srtp_profile);
     if (!r->media_ran)
         return;
     printf("  setup %.3f s, rtt %.1f ms, loss %.2f %%, tone %s\n", r->setup_s, r->rtt_s * 1e3,
@@ -49,6 +50,8 @@ int probe_report_json(const struct probe_result *r, uint32_t seconds)
         return -1;
     if (r->relay[0] != '\0')
         json_object_set_new(j, "relay", json_string(r->relay));
+    if (r->transport != NULL)
+        json_object_set_new(j, "transport", json_string(r->transport));
     if (r->srtp_profile[0] != '\0')
         json_object_set_new(j, "srtp_profile", json_string(r->srtp_profile));
     if (r->media_ran) {

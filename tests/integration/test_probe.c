@@ -30,6 +30,7 @@ struct probe {
     struct world w;
     char prom[HARNESS_PATH + 16];
     char url[64];
+    const char *transport;      /* --transport for every probe run; NULL: none */
 };
 
 static const char *const metric_names[] = {
@@ -41,12 +42,15 @@ static const char *const metric_names[] = {
 
 /* Each test starts its own world: nothing one test stops or leaves
  * behind reaches another. */
-static int start(void **state, bool tls)
+static int start(void **state, bool tls, bool tcp)
 {
-    struct world_opts o = {.tls = tls};
+    static const char *const tcp_extra[] = {"--listen-tcp", "127.0.0.1:0", NULL};
+    struct world_opts o = {.tls = tls, .relay_extra = tcp ? tcp_extra : NULL};
     struct probe *p = calloc(1, sizeof(*p));
 
     *state = p;
+    if (p != NULL && tcp)
+        p->transport = "tcp";
     if (p == NULL || world_start(&p->w, &o) != 0)
         return -1;
     snprintf(p->prom, sizeof(p->prom), "%s/probe.prom", p->w.sig.dir);
@@ -56,12 +60,17 @@ static int start(void **state, bool tls)
 
 static int setup_plain(void **state)
 {
-    return start(state, false);
+    return start(state, false, false);
 }
 
 static int setup_tls(void **state)
 {
-    return start(state, true);
+    return start(state, true, false);
+}
+
+static int setup_tcp(void **state)
+{
+    return start(state, false, true);
 }
 
 static int teardown(void **state)
@@ -86,7 +95,9 @@ static void run_probe_on(struct probe *p, const char *url, const char *ca, struc
     char *argv[] = {QR_CTL_BIN, "probe", "--signal", (char *)url, "--key", (char *)s->ehr_key,
                     "--kid", "ehr-1", "--iss", TEST_ISSUER, "--aud", TEST_AUDIENCE,
                     "--origin", TEST_ORIGIN, "--seconds", PROBE_SECONDS, "--timeout", timeout,
-                    "--json", "--prometheus", p->prom, ca ? "--ca" : NULL, (char *)ca, NULL};
+                    "--json", "--prometheus", p->prom, "--transport",
+                    (char *)(p->transport ? p->transport : "udp"), ca ? "--ca" : NULL, (char *)ca,
+                    NULL};
 
     snprintf(timeout, sizeof(timeout), "%d", PROBE_TIMEOUT_S);
     assert_int_equal(ctlrun(argv, PROBE_TIMEOUT_S + atoi(PROBE_SECONDS) + RUN_SLACK_S, r), 0);
@@ -281,6 +292,29 @@ static void test_probe_fails_clearly_when_the_relay_is_down(void **state)
     ctlrun_free(&r);
 }
 
+/* Both ends on ICE-TCP, as browsers on networks that block UDP: the call
+ * runs over the relay's passive TCP candidate, which signaling handed out. */
+static void test_probe_over_ice_tcp(void **state)
+{
+    struct probe *p = *state;
+    char relay[64];
+    struct ctlrun r;
+    json_t *j;
+
+    run_probe(p, p->url, &r);
+    assert_int_equal(r.exit_code, 0);
+    j = parse_json(&r);
+    assert_true(json_is_true(json_object_get(j, "success")));
+    assert_true(json_is_true(json_object_get(j, "tone_detected")));
+    assert_string_equal(json_string_value(json_object_get(j, "transport")), "tcp");
+    netaddr_format(&p->w.relay.listen_tcp[0], relay, sizeof(relay));
+    assert_string_equal(json_string_value(json_object_get(j, "relay")), relay);
+    assert_true(relay_stat(&p->w.relay, "tcp", "packets_forwarded") > 200);
+    assert_int_equal(relay_stat(&p->w.relay, "tcp_connections", "accepted") >= 2, 1);
+    json_decref(j);
+    ctlrun_free(&r);
+}
+
 #define PLAIN(name) cmocka_unit_test_setup_teardown(name, setup_plain, teardown)
 #define TLS(name) cmocka_unit_test_setup_teardown(name, setup_tls, teardown)
 
@@ -291,6 +325,7 @@ int main(void)
         TLS(test_probe_over_wss_verifies_the_certificate),
         PLAIN(test_probe_fails_clearly_when_signaling_is_unreachable),
         PLAIN(test_probe_fails_clearly_when_the_relay_is_down),
+        cmocka_unit_test_setup_teardown(test_probe_over_ice_tcp, setup_tcp, teardown),
     };
 
     return world_run_tests("test_probe", tests, sizeof(tests) / sizeof(tests[0]), NULL, NULL);
