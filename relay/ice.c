@@ -117,23 +117,29 @@ static void ice__flush_early(struct worker *w, uint32_t listen, const union neta
     }
 }
 
-/* A nominated check: bind or move the leg. Returns false if the check must
- * go unanswered. */
-static bool ice__nominate(struct worker *w, uint32_t listen, const union netaddr *src,
-                          const struct creds_leg *cl, uint64_t now_ms, struct table_binding *b)
+/* A nominated check: bind or move the leg, or keep it on its preferred
+ * path. Returns the table's verdict; TABLE_FULL, TABLE_INACTIVE and
+ * TABLE_DRAINING mean the check goes unanswered. */
+static enum table_bind_result ice__nominate(struct worker *w, uint32_t listen,
+                                            const union netaddr *src, const struct creds_leg *cl,
+                                            uint32_t priority, uint64_t now_ms,
+                                            struct table_binding *b)
 {
     struct relay *r = w->relay;
-    enum table_bind_result res = table_bind(r->table, cl, src, listen, now_ms, b);
+    uint64_t pref = table_path_pref(leg_route_is_tcp(listen), priority);
+    enum table_bind_result res = table_bind(r->table, cl, src, listen, pref, now_ms, b);
 
     if (res == TABLE_FULL) {
         stat_add(&w->stats, STAT_DROP_TABLE_FULL, 1);
-        return false;
+        return res;
     }
     if (res == TABLE_INACTIVE || res == TABLE_DRAINING) {
         stat_add(&w->stats,
                  res == TABLE_DRAINING ? STAT_STUN_IGNORED_DRAINING : STAT_STUN_IGNORED_REVOKED, 1);
-        return false;
+        return res;
     }
+    if (res == TABLE_KEPT)
+        stat_add(&w->stats, STAT_LEGS_KEPT, 1);
     if (b->superseded)
         stat_add(&w->stats, STAT_LEGS_SUPERSEDED, 1);
     if (res == TABLE_BOUND) {
@@ -143,7 +149,7 @@ static bool ice__nominate(struct worker *w, uint32_t listen, const union netaddr
         stat_add(&w->stats, STAT_LEGS_MOVED, 1);
         events_leg_moved(r, cl, &b->previous, src, listen);
     }
-    return true;
+    return res;
 }
 
 /* A check that is not nominated never moves anything; from the bound
@@ -206,6 +212,7 @@ bool ice_handle(struct worker *w, uint32_t listen, const union netaddr *src, uin
     struct relay *r = w->relay;
     char pwd[CREDS_PWD_LEN + 1];
     struct stun_msg msg;
+    enum table_bind_result res = TABLE_REFRESHED;
     struct table_binding b;
     struct creds_leg cl;
     enum creds_status cs;
@@ -262,15 +269,18 @@ bool ice_handle(struct worker *w, uint32_t listen, const union netaddr *src, uin
         ice__error(w, listen, src, buf, len, &msg, STUN_ERROR_BAD_REQUEST, pwd);
         return true;
     }
-    if (msg.use_candidate && !ice__nominate(w, listen, src, &cl, now->mono_ms, &b))
-        return true;
+    if (msg.use_candidate) {
+        res = ice__nominate(w, listen, src, &cl, msg.priority, now->mono_ms, &b);
+        if (res == TABLE_FULL || res == TABLE_INACTIVE || res == TABLE_DRAINING)
+            return true;
+    }
     if (!msg.use_candidate)
         ice__consent(w, listen, src, &cl, now->mono_ms);
     ice__send(w, listen, src, buf,
               stun_build_success(buf, len, &msg, &src->sa, (const uint8_t *)pwd, CREDS_PWD_LEN,
                                  w->sha1),
               STAT_STUN_SUCCESS);
-    if (msg.use_candidate)
+    if (msg.use_candidate && res != TABLE_KEPT)
         ice__flush_early(w, listen, src, &b);
     return true;
 }

@@ -73,6 +73,7 @@ struct leg {
     _Atomic uint64_t fwd_bytes;
 
     /* Under the table lock. */
+    uint64_t pref;                 /* the bound path's rank (table_path_pref) */
     uint32_t up;                   /* first bind; LEG_NEVER before */
     uint16_t moves;
     struct rtpstats rtp;           /* single writer, as the counters */

@@ -30,6 +30,8 @@ static const struct {
     {STAT_LEGS_MOVED, "quietroom_relay_legs_moved_total", "Legs moved to a new address."},
     {STAT_LEGS_SUPERSEDED, "quietroom_relay_legs_superseded_total",
      "Legs replaced at their address by another leg (ICE restart)."},
+    {STAT_LEGS_KEPT, "quietroom_relay_legs_kept_total",
+     "Nominated checks on a less preferred path that left a leg where it was (alive)."},
     {STAT_EARLY_HELD, "quietroom_relay_early_dtls_held_total",
      "DTLS packets held for a peer leg not yet bound."},
     {STAT_EARLY_FLUSHED, "quietroom_relay_early_dtls_flushed_total",

@@ -37,6 +37,7 @@ const struct stat_name stat_names[STAT_COUNT] = {
     [STAT_LEGS_BOUND] = {"legs", "binds"},
     [STAT_LEGS_MOVED] = {"legs", "moves"},
     [STAT_LEGS_SUPERSEDED] = {"legs", "superseded"},
+    [STAT_LEGS_KEPT] = {"legs", "kept"},
     [STAT_RTP_UNTRACKED] = {"rtp", "untracked"},
     [STAT_EARLY_HELD] = {"early_dtls", "held"},
     [STAT_EARLY_FLUSHED] = {"early_dtls", "flushed"},

@@ -36,6 +36,7 @@ enum stat_id {
     STAT_LEGS_BOUND,
     STAT_LEGS_MOVED,
     STAT_LEGS_SUPERSEDED,           /* another leg was nominated from its address */
+    STAT_LEGS_KEPT,                 /* nominated elsewhere, kept on its preferred live path */
     STAT_RTP_UNTRACKED,             /* RTP of SSRCs beyond a leg's stream slots */
     STAT_EARLY_HELD,
     STAT_EARLY_FLUSHED,

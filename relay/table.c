@@ -143,6 +143,7 @@ static void table__reset_leg(struct leg *l)
     atomic_store_explicit(&l->rx_bytes, 0, memory_order_relaxed);
     atomic_store_explicit(&l->fwd_bytes, 0, memory_order_relaxed);
     rtpstats_reset(&l->rtp);
+    l->pref = 0;
     l->up = LEG_NEVER;
     l->moves = 0;
 }
@@ -215,10 +216,22 @@ static int table__map(struct table *t, struct leg *l, const struct leg_addr *a, 
     return rc;
 }
 
-/* Binds, moves or refreshes leg `side` of link idx at a. */
+/* Whether a bound leg's own path still carries something: media or a
+ * valid check within QR_LEG_MOVE_QUIET_MS. */
+static bool table__path_alive(const struct link *k, const struct leg *l, uint64_t now_ms)
+{
+    uint32_t seen = atomic_load_explicit(&l->last_seen, memory_order_relaxed);
+    uint32_t check = atomic_load_explicit(&l->last_check, memory_order_relaxed);
+    uint32_t last = seen > check ? seen : check, now = link_time(k, now_ms);
+
+    return last >= now || now - last < QR_LEG_MOVE_QUIET_MS;
+}
+
+/* Binds, moves or refreshes leg `side` of link idx at a (a path of rank
+ * pref), or keeps it where it is. */
 static enum table_bind_result table__bind_leg(struct table *t, uint32_t idx, int side,
-                                              const struct leg_addr *a, uint64_t now_ms,
-                                              struct table_binding *out)
+                                              const struct leg_addr *a, uint64_t pref,
+                                              uint64_t now_ms, struct table_binding *out)
 {
     struct link *k = &t->links[idx];
     struct leg *l = &k->leg[side];
@@ -229,6 +242,8 @@ static enum table_bind_result table__bind_leg(struct table *t, uint32_t idx, int
     leg_addr_load(l, &cur);
     if (cur.family != 0 && memcmp(&cur, a, sizeof(cur)) == 0) {
         r = TABLE_REFRESHED;
+    } else if (cur.family != 0 && pref < l->pref && table__path_alive(k, l, now_ms)) {
+        return TABLE_KEPT;
     } else if (cur.family != 0) {
         r = TABLE_MOVED;
         leg_addr_unpack(&cur, &out->previous);
@@ -242,6 +257,7 @@ static enum table_bind_result table__bind_leg(struct table *t, uint32_t idx, int
         table__map(t, l, a, ADDRMAP_ID(idx, side), r == TABLE_MOVED ? &cur : NULL,
                    &out->superseded) != 0)
         return TABLE_FULL;
+    l->pref = pref;
     atomic_store_explicit(&l->last_check, link_time(k, now_ms), memory_order_relaxed);
     return r;
 }
@@ -279,8 +295,8 @@ static bool table__carries(const struct table *t, const struct creds_leg *cl)
 }
 
 enum table_bind_result table_bind(struct table *t, const struct creds_leg *cl,
-                                  const union netaddr *src, uint32_t listen, uint64_t now_ms,
-                                  struct table_binding *out)
+                                  const union netaddr *src, uint32_t listen, uint64_t pref,
+                                  uint64_t now_ms, struct table_binding *out)
 {
     struct table__key key = {t, cl};
     enum table_bind_result r;
@@ -308,7 +324,7 @@ enum table_bind_result table_bind(struct table *t, const struct creds_leg *cl,
         r = TABLE_INACTIVE;
         goto out;
     }
-    r = table__bind_leg(t, idx, cl->side, &a, now_ms, out);
+    r = table__bind_leg(t, idx, cl->side, &a, pref, now_ms, out);
     out->link = idx;
     out->side = cl->side;
 out:

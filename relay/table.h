@@ -20,6 +20,7 @@ enum table_bind_result {
     TABLE_BOUND,      /* leg bound for the first time (or again after consent loss) */
     TABLE_MOVED,      /* bound leg moved to a new address */
     TABLE_REFRESHED,  /* nominated check from the bound address */
+    TABLE_KEPT,       /* nominated check elsewhere, but the bound path is preferred and alive */
     TABLE_FULL,       /* no free link slot */
     TABLE_INACTIVE,   /* link or session revoked, expired or closing */
     TABLE_DRAINING,   /* a new session while draining */
@@ -47,13 +48,26 @@ uint32_t table_capacity(const struct table *t);
 /* The address map, for lookups on the forwarding path. */
 const struct addrmap *table_addrmap(const struct table *t);
 
-/* STUN path: binds or moves the leg named by cl to src (on local socket
- * listen), creating the link on its first leg. A different leg bound at src
- * until now goes down as superseded: a browser that restarts ICE reuses its
- * socket for the new link, and its packets belong there. */
+/* STUN path: binds or moves the leg named by cl to src (by route listen),
+ * creating the link on its first leg. pref ranks the path (higher is
+ * better; table_path_pref). A bound leg moves to a less preferred path only
+ * once its own has been quiet for QR_LEG_MOVE_QUIET_MS: a browser may
+ * nominate several pairs, and RFC 8445 §8.2 has a lite agent use the
+ * highest-priority one, while a leg whose network went away must follow the
+ * browser to whatever is left. A different leg bound at src until now goes
+ * down as superseded: a browser that restarts ICE reuses its socket for the
+ * new link, and its packets belong there. */
 enum table_bind_result table_bind(struct table *t, const struct creds_leg *cl,
-                                  const union netaddr *src, uint32_t listen, uint64_t now_ms,
-                                  struct table_binding *out);
+                                  const union netaddr *src, uint32_t listen, uint64_t pref,
+                                  uint64_t now_ms, struct table_binding *out);
+
+/* A path's rank: UDP above ICE-TCP, then the check's PRIORITY (the
+ * browser's candidate; the relay's own side of the pair is the same for
+ * every path of one transport). */
+static inline uint64_t table_path_pref(bool tcp, uint32_t priority)
+{
+    return (uint64_t)!tcp << 32 | priority;
+}
 
 /* A TCP connection closed: the leg bound at a (its address and route), if
  * any, goes down with reason. */

@@ -506,6 +506,41 @@ static void test_tcp_leg_moves_to_udp(void **state)
     expect_all_closed(w);
 }
 
+/* Firefox nominates its TCP pair as well as its UDP one: the leg stays on
+ * UDP while UDP carries it, and follows to TCP once UDP went quiet. */
+static void test_tcp_nomination_keeps_a_live_udp_leg(void **state)
+{
+    struct world *w = *state;
+    json_t *creds = ctl_creds(&w->relay, "tcp-keep", 1);
+    struct udp_peer a, b;
+    struct tcp_peer bt;
+    uint8_t pkt[300], got[2048];
+
+    assert_non_null(creds);
+    assert_int_equal(peer_open(&a, "127.0.0.1:0"), 0);
+    assert_int_equal(peer_open(&b, "127.0.0.1:0"), 0);
+    udp_bind(&a, &w->relay.listen[0], creds_ufrag(creds, 0, 0), creds_pwd(creds, 0, 0));
+    udp_bind(&b, &w->relay.listen[0], creds_ufrag(creds, 0, 1), creds_pwd(creds, 0, 1));
+    tcp_open(&bt, w);
+    assert_true(tcp_check(&bt, creds_ufrag(creds, 0, 1), creds_pwd(creds, 0, 1), true));
+    assert_int_equal(relay_stat(&w->relay, "legs", "kept"), 1);
+    assert_int_equal(relay_stat(&w->relay, "legs", "moves"), 0);
+    rtp_packet(pkt, 1, 0xF1F1, sizeof(pkt));
+    assert_int_equal(peer_send(&a, &w->relay.listen[0], pkt, sizeof(pkt)), 0);
+    assert_int_equal(peer_recv(&b, got, sizeof(got), WAIT_MS, NULL), (int)sizeof(pkt));
+    /* UDP goes quiet (its network went away): the next nomination moves. */
+    usleep((QR_LEG_MOVE_QUIET_MS + 200) * 1000);
+    assert_true(tcp_check(&bt, creds_ufrag(creds, 0, 1), creds_pwd(creds, 0, 1), true));
+    assert_int_equal(relay_stat(&w->relay, "legs", "moves"), 1);
+    assert_int_equal(peer_send(&a, &w->relay.listen[0], pkt, sizeof(pkt)), 0);
+    assert_int_equal(tcp_recv_frame(&bt, got, sizeof(got), WAIT_MS), (int)sizeof(pkt));
+    tcp_close(&bt);
+    peer_close(&a);
+    peer_close(&b);
+    json_decref(creds);
+    expect_all_closed(w);
+}
+
 /* One visitor's credentials cannot hold more than the waiting connections
  * strangers can: checks without a nomination never bind, and such
  * connections close QR_TCP_BIND_TIMEOUT_MS after they opened, while a bound
@@ -657,6 +692,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tcp_stalled_reader, setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_tcp_other_leg_ignored, setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_tcp_leg_moves_to_udp, setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_tcp_nomination_keeps_a_live_udp_leg, setup,
+                                        world_teardown),
         cmocka_unit_test_setup_teardown(test_tcp_checked_never_bound, setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_tcp_out_of_descriptors, setup, world_teardown),
         cmocka_unit_test(test_tcp_consent_closes),   /* its own world */

@@ -74,6 +74,9 @@
 
 #define QR_MAX_LINKS_DEFAULT 16384
 #define QR_MAX_LINKS_LIMIT (1 << 22)
+/* A bound leg moves to a less preferred path (ICE-TCP after UDP, a lower
+ * PRIORITY) only once its own path carried nothing for this long. */
+#define QR_LEG_MOVE_QUIET_MS 1000
 /* RFC 7675: consent is lost after 30 s without a valid check. */
 #define QR_CONSENT_TIMEOUT_S 30
 /* Housekeeping period: consent, expiry, reclamation. */
