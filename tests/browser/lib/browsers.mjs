@@ -25,12 +25,14 @@ export const CHROMIUM_ARGS = [
     '--disable-sync',
 ];
 
-export async function launchChromium() {
+/* executablePath: another Chromium, or a wrapper that starts it (in a
+ * network namespace, lib/netns.mjs); args: added to CHROMIUM_ARGS. */
+export async function launchChromium({ executablePath = CHROMIUM, args = [] } = {}) {
     const { chromium } = await import('playwright-core');
     return chromium.launch({
-        executablePath: CHROMIUM,
+        executablePath,
         headless: true,
-        args: CHROMIUM_ARGS,
+        args: [...CHROMIUM_ARGS, ...args],
         timeout: 30000,
     });
 }
@@ -139,13 +141,16 @@ export const FIREFOX_PREFS = {
     'toolkit.telemetry.enabled': false,
 };
 
-export async function launchFirefox() {
+/* prefs: added to (or overriding) FIREFOX_PREFS; acceptInsecureCerts: for
+ * a test server's self-signed certificate. */
+export async function launchFirefox({ prefs = {}, acceptInsecureCerts = false } = {}) {
     const puppeteer = (await import('puppeteer-core')).default;
     return puppeteer.launch({
         browser: 'firefox',
+        acceptInsecureCerts,
         executablePath: FIREFOX,
         headless: true,
-        extraPrefsFirefox: FIREFOX_PREFS,
+        extraPrefsFirefox: { ...FIREFOX_PREFS, ...prefs },
         protocolTimeout: 30000,
         timeout: 30000,
     });

@@ -6,6 +6,7 @@ import { spawn, execFile } from 'node:child_process';
 import { mkdtemp, readFile, writeFile, rm, mkdir, copyFile, rename } from 'node:fs/promises';
 import { openSync, closeSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,6 +88,20 @@ async function stopProcess(child, ms = 3000) {
     clearTimeout(t);
 }
 
+/* A self-signed certificate (P-256, 2 days) for an IP address, with openssl:
+ * { cert, key, spki } (spki: base64 SHA-256 of the public key, what
+ * Chromium's --ignore-certificate-errors-spki-list takes). */
+async function selfSigned(dir, ipAddr) {
+    const cert = path.join(dir, 'signal.crt');
+    const key = path.join(dir, 'signal.key');
+    await execFileP('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+        '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', `/CN=${ipAddr}`,
+        '-addext', `subjectAltName=IP:${ipAddr}`], { timeout: 10000 });
+    const { createPublicKey, createHash } = await import('node:crypto');
+    const der = createPublicKey(await readFile(cert)).export({ type: 'spki', format: 'der' });
+    return { cert, key, spki: createHash('sha256').update(der).digest('base64') };
+}
+
 /* nats-server, for a cluster of signaling replicas (QR_NATS_SERVER overrides). */
 export const NATS_SERVER = process.env.QR_NATS_SERVER || '/usr/sbin/nats-server';
 
@@ -107,10 +122,15 @@ export class Quietroom {
      * q.replicas[i].base (q.replica(i)) each replica's.
      * relays: how many relays (r1, r2…; one secret), q.relays[i] each
      * ({ name, media, mediaHost, mediaPort, control, proc }); q.relay,
-     * q.media, q.control… are the first's. Signaling knows them all. */
-    static async start({ host = '127.0.0.1', mediaHost = host, label = 'run', paths = [], extraSignal = [], cluster = 0, relays = 1 } = {}) {
+     * q.media, q.control… are the first's. Signaling knows them all.
+     * tls: signaling serves HTTPS/WSS with a fresh self-signed certificate
+     * for `host` (q.tls: { cert, key, spki }, the SPKI SHA-256 in base64),
+     * which it needs to listen anywhere but on loopback; q.base is then
+     * https://. Not with cluster or paths. */
+    static async start({ host = '127.0.0.1', mediaHost = host, label = 'run', paths = [], extraSignal = [], cluster = 0, relays = 1, tls = false } = {}) {
         const q = new Quietroom();
         q.host = host;
+        q.wantTls = tls;
         q.label = label;
         q.paths = {};
         q.cluster = cluster >= 2 ? cluster : 0;
@@ -143,7 +163,12 @@ export class Quietroom {
 
         if (!q.cluster) {
             q.port = await freePort(host);
-            q.base = `http://${host}:${q.port}`;
+            const tlsLines = [];
+            if (q.wantTls) {
+                q.tls = await selfSigned(q.dir, host);
+                tlsLines.push(`tls-cert = ${q.tls.cert}`, `tls-key = ${q.tls.key}`);
+            }
+            q.base = `${q.tls ? 'https' : 'http'}://${host}:${q.port}`;
             for (const name of paths) q.paths[name] = await NetPath.open(host, q.port);
             const ini = [
                 '[signal]',
@@ -160,6 +185,7 @@ export class Quietroom {
                 `audit-key-file = ${path.join(q.dir, 'audit.key')}`,
                 `node-id = browser-test`,
                 `state-dir = ${path.join(q.dir, 'state')}`,
+                ...tlsLines,
                 ...extraSignal,
                 '',
             ].join('\n');
@@ -306,8 +332,7 @@ export class Quietroom {
             path.join(this.dir, 'signal.log'));
         await waitFor('signaling with a healthy relay', async () => {
             if (this.signal.exitInfo) throw new Error(`signaling exited: ${JSON.stringify(this.signal.exitInfo)}\n${await this.log('signal')}`);
-            const r = await fetch(`${this.base}/healthz`, { signal: AbortSignal.timeout(1000) });
-            const j = await r.json();
+            const j = await this.getJson(`${this.base}/healthz`);
             return j.relays_healthy === this.nRelays;
         }, { timeout: 15000, interval: 100 });
     }
@@ -331,6 +356,26 @@ export class Quietroom {
             await rename(state, `${state}.moved-${Date.now()}`).catch((e) => { if (e.code !== 'ENOENT') throw e; });
         }
         await this.startSignal();
+    }
+
+    /* GET url as JSON; over HTTPS trusting q.tls's certificate only. */
+    async getJson(url) {
+        if (!url.startsWith('https:')) {
+            const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
+            return r.json();
+        }
+        const ca = await readFile(this.tls.cert);
+        return new Promise((resolve, reject) => {
+            const req = httpsRequest(url, { ca, timeout: 1000 }, (res) => {
+                let body = '';
+                res.setEncoding('utf8');
+                res.on('data', (d) => { body += d; });
+                res.on('end', () => { try { resolve(JSON.parse(body)); } catch (e) { reject(e); } });
+            });
+            req.on('timeout', () => req.destroy(new Error(`${url}: no answer in 1 s`)));
+            req.on('error', reject);
+            req.end();
+        });
     }
 
     async token({ sid, role, sub, name = null, ttl = 3600, extra = [] }) {
