@@ -128,46 +128,88 @@ static int set_audience(void *arg, const char *value, char *err, size_t errlen)
     return config_string(cfg->audience, sizeof(cfg->audience), value, "audience", err, errlen);
 }
 
-/* "NAME CONTROL CANDIDATE [CANDIDATE...]", candidates as ADDR:PORT. */
+/* Written before a relay's media address that browsers reach over TCP (the
+ * relay's listen-tcp); an address without it is a UDP one (its listen). */
+#define SIGNAL_TCP_PREFIX "tcp:"
+
+static int signal__parse_control(const char *tok, struct signal_relay_spec *r, char *err,
+                                 size_t errlen)
+{
+    union netaddr a;
+
+    if (netaddr_parse(tok, &a) != 0) {
+        snprintf(err, errlen, "relay: \"%s\" is not ADDR:PORT or [V6ADDR]:PORT", tok);
+        return -1;
+    }
+    snprintf(r->control, sizeof(r->control), "%s", tok);
+    return 0;
+}
+
+/* One candidate: ADDR:PORT, [V6ADDR]:PORT, or either after "tcp:". The
+ * address goes into SDP, so it must be one a browser can send to. */
+static int signal__parse_media(const char *tok, struct signal_relay_spec *r, char *err,
+                               size_t errlen)
+{
+    bool tcp = strncmp(tok, SIGNAL_TCP_PREFIX, strlen(SIGNAL_TCP_PREFIX)) == 0;
+    struct sdp_candidate *c = &r->cands[r->n_cands];
+    union netaddr a;
+
+    if (netaddr_parse(tcp ? tok + strlen(SIGNAL_TCP_PREFIX) : tok, &a) != 0) {
+        snprintf(err, errlen, "relay: \"%s\" is not a media address: ADDR:PORT or [V6ADDR]:PORT "
+                              "(UDP), tcp:ADDR:PORT or tcp:[V6ADDR]:PORT (TCP)", tok);
+        return -1;
+    }
+    if (netaddr_is_wildcard(&a) || netaddr_port(&a) == 0) {
+        snprintf(err, errlen, "relay: \"%s\": browsers cannot reach a wildcard address or port 0",
+                 tok);
+        return -1;
+    }
+    if (r->n_cands == SDP_CANDIDATES_MAX) {
+        snprintf(err, errlen, "relay: at most %d media addresses, UDP and TCP together",
+                 SDP_CANDIDATES_MAX);
+        return -1;
+    }
+    netaddr_format_host(&a, c->addr, sizeof(c->addr));
+    c->port = netaddr_port(&a);
+    c->transport = tcp ? SDP_TRANSPORT_TCP : SDP_TRANSPORT_UDP;
+    r->n_cands++;
+    return 0;
+}
+
+static bool signal__has_udp(const struct signal_relay_spec *r)
+{
+    for (unsigned i = 0; i < r->n_cands; i++) {
+        if (r->cands[i].transport == SDP_TRANSPORT_UDP)
+            return true;
+    }
+    return false;
+}
+
+/* "NAME CONTROL MEDIA [MEDIA...]". */
 static int signal__parse_relay(char *text, struct signal_relay_spec *r, char *err, size_t errlen)
 {
     char *save = NULL, *tok;
-    union netaddr a;
     int field = 0;
 
     memset(r, 0, sizeof(*r));
-    for (tok = strtok_r(text, " \t", &save); tok != NULL; tok = strtok_r(NULL, " \t", &save)) {
+    for (tok = strtok_r(text, " \t", &save); tok != NULL;
+         tok = strtok_r(NULL, " \t", &save), field++) {
         if (field == 0 && config_string(r->name, sizeof(r->name), tok, "relay name", err,
                                         errlen) != 0)
             return -1;
-        if (field > 0 && netaddr_parse(tok, &a) != 0) {
-            snprintf(err, errlen, "relay: \"%s\" is not ADDR:PORT or [V6ADDR]:PORT", tok);
+        if (field == 1 && signal__parse_control(tok, r, err, errlen) != 0)
             return -1;
-        }
-        if (field == 1)
-            snprintf(r->control, sizeof(r->control), "%s", tok);
-        if (field >= 2) {
-            char host[NETADDR_STRLEN], *colon;
-
-            if (r->n_cands == SDP_CANDIDATES_MAX || netaddr_is_wildcard(&a)) {
-                snprintf(err, errlen, "relay: at most %d candidates, no wildcards",
-                         SDP_CANDIDATES_MAX);
-                return -1;
-            }
-            netaddr_format(&a, host, sizeof(host));
-            colon = strrchr(host, ':');
-            *colon = '\0';
-            if (host[0] == '[') {
-                colon[-1] = '\0';
-                memmove(host, host + 1, strlen(host));
-            }
-            snprintf(r->cands[r->n_cands].addr, SDP_ADDR_MAX, "%s", host);
-            r->cands[r->n_cands++].port = netaddr_port(&a);
-        }
-        field++;
+        if (field >= 2 && signal__parse_media(tok, r, err, errlen) != 0)
+            return -1;
     }
     if (field < 3) {
         snprintf(err, errlen, "relay: expected \"NAME CONTROL-ADDR:PORT MEDIA-ADDR:PORT...\"");
+        return -1;
+    }
+    /* TCP is the fallback where UDP is blocked; m= and c= need a UDP address. */
+    if (!signal__has_udp(r)) {
+        snprintf(err, errlen, "relay %s: needs a UDP media address; tcp: ones only add to it",
+                 r->name);
         return -1;
     }
     return 0;
@@ -357,7 +399,8 @@ static const struct config_option signal_options[] = {
     {"ehr-jwks", "FILE", set_ehr_jwks, "EHR token public keys as a JWKS file"},
     {"issuer", "ISS", set_issuer, "required token issuer (iss)"},
     {"audience", "AUD", set_audience, "required token audience (aud)"},
-    {"relay", "SPEC", set_relay, "\"NAME CONTROL-ADDR:PORT MEDIA-ADDR:PORT...\"; repeatable"},
+    {"relay", "SPEC", set_relay,
+     "\"NAME CONTROL-ADDR:PORT MEDIA-ADDR:PORT... [tcp:MEDIA-ADDR:PORT...]\"; repeatable"},
     {"relay-secret-file", "FILE", set_relay_secret, "secret shared with the relays"},
     {"waiting-timeout", "S", set_waiting, "send a waiting participant away after S s (900)"},
     {"idle-timeout", "S", set_idle, "end a session without a connected clinician after S s (600)"},

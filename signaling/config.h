@@ -20,7 +20,8 @@
 #define SIGNAL_RELAY_NAME_MAX 32
 
 /* A relay signaling may place sessions on: where its control endpoint is,
- * and the media addresses browsers reach it at (its SDP candidates). */
+ * and the media addresses browsers reach it at (its SDP candidates): UDP
+ * ones, and TCP ones as the fallback where UDP is blocked. */
 struct signal_relay_spec {
     char name[SIGNAL_RELAY_NAME_MAX];
     char control[NETADDR_STRLEN];

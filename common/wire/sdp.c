@@ -23,6 +23,12 @@
  * candidate so that the order the relay gives is the order browsers try. */
 #define SDP_TYPE_PREF_HOST 126u
 #define SDP_LOCAL_PREF_TOP 65535u
+/* RFC 6544 §4.2: a TCP candidate's local preference is 2^13 * direction-pref
+ * + other-pref, and a passive host candidate's direction-pref is 4. Its top,
+ * 40959, is below every UDP one (65535 down to 65528), so each TCP candidate
+ * is below each UDP one and UDP is used wherever it works. */
+#define SDP_TCP_DIR_PASSIVE 4u
+#define SDP_TCP_OTHER_PREF_TOP 8191u
 
 static const char *const sdp_codes[SDP_ERR_COUNT] = {
     [SDP_OK] = "ok",
@@ -67,7 +73,7 @@ const char *sdp_error_message(enum sdp_error e)
  * in them would forge lines. */
 struct sdp__relay {
     const struct sdp_rewrite_params *p;
-    const char *v4;                 /* first IPv4 candidate, for c= */
+    const char *v4;                 /* first IPv4 UDP candidate, for c= */
     const char *v6;
     char port[6];                   /* for m= */
 };
@@ -90,23 +96,32 @@ static bool sdp__ice_chars(const char *s, size_t min)
 
 static bool sdp__relay_init(const struct sdp_rewrite_params *p, struct sdp__relay *rl)
 {
+    const struct sdp_candidate *first_udp = NULL;
+
     *rl = (struct sdp__relay){.p = p};
     if (p == NULL || p->ice_ufrag == NULL || p->ice_pwd == NULL ||
         !sdp__ice_chars(p->ice_ufrag, SDP_UFRAG_MIN) || !sdp__ice_chars(p->ice_pwd, SDP_PWD_MIN) ||
         p->n_cands > SDP_CANDIDATES_MAX || (p->n_cands > 0 && p->cands == NULL))
         return false;
     for (unsigned i = 0; i < p->n_cands; i++) {
-        int family = sdp__family(p->cands[i].addr);
+        const struct sdp_candidate *c = &p->cands[i];
+        int family = sdp__family(c->addr);
 
-        if (family == 0 || p->cands[i].port == 0)
+        if (family == 0 || c->port == 0 || (unsigned)c->transport >= SDP_TRANSPORT_COUNT)
             return false;
+        /* m= and c= name the default candidate, a UDP one: m= stays
+         * UDP/TLS/RTP/SAVPF (JSEP) whichever candidate ICE picks. */
+        if (c->transport != SDP_TRANSPORT_UDP)
+            continue;
         if (family == AF_INET && rl->v4 == NULL)
-            rl->v4 = p->cands[i].addr;
+            rl->v4 = c->addr;
         if (family == AF_INET6 && rl->v6 == NULL)
-            rl->v6 = p->cands[i].addr;
+            rl->v6 = c->addr;
+        if (first_udp == NULL)
+            first_udp = c;
     }
     snprintf(rl->port, sizeof(rl->port), "%u",
-             p->n_cands > 0 ? (unsigned)p->cands[0].port : SDP_PORT_NONE);
+             first_udp != NULL ? (unsigned)first_udp->port : SDP_PORT_NONE);
     return true;
 }
 
@@ -268,19 +283,51 @@ static void sdp__emit_session(struct sdp__out *o, const struct sdp__section *s,
     }
 }
 
-static void sdp__emit_candidates(struct sdp__out *o, const struct sdp__relay *rl)
+/* Per transport, in the order written: the a=candidate transport, what
+ * follows "typ host", and the local preference of its first candidate. */
+static const struct {
+    const char *name;
+    const char *tail;
+    unsigned local_pref_top;
+} sdp__cand_transports[SDP_TRANSPORT_COUNT] = {
+    [SDP_TRANSPORT_UDP] = {"udp", "", SDP_LOCAL_PREF_TOP},
+    [SDP_TRANSPORT_TCP] = {"tcp", " tcptype passive",
+                           SDP_TCP_DIR_PASSIVE << 13 | SDP_TCP_OTHER_PREF_TOP},
+};
+
+/* RFC 8445 §5.1.2.1, component 1: 2^24 * type + 2^8 * local + (256 - 1). */
+static unsigned long sdp__priority(unsigned local_pref)
+{
+    return (unsigned long)SDP_TYPE_PREF_HOST << 24 | (unsigned long)local_pref << 8 | 255u;
+}
+
+/* The candidates of one transport; *foundation counts on across them, as
+ * candidates that differ in address or transport need distinct ones. */
+static void sdp__emit_transport(struct sdp__out *o, const struct sdp__relay *rl,
+                                enum sdp_transport t, unsigned *foundation)
 {
     char line[128 + SDP_ADDR_MAX];
+    unsigned local = sdp__cand_transports[t].local_pref_top;
 
     for (unsigned i = 0; i < rl->p->n_cands; i++) {
-        unsigned long prio = (unsigned long)SDP_TYPE_PREF_HOST << 24 |
-                             (unsigned long)(SDP_LOCAL_PREF_TOP - i) << 8 | 255u;
+        const struct sdp_candidate *c = &rl->p->cands[i];
 
-        snprintf(line, sizeof(line), "a=candidate:%u 1 udp %lu %s %u typ host", i + 1, prio,
-                 rl->p->cands[i].addr, (unsigned)rl->p->cands[i].port);
+        if (c->transport != t)
+            continue;
+        snprintf(line, sizeof(line), "a=candidate:%u 1 %s %lu %s %u typ host%s", ++*foundation,
+                 sdp__cand_transports[t].name, sdp__priority(local--), c->addr,
+                 (unsigned)c->port, sdp__cand_transports[t].tail);
         sdp__put_line(o, line);
     }
-    if (rl->p->n_cands > 0)
+}
+
+static void sdp__emit_candidates(struct sdp__out *o, const struct sdp__relay *rl)
+{
+    unsigned foundation = 0;
+
+    for (unsigned t = 0; t < SDP_TRANSPORT_COUNT; t++)
+        sdp__emit_transport(o, rl, (enum sdp_transport)t, &foundation);
+    if (foundation > 0)
         sdp__put_line(o, "a=end-of-candidates");
 }
 

@@ -12,11 +12,14 @@
 #define UFRAG "AQFrBXvjdtUpymHCiyoAAABlX6iR"
 #define PWD "JBpYAkO6ZAxG14tMPB0iF6qMdFFO/JFf"
 
-static const struct sdp_candidate cands[] = {{"203.0.113.7", 3478}, {"2001:db8::7", 3478}};
-static const struct sdp_rewrite_params params = {UFRAG, PWD, cands, 2};
+static const struct sdp_candidate cands[] = {{"203.0.113.7", 3478, SDP_TRANSPORT_UDP},
+                                             {"2001:db8::7", 3478, SDP_TRANSPORT_UDP},
+                                             {"203.0.113.7", 443, SDP_TRANSPORT_TCP}};
+static const struct sdp_rewrite_params params = {UFRAG, PWD, cands, 3};
 static const char *const ours[] = {
     "a=candidate:1 1 udp 2130706431 203.0.113.7 3478 typ host",
     "a=candidate:2 1 udp 2130706175 2001:db8::7 3478 typ host",
+    "a=candidate:3 1 tcp 2124414975 203.0.113.7 443 typ host tcptype passive",
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

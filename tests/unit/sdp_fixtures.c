@@ -16,7 +16,8 @@
 
 #include "sdp_fixtures.h"
 
-const struct sdp_candidate doc_cands[2] = {{"203.0.113.7", 3478}, {"2001:db8::7", 3478}};
+const struct sdp_candidate doc_cands[2] = {{"203.0.113.7", 3478, SDP_TRANSPORT_UDP},
+                                           {"2001:db8::7", 3478, SDP_TRANSPORT_UDP}};
 
 const struct sdp_rewrite_params doc_params = {UFRAG, PWD, doc_cands, 2};
 

@@ -1,6 +1,7 @@
 /* SDP rewriter: the six real browser SDPs (Chromium 156, Firefox ESR 153)
- * rewritten for a relay and checked line by line against their input; a
- * golden rewrite of a hand-made SDP, its connection and port fallbacks, and
+ * rewritten for a relay, with and without TCP candidates, and checked line
+ * by line against their input; a golden rewrite of a hand-made SDP, the TCP
+ * candidates' order and priorities, its connection and port fallbacks, and
  * session-level credentials. What sdp_summarize reads and every error code
  * with its cause are in test_sdp_parse.c. */
 #include <arpa/inet.h>
@@ -23,9 +24,21 @@
 #define SECTIONS_MAX 16
 #define TOKENS_MAX 64
 
-static const struct sdp_candidate loopback_cands[] = {{"127.0.0.1", 3478}, {"::1", 3478}};
+static const struct sdp_candidate loopback_cands[] = {{"127.0.0.1", 3478, SDP_TRANSPORT_UDP},
+                                                      {"::1", 3478, SDP_TRANSPORT_UDP}};
 
 static const struct sdp_rewrite_params loopback_params = {UFRAG, PWD, loopback_cands, 2};
+
+/* A relay that also listens on TCP, its addresses given out of order: the
+ * UDP ones must still come first, and m= and c= must name UDP ones. */
+static const struct sdp_candidate tcp_cands[] = {
+    {"198.51.100.8", 443, SDP_TRANSPORT_TCP},
+    {"203.0.113.7", 3478, SDP_TRANSPORT_UDP},
+    {"2001:db8::8", 443, SDP_TRANSPORT_TCP},
+    {"2001:db8::7", 3478, SDP_TRANSPORT_UDP},
+};
+
+static const struct sdp_rewrite_params tcp_params = {UFRAG, PWD, tcp_cands, 4};
 
 /* Large, so static like in_text and out_text: it would not fit a test's stack. */
 static char again_text[TEXT_CAP];
@@ -157,9 +170,38 @@ static unsigned sections(const char *text, struct section *s)
     return n + 1;
 }
 
-/* Our candidates, in the given order, with what browsers need to pair. */
+/* The relay's candidates in the order they must be written: UDP ones as
+ * given, then TCP ones as given. Returns how many; want has room for all. */
+static unsigned expected_candidates(const struct sdp_rewrite_params *p,
+                                    const struct sdp_candidate **want)
+{
+    unsigned n = 0;
+
+    for (unsigned t = SDP_TRANSPORT_UDP; t < SDP_TRANSPORT_COUNT; t++) {
+        for (unsigned i = 0; i < p->n_cands; i++) {
+            if (p->cands[i].transport == t)
+                want[n++] = &p->cands[i];
+        }
+    }
+    return n;
+}
+
+/* The first UDP candidate, which m= and c= name; NULL without one. */
+static const struct sdp_candidate *first_udp(const struct sdp_rewrite_params *p)
+{
+    for (unsigned i = 0; i < p->n_cands; i++) {
+        if (p->cands[i].transport == SDP_TRANSPORT_UDP)
+            return &p->cands[i];
+    }
+    return NULL;
+}
+
+/* Our candidates, UDP before TCP, each below the one before it, with what
+ * browsers need to pair; TCP ones are passive (RFC 6544). */
 static void check_candidates(const char *out, const struct sdp_rewrite_params *p)
 {
+    const struct sdp_candidate *want[SDP_CANDIDATES_MAX];
+    unsigned n_want = expected_candidates(p, want);
     char line[LINE_CAP], back[LINE_CAP];
     unsigned idx = 0;
     unsigned long last = ~0ul;
@@ -168,6 +210,7 @@ static void check_candidates(const char *out, const struct sdp_rewrite_params *p
         unsigned found, comp, port;
         unsigned long prio;
         char transport[16], addr[SDP_ADDR_MAX], type[16];
+        bool tcp;
 
         if (starts(line, "m=")) {
             idx = 0;
@@ -178,16 +221,17 @@ static void check_candidates(const char *out, const struct sdp_rewrite_params *p
         assert_int_equal(sscanf(line, "a=candidate:%u %u %15s %lu %63s %u typ %15s", &found, &comp,
                                 transport, &prio, addr, &port, type),
                          7);
-        snprintf(back, sizeof(back), "a=candidate:%u %u %s %lu %s %u typ %s", found, comp,
-                 transport, prio, addr, port, type);
-        assert_string_equal(back, line);      /* nothing trails, e.g. raddr */
-        assert_true(idx < p->n_cands);
+        assert_true(idx < n_want);
+        tcp = want[idx]->transport == SDP_TRANSPORT_TCP;
+        snprintf(back, sizeof(back), "a=candidate:%u %u %s %lu %s %u typ %s%s", found, comp,
+                 transport, prio, addr, port, type, tcp ? " tcptype passive" : "");
+        assert_string_equal(back, line);      /* nothing else trails, e.g. raddr */
         assert_int_equal(found, idx + 1);     /* distinct foundations */
         assert_int_equal(comp, 1);
-        assert_string_equal(transport, "udp");
+        assert_string_equal(transport, tcp ? "tcp" : "udp");
         assert_string_equal(type, "host");
-        assert_string_equal(addr, p->cands[idx].addr);
-        assert_int_equal(port, p->cands[idx].port);
+        assert_string_equal(addr, want[idx]->addr);
+        assert_int_equal(port, want[idx]->port);
         assert_true(prio < last && prio < (1ul << 31));
         last = prio;
         idx++;
@@ -216,7 +260,7 @@ static void check_sections(const char *in, const char *out, const struct sdp_rew
     for (unsigned i = 1; i < n; i++) {
         bool open = si[i].port != 0;
 
-        assert_int_equal(so[i].port, open ? p->cands[0].port : 0);
+        assert_int_equal(so[i].port, open ? first_udp(p)->port : 0);
         assert_int_equal(so[i].bundle_only, si[i].bundle_only);
         /* a bundle-only section keeps its place but gets no candidates */
         assert_int_equal(so[i].n_cands, open ? p->n_cands : 0);
@@ -296,6 +340,7 @@ static void check_summary(const char *in, const char *out, size_t len,
 {
     struct sdp_summary s;
     char fp[160], setup[16];
+    unsigned k = 0;
 
     first_value(in, "a=fingerprint:", fp, sizeof(fp));
     first_value(in, "a=setup:", setup, sizeof(setup));
@@ -306,11 +351,17 @@ static void check_summary(const char *in, const char *out, size_t len,
     assert_true(starts(s.fingerprint, "sha-256 "));
     assert_string_equal(s.setup, setup);
     assert_true(s.ice_lite);
-    assert_int_equal(s.n_cands, p->n_cands);
+    /* a native client reads the UDP candidates only */
     for (unsigned i = 0; i < p->n_cands; i++) {
-        assert_string_equal(s.cands[i].addr, p->cands[i].addr);
-        assert_int_equal(s.cands[i].port, p->cands[i].port);
+        if (p->cands[i].transport != SDP_TRANSPORT_UDP)
+            continue;
+        assert_true(k < s.n_cands);
+        assert_string_equal(s.cands[k].addr, p->cands[i].addr);
+        assert_int_equal(s.cands[k].port, p->cands[i].port);
+        assert_int_equal(s.cands[k].transport, SDP_TRANSPORT_UDP);
+        k++;
     }
+    assert_int_equal(s.n_cands, k);
 }
 
 static void check_fixture(const char *name, const struct sdp_rewrite_params *p)
@@ -356,6 +407,16 @@ static void test_fixture_documentation_relay(void **state)
     assert_null(strstr(out_text, "127.0.0.1"));
     assert_null(strstr(out_text, "198.18.0.1"));
     assert_null(strstr(out_text, "::1"));
+}
+
+/* A relay with TCP addresses too: every open section gets the UDP
+ * candidates, then the passive TCP ones below them (check_candidates). */
+static void test_fixture_tcp_relay(void **state)
+{
+    check_fixture(*state, &tcp_params);
+    assert_null(strstr(out_text, "c=IN IP4 198.51.100.8"));
+    assert_null(strstr(out_text, "c=IN IP6 2001:db8::8"));
+    assert_null(strstr(out_text, " 443 UDP/"));
 }
 
 /* LF input gives the same CRLF output as the browser's CRLF. */
@@ -500,11 +561,64 @@ static void test_golden_rewrite(void **state)
     assert_string_equal(again_text, golden_out);
 }
 
+#define TCP_RELAY_CANDS                                                                            \
+    L("a=candidate:1 1 udp 2130706431 203.0.113.7 3478 typ host")                                \
+    L("a=candidate:2 1 udp 2130706175 2001:db8::7 3478 typ host")                                \
+    L("a=candidate:3 1 tcp 2124414975 198.51.100.8 443 typ host tcptype passive")                \
+    L("a=candidate:4 1 tcp 2124414719 2001:db8::8 443 typ host tcptype passive")                 \
+    L("a=end-of-candidates")
+
+/* UDP first whatever the order given, TCP after it with tcptype passive
+ * and RFC 6544's local preference (direction 4 << 13 | 8191 - n), so below
+ * every UDP candidate; m= and c= name UDP addresses only. */
+static void test_golden_tcp_candidates(void **state)
+{
+    size_t out_len;
+
+    (void)state;
+    assert_int_equal(sdp_rewrite(golden_in, strlen(golden_in), &tcp_params, out_text,
+                                 sizeof(out_text), &out_len),
+                     SDP_OK);
+    assert_non_null(strstr(out_text, L("m=audio 3478 UDP/TLS/RTP/SAVPF 111")
+                                         L("c=IN IP6 2001:db8::7")));
+    assert_non_null(strstr(out_text, L("m=application 3478 UDP/DTLS/SCTP webrtc-datachannel")
+                                         L("c=IN IP4 203.0.113.7")));
+    assert_non_null(strstr(out_text, L("a=rtcp-mux") TCP_RELAY_CANDS "m=video 0 "));
+    assert_non_null(strstr(out_text, L("a=sctp-port:5000") RELAY_CREDS TCP_RELAY_CANDS
+                                         "m=audio 0 "));
+    check_candidates(out_text, &tcp_params);
+}
+
+/* Even after the most UDP candidates a relay may have, a TCP one is lower. */
+static void test_tcp_below_every_udp(void **state)
+{
+    static struct sdp_candidate many[SDP_CANDIDATES_MAX];
+    struct sdp_rewrite_params p = {UFRAG, PWD, many, SDP_CANDIDATES_MAX};
+    size_t out_len;
+
+    (void)state;
+    many[0] = (struct sdp_candidate){"203.0.113.9", 443, SDP_TRANSPORT_TCP};
+    for (unsigned i = 1; i < SDP_CANDIDATES_MAX; i++)
+        many[i] = (struct sdp_candidate){"", 3478, SDP_TRANSPORT_UDP};
+    for (unsigned i = 1; i < SDP_CANDIDATES_MAX; i++)
+        snprintf(many[i].addr, SDP_ADDR_MAX, "2001:db8::%u", i);
+    assert_int_equal(sdp_rewrite(golden_in, strlen(golden_in), &p, out_text, sizeof(out_text),
+                                 &out_len),
+                     SDP_OK);
+    check_candidates(out_text, &p);
+    assert_int_equal(count_lines(out_text, "a=candidate:7 1 udp 2130704895 2001:db8::7 3478 "
+                                           "typ host"),
+                     2);
+    assert_int_equal(count_lines(out_text, "a=candidate:8 1 tcp 2124414975 203.0.113.9 443 "
+                                           "typ host tcptype passive"),
+                     2);
+}
+
 /* c= takes the first relay address of its own family, else 0.0.0.0; m=
  * keeps the discard port while the relay has no candidate. */
 static void test_connection_and_port_fallbacks(void **state)
 {
-    static const struct sdp_candidate v4_only[] = {{"203.0.113.7", 50000}};
+    static const struct sdp_candidate v4_only[] = {{"203.0.113.7", 50000, SDP_TRANSPORT_UDP}};
     struct sdp_rewrite_params p = {UFRAG, PWD, v4_only, 1};
     size_t out_len;
 
@@ -525,6 +639,17 @@ static void test_connection_and_port_fallbacks(void **state)
     assert_null(strstr(out_text, "a=candidate:"));
     assert_null(strstr(out_text, "a=end-of-candidates"));
     assert_null(strstr(out_text, "192.0.2."));
+
+    /* TCP alone: candidates, but m= and c= as with none */
+    p.cands = tcp_cands;
+    p.n_cands = 1;
+    assert_int_equal(sdp_rewrite(golden_in, strlen(golden_in), &p, out_text, sizeof(out_text),
+                                 &out_len),
+                     SDP_OK);
+    assert_non_null(strstr(out_text, L("m=audio 9 UDP/TLS/RTP/SAVPF 111") L("c=IN IP4 0.0.0.0")));
+    assert_int_equal(count_lines(out_text, "a=candidate:1 1 tcp 2124414975 198.51.100.8 443 "
+                                           "typ host tcptype passive"),
+                     2);
 }
 
 /* Session-level credentials are replaced and not repeated per section. */
@@ -553,6 +678,7 @@ static void test_session_level_credentials(void **state)
 #define FIXTURE_TESTS(name)                                                                        \
     cmocka_unit_test_prestate(test_fixture_loopback_relay, (void *)(name)),                        \
         cmocka_unit_test_prestate(test_fixture_documentation_relay, (void *)(name)),               \
+        cmocka_unit_test_prestate(test_fixture_tcp_relay, (void *)(name)),                         \
         cmocka_unit_test_prestate(test_fixture_lf_endings, (void *)(name)),                        \
         cmocka_unit_test_prestate(test_fixture_output_too_small, (void *)(name))
 
@@ -566,6 +692,8 @@ int main(void)
         FIXTURE_TESTS("firefox-offer-gathered.sdp"),
         FIXTURE_TESTS("firefox-answer.sdp"),
         cmocka_unit_test(test_golden_rewrite),
+        cmocka_unit_test(test_golden_tcp_candidates),
+        cmocka_unit_test(test_tcp_below_every_udp),
         cmocka_unit_test(test_connection_and_port_fallbacks),
         cmocka_unit_test(test_session_level_credentials),
     };

@@ -281,9 +281,17 @@ static void test_rewrite_growth_is_bounded(void **state)
  * line, so they are checked too. */
 static void test_bad_parameters(void **state)
 {
-    static const struct sdp_candidate bad_addr[] = {{"relay.example", 3478}};
-    static const struct sdp_candidate bad_port[] = {{"203.0.113.7", 0}};
-    static const struct sdp_candidate zone[] = {{"fe80::1%eth0", 3478}};
+    static const struct sdp_candidate bad_addr[] = {{"relay.example", 3478, SDP_TRANSPORT_UDP}};
+    static const struct sdp_candidate bad_port[] = {{"203.0.113.7", 0, SDP_TRANSPORT_UDP}};
+    static const struct sdp_candidate zone[] = {{"fe80::1%eth0", 3478, SDP_TRANSPORT_UDP}};
+    static const struct sdp_candidate bad_transport[] = {
+        {"203.0.113.7", 3478, SDP_TRANSPORT_UDP},
+        {"203.0.113.7", 443, SDP_TRANSPORT_COUNT},
+    };
+    static const struct sdp_candidate bad_tcp_port[] = {
+        {"203.0.113.7", 3478, SDP_TRANSPORT_UDP},
+        {"203.0.113.7", 0, SDP_TRANSPORT_TCP},
+    };
     const struct sdp_rewrite_params bad[] = {
         {"abcd\r\na=x", PWD, doc_cands, 2},
         {UFRAG, "short", doc_cands, 2},
@@ -294,6 +302,8 @@ static void test_bad_parameters(void **state)
         {UFRAG, PWD, bad_addr, 1},
         {UFRAG, PWD, bad_port, 1},
         {UFRAG, PWD, zone, 1},
+        {UFRAG, PWD, bad_transport, 2},
+        {UFRAG, PWD, bad_tcp_port, 2},
     };
     size_t out_len;
 

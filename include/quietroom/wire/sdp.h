@@ -14,16 +14,29 @@
 #define SDP_ADDR_MAX 64
 #define SDP_CANDIDATES_MAX 8
 
+/* How browsers reach a relay address. UDP is zero, so that {addr, port}
+ * means UDP; TCP is a passive ICE-TCP candidate (RFC 6544, RFC 4571
+ * framing), the fallback where UDP is blocked. */
+enum sdp_transport {
+    SDP_TRANSPORT_UDP = 0,
+    SDP_TRANSPORT_TCP,
+    SDP_TRANSPORT_COUNT
+};
+
 /* A relay media address to put in a=candidate lines (numeric IPv4/IPv6). */
 struct sdp_candidate {
     char addr[SDP_ADDR_MAX];
     uint16_t port;
+    enum sdp_transport transport;
 };
 
 struct sdp_rewrite_params {
     const char *ice_ufrag;                 /* relay credentials of the receiver's leg */
     const char *ice_pwd;
-    const struct sdp_candidate *cands;     /* the relay's candidates, in preference order */
+    /* The relay's candidates, in preference order within a transport: UDP
+     * ones are written first and TCP ones after them, at lower priorities;
+     * m= and c= take UDP addresses only. */
+    const struct sdp_candidate *cands;
     unsigned n_cands;
 };
 
