@@ -1,12 +1,19 @@
-// ICE-TCP through the relay (issue 13), with browsers in network namespaces
-// (lib/netns.mjs): `tcp` drops every UDP packet to the relay (nftables),
-// `udp` lets it through. Relay (UDP and ICE-TCP) and signaling listen on the
-// root side of the first veth pair. Needs root, iproute2 and nftables.
+// ICE-TCP through the relay (issue 13): browsers in network namespaces
+// (lib/netns.mjs). In `tcp` nftables drops every UDP packet to the relay's
+// address; `udp` lets it through. The relay listens for UDP and ICE-TCP
+// (--listen-tcp), and signaling (HTTPS, a self-signed certificate) on the
+// root side of the first veth pair, so signaling offers the relay's passive
+// TCP candidate beside its UDP one. Each call checks, besides video decoded
+// both ways: the transport of each page's selected candidate pair
+// (getStats), the transport of each leg at the relay (quietroomctl session)
+// and its TCP counters, and the namespaces' nftables counters (the UDP that
+// was dropped, the TCP that went instead). Needs root, iproute2, nftables.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Quietroom, sleep } from './lib/servers.mjs';
 import {
-    launchChromium, chromiumPage, waitState, waitVisible, click, assertMediaFlowing, KEEP_SENDING,
+    launchChromium, chromiumPage, waitState, waitVisible, click, assertMediaFlowing, checkWire, checkRelayOnlySdp,
+    KEEP_SENDING,
 } from './lib/browsers.mjs';
 import { TestNet } from './lib/netns.mjs';
 
@@ -22,13 +29,14 @@ const SKIP_FIREFOX = process.env.QR_SKIP_FIREFOX === '1' ? 'QR_SKIP_FIREFOX=1' :
 
 let net, nsTcp, nsUdp, q;
 let seq = 0;
+const tokensMinted = [];
 
 before(async () => {
     net = await TestNet.create();
     nsTcp = await net.add('tcp', { dropUdp: true });
     nsUdp = await net.add('udp');
-    q = await Quietroom.start({ host: net.serverAddr, label: 'tcp', tls: true });
-    for (const ns of [nsTcp, nsUdp]) await ns.relayRules({ host: q.mediaHost, udpPort: q.mediaPort });
+    q = await Quietroom.start({ host: net.serverAddr, label: 'tcp', tls: true, tcp: true });
+    for (const ns of [nsTcp, nsUdp]) await ns.relayRules({ host: q.mediaHost, udpPort: q.mediaPort, tcpPort: q.tcpPort });
 });
 
 after(async () => {
@@ -39,27 +47,25 @@ after(async () => {
     }
 });
 
-/* A browser of `kind` ('chromium' or 'firefox') in namespace `ns` (or, null,
- * the root namespace). Returns { newPage(name), close() }, pages that the
- * helpers of browsers.mjs accept. */
+/* A browser of `kind` ('chromium' or 'firefox') in namespace `ns`, with
+ * newPage(name) giving pages that the helpers of browsers.mjs accept. */
 async function launch(kind, ns) {
     if (kind === 'chromium') {
         const browser = await launchChromium({
-            executablePath: ns ? await ns.chromiumWrapper() : undefined,
+            executablePath: await ns.chromiumWrapper(),
             // Signaling's self-signed certificate, and no other; HTTP/1.1
-            // (see H2_WEBSOCKETS).
+            // (H2_WEBSOCKETS above).
             args: [`--ignore-certificate-errors-spki-list=${q.tls.spki}`, '--disable-http2'],
         });
         return {
-            kind,
+            kind, ns,
             newPage: async (name) => (await chromiumPage(browser, name, { initScript: KEEP_SENDING })).page,
             close: () => browser.close(),
         };
     }
-    if (!ns) throw new Error('Firefox runs in a namespace');
     const ff = await ns.firefox({ acceptInsecureCerts: true, prefs: { 'network.http.http2.websockets': false } });
     return {
-        kind,
+        kind, ns,
         newPage: async (name) => {
             const page = await ff.newPage();
             page.qrName = name;
@@ -71,7 +77,7 @@ async function launch(kind, ns) {
 }
 
 /* The selected candidate pair of each of the page's peer connections:
- * transport and address of both ends. Chromium names it in the transport
+ * transport and address of both ends. Chromium names it in its transport
  * stats; Firefox marks the pair `selected`. */
 async function selectedPairs(page) {
     return page.evaluate(async () => {
@@ -93,6 +99,8 @@ async function selectedPairs(page) {
             };
             out.push({
                 state: pair.state,
+                bytesSent: pair.bytesSent,
+                bytesReceived: pair.bytesReceived,
                 local: end(byId.get(pair.localCandidateId)),
                 remote: end(byId.get(pair.remoteCandidateId)),
             });
@@ -101,17 +109,45 @@ async function selectedPairs(page) {
     });
 }
 
-/* Therapist (in `a`) joins, patient (in `b`) joins and waits, therapist
- * admits; both decode video and receive audio. Returns the pages and what
- * each side's namespace sent to the relay meanwhile. */
-async function call(label, a, b) {
-    const sid = `${label}-${process.pid}-${++seq}`;
+/* Everything the page received from signaling names only the relay, its
+ * UDP and its passive TCP candidate (TCP below UDP). Chromium: every SDP of
+ * every socket (checkWire); Firefox: the last offer and answer. */
+async function checkSdps(page, kind) {
+    if (kind === 'chromium') {
+        const n = checkWire(page, { relayHost: q.mediaHost, relayPort: q.mediaPort, tcpPort: q.tcpPort, tokens: tokensMinted });
+        assert.ok(n >= 1, `${page.qrName} received no SDP`);
+        return;
+    }
+    const got = await page.evaluate(() => [window.quietroom.lastSdp.offer, window.quietroom.lastSdp.answer]);
+    const sdps = got.filter(Boolean);
+    assert.ok(sdps.length >= 1, `${page.qrName} received no SDP`);
+    for (const sdp of sdps) checkRelayOnlySdp(sdp, q.mediaHost, q.mediaPort, { tcpPort: q.tcpPort });
+}
+
+/* Therapist (browser a) joins, patient (browser b) joins and waits,
+ * therapist admits; both decode video and receive audio. */
+async function join(a, b, sid) {
     const therapist = await q.token({ sid, role: 'clinician', sub: `doc-${seq}`, name: 'Dr. Rivera' });
     const patient = await q.token({ sid, role: 'patient', sub: `pat-${seq}`, name: 'Sam Patient' });
-    const doc = await a.newPage(`therapist (${a.kind})`);
-    const pat = await b.newPage(`patient (${b.kind})`);
+    tokensMinted.push(therapist, patient);
+    const doc = await a.newPage(`therapist (${a.kind} in ${a.ns.tag})`);
+    const pat = await b.newPage(`patient (${b.kind} in ${b.ns.tag})`);
     try {
-        return await join(doc, pat, therapist, patient);
+        await doc.goto(q.link(therapist));
+        await waitState(doc, 'precall', 20000);
+        await click(doc, 'join');
+        await waitState(doc, 'in-call');
+        await pat.goto(q.link(patient));
+        await waitState(pat, 'precall', 20000);
+        await click(pat, 'join');
+        await waitState(pat, 'waiting');
+        const patId = await pat.evaluate(() => window.quietroom.participant);
+        await waitVisible(doc, `admit-${patId}`);
+        await click(doc, `admit-${patId}`);
+        await waitState(pat, 'in-call');
+        const [d1, d2] = await assertMediaFlowing(doc, { timeout: 30000 });
+        const [p1, p2] = await assertMediaFlowing(pat, { timeout: 30000 });
+        return { doc, pat, frames: { therapist: [d1.framesDecoded, d2.framesDecoded], patient: [p1.framesDecoded, p2.framesDecoded] } };
     } catch (e) {
         // What each page went through, for the failure's message.
         for (const page of [doc, pat]) {
@@ -123,55 +159,134 @@ async function call(label, a, b) {
     }
 }
 
-async function join(doc, pat, therapist, patient) {
-    await doc.goto(q.link(therapist));
-    await waitState(doc, 'precall', 20000);
-    await click(doc, 'join');
-    await waitState(doc, 'in-call');
-    await pat.goto(q.link(patient));
-    await waitState(pat, 'precall', 20000);
-    await click(pat, 'join');
-    await waitState(pat, 'waiting');
-    const patId = await pat.evaluate(() => window.quietroom.participant);
-    await waitVisible(doc, `admit-${patId}`);
-    await click(doc, `admit-${patId}`);
-    await waitState(pat, 'in-call');
-    const [d1, d2] = await assertMediaFlowing(doc, { timeout: 30000 });
-    const [p1, p2] = await assertMediaFlowing(pat, { timeout: 30000 });
-    return {
-        doc, pat,
-        media: { therapist: [d1.framesDecoded, d2.framesDecoded], patient: [p1.framesDecoded, p2.framesDecoded] },
+const delta = (a, b, name) => ({ packets: b[name].packets - a[name].packets, bytes: b[name].bytes - a[name].bytes });
+
+/* One call: therapist = [kind, ns, transport], patient = [kind, ns,
+ * transport], transport the one that browser's leg must end up on. */
+async function tcpCall(label, therapist, patient) {
+    const sid = `${label}-${process.pid}-${++seq}`;
+    const launched = [];
+    const browserFor = async (kind, ns) => {
+        let b = launched.find((x) => x.kind === kind && x.ns === ns);
+        if (!b) {
+            b = await launch(kind, ns);
+            launched.push(b);
+        }
+        return b;
     };
+    try {
+        const a = await browserFor(therapist[0], therapist[1]);
+        const b = await browserFor(patient[0], patient[1]);
+        const nets = [...new Set([therapist[1], patient[1]])];
+        const c0 = await Promise.all(nets.map((ns) => ns.counters()));
+        const s0 = await q.stats();
+        const audit0 = (await q.relayAudit()).length;
+        const { doc, pat, frames } = await join(a, b, sid).catch(async (e) => {
+            // The relay's counters since the call began, for the message.
+            const s = await q.stats().catch(() => null);
+            if (s) {
+                const diff = {};
+                for (const g of ['packets', 'dropped', 'tcp', 'tcp_connections', 'tcp_closed', 'legs']) {
+                    for (const [k, v] of Object.entries(s[g] || {})) {
+                        const d = typeof v === 'number' ? v - ((s0[g] || {})[k] || 0) : v;
+                        if (d) diff[`${g}.${k}`] = d;
+                    }
+                }
+                e.message += `\n  relay counters since the call began: ${JSON.stringify(diff)}`;
+            }
+            throw e;
+        });
+
+        // Media keeps flowing over the chosen transports for a while.
+        const s1 = await q.stats();
+        const c1 = await Promise.all(nets.map((ns) => ns.counters()));
+        await sleep(2000);
+        const s2 = await q.stats();
+        const c2 = await Promise.all(nets.map((ns) => ns.counters()));
+        const pairs = { therapist: await selectedPairs(doc), patient: await selectedPairs(pat) };
+        // Each leg's transport at the relay, by the address it is bound to:
+        // its latest leg.up or leg.moved record (relay audit log).
+        const legs = {};
+        for (const r of (await q.relayAudit()).slice(audit0)) {
+            if (r.type !== 'leg.up' && r.type !== 'leg.moved') continue;
+            const agent = (r.agents || []).find((x) => /^leg-/.test(x.role));
+            legs[`${r.session}/${r.detail.link}/${agent && agent.role}`] = { transport: r.detail.transport, address: agent && agent.address };
+        }
+        const report = {
+            frames, pairs, legs,
+            relay: {
+                forwarded: s2.packets.forwarded - s1.packets.forwarded,
+                tcpForwarded: s2.tcp.packets_forwarded - s1.tcp.packets_forwarded,
+                tcpReceived: s2.tcp.packets_received - s1.tcp.packets_received,
+                tcpAccepted: s2.tcp_connections.accepted - s0.tcp_connections.accepted,
+                tcpOpen: s2.tcp_connections.open,
+            },
+            nft: Object.fromEntries(nets.map((ns, i) => [ns.tag, {
+                call: { udp: delta(c0[i], c2[i], 'relay_udp'), otherUdp: delta(c0[i], c2[i], 'other_udp'), tcp: delta(c0[i], c2[i], 'relay_tcp') },
+                window: { udp: delta(c1[i], c2[i], 'relay_udp'), tcp: delta(c1[i], c2[i], 'relay_tcp') },
+            }])),
+        };
+        process.stderr.write(`  ${label}: ${JSON.stringify(report)}\n`);
+
+        // Each page: the selected pair runs over the expected transport to
+        // the relay's address for it.
+        for (const [who, page, [, , transport]] of [['therapist', doc, therapist], ['patient', pat, patient]]) {
+            assert.equal(pairs[who].length, 1, `${page.qrName}: one peer connection`);
+            const p = pairs[who][0];
+            assert.ok(p, `${page.qrName}: no selected candidate pair`);
+            assert.equal(p.remote.protocol, transport, `${page.qrName}: selected remote candidate ${JSON.stringify(p.remote)}`);
+            assert.equal(p.local.protocol, transport, `${page.qrName}: selected local candidate ${JSON.stringify(p.local)}`);
+            assert.equal(p.remote.address, q.mediaHost);
+            assert.equal(p.remote.port, transport === 'tcp' ? q.tcpPort : q.mediaPort);
+            if (transport === 'tcp' && p.local.tcpType) assert.equal(p.local.tcpType, 'active', `${page.qrName}: local ${JSON.stringify(p.local)}`);
+            await checkSdps(page, who === 'therapist' ? therapist[0] : patient[0]);
+        }
+
+        // The relay: two legs, each bound over the transport expected of the
+        // namespace its address is in.
+        const want = [therapist, patient].map(([, ns, transport]) => `${ns.addr} ${transport}`).sort();
+        const got = Object.values(legs).map((l) => `${l.address.slice(0, l.address.lastIndexOf(':'))} ${l.transport}`).sort();
+        assert.deepEqual(got, want, `the relay's legs (audit log): ${JSON.stringify(legs)}`);
+        const tcpLegs = [therapist[2], patient[2]].filter((t) => t === 'tcp').length;
+        if (tcpLegs) {
+            assert.ok(report.relay.tcpForwarded >= 50 * tcpLegs, `the relay forwarded only ${report.relay.tcpForwarded} packets over TCP in 2 s`);
+            assert.ok(report.relay.tcpAccepted >= tcpLegs, `the relay accepted ${report.relay.tcpAccepted} TCP connections`);
+        } else {
+            // Both legs on UDP: not a packet of media goes over TCP.
+            assert.equal(report.relay.tcpForwarded, 0, 'media forwarded over TCP although both legs are on UDP');
+        }
+        assert.ok(report.relay.forwarded >= 100, `the relay forwarded ${report.relay.forwarded} packets in 2 s`);
+
+        // The namespaces: where UDP is dropped, the browser did try UDP (the
+        // rule dropped it) and sent its media over TCP; where it is not, the
+        // media went over UDP.
+        for (const [i, ns] of nets.entries()) {
+            const n = report.nft[ns.tag];
+            if (ns.dropUdp) {
+                assert.ok(n.call.udp.packets > 0, `${ns.tag}: the nftables rule dropped no UDP to the relay`);
+                assert.ok(n.window.tcp.packets >= 50, `${ns.tag}: only ${n.window.tcp.packets} TCP packets to the relay in 2 s`);
+            } else {
+                assert.ok(n.window.udp.packets >= 50, `${ns.tag}: only ${n.window.udp.packets} UDP packets to the relay in 2 s`);
+            }
+        }
+        return report;
+    } finally {
+        await Promise.allSettled(launched.map((b) => b.close()));
+    }
 }
 
-test('UDP: Chromium in a namespace and Chromium outside it decode each other\'s video', { timeout: 120000 }, async () => {
-    const a = await launch('chromium', nsUdp);
-    const b = await launch('chromium', null);
-    try {
-        const c0 = await nsUdp.counters();
-        const r = await call('udp-root', a, b);
-        const c1 = await nsUdp.counters();
-        const pairs = { therapist: await selectedPairs(r.doc), patient: await selectedPairs(r.pat) };
-        process.stderr.write(`  ${JSON.stringify({ media: r.media, pairs, udp: [c0, c1] })}\n`);
-        for (const p of [...pairs.therapist, ...pairs.patient]) {
-            assert.equal(p.remote.protocol, 'udp');
-            assert.equal(p.local.protocol, 'udp');
-        }
-        assert.ok(c1.relay_udp.packets - c0.relay_udp.packets > 100);
-    } finally {
-        await Promise.allSettled([a.close(), b.close()]);
-    }
+test('Chromium ↔ Chromium, UDP to the relay dropped: both legs on ICE-TCP, video decoded both ways', async () => {
+    await tcpCall('tcp-cc', ['chromium', nsTcp, 'tcp'], ['chromium', nsTcp, 'tcp']);
 });
 
-test('UDP: Firefox ESR in a namespace and Chromium outside it decode each other\'s video', { timeout: 120000, skip: SKIP_FIREFOX }, async () => {
-    const a = await launch('chromium', null);
-    const b = await launch('firefox', nsUdp);
-    try {
-        const r = await call('udp-ff', a, b);
-        const pairs = { therapist: await selectedPairs(r.doc), patient: await selectedPairs(r.pat) };
-        process.stderr.write(`  ${JSON.stringify({ media: r.media, pairs })}\n`);
-        for (const p of [...pairs.therapist, ...pairs.patient]) assert.equal(p.remote.protocol, 'udp');
-    } finally {
-        await Promise.allSettled([a.close(), b.close()]);
-    }
+test('Chromium ↔ Firefox ESR, UDP to the relay dropped: both legs on ICE-TCP, video decoded both ways', { skip: SKIP_FIREFOX }, async () => {
+    await tcpCall('tcp-cf', ['chromium', nsTcp, 'tcp'], ['firefox', nsTcp, 'tcp']);
+});
+
+test('one browser on ICE-TCP, the other on UDP: the relay forwards between them', async () => {
+    await tcpCall('tcp-udp', ['chromium', nsTcp, 'tcp'], ['chromium', nsUdp, 'udp']);
+});
+
+test('with UDP allowed, Chromium and Firefox ESR choose UDP although the relay offers TCP', { skip: SKIP_FIREFOX }, async () => {
+    await tcpCall('udp-cf', ['chromium', nsUdp, 'udp'], ['firefox', nsUdp, 'udp']);
 });

@@ -84,7 +84,7 @@ export async function chromiumPage(browser, name, { initScript = null } = {}) {
  * - no candidate is ever sent (the server would drop it; our client never
  *   gathers them for anyone).
  * Returns how many SDPs were checked. */
-export function checkWire(page, { relayHost, relayPort, relays = [[relayHost, relayPort]], tokens }) {
+export function checkWire(page, { relayHost, relayPort, tcpPort = null, relays = [[relayHost, relayPort, tcpPort]], tokens }) {
     let sdps = 0;
     const where = page.qrName || 'page';
     for (const [i, s] of page.qrSockets.entries()) {
@@ -103,9 +103,9 @@ export function checkWire(page, { relayHost, relayPort, relays = [[relayHost, re
             if (m.type !== 'offer' && m.type !== 'answer') continue;
             // Each SDP names one relay (a call that moved names another).
             const errors = [];
-            for (const [host, port] of relays) {
+            for (const [host, port, tcp = null] of relays) {
                 try {
-                    checkRelayOnlySdp(m.sdp, host, port);
+                    checkRelayOnlySdp(m.sdp, host, port, { tcpPort: tcp });
                     break;
                 } catch (e) {
                     errors.push(e.message);
@@ -279,18 +279,30 @@ export async function icePairs(page) {
  * names the relay's media address and port, no other address appears in c=,
  * a=rtcp: or o= lines, a=ice-lite is there, the audio-level header extensions
  * are gone and a DTLS fingerprint is left. Throws on the first violation;
- * returns the candidate lines. */
-export function checkRelayOnlySdp(sdp, relayHost, relayPort) {
+ * returns the candidate lines.
+ * tcpPort: the relay's ICE-TCP port. The SDP must then also carry a passive
+ * TCP host candidate on it (RFC 6544), below every UDP candidate in
+ * priority; without it, every candidate names relayPort. */
+export function checkRelayOnlySdp(sdp, relayHost, relayPort, { tcpPort = null } = {}) {
     if (!sdp) throw new Error('no SDP was received');
     const lines = sdp.split(/\r?\n/);
     const cands = lines.filter((l) => l.startsWith('a=candidate:'));
     if (!cands.length) throw new Error('the SDP has no candidate at all');
+    const prio = { udp: [], tcp: [] };
     for (const c of cands) {
         const f = c.split(' ');
         // a=candidate:FOUNDATION COMPONENT TRANSPORT PRIORITY ADDRESS PORT typ TYPE
-        if (f[4] !== relayHost || Number(f[5]) !== relayPort) {
+        const tcp = tcpPort !== null && f[2].toLowerCase() === 'tcp';
+        if (f[4] !== relayHost || Number(f[5]) !== (tcp ? tcpPort : relayPort)) {
             throw new Error(`a candidate that is not the relay's: ${c}`);
         }
+        if (tcp && !/ typ host tcptype passive$/.test(c)) throw new Error(`not a passive TCP host candidate: ${c}`);
+        if (tcpPort !== null && !tcp && f[2].toLowerCase() !== 'udp') throw new Error(`a candidate of neither UDP nor TCP: ${c}`);
+        prio[tcp ? 'tcp' : 'udp'].push(Number(f[3]));
+    }
+    if (tcpPort !== null) {
+        if (!prio.udp.length || !prio.tcp.length) throw new Error(`the SDP lacks the relay's UDP or TCP candidate: ${cands.join(' | ')}`);
+        if (Math.max(...prio.tcp) >= Math.min(...prio.udp)) throw new Error(`a TCP candidate is not below every UDP one: ${cands.join(' | ')}`);
     }
     for (const l of lines.filter((x) => x.startsWith('c='))) {
         const addr = l.split(' ')[2];

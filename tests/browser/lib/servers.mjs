@@ -126,11 +126,15 @@ export class Quietroom {
      * tls: signaling serves HTTPS/WSS with a fresh self-signed certificate
      * for `host` (q.tls: { cert, key, spki }, the SPKI SHA-256 in base64),
      * which it needs to listen anywhere but on loopback; q.base is then
-     * https://. Not with cluster or paths. */
-    static async start({ host = '127.0.0.1', mediaHost = host, label = 'run', paths = [], extraSignal = [], cluster = 0, relays = 1, tls = false } = {}) {
+     * https://. Not with cluster.
+     * tcp: each relay also listens for ICE-TCP on mediaHost (--listen-tcp,
+     * a port of its own: relay.tcp, relay.tcpPort; q.tcp, q.tcpPort the
+     * first's), and signaling's relay lines name it (tcp:ADDR:PORT). */
+    static async start({ host = '127.0.0.1', mediaHost = host, label = 'run', paths = [], extraSignal = [], cluster = 0, relays = 1, tls = false, tcp = false } = {}) {
         const q = new Quietroom();
         q.host = host;
         q.wantTls = tls;
+        q.wantTcp = tcp;
         q.label = label;
         q.paths = {};
         q.cluster = cluster >= 2 ? cluster : 0;
@@ -157,9 +161,10 @@ export class Quietroom {
 
         q.relays = [];
         for (let i = 0; i < q.nRelays; i++) q.relays.push(await q.startRelay(i, mediaHost));
-        [q.relay, q.media, q.control, q.mediaHost, q.mediaPort] =
-            [q.relays[0].proc, q.relays[0].media, q.relays[0].control, q.relays[0].mediaHost, q.relays[0].mediaPort];
-        const relayLines = q.relays.map((r) => `relay = ${r.name} ${r.control} ${r.media}`);
+        [q.relay, q.media, q.control, q.mediaHost, q.mediaPort, q.tcp, q.tcpPort] =
+            [q.relays[0].proc, q.relays[0].media, q.relays[0].control, q.relays[0].mediaHost, q.relays[0].mediaPort,
+                q.relays[0].tcp, q.relays[0].tcpPort];
+        const relayLines = q.relays.map((r) => `relay = ${r.name} ${r.control} ${r.media}${r.tcp ? ` tcp:${r.tcp}` : ''}`);
 
         if (!q.cluster) {
             q.port = await freePort(host);
@@ -244,7 +249,7 @@ export class Quietroom {
     /* Relay i (name r<i+1>, log relay.log for the first, relay-r2.log…),
      * until its ready file names its sockets: on new ports, or on the
      * addresses given (a restart where signaling expects it). */
-    async startRelay(i, mediaHost, { media = `${mediaHost}:0`, control = '127.0.0.1:0' } = {}) {
+    async startRelay(i, mediaHost, { media = `${mediaHost}:0`, control = '127.0.0.1:0', tcp = this.wantTcp ? `${mediaHost}:0` : null } = {}) {
         const name = `r${i + 1}`;
         const logName = i === 0 ? 'relay' : `relay-${name}`;
         const ready = path.join(this.dir, `${logName}.ready.json`);
@@ -255,15 +260,19 @@ export class Quietroom {
             '--log-level', process.env.QR_RELAY_LOG_LEVEL || 'info',
             '--audit-log', path.join(this.dir, `${logName}-audit.jsonl`),
             '--audit-key-file', path.join(this.dir, 'audit.key'),
+            ...(tcp ? ['--listen-tcp', tcp] : []),
         ], path.join(this.dir, `${logName}.log`));
         const info = await waitFor(`relay ${name}'s ready file`, async () => {
             if (proc.exitInfo) throw new Error(`relay ${name} exited: ${JSON.stringify(proc.exitInfo)}\n${await this.log(logName)}`);
             return JSON.parse(await readFile(ready, 'utf8'));
         }, { timeout: 10000, interval: 50 });
         const bound = info.listen[0];
+        const boundTcp = tcp ? (info.listen_tcp || [])[0] : null;
+        if (tcp && !boundTcp) throw new Error(`relay ${name}'s ready file names no TCP address: ${JSON.stringify(info)}`);
         return {
             name, logName, proc, media: bound, control: info.control,
             mediaHost: bound.slice(0, bound.lastIndexOf(':')), mediaPort: Number(bound.slice(bound.lastIndexOf(':') + 1)),
+            tcp: boundTcp, tcpPort: boundTcp ? Number(boundTcp.slice(boundTcp.lastIndexOf(':') + 1)) : null,
         };
     }
 
@@ -279,7 +288,7 @@ export class Quietroom {
     /* Relay i again after killRelay(i), on the same addresses. */
     async restartRelay(i) {
         const r = this.relays[i];
-        this.relays[i] = await this.startRelay(i, r.mediaHost, { media: r.media, control: r.control });
+        this.relays[i] = await this.startRelay(i, r.mediaHost, { media: r.media, control: r.control, tcp: r.tcp });
         if (i === 0) this.relay = this.relays[0].proc;
     }
 
@@ -388,6 +397,12 @@ export class Quietroom {
     /* The join link, opened directly or through one of q.paths. */
     link(token, via = null) {
         return `${(via || this).base}/#token=${token}`;
+    }
+
+    /* The records of relay i's audit log so far (one JSON object a line). */
+    async relayAudit(i = 0) {
+        const text = await readFile(path.join(this.dir, `${this.relays[i].logName}-audit.jsonl`), 'utf8').catch(() => '');
+        return text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
     }
 
     async stats() {
