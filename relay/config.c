@@ -13,27 +13,45 @@
 #define RELAY_DEFAULT_CONTROL "127.0.0.1:7600"
 #define RELAY_DEFAULT_RUNTIME_DIR "/run/quietroom-relay"
 
-static int set_listen(void *arg, const char *value, char *err, size_t errlen)
+/* One more media address for list (of *n, at most max) under option name. */
+static int relay__add_address(union netaddr *list, unsigned *n, unsigned max, const char *name,
+                              const char *value, char *err, size_t errlen)
 {
-    struct relay_config *cfg = arg;
     union netaddr a;
 
-    if (cfg->n_listen == QR_LISTEN_MAX) {
-        snprintf(err, errlen, "listen: at most %d addresses", QR_LISTEN_MAX);
+    if (*n == max) {
+        snprintf(err, errlen, "%s: at most %u addresses", name, max);
         return -1;
     }
     if (netaddr_parse(value, &a) != 0) {
-        snprintf(err, errlen, "listen: \"%s\" is not ADDR:PORT or [V6ADDR]:PORT", value);
+        snprintf(err, errlen, "%s: \"%s\" is not ADDR:PORT or [V6ADDR]:PORT", name, value);
         return -1;
     }
     if (netaddr_is_wildcard(&a)) {
         /* Replies must leave from the address the browser used, and the
          * signaling candidates name it: bind the real address. */
-        snprintf(err, errlen, "listen: \"%s\" is a wildcard; name each address to serve", value);
+        snprintf(err, errlen, "%s: \"%s\" is a wildcard; name each address to serve", name,
+                 value);
         return -1;
     }
-    cfg->listen[cfg->n_listen++] = a;
+    list[(*n)++] = a;
     return 0;
+}
+
+static int set_listen(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct relay_config *cfg = arg;
+
+    return relay__add_address(cfg->listen, &cfg->n_listen, QR_LISTEN_MAX, "listen", value, err,
+                              errlen);
+}
+
+static int set_listen_tcp(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct relay_config *cfg = arg;
+
+    return relay__add_address(cfg->listen_tcp, &cfg->n_listen_tcp, QR_TCP_LISTEN_MAX,
+                              "listen-tcp", value, err, errlen);
 }
 
 static int set_control(void *arg, const char *value, char *err, size_t errlen)
@@ -77,6 +95,14 @@ static int set_max_links(void *arg, const char *value, char *err, size_t errlen)
     return config_u32(value, 16, QR_MAX_LINKS_LIMIT, "max-links", &cfg->max_links, err, errlen);
 }
 
+static int set_max_tcp(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct relay_config *cfg = arg;
+
+    return config_u32(value, 1, QR_TCP_CONNS_LIMIT, "max-tcp-connections", &cfg->max_tcp_conns,
+                      err, errlen);
+}
+
 static int set_consent(void *arg, const char *value, char *err, size_t errlen)
 {
     struct relay_config *cfg = arg;
@@ -100,6 +126,10 @@ static int set_accept_v1(void *arg, const char *value, char *err, size_t errlen)
 
 static const struct config_option relay_options[] = {
     {"listen", "ADDR:PORT", set_listen, "UDP address for media; repeat for more (IPv4, IPv6)"},
+    {"listen-tcp", "ADDR:PORT", set_listen_tcp,
+     "ICE-TCP address (RFC 6544 passive) for networks that block UDP; repeatable"},
+    {"max-tcp-connections", "N", set_max_tcp,
+     "ICE-TCP connections open at once, all workers (default 4096)"},
     {"secret-file", "FILE", set_secret_file, "credential secrets shared with signaling"},
     {"control", "ADDR:PORT", set_control, "control endpoint (default " RELAY_DEFAULT_CONTROL ")"},
     {"workers", "N", set_workers, "forwarding threads (default: one per CPU we may use)"},
@@ -144,6 +174,7 @@ static void relay__defaults(struct relay_config *cfg)
     daemon_settings_defaults(&cfg->daemon, "relay", RELAY_DEFAULT_RUNTIME_DIR);
     netaddr_parse(RELAY_DEFAULT_CONTROL, &cfg->control);
     cfg->max_links = QR_MAX_LINKS_DEFAULT;
+    cfg->max_tcp_conns = QR_TCP_CONNS_DEFAULT;
     cfg->consent_timeout_s = QR_CONSENT_TIMEOUT_S;
     cfg->max_ttl_s = QR_CREDS_MAX_TTL_S;
     cfg->accept_creds_v1 = true;

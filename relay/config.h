@@ -17,6 +17,9 @@
 struct relay_config {
     union netaddr listen[QR_LISTEN_MAX];
     unsigned n_listen;
+    union netaddr listen_tcp[QR_TCP_LISTEN_MAX]; /* ICE-TCP, passive (RFC 6544) */
+    unsigned n_listen_tcp;
+    uint32_t max_tcp_conns;       /* open at once, all workers */
     union netaddr control;
     char secret_file[PATH_MAX];
     struct audit_settings audit;  /* no path: no audit log (warned at start) */

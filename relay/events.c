@@ -14,6 +14,7 @@ static const char *const events_reasons[] = {
     [LEG_DOWN_EXPIRED] = "expired",
     [LEG_DOWN_SHUTDOWN] = "shutdown",
     [LEG_DOWN_SUPERSEDED] = "superseded",
+    [LEG_DOWN_CLOSED] = "connection_closed",
 };
 
 const char *events_session_hex(const uint8_t *session, char *out)
@@ -23,9 +24,10 @@ const char *events_session_hex(const uint8_t *session, char *out)
     return out;
 }
 
-/* The fields every leg record carries. */
+/* The fields every leg record carries; route says the transport. */
 static json_t *events__leg(const char *type, char action, enum audit_outcome outcome,
-                           const struct creds_leg *id, int side, const union netaddr *addr)
+                           const struct creds_leg *id, int side, const union netaddr *addr,
+                           uint32_t route)
 {
     char hex[2 * CREDS_SESSION_KEY_LEN + 1], text[NETADDR_STRLEN];
     json_t *ev = audit_event(type, action, outcome);
@@ -35,24 +37,27 @@ static json_t *events__leg(const char *type, char action, enum audit_outcome out
     audit_event_session(ev, events_session_hex(id->session, hex), false);
     audit_event_detail(ev, "link", json_integer(id->link));
     audit_event_detail(ev, "kid", json_integer(id->kid));
+    audit_event_detail(ev, "transport", json_string(leg_route_is_tcp(route) ? "tcp" : "udp"));
     return ev;
 }
 
-void events_leg_up(struct relay *r, const struct creds_leg *cl, const union netaddr *addr)
+void events_leg_up(struct relay *r, const struct creds_leg *cl, const union netaddr *addr,
+                   uint32_t route)
 {
     if (r->audit != NULL)
-        audit_emit(r->audit, events__leg("leg.up", 'C', AUDIT_SUCCESS, cl, cl->side, addr));
+        audit_emit(r->audit,
+                   events__leg("leg.up", 'C', AUDIT_SUCCESS, cl, cl->side, addr, route));
 }
 
 void events_leg_moved(struct relay *r, const struct creds_leg *cl, const union netaddr *from,
-                      const union netaddr *to)
+                      const union netaddr *to, uint32_t route)
 {
     char text[NETADDR_STRLEN];
     json_t *ev;
 
     if (r->audit == NULL)
         return;
-    ev = events__leg("leg.moved", 'U', AUDIT_SUCCESS, cl, cl->side, to);
+    ev = events__leg("leg.moved", 'U', AUDIT_SUCCESS, cl, cl->side, to, route);
     audit_event_agent(ev, NULL, "previous-address", false, netaddr_format(from, text,
                                                                           sizeof(text)));
     audit_emit(r->audit, ev);
@@ -105,11 +110,12 @@ void events_leg_down(void *ctx, const struct link *k, int side, enum leg_down_re
         duration = link_time(k, clock_mono_ms()) - l->up;
         up_ms = now - duration;
     }
-    /* Consent lost means the network failed the call; the rest end it as
-     * intended. */
-    ev = events__leg("leg.down", 'D', reason == LEG_DOWN_CONSENT ? AUDIT_MINOR_FAILURE
-                                                                 : AUDIT_SUCCESS,
-                     &k->id, side, &addr);
+    /* Consent lost or a connection gone means the network failed the
+     * call; the rest end it as intended. */
+    ev = events__leg("leg.down", 'D',
+                     reason == LEG_DOWN_CONSENT || reason == LEG_DOWN_CLOSED ? AUDIT_MINOR_FAILURE
+                                                                            : AUDIT_SUCCESS,
+                     &k->id, side, &addr, leg_addr_route(&packed));
     audit_event_reason(ev, events_reasons[reason]);
     if (up_ms != 0)
         audit_event_period(ev, up_ms, now);

@@ -13,9 +13,10 @@
 
 struct relay;
 
-void events_leg_up(struct relay *r, const struct creds_leg *cl, const union netaddr *addr);
+void events_leg_up(struct relay *r, const struct creds_leg *cl, const union netaddr *addr,
+                   uint32_t route);
 void events_leg_moved(struct relay *r, const struct creds_leg *cl, const union netaddr *from,
-                      const union netaddr *to);
+                      const union netaddr *to, uint32_t route);
 /* Matches table_leg_down_fn; ctx is the relay. */
 void events_leg_down(void *ctx, const struct link *k, int side, enum leg_down_reason reason);
 /* A revocation from the control endpoint; sessions (consumed) lists the

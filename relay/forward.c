@@ -87,5 +87,5 @@ void forward_packet(struct worker *w, uint32_t listen, const union netaddr *src,
             return;
     }
     leg_addr_unpack(&peer, &dst);
-    worker_tx_add(w, peer.listen, &dst, buf, len, &k->leg[side]);
+    worker_tx_add(w, leg_addr_route(&peer), &dst, buf, len, &k->leg[side]);
 }

@@ -138,10 +138,10 @@ static bool ice__nominate(struct worker *w, uint32_t listen, const union netaddr
         stat_add(&w->stats, STAT_LEGS_SUPERSEDED, 1);
     if (res == TABLE_BOUND) {
         stat_add(&w->stats, STAT_LEGS_BOUND, 1);
-        events_leg_up(r, cl, src);
+        events_leg_up(r, cl, src, listen);
     } else if (res == TABLE_MOVED) {
         stat_add(&w->stats, STAT_LEGS_MOVED, 1);
-        events_leg_moved(r, cl, &b->previous, src);
+        events_leg_moved(r, cl, &b->previous, src, listen);
     }
     return true;
 }
@@ -186,8 +186,25 @@ static enum stat_id ice__ignored(enum creds_status s)
     }
 }
 
-void ice_handle(struct worker *w, uint32_t listen, const union netaddr *src, uint8_t *buf,
-                size_t len, const struct worker_now *now)
+/* A connection carries one leg: true if cl may use it (and, on its first
+ * valid check, makes cl its leg). */
+static bool ice__peer_takes(struct worker *w, struct ice_peer *peer, const struct creds_leg *cl)
+{
+    if (peer == NULL)
+        return true;
+    if (!peer->known) {
+        peer->known = true;
+        peer->leg = *cl;
+        return true;
+    }
+    if (creds_same_link(&peer->leg, cl) && peer->leg.side == cl->side)
+        return true;
+    stat_add(&w->stats, STAT_TCP_OTHER_LEG, 1);
+    return false;
+}
+
+bool ice_handle(struct worker *w, uint32_t listen, const union netaddr *src, uint8_t *buf,
+                size_t len, const struct worker_now *now, struct ice_peer *peer)
 {
     struct relay *r = w->relay;
     char pwd[CREDS_PWD_LEN + 1];
@@ -198,19 +215,19 @@ void ice_handle(struct worker *w, uint32_t listen, const union netaddr *src, uin
 
     if (stun_parse(buf, len, &msg) != STUN_PARSE_OK) {
         stat_add(&w->stats, STAT_DROP_MALFORMED, 1);
-        return;
+        return false;
     }
     /* Without FINGERPRINT it is not an ICE check (RFC 8445 §7.2.2). */
     if (msg.cls != STUN_CLASS_REQUEST || msg.method != STUN_METHOD_BINDING ||
         !msg.has_fingerprint) {
         stat_add(&w->stats, STAT_STUN_IGNORED_OTHER, 1);
-        return;
+        return false;
     }
     stat_add(&w->stats, STAT_STUN_REQUESTS, 1);
     if (msg.username == NULL || msg.integrity_at == 0) {
         ice__error_unauthenticated(w, listen, src, buf, len, &msg, STUN_ERROR_BAD_REQUEST,
                                    now->mono_ms);
-        return;
+        return false;
     }
     /* A v2 ufrag's own MAC is checked first: a forged one costs one hash
      * and earns silence, whatever version, key id or expiry it claims. */
@@ -221,33 +238,35 @@ void ice_handle(struct worker *w, uint32_t listen, const union netaddr *src, uin
                       w->sha256, &cl, pwd);
     if (cs != CREDS_OK) {
         stat_add(&w->stats, ice__ignored(cs), 1);
-        return;
+        return false;
     }
     if (table_is_revoked(r->table, &cl)) {
         stat_add(&w->stats, STAT_STUN_IGNORED_REVOKED, 1);
-        return;
+        return false;
     }
     if (!stun_check_integrity(buf, &msg, (const uint8_t *)pwd, CREDS_PWD_LEN, w->sha1)) {
         ice__error_unauthenticated(w, listen, src, buf, len, &msg, STUN_ERROR_UNAUTHENTICATED,
                                    now->mono_ms);
-        return;
+        return false;
     }
+    if (!ice__peer_takes(w, peer, &cl))
+        return false;
     if (msg.n_unknown > 0) {
         ice__error(w, listen, src, buf, len, &msg, STUN_ERROR_UNKNOWN_ATTRIBUTE, pwd);
-        return;
+        return true;
     }
     /* An ICE-lite agent is always controlled (RFC 8445 §6.1.1): a peer that
      * also claims the controlled role must switch. */
     if (msg.ice_controlled) {
         ice__error(w, listen, src, buf, len, &msg, STUN_ERROR_ROLE_CONFLICT, pwd);
-        return;
+        return true;
     }
     if (!msg.ice_controlling || !msg.has_priority) {
         ice__error(w, listen, src, buf, len, &msg, STUN_ERROR_BAD_REQUEST, pwd);
-        return;
+        return true;
     }
     if (msg.use_candidate && !ice__nominate(w, listen, src, &cl, now->mono_ms, &b))
-        return;
+        return true;
     if (!msg.use_candidate)
         ice__consent(w, listen, src, &cl, now->mono_ms);
     ice__send(w, listen, src, buf,
@@ -256,4 +275,5 @@ void ice_handle(struct worker *w, uint32_t listen, const union netaddr *src, uin
               STAT_STUN_SUCCESS);
     if (msg.use_candidate)
         ice__flush_early(w, listen, src, &b);
+    return true;
 }

@@ -10,6 +10,7 @@
 
 #include "quietroom/base/limits.h"
 #include "quietroom/base/netaddr.h"
+#include "quietroom/wire/creds.h"
 
 struct worker;
 struct worker_now;
@@ -30,10 +31,19 @@ struct ice_limiter {
  * counts it if so. */
 bool ice_limiter_take(struct ice_limiter *l, const union netaddr *src, uint64_t now_ms);
 
-/* Handles one STUN datagram received on socket listen from src at time
- * now. A response, if any, is written over buf (never longer than the
- * request: no amplification) and queued on the worker's send batch. */
-void ice_handle(struct worker *w, uint32_t listen, const union netaddr *src, uint8_t *buf,
-                size_t len, const struct worker_now *now);
+/* A TCP connection's leg: the one its first valid check named. A check on
+ * the connection for any other leg is ignored. */
+struct ice_peer {
+    bool known;
+    struct creds_leg leg;
+};
+
+/* Handles one STUN packet that came by route from src at time now. A
+ * response, if any, is written over buf (never longer than the request: no
+ * amplification) and queued on the worker's send batch. peer is NULL for a
+ * datagram. Returns true if the request's credentials and integrity held
+ * (and, with peer, named its leg: the first such check sets it). */
+bool ice_handle(struct worker *w, uint32_t route, const union netaddr *src, uint8_t *buf,
+                size_t len, const struct worker_now *now, struct ice_peer *peer);
 
 #endif

@@ -135,7 +135,7 @@ static void lifecycle__restart_needed(const struct relay_config *old, const stru
 {
     static const char *const names[] = {"listen", "control", "workers", "max-links", "node-id",
                                         "ops-listen", "ops-token-file", "audit settings",
-                                        "runtime-dir"};
+                                        "runtime-dir", "listen-tcp", "max-tcp-connections"};
     const struct daemon_settings *od = &old->daemon, *nd = &cfg->daemon;
     bool differs[] = {
         old->n_listen != cfg->n_listen ||
@@ -149,6 +149,10 @@ static void lifecycle__restart_needed(const struct relay_config *old, const stru
         strcmp(od->ops_token_file, nd->ops_token_file) != 0,
         memcmp(&old->audit, &cfg->audit, sizeof(old->audit)) != 0,
         strcmp(od->instance.runtime_dir, nd->instance.runtime_dir) != 0,
+        old->n_listen_tcp != cfg->n_listen_tcp ||
+            memcmp(old->listen_tcp, cfg->listen_tcp,
+                   sizeof(old->listen_tcp[0]) * old->n_listen_tcp) != 0,
+        old->max_tcp_conns != cfg->max_tcp_conns,
     };
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {

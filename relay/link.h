@@ -28,16 +28,30 @@ enum leg_down_reason {
     LEG_DOWN_EXPIRED,
     LEG_DOWN_SHUTDOWN,
     LEG_DOWN_SUPERSEDED,   /* another leg was nominated from its address */
+    LEG_DOWN_CLOSED,       /* its TCP connection closed */
 };
 
+/* A route says how a leg's packets leave: below LEG_ROUTE_TCP, the index
+ * of the worker's UDP socket; LEG_ROUTE_TCP | slot, the ICE-TCP connection
+ * in that slot (tcp.h). */
+#define LEG_ROUTE_TCP 0x80000000u
+/* leg_addr.listen of a leg on a TCP connection. */
+#define LEG_LISTEN_TCP 0xffu
+
+static inline bool leg_route_is_tcp(uint32_t route)
+{
+    return (route & LEG_ROUTE_TCP) != 0;
+}
+
 /* A leg's address as stored: 24 bytes where a sockaddr_in6 takes 28, and
- * the local socket it was bound on. family 0 means "not bound". */
+ * the route to it. family 0 means "not bound". A TCP leg's key is its
+ * connection: the remote address and the connection's slot. */
 struct leg_addr {
     uint8_t ip[16];       /* IPv4 in the first 4 bytes */
-    uint32_t scope_id;
+    uint32_t scope_id;    /* UDP: IPv6 scope; TCP: the connection's slot */
     uint16_t port;        /* network byte order */
     uint8_t family;       /* AF_INET, AF_INET6 or 0 */
-    uint8_t listen;       /* index of the local socket */
+    uint8_t listen;       /* index of the local UDP socket, or LEG_LISTEN_TCP */
 };
 
 #define LEG_ADDR_WORDS 3
@@ -103,9 +117,11 @@ static inline uint32_t link_time(const struct link *k, uint64_t mono_ms)
     return (uint32_t)(mono_ms - k->born_ms);
 }
 
-/* Packs an address and its socket index; unpacks back to a sockaddr. */
-void leg_addr_pack(const union netaddr *a, uint32_t listen, struct leg_addr *out);
+/* Packs an address and its route; unpacks back to a sockaddr (a TCP leg's
+ * remote address) and to the route. */
+void leg_addr_pack(const union netaddr *a, uint32_t route, struct leg_addr *out);
 void leg_addr_unpack(const struct leg_addr *p, union netaddr *out);
+uint32_t leg_addr_route(const struct leg_addr *p);
 
 union leg_addr_words {
     struct leg_addr a;

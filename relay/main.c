@@ -24,6 +24,7 @@
 #include "quietroom/ops/listener.h"
 #include "quietroom/base/log.h"
 #include "relay.h"
+#include "tcp.h"
 #include "worker.h"
 
 #define TAG_TIMER 1
@@ -60,19 +61,46 @@ static int relay__sockets(struct relay *r, int fds[QR_WORKERS_MAX][QR_LISTEN_MAX
     return 0;
 }
 
+/* Every worker's listening socket for every listen-tcp address, as above. */
+static int relay__tcp_sockets(struct relay *r, int fds[QR_WORKERS_MAX][QR_TCP_LISTEN_MAX])
+{
+    for (unsigned l = 0; l < r->cfg.n_listen_tcp; l++) {
+        for (unsigned w = 0; w < r->n_workers; w++) {
+            char text[NETADDR_STRLEN];
+            socklen_t len = sizeof(r->cfg.listen_tcp[l]);
+
+            fds[w][l] = tcp_listen_socket(&r->cfg.listen_tcp[l]);
+            if (fds[w][l] < 0) {
+                log_error("listen tcp %s: %s",
+                          netaddr_format(&r->cfg.listen_tcp[l], text, sizeof(text)),
+                          strerror(errno));
+                return -1;
+            }
+            if (w == 0 && getsockname(fds[w][l], &r->cfg.listen_tcp[l].sa, &len) != 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 static int relay__start_workers(struct relay *r)
 {
-    int fds[QR_WORKERS_MAX][QR_LISTEN_MAX];
+    int fds[QR_WORKERS_MAX][QR_LISTEN_MAX], tcp[QR_WORKERS_MAX][QR_TCP_LISTEN_MAX];
 
-    for (unsigned w = 0; w < QR_WORKERS_MAX; w++)
+    for (unsigned w = 0; w < QR_WORKERS_MAX; w++) {
         for (unsigned l = 0; l < QR_LISTEN_MAX; l++)
             fds[w][l] = -1;
-    if (relay__sockets(r, fds) != 0)
+        for (unsigned l = 0; l < QR_TCP_LISTEN_MAX; l++)
+            tcp[w][l] = -1;
+    }
+    if (relay__sockets(r, fds) != 0 || relay__tcp_sockets(r, tcp) != 0)
         goto fail;
     for (unsigned w = 0; w < r->n_workers; w++) {
-        r->workers[w] = worker_new(r, w, fds[w], r->cfg.n_listen);
+        r->workers[w] = worker_new(r, w, fds[w], r->cfg.n_listen, tcp[w], r->cfg.n_listen_tcp);
         for (unsigned l = 0; l < r->cfg.n_listen; l++)
             fds[w][l] = -1; /* the worker's now, even if it failed */
+        for (unsigned l = 0; l < r->cfg.n_listen_tcp; l++)
+            tcp[w][l] = -1;
         if (r->workers[w] == NULL) {
             log_error("cannot create worker %u (out of memory or file descriptors?)", w);
             goto fail;
@@ -89,10 +117,14 @@ static int relay__start_workers(struct relay *r)
     }
     return 0;
 fail:
-    for (unsigned w = 0; w < QR_WORKERS_MAX; w++)
+    for (unsigned w = 0; w < QR_WORKERS_MAX; w++) {
         for (unsigned l = 0; l < QR_LISTEN_MAX; l++)
             if (fds[w][l] >= 0)
                 close(fds[w][l]);
+        for (unsigned l = 0; l < QR_TCP_LISTEN_MAX; l++)
+            if (tcp[w][l] >= 0)
+                close(tcp[w][l]);
+    }
     return -1;
 }
 
@@ -101,7 +133,7 @@ fail:
 static int relay__ready_file(struct relay *r, const struct control *ctl)
 {
     char text[NETADDR_STRLEN];
-    json_t *doc = json_pack("{s:[],s:s,s:i,s:i}", "listen", "control",
+    json_t *doc = json_pack("{s:[],s:[],s:s,s:i,s:i}", "listen", "listen_tcp", "control",
                             netaddr_format(control_address(ctl), text, sizeof(text)), "ops_port",
                             ops_port(r), "pid", (int)getpid());
     int rc;
@@ -109,6 +141,10 @@ static int relay__ready_file(struct relay *r, const struct control *ctl)
     for (unsigned l = 0; doc != NULL && l < r->cfg.n_listen; l++)
         json_array_append_new(json_object_get(doc, "listen"),
                               json_string(netaddr_format(&r->cfg.listen[l], text, sizeof(text))));
+    for (unsigned l = 0; doc != NULL && l < r->cfg.n_listen_tcp; l++)
+        json_array_append_new(json_object_get(doc, "listen_tcp"),
+                              json_string(netaddr_format(&r->cfg.listen_tcp[l], text,
+                                                         sizeof(text))));
     rc = daemon_write_ready_file(r->cfg.ready_file, doc);
     json_decref(doc);
     return rc;
@@ -121,27 +157,32 @@ static int relay__ready_file(struct relay *r, const struct control *ctl)
 static int relay__claim(struct relay *r)
 {
     const struct daemon_settings *d = &r->cfg.daemon;
-    struct daemon_address addrs[QR_LISTEN_MAX + 2];
+    struct daemon_address addrs[QR_LISTEN_MAX + QR_TCP_LISTEN_MAX + 2];
     unsigned n = 0;
 
     for (unsigned l = 0; l < r->cfg.n_listen; l++)
         addrs[n++] = (struct daemon_address){"udp", &r->cfg.listen[l]};
+    for (unsigned l = 0; l < r->cfg.n_listen_tcp; l++)
+        addrs[n++] = (struct daemon_address){"tcp", &r->cfg.listen_tcp[l]};
     addrs[n++] = (struct daemon_address){"tcp", &r->cfg.control};
     if (d->has_ops)
         addrs[n++] = (struct daemon_address){"tcp", &d->ops_listen};
     return daemon_claim(&r->locks, d->instance.runtime_dir, addrs, n);
 }
 
-/* The TCP listeners (control, operator) are where the configuration says,
+/* The TCP listeners (control, operator, ICE-TCP) are where the configuration says,
  * as the kernel sees them; the UDP sockets are bound by our own code to the
  * configured addresses (worker_socket). */
 static int relay__verify_listeners(struct relay *r, const struct control *ctl)
 {
-    union netaddr want[2] = {*control_address(ctl), r->cfg.daemon.ops_listen};
+    union netaddr want[2 + QR_TCP_LISTEN_MAX] = {*control_address(ctl), r->cfg.daemon.ops_listen};
+    unsigned n = r->cfg.daemon.has_ops ? 2 : 1;
     char err[256];
 
     netaddr_set_port(&want[1], (uint16_t)ops_port(r));
-    if (listener_verify(want, r->cfg.daemon.has_ops ? 2 : 1, err, sizeof(err)) != 0) {
+    for (unsigned l = 0; l < r->cfg.n_listen_tcp; l++)
+        want[n++] = r->cfg.listen_tcp[l];
+    if (listener_verify(want, n, err, sizeof(err)) != 0) {
         log_error("refusing to serve: %s", err);
         return -1;
     }
@@ -287,6 +328,9 @@ static void relay__log_listening(const struct relay *r, const struct control *ct
 
     for (unsigned l = 0; l < r->cfg.n_listen; l++)
         log_info("media on udp %s", netaddr_format(&r->cfg.listen[l], text, sizeof(text)));
+    for (unsigned l = 0; l < r->cfg.n_listen_tcp; l++)
+        log_info("media on tcp %s (ICE-TCP, passive)",
+                 netaddr_format(&r->cfg.listen_tcp[l], text, sizeof(text)));
     cpus_describe(&r->cpus, workers, sizeof(workers));
     log_info("control on tcp %s; %s, %u link slots, %u key(s)",
              netaddr_format(control_address(ctl), text, sizeof(text)), workers,

@@ -74,6 +74,44 @@ static void ops__workers(struct metrics *m, const struct relay *r, const struct 
     }
 }
 
+/* Media split by transport: the TCP counters, and UDP as the rest. */
+static void ops__transport(struct metrics *m, const struct relay *r, const struct stats_view *v)
+{
+    static const struct {
+        const char *name, *help;
+        enum stat_id all, tcp;
+    } fam[] = {
+        {"quietroom_relay_transport_packets_received_total",
+         "Packets received (datagrams, or frames on ICE-TCP), by transport.", STAT_RX_PACKETS,
+         STAT_TCP_RX_PACKETS},
+        {"quietroom_relay_transport_bytes_received_total", "Bytes received, by transport.",
+         STAT_RX_BYTES, STAT_TCP_RX_BYTES},
+        {"quietroom_relay_transport_packets_forwarded_total",
+         "Packets forwarded to peer legs, by the peer leg's transport.", STAT_FWD_PACKETS,
+         STAT_TCP_FWD_PACKETS},
+        {"quietroom_relay_transport_bytes_forwarded_total",
+         "Bytes forwarded to peer legs, by the peer leg's transport.", STAT_FWD_BYTES,
+         STAT_TCP_FWD_BYTES},
+    };
+
+    for (size_t i = 0; i < sizeof(fam) / sizeof(fam[0]); i++) {
+        metrics_family(m, fam[i].name, "counter", fam[i].help);
+        metrics_u64(m, fam[i].name, "transport", "udp", v->sum[fam[i].all] - v->sum[fam[i].tcp]);
+        metrics_u64(m, fam[i].name, "transport", "tcp", v->sum[fam[i].tcp]);
+    }
+    metrics_family(m, "quietroom_relay_tcp_connections", "gauge",
+                   "ICE-TCP connections open now, and those of them still waiting for their "
+                   "first valid check.");
+    metrics_u64(m, "quietroom_relay_tcp_connections", "state", "open",
+                atomic_load(&r->tcp_open));
+    metrics_u64(m, "quietroom_relay_tcp_connections", "state", "waiting_for_check",
+                atomic_load(&r->tcp_unauth));
+    ops__labelled(m, v, "tcp_connections", "quietroom_relay_tcp_connections_total", "result",
+                  "ICE-TCP connections accepted, or refused at a limit.");
+    ops__labelled(m, v, "tcp_closed", "quietroom_relay_tcp_closed_total", "reason",
+                  "ICE-TCP connections the relay closed or saw closed, by reason.");
+}
+
 static void ops__usage(struct metrics *m, const struct stats_view *v)
 {
     metrics_gauge(m, "quietroom_relay_sessions_active", "Sessions with at least one active link.",
@@ -140,6 +178,7 @@ static void ops__metrics(void *ctx, const char *query, struct ops_response *out)
                   "Datagrams dropped, by reason.");
     ops__labelled(&m, &v, "stun", "quietroom_relay_stun_requests_total", "result",
                   "STUN messages by what the relay did with them.");
+    ops__transport(&m, r, &v);
     ops__usage(&m, &v);
     ops__loss(&m, r, &v);
     ops__audit(&m, &v);

@@ -56,6 +56,10 @@ struct relay {
     uint64_t started_wall_ms;
     uint64_t started_mono_ms;
     _Atomic bool stopping;
+    /* ICE-TCP connections over all workers (tcp.c): open, and those of
+     * them still waiting for their first valid check. */
+    _Atomic uint32_t tcp_open;
+    _Atomic uint32_t tcp_unauth;
 
     /* Lifecycle and operations (lifecycle.c, ops.c). */
     _Atomic bool draining;

@@ -50,6 +50,22 @@ const struct stat_name stat_names[STAT_COUNT] = {
     [STAT_DROP_AMPLIFICATION] = {"dropped", "amplification"},
     [STAT_DROP_TABLE_FULL] = {"dropped", "table_full"},
     [STAT_DROP_SEND_FAILED] = {"dropped", "send_failed"},
+    [STAT_TCP_RX_PACKETS] = {"tcp", "packets_received"},
+    [STAT_TCP_RX_BYTES] = {"tcp", "bytes_received"},
+    [STAT_TCP_FWD_PACKETS] = {"tcp", "packets_forwarded"},
+    [STAT_TCP_FWD_BYTES] = {"tcp", "bytes_forwarded"},
+    [STAT_TCP_ACCEPTED] = {"tcp_connections", "accepted"},
+    [STAT_TCP_REFUSED_FULL] = {"tcp_connections", "refused_full"},
+    [STAT_TCP_REFUSED_UNAUTH] = {"tcp_connections", "refused_unauthenticated"},
+    [STAT_TCP_CLOSED_NO_CHECK] = {"tcp_closed", "no_check"},
+    [STAT_TCP_CLOSED_BAD_FIRST] = {"tcp_closed", "bad_first_frame"},
+    [STAT_TCP_CLOSED_BAD_FRAME] = {"tcp_closed", "bad_frame"},
+    [STAT_TCP_CLOSED_CONSENT] = {"tcp_closed", "consent"},
+    [STAT_TCP_CLOSED_PEER] = {"tcp_closed", "peer"},
+    [STAT_TCP_OTHER_LEG] = {"stun", "ignored_other_leg"},
+    [STAT_TCP_DROP_SLOW] = {"dropped", "tcp_slow_reader"},
+    [STAT_TCP_DROP_HANDOFF] = {"dropped", "tcp_handoff_full"},
+    [STAT_TCP_DROP_GONE] = {"dropped", "tcp_connection_gone"},
     [STAT_BUSY_NS] = {"workers_busy", "ns"},
 };
 
@@ -194,6 +210,10 @@ json_t *stats_relay_json(struct relay *r)
     for (int i = 0; i < STAT_COUNT; i++)
         json_object_set_new(stats__group(root, stat_names[i].group), stat_names[i].name,
                             json_integer((json_int_t)v.sum[i]));
+    json_object_set_new(stats__group(root, "tcp_connections"), "open",
+                        json_integer(atomic_load(&r->tcp_open)));
+    json_object_set_new(stats__group(root, "tcp_connections"), "waiting_for_check",
+                        json_integer(atomic_load(&r->tcp_unauth)));
     /* Signaling moves a draining relay's calls elsewhere before this runs out. */
     if (v.draining)
         json_object_set_new(root, "drain_left_s", json_integer((json_int_t)v.drain_left_s));
@@ -231,7 +251,11 @@ static json_t *stats__leg(const struct link *k, const struct leg *l)
                                (json_int_t)s[i].expected, "lost", (json_int_t)s[i].lost,
                                "reordered", (json_int_t)s[i].reordered, "loss_ratio",
                                s[i].loss_ratio, "jitter_ms", s[i].jitter_ms));
-    return json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:o}", "bound", (int)leg_bound(l),
+    struct leg_addr a;
+    json_t *out;
+
+    leg_addr_load(l, &a);
+    out = json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:o}", "bound", (int)(a.family != 0),
                      "first_seen_ms", stats__wall(k, l->up, now_mono, now_wall), "packets_in",
                      (json_int_t)atomic_load_explicit(&l->rx_packets, memory_order_relaxed),
                      "bytes_in", (json_int_t)atomic_load_explicit(&l->rx_bytes, memory_order_relaxed),
@@ -244,6 +268,10 @@ static json_t *stats__leg(const struct link *k, const struct leg *l)
                          ? stats__wall(k, seen, now_mono, now_wall)
                          : 0,
                      "moves", (int)l->moves, "rtp", streams);
+    if (out != NULL && a.family != 0)
+        json_object_set_new(out, "transport",
+                            json_string(a.listen == LEG_LISTEN_TCP ? "tcp" : "udp"));
+    return out;
 }
 
 struct stats__session_ctx {

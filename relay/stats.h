@@ -49,6 +49,22 @@ enum stat_id {
     STAT_DROP_AMPLIFICATION,        /* response would have been larger than request */
     STAT_DROP_TABLE_FULL,
     STAT_DROP_SEND_FAILED,
+    STAT_TCP_RX_PACKETS,            /* frames from TCP legs (also in STAT_RX_*) */
+    STAT_TCP_RX_BYTES,
+    STAT_TCP_FWD_PACKETS,           /* frames queued to TCP legs (also in STAT_FWD_*) */
+    STAT_TCP_FWD_BYTES,
+    STAT_TCP_ACCEPTED,
+    STAT_TCP_REFUSED_FULL,          /* max-tcp-connections open already */
+    STAT_TCP_REFUSED_UNAUTH,        /* QR_TCP_UNAUTH_MAX waiting for their first check */
+    STAT_TCP_CLOSED_NO_CHECK,       /* no valid check within QR_TCP_AUTH_TIMEOUT_MS */
+    STAT_TCP_CLOSED_BAD_FIRST,      /* first frame not a valid check */
+    STAT_TCP_CLOSED_BAD_FRAME,      /* zero length, or longer than QR_TCP_FRAME_MAX */
+    STAT_TCP_CLOSED_CONSENT,        /* no valid check for consent-timeout */
+    STAT_TCP_CLOSED_PEER,           /* the peer closed or reset it */
+    STAT_TCP_OTHER_LEG,             /* a check for another leg on a connection: ignored */
+    STAT_TCP_DROP_SLOW,             /* write buffer full: the reader is too slow */
+    STAT_TCP_DROP_HANDOFF,          /* the owning worker's inbox was full */
+    STAT_TCP_DROP_GONE,             /* its connection closed before the frame went */
     STAT_BUSY_NS,                   /* time spent handling batches */
     STAT_COUNT
 };

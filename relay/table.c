@@ -246,6 +246,17 @@ static enum table_bind_result table__bind_leg(struct table *t, uint32_t idx, int
     return r;
 }
 
+void table_unbind_at(struct table *t, const struct leg_addr *a, enum leg_down_reason reason)
+{
+    uint32_t id;
+
+    pthread_mutex_lock(&t->lock);
+    id = addrmap_find(&t->map, a);
+    if (id != ADDRMAP_NONE)
+        table__unbind(t, &t->links[id >> 1], (int)(id & 1), reason);
+    pthread_mutex_unlock(&t->lock);
+}
+
 void table_set_draining(struct table *t, bool draining)
 {
     pthread_mutex_lock(&t->lock);

@@ -55,6 +55,10 @@ enum table_bind_result table_bind(struct table *t, const struct creds_leg *cl,
                                   const union netaddr *src, uint32_t listen, uint64_t now_ms,
                                   struct table_binding *out);
 
+/* A TCP connection closed: the leg bound at a (its address and route), if
+ * any, goes down with reason. */
+void table_unbind_at(struct table *t, const struct leg_addr *a, enum leg_down_reason reason);
+
 /* While draining, links of sessions the table does not carry yet are
  * refused (TABLE_DRAINING); sessions in progress may still add links. */
 void table_set_draining(struct table *t, bool draining);

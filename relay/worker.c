@@ -14,6 +14,7 @@
 #include "forward.h"
 #include "ice.h"
 #include "quietroom/base/clock.h"
+#include "tcp.h"
 #include "quietroom/base/hindex.h"
 #include "quietroom/wire/demux.h"
 #include "quietroom/base/log.h"
@@ -55,9 +56,12 @@ static int worker__sendmmsg(void *ctx, uint32_t listen, struct mmsghdr *msg, uns
 
 void worker_tx_flush(struct worker *w, uint32_t listen)
 {
-    struct worker_tx *tx = &w->tx[listen];
+    struct worker_tx *tx;
     unsigned i = 0;
 
+    if (leg_route_is_tcp(listen))
+        return;
+    tx = &w->tx[listen];
     while (i < tx->n) {
         int sent = w->send(w->send_ctx, listen, &tx->msg[i], tx->n - i);
 
@@ -91,9 +95,14 @@ void worker_tx_flush(struct worker *w, uint32_t listen)
 void worker_tx_add(struct worker *w, uint32_t listen, const union netaddr *to, uint8_t *buf,
                    size_t len, struct leg *from)
 {
-    struct worker_tx *tx = &w->tx[listen];
+    struct worker_tx *tx;
     unsigned n;
 
+    if (leg_route_is_tcp(listen)) {
+        tcp_send(w, listen, to, buf, len, from);
+        return;
+    }
+    tx = &w->tx[listen];
     if (tx->n == QR_BATCH)
         worker_tx_flush(w, listen);
     n = tx->n++;
@@ -121,7 +130,7 @@ void worker_handle(struct worker *w, uint32_t listen, const union netaddr *src, 
     stat_add(&w->stats, STAT_RX_BYTES, len);
     switch ((cls = demux_classify(buf, len))) {
     case DEMUX_STUN:
-        ice_handle(w, listen, src, buf, len, now);
+        ice_handle(w, listen, src, buf, len, now, NULL);
         break;
     case DEMUX_DTLS:
     case DEMUX_RTP:
@@ -137,6 +146,13 @@ void worker_handle(struct worker *w, uint32_t listen, const union netaddr *src, 
     }
 }
 
+static void worker__now(struct worker_now *now)
+{
+    now->mono_us = clock_mono_us();
+    now->mono_ms = now->mono_us / 1000;
+    now->wall_ms = clock_wall_ms();
+}
+
 /* Handles n received datagrams and sends what they produced. The batch's
  * time is read once; the time spent is the worker's busy time. A datagram
  * the kernel truncated is counted as received and dropped here, since
@@ -145,9 +161,7 @@ static void worker__batch(struct worker *w, uint32_t listen, int n)
 {
     struct worker_now now;
 
-    now.mono_us = clock_mono_us();
-    now.mono_ms = now.mono_us / 1000;
-    now.wall_ms = clock_wall_ms();
+    worker__now(&now);
     for (int i = 0; i < n; i++) {
         size_t len = w->rx_msg[i].msg_len;
 
@@ -200,18 +214,41 @@ static void worker__quiescent(struct worker *w)
     atomic_store_explicit(&w->quiescent, atomic_load(&w->quiescent) + 1, memory_order_release);
 }
 
-/* Several sockets (IPv4 and IPv6, say): epoll tells which is readable. */
+/* One event of the TCP side; its time spent is busy time too. */
+static void worker__tcp_event(struct worker *w, uint64_t tag, uint32_t events)
+{
+    struct worker_now now;
+
+    worker__now(&now);
+    tcp_event(w, (enum tcp_event_kind)(tag >> 32 & 0xff), (uint32_t)tag, events, &now);
+    stat_add(&w->stats, STAT_BUSY_NS, clock_mono_us() * 1000 - now.mono_us * 1000);
+}
+
+/* Several sockets (IPv4 and IPv6, say, or TCP connections): epoll tells
+ * which is readable. */
 static void worker__loop_epoll(struct worker *w)
 {
-    struct epoll_event ev[QR_LISTEN_MAX];
+    struct epoll_event ev[QR_EPOLL_EVENTS];
 
     while (!atomic_load_explicit(&w->relay->stopping, memory_order_acquire)) {
         int n;
 
         worker__quiescent(w);
-        n = epoll_wait(w->epfd, ev, QR_LISTEN_MAX, QR_WORKER_TICK_MS);
-        for (int i = 0; i < n; i++)
-            worker__receive(w, ev[i].data.u32);
+        n = epoll_wait(w->epfd, ev, QR_EPOLL_EVENTS, QR_WORKER_TICK_MS);
+        for (int i = 0; i < n; i++) {
+            uint64_t tag = ev[i].data.u64;
+
+            if (tag >> 56 == WORKER_TAG_TCP)
+                worker__tcp_event(w, tag, ev[i].events);
+            else
+                worker__receive(w, (uint32_t)tag);
+        }
+        if (w->tcp != NULL) {
+            struct worker_now now;
+
+            worker__now(&now);
+            tcp_after(w, &now);
+        }
     }
 }
 
@@ -237,7 +274,7 @@ static void *worker__main(void *arg)
 {
     struct worker *w = arg;
 
-    if (w->n_fd == 1)
+    if (w->n_fd == 1 && w->tcp == NULL)
         worker__loop_single(w);
     else
         worker__loop_epoll(w);
@@ -303,13 +340,22 @@ struct worker *worker_new_detached(struct relay *r, unsigned id, unsigned n_list
     return w;
 }
 
-struct worker *worker_new(struct relay *r, unsigned id, const int *fds, unsigned n_fd)
+static void worker__close_all(const int *fds, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        close(fds[i]);
+}
+
+struct worker *worker_new(struct relay *r, unsigned id, const int *fds, unsigned n_fd,
+                          const int *tcp_fds, unsigned n_tcp)
 {
     struct worker *w = worker__alloc(r, id, fds, n_fd);
 
-    if (w == NULL)
+    if (w == NULL) {
+        worker__close_all(tcp_fds, n_tcp);
         return NULL;
-    if (w->n_fd == 1) {
+    }
+    if (w->n_fd == 1 && n_tcp == 0) {
         if (worker__blocking(w->fd[0]) != 0)
             goto fail;
         return w;
@@ -317,13 +363,18 @@ struct worker *worker_new(struct relay *r, unsigned id, const int *fds, unsigned
     if ((w->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
         goto fail;
     for (unsigned i = 0; i < w->n_fd; i++) {
-        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i};
+        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = i};
 
         if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->fd[i], &ev) != 0)
             goto fail;
     }
+    if (n_tcp > 0 && tcp_worker_new(w, w->epfd, tcp_fds, n_tcp) == NULL) {
+        n_tcp = 0; /* closed by tcp_worker_new */
+        goto fail;
+    }
     return w;
 fail:
+    worker__close_all(tcp_fds, n_tcp);
     worker_free(w);
     return NULL;
 }
@@ -342,6 +393,7 @@ void worker_free(struct worker *w)
 {
     if (w == NULL)
         return;
+    tcp_worker_free(w);
     if (w->epfd >= 0)
         close(w->epfd);
     for (unsigned i = 0; i < w->n_fd; i++) {

@@ -41,6 +41,13 @@ struct worker_now {
  * sockets uses sendmmsg; a detached one (tests) whatever it was given. */
 typedef int (*worker_send_fn)(void *ctx, uint32_t listen, struct mmsghdr *msg, unsigned n);
 
+/* The top byte of an epoll tag: a UDP socket (its index below) or the TCP
+ * side (tcp.h: the kind, then the index). */
+#define WORKER_TAG_UDP 0u
+#define WORKER_TAG_TCP 1u
+
+struct tcp_worker;
+
 struct worker {
     struct relay *relay;
     unsigned id;
@@ -56,6 +63,7 @@ struct worker {
     _Atomic uint64_t quiescent;   /* bumped between batches (reclamation) */
     struct ice_limiter errors;    /* unauthenticated error responses per source */
     struct stat_counters stats;
+    struct tcp_worker *tcp;       /* NULL without listen-tcp */
 
     struct mmsghdr rx_msg[QR_BATCH];
     struct iovec rx_iov[QR_BATCH];
@@ -68,10 +76,12 @@ struct worker {
     size_t early_len[QR_EARLY_PER_LINK];
 };
 
-/* Creates worker id with already bound sockets fds (one per listen address).
- * Ownership passes to it even on failure (they are closed then). Returns
- * NULL on failure; worker_free. */
-struct worker *worker_new(struct relay *r, unsigned id, const int *fds, unsigned n_fd);
+/* Creates worker id with already bound sockets fds (one per listen address)
+ * and listening TCP sockets tcp_fds (one per listen-tcp address). Ownership
+ * of both passes to it even on failure (they are closed then). Returns NULL
+ * on failure; worker_free. */
+struct worker *worker_new(struct relay *r, unsigned id, const int *fds, unsigned n_fd,
+                          const int *tcp_fds, unsigned n_tcp);
 /* A worker without sockets or thread, for driving worker_handle in one
  * process: what it sends goes to send(ctx, ...). Never worker_start it. */
 struct worker *worker_new_detached(struct relay *r, unsigned id, unsigned n_listen,
@@ -91,11 +101,12 @@ void worker_handle(struct worker *w, uint32_t listen, const union netaddr *src, 
 /* One of the worker's counters (the relay sums them over workers). */
 uint64_t worker_counter(const struct worker *w, enum stat_id id);
 
-/* Queues a datagram for socket listen; sends the batch if it is full. */
+/* Queues a datagram for socket listen, or a frame for the TCP connection
+ * that route names (link.h); sends the batch if it is full. */
 void worker_tx_add(struct worker *w, uint32_t listen, const union netaddr *to, uint8_t *buf,
                    size_t len, struct leg *from);
 
-/* Sends what is queued for socket listen now. */
+/* Sends what is queued for socket listen now (TCP: at the round's end). */
 void worker_tx_flush(struct worker *w, uint32_t listen);
 
 /* Creates a non-blocking SO_REUSEPORT UDP socket bound to addr. Returns the

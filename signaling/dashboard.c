@@ -55,6 +55,11 @@ static json_t *dashboard__relay(const struct relays_view *v)
     json_object_set_new(o, "packets_out_per_s", dashboard__num(rates ? v->rates.packets_out : -1));
     json_object_set_new(o, "bits_in_per_s", dashboard__num(rates ? v->rates.bits_in : -1));
     json_object_set_new(o, "bits_out_per_s", dashboard__num(rates ? v->rates.bits_out : -1));
+    json_object_set_new(o, "tcp_packets_in_per_s",
+                        dashboard__num(rates ? v->rates.tcp_packets_in : -1));
+    json_object_set_new(o, "tcp_packets_out_per_s",
+                        dashboard__num(rates ? v->rates.tcp_packets_out : -1));
+    json_object_set_new(o, "tcp_connections", dashboard__count(v->up ? v->st.tcp_open : -1));
     for (unsigned i = 0; rates && i < v->rates.n_drops; i++)
         json_object_set_new(drops, v->rates.drops[i].reason,
                             dashboard__num(v->rates.drops[i].per_s));

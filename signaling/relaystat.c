@@ -123,6 +123,9 @@ void relaystat_parse(const json_t *stats, struct relaystat *out)
     out->packets_out = relaystat__count(stats, "packets", "forwarded");
     out->bytes_in = relaystat__count(stats, "bytes", "received");
     out->bytes_out = relaystat__count(stats, "bytes", "forwarded");
+    out->tcp_packets_in = relaystat__count(stats, "tcp", "packets_received");
+    out->tcp_packets_out = relaystat__count(stats, "tcp", "packets_forwarded");
+    out->tcp_open = relaystat__count(stats, "tcp_connections", "open");
     if (json_is_object(stats)) {
         relaystat__drops(stats, out);
         relaystat__workers(stats, out);
@@ -150,6 +153,8 @@ void relaystat_rates(const struct relaystat *prev, uint64_t prev_ms, const struc
     out->packets_out = relaystat__rate(prev->packets_out, cur->packets_out, dt, 1.0);
     out->bits_in = relaystat__rate(prev->bytes_in, cur->bytes_in, dt, 8.0);
     out->bits_out = relaystat__rate(prev->bytes_out, cur->bytes_out, dt, 8.0);
+    out->tcp_packets_in = relaystat__rate(prev->tcp_packets_in, cur->tcp_packets_in, dt, 1.0);
+    out->tcp_packets_out = relaystat__rate(prev->tcp_packets_out, cur->tcp_packets_out, dt, 1.0);
     for (unsigned i = 0; i < cur->n_drops; i++) {
         int64_t before = -1;
 

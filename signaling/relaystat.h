@@ -30,6 +30,8 @@ struct relaystat {
     int64_t drain_left_s;               /* draining: until its drain-timeout; -1 unknown */
     int64_t sessions, links, capacity, legs;
     int64_t packets_in, packets_out, bytes_in, bytes_out;
+    int64_t tcp_packets_in, tcp_packets_out;  /* of them, on ICE-TCP legs */
+    int64_t tcp_open;                         /* ICE-TCP connections now */
     unsigned n_drops;
     struct relaystat_drop drops[QR_SIGNAL_RELAY_DROP_REASONS_MAX];
     unsigned n_workers;                 /* busy ratios known (0: unknown) */
@@ -43,6 +45,7 @@ struct relaystat {
  * reply, a relay restart in between, or a counter the relay did not send). */
 struct relayrates {
     double packets_in, packets_out, bits_in, bits_out;
+    double tcp_packets_in, tcp_packets_out;
     unsigned n_drops;
     struct {
         char reason[RELAYSTAT_NAME_MAX];

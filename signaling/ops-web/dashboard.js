@@ -8,7 +8,7 @@ const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'
 
 const token = new URLSearchParams(location.hash.slice(1)).get('token');
 const signalHistory = { ws: [], waiting: [], sessions: [] };
-const relayHistory = new Map();   // name -> { bitsIn, bitsOut, pktIn, pktOut, drops: Map }
+const relayHistory = new Map();   // name -> { bitsIn, bitsOut, pktIn, pktOut, tcpIn, tcpOut, drops: Map }
 
 function push(arr, v) {
     arr.push(v);
@@ -100,11 +100,12 @@ function relayCard(name) {
 function drawRelay(r) {
     let hist = relayHistory.get(r.name);
     if (!hist) {
-        hist = { bitsIn: [], bitsOut: [], pktIn: [], pktOut: [], drops: new Map() };
+        hist = { bitsIn: [], bitsOut: [], pktIn: [], pktOut: [], tcpIn: [], tcpOut: [], drops: new Map() };
         relayHistory.set(r.name, hist);
     }
     push(hist.bitsIn, r.bits_in_per_s); push(hist.bitsOut, r.bits_out_per_s);
     push(hist.pktIn, r.packets_in_per_s); push(hist.pktOut, r.packets_out_per_s);
+    push(hist.tcpIn, r.tcp_packets_in_per_s); push(hist.tcpOut, r.tcp_packets_out_per_s);
     for (const [reason, v] of Object.entries(r.drops_per_s || {})) {
         if (!hist.drops.has(reason)) hist.drops.set(reason, []);
     }
@@ -119,12 +120,16 @@ function drawRelay(r) {
     setText(card, '.r-pps-out', fmt(r.packets_out_per_s));
     setText(card, '.r-bps-in', fmt(r.bits_in_per_s, 'b'));
     setText(card, '.r-bps-out', fmt(r.bits_out_per_s, 'b'));
+    setText(card, '.r-tcp-pps-in', fmt(r.tcp_packets_in_per_s));
+    setText(card, '.r-tcp-conns', fmt(r.tcp_connections));
     lineChart(card.querySelector('.c-bits'), [
         { values: hist.bitsIn, color: COLORS[0], label: 'in' },
         { values: hist.bitsOut, color: COLORS[1], label: 'out' }]);
     lineChart(card.querySelector('.c-packets'), [
         { values: hist.pktIn, color: COLORS[0], label: 'in' },
-        { values: hist.pktOut, color: COLORS[1], label: 'out' }]);
+        { values: hist.pktOut, color: COLORS[1], label: 'out' },
+        { values: hist.tcpIn, color: COLORS[2], label: 'TCP in' },
+        { values: hist.tcpOut, color: COLORS[3], label: 'TCP out' }]);
     // Only reasons that ever dropped something get a line.
     const drops = [...hist.drops].filter(([, a]) => a.some((v) => v > 0));
     lineChart(card.querySelector('.c-drops'), drops.map(([reason, a], i) =>

@@ -124,6 +124,13 @@ static int harness_ready(struct relay_proc *r, const char *ready)
         if (r->n_listen < 2 && netaddr_parse(json_string_value(l), &r->listen[r->n_listen]) == 0)
             r->n_listen++;
     }
+    r->n_listen_tcp = 0;
+    json_array_foreach(json_object_get(doc, "listen_tcp"), i, l)
+    {
+        if (r->n_listen_tcp < 2 &&
+            netaddr_parse(json_string_value(l), &r->listen_tcp[r->n_listen_tcp]) == 0)
+            r->n_listen_tcp++;
+    }
     json_decref(doc);
     return r->n_listen > 0 ? 0 : -1;
 }
@@ -423,11 +430,10 @@ int peer_recv(struct udp_peer *p, void *buf, size_t cap, int timeout_ms, union n
     return n < 0 ? -1 : (int)n;
 }
 
-int peer_check(struct udp_peer *p, const union netaddr *relay, const struct check *c,
-               struct stun_msg *resp, uint8_t *raw, int timeout_ms)
+size_t check_request(const struct check *c, uint8_t *req, size_t cap,
+                     uint8_t txid[STUN_TXID_LEN])
 {
     char username[128];
-    uint8_t req[512];
     struct stun_request r = {
         .username = username,
         .key = (const uint8_t *)c->pwd,
@@ -441,14 +447,24 @@ int peer_check(struct udp_peer *p, const union netaddr *relay, const struct chec
         .fingerprint = true,
     };
     struct hmac *h = hmac_new(HMAC_SHA1);
-    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
     size_t n;
-    int rc = 0;
 
     snprintf(username, sizeof(username), "%s:peer", c->ufrag);
     RAND_bytes(r.txid, sizeof(r.txid));
-    n = stun_build_request(req, sizeof(req), &r, h);
+    memcpy(txid, r.txid, STUN_TXID_LEN);
+    n = h != NULL ? stun_build_request(req, cap, &r, h) : 0;
     hmac_free(h);
+    return n;
+}
+
+int peer_check(struct udp_peer *p, const union netaddr *relay, const struct check *c,
+               struct stun_msg *resp, uint8_t *raw, int timeout_ms)
+{
+    uint8_t req[512], txid[STUN_TXID_LEN];
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    size_t n = check_request(c, req, sizeof(req), txid);
+    int rc = 0;
+
     if (n == 0 || peer_send(p, relay, req, n) != 0)
         return -1;
     while (now_ms() < deadline) {
@@ -457,7 +473,7 @@ int peer_check(struct udp_peer *p, const union netaddr *relay, const struct chec
         if (got < 0)
             break;
         if (stun_parse(raw, (size_t)got, resp) == STUN_PARSE_OK &&
-            memcmp(resp->txid, r.txid, STUN_TXID_LEN) == 0) {
+            memcmp(resp->txid, txid, STUN_TXID_LEN) == 0) {
             rc = 1;
             break;
         }

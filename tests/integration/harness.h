@@ -30,6 +30,8 @@ struct relay_proc {
     char control[NETADDR_STRLEN];
     union netaddr listen[2];
     int n_listen;
+    union netaddr listen_tcp[2];    /* ICE-TCP, with --listen-tcp */
+    int n_listen_tcp;
     int ops_port;               /* 0 without --ops-listen */
     struct keyring keys;
 };
@@ -95,6 +97,11 @@ struct check {
     bool controlled;            /* claim ICE-CONTROLLED instead of CONTROLLING */
     bool no_priority;
 };
+
+/* Builds the Binding request c describes into req; its length (0 on
+ * failure), its transaction id in txid. */
+size_t check_request(const struct check *c, uint8_t *req, size_t cap,
+                     uint8_t txid[STUN_TXID_LEN]);
 
 /* Sends a Binding request and waits for the matching response. Returns 1
  * with the response parsed into resp (raw bytes in raw), 0 on timeout. */
