@@ -10,10 +10,10 @@
 // was dropped, the TCP that went instead). Needs root, iproute2, nftables.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Quietroom, sleep } from './lib/servers.mjs';
+import { Quietroom, sleep, waitFor } from './lib/servers.mjs';
 import {
-    launchChromium, chromiumPage, waitState, waitVisible, click, assertMediaFlowing, checkWire, checkRelayOnlySdp,
-    KEEP_SENDING,
+    launchChromium, chromiumPage, waitState, waitVisible, click, assertMediaFlowing, mediaStats, icePairs, checkWire,
+    checkRelayOnlySdp, KEEP_SENDING,
 } from './lib/browsers.mjs';
 import { TestNet } from './lib/netns.mjs';
 
@@ -124,6 +124,14 @@ async function checkSdps(page, kind) {
     for (const sdp of sdps) checkRelayOnlySdp(sdp, q.mediaHost, q.mediaPort, { tcpPort: q.tcpPort });
 }
 
+/* The pre-join preview shows the camera. The page is in `precall` while it
+ * still asks for camera and microphone, and a click on Join then joins
+ * without them (receive only): under load that took seconds here. */
+async function cameraOn(page) {
+    await waitFor(`the camera preview of the ${page.qrName}`,
+        () => page.evaluate(() => document.getElementById('preview').videoWidth > 0), { timeout: 20000 });
+}
+
 /* Therapist (browser a) joins, patient (browser b) joins and waits,
  * therapist admits; both decode video and receive audio. */
 async function join(a, b, sid) {
@@ -135,10 +143,12 @@ async function join(a, b, sid) {
     try {
         await doc.goto(q.link(therapist));
         await waitState(doc, 'precall', 20000);
+        await cameraOn(doc);
         await click(doc, 'join');
         await waitState(doc, 'in-call');
         await pat.goto(q.link(patient));
         await waitState(pat, 'precall', 20000);
+        await cameraOn(pat);
         await click(pat, 'join');
         await waitState(pat, 'waiting');
         const patId = await pat.evaluate(() => window.quietroom.participant);
@@ -153,7 +163,24 @@ async function join(a, b, sid) {
         for (const page of [doc, pat]) {
             const ev = await page.evaluate(() => window.quietroom && window.quietroom.events.join('\n      ')).catch((x) => x.message);
             const con = page.consoleLines ? await page.consoleLines().catch(() => []) : page.qrConsole;
-            e.message += `\n  ${page.qrName} events:\n      ${ev}\n  console:\n      ${(con || []).slice(-20).join('\n      ')}`;
+            const media = await mediaStats(page).catch((x) => x.message);
+            const ice = await icePairs(page).catch((x) => [x.message]);
+            const out = await page.evaluate(async () => {
+                const o = [];
+                for (const [id, pc] of window.quietroom.peerConnections) {
+                    (await pc.getStats()).forEach((st) => {
+                        if (st.type === 'outbound-rtp') {
+                            o.push(`${id} ${st.kind} sent ${st.packetsSent} pkts ${st.bytesSent} B active ${st.active} limit ${st.qualityLimitationReason}`);
+                        }
+                    });
+                    o.push(`${id} senders ${pc.getSenders().map((x) => (x.track ? `${x.track.kind}:${x.track.readyState}:${x.track.enabled}` : 'none')).join(',')}` +
+                        ` transceivers ${pc.getTransceivers().map((t) => `${t.mid}:${t.direction}/${t.currentDirection}`).join(',')}`);
+                }
+                return o;
+            }).catch((x) => [x.message]);
+            ice.push(...out);
+            e.message += `\n  ${page.qrName} events:\n      ${ev}\n  console:\n      ${(con || []).slice(-20).join('\n      ')}` +
+                `\n  media: ${JSON.stringify(media)}\n  ICE:\n      ${ice.join('\n      ')}`;
         }
         throw e;
     }
@@ -194,6 +221,11 @@ async function tcpCall(label, therapist, patient) {
                 }
                 e.message += `\n  relay counters since the call began: ${JSON.stringify(diff)}`;
             }
+            // The relay's leg records meanwhile: which address and transport
+            // each leg was bound to, and when it moved.
+            const recs = (await q.relayAudit().catch(() => [])).slice(audit0).filter((r) => /^leg\./.test(r.type));
+            e.message += `\n  relay leg records:\n      ${recs.map((r) => `${r.time} ${r.type} ${(r.agents || []).map((x) => `${x.role}=${x.address}`).join(' ')} ` +
+                `${JSON.stringify(r.detail)}${r.reason ? ` reason ${JSON.stringify(r.reason)}` : ''}`).join('\n      ')}`;
             throw e;
         });
 
