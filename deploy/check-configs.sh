@@ -54,7 +54,7 @@ wait_http() { # URL [curl options]: waits up to 10 s for a 200
 mkdir -p "$tmp/etc/tls" "$tmp/var/relay" "$tmp/var/signal"
 chmod 0700 "$tmp/var/relay" "$tmp/var/signal"
 media=$(free_port udp); control=$(free_port tcp); relay_ops=$(free_port tcp)
-https=$(free_port tcp); signal_ops=$(free_port tcp)
+https=$(free_port tcp); signal_ops=$(free_port tcp); media_tcp=$(free_port tcp)
 
 # Secrets, as relay.conf's header says.
 "$ctl" secret --out "$tmp/etc/relay.secret" >/dev/null
@@ -128,11 +128,11 @@ cp -p "$tmp/etc/relay.secret" "$k/etc/secret/"; cp -p "$tmp/etc/ops.token" "$k/e
 cp -p "$tmp/etc/audit.key" "$k/etc/audit/"; cp -p "$tmp/etc/ehr.jwks.json" "$k/etc/ehr/"
 cp -p "$tmp/etc/tls/fullchain.pem" "$k/etc/tls/tls.crt"; cp -p "$tmp/etc/tls/privkey.pem" "$k/etc/tls/tls.key"
 media=$(free_port udp); control=$(free_port tcp); relay_ops=$(free_port tcp)
-https=$(free_port tcp); signal_ops=$(free_port tcp)
+https=$(free_port tcp); signal_ops=$(free_port tcp); media_tcp=$(free_port tcp)
 kredirect() { # the pod's paths and ports -> this test's
     sed -e "s#/etc/quietroom/#$k/etc/#g" -e "s#/var/lib/quietroom/#$k/var/#g" \
         -e "s#:3478\b#:$media#g" -e "s#:7600\b#:$control#g" -e "s#:9600\b#:$relay_ops#g" \
-        -e "s#0\.0\.0\.0:8443#127.0.0.1:$https#" -e "s#0\.0\.0\.0:9601#127.0.0.1:$signal_ops#"
+        -e "s#:443\b#:$media_tcp#g" -e "s#0\.0\.0\.0:8443#127.0.0.1:$https#" -e "s#0\.0\.0\.0:9601#127.0.0.1:$signal_ops#"
 }
 # k8s_pod FILE CONFIGMAP KEY CONTAINER: writes the ConfigMap's file where the
 # container mounts it and prints the container's command and args, one a line,
@@ -164,7 +164,8 @@ body=$(wait_http "http://127.0.0.1:$relay_ops/healthz") || fail "k8s relay /heal
 wait_http "http://127.0.0.1:$relay_ops/readyz" >/dev/null || fail "k8s relay /readyz"
 curl -fsS -H "Authorization: Bearer $(cat "$k/etc/ops/ops.token")" "http://127.0.0.1:$relay_ops/metrics" \
     >/dev/null || fail "k8s relay /metrics with the token"
-echo "k8s relay: ConfigMap + DaemonSet args start; /healthz $body, /readyz 200, /metrics with token"
+grep -q "media on tcp 127.0.0.1:$media_tcp" "$tmp/k8s-relay.log" || fail "k8s relay: no ICE-TCP listener"
+echo "k8s relay: ConfigMap + DaemonSet args start; /healthz $body, /readyz 200, /metrics with token, ICE-TCP"
 # Signaling: the relay lines and the EHR keys are the operator's to fill in.
 # The cluster lines are stripped: with them signaling would connect to the
 # NATS servers of nats.yaml (quietroom-nats-N...svc:4222), which do not exist

@@ -318,17 +318,19 @@ stage_source() { # DIR: the repository, as CI's clean clone or as the work tree
 }
 
 quickstart() {
-    local root log=$fresh/quickstart.log pid port media control therapist patient base code body t0 rc left
+    local root log=$fresh/quickstart.log pid port media media_tcp control therapist patient base code body t0 rc left
     qs_fail() { tail -40 "$log" >&2; die "$* (log: $log)"; }
     new_root quickstart
     stage_source "$root/src"
     port=$(free_port tcp); control=$(free_port tcp); media=127.0.0.1:$(free_port udp)
+    media_tcp=127.0.0.1:$(free_port tcp)   # the relay's listen-tcp
     echo "fresh-root: deploy/quickstart.sh in $root (log: $log; signaling on 127.0.0.1:$port)"
     # Its own session and process group, so that it and everything it starts
     # can be signalled at once. (This script runs without job control, so the
     # background child is no group leader and setsid does not fork: $! is the
     # group's id.)
     setsid "${clean_env[@]}" QR_PORT="$port" QR_CONTROL="127.0.0.1:$control" QR_MEDIA="$media" \
+        QR_MEDIA_TCP="$media_tcp" \
         chroot "$root" /bin/bash -c 'cd /src && exec deploy/quickstart.sh' \
         < /dev/null > "$log" 2>&1 9>&- &
     pid=$!

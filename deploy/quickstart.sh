@@ -22,6 +22,9 @@ ctl=build/ctl/quietroomctl
 [ -f "$dev/audit.key" ] || $ctl secret --out "$dev/audit.key"
 
 media=${QR_MEDIA:-127.0.0.1:3478}
+# ICE-TCP, for networks that block UDP: TCP ports are apart from UDP ones, so
+# the same address and port serve; browsers get it below the UDP candidate.
+media_tcp=${QR_MEDIA_TCP:-$media}
 control=${QR_CONTROL:-127.0.0.1:7600}
 port=${QR_PORT:-8443}
 base="http://127.0.0.1:$port"
@@ -34,7 +37,7 @@ static-dir = $root/signaling/web
 ehr-jwks = $root/$dev/ehr.jwks.json
 issuer = quietroom-dev
 audience = quietroom
-relay = dev $control $media
+relay = dev $control $media tcp:$media_tcp
 relay-secret-file = $root/$dev/relay.secret
 audit-log = $root/$dev/signal-audit.jsonl
 audit-key-file = $root/$dev/audit.key
@@ -51,7 +54,7 @@ trap stop EXIT
 trap 'exit 0' INT TERM
 
 rm -f "$dev/relay.ready"
-build/relay/quietroom-relay --listen "$media" --control "$control" \
+build/relay/quietroom-relay --listen "$media" --listen-tcp "$media_tcp" --control "$control" \
     --secret-file "$dev/relay.secret" --audit-log "$dev/relay-audit.jsonl" \
     --audit-key-file "$dev/audit.key" --runtime-dir "$dev/run" \
     --ready-file "$dev/relay.ready" &
@@ -75,7 +78,7 @@ patient=$($ctl token --key "$dev/ehr.key" --kid dev --iss quietroom-dev --aud qu
 cat <<TXT
 
 Quietroom is running on this machine:
-  relay      udp $media (control tcp $control)
+  relay      udp $media, tcp $media_tcp (control tcp $control)
   signaling  $base  (plain HTTP: loopback only)
 
 Therapist:  $base/#token=$doctor

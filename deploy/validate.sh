@@ -133,9 +133,12 @@ sandbox() {
         case "$caps" in
         "") ;;
         CAP_NET_BIND_SERVICE)
-            # only if the packaged config binds below 1024
+            # only if the packaged config binds below 1024, or shows how to
+            # (the relay's listen-tcp on 443 is commented out by default:
+            # signaling may hold 443 on the same host)
             conf=$(sed -n 's#^ExecStart=.*--config /etc/quietroom/##p' "$u")
-            port=$(sed -n 's/^listen = .*:\([0-9]*\)$/\1/p' "deploy/etc/$conf" 2>/dev/null | head -1)
+            port=$(sed -n 's/^#\{0,1\}listen\(-tcp\)\{0,1\} = .*:\([0-9]*\)$/\2/p' "deploy/etc/$conf" 2>/dev/null |
+                   sort -n | head -1)
             if [ -z "$port" ] || [ "$port" -ge 1024 ]; then
                 echo "$u: CAP_NET_BIND_SERVICE but $conf listens on ${port:-?}" >&2; ok=1
             fi ;;

@@ -151,7 +151,7 @@ static int signal__parse_media(const char *tok, struct signal_relay_spec *r, cha
                                size_t errlen)
 {
     bool tcp = strncmp(tok, SIGNAL_TCP_PREFIX, strlen(SIGNAL_TCP_PREFIX)) == 0;
-    struct sdp_candidate *c = &r->cands[r->n_cands];
+    struct sdp_candidate *c;
     union netaddr a;
 
     if (netaddr_parse(tcp ? tok + strlen(SIGNAL_TCP_PREFIX) : tok, &a) != 0) {
@@ -169,6 +169,7 @@ static int signal__parse_media(const char *tok, struct signal_relay_spec *r, cha
                  SDP_CANDIDATES_MAX);
         return -1;
     }
+    c = &r->cands[r->n_cands];
     netaddr_format_host(&a, c->addr, sizeof(c->addr));
     c->port = netaddr_port(&a);
     c->transport = tcp ? SDP_TRANSPORT_TCP : SDP_TRANSPORT_UDP;

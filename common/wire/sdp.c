@@ -25,8 +25,9 @@
 #define SDP_LOCAL_PREF_TOP 65535u
 /* RFC 6544 §4.2: a TCP candidate's local preference is 2^13 * direction-pref
  * + other-pref, and a passive host candidate's direction-pref is 4. Its top,
- * 40959, is below every UDP one (65535 down to 65528), so each TCP candidate
- * is below each UDP one and UDP is used wherever it works. */
+ * 40959, is below every UDP one (65535 less one per candidate, at most
+ * SDP_CANDIDATES_MAX), so each TCP candidate is below each UDP one and UDP is
+ * used wherever it works. */
 #define SDP_TCP_DIR_PASSIVE 4u
 #define SDP_TCP_OTHER_PREF_TOP 8191u
 

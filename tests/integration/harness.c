@@ -485,23 +485,25 @@ int peer_check(struct udp_peer *p, const union netaddr *relay, const struct chec
 
 int relay_conf_line(const struct relay_proc *r, const char *name, char *out, size_t len)
 {
-    char listen[2][NETADDR_STRLEN];
-    int n;
+    char text[NETADDR_STRLEN];
+    size_t n;
 
     if (r->n_listen < 1)
         return -1;
-    netaddr_format(&r->listen[0], listen[0], sizeof(listen[0]));
-    if (r->n_listen > 1)
-        netaddr_format(&r->listen[1], listen[1], sizeof(listen[1]));
-    n = snprintf(out, len, "relay = %s %s %s %s", name, r->control, listen[0],
-                 r->n_listen > 1 ? listen[1] : "");
-    return n > 0 && (size_t)n < len ? 0 : -1;
+    n = (size_t)snprintf(out, len, "relay = %s %s", name, r->control);
+    for (int i = 0; i < r->n_listen && n < len; i++)
+        n += (size_t)snprintf(out + n, len - n, " %s",
+                              netaddr_format(&r->listen[i], text, sizeof(text)));
+    for (int i = 0; i < r->n_listen_tcp && n < len; i++)
+        n += (size_t)snprintf(out + n, len - n, " tcp:%s",
+                              netaddr_format(&r->listen_tcp[i], text, sizeof(text)));
+    return n < len ? 0 : -1;
 }
 
 static int harness_write_conf(struct signal_proc *s, const struct relay_proc *r, bool tls,
                               const char *const *extra)
 {
-    char line[3 * NETADDR_STRLEN + 32];
+    char line[RELAY_CONF_LINE_MAX];
     FILE *f;
 
     if (relay_conf_line(r, "r1", line, sizeof(line)) != 0 || (f = fopen(s->conf, "w")) == NULL)

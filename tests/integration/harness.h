@@ -48,7 +48,9 @@ int relay_stop(struct relay_proc *r);
  * relay_start (give a shared --secret-file again if it had one). 0 or -1. */
 int relay_restart(struct relay_proc *r, const char *const *extra);
 /* The signaling configuration line naming r: "relay = NAME CONTROL MEDIA
- * [MEDIA2]". 0, or -1 if it does not fit. */
+ * [MEDIA2] [tcp:TCP-MEDIA...]", its TCP addresses if it listens on TCP. 0,
+ * or -1 if it does not fit (RELAY_CONF_LINE_MAX always does). */
+#define RELAY_CONF_LINE_MAX (6 * NETADDR_STRLEN + 64)
 int relay_conf_line(const struct relay_proc *r, const char *name, char *out, size_t len);
 /* Waits up to timeout_ms for the relay to exit by itself; returns its exit
  * status, or -2 if it is still running. */

@@ -1,6 +1,7 @@
 /* quietroom-signal in front of a real relay, driven by WebSocket clients as
  * browsers would: EHR tokens, the waiting room, admission, SDP rewriting
- * whose relay credentials work against the running relay, removal and
+ * whose relay credentials work against the running relay and whose
+ * candidates are the relay's (its TCP ones after the UDP ones), removal and
  * ending that stop forwarding within 100 ms, resume, protocol errors, and
  * an audit log that names who did what but holds no secrets. */
 #include <pthread.h>
@@ -47,14 +48,28 @@ static void remember_secret(struct world *w, const char *s)
         snprintf(sw->seen[sw->n_seen++], sizeof(sw->seen[0]), "%s", s);
 }
 
-static int setup(void **state)
+static int sigworld_start(void **state, const char *const *relay_extra)
 {
     static const char *const extra[] = {"resume-grace = 2", "rate-limit = 20", NULL};
-    struct world_opts o = {.tls = false, .signal_extra = extra, .wait_ms = WAIT_MS};
+    struct world_opts o = {.tls = false, .signal_extra = extra, .relay_extra = relay_extra,
+                           .wait_ms = WAIT_MS};
     struct sigworld *sw = calloc(1, sizeof(*sw));
 
     *state = sw;
     return sw != NULL ? world_start(&sw->w, &o) : -1;
+}
+
+static int setup(void **state)
+{
+    return sigworld_start(state, NULL);
+}
+
+/* The same, with a relay that also listens on TCP (ICE-TCP). */
+static int setup_tcp(void **state)
+{
+    static const char *const relay_extra[] = {"--listen-tcp", "127.0.0.1:0", NULL};
+
+    return sigworld_start(state, relay_extra);
 }
 
 static int teardown(void **state)
@@ -177,6 +192,64 @@ static void call_close(struct call *cl)
     wsconn_free(cl->pat);
 }
 
+/* Whether a candidate names one of addrs. */
+static bool relay_has(const union netaddr *addrs, int n, const char *addr, unsigned port)
+{
+    char text[96];
+    union netaddr a;
+
+    snprintf(text, sizeof(text), strchr(addr, ':') ? "[%s]:%u" : "%s:%u", addr, port);
+    if (netaddr_parse(text, &a) != 0)
+        return false;
+    for (int i = 0; i < n; i++) {
+        if (netaddr_equal(&a, &addrs[i]))
+            return true;
+    }
+    return false;
+}
+
+/* Every section with candidates has exactly the relay's: its UDP ones,
+ * then its TCP ones (passive, each below every UDP one). */
+static void check_relay_candidates(const struct relay_proc *r, const char *sdp)
+{
+    const char *p = sdp;
+    int n_udp = -1, n_tcp = -1;
+    unsigned long min_udp = ~0ul;
+
+    while (*p != '\0') {
+        const char *eol = strstr(p, "\r\n");
+        char line[512], transport[8], addr[64];
+        unsigned long prio;
+        unsigned port;
+
+        assert_non_null(eol);
+        snprintf(line, sizeof(line), "%.*s", (int)(eol - p), p);
+        p = eol + 2;
+        if (strncmp(line, "m=", 2) == 0 || strcmp(line, "a=end-of-candidates") == 0) {
+            assert_true(n_udp <= 0 || (n_udp == r->n_listen && n_tcp == r->n_listen_tcp));
+            n_udp = n_tcp = 0;
+            min_udp = ~0ul;
+        }
+        if (strncmp(line, "a=candidate:", 12) != 0)
+            continue;
+        assert_int_equal(sscanf(line, "a=candidate:%*u 1 %7s %lu %63s %u typ host", transport,
+                                &prio, addr, &port),
+                         4);
+        if (strcmp(transport, "udp") == 0) {
+            assert_int_equal(n_tcp, 0);
+            assert_true(relay_has(r->listen, r->n_listen, addr, port));
+            min_udp = prio < min_udp ? prio : min_udp;
+            n_udp++;
+            continue;
+        }
+        assert_string_equal(transport, "tcp");
+        assert_non_null(strstr(line, " typ host tcptype passive"));
+        assert_true(relay_has(r->listen_tcp, r->n_listen_tcp, addr, port));
+        assert_true(prio < min_udp);
+        n_tcp++;
+    }
+}
+
 /* Offer from the clinician with a real Chromium SDP, answer from the
  * patient with a real Firefox SDP; returns what each side received. */
 static void negotiate(struct call *cl, struct sdp_summary *at_pat, struct sdp_summary *at_doc)
@@ -192,6 +265,7 @@ static void negotiate(struct call *cl, struct sdp_summary *at_pat, struct sdp_su
     m = expect(cl->pat, "offer");
     assert_string_equal(world_str(m, "from"), cl->doc_id);
     sdp = world_str(m, "sdp");
+    check_relay_candidates(&cl->w->relay, sdp);
     assert_int_equal(sdp_summarize(sdp, strlen(sdp), at_pat), SDP_OK);
     remember_secret(cl->w, at_pat->ice_ufrag);
     remember_secret(cl->w, at_pat->ice_pwd);
@@ -206,6 +280,7 @@ static void negotiate(struct call *cl, struct sdp_summary *at_pat, struct sdp_su
                                           "sdp", answer));
     m = expect(cl->doc, "answer");
     sdp = world_str(m, "sdp");
+    check_relay_candidates(&cl->w->relay, sdp);
     assert_int_equal(sdp_summarize(sdp, strlen(sdp), at_doc), SDP_OK);
     remember_secret(cl->w, at_doc->ice_ufrag);
     remember_secret(cl->w, at_doc->ice_pwd);
@@ -411,6 +486,17 @@ static void test_admit_exchange_and_relay_credentials_work(void **state)
     peer_close(&dp);
     peer_close(&pp);
     call_close(&cl);
+}
+
+/* A relay listening on TCP too: offer and answer carry its passive TCP
+ * candidate after the UDP one (negotiate checks), and media still binds
+ * and flows over UDP, which browsers prefer. */
+static void test_relay_on_tcp_too_is_offered_after_udp(void **state)
+{
+    struct world *w = *state;
+
+    assert_int_equal(w->relay.n_listen_tcp, 1);
+    test_admit_exchange_and_relay_credentials_work(state);
 }
 
 struct act_msg {
@@ -757,6 +843,8 @@ int main(void)
         T(test_websocket_refused_without_origin_path_or_protocol),
         T(test_authentication_failures),
         T(test_admit_exchange_and_relay_credentials_work),
+        cmocka_unit_test_setup_teardown(test_relay_on_tcp_too_is_offered_after_udp, setup_tcp,
+                                        teardown),
         T(test_remove_stops_forwarding_within_100ms),
         T(test_end_stops_forwarding_and_tells_everyone),
         T(test_resume_once_and_not_after_grace),

@@ -41,7 +41,7 @@ struct world {
     struct relay_proc relay2;          /* with second_relay; pid 0 otherwise */
     struct signal_proc sig;            /* pid 0 with no_signal */
     char ops_token_file[HARNESS_PATH]; /* with ops_token; "" otherwise */
-    char relay2_line[160];             /* with signal_both_relays: its relay line */
+    char relay2_line[RELAY_CONF_LINE_MAX]; /* with signal_both_relays: its relay line */
     int wait_ms;
 };
 

@@ -254,16 +254,16 @@ static void test_size_limits(void **state)
 static void test_rewrite_growth_is_bounded(void **state)
 {
     static const char section[] = L("m=application 9 UDP/DTLS/SCTP x");
-    static struct sdp_candidate eight[SDP_CANDIDATES_MAX];
+    static struct sdp_candidate many[SDP_CANDIDATES_MAX];
     static const char head[] = HEAD BUNDLE FP L("a=ice-ufrag:" UFRAG) L("a=ice-pwd:" PWD)
         M_AUDIO MUX;
-    struct sdp_rewrite_params p = {UFRAG, PWD, eight, 0};
+    struct sdp_rewrite_params p = {UFRAG, PWD, many, 0};
     size_t len, out_len;
 
     (void)state;
     for (unsigned i = 0; i < SDP_CANDIDATES_MAX; i++) {
-        snprintf(eight[i].addr, SDP_ADDR_MAX, "2001:db8:ffff:ffff:ffff:ffff:ffff:%x", i);
-        eight[i].port = 65535;
+        snprintf(many[i].addr, SDP_ADDR_MAX, "2001:db8:ffff:ffff:ffff:ffff:ffff:%x", i);
+        many[i].port = 65535;
     }
     memcpy(in_text, head, strlen(head));
     for (len = strlen(head); len + 2 * sizeof(section) < QR_SDP_MAX; len += sizeof(section) - 1)

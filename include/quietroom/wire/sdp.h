@@ -12,7 +12,8 @@
 #include "quietroom/base/limits.h"
 
 #define SDP_ADDR_MAX 64
-#define SDP_CANDIDATES_MAX 8
+/* Every address a relay can listen on, UDP and TCP, can be announced. */
+#define SDP_CANDIDATES_MAX (QR_LISTEN_MAX + QR_TCP_LISTEN_MAX)
 
 /* How browsers reach a relay address. UDP is zero, so that {addr, port}
  * means UDP; TCP is a passive ICE-TCP candidate (RFC 6544, RFC 4571
