@@ -237,13 +237,20 @@ async function tcpCall(label, therapist, patient) {
         const c2 = await Promise.all(nets.map((ns) => ns.counters()));
         const pairs = { therapist: await selectedPairs(doc), patient: await selectedPairs(pat) };
         // Each leg's transport at the relay, by the address it is bound to:
-        // its latest leg.up or leg.moved record (relay audit log).
-        const legs = {};
-        for (const r of (await q.relayAudit()).slice(audit0)) {
-            if (r.type !== 'leg.up' && r.type !== 'leg.moved') continue;
-            const agent = (r.agents || []).find((x) => /^leg-/.test(x.role));
-            legs[`${r.session}/${r.detail.link}/${agent && agent.role}`] = { transport: r.detail.transport, address: agent && agent.address };
-        }
+        // its latest leg.up, leg.moved or leg.down record (relay audit log,
+        // written by a thread of its own: it may lag a little).
+        const legs = await waitFor('two legs in the relay\'s audit log', async () => {
+            const l = {};
+            for (const r of (await q.relayAudit()).slice(audit0)) {
+                if (!['leg.up', 'leg.moved', 'leg.down'].includes(r.type)) continue;
+                const agent = (r.agents || []).find((x) => /^leg-/.test(x.role));
+                l[`${r.session}/${r.detail.link}/${agent && agent.role}`] = {
+                    transport: r.type === 'leg.down' ? `down (${r.reason})` : r.detail.transport,
+                    address: agent && agent.address,
+                };
+            }
+            return Object.keys(l).length >= 2 && l;
+        }, { timeout: 5000 });
         const report = {
             frames, pairs, legs,
             relay: {
@@ -292,7 +299,7 @@ async function tcpCall(label, therapist, patient) {
         // The namespaces: where UDP is dropped, the browser did try UDP (the
         // rule dropped it) and sent its media over TCP; where it is not, the
         // media went over UDP.
-        for (const [i, ns] of nets.entries()) {
+        for (const ns of nets) {
             const n = report.nft[ns.tag];
             if (ns.dropUdp) {
                 assert.ok(n.call.udp.packets > 0, `${ns.tag}: the nftables rule dropped no UDP to the relay`);
