@@ -495,6 +495,14 @@ static void tcp__drain_inbox(struct worker *w)
             tcp__queue(w, c, cell->data, cell->len);
         inbox_pop(t->inbox);
     }
+    /* More than one inbox's worth came: the rest is for the next round,
+     * whose wake-up is ours to give, as its producers' came before. */
+    if (inbox_peek(t->inbox) != NULL) {
+        uint64_t one = 1;
+
+        if (write(t->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+            log_warn("worker %u: inbox eventfd: %s", w->id, strerror(errno));
+    }
 }
 
 void tcp_event(struct worker *w, enum tcp_event_kind kind, uint32_t index, uint32_t events,
