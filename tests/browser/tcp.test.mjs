@@ -326,6 +326,10 @@ test('one browser on ICE-TCP, the other on UDP: the relay forwards between them'
     await tcpCall('tcp-udp', ['chromium', nsTcp, 'tcp'], ['chromium', nsUdp, 'udp']);
 });
 
+test('Firefox ESR on ICE-TCP, Chromium on UDP: the relay forwards between them', { skip: SKIP_FIREFOX }, async () => {
+    await tcpCall('udp-tcp-f', ['chromium', nsUdp, 'udp'], ['firefox', nsTcp, 'tcp']);
+});
+
 test('with UDP allowed, Chromium and Firefox ESR choose UDP although the relay offers TCP', { skip: SKIP_FIREFOX }, async () => {
     await tcpCall('udp-cf', ['chromium', nsUdp, 'udp'], ['firefox', nsUdp, 'udp']);
 });
