@@ -224,6 +224,7 @@ async function tcpCall(label, therapist, patient) {
             // The relay's leg records meanwhile: which address and transport
             // each leg was bound to, and when it moved.
             const recs = (await q.relayAudit().catch(() => [])).slice(audit0).filter((r) => /^leg\./.test(r.type));
+            // (An earlier call's legs may go down meanwhile: their session differs.)
             e.message += `\n  relay leg records:\n      ${recs.map((r) => `${r.time} ${r.type} ${(r.agents || []).map((x) => `${x.role}=${x.address}`).join(' ')} ` +
                 `${JSON.stringify(r.detail)}${r.reason ? ` reason ${JSON.stringify(r.reason)}` : ''}`).join('\n      ')}`;
             throw e;
@@ -238,11 +239,15 @@ async function tcpCall(label, therapist, patient) {
         const pairs = { therapist: await selectedPairs(doc), patient: await selectedPairs(pat) };
         // Each leg's transport at the relay, by the address it is bound to:
         // its latest leg.up, leg.moved or leg.down record (relay audit log,
-        // written by a thread of its own: it may lag a little).
+        // written by a thread of its own: it may lag a little). This call's
+        // relay session is the one whose legs came up meanwhile (an earlier
+        // call's legs go down 30 s after its browsers closed).
         const legs = await waitFor('two legs in the relay\'s audit log', async () => {
+            const recs = (await q.relayAudit()).slice(audit0);
+            const ours = new Set(recs.filter((r) => r.type === 'leg.up').map((r) => r.session));
             const l = {};
-            for (const r of (await q.relayAudit()).slice(audit0)) {
-                if (!['leg.up', 'leg.moved', 'leg.down'].includes(r.type)) continue;
+            for (const r of recs) {
+                if (!['leg.up', 'leg.moved', 'leg.down'].includes(r.type) || !ours.has(r.session)) continue;
                 const agent = (r.agents || []).find((x) => /^leg-/.test(x.role));
                 l[`${r.session}/${r.detail.link}/${agent && agent.role}`] = {
                     transport: r.type === 'leg.down' ? `down (${r.reason})` : r.detail.transport,

@@ -29,10 +29,8 @@ import { writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { CHROMIUM } from './browsers.mjs';
 
-const execFileP = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 /* A command with optional stdin; rejects with its stderr. */
@@ -74,10 +72,8 @@ export async function removeStaleNamespaces() {
     for (const line of out.split('\n')) {
         const name = line.trim().split(/\s+/)[0];
         const pid = name && nsPid(name);
-        if (pid && !alive(pid)) {
-            await killNamespaceProcesses(name);
-            await ip('netns', 'del', name).catch(() => {});
-        }
+        // (Its browsers, if any are left, run.sh ends by its marker.)
+        if (pid && !alive(pid)) await ip('netns', 'del', name).catch(() => {});
     }
 }
 

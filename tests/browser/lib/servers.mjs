@@ -126,11 +126,12 @@ export class Quietroom {
      * tls: signaling serves HTTPS/WSS with a fresh self-signed certificate
      * for `host` (q.tls: { cert, key, spki }, the SPKI SHA-256 in base64),
      * which it needs to listen anywhere but on loopback; q.base is then
-     * https://. Not with cluster.
+     * https://. Not with cluster or paths.
      * tcp: each relay also listens for ICE-TCP on mediaHost (--listen-tcp,
      * a port of its own: relay.tcp, relay.tcpPort; q.tcp, q.tcpPort the
      * first's), and signaling's relay lines name it (tcp:ADDR:PORT). */
     static async start({ host = '127.0.0.1', mediaHost = host, label = 'run', paths = [], extraSignal = [], cluster = 0, relays = 1, tls = false, tcp = false } = {}) {
+        if (tls && (cluster >= 2 || paths.length)) throw new Error('Quietroom.start: tls is for one signaling process without paths');
         const q = new Quietroom();
         q.host = host;
         q.wantTls = tls;
