@@ -53,4 +53,16 @@ static inline bool addrmap_read_retry(const struct addrmap *m, uint32_t token)
 /* The leg bound at a, or ADDRMAP_NONE; call inside a read section. */
 uint32_t addrmap_find(const struct addrmap *m, const struct leg_addr *a);
 
+/* addrmap_find in a read section of its own. */
+static inline uint32_t addrmap_lookup(const struct addrmap *m, const struct leg_addr *a)
+{
+    uint32_t id, token;
+
+    do {
+        token = addrmap_read_begin(m);
+        id = addrmap_find(m, a);
+    } while (addrmap_read_retry(m, token));
+    return id;
+}
+
 #endif

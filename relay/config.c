@@ -129,7 +129,7 @@ static const struct config_option relay_options[] = {
     {"listen-tcp", "ADDR:PORT", set_listen_tcp,
      "ICE-TCP address (RFC 6544 passive) for networks that block UDP; repeatable"},
     {"max-tcp-connections", "N", set_max_tcp,
-     "ICE-TCP connections open at once, all workers (default 4096)"},
+     "ICE-TCP connections open at once, all workers (default 2048)"},
     {"secret-file", "FILE", set_secret_file, "credential secrets shared with signaling"},
     {"control", "ADDR:PORT", set_control, "control endpoint (default " RELAY_DEFAULT_CONTROL ")"},
     {"workers", "N", set_workers, "forwarding threads (default: one per CPU we may use)"},

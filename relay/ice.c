@@ -153,14 +153,11 @@ static void ice__consent(struct worker *w, uint32_t listen, const union netaddr 
 {
     const struct addrmap *m = w->map;
     struct leg_addr a;
-    uint32_t id, token;
     struct link *k;
+    uint32_t id;
 
     leg_addr_pack(src, listen, &a);
-    do {
-        token = addrmap_read_begin(m);
-        id = addrmap_find(m, &a);
-    } while (addrmap_read_retry(m, token));
+    id = addrmap_lookup(m, &a);
     if (id == ADDRMAP_NONE || (id & 1) != cl->side)
         return;
     k = &m->links[id >> 1];

@@ -14,7 +14,8 @@ void inbox_init(struct inbox *q)
         atomic_init(&q->cell[i].seq, i);
 }
 
-bool inbox_push(struct inbox *q, const struct leg_addr *to, const uint8_t *buf, size_t len)
+bool inbox_push(struct inbox *q, const struct leg_addr *to, const uint8_t *buf, size_t len,
+                bool media)
 {
     uint64_t pos = atomic_load_explicit(&q->tail, memory_order_relaxed);
     struct inbox_cell *c;
@@ -39,6 +40,7 @@ bool inbox_push(struct inbox *q, const struct leg_addr *to, const uint8_t *buf, 
     }
     c->to = *to;
     c->len = (uint16_t)len;
+    c->media = media;
     memcpy(c->data, buf, len);
     atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
     return true;

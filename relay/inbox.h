@@ -19,6 +19,7 @@ struct inbox_cell {
     _Atomic uint64_t seq;
     struct leg_addr to;           /* the connection's leg address, checked on delivery */
     uint16_t len;
+    bool media;                   /* not STUN: only for a connection its leg is bound to */
     uint8_t data[QR_TCP_FRAME_MAX];
 };
 
@@ -34,7 +35,8 @@ void inbox_init(struct inbox *q);
 
 /* Any thread: copies a frame of len <= QR_TCP_FRAME_MAX bytes for the
  * connection at to. False if the inbox is full. */
-bool inbox_push(struct inbox *q, const struct leg_addr *to, const uint8_t *buf, size_t len);
+bool inbox_push(struct inbox *q, const struct leg_addr *to, const uint8_t *buf, size_t len,
+                bool media);
 
 /* The consumer only: the oldest frame, or NULL if none. It stays valid
  * until inbox_pop. */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -39,48 +40,53 @@ static unsigned relay__worker_count(struct relay *r)
     return r->cpus.workers;
 }
 
-/* Opens every worker's socket for every listen address. With port 0 the
- * first socket picks the port and the others join it. */
-static int relay__sockets(struct relay *r, int fds[QR_WORKERS_MAX][QR_LISTEN_MAX])
+/* Opens every worker's socket for each of the n addresses with open_fn:
+ * fds[w * stride + l]. With port 0 the first socket picks the port and the
+ * others join it. */
+static int relay__sockets(struct relay *r, union netaddr *addrs, unsigned n,
+                          int (*open_fn)(const union netaddr *), const char *proto, int *fds,
+                          unsigned stride)
 {
-    for (unsigned l = 0; l < r->cfg.n_listen; l++) {
+    for (unsigned l = 0; l < n; l++) {
         for (unsigned w = 0; w < r->n_workers; w++) {
             char text[NETADDR_STRLEN];
-            socklen_t len = sizeof(r->cfg.listen[l]);
+            socklen_t len = sizeof(addrs[l]);
+            int fd = open_fn(&addrs[l]);
 
-            fds[w][l] = worker_socket(&r->cfg.listen[l]);
-            if (fds[w][l] < 0) {
-                log_error("listen %s: %s", netaddr_format(&r->cfg.listen[l], text, sizeof(text)),
-                          strerror(errno));
+            fds[w * stride + l] = fd;
+            if (fd < 0) {
+                log_error("listen %s %s: %s", proto,
+                          netaddr_format(&addrs[l], text, sizeof(text)), strerror(errno));
                 return -1;
             }
-            if (w == 0 && getsockname(fds[w][l], &r->cfg.listen[l].sa, &len) != 0)
+            if (w == 0 && getsockname(fd, &addrs[l].sa, &len) != 0)
                 return -1;
         }
     }
     return 0;
 }
 
-/* Every worker's listening socket for every listen-tcp address, as above. */
-static int relay__tcp_sockets(struct relay *r, int fds[QR_WORKERS_MAX][QR_TCP_LISTEN_MAX])
+/* Each ICE-TCP connection is a file descriptor: the soft limit is raised to
+ * the hard one, and max-tcp-connections lowered to what it leaves, so that
+ * accept never runs out of them in normal operation. */
+static void relay__fd_limit(struct relay *r)
 {
-    for (unsigned l = 0; l < r->cfg.n_listen_tcp; l++) {
-        for (unsigned w = 0; w < r->n_workers; w++) {
-            char text[NETADDR_STRLEN];
-            socklen_t len = sizeof(r->cfg.listen_tcp[l]);
+    uint64_t want = (uint64_t)r->cfg.max_tcp_conns + QR_TCP_FD_RESERVE;
+    struct rlimit rl;
 
-            fds[w][l] = tcp_listen_socket(&r->cfg.listen_tcp[l]);
-            if (fds[w][l] < 0) {
-                log_error("listen tcp %s: %s",
-                          netaddr_format(&r->cfg.listen_tcp[l], text, sizeof(text)),
-                          strerror(errno));
-                return -1;
-            }
-            if (w == 0 && getsockname(fds[w][l], &r->cfg.listen_tcp[l].sa, &len) != 0)
-                return -1;
-        }
+    if (r->cfg.n_listen_tcp == 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
     }
-    return 0;
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+        return;
+    r->cfg.max_tcp_conns =
+        rl.rlim_cur > QR_TCP_FD_RESERVE + 1 ? (uint32_t)(rl.rlim_cur - QR_TCP_FD_RESERVE) : 1;
+    log_warn("max-tcp-connections lowered to %u: only %llu file descriptors (LimitNOFILE)",
+             r->cfg.max_tcp_conns, (unsigned long long)rl.rlim_cur);
 }
 
 static int relay__start_workers(struct relay *r)
@@ -93,7 +99,10 @@ static int relay__start_workers(struct relay *r)
         for (unsigned l = 0; l < QR_TCP_LISTEN_MAX; l++)
             tcp[w][l] = -1;
     }
-    if (relay__sockets(r, fds) != 0 || relay__tcp_sockets(r, tcp) != 0)
+    if (relay__sockets(r, r->cfg.listen, r->cfg.n_listen, worker_socket, "udp", &fds[0][0],
+                       QR_LISTEN_MAX) != 0 ||
+        relay__sockets(r, r->cfg.listen_tcp, r->cfg.n_listen_tcp, tcp_listen_socket, "tcp",
+                       &tcp[0][0], QR_TCP_LISTEN_MAX) != 0)
         goto fail;
     for (unsigned w = 0; w < r->n_workers; w++) {
         r->workers[w] = worker_new(r, w, fds[w], r->cfg.n_listen, tcp[w], r->cfg.n_listen_tcp);
@@ -215,6 +224,7 @@ static int relay__init(struct relay *r, int argc, char **argv, int *exit_code)
         return -1;
     }
     r->n_workers = relay__worker_count(r);
+    relay__fd_limit(r);
     if ((r->table = table_new(r->cfg.max_links, r->seed, events_leg_down, r)) == NULL) {
         log_error("cannot allocate %u links", r->cfg.max_links);
         return -1;

@@ -100,12 +100,12 @@ static void ops__transport(struct metrics *m, const struct relay *r, const struc
         metrics_u64(m, fam[i].name, "transport", "tcp", v->sum[fam[i].tcp]);
     }
     metrics_family(m, "quietroom_relay_tcp_connections", "gauge",
-                   "ICE-TCP connections open now, and those of them still waiting for their "
-                   "first valid check.");
+                   "ICE-TCP connections open now, and those of them whose leg is not bound to "
+                   "them (yet).");
     metrics_u64(m, "quietroom_relay_tcp_connections", "state", "open",
                 atomic_load(&r->tcp_open));
-    metrics_u64(m, "quietroom_relay_tcp_connections", "state", "waiting_for_check",
-                atomic_load(&r->tcp_unauth));
+    metrics_u64(m, "quietroom_relay_tcp_connections", "state", "waiting",
+                atomic_load(&r->tcp_waiting));
     ops__labelled(m, v, "tcp_connections", "quietroom_relay_tcp_connections_total", "result",
                   "ICE-TCP connections accepted, or refused at a limit.");
     ops__labelled(m, v, "tcp_closed", "quietroom_relay_tcp_closed_total", "reason",

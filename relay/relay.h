@@ -57,9 +57,9 @@ struct relay {
     uint64_t started_mono_ms;
     _Atomic bool stopping;
     /* ICE-TCP connections over all workers (tcp.c): open, and those of
-     * them still waiting for their first valid check. */
+     * them whose leg is not bound to them (yet). */
     _Atomic uint32_t tcp_open;
-    _Atomic uint32_t tcp_unauth;
+    _Atomic uint32_t tcp_waiting;
 
     /* Lifecycle and operations (lifecycle.c, ops.c). */
     _Atomic bool draining;

@@ -54,14 +54,19 @@ const struct stat_name stat_names[STAT_COUNT] = {
     [STAT_TCP_RX_BYTES] = {"tcp", "bytes_received"},
     [STAT_TCP_FWD_PACKETS] = {"tcp", "packets_forwarded"},
     [STAT_TCP_FWD_BYTES] = {"tcp", "bytes_forwarded"},
+    [STAT_TCP_HANDED_OVER] = {"tcp", "handed_over"},
     [STAT_TCP_ACCEPTED] = {"tcp_connections", "accepted"},
     [STAT_TCP_REFUSED_FULL] = {"tcp_connections", "refused_full"},
-    [STAT_TCP_REFUSED_UNAUTH] = {"tcp_connections", "refused_unauthenticated"},
+    [STAT_TCP_REFUSED_WAITING] = {"tcp_connections", "refused_waiting"},
+    [STAT_TCP_REFUSED_ERROR] = {"tcp_connections", "refused_error"},
     [STAT_TCP_CLOSED_NO_CHECK] = {"tcp_closed", "no_check"},
+    [STAT_TCP_CLOSED_NOT_BOUND] = {"tcp_closed", "not_bound"},
     [STAT_TCP_CLOSED_BAD_FIRST] = {"tcp_closed", "bad_first_frame"},
     [STAT_TCP_CLOSED_BAD_FRAME] = {"tcp_closed", "bad_frame"},
     [STAT_TCP_CLOSED_CONSENT] = {"tcp_closed", "consent"},
+    [STAT_TCP_CLOSED_UNBOUND] = {"tcp_closed", "leg_unbound"},
     [STAT_TCP_CLOSED_PEER] = {"tcp_closed", "peer"},
+    [STAT_TCP_CLOSED_ERROR] = {"tcp_closed", "error"},
     [STAT_TCP_OTHER_LEG] = {"stun", "ignored_other_leg"},
     [STAT_TCP_DROP_SLOW] = {"dropped", "tcp_slow_reader"},
     [STAT_TCP_DROP_HANDOFF] = {"dropped", "tcp_handoff_full"},
@@ -212,8 +217,8 @@ json_t *stats_relay_json(struct relay *r)
                             json_integer((json_int_t)v.sum[i]));
     json_object_set_new(stats__group(root, "tcp_connections"), "open",
                         json_integer(atomic_load(&r->tcp_open)));
-    json_object_set_new(stats__group(root, "tcp_connections"), "waiting_for_check",
-                        json_integer(atomic_load(&r->tcp_unauth)));
+    json_object_set_new(stats__group(root, "tcp_connections"), "waiting",
+                        json_integer(atomic_load(&r->tcp_waiting)));
     /* Signaling moves a draining relay's calls elsewhere before this runs out. */
     if (v.draining)
         json_object_set_new(root, "drain_left_s", json_integer((json_int_t)v.drain_left_s));

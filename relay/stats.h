@@ -53,18 +53,23 @@ enum stat_id {
     STAT_TCP_RX_BYTES,
     STAT_TCP_FWD_PACKETS,           /* frames queued to TCP legs (also in STAT_FWD_*) */
     STAT_TCP_FWD_BYTES,
+    STAT_TCP_HANDED_OVER,           /* frames handed to the worker owning the connection */
     STAT_TCP_ACCEPTED,
     STAT_TCP_REFUSED_FULL,          /* max-tcp-connections open already */
-    STAT_TCP_REFUSED_UNAUTH,        /* QR_TCP_UNAUTH_MAX waiting for their first check */
-    STAT_TCP_CLOSED_NO_CHECK,       /* no valid check within QR_TCP_AUTH_TIMEOUT_MS */
+    STAT_TCP_REFUSED_WAITING,       /* QR_TCP_WAITING_MAX waiting for their leg to bind */
+    STAT_TCP_REFUSED_ERROR,         /* out of memory or file descriptors */
+    STAT_TCP_CLOSED_NO_CHECK,       /* no valid check within QR_TCP_CHECK_TIMEOUT_MS */
+    STAT_TCP_CLOSED_NOT_BOUND,      /* its leg not bound to it within QR_TCP_BIND_TIMEOUT_MS */
     STAT_TCP_CLOSED_BAD_FIRST,      /* first frame not a valid check */
     STAT_TCP_CLOSED_BAD_FRAME,      /* zero length, or longer than QR_TCP_FRAME_MAX */
     STAT_TCP_CLOSED_CONSENT,        /* no valid check for consent-timeout */
+    STAT_TCP_CLOSED_UNBOUND,        /* its leg moved elsewhere or went down */
     STAT_TCP_CLOSED_PEER,           /* the peer closed or reset it */
+    STAT_TCP_CLOSED_ERROR,          /* a write or epoll call failed here */
     STAT_TCP_OTHER_LEG,             /* a check for another leg on a connection: ignored */
     STAT_TCP_DROP_SLOW,             /* write buffer full: the reader is too slow */
     STAT_TCP_DROP_HANDOFF,          /* the owning worker's inbox was full */
-    STAT_TCP_DROP_GONE,             /* its connection closed before the frame went */
+    STAT_TCP_DROP_GONE,             /* its connection closed, or carries no bound leg */
     STAT_BUSY_NS,                   /* time spent handling batches */
     STAT_COUNT
 };

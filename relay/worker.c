@@ -121,8 +121,9 @@ uint64_t worker_counter(const struct worker *w, enum stat_id id)
     return atomic_load_explicit(&w->stats.v[id], memory_order_relaxed);
 }
 
-void worker_handle(struct worker *w, uint32_t listen, const union netaddr *src, uint8_t *buf,
-                   size_t len, const struct worker_now *now)
+bool worker_handle_from(struct worker *w, uint32_t route, const union netaddr *src,
+                        uint8_t *buf, size_t len, const struct worker_now *now,
+                        struct ice_peer *peer)
 {
     enum demux_class cls;
 
@@ -130,12 +131,11 @@ void worker_handle(struct worker *w, uint32_t listen, const union netaddr *src, 
     stat_add(&w->stats, STAT_RX_BYTES, len);
     switch ((cls = demux_classify(buf, len))) {
     case DEMUX_STUN:
-        ice_handle(w, listen, src, buf, len, now, NULL);
-        break;
+        return ice_handle(w, route, src, buf, len, now, peer);
     case DEMUX_DTLS:
     case DEMUX_RTP:
     case DEMUX_RTCP:
-        forward_packet(w, listen, src, buf, len, cls, now);
+        forward_packet(w, route, src, buf, len, cls, now);
         break;
     case DEMUX_TOO_SHORT:
         stat_add(&w->stats, STAT_DROP_MALFORMED, 1);
@@ -143,6 +143,21 @@ void worker_handle(struct worker *w, uint32_t listen, const union netaddr *src, 
     default:
         stat_add(&w->stats, STAT_DROP_PROTOCOL, 1);
         break;
+    }
+    return false;
+}
+
+void worker_handle(struct worker *w, uint32_t listen, const union netaddr *src, uint8_t *buf,
+                   size_t len, const struct worker_now *now)
+{
+    worker_handle_from(w, listen, src, buf, len, now, NULL);
+}
+
+void worker_tx_flush_all(struct worker *w)
+{
+    for (unsigned l = 0; l < w->n_fd; l++) {
+        if (w->tx[l].n > 0)
+            worker_tx_flush(w, l);
     }
 }
 
@@ -173,10 +188,7 @@ static void worker__batch(struct worker *w, uint32_t listen, int n)
         }
         worker_handle(w, listen, &w->rx_addr[i], w->rx_buf[i], len, &now);
     }
-    for (unsigned l = 0; l < w->n_fd; l++) {
-        if (w->tx[l].n > 0)
-            worker_tx_flush(w, l);
-    }
+    worker_tx_flush_all(w);
     stat_add(&w->stats, STAT_BUSY_NS, clock_mono_us() * 1000 - now.mono_us * 1000);
 }
 
@@ -220,7 +232,7 @@ static void worker__tcp_event(struct worker *w, uint64_t tag, uint32_t events)
     struct worker_now now;
 
     worker__now(&now);
-    tcp_event(w, (enum tcp_event_kind)(tag >> 32 & 0xff), (uint32_t)tag, events, &now);
+    tcp_event(w, tag, events, &now);
     stat_add(&w->stats, STAT_BUSY_NS, clock_mono_us() * 1000 - now.mono_us * 1000);
 }
 
@@ -238,7 +250,7 @@ static void worker__loop_epoll(struct worker *w)
         for (int i = 0; i < n; i++) {
             uint64_t tag = ev[i].data.u64;
 
-            if (tag >> 56 == WORKER_TAG_TCP)
+            if (TCP_TAG_IS(tag))
                 worker__tcp_event(w, tag, ev[i].events);
             else
                 worker__receive(w, (uint32_t)tag);

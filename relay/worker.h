@@ -1,11 +1,13 @@
 /* A forwarding worker: one thread, one epoll loop, its own SO_REUSEPORT
- * socket per listen address, batched recvmmsg/sendmmsg, its own counters.
- * Fields are shared with ice.c and forward.c only. */
+ * socket per listen address (and listener per listen-tcp address), batched
+ * recvmmsg/sendmmsg, its own counters. Fields are shared with ice.c,
+ * forward.c and tcp.c only. */
 #ifndef QUIETROOM_RELAY_WORKER_H
 #define QUIETROOM_RELAY_WORKER_H
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -41,12 +43,8 @@ struct worker_now {
  * sockets uses sendmmsg; a detached one (tests) whatever it was given. */
 typedef int (*worker_send_fn)(void *ctx, uint32_t listen, struct mmsghdr *msg, unsigned n);
 
-/* The top byte of an epoll tag: a UDP socket (its index below) or the TCP
- * side (tcp.h: the kind, then the index). */
-#define WORKER_TAG_UDP 0u
-#define WORKER_TAG_TCP 1u
-
 struct tcp_worker;
+struct ice_peer;
 
 struct worker {
     struct relay *relay;
@@ -97,6 +95,11 @@ void worker_free(struct worker *w);
  * stay untouched until then, as responses are built over it. */
 void worker_handle(struct worker *w, uint32_t listen, const union netaddr *src, uint8_t *buf,
                    size_t len, const struct worker_now *now);
+/* The same for a packet that came by any route (an ICE-TCP frame: peer is
+ * its connection's leg, ice.h). Returns true if it was a valid check. */
+bool worker_handle_from(struct worker *w, uint32_t route, const union netaddr *src,
+                        uint8_t *buf, size_t len, const struct worker_now *now,
+                        struct ice_peer *peer);
 
 /* One of the worker's counters (the relay sums them over workers). */
 uint64_t worker_counter(const struct worker *w, enum stat_id id);
@@ -108,6 +111,8 @@ void worker_tx_add(struct worker *w, uint32_t listen, const union netaddr *to, u
 
 /* Sends what is queued for socket listen now (TCP: at the round's end). */
 void worker_tx_flush(struct worker *w, uint32_t listen);
+/* Sends what is queued for every UDP socket. */
+void worker_tx_flush_all(struct worker *w);
 
 /* Creates a non-blocking SO_REUSEPORT UDP socket bound to addr. Returns the
  * fd or -1 with errno set. */

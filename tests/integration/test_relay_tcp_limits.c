@@ -3,6 +3,7 @@
  * bad framing closes it; strangers that connect and say nothing, say
  * garbage, announce a 64 KiB frame or never read are refused, timed out or
  * dropped and counted, while everyone else keeps being served. */
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -198,6 +199,28 @@ static void mixed_exchange(struct world *w, struct mixed *m, uint16_t seq)
     assert_memory_equal(got, pkt, 200);
 }
 
+/* Once every connection closed, the gauges are back to zero: nothing
+ * leaked, nothing wrapped. */
+static void expect_all_closed(struct world *w)
+{
+    for (int i = 0; i < 250 && relay_stat(&w->relay, "tcp_connections", "open") != 0; i++)
+        usleep(20 * 1000);
+    assert_int_equal(relay_stat(&w->relay, "tcp_connections", "open"), 0);
+    assert_int_equal(relay_stat(&w->relay, "tcp_connections", "waiting"), 0);
+}
+
+/* A check for a leg, nominated or not, on an open connection; returns
+ * whether an answer came. */
+static bool tcp_check(struct tcp_peer *p, const char *ufrag, const char *pwd, bool nominate)
+{
+    struct check c = {.ufrag = ufrag, .pwd = pwd, .nominate = nominate};
+    uint8_t req[512], resp[2048], txid[STUN_TXID_LEN];
+    size_t n = check_request(&c, req, sizeof(req), txid);
+
+    tcp_send_frame(p, req, n);
+    return tcp_recv_frame(p, resp, sizeof(resp), SILENCE_MS) > 0;
+}
+
 static void test_tcp_leg_forwards_to_udp_leg(void **state)
 {
     struct world *w = *state;
@@ -249,26 +272,29 @@ static void test_tcp_leg_forwards_to_udp_leg(void **state)
         free(audit);
     }
     mixed_close(&m);
+    expect_all_closed(w);
 }
 
 /* Both legs on TCP: frames go from one connection to the other, whichever
  * workers accepted them. */
+#define LINKS 8
+
 static void test_tcp_leg_to_tcp_leg(void **state)
 {
     struct world *w = *state;
-    json_t *creds = ctl_creds(&w->relay, "tcp-both", 4);
-    struct tcp_peer a[4], b[4];
+    json_t *creds = ctl_creds(&w->relay, "tcp-both", LINKS);
+    struct tcp_peer a[LINKS], b[LINKS];
     uint8_t pkt[1000], got[2048];
 
     assert_non_null(creds);
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < LINKS; k++) {
         tcp_open(&a[k], w);
         tcp_open(&b[k], w);
         tcp_bind(&a[k], creds_ufrag(creds, k, 0), creds_pwd(creds, k, 0));
         tcp_bind(&b[k], creds_ufrag(creds, k, 1), creds_pwd(creds, k, 1));
     }
     for (uint16_t s = 0; s < 30; s++) {
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < LINKS; k++) {
             rtp_packet(pkt, s, 0xC1C1 + (uint32_t)k, sizeof(pkt));
             tcp_send_frame(&a[k], pkt, sizeof(pkt));
             assert_int_equal(tcp_recv_frame(&b[k], got, sizeof(got), WAIT_MS), (int)sizeof(pkt));
@@ -278,12 +304,16 @@ static void test_tcp_leg_to_tcp_leg(void **state)
             assert_memory_equal(got, pkt, 100);
         }
     }
-    assert_int_equal(relay_stat(&w->relay, "tcp", "packets_forwarded"), 4 * 60);
-    for (int k = 0; k < 4; k++) {
+    assert_int_equal(relay_stat(&w->relay, "tcp", "packets_forwarded"), LINKS * 60);
+    /* With 4 workers, all 8 pairs on one worker each is a 1 in 65,536
+     * chance: the inbox between workers carried some. */
+    assert_true(relay_stat(&w->relay, "tcp", "handed_over") > 0);
+    for (int k = 0; k < LINKS; k++) {
         tcp_close(&a[k]);
         tcp_close(&b[k]);
     }
     json_decref(creds);
+    expect_all_closed(w);
 }
 
 /* What a connection must open with, and what framing closes it. */
@@ -332,8 +362,8 @@ static void test_tcp_refuses_bad_openings(void **state)
 
 #define SILENT 300
 
-/* Hundreds of connections that say nothing: at most QR_TCP_UNAUTH_MAX are
- * held, the rest refused; all are closed after QR_TCP_AUTH_TIMEOUT_MS; a
+/* Hundreds of connections that say nothing: at most QR_TCP_WAITING_MAX are
+ * held, the rest refused; all are closed after QR_TCP_CHECK_TIMEOUT_MS; a
  * call already up keeps flowing all along, and a new one gets in after. */
 static void test_tcp_silent_crowd(void **state)
 {
@@ -350,13 +380,14 @@ static void test_tcp_silent_crowd(void **state)
         tcp_open(&crowd[i], w);
     for (int i = 0; i < 250 && relay_stat(&w->relay, "tcp_connections", "accepted") +
                                           relay_stat(&w->relay, "tcp_connections",
-                                                     "refused_unauthenticated") <
+                                                     "refused_waiting") <
                                       SILENT + 1;
          i++)
         usleep(20 * 1000);
-    refused = relay_stat(&w->relay, "tcp_connections", "refused_unauthenticated");
-    assert_int_equal(refused, SILENT - QR_TCP_UNAUTH_MAX);
-    until = now_ms() + QR_TCP_AUTH_TIMEOUT_MS + 1000;
+    refused = relay_stat(&w->relay, "tcp_connections", "refused_waiting");
+    assert_int_equal(refused, SILENT - QR_TCP_WAITING_MAX);
+    assert_int_equal(relay_stat(&w->relay, "tcp_connections", "waiting"), QR_TCP_WAITING_MAX);
+    until = now_ms() + QR_TCP_CHECK_TIMEOUT_MS + 1000;
     while (now_ms() < until)
         mixed_exchange(w, &m, seq++);
     for (int i = 0; i < SILENT; i++) {
@@ -364,12 +395,13 @@ static void test_tcp_silent_crowd(void **state)
         tcp_close(&crowd[i]);
     }
     assert_int_equal(closed, SILENT);
-    assert_int_equal(relay_stat(&w->relay, "tcp_closed", "no_check"), QR_TCP_UNAUTH_MAX);
+    assert_int_equal(relay_stat(&w->relay, "tcp_closed", "no_check"), QR_TCP_WAITING_MAX);
     mixed_open(w, &late, "tcp-crowd-late");
     mixed_exchange(w, &late, 0);
     mixed_exchange(w, &m, seq);
     mixed_close(&late);
     mixed_close(&m);
+    expect_all_closed(w);
 }
 
 /* A TCP leg that never reads while media flows to it: its frames are
@@ -405,8 +437,183 @@ static void test_tcp_stalled_reader(void **state)
     assert_true(slow > 0);
     assert_true(slow < 2000);
     mixed_exchange(w, &other, 9999);
+    /* Reading again: every frame that was kept is whole and in order (the
+     * write buffer wrapped many times), and the leg flows again. */
+    {
+        uint8_t got[2048];
+        int n, kept = 0;
+        long last = -1;
+
+        while ((n = tcp_recv_frame(&stalled.b, got, sizeof(got), SILENCE_MS)) > 0) {
+            assert_int_equal(n, (int)sizeof(pkt));
+            assert_int_equal(got[0], 0x80);
+            assert_true((long)bytes_get16(got + 2) > last);
+            last = bytes_get16(got + 2);
+            kept++;
+        }
+        assert_int_equal(kept + slow, 2000);
+        mixed_exchange(w, &stalled, 5000);
+    }
     mixed_close(&other);
     mixed_close(&stalled);
+    expect_all_closed(w);
+}
+
+/* A connection carries the leg its first check named: a check for another
+ * leg on it goes unanswered, counted. */
+static void test_tcp_other_leg_ignored(void **state)
+{
+    struct world *w = *state;
+    struct mixed m;
+
+    mixed_open(w, &m, "tcp-other");
+    assert_false(tcp_check(&m.b, creds_ufrag(m.creds, 0, 0), creds_pwd(m.creds, 0, 0), true));
+    assert_int_equal(relay_stat(&w->relay, "stun", "ignored_other_leg"), 1);
+    assert_true(tcp_check(&m.b, creds_ufrag(m.creds, 0, 1), creds_pwd(m.creds, 0, 1), false));
+    mixed_exchange(w, &m, 1);
+    mixed_close(&m);
+    expect_all_closed(w);
+}
+
+/* The TCP leg moves to UDP (the browser found UDP after all): the relay
+ * closes the connection its leg left, and the leg stays up where it went. */
+static void test_tcp_leg_moves_to_udp(void **state)
+{
+    struct world *w = *state;
+    struct mixed m;
+    struct udp_peer b2;
+    uint8_t pkt[300], got[2048];
+
+    mixed_open(w, &m, "tcp-move");
+    mixed_exchange(w, &m, 1);
+    assert_int_equal(peer_open(&b2, "127.0.0.1:0"), 0);
+    udp_bind(&b2, &w->relay.listen[0], creds_ufrag(m.creds, 0, 1), creds_pwd(m.creds, 0, 1));
+    assert_true(tcp_closed_by_relay(&m.b, 2 * WAIT_MS));
+    assert_int_equal(relay_stat(&w->relay, "tcp_closed", "leg_unbound"), 1);
+    assert_int_equal(relay_stat(&w->relay, "legs", "moves"), 1);
+    rtp_packet(pkt, 2, 0xE1E1, sizeof(pkt));
+    assert_int_equal(peer_send(&m.a, &w->relay.listen[0], pkt, sizeof(pkt)), 0);
+    assert_int_equal(peer_recv(&b2, got, sizeof(got), WAIT_MS, NULL), (int)sizeof(pkt));
+    {
+        char *audit = read_text(w->relay.audit);
+
+        assert_non_null(audit);
+        assert_null(strstr(audit, "connection_closed")); /* the leg never went down */
+        free(audit);
+    }
+    peer_close(&b2);
+    mixed_close(&m);
+    expect_all_closed(w);
+}
+
+/* One visitor's credentials cannot hold more than the waiting connections
+ * strangers can: checks without a nomination never bind, and such
+ * connections close QR_TCP_BIND_TIMEOUT_MS after they opened, while a bound
+ * call flows throughout. */
+static void test_tcp_checked_never_bound(void **state)
+{
+    struct world *w = *state;
+    static struct tcp_peer idle[QR_TCP_WAITING_MAX];
+    struct mixed m;
+    uint64_t until;
+    uint16_t seq = 0;
+    int closed = 0;
+
+    mixed_open(w, &m, "tcp-idle");
+    for (int i = 0; i < QR_TCP_WAITING_MAX; i++) {
+        tcp_open(&idle[i], w);
+        assert_true(tcp_check(&idle[i], creds_ufrag(m.creds, 0, 0), creds_pwd(m.creds, 0, 0),
+                              false));
+    }
+    assert_int_equal(relay_stat(&w->relay, "tcp_connections", "waiting"), QR_TCP_WAITING_MAX);
+    {
+        struct tcp_peer more;
+
+        tcp_open(&more, w);
+        assert_true(tcp_closed_by_relay(&more, WAIT_MS));
+        tcp_close(&more);
+    }
+    assert_int_equal(relay_stat(&w->relay, "tcp_connections", "refused_waiting"), 1);
+    until = now_ms() + QR_TCP_BIND_TIMEOUT_MS + 1000;
+    while (now_ms() < until)
+        mixed_exchange(w, &m, seq++);
+    for (int i = 0; i < QR_TCP_WAITING_MAX; i++) {
+        closed += tcp_closed_by_relay(&idle[i], WAIT_MS);
+        tcp_close(&idle[i]);
+    }
+    assert_int_equal(closed, QR_TCP_WAITING_MAX);
+    assert_int_equal(relay_stat(&w->relay, "tcp_closed", "not_bound"), QR_TCP_WAITING_MAX);
+    mixed_exchange(w, &m, seq);
+    mixed_close(&m);
+    expect_all_closed(w);
+}
+
+/* A bound TCP leg with no check for consent-timeout: its connection is
+ * closed and its leg goes down. */
+static void test_tcp_consent_closes(void **state)
+{
+    static const char *const listen[] = {"127.0.0.1:0", NULL};
+    static const char *const extra[] = {"--listen-tcp", "127.0.0.1:0", "--consent-timeout", "1",
+                                        NULL};
+    struct world_opts o = {.no_signal = true, .listen = listen, .relay_extra = extra};
+    struct world quick = {0};
+    struct mixed m;
+
+    (void)state;
+    assert_int_equal(world_start(&quick, &o), 0);
+    mixed_open(&quick, &m, "tcp-consent");
+    mixed_exchange(&quick, &m, 1);
+    assert_true(tcp_closed_by_relay(&m.b, 3 * WAIT_MS));
+    assert_int_equal(relay_stat(&quick.relay, "tcp_closed", "consent"), 1);
+    mixed_close(&m);
+    expect_all_closed(&quick);
+    assert_int_equal(world_stop(&quick), 0);
+}
+
+/* Out of file descriptors: accept fails, the listener rests instead of
+ * spinning (a few refusals counted, not thousands), calls in progress go
+ * on, and new connections get in once descriptors are free again. */
+static void test_tcp_out_of_descriptors(void **state)
+{
+    struct world *w = *state;
+    static struct tcp_peer crowd[40];
+    char pid[16], limit[32], *out;
+    char *argv[] = {"/usr/bin/prlimit", "--pid", pid, limit, NULL};
+    struct mixed m, late;
+    int status, fds = 0;
+    long long failed;
+
+    mixed_open(w, &m, "tcp-fds");
+    snprintf(pid, sizeof(pid), "%d", (int)w->relay.pid);
+    {
+        char dir[64];
+        DIR *d;
+
+        snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)w->relay.pid);
+        assert_non_null(d = opendir(dir));
+        while (readdir(d) != NULL)
+            fds++;
+        closedir(d);
+    }
+    snprintf(limit, sizeof(limit), "--nofile=%d:%d", fds + 8, fds + 8);
+    out = run_command(argv, &status);
+    free(out);
+    assert_int_equal(status, 0);
+    for (int i = 0; i < 40; i++)
+        tcp_open(&crowd[i], w);
+    for (uint16_t s = 0; s < 50; s++)
+        mixed_exchange(w, &m, s);
+    failed = relay_stat(&w->relay, "tcp_connections", "refused_error");
+    assert_true(failed > 0);
+    assert_true(failed < 200); /* one per listener per 250 ms, not a spin */
+    for (int i = 0; i < 40; i++)
+        tcp_close(&crowd[i]);
+    usleep(3 * QR_TCP_SWEEP_MS * 1000);
+    mixed_open(w, &late, "tcp-fds-late");
+    mixed_exchange(w, &late, 1);
+    mixed_close(&late);
+    mixed_close(&m);
+    expect_all_closed(w);
 }
 
 /* max-tcp-connections: with every connection taken by a call, the next
@@ -447,6 +654,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tcp_refuses_bad_openings, setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_tcp_silent_crowd, setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_tcp_stalled_reader, setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_tcp_other_leg_ignored, setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_tcp_leg_moves_to_udp, setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_tcp_checked_never_bound, setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_tcp_out_of_descriptors, setup, world_teardown),
+        cmocka_unit_test(test_tcp_consent_closes),   /* its own world */
         cmocka_unit_test(test_tcp_connection_limit), /* its own world */
     };
 

@@ -35,7 +35,7 @@ static void *produce(void *arg)
         memset(frame, (int)(i & 0xff), len);
         memcpy(frame, &i, sizeof(i));
         memcpy(frame + 4, &p->id, sizeof(p->id));
-        while (!inbox_push(p->q, &to, frame, len))
+        while (!inbox_push(p->q, &to, frame, len, true))
             p->refused++; /* full: the test's producers retry; the relay drops */
     }
     return NULL;
@@ -88,15 +88,15 @@ static void test_full_refuses(void **state)
 
     (void)state;
     inbox_init(q);
-    assert_false(inbox_push(q, &to, b, sizeof(b))); /* longer than a frame */
+    assert_false(inbox_push(q, &to, b, sizeof(b), true)); /* longer than a frame */
     for (uint32_t i = 0; i < QR_TCP_INBOX; i++) {
         b[0] = (uint8_t)i;
-        assert_true(inbox_push(q, &to, b, 1));
+        assert_true(inbox_push(q, &to, b, 1, false));
     }
-    assert_false(inbox_push(q, &to, b, 1));
+    assert_false(inbox_push(q, &to, b, 1, false));
     assert_int_equal(inbox_peek(q)->data[0], 0);
     inbox_pop(q);
-    assert_true(inbox_push(q, &to, b, 1));
+    assert_true(inbox_push(q, &to, b, 1, false));
     for (uint32_t i = 1; i <= QR_TCP_INBOX; i++) {
         assert_non_null(inbox_peek(q));
         inbox_pop(q);

@@ -29,36 +29,46 @@
 
 #define QR_TCP_LISTEN_MAX 4
 /* Connections open at once over all workers (max-tcp-connections), and the
- * most that option may ask for: a connection's slot number fits 20 bits. */
-#define QR_TCP_CONNS_DEFAULT 4096
+ * most that option may ask for: a connection's index fits 20 bits. */
+#define QR_TCP_CONNS_DEFAULT 2048
 #define QR_TCP_CONNS_LIMIT (1 << 20)
-/* Connections that have not yet sent a valid check: what a stranger can
- * hold open. Each costs its read buffer only. */
-#define QR_TCP_UNAUTH_MAX 256
-/* A new connection's first frame, a valid STUN Binding request, must come
- * within this; RFC 6544 leaves it to the agent. */
-#define QR_TCP_AUTH_TIMEOUT_MS 5000
+/* Connections whose leg is not bound to them (yet): no valid check, or
+ * checks but no nomination. This is what strangers, or one visitor's
+ * credentials, can hold; each is closed QR_TCP_CHECK_TIMEOUT_MS after it
+ * connected without a valid check, QR_TCP_BIND_TIMEOUT_MS without its leg
+ * bound to it. */
+#define QR_TCP_WAITING_MAX 256
+#define QR_TCP_CHECK_TIMEOUT_MS 5000
+#define QR_TCP_BIND_TIMEOUT_MS 15000
 /* The largest frame taken: one packet, as on UDP. A larger length closes
  * the connection (no packet of ours is that large). */
 #define QR_TCP_FRAME_MAX QR_PACKET_MAX
 /* Bytes read per connection before frames are cut from them. */
 #define QR_TCP_READ_BUFFER (4 * (QR_TCP_FRAME_MAX + 2))
-/* Frames waiting for a slow reader, per connection: ~250 ms of 2 Mbit/s
- * video on top of the kernel's send buffer. A frame that does not fit is
- * dropped whole (counted), so the stream stays framed. */
+/* Frames waiting for a slow reader, per connection (from its first valid
+ * check): ~250 ms of 2 Mbit/s video on top of the kernel's send buffer. A
+ * frame that does not fit is dropped whole (counted): the stream stays
+ * framed. */
 #define QR_TCP_WRITE_BUFFER (64 * 1024)
-/* The kernel's send buffer per connection: small, so that a stalled reader
- * shows up in our counters instead of megabytes of stale media. */
-#define QR_TCP_SOCKET_BUFFER (128 * 1024)
+/* The kernel's send buffer asked for per connection (the kernel doubles
+ * it): small, so that a stalled reader shows up in our counters instead of
+ * a second of stale media queued in the kernel. */
+#define QR_TCP_SOCKET_BUFFER (32 * 1024)
 /* Frames one worker hands another for a TCP leg it owns (the receiving
- * worker's inbox), and the listen backlog. */
+ * worker's inbox); the owner is woken every QR_TCP_WAKE_EVERY frames handed
+ * to it, and at the end of the round for the rest. */
 #define QR_TCP_INBOX 1024
+#define QR_TCP_WAKE_EVERY 64
 #define QR_TCP_BACKLOG 512
 /* Bytes a worker reads from one connection per wake-up before others get
  * their turn. */
 #define QR_TCP_READ_PER_WAKE (64 * 1024)
-/* How often a worker looks for connections past their deadline. */
+/* How often a worker looks for connections past their deadline, and
+ * listens again after running out of file descriptors. */
 #define QR_TCP_SWEEP_MS 250
+/* File descriptors a relay keeps beside its TCP connections: sockets of
+ * every worker, the audit log, control and operator connections. */
+#define QR_TCP_FD_RESERVE 256
 
 /* --- links and legs ---------------------------------------------------- */
 
