@@ -41,7 +41,7 @@ struct tcp_conn {
     uint64_t accepted_ms;
     uint64_t deadline_ms;         /* closed by then unless a check moves it */
     struct ice_peer ice;          /* the leg it carries, once known */
-    uint32_t rx_len;
+    uint32_t rx_off, rx_len;      /* frames handled up to rx_off, read up to rx_len */
     uint32_t tx_head, tx_len;     /* ring of framed bytes to write */
     uint8_t *tx;                  /* QR_TCP_WRITE_BUFFER bytes, from the first check */
     uint8_t rx[QR_TCP_READ_BUFFER];
@@ -148,6 +148,7 @@ static void tcp__close(struct worker *w, struct tcp_conn *c, enum stat_id why)
 
     if (why != STAT_COUNT)
         stat_add(&w->stats, why, 1);
+    worker_tx_flush_all(w); /* UDP sends may point into c->rx */
     if (c->state == TCP_BOUND)
         table_unbind_at(r->table, &c->key, LEG_DOWN_CLOSED);
     else
@@ -468,44 +469,64 @@ static enum stat_id tcp__frame(struct worker *w, struct tcp_conn *c, uint8_t *bu
     return STAT_COUNT;
 }
 
-/* Handles every whole frame in the read buffer. Returns the counter to
- * close the connection with, or STAT_COUNT to keep it. */
+/* Handles every whole frame in the read buffer from c->rx_off on. Returns
+ * the counter to close the connection with, or STAT_COUNT to keep it. The
+ * frames stay where they are: UDP sends queued this round point into them
+ * (sent at the round's end, tcp_after). */
 static enum stat_id tcp__frames(struct worker *w, struct tcp_conn *c,
                                 const struct worker_now *now)
 {
     enum stat_id close_why = STAT_COUNT;
-    uint32_t off = 0;
 
     while (close_why == STAT_COUNT) {
         size_t n;
-        enum tcpframe_status st = tcpframe_next(c->rx + off, c->rx_len - off, QR_TCP_FRAME_MAX,
-                                                &n);
+        enum tcpframe_status st = tcpframe_next(c->rx + c->rx_off, c->rx_len - c->rx_off,
+                                                QR_TCP_FRAME_MAX, &n);
 
         if (st == TCPFRAME_PARTIAL)
             break;
-        if (st != TCPFRAME_OK) {
-            close_why = STAT_TCP_CLOSED_BAD_FRAME;
-            break;
-        }
-        close_why = tcp__frame(w, c, c->rx + off + TCPFRAME_HEADER, n, now);
-        off += (uint32_t)(TCPFRAME_HEADER + n);
+        if (st != TCPFRAME_OK)
+            return STAT_TCP_CLOSED_BAD_FRAME;
+        close_why = tcp__frame(w, c, c->rx + c->rx_off + TCPFRAME_HEADER, n, now);
+        c->rx_off += (uint32_t)(TCPFRAME_HEADER + n);
     }
-    worker_tx_flush_all(w); /* their payloads are in c->rx, which moves now */
-    memmove(c->rx, c->rx + off, c->rx_len - off);
-    c->rx_len -= off;
     return close_why;
 }
 
+/* Moves the partial frame at the end of the read buffer to its start.
+ * Sends first what points into the buffer, unless nothing can (a new round:
+ * the last one sent everything). */
+static void tcp__compact(struct worker *w, struct tcp_conn *c, bool sends_pending)
+{
+    if (c->rx_off == 0)
+        return;
+    if (sends_pending)
+        worker_tx_flush_all(w);
+    memmove(c->rx, c->rx + c->rx_off, c->rx_len - c->rx_off);
+    c->rx_len -= c->rx_off;
+    c->rx_off = 0;
+}
+
 /* Reads what the connection has, a bounded amount per wake-up (level-
- * triggered epoll calls again for the rest), and handles its frames. */
+ * triggered epoll calls again for the rest), and handles its frames. A
+ * short read means the socket is drained: no second call to hear EAGAIN. */
 static void tcp__read(struct worker *w, struct tcp_conn *c, const struct worker_now *now)
 {
     size_t budget = QR_TCP_READ_PER_WAKE;
+    bool sends_pending = false;
 
+    tcp__compact(w, c, false);
     while (budget > 0) {
-        ssize_t n = recv(c->fd, c->rx + c->rx_len, sizeof(c->rx) - c->rx_len, 0);
+        size_t room;
+        ssize_t n;
         enum stat_id why;
 
+        if (sizeof(c->rx) - c->rx_len < QR_TCP_FRAME_MAX + TCPFRAME_HEADER) {
+            tcp__compact(w, c, sends_pending);
+            sends_pending = false;
+        }
+        room = sizeof(c->rx) - c->rx_len;
+        n = recv(c->fd, c->rx + c->rx_len, room, 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -516,10 +537,13 @@ static void tcp__read(struct worker *w, struct tcp_conn *c, const struct worker_
         }
         c->rx_len += (uint32_t)n;
         budget -= (size_t)n < budget ? (size_t)n : budget;
+        sends_pending = true;
         if ((why = tcp__frames(w, c, now)) != STAT_COUNT) {
             tcp__close(w, c, why);
             return;
         }
+        if ((size_t)n < room)
+            return;
     }
 }
 
@@ -626,6 +650,7 @@ void tcp_after(struct worker *w, const struct worker_now *now)
 {
     struct tcp_worker *t = w->tcp;
 
+    worker_tx_flush_all(w); /* before any read buffer moves (tcp__compact) */
     for (uint32_t i = 0; i < t->n_flush; i++) {
         struct tcp_conn *c = t->conn[t->flush[i]];
 
