@@ -10,6 +10,10 @@ generator on the other), alternating the arms round by round:
   relay   quietroom-relay with its default worker count: pinned to one CPU, it
           runs one worker (the count it chose and why are read from its log and
           printed with the results)
+  relay-tcp  the same relay with --listen-tcp, every leg on ICE-TCP (a
+          connection each, RFC 4571 frames): not in the default arms; ask for
+          it with --arms relay,relay-tcp to set TCP's cost per packet beside
+          UDP's (docs/bench/tcp.md)
 
 Each arm runs twice per round against the same server: a load run at the
 issue's 150 kpps (server CPU per packet, loss, kernel drops) and a latency run
@@ -22,6 +26,7 @@ Writes results/bench-<time>/ with runs.jsonl, summary.json, summary.md and
 plot.png (gnuplot). Traffic stays on loopback; every run ends by itself.
 
     loadtest/bench.py [--build build] [--rounds 5] [--seconds 10] [--links 100]
+    loadtest/bench.py --arms relay,relay-tcp --links 20 --seconds 4 --session-probe 0
 """
 
 import argparse
@@ -37,15 +42,16 @@ import sys
 import tempfile
 import time
 
-ARMS = ["direct", "minfwd", "coturn", "relay"]
+ARMS = ["direct", "minfwd", "coturn", "relay", "relay-tcp"]
+DEFAULT_ARMS = ["direct", "minfwd", "coturn", "relay"]
 SERVER_CPU = "0"
 GENERATOR_CPU = "1"
 # The relay's start-up line: "control on tcp ADDR; 1 worker (cpu affinity: 1 CPU), ..."
 RELAY_WORKERS = re.compile(r"control on tcp \S+; (\d+) workers? \((.*?)\), \d+ link slots")
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+def free_port(kind=socket.SOCK_DGRAM):
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
@@ -99,14 +105,20 @@ class Server:
                          "--log-level", "info"] + self.extra
             self.args = ["--mode", "relay", "--server", f"127.0.0.1:{port}",
                          "--secret-file", secret]
+            if self.arm == "relay-tcp":
+                # The same relay, UDP address and all; its legs come over TCP.
+                tcp = free_port(socket.SOCK_STREAM)
+                cmd += ["--listen-tcp", f"127.0.0.1:{tcp}"]
+                self.args = ["--mode", "relay", "--transport", "tcp", "--server",
+                             f"127.0.0.1:{tcp}", "--secret-file", secret]
         log_start = log.tell()  # earlier runs' lines are above this
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=log)
         time.sleep(0.8 if self.arm == "coturn" else 0.3)
         if self.proc.poll() is not None:
             sys.exit(f"bench: {self.arm} did not start (see {self.work}/{self.arm}.log)")
         self.args += ["--server-pid", str(self.proc.pid)]
-        if self.arm == "relay":
-            self.workers = relay_workers(os.path.join(self.work, "relay.log"), log_start)
+        if self.arm.startswith("relay"):
+            self.workers = relay_workers(os.path.join(self.work, f"{self.arm}.log"), log_start)
 
     def stop(self):
         if self.proc is not None:
@@ -257,17 +269,38 @@ def ratios(s):
         r["relay_packets_per_cpu_s_vs_coturn"] = cpu("coturn") / cpu("relay")
     if "minfwd" in load and "coturn" in load:
         r["limit_vs_coturn"] = cpu("coturn") / cpu("minfwd")
+    if "relay" in load and "relay-tcp" in load:
+        r["relay_tcp_cpu_per_pkt_vs_udp"] = cpu("relay-tcp") / cpu("relay")
+        r["relay_tcp_added_p50_us_vs_udp"] = p("relay-tcp", "latency_p50_us") - \
+            p("relay", "latency_p50_us")
     if "relay" in lat and "direct" in lat:
         r["relay_added_p50_us_vs_direct"] = p("relay", "latency_p50_us") - \
             p("direct", "latency_p50_us")
     return r
 
 
+def paired(runs, arm, base, key):
+    """arm's key over base's, round by round (each round runs both back to
+    back, so the machine's noise of the moment is in both): median, min,
+    max and n of those ratios, or None."""
+    def load_run(rnd, name):
+        return [r[key] for r in runs
+                if r["round"] == rnd and r["arm"] == name and r["phase"] == "load"]
+    vals = []
+    for rnd in sorted({r["round"] for r in runs}):
+        a, b = load_run(rnd, arm), load_run(rnd, base)
+        if a and b and b[0] > 0:
+            vals.append(a[0] / b[0])
+    if not vals:
+        return None
+    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "n": len(vals)}
+
+
 def spread(v, fmt):
     return f"{v['median']:{fmt}} ({v['min']:{fmt}}–{v['max']:{fmt}})"
 
 
-def markdown(s, r, probe, opts, note):
+def markdown(s, r, probe, opts, note, tcp_rounds=None):
     lines = [f"{opts.links} links, {opts.seconds} s per run, {opts.rounds} rounds, arms "
              f"alternating; server on CPU {SERVER_CPU}, generator on CPU {GENERATOR_CPU}; "
              f"medians (min–max).", ""]
@@ -301,9 +334,14 @@ def markdown(s, r, probe, opts, note):
         "relay_added_p50_us_vs_minfwd": "≤ 5 µs",
         "relay_p99_vs_minfwd": "≤ 1.20",
         "relay_added_p50_us_vs_direct": "",
+        "relay_tcp_cpu_per_pkt_vs_udp": "≤ 2.0 (issue 13)",
+        "relay_tcp_added_p50_us_vs_udp": "",
     }
     for k, v in r.items():
         lines.append(f"| {k} | {v:.3f} | {targets.get(k, '')} |")
+    if tcp_rounds:
+        lines.append(f"| relay_tcp_cpu_per_pkt_vs_udp, round by round | "
+                     f"{spread(tcp_rounds, '.3f')}, {tcp_rounds['n']} rounds | ≤ 2.0 |")
     if probe:
         per = (probe["server_rss_kb"] - probe["rss_small_kb"]) * 1024 / probe["links"]
         grew = (probe["server_rss_kb"] - probe["rss_before_kb"]) * 1024 / probe["links"]
@@ -353,7 +391,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--links", type=int, default=100)
-    ap.add_argument("--arms", default=",".join(ARMS))
+    ap.add_argument("--arms", default=",".join(DEFAULT_ARMS),
+                    help="comma-separated, of " + ", ".join(ARMS))
     ap.add_argument("--session-probe", type=int, default=16384)
     ap.add_argument("--results", default="results")
     ap.add_argument("--replot", metavar="DIR", help="redraw DIR/plot.png from DIR/summary.json")
@@ -366,6 +405,8 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
         return
     arms = opts.arms.split(",")
+    if any(a not in ARMS for a in arms):
+        ap.error(f"--arms: each of {', '.join(ARMS)}")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     results = os.path.join(opts.results, f"bench-{stamp}")
     os.makedirs(results, exist_ok=True)
@@ -392,11 +433,12 @@ def main():
     s = summarize(runs)
     r = ratios(s)
     note = workers_note(runs)
+    tcp_rounds = paired(runs, "relay-tcp", "relay", "server_cpu_s_per_mpkt")
     with open(os.path.join(results, "summary.json"), "w") as f:
         json.dump({"summary": s, "ratios": r, "sessions": probe, "links": opts.links,
-                   "seconds": opts.seconds, "rounds": opts.rounds, "relay_workers": note}, f,
-                  indent=2)
-    md = markdown(s, r, probe, opts, note)
+                   "seconds": opts.seconds, "rounds": opts.rounds, "relay_workers": note,
+                   "relay_tcp_vs_udp_by_round": tcp_rounds}, f, indent=2)
+    md = markdown(s, r, probe, opts, note, tcp_rounds)
     with open(os.path.join(results, "summary.md"), "w") as f:
         f.write(md)
     plot(work, s, results)

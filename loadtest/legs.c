@@ -19,6 +19,11 @@
 
 #define LT_SETUP_TRIES 20
 #define LT_SETUP_WINDOW 256
+/* On TCP a leg in the window is a connection whose leg the relay has not
+ * yet bound, and the relay holds few of those at once (256 over all
+ * clients: QR_TCP_UNAUTH_MAX): the threads' windows together stay at half
+ * of that. */
+#define LT_SETUP_WINDOW_TCP 128
 #define LT_SETUP_WAIT_MS 100
 #define LT_SOCKET_BUFFER (8 * 1024 * 1024)
 
@@ -147,6 +152,7 @@ int lt_legs_init(struct lt_thread *t, unsigned first_link, unsigned links)
         l->peer = &t->legs[i ^ 1];
         l->ssrc = link << 1 | (uint32_t)side;
         l->to = t->opt->server;
+        l->tcp_fd = -1;
     }
     return 0;
 }
@@ -173,6 +179,7 @@ int lt_legs_srtp(struct lt_thread *t, unsigned first_link)
 
 void lt_legs_free(struct lt_thread *t)
 {
+    lt_tcp_free(t);
     for (unsigned i = 0; t->legs != NULL && i < t->n_legs; i++) {
         if (t->legs[i].tx != NULL)
             srtp_dealloc(t->legs[i].tx);
@@ -225,7 +232,12 @@ void lt_legs_check(struct lt_thread *t, struct lt_leg *l, struct hmac *sha1)
     snprintf(username, sizeof(username), "%s:lt%u", l->ufrag, l->ssrc);
     RAND_bytes(l->txid, sizeof(l->txid));
     memcpy(r.txid, l->txid, sizeof(l->txid));
-    if ((n = stun_build_request(req, sizeof(req), &r, sha1)) > 0)
+    if ((n = stun_build_request(req, sizeof(req), &r, sha1)) == 0)
+        return;
+    /* RFC 6544: the same check on the leg's connection, framed. */
+    if (t->opt->transport == LT_TRANSPORT_TCP)
+        lt_tcp_send(t, l, req, n);
+    else
         lt_send_from(t, l, &t->opt->server, req, n);
 }
 
@@ -250,10 +262,17 @@ struct lt_window {
     unsigned n, next, failed;
 };
 
-/* Fills free window slots with the legs not yet started. */
+/* Fills free window slots with the legs not yet started; on TCP a leg
+ * connects as it enters, so no more than a window's connections are
+ * being accepted at once. */
 static void lt__window_fill(struct lt_thread *t, struct lt_window *w)
 {
-    while (w->n < LT_SETUP_WINDOW && w->next < t->n_legs) {
+    unsigned room = t->opt->transport == LT_TRANSPORT_TCP ? LT_SETUP_WINDOW_TCP / t->opt->threads
+                                                          : LT_SETUP_WINDOW;
+
+    while (w->n < room && w->next < t->n_legs) {
+        if (t->opt->transport == LT_TRANSPORT_TCP)
+            lt_tcp_open(t, &t->legs[w->next]); /* a failure shows as a leg never ready */
         w->leg[w->n] = w->next++;
         w->due[w->n] = 0;
         w->tries[w->n] = 0;
@@ -286,6 +305,32 @@ static void lt__window_send(struct lt_thread *t, struct lt_window *w, struct hma
     }
 }
 
+static void lt__tcp_answer(struct lt_thread *t, struct lt_leg *l, uint8_t *pkt, size_t len,
+                           void *sha1)
+{
+    (void)t;
+    lt__check_answer(l, pkt, len, sha1);
+}
+
+/* Takes every answer waiting (wait_ms for the first) on either transport. */
+static void lt__setup_receive(struct lt_thread *t, struct hmac *sha1, int wait_ms)
+{
+    uint8_t buf[LT_PACKET_MAX];
+    union netaddr from;
+    struct lt_leg *l;
+    int n;
+
+    if (t->opt->transport == LT_TRANSPORT_TCP) {
+        while (lt_tcp_receive(t, wait_ms, lt__tcp_answer, sha1) > 0)
+            wait_ms = 0;
+        return;
+    }
+    while ((n = lt_recv_one(t, buf, sizeof(buf), wait_ms, &l, &from)) > 0) {
+        if (l != NULL && !l->ready)
+            lt__check_answer(l, buf, (size_t)n, sha1);
+    }
+}
+
 static int lt__relay_setup(struct lt_thread *t)
 {
     struct hmac *sha1 = hmac_new(HMAC_SHA1), *sha256 = hmac_new(HMAC_SHA256);
@@ -295,17 +340,9 @@ static int lt__relay_setup(struct lt_thread *t)
     if (sha1 == NULL || sha256 == NULL || w == NULL || lt__derive(t, sha256) != 0)
         goto out;
     for (lt__window_fill(t, w); w->n > 0; lt__window_fill(t, w)) {
-        uint8_t buf[LT_PACKET_MAX];
-        union netaddr from;
-        struct lt_leg *l;
-        int n;
-
         lt__window_send(t, w, sha1);
         /* Take every answer waiting before sending more. */
-        while ((n = lt_recv_one(t, buf, sizeof(buf), w->n > 0 ? 2 : 0, &l, &from)) > 0) {
-            if (l != NULL && !l->ready)
-                lt__check_answer(l, buf, (size_t)n, sha1);
-        }
+        lt__setup_receive(t, sha1, w->n > 0 ? 2 : 0);
         lt__window_send(t, w, sha1);
     }
     t->setup_failed = w->failed;

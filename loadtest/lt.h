@@ -3,7 +3,8 @@
  * SRTP-protected media to each other through the server under test. Every
  * leg of a thread shares one UDP socket: a leg is a loopback source address
  * (127.T.x.y, same port), chosen per datagram with IP_PKTINFO, so sending
- * and receiving are batched across legs with sendmmsg/recvmmsg. */
+ * and receiving are batched across legs with sendmmsg/recvmmsg. With
+ * --transport tcp each leg is a connection of its own instead (tcp.c). */
 #ifndef QUIETROOM_LOADTEST_LT_H
 #define QUIETROOM_LOADTEST_LT_H
 
@@ -34,6 +35,15 @@
  * measures the generator rather than the server. */
 #define LT_GENERATOR_SATURATED 0.9
 
+/* What the legs carry packets over (relay mode). */
+enum lt_transport {
+    LT_TRANSPORT_UDP,  /* one datagram per packet, every leg on the thread's socket */
+    LT_TRANSPORT_TCP,  /* ICE-TCP: a connection per leg, RFC 4571 frames (tcp.c) */
+};
+
+/* A leg's receive buffer on TCP: several frames per read. */
+#define LT_TCP_RX 8192
+
 /* What the legs talk through. */
 enum lt_mode {
     LT_MODE_RELAY,    /* quietroom-relay: STUN binding with stateless credentials */
@@ -61,7 +71,8 @@ struct lt_profile {
 
 struct lt_options {
     enum lt_mode mode;
-    union netaddr server;          /* relay, minfwd or TURN server */
+    enum lt_transport transport;   /* UDP unless --transport tcp (relay mode only) */
+    union netaddr server;          /* relay, minfwd or TURN server (TCP: the relay's TCP address) */
     struct keyring keys;           /* relay mode: the relay's secret */
     const char *turn_user, *turn_pass;
     unsigned links;
@@ -90,6 +101,8 @@ struct lt_leg {
     uint16_t channel;              /* TURN channel towards the peer, 0 if none */
     union netaddr relayed;         /* TURN: this leg's relayed address */
     bool ready;
+    int tcp_fd;                    /* TCP: this leg's connection, -1 if none */
+    struct lt_tcp *tcp;            /* TCP: its buffers (owned), NULL on UDP */
     /* Setup only. */
     char ufrag[CREDS_UFRAG_LEN + 1], pwd[CREDS_PWD_LEN + 1];
     uint8_t txid[12];
@@ -109,6 +122,7 @@ struct lt_thread {
     uint64_t lat_overflow, lat_count;
     uint64_t sent, received, bytes_sent, corrupt, late_frames, send_errors;
     uint64_t consent_sent, consent_answered;
+    uint64_t tcp_closed;           /* TCP: connections the relay closed or broke */
     uint64_t setup_ns;             /* time to bring every leg up */
     unsigned setup_failed;
     bool srtp_failed;              /* no SRTP sessions: no media from this thread */
@@ -146,5 +160,26 @@ int lt_recv_one(struct lt_thread *t, void *buf, size_t cap, int timeout_ms, stru
 struct lt_leg *lt_leg_by_ip(struct lt_thread *t, struct in_addr ip);
 
 uint64_t lt_now_ns(void);
+
+/* tcp.c: ICE-TCP legs. The thread's fd becomes an epoll set of its legs'
+ * connections (poll it as the UDP socket is polled). */
+int lt_tcp_init(struct lt_thread *t);
+/* Connects leg l from its address, without waiting; 0 or -1. */
+int lt_tcp_open(struct lt_thread *t, struct lt_leg *l);
+/* Makes fd (non-blocking, connected or connecting) leg l's connection: the
+ * second half of lt_tcp_open, which a test gives one end of a socketpair.
+ * 0, or -1 (fd is the caller's still). */
+int lt_tcp_adopt(struct lt_thread *t, struct lt_leg *l, int fd);
+/* Sends one packet framed (RFC 4571) without blocking; 0 if it is sent or
+ * will be, -1 if it is dropped (not connected yet, socket full, closed). */
+int lt_tcp_send(struct lt_thread *t, struct lt_leg *l, const void *buf, size_t len);
+/* Called for each whole packet received (payload only; fn may change it). */
+typedef void (*lt_frame_fn)(struct lt_thread *t, struct lt_leg *l, uint8_t *pkt, size_t len,
+                            void *ctx);
+/* Waits up to timeout_ms for any leg to be readable, then reads what every
+ * ready leg has; returns the packets handed to fn. */
+unsigned lt_tcp_receive(struct lt_thread *t, int timeout_ms, lt_frame_fn fn, void *ctx);
+/* Closes every leg's connection and frees its buffers (not t->fd). */
+void lt_tcp_free(struct lt_thread *t);
 
 #endif

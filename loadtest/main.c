@@ -31,6 +31,9 @@ static const struct lt_profile lt_profiles[] = {
     {"bench", 1333333, 1, 1200, 1200, 96, 0, 0, 0},
 };
 
+static const char *const lt_transports[] = {[LT_TRANSPORT_UDP] = "udp",
+                                            [LT_TRANSPORT_TCP] = "tcp"};
+
 static const char *const lt_modes[] = {
     [LT_MODE_RELAY] = "relay", [LT_MODE_MINFWD] = "minfwd", [LT_MODE_TURN] = "turn",
     [LT_MODE_DIRECT] = "direct"};
@@ -116,7 +119,7 @@ struct lt_result {
     unsigned links;
     double seconds, setup_s, setups_per_s, setups_per_cpu_s;
     uint64_t sent, received, bytes, corrupt, dup, reordered, late, send_errors, setup_failed;
-    uint64_t consent_sent, consent_answered;
+    uint64_t consent_sent, consent_answered, tcp_closed;
     double loss, pps_sent, pps_received, bits_per_s;
     double p50_us, p99_us, p999_us, max_us;
     double server_cpu_s, server_cpu_per_mpkt, gen_cpu_s;
@@ -187,6 +190,7 @@ static void lt__collect(struct lt_run *run, unsigned n, struct lt_result *r)
         r->setup_failed += t->setup_failed;
         r->consent_sent += t->consent_sent;
         r->consent_answered += t->consent_answered;
+        r->tcp_closed += t->tcp_closed;
         count += t->lat_count;
         for (unsigned l = 0; l < t->n_legs; l++) {
             r->dup += t->legs[l].dup;
@@ -220,7 +224,9 @@ static int lt__start_threads(struct lt_run *run, unsigned links, pthread_t *th,
         t->id = i;
         t->opt = opt;
         t->first_link = first;
-        if (lt_socket(t) != 0 || lt_legs_init(t, first, mine) != 0) {
+        t->fd = -1;
+        if (lt_legs_init(t, first, mine) != 0 ||
+            (opt->transport == LT_TRANSPORT_TCP ? lt_tcp_init(t) : lt_socket(t)) != 0) {
             fprintf(stderr, "loadtest: cannot set up thread %u\n", i);
             return -1;
         }
@@ -299,8 +305,9 @@ static int lt__run(const struct lt_options *opt, unsigned links, struct lt_resul
 
 static void lt__print(const struct lt_options *opt, const struct lt_result *r)
 {
-    printf("%s, %u links (%u legs), profile %s, %.0f s, %u generator thread(s)\n",
-           lt_modes[opt->mode], r->links, 2 * r->links, opt->profile.name, r->seconds,
+    printf("%s over %s, %u links (%u legs), profile %s, %.0f s, %u generator thread(s)\n",
+           lt_modes[opt->mode], lt_transports[opt->transport], r->links, 2 * r->links,
+           opt->profile.name, r->seconds,
            opt->threads);
     if (opt->mode == LT_MODE_RELAY || opt->mode == LT_MODE_TURN) {
         printf("  setup      %u links in %.3f s (%.0f setups/s", r->links, r->setup_s,
@@ -328,6 +335,9 @@ static void lt__print(const struct lt_options *opt, const struct lt_result *r)
                (unsigned long long)r->consent_sent, (unsigned long long)r->consent_answered);
     printf("  kernel     UDP RcvbufErrors +%llu, InErrors +%llu\n", r->kernel_rcvbuf_errors,
            r->kernel_in_errors);
+    if (opt->transport == LT_TRANSPORT_TCP)
+        printf("  tcp        %llu connections closed by the relay or broken\n",
+               (unsigned long long)r->tcp_closed);
 }
 
 static json_t *lt__json(const struct lt_options *opt, const struct lt_result *r)
@@ -353,6 +363,8 @@ static json_t *lt__json(const struct lt_options *opt, const struct lt_result *r)
     json_object_set_new(doc, "consent_checks_sent", json_integer((json_int_t)r->consent_sent));
     json_object_set_new(doc, "consent_checks_answered",
                         json_integer((json_int_t)r->consent_answered));
+    json_object_set_new(doc, "transport", json_string(lt_transports[opt->transport]));
+    json_object_set_new(doc, "tcp_closed", json_integer((json_int_t)r->tcp_closed));
     return doc;
 }
 
@@ -362,6 +374,8 @@ static void lt__usage(FILE *out)
 {
     fprintf(out,
             "usage: quietroom-loadtest --mode relay|minfwd|turn|direct [--server ADDR:PORT]\n"
+            "         [--transport udp|tcp]  (relay: tcp = ICE-TCP legs, a connection each to\n"
+            "                                 the relay's --listen-tcp address given as --server)\n"
             "         [--secret-file F] [--turn-user U --turn-pass P] [--links N] [--seconds S]\n"
             "         [--threads T] [--profile audio|video|av|bench] [--pps N] [--size BYTES]\n"
             "         [--server-pid PID] [--json FILE] [--ramp] [--ramp-loss RATIO]\n"
@@ -391,6 +405,17 @@ static int lt__mode(struct lt_options *o, const char *name)
     return -1;
 }
 
+static int lt__transport(struct lt_options *o, const char *name)
+{
+    for (int i = 0; i <= LT_TRANSPORT_TCP; i++) {
+        if (strcmp(lt_transports[i], name) == 0) {
+            o->transport = (enum lt_transport)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 static int lt__options(int argc, char **argv, struct lt_options *o)
 {
     static const struct option opts[] = {
@@ -402,7 +427,7 @@ static int lt__options(int argc, char **argv, struct lt_options *o)
         {"size", required_argument, NULL, 'z'},       {"server-pid", required_argument, NULL, 'P'},
         {"json", required_argument, NULL, 'j'},       {"ramp", no_argument, NULL, 'R'},
         {"ramp-loss", required_argument, NULL, 'L'},  {"help", no_argument, NULL, 'h'},
-        {"consent-ms", required_argument, NULL, 'C'},
+        {"consent-ms", required_argument, NULL, 'C'}, {"transport", required_argument, NULL, 'T'},
         {0, 0, 0, 0},
     };
     char err[256];
@@ -414,6 +439,7 @@ static int lt__options(int argc, char **argv, struct lt_options *o)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'm': if (lt__mode(o, optarg) != 0) return -1; break;
+        case 'T': if (lt__transport(o, optarg) != 0) return -1; break;
         case 's': if (netaddr_parse(optarg, &o->server) != 0 || !netaddr_is_loopback(&o->server)) {
                       fprintf(stderr, "loadtest: --server must be a loopback ADDR:PORT\n");
                       return -1;
@@ -459,6 +485,11 @@ static int lt__options(int argc, char **argv, struct lt_options *o)
                 LT_LINKS_MAX, LT_THREADS_MAX, LT_SECONDS_MAX, LT_PACKET_MAX);
         return -1;
     }
+    if (o->transport == LT_TRANSPORT_TCP &&
+        (o->mode != LT_MODE_RELAY || o->server.sa.sa_family != AF_INET)) {
+        fprintf(stderr, "loadtest: --transport tcp is for --mode relay at an IPv4 address\n");
+        return -1;
+    }
     if (o->mode != LT_MODE_DIRECT && o->server.sa.sa_family == 0) {
         fprintf(stderr, "loadtest: --server is required\n");
         return -1;
@@ -469,6 +500,26 @@ static int lt__options(int argc, char **argv, struct lt_options *o)
         return -1;
     }
     return 0;
+}
+
+/* TCP legs hold a descriptor each: raise the soft limit as far as the hard
+ * one allows, and refuse a run that would still run out. */
+static int lt__fd_room(const struct lt_options *o)
+{
+    struct rlimit rl;
+    rlim_t need = 2 * (rlim_t)o->links + 64;
+
+    if (o->transport != LT_TRANSPORT_TCP || getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 0;
+    if (rl.rlim_cur < need && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur >= need)
+        return 0;
+    fprintf(stderr, "loadtest: %u TCP legs need %llu descriptors; the limit is %llu\n",
+            2 * o->links, (unsigned long long)need, (unsigned long long)rl.rlim_cur);
+    return -1;
 }
 
 /* Why a ramp step is not clean, or NULL if it is. */
@@ -524,6 +575,8 @@ int main(int argc, char **argv)
         lt__usage(stderr);
         return 2;
     }
+    if (lt__fd_room(&opt) != 0)
+        return 2;
     srtp_init();
     if (opt.ramp) {
         json_object_set_new(out, "steps", json_array());

@@ -13,6 +13,7 @@
 
 #include "lt.h"
 #include "quietroom/base/bytes.h"
+#include "quietroom/wire/tcpframe.h"
 
 #define LT_HEADER 12
 #define LT_TAG 16
@@ -80,6 +81,16 @@ static void lt__packet(struct lt_thread *t, struct lt_tx *tx, struct lt_leg *l, 
     len = (int)(size - LT_TAG);
     if (srtp_protect(l->tx, pkt, &len) != srtp_err_status_ok)
         return;
+    if (t->opt->transport == LT_TRANSPORT_TCP) {
+        /* A connection per leg: nothing to batch (tcp.c frames it). A
+         * packet it had to drop counts as sent and lost, as a UDP one the
+         * socket refused does. */
+        t->send_errors += lt_tcp_send(t, l, pkt, (size_t)len) != 0;
+        l->sent++;
+        t->sent++;
+        t->bytes_sent += (uint64_t)len + TCPFRAME_HEADER; /* on the wire too */
+        return;
+    }
     if (turn) {
         bytes_put16(tx->buf[slot], l->channel);
         bytes_put16(tx->buf[slot] + 2, (uint16_t)len);
@@ -191,11 +202,24 @@ static void lt__account(struct lt_thread *t, struct lt_leg *l, uint8_t *pkt, int
     t->lat_count++;
 }
 
-/* Receives everything waiting; returns how many datagrams. */
+/* One packet off a leg's TCP connection: a consent answer or media. */
+static void lt__tcp_packet(struct lt_thread *t, struct lt_leg *l, uint8_t *pkt, size_t len,
+                           void *ctx)
+{
+    (void)ctx;
+    if (pkt[0] < 0x40)
+        t->consent_answered++;
+    else
+        lt__account(t, l, pkt, (int)len, lt_now_ns());
+}
+
+/* Receives everything waiting; returns how many datagrams (or frames). */
 static int lt__receive(struct lt_thread *t, struct lt_rx *rx)
 {
     int total = 0;
 
+    if (t->opt->transport == LT_TRANSPORT_TCP)
+        return (int)lt_tcp_receive(t, 0, lt__tcp_packet, NULL);
     for (;;) {
         uint64_t now;
         int n;

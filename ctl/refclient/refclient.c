@@ -247,6 +247,7 @@ struct refclient *refclient_new(const struct refclient_config *cfg, char *err, s
     }
     rc->controlling = cfg->controlling;
     rc->regular_nomination = cfg->regular_nomination;
+    rc->ice_tcp = cfg->ice_tcp;
     if (refclient__identity(rc) != 0) {
         refclient__errf(err, errlen, "RAND_bytes failed");
         goto fail;

@@ -25,6 +25,9 @@ struct refclient_config {
     const char *local_ufrag;   /* optional fixed ICE credentials; NULL = libnice's own */
     const char *local_pwd;
     const char *srtp_profiles; /* optional OpenSSL use_srtp list; NULL = "SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80" */
+    bool ice_tcp;              /* ICE-TCP only (RFC 6544, RFC 4571 framing): TCP host
+                                  candidates, active ones connecting to the peer's
+                                  passive ones, as to the relay's; false = UDP only */
 };
 
 struct refclient_stats {
@@ -69,7 +72,11 @@ const char *refclient_fingerprint(const struct refclient *rc);
 int refclient_create_offer(struct refclient *rc, char *out, size_t cap);
 int refclient_create_answer(struct refclient *rc, char *out, size_t cap);
 /* Applies the peer's description (the remote offer, or the answer to our
- * offer): ICE credentials, UDP host candidates, the fingerprint the peer's
+ * offer): ICE credentials, host candidates of the client's transport (UDP
+ * ones; an ICE-TCP client's passive TCP ones, which sdp_summarize does not
+ * read yet: until it does, such a client takes a description without them
+ * and is given the relay's with refclient_add_remote_candidate), the
+ * fingerprint the peer's
  * certificate must have, our DTLS role from its a=setup, and our ICE role
  * (controlling when we offered or when the peer is ICE-lite, as against the
  * relay). Before refclient_start, or once after each refclient_restart_ice:
@@ -80,14 +87,18 @@ int refclient_set_remote_description(struct refclient *rc, bool is_answer, const
                                      size_t len, char *err, size_t errlen);
 
 /* Local host candidates gathered (for a direct peer-to-peer test): fills up to max
- * "ADDR PORT" pairs; returns the count. Available after refclient_new returned. */
+ * "ADDR PORT" pairs; returns the count. Available after refclient_new returned.
+ * With ice_tcp only the passive ones: an active candidate has no port a peer
+ * could reach. */
 int refclient_local_candidates(const struct refclient *rc, char addrs[][64], uint16_t *ports, int max);
 
 /* Remote ICE credentials and the fingerprint the peer's DTLS certificate must have.
  * Returns 0, or -1 on bad arguments. */
 int refclient_set_remote(struct refclient *rc, const char *ufrag, const char *pwd,
                          const char *peer_fingerprint);
-/* One remote host candidate (IPv4 or IPv6 address + port); before or after start. */
+/* One remote host candidate (IPv4 or IPv6 address + port) of the client's
+ * transport: UDP, or with ice_tcp a passive TCP one (tcptype passive, as the
+ * relay's) that the client connects to. Before or after start. */
 int refclient_add_remote_candidate(struct refclient *rc, const char *addr, uint16_t port);
 
 /* Begins ICE checks; refclient_set_remote must have been called. */

@@ -1,7 +1,10 @@
 /* libnice as a full ICE agent: one stream with one component (BUNDLE and
  * rtcp-mux), host candidates on exactly one address, and the first-byte
  * demultiplexing (RFC 7983) of what the agent hands us. libnice answers and
- * consumes STUN itself, so only DTLS and RTP/RTCP ever reach refclient__ice_recv. */
+ * consumes STUN itself, so only DTLS and RTP/RTCP ever reach refclient__ice_recv.
+ * An ICE-TCP client (RFC 6544) gathers TCP candidates only; libnice frames
+ * every packet on its connections itself (RFC 4571), so what it hands us and
+ * what we send are whole packets either way. */
 #include "refclient_internal.h"
 
 #include <stdio.h>
@@ -9,12 +12,26 @@
 
 #define ICE_COMPONENT 1
 #define ICE_HOST_TYPE_PREF 126u
+/* RFC 6544 §4.2: a TCP candidate's local preference is 2^13 * direction
+ * preference + other preference; a passive host candidate's direction
+ * preference is 4 (active 6, simultaneous-open 2). */
+#define ICE_TCP_PASSIVE_DIRECTION 4u
+#define ICE_TCP_OTHER_PREF_TOP 8191u
 
-/* RFC 8445 §5.1.2.1 priority for a remote host candidate; the index keeps
- * several remote candidates distinct. */
-static guint32 ice__host_priority(int index)
+uint32_t refclient__ice_host_priority(bool tcp_passive, int index)
 {
-    return (ICE_HOST_TYPE_PREF << 24) | ((65535u - (guint32)index) << 8) | (256u - ICE_COMPONENT);
+    guint32 local = tcp_passive ? ICE_TCP_PASSIVE_DIRECTION << 13 |
+                                      (ICE_TCP_OTHER_PREF_TOP - (guint32)index)
+                                : 65535u - (guint32)index;
+
+    return (ICE_HOST_TYPE_PREF << 24) | (local << 8) | (256u - ICE_COMPONENT);
+}
+
+/* The kind of candidate the client keeps and accepts: UDP, or the passive
+ * end of ICE-TCP (its active ones have no port anyone can reach). */
+static NiceCandidateTransport ice__transport(const struct refclient *rc)
+{
+    return rc->ice_tcp ? NICE_CANDIDATE_TRANSPORT_TCP_PASSIVE : NICE_CANDIDATE_TRANSPORT_UDP;
 }
 
 static void ice__recv(NiceAgent *agent, guint stream_id, guint component_id, guint len,
@@ -80,8 +97,10 @@ static NiceAgent *ice__new_agent(struct refclient *rc)
     agent = nice_agent_new_full(rc->ctx, NICE_COMPATIBILITY_RFC5245, flags);
     if (agent == NULL)
         return NULL;
-    g_object_set(agent, "controlling-mode", rc->controlling, "ice-tcp", FALSE, "ice-udp", TRUE,
-                 "upnp", FALSE, NULL);
+    /* One transport or the other, never both: a test that asks for TCP must
+     * not pass over UDP behind its back. */
+    g_object_set(agent, "controlling-mode", rc->controlling, "ice-tcp", rc->ice_tcp, "ice-udp",
+                 !rc->ice_tcp, "upnp", FALSE, NULL);
     return agent;
 }
 
@@ -173,7 +192,7 @@ int refclient__ice_snapshot_local(struct refclient *rc)
         NiceCandidate *c = l->data;
 
         if (rc->n_local < REFCLIENT__MAX_CANDS && c->type == NICE_CANDIDATE_TYPE_HOST &&
-            c->transport == NICE_CANDIDATE_TRANSPORT_UDP) {
+            c->transport == ice__transport(rc)) {
             struct refclient__cand *out = &rc->local[rc->n_local++];
 
             nice_address_to_string(&c->addr, out->addr);
@@ -199,13 +218,13 @@ static NiceCandidate *ice__remote_candidate(struct refclient *rc, const char *ad
 
     c->stream_id = rc->ice.stream_id;
     c->component_id = ICE_COMPONENT;
-    c->transport = NICE_CANDIDATE_TRANSPORT_UDP;
+    c->transport = ice__transport(rc);
     if (!nice_address_set_from_string(&c->addr, addr)) {
         nice_candidate_free(c);
         return NULL;
     }
     nice_address_set_port(&c->addr, port);
-    c->priority = ice__host_priority(rc->ice.n_remote);
+    c->priority = refclient__ice_host_priority(rc->ice_tcp, rc->ice.n_remote);
     snprintf(c->foundation, sizeof(c->foundation), "%d", rc->ice.n_remote + 1);
     return c;
 }

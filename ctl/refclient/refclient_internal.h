@@ -1,6 +1,6 @@
 /* Internals of the reference client, shared by its files:
  *   refclient.c        lifecycle, loop thread, public entry points, readiness
- *   refclient_ice.c    libnice agent, candidates, first-byte demultiplexing
+ *   refclient_ice.c    libnice agent (UDP or ICE-TCP), candidates, first-byte demultiplexing
  *   refclient_dtls.c   certificate, DTLS handshake over a datagram BIO, fingerprint
  *   refclient_srtp.c   RFC 5764 key export into libsrtp2 sessions
  *   refclient_media.c  Opus over RTP: the 20 ms sender and the receiver
@@ -137,6 +137,7 @@ struct refclient {
     uint64_t sdp_session_id;
     bool controlling;
     bool regular_nomination;
+    bool ice_tcp;     /* TCP candidates only (RFC 6544); local ones are the passive */
     /* ... except these two, which refclient_restart_ice rewrites (on the loop
      * thread, while its caller waits): a caller must not read them during
      * its own restart. */
@@ -185,6 +186,9 @@ int refclient__ice_restart(struct refclient *rc);
 void refclient__ice_set_controlling(struct refclient *rc, bool controlling);
 /* Sends one datagram on the selected pair; 0 or -1. */
 int refclient__ice_send(struct refclient *rc, const void *buf, size_t len);
+/* RFC 8445 §5.1.2.1 priority of a host candidate, with RFC 6544's local
+ * preference for a passive TCP one; index keeps several distinct. */
+uint32_t refclient__ice_host_priority(bool tcp_passive, int index);
 
 /* refclient_dtls.c */
 int refclient__dtls_init(struct refclient *rc, bool is_client, const char *profiles, char *err, size_t errlen);

@@ -17,10 +17,6 @@
 
 #include "quietroom/wire/sdp.h"
 
-/* RFC 8445 §5.1.2.1 priority of our host candidates, in gathering order. */
-#define SDP_TYPE_PREF_HOST 126u
-#define SDP_LOCAL_PREF_TOP 65535u
-
 /* The caller's buffer; an overflow fails the whole description. */
 struct sdp__writer {
     char *out;
@@ -55,6 +51,13 @@ static bool sdp__is_v6(const char *addr)
     return strchr(addr, ':') != NULL;
 }
 
+/* A candidate of our transport: libnice is given no other (an ICE-TCP
+ * client would take a UDP address for a passive TCP one). */
+static bool sdp__our_transport(const struct refclient *rc, const struct sdp_candidate *c)
+{
+    return c->transport == (rc->ice_tcp ? SDP_TRANSPORT_TCP : SDP_TRANSPORT_UDP);
+}
+
 /* Our description with a=setup:<setup>. Runs on the loop thread: the ICE
  * credentials and the version change with a restart. */
 static int sdp__write(const struct refclient *rc, const char *setup, char *out, size_t cap)
@@ -76,13 +79,12 @@ static int sdp__write(const struct refclient *rc, const char *setup, char *out, 
     sdp__line(&w, "m=audio %u UDP/TLS/RTP/SAVPF %d", (unsigned)first->port, REFCLIENT__OPUS_PT);
     sdp__line(&w, "c=IN %s %s", sdp__is_v6(first->addr) ? "IP6" : "IP4", first->addr);
     sdp__line(&w, "a=rtcp:9 IN IP4 0.0.0.0");
-    for (int i = 0; i < rc->n_local; i++) {
-        unsigned long prio = (unsigned long)SDP_TYPE_PREF_HOST << 24 |
-                             (unsigned long)(SDP_LOCAL_PREF_TOP - (unsigned)i) << 8 | 255u;
-
-        sdp__line(&w, "a=candidate:%d 1 udp %lu %s %u typ host generation 0", i + 1, prio,
-                  rc->local[i].addr, (unsigned)rc->local[i].port);
-    }
+    /* An ICE-TCP client's are its passive candidates (RFC 6544 §4.5). */
+    for (int i = 0; i < rc->n_local; i++)
+        sdp__line(&w, "a=candidate:%d 1 %s %" PRIu32 " %s %u typ host%s generation 0", i + 1,
+                  rc->ice_tcp ? "tcp" : "udp", refclient__ice_host_priority(rc->ice_tcp, i),
+                  rc->local[i].addr, (unsigned)rc->local[i].port,
+                  rc->ice_tcp ? " tcptype passive" : "");
     sdp__line(&w, "a=ice-ufrag:%s", rc->local_ufrag);
     sdp__line(&w, "a=ice-pwd:%s", rc->local_pwd);
     sdp__line(&w, "a=fingerprint:%s", rc->dtls.fingerprint);
@@ -201,7 +203,8 @@ static int sdp__give_ice(struct refclient *rc, const struct sdp__remote_args *a)
         return -1;
     }
     for (unsigned i = 0; i < sum->n_cands; i++) {
-        if (refclient__ice_add_remote(rc, sum->cands[i].addr, sum->cands[i].port) != 0) {
+        if (sdp__our_transport(rc, &sum->cands[i]) &&
+            refclient__ice_add_remote(rc, sum->cands[i].addr, sum->cands[i].port) != 0) {
             refclient__errf(a->err, a->errlen, "libnice refused a remote candidate");
             return -1;
         }
@@ -264,7 +267,8 @@ static int sdp__apply_on_loop(struct refclient *rc, void *arg)
         return -1;
     }
     for (unsigned i = 0; i < sum->n_cands; i++) {
-        if (refclient__ice_add_remote(rc, sum->cands[i].addr, sum->cands[i].port) != 0) {
+        if (sdp__our_transport(rc, &sum->cands[i]) &&
+            refclient__ice_add_remote(rc, sum->cands[i].addr, sum->cands[i].port) != 0) {
             refclient__errf(a->err, a->errlen, "libnice refused a remote candidate");
             return -1;
         }
@@ -285,14 +289,15 @@ static int sdp__apply_on_loop(struct refclient *rc, void *arg)
     return 0;
 }
 
-/* Candidates of the family our one local address has: libnice pairs no others. */
+/* Candidates of our transport and of the family our one local address has:
+ * libnice pairs no others. */
 static unsigned sdp__usable(const struct refclient *rc, const struct sdp_summary *sum)
 {
     bool v6 = rc->n_local > 0 && sdp__is_v6(rc->local[0].addr);
     unsigned n = 0;
 
     for (unsigned i = 0; i < sum->n_cands; i++)
-        n += sdp__is_v6(sum->cands[i].addr) == v6;
+        n += sdp__our_transport(rc, &sum->cands[i]) && sdp__is_v6(sum->cands[i].addr) == v6;
     return n;
 }
 
@@ -317,9 +322,12 @@ int refclient_set_remote_description(struct refclient *rc, bool is_answer, const
                         is_answer ? "answer" : "offer");
         goto out;
     }
-    if (sdp__usable(rc, sum) == 0) {
-        refclient__errf(err, errlen, "the peer's description has no UDP candidate of our "
-                                     "address family");
+    /* sdp_summarize reads UDP candidates only so far: an ICE-TCP client
+     * takes the rest of the description and is given the relay's passive
+     * candidate with refclient_add_remote_candidate. */
+    if (sdp__usable(rc, sum) == 0 && !rc->ice_tcp) {
+        refclient__errf(err, errlen, "the peer's description has no %s candidate of our "
+                                     "address family", rc->ice_tcp ? "TCP" : "UDP");
         goto out;
     }
     ret = refclient__call(rc, sdp__apply_on_loop, &a);

@@ -114,17 +114,35 @@ void callkit_admit(struct callkit_party *doc, struct callkit_party *pat)
     callkit__peer(doc, pat);
 }
 
-static struct refclient *callkit__client(bool dtls_client, double tone)
+static struct refclient *callkit__client(bool dtls_client, double tone, bool ice_tcp)
 {
     struct refclient_config cfg = {.local_address = "127.0.0.1", .controlling = true,
                                    .regular_nomination = true, .dtls_client = dtls_client,
-                                   .tone_hz = tone};
+                                   .tone_hz = tone, .ice_tcp = ice_tcp};
     char err[192];
     struct refclient *rc = refclient_new(&cfg, err, sizeof(err));
 
     if (rc == NULL)
         fail_msg("refclient_new: %s", err);
     return rc;
+}
+
+/* An ICE-TCP party's relay candidate: signaling wrote it into the
+ * description as a passive TCP host candidate (RFC 6544) at the relay's
+ * TCP address; the client is given it directly, as sdp_summarize does not
+ * read TCP candidates. */
+static void callkit__tcp_candidate(struct callkit_party *to, const char *sdp)
+{
+    char host[NETADDR_STRLEN], want[NETADDR_STRLEN + 32];
+
+    netaddr_format(&to->relay_tcp, host, sizeof(host));
+    *strrchr(host, ':') = '\0'; /* IPv4 here */
+    snprintf(want, sizeof(want), " %s %u typ host tcptype passive", host,
+             (unsigned)netaddr_port(&to->relay_tcp));
+    if (strstr(sdp, want) == NULL)
+        fail_msg("the description for the ICE-TCP party has no \"...%s\" candidate", want);
+    assert_int_equal(refclient_add_remote_candidate(to->rc, host, netaddr_port(&to->relay_tcp)),
+                     0);
 }
 
 /* An offer or answer from `from`, through signaling, applied at `to`. */
@@ -143,6 +161,8 @@ static void callkit__sdp(struct callkit_party *from, struct callkit_party *to, b
     sdp = callkit__str(m, "sdp");
     if (refclient_set_remote_description(to->rc, answer, sdp, strlen(sdp), err, sizeof(err)) != 0)
         fail_msg("%s: %s", type, err);
+    if (to->ice_tcp)
+        callkit__tcp_candidate(to, sdp);
     json_decref(m);
 }
 
@@ -153,8 +173,8 @@ static void callkit__place(struct callkit_party *doc, struct callkit_party *pat)
     char *buf = malloc(QR_SDP_MAX);
 
     assert_non_null(buf);
-    doc->rc = callkit__client(true, 440.0);
-    pat->rc = callkit__client(false, 880.0);
+    doc->rc = callkit__client(true, 440.0, doc->ice_tcp);
+    pat->rc = callkit__client(false, 880.0, pat->ice_tcp);
     callkit__sdp(doc, pat, false, buf);
     callkit__sdp(pat, doc, true, buf);
     free(buf);

@@ -27,6 +27,12 @@ struct callkit_party {
     struct refclient *rc;
     bool initiator;                    /* its last "peer" said it offers first */
     bool waiting_for_relay;            /* its last "peer" said no relay is ready yet */
+    /* Set before the call to make this party's client ICE-TCP only (RFC
+     * 6544): the relay's TCP candidate in the descriptions it gets must be
+     * relay_tcp, which callkit also hands the client itself (sdp_summarize
+     * reads no TCP candidates yet). */
+    bool ice_tcp;
+    union netaddr relay_tcp;
 };
 
 /* What following one relay decision of signaling took (callkit_follow_move). */

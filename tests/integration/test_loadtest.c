@@ -1,7 +1,7 @@
 /* The load tester itself, briefly, for correctness only (speed lives in the
  * benchmark): through the real relay every packet arrives intact, nothing is
- * lost on an idle machine, latency is recorded; and its TURN client works
- * against a real coturn process. */
+ * lost on an idle machine, latency is recorded, over UDP and over ICE-TCP;
+ * and its TURN client works against a real coturn process. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -83,16 +83,22 @@ static void expect_clean(json_t *doc, long long min_sent)
     assert_true(real(doc, "latency_p99_us") >= real(doc, "latency_p50_us"));
 }
 
-static void test_through_the_relay(void **state)
+/* The relay alone; the teardown stops it even when a check fails (a
+ * world started inside the test outlived a failed check). */
+static int relay_setup(void **state)
 {
     struct world_opts o = {.no_signal = true};
-    struct world w;
-    struct relay_proc *r = &w.relay;
+
+    return world_setup(state, &o);
+}
+
+static void test_through_the_relay(void **state)
+{
+    struct world *w = *state;
+    struct relay_proc *r = &w->relay;
     char server[NETADDR_STRLEN], pid[16], json[HARNESS_PATH + 16];
     json_t *doc;
 
-    (void)state;
-    assert_int_equal(world_start(&w, &o), 0);
     netaddr_format(&r->listen[0], server, sizeof(server));
     snprintf(pid, sizeof(pid), "%d", (int)r->pid);
     snprintf(json, sizeof(json), "%s/lt.json", r->dir);
@@ -112,7 +118,44 @@ static void test_through_the_relay(void **state)
 
         assert_true(fwd >= 20 * 2 * 3 * 200 * 9 / 10);
     }
-    assert_int_equal(world_stop(&w), 0);
+}
+
+/* The same over ICE-TCP: every leg its own connection to the relay's
+ * --listen-tcp address, every packet framed; nothing lost, no connection
+ * closed, and the relay counts the frames as TCP. */
+static int tcp_setup(void **state)
+{
+    static const char *const extra[] = {"--listen-tcp", "127.0.0.1:0", NULL};
+    struct world_opts o = {.no_signal = true, .relay_extra = extra};
+
+    return world_setup(state, &o);
+}
+
+static void test_through_the_relay_over_tcp(void **state)
+{
+    struct world *w = *state;
+    struct relay_proc *r = &w->relay;
+    char server[NETADDR_STRLEN], pid[16], json[HARNESS_PATH + 16];
+    json_t *doc;
+
+    assert_int_equal(r->n_listen_tcp, 1);
+    netaddr_format(&r->listen_tcp[0], server, sizeof(server));
+    snprintf(pid, sizeof(pid), "%d", (int)r->pid);
+    snprintf(json, sizeof(json), "%s/lt.json", r->dir);
+    {
+        const char *args[] = {"--mode", "relay", "--transport", "tcp", "--server", server,
+                              "--secret-file", r->secret, "--links", "10", "--seconds", "2",
+                              "--profile", "av", "--server-pid", pid, NULL};
+
+        doc = run_loadtest(args, json);
+    }
+    /* 10 links, 2 legs, 2 s of 30 fps x 5 video + 50 audio packets. */
+    expect_clean(doc, 10 * 2 * 2 * 200 * 9 / 10);
+    assert_string_equal(json_string_value(json_object_get(doc, "transport")), "tcp");
+    assert_int_equal(num(doc, "tcp_closed"), 0);
+    assert_true(relay_stat(r, "tcp", "packets_forwarded") >= num(doc, "received"));
+    assert_int_equal(relay_stat(r, "tcp_connections", "accepted"), 10 * 2);
+    json_decref(doc);
 }
 
 /* A soak longer than twice the relay's consent-timeout (4 s here, 30 s by
@@ -152,30 +195,37 @@ static void test_soak_keeps_consent(void **state)
     json_decref(doc);
 }
 
-static void test_turn_client_against_coturn(void **state)
+/* coturn for one test: started by the setup, stopped by the teardown, so
+ * that a failed check does not leave it running (it held the test's output
+ * pipe open after the test had ended). */
+struct turn {
+    char dir[32];
+    char server[32];
+    pid_t pid;
+};
+
+static int turn_setup(void **state)
 {
-    char dir[] = "/tmp/qr-turn-XXXXXX", json[64], log[64], cmd[128], listen[48], server[32];
+    struct turn *t = calloc(1, sizeof(*t));
+    char log[64], listen[48], db[64];
     int port = free_port();
     char *argv[] = {TURN_BIN, "-n", "--listening-ip=127.0.0.1", listen,
                     "--relay-ip=127.0.0.1", "--min-port=49200", "--max-port=49999",
                     "--lt-cred-mech", "--user=lt:lt-secret", "--realm=quietroom", "--no-tls",
                     "--no-dtls", "--no-cli", "--allow-loopback-peers", "--simple-log",
-                    "--log-file=stdout", "--userdb", NULL, NULL};
-    char db[64];
-    json_t *doc;
-    pid_t pid;
-    int status;
+                    "--log-file=stdout", "--userdb", db, NULL};
 
-    (void)state;
-    assert_true(port > 0);
+    *state = t;
+    if (t == NULL || port <= 0)
+        return -1;
+    snprintf(t->dir, sizeof(t->dir), "/tmp/qr-turn-XXXXXX");
+    if (mkdtemp(t->dir) == NULL)
+        return -1;
     snprintf(listen, sizeof(listen), "--listening-port=%d", port);
-    snprintf(server, sizeof(server), "127.0.0.1:%d", port);
-    assert_non_null(mkdtemp(dir));
-    snprintf(json, sizeof(json), "%s/lt.json", dir);
-    snprintf(log, sizeof(log), "%s/turn.log", dir);
-    snprintf(db, sizeof(db), "%s/turndb", dir);
-    argv[17] = db;
-    if ((pid = fork()) == 0) {
+    snprintf(t->server, sizeof(t->server), "127.0.0.1:%d", port);
+    snprintf(log, sizeof(log), "%s/turn.log", t->dir);
+    snprintf(db, sizeof(db), "%s/turndb", t->dir);
+    if ((t->pid = fork()) == 0) {
         FILE *f = freopen(log, "w", stdout);
 
         (void)f;
@@ -183,8 +233,38 @@ static void test_turn_client_against_coturn(void **state)
         _exit(127);
     }
     usleep(700 * 1000);
+    return t->pid > 0 ? 0 : -1;
+}
+
+static int turn_teardown(void **state)
+{
+    struct turn *t = *state;
+    char cmd[64];
+    int status;
+
+    if (t == NULL)
+        return 0;
+    if (t->pid > 0) {
+        kill(t->pid, SIGTERM);
+        waitpid(t->pid, &status, 0);
+    }
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", t->dir);
+    if (t->dir[0] != '\0' && system(cmd) != 0)
+        return -1;
+    free(t);
+    *state = NULL;
+    return 0;
+}
+
+static void test_turn_client_against_coturn(void **state)
+{
+    struct turn *t = *state;
+    char json[64];
+    json_t *doc;
+
+    snprintf(json, sizeof(json), "%s/lt.json", t->dir);
     {
-        const char *args[] = {"--mode", "turn", "--server", server, "--turn-user",
+        const char *args[] = {"--mode", "turn", "--server", t->server, "--turn-user",
                               "lt", "--turn-pass", "lt-secret", "--links", "10", "--seconds",
                               "2", "--profile", "audio", NULL};
 
@@ -192,18 +272,17 @@ static void test_turn_client_against_coturn(void **state)
     }
     expect_clean(doc, 10 * 2 * 2 * 50 * 9 / 10);
     json_decref(doc);
-    kill(pid, SIGTERM);
-    waitpid(pid, &status, 0);
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_through_the_relay),
+        cmocka_unit_test_setup_teardown(test_through_the_relay, relay_setup, world_teardown),
+        cmocka_unit_test_setup_teardown(test_through_the_relay_over_tcp, tcp_setup,
+                                        world_teardown),
         cmocka_unit_test_setup_teardown(test_soak_keeps_consent, soak_setup, world_teardown),
-        cmocka_unit_test(test_turn_client_against_coturn),
+        cmocka_unit_test_setup_teardown(test_turn_client_against_coturn, turn_setup,
+                                        turn_teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);

@@ -35,6 +35,7 @@ struct p2p_opts {
     bool wrong_fp_at_server;
     bool b_dtls_client;       /* the controlled side is the DTLS client instead */
     bool retune;              /* also check refclient_set_tone */
+    bool ice_tcp;             /* both ICE-TCP only (RFC 6544) */
 };
 
 static void sleep_ms(int ms)
@@ -55,6 +56,7 @@ static struct refclient *make_client(const struct p2p_opts *o, bool is_a, double
         .dtls_client = is_a != o->b_dtls_client,
         .tone_hz = hz,
         .srtp_profiles = profiles,
+        .ice_tcp = o->ice_tcp,
     };
     char err[256] = "";
     struct refclient *rc = refclient_new(&cfg, err, sizeof(err));
@@ -223,6 +225,26 @@ static void test_p2p_controlled_dtls_client(void **state)
     run_positive(&o);
 }
 
+/* ICE-TCP on both sides: each lists only its passive candidates, and the
+ * other's active end connects to them; STUN, DTLS and SRTP go framed on
+ * those connections (RFC 4571), which libnice does itself. */
+static void test_p2p_ice_tcp(void **state)
+{
+    struct p2p_opts o = {.address = "127.0.0.1", .regular_nomination = true,
+                         .expect_profile = GCM, .ice_tcp = true};
+    struct refclient *rc = make_client(&o, true, TONE_A, NULL);
+    char addrs[8][64];
+    uint16_t ports[8];
+
+    (void)state;
+    assert_non_null(rc);
+    assert_int_equal(refclient_local_candidates(rc, addrs, ports, 8), 1);
+    assert_string_equal(addrs[0], "127.0.0.1");
+    assert_true(ports[0] != 0 && ports[0] != 9); /* a listening port, not the discard port */
+    refclient_free(rc);
+    run_positive(&o);
+}
+
 static void test_p2p_ipv6(void **state)
 {
     struct p2p_opts o = {.address = "::1", .expect_profile = GCM};
@@ -349,6 +371,7 @@ int main(void)
         cmocka_unit_test(test_p2p_regular),
         cmocka_unit_test(test_p2p_cm_sha1_80),
         cmocka_unit_test(test_p2p_controlled_dtls_client),
+        cmocka_unit_test(test_p2p_ice_tcp),
         cmocka_unit_test(test_p2p_ipv6),
         cmocka_unit_test(test_wrong_fingerprint_at_client),
         cmocka_unit_test(test_wrong_fingerprint_at_server),
