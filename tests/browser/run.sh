@@ -10,14 +10,16 @@
 # Chromium test runs a second time (QR_BROWSER_CLUSTER=1) against two
 # signaling replicas clustered over one JetStream nats-server (needs
 # /usr/sbin/nats-server, Debian package nats-server); QR_SKIP_CLUSTER=1
-# leaves that pass out.
+# leaves that pass out. tcp.test.mjs (ICE-TCP: browsers in namespaces whose
+# nftables rules drop UDP to the relay) needs root and nftables too;
+# QR_SKIP_TCP=1 leaves it out.
 set -euo pipefail
 cd "$(dirname "$0")"
 repo=$(cd ../.. && pwd)
 export QR_BUILD_DIR=${QR_BUILD_DIR:-$repo/build}
 # The first pass (the cluster pass has its own limit); every wait inside has
 # its own, shorter timeout.
-run_limit=${QR_BROWSER_TIMEOUT:-420}
+run_limit=${QR_BROWSER_TIMEOUT:-600}
 
 missing=()
 for bin in relay/quietroom-relay signaling/quietroom-signal ctl/quietroomctl; do
@@ -28,6 +30,12 @@ if [ "${QR_SKIP_FIREFOX:-0}" != 1 ]; then
     [ -x "${QR_FIREFOX:-/usr/bin/firefox-esr}" ] || missing+=("firefox-esr (apt-get install firefox-esr)")
     command -v ip >/dev/null || missing+=("ip (apt-get install iproute2)")
     [ "$(id -u)" = 0 ] || missing+=("root: the Firefox test creates a network namespace (or QR_SKIP_FIREFOX=1)")
+fi
+if [ "${QR_SKIP_TCP:-0}" != 1 ]; then
+    command -v ip >/dev/null || missing+=("ip (apt-get install iproute2, or QR_SKIP_TCP=1)")
+    command -v nft >/dev/null || missing+=("nft (apt-get install nftables, or QR_SKIP_TCP=1)")
+    command -v openssl >/dev/null || missing+=("openssl (apt-get install openssl, or QR_SKIP_TCP=1)")
+    [ "$(id -u)" = 0 ] || missing+=("root: the ICE-TCP test creates network namespaces (or QR_SKIP_TCP=1)")
 fi
 if [ "${QR_SKIP_CLUSTER:-0}" != 1 ]; then
     [ -x "${QR_NATS_SERVER:-/usr/sbin/nats-server}" ] || missing+=("nats-server (apt-get install nats-server, or QR_SKIP_CLUSTER=1)")
@@ -65,12 +73,14 @@ marked_pids() {
     return 0
 }
 
-# Namespaces qrbt-<pid> whose test process is gone (a run that was killed).
+# Namespaces qrbt-<pid> and qrbt-<pid>-<tag> whose test process is gone (a
+# run that was killed).
 remove_stale_namespaces() {
     command -v ip >/dev/null && [ "$(id -u)" = 0 ] || return 0
     local ns pid
-    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^qrbt-[0-9]+$'); do
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^qrbt-[0-9]+(-[a-z0-9]+)?$'); do
         pid=${ns#qrbt-}
+        pid=${pid%%-*}
         # Gone, or a zombie nobody has reaped yet.
         if [ ! -d "/proc/$pid" ] || grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then
             ip netns del "$ns" 2>/dev/null || true
@@ -117,6 +127,7 @@ rm -rf artifacts
 mkdir -p artifacts
 files=(messages.test.mjs sdp.test.mjs peerlink.test.mjs chromium.test.mjs restart.test.mjs failover.test.mjs dashboard.test.mjs)
 [ "${QR_SKIP_FIREFOX:-0}" = 1 ] || files+=(firefox.test.mjs)
+[ "${QR_SKIP_TCP:-0}" = 1 ] || files+=(tcp.test.mjs)
 start=$(date +%s)
 rc=0
 timeout --kill-after=10 "$run_limit" node --test --test-concurrency=1 --test-timeout=240000 \

@@ -25,12 +25,14 @@ export const CHROMIUM_ARGS = [
     '--disable-sync',
 ];
 
-export async function launchChromium() {
+/* executablePath: another Chromium, or a wrapper that starts it (in a
+ * network namespace, lib/netns.mjs); args: added to CHROMIUM_ARGS. */
+export async function launchChromium({ executablePath = CHROMIUM, args = [] } = {}) {
     const { chromium } = await import('playwright-core');
     return chromium.launch({
-        executablePath: CHROMIUM,
+        executablePath,
         headless: true,
-        args: CHROMIUM_ARGS,
+        args: [...CHROMIUM_ARGS, ...args],
         timeout: 30000,
     });
 }
@@ -82,7 +84,7 @@ export async function chromiumPage(browser, name, { initScript = null } = {}) {
  * - no candidate is ever sent (the server would drop it; our client never
  *   gathers them for anyone).
  * Returns how many SDPs were checked. */
-export function checkWire(page, { relayHost, relayPort, relays = [[relayHost, relayPort]], tokens }) {
+export function checkWire(page, { relayHost, relayPort, tcpPort = null, relays = [[relayHost, relayPort, tcpPort]], tokens }) {
     let sdps = 0;
     const where = page.qrName || 'page';
     for (const [i, s] of page.qrSockets.entries()) {
@@ -101,9 +103,9 @@ export function checkWire(page, { relayHost, relayPort, relays = [[relayHost, re
             if (m.type !== 'offer' && m.type !== 'answer') continue;
             // Each SDP names one relay (a call that moved names another).
             const errors = [];
-            for (const [host, port] of relays) {
+            for (const [host, port, tcp = null] of relays) {
                 try {
-                    checkRelayOnlySdp(m.sdp, host, port);
+                    checkRelayOnlySdp(m.sdp, host, port, { tcpPort: tcp });
                     break;
                 } catch (e) {
                     errors.push(e.message);
@@ -139,13 +141,16 @@ export const FIREFOX_PREFS = {
     'toolkit.telemetry.enabled': false,
 };
 
-export async function launchFirefox() {
+/* prefs: added to (or overriding) FIREFOX_PREFS; acceptInsecureCerts: for
+ * a test server's self-signed certificate. */
+export async function launchFirefox({ prefs = {}, acceptInsecureCerts = false } = {}) {
     const puppeteer = (await import('puppeteer-core')).default;
     return puppeteer.launch({
         browser: 'firefox',
+        acceptInsecureCerts,
         executablePath: FIREFOX,
         headless: true,
-        extraPrefsFirefox: FIREFOX_PREFS,
+        extraPrefsFirefox: { ...FIREFOX_PREFS, ...prefs },
         protocolTimeout: 30000,
         timeout: 30000,
     });
@@ -274,18 +279,30 @@ export async function icePairs(page) {
  * names the relay's media address and port, no other address appears in c=,
  * a=rtcp: or o= lines, a=ice-lite is there, the audio-level header extensions
  * are gone and a DTLS fingerprint is left. Throws on the first violation;
- * returns the candidate lines. */
-export function checkRelayOnlySdp(sdp, relayHost, relayPort) {
+ * returns the candidate lines.
+ * tcpPort: the relay's ICE-TCP port. The SDP must then also carry a passive
+ * TCP host candidate on it (RFC 6544), below every UDP candidate in
+ * priority; without it, every candidate names relayPort. */
+export function checkRelayOnlySdp(sdp, relayHost, relayPort, { tcpPort = null } = {}) {
     if (!sdp) throw new Error('no SDP was received');
     const lines = sdp.split(/\r?\n/);
     const cands = lines.filter((l) => l.startsWith('a=candidate:'));
     if (!cands.length) throw new Error('the SDP has no candidate at all');
+    const prio = { udp: [], tcp: [] };
     for (const c of cands) {
         const f = c.split(' ');
         // a=candidate:FOUNDATION COMPONENT TRANSPORT PRIORITY ADDRESS PORT typ TYPE
-        if (f[4] !== relayHost || Number(f[5]) !== relayPort) {
+        const tcp = tcpPort !== null && f[2].toLowerCase() === 'tcp';
+        if (f[4] !== relayHost || Number(f[5]) !== (tcp ? tcpPort : relayPort)) {
             throw new Error(`a candidate that is not the relay's: ${c}`);
         }
+        if (tcp && !/ typ host tcptype passive$/.test(c)) throw new Error(`not a passive TCP host candidate: ${c}`);
+        if (tcpPort !== null && !tcp && f[2].toLowerCase() !== 'udp') throw new Error(`a candidate of neither UDP nor TCP: ${c}`);
+        prio[tcp ? 'tcp' : 'udp'].push(Number(f[3]));
+    }
+    if (tcpPort !== null) {
+        if (!prio.udp.length || !prio.tcp.length) throw new Error(`the SDP lacks the relay's UDP or TCP candidate: ${cands.join(' | ')}`);
+        if (Math.max(...prio.tcp) >= Math.min(...prio.udp)) throw new Error(`a TCP candidate is not below every UDP one: ${cands.join(' | ')}`);
     }
     for (const l of lines.filter((x) => x.startsWith('c='))) {
         const addr = l.split(' ')[2];

@@ -6,6 +6,7 @@ import { spawn, execFile } from 'node:child_process';
 import { mkdtemp, readFile, writeFile, rm, mkdir, copyFile, rename } from 'node:fs/promises';
 import { openSync, closeSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,6 +88,20 @@ async function stopProcess(child, ms = 3000) {
     clearTimeout(t);
 }
 
+/* A self-signed certificate (P-256, 2 days) for an IP address, with openssl:
+ * { cert, key, spki } (spki: base64 SHA-256 of the public key, what
+ * Chromium's --ignore-certificate-errors-spki-list takes). */
+async function selfSigned(dir, ipAddr) {
+    const cert = path.join(dir, 'signal.crt');
+    const key = path.join(dir, 'signal.key');
+    await execFileP('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+        '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', `/CN=${ipAddr}`,
+        '-addext', `subjectAltName=IP:${ipAddr}`], { timeout: 10000 });
+    const { createPublicKey, createHash } = await import('node:crypto');
+    const der = createPublicKey(await readFile(cert)).export({ type: 'spki', format: 'der' });
+    return { cert, key, spki: createHash('sha256').update(der).digest('base64') };
+}
+
 /* nats-server, for a cluster of signaling replicas (QR_NATS_SERVER overrides). */
 export const NATS_SERVER = process.env.QR_NATS_SERVER || '/usr/sbin/nats-server';
 
@@ -107,10 +122,20 @@ export class Quietroom {
      * q.replicas[i].base (q.replica(i)) each replica's.
      * relays: how many relays (r1, r2…; one secret), q.relays[i] each
      * ({ name, media, mediaHost, mediaPort, control, proc }); q.relay,
-     * q.media, q.control… are the first's. Signaling knows them all. */
-    static async start({ host = '127.0.0.1', mediaHost = host, label = 'run', paths = [], extraSignal = [], cluster = 0, relays = 1 } = {}) {
+     * q.media, q.control… are the first's. Signaling knows them all.
+     * tls: signaling serves HTTPS/WSS with a fresh self-signed certificate
+     * for `host` (q.tls: { cert, key, spki }, the SPKI SHA-256 in base64),
+     * which it needs to listen anywhere but on loopback; q.base is then
+     * https://. Not with cluster or paths.
+     * tcp: each relay also listens for ICE-TCP on mediaHost (--listen-tcp,
+     * a port of its own: relay.tcp, relay.tcpPort; q.tcp, q.tcpPort the
+     * first's), and signaling's relay lines name it (tcp:ADDR:PORT). */
+    static async start({ host = '127.0.0.1', mediaHost = host, label = 'run', paths = [], extraSignal = [], cluster = 0, relays = 1, tls = false, tcp = false } = {}) {
+        if (tls && (cluster >= 2 || paths.length)) throw new Error('Quietroom.start: tls is for one signaling process without paths');
         const q = new Quietroom();
         q.host = host;
+        q.wantTls = tls;
+        q.wantTcp = tcp;
         q.label = label;
         q.paths = {};
         q.cluster = cluster >= 2 ? cluster : 0;
@@ -137,13 +162,19 @@ export class Quietroom {
 
         q.relays = [];
         for (let i = 0; i < q.nRelays; i++) q.relays.push(await q.startRelay(i, mediaHost));
-        [q.relay, q.media, q.control, q.mediaHost, q.mediaPort] =
-            [q.relays[0].proc, q.relays[0].media, q.relays[0].control, q.relays[0].mediaHost, q.relays[0].mediaPort];
-        const relayLines = q.relays.map((r) => `relay = ${r.name} ${r.control} ${r.media}`);
+        [q.relay, q.media, q.control, q.mediaHost, q.mediaPort, q.tcp, q.tcpPort] =
+            [q.relays[0].proc, q.relays[0].media, q.relays[0].control, q.relays[0].mediaHost, q.relays[0].mediaPort,
+                q.relays[0].tcp, q.relays[0].tcpPort];
+        const relayLines = q.relays.map((r) => `relay = ${r.name} ${r.control} ${r.media}${r.tcp ? ` tcp:${r.tcp}` : ''}`);
 
         if (!q.cluster) {
             q.port = await freePort(host);
-            q.base = `http://${host}:${q.port}`;
+            const tlsLines = [];
+            if (q.wantTls) {
+                q.tls = await selfSigned(q.dir, host);
+                tlsLines.push(`tls-cert = ${q.tls.cert}`, `tls-key = ${q.tls.key}`);
+            }
+            q.base = `${q.tls ? 'https' : 'http'}://${host}:${q.port}`;
             for (const name of paths) q.paths[name] = await NetPath.open(host, q.port);
             const ini = [
                 '[signal]',
@@ -160,6 +191,7 @@ export class Quietroom {
                 `audit-key-file = ${path.join(q.dir, 'audit.key')}`,
                 `node-id = browser-test`,
                 `state-dir = ${path.join(q.dir, 'state')}`,
+                ...tlsLines,
                 ...extraSignal,
                 '',
             ].join('\n');
@@ -218,7 +250,7 @@ export class Quietroom {
     /* Relay i (name r<i+1>, log relay.log for the first, relay-r2.log…),
      * until its ready file names its sockets: on new ports, or on the
      * addresses given (a restart where signaling expects it). */
-    async startRelay(i, mediaHost, { media = `${mediaHost}:0`, control = '127.0.0.1:0' } = {}) {
+    async startRelay(i, mediaHost, { media = `${mediaHost}:0`, control = '127.0.0.1:0', tcp = this.wantTcp ? `${mediaHost}:0` : null } = {}) {
         const name = `r${i + 1}`;
         const logName = i === 0 ? 'relay' : `relay-${name}`;
         const ready = path.join(this.dir, `${logName}.ready.json`);
@@ -229,15 +261,19 @@ export class Quietroom {
             '--log-level', process.env.QR_RELAY_LOG_LEVEL || 'info',
             '--audit-log', path.join(this.dir, `${logName}-audit.jsonl`),
             '--audit-key-file', path.join(this.dir, 'audit.key'),
+            ...(tcp ? ['--listen-tcp', tcp] : []),
         ], path.join(this.dir, `${logName}.log`));
         const info = await waitFor(`relay ${name}'s ready file`, async () => {
             if (proc.exitInfo) throw new Error(`relay ${name} exited: ${JSON.stringify(proc.exitInfo)}\n${await this.log(logName)}`);
             return JSON.parse(await readFile(ready, 'utf8'));
         }, { timeout: 10000, interval: 50 });
         const bound = info.listen[0];
+        const boundTcp = tcp ? (info.listen_tcp || [])[0] : null;
+        if (tcp && !boundTcp) throw new Error(`relay ${name}'s ready file names no TCP address: ${JSON.stringify(info)}`);
         return {
             name, logName, proc, media: bound, control: info.control,
             mediaHost: bound.slice(0, bound.lastIndexOf(':')), mediaPort: Number(bound.slice(bound.lastIndexOf(':') + 1)),
+            tcp: boundTcp, tcpPort: boundTcp ? Number(boundTcp.slice(boundTcp.lastIndexOf(':') + 1)) : null,
         };
     }
 
@@ -253,7 +289,7 @@ export class Quietroom {
     /* Relay i again after killRelay(i), on the same addresses. */
     async restartRelay(i) {
         const r = this.relays[i];
-        this.relays[i] = await this.startRelay(i, r.mediaHost, { media: r.media, control: r.control });
+        this.relays[i] = await this.startRelay(i, r.mediaHost, { media: r.media, control: r.control, tcp: r.tcp });
         if (i === 0) this.relay = this.relays[0].proc;
     }
 
@@ -306,8 +342,7 @@ export class Quietroom {
             path.join(this.dir, 'signal.log'));
         await waitFor('signaling with a healthy relay', async () => {
             if (this.signal.exitInfo) throw new Error(`signaling exited: ${JSON.stringify(this.signal.exitInfo)}\n${await this.log('signal')}`);
-            const r = await fetch(`${this.base}/healthz`, { signal: AbortSignal.timeout(1000) });
-            const j = await r.json();
+            const j = await this.getJson(`${this.base}/healthz`);
             return j.relays_healthy === this.nRelays;
         }, { timeout: 15000, interval: 100 });
     }
@@ -333,6 +368,26 @@ export class Quietroom {
         await this.startSignal();
     }
 
+    /* GET url as JSON; over HTTPS trusting q.tls's certificate only. */
+    async getJson(url) {
+        if (!url.startsWith('https:')) {
+            const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
+            return r.json();
+        }
+        const ca = await readFile(this.tls.cert);
+        return new Promise((resolve, reject) => {
+            const req = httpsRequest(url, { ca, timeout: 1000 }, (res) => {
+                let body = '';
+                res.setEncoding('utf8');
+                res.on('data', (d) => { body += d; });
+                res.on('end', () => { try { resolve(JSON.parse(body)); } catch (e) { reject(e); } });
+            });
+            req.on('timeout', () => req.destroy(new Error(`${url}: no answer in 1 s`)));
+            req.on('error', reject);
+            req.end();
+        });
+    }
+
     async token({ sid, role, sub, name = null, ttl = 3600, extra = [] }) {
         const args = ['token', '--key', this.ehrKey, '--kid', 'dev', '--iss', 'quietroom-dev',
             '--aud', 'quietroom', '--sid', sid, '--role', role, '--sub', sub, '--ttl', String(ttl), ...extra];
@@ -343,6 +398,12 @@ export class Quietroom {
     /* The join link, opened directly or through one of q.paths. */
     link(token, via = null) {
         return `${(via || this).base}/#token=${token}`;
+    }
+
+    /* The records of relay i's audit log so far (one JSON object a line). */
+    async relayAudit(i = 0) {
+        const text = await readFile(path.join(this.dir, `${this.relays[i].logName}-audit.jsonl`), 'utf8').catch(() => '');
+        return text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
     }
 
     async stats() {
