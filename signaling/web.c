@@ -318,6 +318,10 @@ int web_start(struct signal_server *srv)
         info.ssl_cert_filepath = srv->cfg.tls_cert;
         info.ssl_private_key_filepath = srv->cfg.tls_key;
         info.ssl_options_set = SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1;
+        /* HTTP/1.1 only: libwebsockets 4.1 offers h2 by default, and a
+         * WebSocket over h2 (RFC 8441) fails with it: Firefox never
+         * connects, Chromium only after an HTTP/2 protocol error. */
+        info.alpn = "http/1.1";
     }
     if ((vh = lws_create_vhost(srv->lws, &info)) == NULL) {
         log_error("cannot listen on %s:%d (address in use, or a certificate problem)",

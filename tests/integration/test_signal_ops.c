@@ -488,6 +488,25 @@ static void test_sigterm_drains_and_refuses_new_visits(void **state)
     assert_int_equal(signal_wait_exit(&w->sig, 5000), 0);
 }
 
+/* HTTPS speaks HTTP/1.1 only, even to a client that offers h2 first:
+ * WebSockets over h2 fail with libwebsockets 4.1 (Firefox never connects). */
+static void test_tls_offers_no_http2(void **state)
+{
+    struct opsworld *o = *state;
+    char url[96];
+    char *argv[] = {"/usr/bin/curl", "-sk", "--http2", "-o", "/dev/null", "-w",
+                    "%{http_version}", url, NULL};
+    int status;
+    char *out;
+
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/healthz", o->w.sig.port);
+    out = run_command(argv, &status);
+    assert_int_equal(status, 0);
+    assert_non_null(out);
+    assert_string_equal(out, "1.1");
+    free(out);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -497,6 +516,7 @@ int main(void)
         T(test_reload_swaps_keys_and_certificate_keeping_the_visit),
         T(test_draining_relay_gets_no_new_pair),
         T(test_sigterm_drains_and_refuses_new_visits),
+        T(test_tls_offers_no_http2),
     };
 
     signal(SIGPIPE, SIG_IGN);
