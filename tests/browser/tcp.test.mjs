@@ -17,14 +17,9 @@ import {
 } from './lib/browsers.mjs';
 import { TestNet } from './lib/netns.mjs';
 
-/* H2_WEBSOCKETS: signaling needs TLS to listen on a non-loopback address,
- * and over TLS libwebsockets (4.1.6, Debian 12) offers HTTP/2, yet a
- * WebSocket over HTTP/2 (RFC 8441) to it fails: Firefox ESR never connects
- * ("can't establish a connection to the server at wss://…/ws"), Chromium
- * gets ERR_HTTP2_PROTOCOL_ERROR and connects over HTTP/1.1 on its next try,
- * 5 s later. Not what this file tests: both browsers use WebSockets over
- * HTTP/1.1 here (Chromium --disable-http2, Firefox
- * network.http.http2.websockets = false). */
+/* Signaling needs TLS to listen on a non-loopback address; it offers
+ * HTTP/1.1 only (ALPN), so both browsers use their defaults here: before it
+ * did, libwebsockets offered HTTP/2 and WebSockets over it failed. */
 const SKIP_FIREFOX = process.env.QR_SKIP_FIREFOX === '1' ? 'QR_SKIP_FIREFOX=1' : false;
 
 let net, nsTcp, nsUdp, q;
@@ -55,7 +50,7 @@ async function launch(kind, ns) {
             executablePath: await ns.chromiumWrapper(),
             // Signaling's self-signed certificate, and no other; HTTP/1.1
             // (H2_WEBSOCKETS above).
-            args: [`--ignore-certificate-errors-spki-list=${q.tls.spki}`, '--disable-http2'],
+            args: [`--ignore-certificate-errors-spki-list=${q.tls.spki}`],
         });
         return {
             kind, ns,
@@ -63,7 +58,7 @@ async function launch(kind, ns) {
             close: () => browser.close(),
         };
     }
-    const ff = await ns.firefox({ acceptInsecureCerts: true, prefs: { 'network.http.http2.websockets': false } });
+    const ff = await ns.firefox({ acceptInsecureCerts: true });
     return {
         kind, ns,
         newPage: async (name) => {
