@@ -46,6 +46,8 @@ function lineChart(canvas, series) {
     for (const s of series) for (const v of s.values) if (v !== null && v > max) max = v;
     max *= 1.1;
     frame(ctx, w, h, max);
+    // Legend labels share the width, at most 110 px apart.
+    const step = Math.min(110, (w - 60) / series.length);
     series.forEach((s, k) => {
         ctx.strokeStyle = s.color;
         ctx.lineWidth = 2;
@@ -60,7 +62,7 @@ function lineChart(canvas, series) {
         });
         ctx.stroke();
         ctx.fillStyle = s.color;
-        ctx.fillText(s.label, 60 + k * 110, h - 3);
+        ctx.fillText(s.label, 60 + k * step, h - 3);
     });
 }
 

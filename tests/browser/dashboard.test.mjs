@@ -1,10 +1,10 @@
 // The operator dashboard in headless Chromium against the real relay and
 // signaling with a live visit (a clinician in the room, a patient waiting,
-// both the real web client) and media through the relay (a synthetic call
-// by `quietroomctl probe`): the page loads under its strict CSP, its
-// canvases draw, its numbers move from one poll to the next and show the
-// call's packets, the data needs the operator token, and a screenshot is
-// kept in artifacts/dashboard.png.
+// both the real web client) and media through the relay (synthetic calls
+// by `quietroomctl probe`, one over UDP, one over ICE-TCP): the page loads
+// under its strict CSP, its canvases draw, its numbers move from one poll
+// to the next and show the calls' packets, ICE-TCP apart, the data needs
+// the operator token, and a screenshot is kept in artifacts/dashboard.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, writeFile } from 'node:fs/promises';
@@ -26,6 +26,7 @@ before(async () => {
     opsPort = await freePort('127.0.0.1');
     q = await Quietroom.start({
         label: 'dashboard',
+        tcp: true,
         extraSignal: [
             `ops-listen = 127.0.0.1:${opsPort}`,
             `ops-token-file = ${tokenFile}`,
@@ -112,15 +113,21 @@ test('the operator dashboard draws live aggregates and updates every second', as
     assert.equal(await page.textContent('#ws-connections'), '2');
     assert.equal(await page.textContent('#sessions'), '1');
 
-    // Media through the relay while the page polls: a real encrypted call
-    // by the reference native client, about 50 packets/s each way.
-    const probe = new Promise((resolve) => {
+    // Media through the relay while the page polls: real encrypted calls
+    // by the reference native client, about 50 packets/s each way, one over
+    // UDP and one over ICE-TCP (the card splits traffic by transport).
+    const runProbe = (transport) => new Promise((resolve) => {
         execFile(BIN.ctl, ['probe', '--signal', `${q.base.replace(/^http/, 'ws')}/ws`,
-            '--key', q.ehrKey, '--seconds', '8', '--json'], (err, stdout, stderr) =>
+            '--key', q.ehrKey, '--seconds', '8', '--transport', transport, '--json'], (err, stdout, stderr) =>
             resolve({ code: err ? err.code : 0, stdout, stderr }));
     });
-    const ppsIn = async () => Number((await page.textContent('#relay-r1 .r-pps-in')).replace(/[^\d.]/g, ''));
-    await waitFor('the call\'s packets on the page', async () => (await ppsIn()) >= 40, { timeout: 15000 });
+    const probes = [runProbe('udp'), runProbe('tcp')];
+    const number = async (sel) => Number((await page.textContent(`#relay-r1 ${sel}`)).replace(/[^\d.]/g, ''));
+    const ppsIn = () => number('.r-pps-in');
+    await waitFor('the calls\' packets on the page', async () => (await ppsIn()) >= 80, { timeout: 15000 });
+    await waitFor('the ICE-TCP call\'s packets and connections on the page', async () =>
+        (await number('.r-tcp-pps-in')) >= 40 && (await number('.r-tcp-conns')) >= 2, { timeout: 15000 });
+    assert.ok(await number('.r-tcp-pps-in') < await ppsIn(), 'TCP is a part of all traffic');
 
     // Numbers update between two reads a couple of polls apart.
     const first = { updates: Number(await page.getAttribute('body', 'data-updates')), status: await page.textContent('#status') };
@@ -142,8 +149,10 @@ test('the operator dashboard draws live aggregates and updates every second', as
     for (const s of [sid, 'dr-dash', 'pt-dash', 'Pat Dash', 'Dr. Dash']) assert.ok(!html.includes(s), s);
     assert.deepEqual(violations, []);
     const file = await screenshot(page, 'dashboard');
-    process.stderr.write(`dashboard screenshot: ${file}\n`);
-    const call = await probe;
-    assert.equal(call.code, 0, `probe: ${call.stderr}`);
+    await page.setViewportSize({ width: 390, height: 844 });
+    await sleep(1200); // a poll redraws at the new size
+    const phone = await screenshot(page, 'dashboard-phone');
+    process.stderr.write(`dashboard screenshots: ${file}, ${phone}\n`);
+    for (const call of await Promise.all(probes)) assert.equal(call.code, 0, `probe: ${call.stderr}`);
     for (const p of [page, doc, pat]) await p.context().close();
 });
