@@ -46,15 +46,21 @@ static int setup(void **state)
     return world_setup(state, &o);
 }
 
-static void tcp_open(struct tcp_peer *p, const struct world *w)
+/* Connects to the relay's listen-tcp address number i. */
+static void tcp_open_at(struct tcp_peer *p, const struct world *w, int i)
 {
-    const union netaddr *a = &w->relay.listen_tcp[0];
+    const union netaddr *a = &w->relay.listen_tcp[i];
 
-    assert_int_equal(w->relay.n_listen_tcp, 1);
+    assert_true(i < w->relay.n_listen_tcp);
     p->have = 0;
-    p->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    p->fd = socket(a->sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(p->fd >= 0);
     assert_int_equal(connect(p->fd, &a->sa, netaddr_len(a)), 0);
+}
+
+static void tcp_open(struct tcp_peer *p, const struct world *w)
+{
+    tcp_open_at(p, w, 0);
 }
 
 static void tcp_close(struct tcp_peer *p)
@@ -652,6 +658,34 @@ static void test_tcp_out_of_descriptors(void **state)
     expect_all_closed(w);
 }
 
+/* IPv6: a leg on ICE-TCP over IPv6 and one on UDP over IPv4, both ways. */
+static void test_tcp_ipv6_leg_to_ipv4_udp_leg(void **state)
+{
+    static const char *const listen[] = {"127.0.0.1:0", NULL};
+    static const char *const extra[] = {"--listen-tcp", "127.0.0.1:0", "--listen-tcp", "[::1]:0",
+                                        NULL};
+    struct world_opts o = {.no_signal = true, .listen = listen, .relay_extra = extra};
+    struct world both = {0};
+    struct mixed m;
+
+    (void)state;
+    assert_int_equal(world_start(&both, &o), 0);
+    assert_int_equal(both.relay.n_listen_tcp, 2);
+    assert_int_equal(both.relay.listen_tcp[1].sa.sa_family, AF_INET6);
+    m.creds = ctl_creds(&both.relay, "tcp-v6", 1);
+    assert_non_null(m.creds);
+    assert_int_equal(peer_open(&m.a, "127.0.0.1:0"), 0);
+    udp_bind(&m.a, &both.relay.listen[0], creds_ufrag(m.creds, 0, 0), creds_pwd(m.creds, 0, 0));
+    tcp_open_at(&m.b, &both, 1);
+    tcp_bind(&m.b, creds_ufrag(m.creds, 0, 1), creds_pwd(m.creds, 0, 1));
+    for (uint16_t s = 0; s < 10; s++)
+        mixed_exchange(&both, &m, s);
+    assert_int_equal(relay_stat(&both.relay, "tcp", "packets_forwarded"), 10);
+    mixed_close(&m);
+    expect_all_closed(&both);
+    assert_int_equal(world_stop(&both), 0);
+}
+
 /* max-tcp-connections: with every connection taken by a call, the next
  * ones are refused and counted, and the calls go on. */
 static void test_tcp_connection_limit(void **state)
@@ -697,6 +731,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tcp_checked_never_bound, setup, world_teardown),
         cmocka_unit_test_setup_teardown(test_tcp_out_of_descriptors, setup, world_teardown),
         cmocka_unit_test(test_tcp_consent_closes),   /* its own world */
+        cmocka_unit_test(test_tcp_ipv6_leg_to_ipv4_udp_leg), /* its own world */
         cmocka_unit_test(test_tcp_connection_limit), /* its own world */
     };
 
