@@ -1,0 +1,214 @@
+// Issue 18 with Firefox ESR as the patient and Chromium as the therapist,
+// each in a network namespace of its own (lib/netns.mjs: Firefox gathers no
+// candidate without a default route and does not pair a non-loopback
+// candidate with a loopback relay). Relay and signaling (HTTPS, a fresh
+// self-signed certificate) listen on the root side of the first veth pair.
+// - the patient closes the tab and reopens the same link within the resume
+//   grace: back in the call without readmission, media both ways;
+// - audio-only: Firefox stops sending video (getStats), audio goes on, the
+//   camera comes back with one click;
+// - quality made poor for real (nftables in the patient's namespace drops a
+//   quarter of what the relay sends it): after 10 s of it the page offers
+//   audio-only, and accepting it turns audio-only on.
+// Needs root, iproute2 and nftables.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Quietroom, sleep, waitFor } from './lib/servers.mjs';
+import {
+    launchChromium, chromiumPage, screenshot, waitState, waitVisible, visible, text, click, assertMediaFlowing, qrState,
+} from './lib/browsers.mjs';
+import { TestNet } from './lib/netns.mjs';
+import { checkVisitWire, checkConsole, openAndJoin, sendStats, signalLogText, relayLogText, signalAuditText, eventsOf } from './lib/visits.mjs';
+
+const SKIP = process.env.QR_SKIP_FIREFOX === '1' ? 'QR_SKIP_FIREFOX=1' : false;
+const GRACE_S = 8;
+
+let net, nsPat, nsDoc, q, chromium, firefox;
+let seq = 0;
+const tokensMinted = [];
+const chromiumPages = [];
+const names = ['Dr. Rivera', 'Sam Patient'];
+
+/* Each Firefox page records its states (every 50 ms, changes only) in
+ * window.__states from its first script on. */
+const WATCH_STATES = `(() => {
+    window.__states = [];
+    setInterval(() => {
+        const s = window.quietroom && window.quietroom.state;
+        if (s && window.__states[window.__states.length - 1] !== s) window.__states.push(s);
+    }, 50);
+})();`;
+
+before(async () => {
+    if (SKIP) return;
+    net = await TestNet.create();
+    nsPat = await net.add('ffpat');
+    nsDoc = await net.add('ffdoc');
+    q = await Quietroom.start({ host: net.serverAddr, label: 'visitlinks-firefox', tls: true, extraSignal: [`resume-grace = ${GRACE_S}`] });
+    chromium = await launchChromium({
+        executablePath: await nsDoc.chromiumWrapper(),
+        args: [`--ignore-certificate-errors-spki-list=${q.tls.spki}`],
+    });
+    firefox = await nsPat.firefox({ acceptInsecureCerts: true });
+});
+
+after(async () => {
+    try {
+        await Promise.allSettled([chromium && chromium.close(), firefox && firefox.close()]);
+        if (q) {
+            const logs = [await signalLogText(q), await relayLogText(q), await signalAuditText(q)];
+            await q.stop();
+            for (const t of tokensMinted) for (const l of logs) assert.ok(!l.includes(t), 'a token in a daemon log or the audit log');
+        }
+    } finally {
+        if (net) await net.destroy();
+    }
+    for (const page of chromiumPages) {
+        checkVisitWire(page, { relayHost: q.mediaHost, relayPort: q.mediaPort, tokens: tokensMinted });
+        checkConsole(page.qrConsole, page.qrName, [...names, ...tokensMinted]);
+    }
+});
+
+async function firefoxPage(name) {
+    const page = await firefox.newPage();
+    page.qrName = name;
+    await page.setViewport({ width: 1280, height: 800 });
+    await page.evaluateOnNewDocument(WATCH_STATES);
+    return page;
+}
+
+async function firefoxConsoleOk(page) {
+    checkConsole(await page.consoleLines(), page.qrName, [...names, ...tokensMinted]);
+}
+
+/* Chromium therapist in, Firefox patient waits, therapist admits; media
+ * both ways. */
+async function startVisit(label) {
+    const sid = `${label}-${process.pid}-${++seq}`;
+    const therapist = await q.token({ sid, role: 'clinician', sub: `doc-${seq}`, name: 'Dr. Rivera' });
+    const patient = await q.token({ sid, role: 'patient', sub: `pat-${seq}`, name: 'Sam Patient' });
+    tokensMinted.push(therapist, patient);
+    const { context: docCtx, page: doc } = await chromiumPage(chromium, 'therapist (chromium)');
+    chromiumPages.push(doc);
+    assert.equal(await openAndJoin(doc, q.link(therapist), { timeout: 30000 }), 'in-call');
+    const pat = await firefoxPage('patient (firefox)');
+    assert.equal(await openAndJoin(pat, q.link(patient), { timeout: 30000 }), 'waiting');
+    const patId = await pat.evaluate(() => window.quietroom.participant);
+    await waitVisible(doc, `admit-${patId}`);
+    await click(doc, `admit-${patId}`);
+    await waitState(pat, 'in-call');
+    await assertMediaFlowing(pat, { timeout: 30000 });
+    await assertMediaFlowing(doc, { timeout: 30000 });
+    return { doc, docCtx, pat, patId, patient };
+}
+
+test('Firefox ESR: the patient closes the tab and reopens the same link within the grace: back in the call, no readmission, media both ways', { skip: SKIP }, async () => {
+    const { doc, docCtx, pat, patId, patient } = await startVisit('ff-rejoin');
+    try {
+        await firefoxConsoleOk(pat);
+        await pat.close();
+        const closedAt = Date.now();
+        const pat2 = await firefoxPage('patient (firefox, reopened)');
+        const s = await openAndJoin(pat2, q.link(patient), { timeout: 30000 });
+        const took = Date.now() - closedAt;
+        assert.ok(took < GRACE_S * 1000, `reopening took ${took} ms, over the ${GRACE_S} s grace: the test cannot tell`);
+        assert.equal(s, 'in-call', `reopened within the grace: ${s}\n    ${await eventsOf(pat2)}`);
+        assert.equal(await pat2.evaluate(() => window.quietroom.participant), patId, 'the same seat');
+        const states = await pat2.evaluate(() => window.__states);
+        assert.ok(!states.includes('waiting'), `the reopened tab went through the waiting room: ${states.join(' > ')}`);
+        assert.equal(doc.qrSockets.flatMap((x) => x.sent).filter((m) => m.type === 'admit').length, 1, 'admitted twice');
+        await assertMediaFlowing(pat2, { timeout: 30000 });
+        await assertMediaFlowing(doc, { timeout: 30000 });
+        assert.equal(await doc.evaluate(() => window.quietroom.peerConnections.size), 1);
+        await screenshot(pat2, 'firefox-visit-rejoined');
+        await firefoxConsoleOk(pat2);
+        await pat2.close();
+    } finally {
+        await docCtx.close();
+    }
+});
+
+test('Firefox ESR: audio-only stops the outgoing video and keeps the audio; camera back brings the video back', { skip: SKIP }, async () => {
+    const { doc, docCtx, pat } = await startVisit('ff-audio');
+    try {
+        await click(pat, 'audio-only');
+        await waitFor('audio-only on', () => pat.evaluate(() => window.quietroom.audioOnly === true &&
+            document.querySelector('[data-testid="audio-only"]').getAttribute('aria-pressed') === 'true'), { timeout: 5000 });
+        await sleep(1000);
+        const a = await sendStats(pat);
+        const da = await sendStats(doc);
+        await sleep(3000);
+        const b = await sendStats(pat);
+        const db = await sendStats(doc);
+        const noVideoTrack = b.videoSenders.every((x) => x === null || x.readyState === 'ended');
+        assert.ok(noVideoTrack || b.videoBytesSent === a.videoBytesSent,
+            `Firefox still sends video in audio-only: ${a.videoBytesSent} -> ${b.videoBytesSent} bytes, senders ${JSON.stringify(b.videoSenders)}`);
+        assert.equal(db.framesDecoded, da.framesDecoded, 'the therapist still decodes Firefox\'s video');
+        assert.ok(db.audioPacketsReceived > da.audioPacketsReceived + 50,
+            `the therapist's audio from Firefox: ${da.audioPacketsReceived} -> ${db.audioPacketsReceived} packets in 3 s`);
+        await screenshot(pat, 'firefox-visit-audio-only');
+        await click(pat, 'camera-back');
+        await waitFor('audio-only off', () => pat.evaluate(() => window.quietroom.audioOnly === false), { timeout: 5000 });
+        await waitFor('the therapist to decode Firefox\'s video again', async () => (await sendStats(doc)).framesDecoded > db.framesDecoded + 10, { timeout: 15000 });
+        await assertMediaFlowing(doc);
+        await firefoxConsoleOk(pat);
+        await pat.close();
+    } finally {
+        await docCtx.close();
+    }
+});
+
+/* A quarter of the UDP the relay sends into the patient's namespace is
+ * dropped (nftables, random): the patient's quality is poor for real. */
+async function lossyDownlink(pct) {
+    const rules = [
+        'table inet qrloss {',
+        '    chain input {',
+        '        type filter hook input priority filter; policy accept;',
+        `        ip saddr ${q.mediaHost} udp sport ${q.mediaPort} numgen random mod 100 < ${pct} counter drop`,
+        '    }',
+        '}',
+    ].join('\n');
+    await nsPat.exec('nft', ['-f', '-'], { input: `${rules}\n` });
+}
+
+async function lossCounter() {
+    const out = JSON.parse(await nsPat.exec('nft', ['-j', 'list', 'table', 'inet', 'qrloss']));
+    const rule = out.nftables.find((o) => o.rule);
+    const c = rule.rule.expr.find((e) => e.counter);
+    return c.counter.packets;
+}
+
+test('Firefox ESR: after 10 s of poor quality (a quarter of its downlink dropped) the page offers audio-only; accepting turns it on', { skip: SKIP }, async () => {
+    const { doc, docCtx, pat } = await startVisit('ff-poor');
+    try {
+        assert.equal(await visible(pat, 'audio-only-offer'), false, 'audio-only offered on a clean network');
+        await lossyDownlink(25);
+        const lossFrom = Date.now();
+        let poorSince = null;
+        await waitFor('the audio-only offer', async () => {
+            const qt = (await text(pat, 'quality')) || '';
+            if (!poorSince && /poor/i.test(qt)) poorSince = Date.now();
+            return visible(pat, 'audio-only-offer');
+        }, { timeout: 40000, interval: 250 }).catch(async (e) => {
+            throw new Error(`${e.message}; quality "${await text(pat, 'quality')}", ${await lossCounter()} packets dropped\n    ${await eventsOf(pat)}`);
+        });
+        const offeredAt = Date.now();
+        assert.ok(poorSince, 'offered although the page never showed poor quality');
+        assert.ok(offeredAt - poorSince >= 8000, `offered ${offeredAt - poorSince} ms after the quality turned poor (10 s expected)`);
+        assert.ok(await lossCounter() > 100, 'the loss rule dropped next to nothing');
+        process.stderr.write(`  poor from ${poorSince - lossFrom} ms after the loss began; offered ${offeredAt - poorSince} ms later\n`);
+        await screenshot(pat, 'firefox-visit-audio-only-offer');
+        await click(pat, 'audio-only-accept');
+        await waitFor('audio-only on', () => pat.evaluate(() => window.quietroom.audioOnly === true), { timeout: 5000 });
+        assert.equal(await qrState(pat), 'in-call');
+        await nsPat.exec('nft', ['delete', 'table', 'inet', 'qrloss']);
+        await click(pat, 'camera-back');
+        await waitFor('audio-only off', () => pat.evaluate(() => window.quietroom.audioOnly === false), { timeout: 5000 });
+        await assertMediaFlowing(doc, { timeout: 20000 });
+        await pat.close();
+    } finally {
+        await nsPat.exec('nft', ['delete', 'table', 'inet', 'qrloss']).catch(() => {});
+        await docCtx.close();
+    }
+});
