@@ -8,7 +8,7 @@
 // - audio-only: Firefox stops sending video (getStats), audio goes on, the
 //   camera comes back with one click;
 // - quality made poor for real (nftables in the patient's namespace drops a
-//   quarter of what the relay sends it): after 10 s of it the page offers
+//   share of what the relay sends it): after 10 s of it the page offers
 //   audio-only, and accepting it turns audio-only on.
 // Needs root, iproute2 and nftables.
 import { test, before, after } from 'node:test';
@@ -158,7 +158,7 @@ test('Firefox ESR: audio-only stops the outgoing video and keeps the audio; came
     }
 });
 
-/* A quarter of the UDP the relay sends into the patient's namespace is
+/* A share (pct %) of the UDP the relay sends into the patient's namespace is
  * dropped (nftables, random): the patient's quality is poor for real. */
 async function lossyDownlink(pct) {
     const rules = [
@@ -179,11 +179,11 @@ async function lossCounter() {
     return c.counter.packets;
 }
 
-test('Firefox ESR: after 10 s of poor quality (a quarter of its downlink dropped) the page offers audio-only; accepting turns it on', { skip: SKIP }, async () => {
+test('Firefox ESR: after 10 s of poor quality (15 % of its downlink dropped) the page offers audio-only; accepting turns it on', { skip: SKIP }, async () => {
     const { doc, docCtx, pat } = await startVisit('ff-poor');
     try {
         assert.equal(await visible(pat, 'audio-only-offer'), false, 'audio-only offered on a clean network');
-        await lossyDownlink(25);
+        await lossyDownlink(15);
         const lossFrom = Date.now();
         let poorSince = null;
         await waitFor('the audio-only offer', async () => {
