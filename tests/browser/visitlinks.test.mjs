@@ -73,11 +73,18 @@ afterEach(async () => {
 });
 
 /* A browser profile of its own (a person's own browser) with one tab. */
-async function person(name) {
+async function person(name, { keep = false } = {}) {
     const { context, page } = await chromiumPage(browser, name);
-    contexts.push(context);
+    if (keep) kept.push(context);
+    else contexts.push(context);
     pages.push(page);
     return { context, page };
+}
+
+/* A call that spans two tests: its contexts are closed after the second. */
+const kept = [];
+function releaseKept() {
+    contexts.push(...kept.splice(0));
 }
 
 /* Another tab in that person's browser. */
@@ -107,10 +114,10 @@ function welcomes(page, from = 0) {
 }
 
 /* Therapist in, patient waits, therapist admits, media both ways. */
-async function startVisit(label, { shots = false } = {}) {
+async function startVisit(label, { shots = false, keep = false } = {}) {
     const t = await visitTokens(label);
-    const d = await person('therapist');
-    const p = await person('patient');
+    const d = await person('therapist', { keep });
+    const p = await person('patient', { keep });
     assert.equal(await openAndJoin(d.page, q.link(t.therapist)), 'in-call');
     await waitVisible(d.page, 'clinician-panel');
     assert.equal(await openAndJoin(p.page, q.link(t.patient)), 'waiting');
@@ -249,24 +256,6 @@ test('Leave asks first (cancel keeps the call); the patient is told the clinicia
     await waitFor('the clinician-left notice to go', async () => !(await visible(pat, 'clinician-left')), { timeout: 5000 });
 });
 
-test('a removed seat\'s link is refused (removed_by_clinician)', async () => {
-    const { t, doc, pat, patCtx, patId } = await startVisit('removed');
-    await click(doc, `remove-${patId}`);
-    await waitVisible(doc, 'confirm');
-    await click(doc, 'confirm-ok');
-    await waitState(pat, 'ended', 5000);
-    const again = await anotherTab(patCtx, 'patient (removed, reopened)');
-    const s = await openAndJoin(again, q.link(t.patient));
-    assert.equal(s, 'ended', `the removed seat's link: ${s}`);
-    await waitFor('the ended code', async () => ((await endedCode(again)).text || '').includes('removed_by_clinician'), { timeout: 5000 })
-        .catch(async (e) => { throw new Error(`${e.message}: ${JSON.stringify(await endedCode(again))}`); });
-    await screenshot(again, 'visit-removed-link-refused');
-    // Nothing reached the therapist: no waiting entry, no peer.
-    await sleep(1000);
-    assert.equal(await visible(doc, `admit-${patId}`), false);
-    assert.equal(await doc.evaluate(() => window.quietroom.peerConnections.size), 0);
-});
-
 /* A raw WebSocket from a page of the client's origin: auth with `token`;
  * resolves with the first message and the close code (if it closed). */
 async function rawAuth(page, token) {
@@ -284,8 +273,11 @@ async function rawAuth(page, token) {
     }), token);
 }
 
+let shared = null;
+
 test('another person\'s token for the same visit gets a seat of its own in the waiting room, never the first person\'s', async () => {
-    const { t, doc, pat, patId } = await startVisit('other');
+    shared = await startVisit('other', { keep: true });
+    const { t, doc, pat, patId } = shared;
     const other = await mint({ sid: t.sid, role: 'patient', sub: `other-${t.seq}`, name: 'Alex Other' });
     const o = await person('other person');
     const s = await openAndJoin(o.page, q.link(other));
@@ -318,6 +310,27 @@ test('another person\'s token for the same visit gets a seat of its own in the w
     assert.ok(![patId, otherId].includes(r3.first.participant), `a third person got ${r3.first.participant}`);
     assert.equal(await qrState(pat), 'in-call');
     assert.equal(await qrState(o.page), 'waiting');
+});
+
+test('a removed seat\'s link is refused (removed_by_clinician)', async () => {
+    assert.ok(shared, 'needs the call of the previous test');
+    const { t, doc, pat, patCtx, patId } = shared;
+    shared = null;
+    releaseKept();
+    await click(doc, `remove-${patId}`);
+    await waitVisible(doc, 'confirm');
+    await click(doc, 'confirm-ok');
+    await waitState(pat, 'ended', 5000);
+    const again = await anotherTab(patCtx, 'patient (removed, reopened)');
+    const s = await openAndJoin(again, q.link(t.patient));
+    assert.equal(s, 'ended', `the removed seat's link: ${s}`);
+    await waitFor('the ended code', async () => ((await endedCode(again)).text || '').includes('removed_by_clinician'), { timeout: 5000 })
+        .catch(async (e) => { throw new Error(`${e.message}: ${JSON.stringify(await endedCode(again))}`); });
+    await screenshot(again, 'visit-removed-link-refused');
+    // Nothing reached the therapist: no waiting entry, no peer.
+    await sleep(1000);
+    assert.equal(await visible(doc, `admit-${patId}`), false);
+    assert.equal(await doc.evaluate(() => window.quietroom.peerConnections.size), 0);
 });
 
 test('waiting room: the clinician\'s name and the wait; a message to one, then to all, stored nowhere; arrival sound; admit all', async () => {
@@ -392,7 +405,8 @@ test('waiting room: the clinician\'s name and the wait; a message to one, then t
 });
 
 test('audio-only stops the outgoing video and keeps the audio; camera back brings the video back', async () => {
-    const { doc, pat } = await startVisit('audioonly');
+    shared = await startVisit('audioonly', { keep: true });
+    const { doc, pat } = shared;
     await click(pat, 'audio-only');
     await waitFor('audio-only on', () => pat.evaluate(() => window.quietroom.audioOnly === true &&
         document.querySelector('[data-testid="audio-only"]').getAttribute('aria-pressed') === 'true'), { timeout: 5000 });
@@ -421,7 +435,10 @@ test('audio-only stops the outgoing video and keeps the audio; camera back bring
 });
 
 test('mute survives a reload: the microphone is still muted and the page says so', async () => {
-    const { doc, pat } = await startVisit('mute');
+    assert.ok(shared, 'needs the call of the previous test');
+    const { doc, pat } = shared;
+    shared = null;
+    releaseKept();
     await click(pat, 'toggle-mic');
     await waitFor('the microphone muted', async () => (await localAudio(pat)).every((x) => x.enabled === false) &&
         (await pat.evaluate(() => document.querySelector('[data-testid="toggle-mic"]').getAttribute('aria-pressed'))) === 'true');
