@@ -211,3 +211,27 @@ export async function neverShows(page, testid, re, ms) {
 export async function eventsOf(page) {
     return page.evaluate(() => (window.quietroom ? window.quietroom.events.join('\n    ') : '(no quietroom)')).catch((e) => e.message);
 }
+
+/* Audio-only was just turned on in `sender`: after 1 s to settle, over 3 s
+ * (sampled each second) the sender's outgoing video bytes (getStats
+ * outbound-rtp) must not grow and the receiver must decode no new frame,
+ * while the receiver's audio packets keep coming (> 50 in 3 s). Throws with
+ * the series; returns the first and last samples of each side. */
+export async function audioOnlyWindow(sender, receiver) {
+    await sleep(1000);
+    const series = [];
+    for (let i = 0; i < 4; i++) {
+        if (i) await sleep(1000);
+        series.push({ s: await sendStats(sender), r: await sendStats(receiver) });
+    }
+    const [first, last] = [series[0], series[series.length - 1]];
+    const show = () => JSON.stringify(series.map(({ s, r }) => ({
+        videoBytesSent: s.videoBytesSent, framesEncoded: s.videoFramesEncoded, videoSenders: s.videoSenders,
+        peerFramesDecoded: r.framesDecoded, peerAudioPackets: r.audioPacketsReceived,
+    })));
+    const where = `${sender.qrName} in audio-only, each second`;
+    if (last.s.videoBytesSent !== first.s.videoBytesSent) throw new Error(`${where}: still sends video (outbound-rtp bytesSent grows): ${show()}`);
+    if (last.r.framesDecoded !== first.r.framesDecoded) throw new Error(`${where}: ${receiver.qrName} still decodes its video: ${show()}`);
+    if (!(last.r.audioPacketsReceived > first.r.audioPacketsReceived + 50)) throw new Error(`${where}: ${receiver.qrName} receives too little audio: ${show()}`);
+    return { a: first.s, b: last.s, da: first.r, db: last.r };
+}
