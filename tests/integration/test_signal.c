@@ -436,15 +436,25 @@ static void test_authentication_failures(void **state)
         expect_refused(w, t, "token_missing_claim");
         free(t);
     }
-    /* A good token works once; the same token again is a replay. */
+    /* A good token opens a seat; the same token again takes that seat back
+     * (test_signal_seats.c has the rules); a visit that has ended opens
+     * nothing again. */
     t = sign(w, claims("s-auth", "patient", now, now + 600));
     {
         json_t *m;
-        struct wsconn *c = world_join_token(w, t, &m);
+        struct wsconn *c = world_join_token(w, t, &m), *again;
 
         assert_string_equal(world_str(m, "type"), "welcome");
         json_decref(m);
+        again = world_join_token(w, t, &m);
+        assert_string_equal(world_str(m, "type"), "welcome");
+        assert_true(json_is_true(json_object_get(m, "rejoined")));
+        json_decref(m);
+        json_decref(expect(c, "replaced"));
+        wsconn_send_json(again, json_pack("{s:s}", "type", "leave"));
+        assert_int_equal(wsconn_wait_closed(again, WAIT_MS), 1000);
         wsconn_free(c);
+        wsconn_free(again);
     }
     expect_refused(w, t, "token_replayed");
     free(t);
