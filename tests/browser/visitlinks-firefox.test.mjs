@@ -13,7 +13,7 @@
 // Needs root, iproute2 and nftables.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Quietroom, sleep, waitFor } from './lib/servers.mjs';
+import { Quietroom, waitFor } from './lib/servers.mjs';
 import {
     launchChromium, chromiumPage, screenshot, waitState, waitVisible, visible, text, click, assertMediaFlowing, qrState,
 } from './lib/browsers.mjs';
@@ -23,7 +23,8 @@ import {
 } from './lib/visits.mjs';
 
 const SKIP = process.env.QR_SKIP_FIREFOX === '1' ? 'QR_SKIP_FIREFOX=1' : false;
-const GRACE_S = 8;
+// Long enough for Firefox to reopen and join on a busy machine.
+const GRACE_S = 20;
 
 let net, nsPat, nsDoc, q, chromium, firefox;
 let seq = 0;

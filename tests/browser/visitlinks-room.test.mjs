@@ -1,0 +1,132 @@
+// Issue 18 in Chromium (therapist + patients) against the real relay and
+// signaling on loopback: the waiting room that talks (the clinician's name
+// and the wait, a message to one and then to all that is stored nowhere:
+// not in signaling's log, its audit log or /metrics; the arrival sound;
+// admit all), audio-only (getStats: no outgoing video, audio kept, the
+// camera back with one click) and mute kept across a reload. Reusable links
+// are in visitlinks.test.mjs (node --test gives each file 240 s); the frame
+// (servers, hooks, wire and console checks) is lib/visitsuite.mjs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { sleep, waitFor } from './lib/servers.mjs';
+import { screenshot, waitState, waitVisible, visible, click, mediaStats, assertMediaFlowing, qrState } from './lib/browsers.mjs';
+import {
+    openAndJoin, sendStats, localAudio, signalAuditText, signalLogText, metricsText, waitText, neverShows, eventsOf, audioOnlyWindow,
+} from './lib/visits.mjs';
+import { visitSuite } from './lib/visitsuite.mjs';
+
+const s = visitSuite({ label: 'visitroom', grace: 20 });
+let shared = null;
+
+test('waiting room: the clinician\'s name and the wait; a message to one, then to all, stored nowhere; arrival sound; admit all', async () => {
+    const t = await s.visitTokens('notify');
+    const second = await s.mint({ sid: t.sid, role: 'patient', sub: `pat2-${t.seq}`, name: 'Alex Other' });
+    const d = await s.person('therapist');
+    const doc = d.page;
+    assert.equal(await openAndJoin(doc, s.q.link(t.therapist)), 'in-call');
+    const sounds = async () => (await doc.evaluate(() => window.quietroom.events)).filter((e) => e.includes('arrival-sound')).length;
+    const sounds0 = await sounds();
+    const p1 = (await s.person('patient 1')).page;
+    const p2 = (await s.person('patient 2')).page;
+    assert.equal(await openAndJoin(p1, s.q.link(t.patient)), 'waiting');
+    const id1 = await p1.evaluate(() => window.quietroom.participant);
+    await waitVisible(doc, `admit-${id1}`);
+    await waitFor('an arrival sound for the first', async () => (await sounds()) >= sounds0 + 1, { timeout: 5000 });
+    assert.equal(await openAndJoin(p2, s.q.link(second)), 'waiting');
+    const id2 = await p2.evaluate(() => window.quietroom.participant);
+    await waitVisible(doc, `admit-${id2}`);
+    await waitFor('an arrival sound for the second', async () => (await sounds()) >= sounds0 + 2, { timeout: 5000 })
+        .catch(async (e) => { throw new Error(`${e.message}\n    ${await eventsOf(doc)}`); });
+
+    // The patient sees who they wait for, and for how long.
+    for (const p of [p1, p2]) {
+        await waitText(p, 'waiting-clinician', /Dr\. Rivera/);
+        await waitText(p, 'waiting-time', /\d|less than|minute/i);
+        assert.equal(await visible(p, 'waiting-notice'), false, 'a notice before any was sent');
+    }
+    assert.ok(await visible(doc, `waited-${id1}`), 'the therapist sees how long the first has waited');
+
+    // A message to the first only.
+    const nonce = `${process.pid}${Date.now()}`.slice(-9);
+    const one = `Running 5 minutes late, sorry (${nonce}a)`;
+    const all = `Thank you for waiting (${nonce}b)`;
+    await doc.fill('[data-testid="notify-text"]', one);
+    await doc.selectOption('[data-testid="notify-target"]', id1);
+    await click(doc, 'notify-send');
+    await waitText(p1, 'waiting-notice', new RegExp(one.replace(/[()]/g, '\\$&')));
+    assert.ok(await neverShows(p2, 'waiting-notice', /./, 2000), 'the message for one reached the other');
+    assert.ok(!p2.qrSockets.flatMap((s) => s.received).some((m) => JSON.stringify(m).includes(`${nonce}a`)), 'the other\'s page received it');
+    await screenshot(p1, 'visit-waiting-notice');
+
+    // Then to everyone waiting.
+    await doc.fill('[data-testid="notify-text"]', all);
+    await doc.selectOption('[data-testid="notify-target"]', '');
+    await click(doc, 'notify-send');
+    for (const p of [p1, p2]) await waitText(p, 'waiting-notice', new RegExp(all.replace(/[()]/g, '\\$&')));
+    const notified = doc.qrSockets.flatMap((s) => s.received).filter((m) => m.type === 'notified').map((m) => m.count);
+    assert.deepEqual(notified, [1, 2], 'notified counts');
+    await screenshot(doc, 'visit-clinician-notify');
+
+    // Shown, not stored: not in signaling's log, its audit log or /metrics.
+    await sleep(500);
+    const audit = await signalAuditText(q);
+    const where = { 'signaling log': await signalLogText(q), 'audit log': audit, '/metrics': await metricsText(s.opsBase, s.opsToken) };
+    for (const [name, body] of Object.entries(where)) {
+        assert.ok(body.length > 0, `${name} is empty: the check would prove nothing`);
+        for (const s of [nonce, 'Running 5 minutes late', 'Thank you for waiting']) assert.ok(!body.includes(s), `the message text in the ${name}`);
+    }
+    // The audit log records that messages were sent (not what they said).
+    const notices = (await s.auditOf(t.sid)).filter((r) => r.type === 'session.notice');
+    assert.equal(notices.length, 2, `session.notice records: ${JSON.stringify(notices)}`);
+
+    // Admit all.
+    await click(doc, 'admit-all');
+    await waitState(p1, 'in-call');
+    await waitState(p2, 'in-call');
+    await assertMediaFlowing(doc, { timeout: 25000 });
+    await waitFor('the therapist to receive from both', async () => Object.keys((await mediaStats(doc)).peers).length === 2, { timeout: 10000 });
+    for (const p of [p1, p2]) await assertMediaFlowing(p, { timeout: 25000 });
+});
+
+test('audio-only stops the outgoing video and keeps the audio; camera back brings the video back', async () => {
+    shared = await s.startVisit('audioonly', { keep: true });
+    const { doc, pat } = shared;
+    await click(pat, 'audio-only');
+    await waitFor('audio-only on', () => pat.evaluate(() => window.quietroom.audioOnly === true &&
+        document.querySelector('[data-testid="audio-only"]').getAttribute('aria-pressed') === 'true'), { timeout: 5000 });
+    const { a, b, db } = await audioOnlyWindow(pat, doc);
+    assert.ok(b.audioPacketsSent > a.audioPacketsSent, 'the patient stopped sending audio');
+    await screenshot(pat, 'visit-audio-only');
+    // One click brings the camera back.
+    await click(pat, 'camera-back');
+    await waitFor('audio-only off', () => pat.evaluate(() => window.quietroom.audioOnly === false), { timeout: 5000 });
+    await waitFor('the therapist to decode the patient\'s video again', async () => (await sendStats(doc)).framesDecoded > db.framesDecoded + 10, { timeout: 10000 });
+    const c = await sendStats(pat);
+    await sleep(1500);
+    assert.ok((await sendStats(pat)).videoBytesSent > c.videoBytesSent, 'the patient sends video again');
+    await assertMediaFlowing(doc);
+});
+
+test('mute survives a reload: the microphone is still muted and the page says so', async () => {
+    assert.ok(shared, 'needs the call of the previous test');
+    const { doc, pat } = shared;
+    shared = null;
+    s.releaseKept();
+    await click(pat, 'toggle-mic');
+    await waitFor('the microphone muted', async () => (await localAudio(pat)).every((x) => x.enabled === false) &&
+        (await pat.evaluate(() => document.querySelector('[data-testid="toggle-mic"]').getAttribute('aria-pressed'))) === 'true');
+    await pat.reload();
+    await waitState(pat, 'in-call', 20000);
+    await waitFor('the local microphone track back', async () => (await localAudio(pat)).length === 1, { timeout: 10000 });
+    assert.deepEqual((await localAudio(pat)).map((x) => x.enabled), [false], 'the microphone came back unmuted');
+    assert.equal(await pat.evaluate(() => document.querySelector('[data-testid="toggle-mic"]').getAttribute('aria-pressed')), 'true');
+    await waitText(pat, 'restored-state', /microphone is still muted/i);
+    await assertMediaFlowing(pat, { timeout: 25000 });
+    const s = await sendStats(pat);
+    for (const snd of s.audioSenders) assert.ok(snd === null || snd.enabled === false, `an audio sender with a live track: ${JSON.stringify(s.audioSenders)}`);
+    await screenshot(pat, 'visit-mute-restored');
+    // And it can be unmuted.
+    await click(pat, 'toggle-mic');
+    await waitFor('the microphone on', async () => (await localAudio(pat)).every((x) => x.enabled === true), { timeout: 3000 });
+    assert.equal(await qrState(doc), 'in-call');
+});
