@@ -55,7 +55,7 @@ test('waiting room: the clinician\'s name and the wait; a message to one, then t
     await click(doc, 'notify-send');
     await waitText(p1, 'waiting-notice', new RegExp(one.replace(/[()]/g, '\\$&')));
     assert.ok(await neverShows(p2, 'waiting-notice', /./, 2000), 'the message for one reached the other');
-    assert.ok(!p2.qrSockets.flatMap((s) => s.received).some((m) => JSON.stringify(m).includes(`${nonce}a`)), 'the other\'s page received it');
+    assert.ok(!p2.qrSockets.flatMap((x) => x.received).some((m) => JSON.stringify(m).includes(`${nonce}a`)), 'the other\'s page received it');
     await screenshot(p1, 'visit-waiting-notice');
 
     // Then to everyone waiting.
@@ -63,17 +63,17 @@ test('waiting room: the clinician\'s name and the wait; a message to one, then t
     await doc.selectOption('[data-testid="notify-target"]', '');
     await click(doc, 'notify-send');
     for (const p of [p1, p2]) await waitText(p, 'waiting-notice', new RegExp(all.replace(/[()]/g, '\\$&')));
-    const notified = doc.qrSockets.flatMap((s) => s.received).filter((m) => m.type === 'notified').map((m) => m.count);
+    const notified = doc.qrSockets.flatMap((x) => x.received).filter((m) => m.type === 'notified').map((m) => m.count);
     assert.deepEqual(notified, [1, 2], 'notified counts');
     await screenshot(doc, 'visit-clinician-notify');
 
     // Shown, not stored: not in signaling's log, its audit log or /metrics.
     await sleep(500);
-    const audit = await signalAuditText(q);
-    const where = { 'signaling log': await signalLogText(q), 'audit log': audit, '/metrics': await metricsText(s.opsBase, s.opsToken) };
+    const audit = await signalAuditText(s.q);
+    const where = { 'signaling log': await signalLogText(s.q), 'audit log': audit, '/metrics': await metricsText(s.opsBase, s.opsToken) };
     for (const [name, body] of Object.entries(where)) {
         assert.ok(body.length > 0, `${name} is empty: the check would prove nothing`);
-        for (const s of [nonce, 'Running 5 minutes late', 'Thank you for waiting']) assert.ok(!body.includes(s), `the message text in the ${name}`);
+        for (const x of [nonce, 'Running 5 minutes late', 'Thank you for waiting']) assert.ok(!body.includes(x), `the message text in the ${name}`);
     }
     // The audit log records that messages were sent (not what they said).
     const notices = (await s.auditOf(t.sid)).filter((r) => r.type === 'session.notice');
@@ -122,8 +122,8 @@ test('mute survives a reload: the microphone is still muted and the page says so
     assert.equal(await pat.evaluate(() => document.querySelector('[data-testid="toggle-mic"]').getAttribute('aria-pressed')), 'true');
     await waitText(pat, 'restored-state', /microphone is still muted/i);
     await assertMediaFlowing(pat, { timeout: 25000 });
-    const s = await sendStats(pat);
-    for (const snd of s.audioSenders) assert.ok(snd === null || snd.enabled === false, `an audio sender with a live track: ${JSON.stringify(s.audioSenders)}`);
+    const st = await sendStats(pat);
+    for (const snd of st.audioSenders) assert.ok(snd === null || snd.enabled === false, `an audio sender with a live track: ${JSON.stringify(st.audioSenders)}`);
     await screenshot(pat, 'visit-mute-restored');
     // And it can be unmuted.
     await click(pat, 'toggle-mic');

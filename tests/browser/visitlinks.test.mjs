@@ -24,14 +24,14 @@ const s = visitSuite({ label: 'visitlinks', grace: 20 });
 /* The therapist's page was told that this participant came back with their
  * link (a lobby entry or a peer_status with rejoined: true). */
 function therapistToldRejoined(doc, id) {
-    return doc.qrSockets.flatMap((s) => s.received).some((m) =>
+    return doc.qrSockets.flatMap((x) => x.received).some((m) =>
         (m.type === 'lobby' && [...(m.waiting || []), ...(m.present || [])].some((e) => e.participant === id && e.rejoined === true)) ||
         (m.type === 'peer_status' && m.participant === id && m.rejoined === true));
 }
 
 test('rejoin: the same link reopened after closing the tab is back in the call within the grace, in the waiting room after it', async () => {
     const { t, doc, pat, patCtx, patId } = await s.startVisit('rejoin', { shots: true });
-    let admits = doc.qrSockets.flatMap((s) => s.sent).filter((m) => m.type === 'admit').length;
+    let admits = doc.qrSockets.flatMap((x) => x.sent).filter((m) => m.type === 'admit').length;
     assert.equal(admits, 1);
 
     // 1. The tab closes by accident; the same email link opens it again at once.
@@ -49,7 +49,7 @@ test('rejoin: the same link reopened after closing the tab is back in the call w
     assert.equal(w2[0].state, 'admitted', 'admitted without readmission');
     await assertMediaFlowing(pat2, { timeout: 25000 });
     await assertMediaFlowing(doc, { timeout: 25000 });
-    admits = doc.qrSockets.flatMap((s) => s.sent).filter((m) => m.type === 'admit').length;
+    admits = doc.qrSockets.flatMap((x) => x.sent).filter((m) => m.type === 'admit').length;
     assert.equal(admits, 1, 'the therapist admitted again');
     await waitFor('the therapist to be told the patient rejoined', () => therapistToldRejoined(doc, patId), { timeout: 5000 });
     await waitVisible(doc, `rejoined-${patId}`, 5000);
@@ -94,14 +94,14 @@ test('two tabs with the same link: the newer takes the seat, the older is told i
     await waitState(pat, 'ended', 8000);
     const code = await endedCode(pat);
     assert.ok((code.text || '').includes('replaced'), `the older tab's ended-code: ${JSON.stringify(code)}`);
-    assert.ok(pat.qrSockets.flatMap((s) => s.received).some((m) => m.type === 'replaced'), 'the older tab got `replaced`');
+    assert.ok(pat.qrSockets.flatMap((x) => x.received).some((m) => m.type === 'replaced'), 'the older tab got `replaced`');
     await screenshot(pat, 'visit-replaced-older-tab');
     // It stays ended and does not try to resume (its secret is void).
     const socketsThen = pat.qrSockets.length;
     await sleep(5000);
     assert.equal(await qrState(pat), 'ended');
     assert.equal(pat.qrSockets.length, socketsThen, 'the replaced tab opened another connection');
-    assert.ok(!pat.qrSockets.flatMap((s) => s.sent).some((m) => m.type === 'resume'), 'the replaced tab tried to resume');
+    assert.ok(!pat.qrSockets.flatMap((x) => x.sent).some((m) => m.type === 'resume'), 'the replaced tab tried to resume');
     // The newer tab has the call; the therapist one peer, media both ways.
     await assertMediaFlowing(patB, { timeout: 25000 });
     await assertMediaFlowing(doc, { timeout: 25000 });
@@ -126,7 +126,7 @@ test('Leave asks first (cancel keeps the call); the patient is told the clinicia
     await sleep(1000);
     assert.equal(await qrState(doc), 'in-call', 'cancel left the call');
     assert.equal(await qrState(pat), 'in-call');
-    assert.ok(!doc.qrSockets.flatMap((s) => s.sent).some((m) => m.type === 'leave'), 'cancel sent leave');
+    assert.ok(!doc.qrSockets.flatMap((x) => x.sent).some((m) => m.type === 'leave'), 'cancel sent leave');
     await assertMediaFlowing(doc);
 
     // Leave for real: the patient stays, and is told.
@@ -141,8 +141,8 @@ test('Leave asks first (cancel keeps the call); the patient is told the clinicia
 
     // The therapist reopens their link: back in, the patient with them.
     const doc2 = await s.anotherTab(docCtx, 'therapist (reopened)');
-    const s = await openAndJoin(doc2, s.q.link(t.therapist));
-    assert.equal(s, 'in-call', `the therapist's link after Leave: ${s} (${await endedCode(doc2).then(JSON.stringify)})`);
+    const st = await openAndJoin(doc2, s.q.link(t.therapist));
+    assert.equal(st, 'in-call', `the therapist's link after Leave: ${st} (${await endedCode(doc2).then(JSON.stringify)})`);
     const w = welcomes(doc2)[0];
     assert.equal(w.participant, docId, 'the therapist\'s own seat');
     assert.equal(w.rejoined, true);
@@ -175,8 +175,8 @@ test('another person\'s token for the same visit gets a seat of its own in the w
     const { t, doc, pat, patId } = shared;
     const other = await s.mint({ sid: t.sid, role: 'patient', sub: `other-${t.seq}`, name: 'Alex Other' });
     const o = await s.person('other person');
-    const s = await openAndJoin(o.page, s.q.link(other));
-    assert.equal(s, 'waiting', `the other person: ${s}`);
+    const st = await openAndJoin(o.page, s.q.link(other));
+    assert.equal(st, 'waiting', `the other person: ${st}`);
     const otherId = await o.page.evaluate(() => window.quietroom.participant);
     assert.ok(otherId && otherId !== patId, `the other person got participant ${otherId} (the patient is ${patId})`);
     assert.notEqual(welcomes(o.page)[0].participant, patId);
@@ -217,8 +217,8 @@ test('a removed seat\'s link is refused (removed_by_clinician)', async () => {
     await click(doc, 'confirm-ok');
     await waitState(pat, 'ended', 5000);
     const again = await s.anotherTab(patCtx, 'patient (removed, reopened)');
-    const s = await openAndJoin(again, s.q.link(t.patient));
-    assert.equal(s, 'ended', `the removed seat's link: ${s}`);
+    const st = await openAndJoin(again, s.q.link(t.patient));
+    assert.equal(st, 'ended', `the removed seat's link: ${st}`);
     await waitFor('the ended code', async () => ((await endedCode(again)).text || '').includes('removed_by_clinician'), { timeout: 5000 })
         .catch(async (e) => { throw new Error(`${e.message}: ${JSON.stringify(await endedCode(again))}`); });
     await screenshot(again, 'visit-removed-link-refused');
