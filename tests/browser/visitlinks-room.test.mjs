@@ -1,5 +1,6 @@
 // Issue 18 in Chromium (therapist + patients) against the real relay and
-// signaling on loopback: the waiting room that talks (the clinician's name
+// signaling on loopback: two tabs with one link (the older is told it was
+// replaced and does not come back), the waiting room that talks (the clinician's name
 // and the wait, a message to one and then to all that is stored nowhere:
 // not in signaling's log, its audit log or /metrics; the arrival sound;
 // admit all), audio-only (getStats: no outgoing video, audio kept, the
@@ -11,12 +12,36 @@ import assert from 'node:assert/strict';
 import { sleep, waitFor } from './lib/servers.mjs';
 import { screenshot, waitState, waitVisible, visible, click, mediaStats, assertMediaFlowing, qrState } from './lib/browsers.mjs';
 import {
-    openAndJoin, sendStats, localAudio, signalAuditText, signalLogText, metricsText, waitText, neverShows, eventsOf, audioOnlyWindow,
+    openAndJoin, endedCode, sendStats, localAudio, signalAuditText, signalLogText, metricsText, waitText, neverShows, eventsOf, audioOnlyWindow,
 } from './lib/visits.mjs';
-import { visitSuite } from './lib/visitsuite.mjs';
+import { visitSuite, welcomes } from './lib/visitsuite.mjs';
 
 const s = visitSuite({ label: 'visitroom', grace: 20 });
 let shared = null;
+
+test('two tabs with the same link: the newer takes the seat, the older is told it was replaced and does not come back', async () => {
+    const { t, doc, pat, patCtx, patId } = await s.startVisit('tabs');
+    const patB = await s.anotherTab(patCtx, 'patient (second tab)');
+    const sB = await openAndJoin(patB, s.q.link(t.patient));
+    assert.equal(sB, 'in-call', `the second tab: ${sB}\n    ${await eventsOf(patB)}`);
+    assert.equal(welcomes(patB)[0].participant, patId, 'the second tab has the same seat');
+    await waitState(pat, 'ended', 8000);
+    const code = await endedCode(pat);
+    assert.ok((code.text || '').includes('replaced'), `the older tab's ended-code: ${JSON.stringify(code)}`);
+    assert.ok(pat.qrSockets.flatMap((x) => x.received).some((m) => m.type === 'replaced'), 'the older tab got `replaced`');
+    await screenshot(pat, 'visit-replaced-older-tab');
+    // It stays ended and does not try to resume (its secret is void).
+    const socketsThen = pat.qrSockets.length;
+    await sleep(5000);
+    assert.equal(await qrState(pat), 'ended');
+    assert.equal(pat.qrSockets.length, socketsThen, 'the replaced tab opened another connection');
+    assert.ok(!pat.qrSockets.flatMap((x) => x.sent).some((m) => m.type === 'resume'), 'the replaced tab tried to resume');
+    // The newer tab has the call; the therapist one peer, media both ways.
+    await assertMediaFlowing(patB, { timeout: 25000 });
+    await assertMediaFlowing(doc, { timeout: 25000 });
+    assert.equal(await doc.evaluate(() => window.quietroom.peerConnections.size), 1);
+    assert.equal(await qrState(patB), 'in-call');
+});
 
 test('waiting room: the clinician\'s name and the wait; a message to one, then to all, stored nowhere; arrival sound; admit all', async () => {
     const t = await s.visitTokens('notify');

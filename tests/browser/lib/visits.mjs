@@ -88,11 +88,23 @@ export async function stateOf(page) {
     return page.evaluate(() => (window.quietroom ? window.quietroom.state : null)).catch(() => null);
 }
 
+/* page.goto of a visit link (30 s: a shared machine can be slow). A
+ * failure's message (Playwright puts the URL in it) never carries the
+ * token: test output ends up in CI logs. */
+export async function gotoLink(page, url) {
+    try {
+        await (page.setDefaultNavigationTimeout ? page.goto(url, { timeout: 30000 }) : page.goto(url));
+    } catch (e) {
+        const redact = (x) => String(x || '').replace(/token=[A-Za-z0-9._~-]+/g, 'token=(redacted)');
+        throw new Error(`${page.qrName || 'page'}: opening its visit link failed: ${redact(e.message)}`);
+    }
+}
+
 /* Opens a visit link and joins: waits for the pre-join screen (after the
  * link check) and the camera preview, presses Join. Returns the state the
  * page then reaches among `until` (default waiting, in-call, ended). */
 export async function openAndJoin(page, url, { until = ['waiting', 'in-call', 'ended'], timeout = 20000 } = {}) {
-    await page.goto(url);
+    await gotoLink(page, url);
     const s = await waitFor('the pre-join screen (or an end)', async () => {
         const st = await stateOf(page);
         return (st === 'precall' || st === 'ended') && st;
