@@ -802,6 +802,7 @@ function renderLobby(msg) {
     $('waiting-empty').hidden = waiting.length > 0;
     $('waiting-count').textContent = String(waiting.length);
     $('btn-admit-all').hidden = waiting.length < 1;
+    $('notify-form').hidden = waiting.length < 1;
     fillNotifyTargets(waiting);
 
     const pl = $('present-list');
@@ -905,13 +906,19 @@ async function enableNotifications() {
     $('btn-notify-enable').setAttribute('aria-pressed', String(perm === 'granted'));
 }
 
+let notifyStatusTimer = null;
+function notifyStatus(text) {
+    $('notify-status').textContent = text;
+    clearTimeout(notifyStatusTimer);
+    notifyStatusTimer = setTimeout(() => { $('notify-status').textContent = ''; }, 10000);
+}
+
 function sendNotice(ev) {
     ev.preventDefault();
     const input = $('notify-text');
     const text = input.value.trim();
-    const st = $('notify-status');
-    if (!text) { st.textContent = t('panel.notifyEmpty'); input.focus(); return; }
-    if (new TextEncoder().encode(text).length > 280) { st.textContent = t('panel.notifyTooLong'); input.focus(); return; }
+    if (!text) { notifyStatus(t('panel.notifyEmpty')); input.focus(); return; }
+    if (new TextEncoder().encode(text).length > 280) { notifyStatus(t('panel.notifyTooLong')); input.focus(); return; }
     if (!signal) return;
     const msg = { type: 'notify', text };
     const target = $('notify-target').value;
@@ -1070,6 +1077,7 @@ function updateClinicianLeft() {
     const el = $('clinician-left');
     if (show && el.hidden) announce(t('call.clinicianLeft'));
     el.hidden = !show;
+    document.body.classList.toggle('clinician-left', show);
 }
 
 /* A clinician's message: shown, announced (the region is aria-live polite),
@@ -1095,13 +1103,19 @@ function startConnectionCheck() {
     checkAbort = typeof AbortController === 'function' ? new AbortController() : null;
     // check.js (written separately) sends check_offer/check_answer/check_result
     // itself; this page only shows what it found. Missing or failing: soft.
-    import('./check.js').then((m) => m.runConnectionCheck({
-        send: (obj) => !!(signal && signal.send(obj)),
-        subscribe: (fn) => { checkListeners.add(fn); return () => checkListeners.delete(fn); },
-        signal: checkAbort ? checkAbort.signal : undefined,
-    })).then((result) => showCheckResult(result), (e) => {
-        logEvent(`connection check failed (${e && e.name ? e.name : 'error'})`);
-        showCheckResult(null);
+    import('./check.js').then((m) => {
+        Promise.resolve().then(() => m.runConnectionCheck({
+            send: (obj) => !!(signal && signal.send(obj)),
+            subscribe: (fn) => { checkListeners.add(fn); return () => checkListeners.delete(fn); },
+            signal: checkAbort ? checkAbort.signal : undefined,
+        })).then((result) => showCheckResult(result), (e) => {
+            logEvent(`connection check failed (${e && e.name ? e.name : 'error'})`);
+            showCheckResult(null);
+        });
+    }, () => {
+        // No check.js on this server: no check, and nothing to say about it.
+        logEvent('connection check unavailable');
+        $('check-box').hidden = true;
     });
 }
 
@@ -1149,7 +1163,7 @@ function onMessage(msg) {
         onNotice(msg);
         break;
     case 'notified':
-        $('notify-status').textContent = tn('panel.notified', Number(msg.count) || 0);
+        notifyStatus(tn('panel.notified', Number(msg.count) || 0));
         break;
     case 'admitted':
         announce(t('announce.admitted'));
@@ -1247,7 +1261,7 @@ function onError(msg) {
     if (code === 'unexpected_answer') return; // renegotiation in progress; retried
     if (code === 'check_limit') return; // the check's own answer (check.js)
     if (msg.field === 'text' || (code === 'not_waiting' && $('notify-target').value)) {
-        $('notify-status').textContent = errorText(code);
+        notifyStatus(errorText(code));
     }
     announce(errorText(code), code === 'no_relay_available');
 }
