@@ -48,7 +48,7 @@ static void exposition__labelled(struct metrics *m, const char *name, const char
 static void exposition__sessions(struct signal_server *srv, struct metrics *m)
 {
     const struct signal_stats *st = &srv->stats;
-    static const char *const auth_fixed[] = {"ok", "resumed"};
+    static const char *const auth_fixed[] = {"ok", "resumed", "rejoined", "link_checked"};
     struct sessions_census c;
 
     sessions_census(srv->sessions, &c);
@@ -56,8 +56,9 @@ static void exposition__sessions(struct signal_server *srv, struct metrics *m)
     metrics_counter(m, "quietroom_signal_ws_connections_total", "WebSockets opened.",
                     st->ws_opened);
     exposition__labelled(m, "quietroom_signal_auth_total",
-                         "Authentications by result: ok, resumed, or the refusal's error code.",
-                         "result", &st->auth, auth_fixed, 2);
+                         "Authentications by result: ok, resumed, rejoined (a link's seat taken "
+                         "back), link_checked (verified only), or the refusal's error code.",
+                         "result", &st->auth, auth_fixed, 4);
     metrics_counter(m, "quietroom_signal_messages_total", "WebSocket messages received.",
                     st->messages);
     exposition__labelled(m, "quietroom_signal_messages_rejected_total",

@@ -35,7 +35,8 @@ struct stats_rates {
 struct signal_stats {
     uint64_t ws_open;                   /* WebSockets open now */
     uint64_t ws_opened;
-    struct stats_labelled auth;         /* "ok", "resumed" or a §7 code */
+    struct stats_labelled auth;         /* "ok", "resumed", "rejoined", "link_checked"
+                                         * or a §7 code */
     uint64_t messages;
     struct stats_labelled rejected;     /* §7 codes of refused messages */
     uint64_t sessions_started;

@@ -400,6 +400,7 @@ static void visit__seat_leave(struct visit *v, const struct visit_env *env,
         st->state = SEAT_LEFT;
     st->was_admitted = p->state == P_ADMITTED;
     st->left_ms = p->connected ? env->now_ms : p->gone_ms;
+    st->token_exp = p->token_exp;
 }
 
 /* --- connection checks ---------------------------------------------------------- */
@@ -446,6 +447,29 @@ static void visit__over(struct visit *v, struct visit_out *o, const char *reason
 {
     snprintf(visit__act(o, VISIT_ENDED, NULL)->reason, sizeof(o->a[0].reason), "%s", reason);
     v->ended = true;
+}
+
+/* Whether someone who left may still come back with their link. */
+static bool visit__may_return(const struct visit *v, const struct visit_env *env)
+{
+    for (unsigned i = 0; i < v->n_seats; i++) {
+        if (v->seats[i].state == SEAT_LEFT &&
+            v->seats[i].token_exp > (int64_t)(env->now_wall_ms / 1000))
+            return true;
+    }
+    return false;
+}
+
+/* Nobody is in the visit. It is over once nobody can come back, or after
+ * idle-timeout: until then a patient whose tab closed while waiting alone
+ * (a phone that switched apps) gets back in with the same link. */
+static void visit__emptied(struct visit *v, const struct visit_env *env, struct visit_out *o)
+{
+    if (v->empty_since_ms == 0)
+        v->empty_since_ms = env->now_ms;
+    if (!visit__may_return(v, env) ||
+        env->now_ms - v->empty_since_ms >= env->cfg->idle_timeout_s * 1000u)
+        visit__over(v, o, "empty");
 }
 
 void visit_end(struct visit *v, const struct visit_env *env, const char *reason,
@@ -559,6 +583,7 @@ static void visit__attach(struct visit *v, struct visit_out *o, struct visit_per
     p->connected = true;
     p->gone_ms = 0;
     snprintf(p->addr, sizeof(p->addr), "%s", addr);
+    v->empty_since_ms = 0;
     if (p->role == ROLE_CLINICIAN)
         v->no_clinician_since_ms = 0;
 }
@@ -853,7 +878,7 @@ static void on_leave(const struct visit__req *r)
     visit__audit(r->o, "participant.left", r->from, NULL, NULL);
     visit__drop(r->v, r->env, r->o, r->from, "left", "left", VISIT_CLOSE_NORMAL);
     if (r->v->n_people == 0)
-        visit__over(r->v, r->o, "empty");
+        visit__emptied(r->v, r->env, r->o);
 }
 
 /* The pair between the sender and `to`, or NULL with an error sent. */
@@ -1164,7 +1189,7 @@ void visit_tick(struct visit *v, const struct visit_env *env, struct visit_out *
         visit__drop(v, env, o, p, "removed", why, VISIT_CLOSE_TIMEOUT);
     }
     if (v->n_people == 0) {
-        visit__over(v, o, "empty");
+        visit__emptied(v, env, o);
         return;
     }
     for (unsigned i = 0; i < v->n_pairs; i++)
@@ -1195,6 +1220,10 @@ static uint64_t visit__max(uint64_t a, uint64_t b)
 uint64_t visit_latest_ms(const struct visit *v)
 {
     uint64_t t = visit__max(v->created_ms, visit__max(v->admitted_ms, v->no_clinician_since_ms));
+
+    t = visit__max(t, v->empty_since_ms);
+    for (unsigned i = 0; i < v->n_seats; i++)
+        t = visit__max(t, v->seats[i].left_ms);
 
     for (unsigned i = 0; i < v->n_people; i++)
         t = visit__max(t, visit__max(v->people[i].gone_ms, v->people[i].waiting_since_ms));

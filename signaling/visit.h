@@ -76,6 +76,7 @@ struct visit_seat {
     enum seat_state state;
     bool was_admitted;                  /* LEFT: was admitted when it left */
     uint64_t left_ms;                   /* LEFT: monotonic, when it left */
+    int64_t token_exp;                  /* the token can come back until then (Unix s) */
     unsigned checks;                    /* connection checks run from it */
 };
 
@@ -112,6 +113,7 @@ struct visit {
     uint64_t created_wall_ms;
     uint64_t admitted_ms;               /* first admission: max length counts from here */
     uint64_t no_clinician_since_ms;     /* since the last clinician left; 0 if present or never came */
+    uint64_t empty_since_ms;            /* nobody in it since; 0 if someone is */
     unsigned next_person, next_pair;
     bool part2;                         /* 42 CFR Part 2 marked by a token */
     bool ended;

@@ -46,10 +46,10 @@ static json_t *visit_codec__person_out(const struct visit_person *p)
 
 static json_t *visit_codec__seat_out(const struct visit_seat *st)
 {
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:I,s:i}", "claim", st->claim, "id", st->id, "sub",
-                     st->sub, "role", role_name(st->role), "state", seat_names[st->state],
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:I,s:I,s:i}", "claim", st->claim, "id", st->id,
+                     "sub", st->sub, "role", role_name(st->role), "state", seat_names[st->state],
                      "was_admitted", st->was_admitted, "left_ms", (json_int_t)st->left_ms,
-                     "checks", (int)st->checks);
+                     "token_exp", (json_int_t)st->token_exp, "checks", (int)st->checks);
 }
 
 json_t *visit_encode(const struct visit *v)
@@ -68,13 +68,14 @@ json_t *visit_encode(const struct visit *v)
     }
     for (unsigned i = 0; i < v->n_seats; i++)
         json_array_append_new(seats, visit_codec__seat_out(&v->seats[i]));
-    return json_pack("{s:i,s:s,s:s,s:I,s:I,s:I,s:I,s:i,s:i,s:b,s:b,s:o,s:o,s:o}", "version",
+    return json_pack("{s:i,s:s,s:s,s:I,s:I,s:I,s:I,s:i,s:i,s:b,s:b,s:o,s:o,s:o,s:I}", "version",
                      VISIT_CODEC_VERSION, "sid", v->sid, "instance", v->instance, "created_ms",
                      (json_int_t)v->created_ms, "created_wall_ms", (json_int_t)v->created_wall_ms,
                      "admitted_ms", (json_int_t)v->admitted_ms, "no_clinician_since_ms",
                      (json_int_t)v->no_clinician_since_ms, "next_person", (int)v->next_person,
                      "next_pair", (int)v->next_pair, "part2", v->part2, "ended", v->ended,
-                     "people", people, "pairs", pairs, "seats", seats);
+                     "people", people, "pairs", pairs, "seats", seats, "empty_since_ms",
+                     (json_int_t)v->empty_since_ms);
 }
 
 /* --- decoding ------------------------------------------------------------------- */
@@ -193,6 +194,7 @@ static int visit_codec__seat(const json_t *o, struct visit_seat *st)
 {
     char role[16];
     int r, state, checks;
+    uint64_t exp;
 
     if (!json_is_object(o) || visit_codec__str(o, "claim", st->claim, sizeof(st->claim)) != 0 ||
         strlen(st->claim) != VISIT_CLAIM_LEN - 1 ||
@@ -202,8 +204,10 @@ static int visit_codec__seat(const json_t *o, struct visit_seat *st)
         (state = visit_codec__word(o, "state", seat_names, 4)) < 0 ||
         visit_codec__bool(o, "was_admitted", &st->was_admitted) != 0 ||
         visit_codec__u64(o, "left_ms", &st->left_ms) != 0 ||
+        visit_codec__u64(o, "token_exp", &exp) != 0 || exp > INT64_MAX ||
         visit_codec__int(o, "checks", QR_CHECKS_PER_SEAT, &checks) != 0)
         return -1;
+    st->token_exp = (int64_t)exp;
     st->role = (enum role)r;
     st->state = (enum seat_state)state;
     st->checks = (unsigned)checks;
@@ -293,6 +297,9 @@ int visit_decode(const json_t *j, struct visit *v)
         json_array_size(people) > QR_SESSION_PEOPLE_MAX || !json_is_array(pairs) ||
         json_array_size(pairs) > VISIT_PAIRS_MAX ||
         (seats != NULL && (!json_is_array(seats) || json_array_size(seats) > VISIT_SEATS_MAX)))
+        goto fail;
+    if (json_object_get(j, "empty_since_ms") != NULL &&
+        visit_codec__u64(j, "empty_since_ms", &v->empty_since_ms) != 0)
         goto fail;
     visit_key(v->sid, v->key);
     v->next_person = (unsigned)next_person;

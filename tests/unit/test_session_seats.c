@@ -228,6 +228,47 @@ static void test_other_person_never_takes_seat(void **state)
     assert_string_equal(msg_str(sent(&w->o, "p3", "welcome"), "state"), "waiting");
 }
 
+/* A patient waiting alone whose tab closed (a phone switching apps) for
+ * longer than the grace still gets back in with the link; a visit that
+ * nobody can come back to ends at once. */
+static void test_emptied_visit_waits_for_its_link(void **state)
+{
+    struct world *w = *state;
+    char claim[VISIT_CLAIM_LEN];
+
+    assert_string_equal(join_as(w, "pat", "patient"), "p1");
+    snprintf(claim, sizeof(claim), "%s", w->claim);
+    visit_out_reset(&w->o);
+    visit_disconnected(w->v, &w->env, "p1", &w->o);
+    later(w, 61000);
+    visit_out_reset(&w->o);
+    visit_tick(w->v, &w->env, &w->o);
+    assert_int_equal(w->v->n_people, 0);
+    assert_int_equal(count(&w->o, VISIT_ENDED), 0);
+    later(w, 120000);
+    assert_string_equal(join_with(w, "pat", "patient", claim), "p1");
+    assert_string_equal(msg_str(sent(&w->o, "p1", "welcome"), "state"), "waiting");
+    assert_int_equal(w->v->empty_since_ms, 0);
+    /* Removed: nobody can come back, so nothing to wait for. */
+    assert_string_equal(join_as(w, "dr", "clinician"), "p2");
+    message(w, "p2", MSG_REMOVE, "p1");
+    message(w, "p2", MSG_END, NULL);
+    assert_true(w->v->ended);
+}
+
+static void test_emptied_visit_ends_when_tokens_expire(void **state)
+{
+    struct world *w = *state;
+
+    assert_string_equal(join_as(w, "pat", "patient"), "p1");
+    message(w, "p1", MSG_LEAVE, NULL);
+    assert_int_equal(count(&w->o, VISIT_ENDED), 0);
+    w->env.now_wall_ms += 7200 * 1000;
+    visit_out_reset(&w->o);
+    visit_tick(w->v, &w->env, &w->o);
+    assert_string_equal(find(&w->o, VISIT_ENDED, NULL)->reason, "empty");
+}
+
 static void test_seats_make_room(void **state)
 {
     struct world *w = *state;
@@ -448,6 +489,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_clinician_rejoins_call, setup, teardown),
         cmocka_unit_test_setup_teardown(test_removed_and_declined_stay_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_person_never_takes_seat, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_emptied_visit_waits_for_its_link, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_emptied_visit_ends_when_tokens_expire, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_seats_make_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_codec_keeps_seats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_room_names_clinician, setup, teardown),
