@@ -1131,10 +1131,16 @@ function showCheckResult(r) {
         details.hidden = true;
         return;
     }
+    if (r.reason === 'aborted') return;
     const transport = ['udp', 'tcp', 'none'].includes(r.transport) ? r.transport : 'none';
     el.dataset.video = r.video;
     el.dataset.transport = transport;
-    el.textContent = t(`check.${r.video}`);
+    // check.js names its sentence (check_good…); this page's catalogue has them.
+    const SENTENCES = {
+        check_good: 'check.good', check_weak: 'check.weak', check_none: 'check.none',
+        check_none_limit: 'check.noneLimit', check_none_no_relay: 'check.noneNoRelay',
+    };
+    el.textContent = t(SENTENCES[r.sentence] || `check.${r.video}`);
     el.hidden = false;
     const vars = { loss: Number(r.loss_pct) || 0, rtt: Number(r.rtt_ms) || 0, kbps: Number(r.kbps) || 0 };
     details.textContent = t(transport === 'tcp' ? 'check.viaTcp' : 'check.details', vars);
@@ -1259,7 +1265,8 @@ function onError(msg) {
     for (const b of $$('#clinician-panel button[data-action]')) b.disabled = false;
     $('btn-admit-all').disabled = false;
     if (code === 'unexpected_answer') return; // renegotiation in progress; retried
-    if (code === 'check_limit') return; // the check's own answer (check.js)
+    // The connection check's own refusals (check.js shows them in the box).
+    if (code === 'check_limit' || (code === 'no_relay_available' && qr.state === 'waiting')) return;
     if (msg.field === 'text' || (code === 'not_waiting' && $('notify-target').value)) {
         notifyStatus(errorText(code));
     }
