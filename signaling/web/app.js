@@ -744,10 +744,16 @@ function checkBadge(p) {
     span.dataset.transport = String(c.transport || '');
     span.classList.add(`check-${video}`);
     span.textContent = t(`panel.check.${video}`);
-    span.title = t('panel.checkDetails', {
-        transport: String(c.transport || '').toUpperCase(), loss: Number(c.loss_pct) || 0,
-        rtt: Number(c.rtt_ms) || 0, kbps: Number(c.kbps) || 0,
-    });
+    if (c.transport && c.transport !== 'none') {
+        // The numbers too, for the clinician to judge (UDP or TCP, loss, RTT, rate).
+        const details = document.createElement('span');
+        details.className = 'badge-details';
+        details.textContent = ` · ${t('panel.checkDetails', {
+            transport: String(c.transport).toUpperCase(), loss: Number(c.loss_pct) || 0,
+            rtt: Number(c.rtt_ms) || 0, kbps: Number(c.kbps) || 0,
+        })}`;
+        span.append(details);
+    }
     return span;
 }
 
