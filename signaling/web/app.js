@@ -744,10 +744,16 @@ function checkBadge(p) {
     span.dataset.transport = String(c.transport || '');
     span.classList.add(`check-${video}`);
     span.textContent = t(`panel.check.${video}`);
-    span.title = t('panel.checkDetails', {
-        transport: String(c.transport || '').toUpperCase(), loss: Number(c.loss_pct) || 0,
-        rtt: Number(c.rtt_ms) || 0, kbps: Number(c.kbps) || 0,
-    });
+    if (c.transport && c.transport !== 'none') {
+        // The numbers too, for the clinician to judge (UDP or TCP, loss, RTT, rate).
+        const details = document.createElement('span');
+        details.className = 'badge-details';
+        details.textContent = ` · ${t('panel.checkDetails', {
+            transport: String(c.transport).toUpperCase(), loss: Number(c.loss_pct) || 0,
+            rtt: Number(c.rtt_ms) || 0, kbps: Number(c.kbps) || 0,
+        })}`;
+        span.append(details);
+    }
     return span;
 }
 
@@ -802,6 +808,7 @@ function renderLobby(msg) {
     $('waiting-empty').hidden = waiting.length > 0;
     $('waiting-count').textContent = String(waiting.length);
     $('btn-admit-all').hidden = waiting.length < 1;
+    $('notify-form').hidden = waiting.length < 1;
     fillNotifyTargets(waiting);
 
     const pl = $('present-list');
@@ -905,13 +912,19 @@ async function enableNotifications() {
     $('btn-notify-enable').setAttribute('aria-pressed', String(perm === 'granted'));
 }
 
+let notifyStatusTimer = null;
+function notifyStatus(text) {
+    $('notify-status').textContent = text;
+    clearTimeout(notifyStatusTimer);
+    notifyStatusTimer = setTimeout(() => { $('notify-status').textContent = ''; }, 10000);
+}
+
 function sendNotice(ev) {
     ev.preventDefault();
     const input = $('notify-text');
     const text = input.value.trim();
-    const st = $('notify-status');
-    if (!text) { st.textContent = t('panel.notifyEmpty'); input.focus(); return; }
-    if (new TextEncoder().encode(text).length > 280) { st.textContent = t('panel.notifyTooLong'); input.focus(); return; }
+    if (!text) { notifyStatus(t('panel.notifyEmpty')); input.focus(); return; }
+    if (new TextEncoder().encode(text).length > 280) { notifyStatus(t('panel.notifyTooLong')); input.focus(); return; }
     if (!signal) return;
     const msg = { type: 'notify', text };
     const target = $('notify-target').value;
@@ -1070,6 +1083,7 @@ function updateClinicianLeft() {
     const el = $('clinician-left');
     if (show && el.hidden) announce(t('call.clinicianLeft'));
     el.hidden = !show;
+    document.body.classList.toggle('clinician-left', show);
 }
 
 /* A clinician's message: shown, announced (the region is aria-live polite),
@@ -1095,13 +1109,19 @@ function startConnectionCheck() {
     checkAbort = typeof AbortController === 'function' ? new AbortController() : null;
     // check.js (written separately) sends check_offer/check_answer/check_result
     // itself; this page only shows what it found. Missing or failing: soft.
-    import('./check.js').then((m) => m.runConnectionCheck({
-        send: (obj) => !!(signal && signal.send(obj)),
-        subscribe: (fn) => { checkListeners.add(fn); return () => checkListeners.delete(fn); },
-        signal: checkAbort ? checkAbort.signal : undefined,
-    })).then((result) => showCheckResult(result), (e) => {
-        logEvent(`connection check failed (${e && e.name ? e.name : 'error'})`);
-        showCheckResult(null);
+    import('./check.js').then((m) => {
+        Promise.resolve().then(() => m.runConnectionCheck({
+            send: (obj) => !!(signal && signal.send(obj)),
+            subscribe: (fn) => { checkListeners.add(fn); return () => checkListeners.delete(fn); },
+            signal: checkAbort ? checkAbort.signal : undefined,
+        })).then((result) => showCheckResult(result), (e) => {
+            logEvent(`connection check failed (${e && e.name ? e.name : 'error'})`);
+            showCheckResult(null);
+        });
+    }, () => {
+        // No check.js on this server: no check, and nothing to say about it.
+        logEvent('connection check unavailable');
+        $('check-box').hidden = true;
     });
 }
 
@@ -1117,10 +1137,16 @@ function showCheckResult(r) {
         details.hidden = true;
         return;
     }
+    if (r.reason === 'aborted') return;
     const transport = ['udp', 'tcp', 'none'].includes(r.transport) ? r.transport : 'none';
     el.dataset.video = r.video;
     el.dataset.transport = transport;
-    el.textContent = t(`check.${r.video}`);
+    // check.js names its sentence (check_good…); this page's catalogue has them.
+    const SENTENCES = {
+        check_good: 'check.good', check_weak: 'check.weak', check_none: 'check.none',
+        check_none_limit: 'check.noneLimit', check_none_no_relay: 'check.noneNoRelay',
+    };
+    el.textContent = t(SENTENCES[r.sentence] || `check.${r.video}`);
     el.hidden = false;
     const vars = { loss: Number(r.loss_pct) || 0, rtt: Number(r.rtt_ms) || 0, kbps: Number(r.kbps) || 0 };
     details.textContent = t(transport === 'tcp' ? 'check.viaTcp' : 'check.details', vars);
@@ -1149,7 +1175,7 @@ function onMessage(msg) {
         onNotice(msg);
         break;
     case 'notified':
-        $('notify-status').textContent = tn('panel.notified', Number(msg.count) || 0);
+        notifyStatus(tn('panel.notified', Number(msg.count) || 0));
         break;
     case 'admitted':
         announce(t('announce.admitted'));
@@ -1245,9 +1271,10 @@ function onError(msg) {
     for (const b of $$('#clinician-panel button[data-action]')) b.disabled = false;
     $('btn-admit-all').disabled = false;
     if (code === 'unexpected_answer') return; // renegotiation in progress; retried
-    if (code === 'check_limit') return; // the check's own answer (check.js)
+    // The connection check's own refusals (check.js shows them in the box).
+    if (code === 'check_limit' || (code === 'no_relay_available' && qr.state === 'waiting')) return;
     if (msg.field === 'text' || (code === 'not_waiting' && $('notify-target').value)) {
-        $('notify-status').textContent = errorText(code);
+        notifyStatus(errorText(code));
     }
     announce(errorText(code), code === 'no_relay_available');
 }

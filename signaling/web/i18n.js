@@ -92,6 +92,8 @@ const en = {
     'check.details': 'Loss {loss} %, round trip {rtt} ms, {kbps} kbit/s',
     'check.viaTcp': 'Loss {loss} %, round trip {rtt} ms, {kbps} kbit/s (over TCP)',
     'check.failed': 'The connection check could not run. You can still join.',
+    'check.noneLimit': 'The connection check was already run several times. Your clinician sees the last result.',
+    'check.noneNoRelay': 'The video server is not available right now, so the connection could not be checked. Video starts by itself once it is back.',
 
     'media.mute': 'Mute microphone',
     'media.unmute': 'Unmute microphone',
@@ -379,6 +381,8 @@ const es = {
     'check.details': 'Pérdida {loss} %, ida y vuelta {rtt} ms, {kbps} kbit/s',
     'check.viaTcp': 'Pérdida {loss} %, ida y vuelta {rtt} ms, {kbps} kbit/s (por TCP)',
     'check.failed': 'No se pudo hacer la prueba de conexión. Aun así puede entrar.',
+    'check.noneLimit': 'La prueba de conexión ya se hizo varias veces. Su profesional ve el último resultado.',
+    'check.noneNoRelay': 'El servidor de vídeo no está disponible en este momento, así que no se pudo comprobar la conexión. El vídeo empezará por sí solo cuando vuelva.',
 
     'media.mute': 'Silenciar micrófono',
     'media.unmute': 'Activar micrófono',

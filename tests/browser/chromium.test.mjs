@@ -496,10 +496,9 @@ test('bad, reused and missing links show a clear error', async () => {
     tokensMinted.push(forged);
     const { page } = await newPage('patient');
     await page.goto(link(forged));
-    await waitState(page, 'precall');
+    // Refused at the link check, before the camera prompt (linkcheck.test.mjs).
+    await waitState(page, 'ended', 10000);
     assert.equal(await page.evaluate(() => location.hash), '');
-    await click(page, 'join');
-    await waitState(page, 'ended', 5000);
     assert.equal(await page.evaluate(() => window.quietroom.errorCode), 'token_bad_signature');
     assert.match(await text(page, 'ended-title'), /cannot be used/i);
     assert.match(await text(page, 'ended-message'), /not valid or was changed/i);
@@ -513,7 +512,8 @@ test('bad, reused and missing links show a clear error', async () => {
     assert.equal(await junk.evaluate(() => window.quietroom.errorCode), 'token_malformed');
     assert.match(await text(junk, 'ended-message'), /incomplete or damaged/i);
 
-    // A token used twice.
+    // The same link in a second tab takes the seat back (issue 18): the
+    // first tab is told why and does not try to resume.
     const t = await tokens('replay');
     const { page: first } = await newPage('first');
     await first.goto(link(t.patient));
@@ -521,18 +521,26 @@ test('bad, reused and missing links show a clear error', async () => {
     await waitState(first, 'waiting');
     const { page: second } = await newPage('second');
     await second.goto(link(t.patient));
-    await joinUnlessRefused(second);
-    await waitState(second, 'ended', 5000);
-    assert.equal(await second.evaluate(() => window.quietroom.errorCode), 'token_replayed');
-    assert.match(await text(second, 'ended-message'), /cannot be used any more/i);
-    if (CLUSTER) {
-        // Spent on replica 2, refused on replica 1 too: the claims are the cluster's.
-        const { page: other } = await newPage('second-replica1');
-        await other.goto(q.link(t.patient));
+    await click(second, 'join');
+    await waitState(second, 'waiting');
+    await waitState(first, 'ended', 5000);
+    assert.match(await text(first, 'ended-code'), /replaced/);
+    assert.match(await text(first, 'ended-message'), /opened in another tab or window/i);
+    // Another person's token with the same jti never takes that seat.
+    const jti = JSON.parse(Buffer.from(t.patient.split('.')[1], 'base64url').toString()).jti;
+    const thief = await q.token({ sid: t.sid, role: 'patient', sub: 'someone-else', extra: ['--jti', jti] });
+    tokensMinted.push(thief);
+    const thieves = [link(thief), ...(CLUSTER ? [q.link(thief)] : [])];
+    for (const [i, url] of thieves.entries()) {
+        // In a cluster, on replica 1 too: the seats are the cluster's.
+        const { page: other } = await newPage(`thief-${i}`);
+        await other.goto(url);
         await joinUnlessRefused(other);
         await waitState(other, 'ended', 5000);
         assert.equal(await other.evaluate(() => window.quietroom.errorCode), 'token_replayed');
+        assert.match(await text(other, 'ended-message'), /cannot be used any more/i);
     }
+    assert.equal(await qrState(second), 'waiting', 'the seat stays with its own person');
 
     // A token that is not valid yet (nbf an hour ahead, beyond the 60 s skew).
     const early = await q.token({ sid: t.sid, role: 'patient', sub: 'early', extra: ['--nbf-in', '3600'] });

@@ -198,8 +198,14 @@ export async function text(page, testid) {
     }, testid);
 }
 
+/* Waits until the control is visible and enabled (Join stays disabled while
+ * the camera prompt is open; Puppeteer would click a disabled button). */
 export async function click(page, testid) {
     await waitVisible(page, testid);
+    await waitFor(`[data-testid=${testid}] enabled`, () => page.evaluate((id) => {
+        const el = document.querySelector(`[data-testid="${id}"]`);
+        return !!el && !el.disabled;
+    }, testid));
     await page.click(`[data-testid="${testid}"]`);
 }
 
