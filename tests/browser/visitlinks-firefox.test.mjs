@@ -108,7 +108,8 @@ async function startVisit(label) {
 test('Firefox ESR: the patient closes the tab and reopens the same link within the grace: back in the call, no readmission, media both ways', { skip: SKIP }, async () => {
     const { doc, docCtx, pat, patId, patient } = await startVisit('ff-rejoin');
     try {
-        await firefoxConsoleOk(pat);
+        // (Its console is checked at the end: behaviour first.)
+        const firstConsole = await pat.consoleLines();
         await pat.close();
         const closedAt = Date.now();
         const pat2 = await firefoxPage('patient (firefox, reopened)');
@@ -124,6 +125,7 @@ test('Firefox ESR: the patient closes the tab and reopens the same link within t
         await assertMediaFlowing(doc, { timeout: 30000 });
         assert.equal(await doc.evaluate(() => window.quietroom.peerConnections.size), 1);
         await screenshot(pat2, 'firefox-visit-rejoined');
+        checkConsole(firstConsole, pat.qrName, [...names, ...tokensMinted]);
         await firefoxConsoleOk(pat2);
         await pat2.close();
     } finally {

@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sleep, waitFor } from './lib/servers.mjs';
 import { screenshot, waitState, waitVisible, visible, text, click, assertMediaFlowing, qrState } from './lib/browsers.mjs';
-import { openAndJoin, endedCode, eventsOf, waitText } from './lib/visits.mjs';
+import { openAndJoin, endedCode, eventsOf, waitText, localAudio } from './lib/visits.mjs';
 import { visitSuite, welcomes } from './lib/visitsuite.mjs';
 
 /* Short, so that "past the grace" takes seconds; long enough for a closed
@@ -29,12 +29,15 @@ function therapistToldRejoined(doc, id) {
         (m.type === 'peer_status' && m.participant === id && m.rejoined === true));
 }
 
-test('rejoin: the same link reopened after closing the tab is back in the call within the grace, in the waiting room after it', async () => {
+test('rejoin: the same link reopened after closing the tab is back in the call within the grace (still muted), in the waiting room after it', async () => {
     const { t, doc, pat, patCtx, patId } = await s.startVisit('rejoin', { shots: true });
     let admits = doc.qrSockets.flatMap((x) => x.sent).filter((m) => m.type === 'admit').length;
     assert.equal(admits, 1);
 
-    // 1. The tab closes by accident; the same email link opens it again at once.
+    // 1. The patient mutes, the tab closes by accident, the same email link
+    // opens it again at once.
+    await click(pat, 'toggle-mic');
+    await waitFor('the microphone muted', async () => (await localAudio(pat)).every((x) => x.enabled === false));
     await pat.close();
     const closedAt = Date.now();
     const pat2 = await s.anotherTab(patCtx, 'patient (reopened)');
@@ -47,6 +50,10 @@ test('rejoin: the same link reopened after closing the tab is back in the call w
     assert.equal(w2[0].participant, patId, 'the same seat (participant id)');
     assert.equal(w2[0].rejoined, true, 'welcome says rejoined');
     assert.equal(w2[0].state, 'admitted', 'admitted without readmission');
+    // Still muted after the rejoin, and told so.
+    await waitFor('the local microphone track', async () => (await localAudio(pat2)).length === 1, { timeout: 10000 });
+    assert.deepEqual((await localAudio(pat2)).map((x) => x.enabled), [false], 'the microphone came back unmuted after the rejoin');
+    await waitText(pat2, 'restored-state', /microphone is still muted/i);
     await assertMediaFlowing(pat2, { timeout: 25000 });
     await assertMediaFlowing(doc, { timeout: 25000 });
     admits = doc.qrSockets.flatMap((x) => x.sent).filter((m) => m.type === 'admit').length;
