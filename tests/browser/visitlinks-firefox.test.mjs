@@ -192,6 +192,7 @@ test('Firefox ESR: after 10 s of poor quality (15 % of its downlink dropped) the
         assert.ok(offeredAt - poorSince >= 8000, `offered ${offeredAt - poorSince} ms after the quality turned poor (10 s expected)`);
         assert.ok(await lossCounter() > 100, 'the loss rule dropped next to nothing');
         process.stderr.write(`  poor from ${poorSince - lossFrom} ms after the loss began; offered ${offeredAt - poorSince} ms later\n`);
+        assert.ok((await pat.evaluate(() => window.quietroom.events)).some((e) => e.includes('audio-only offered')), 'no "audio-only offered" event');
         await screenshot(pat, 'firefox-visit-audio-only-offer');
         await click(pat, 'audio-only-accept');
         await waitFor('audio-only on', () => pat.evaluate(() => window.quietroom.audioOnly === true), { timeout: 5000 });

@@ -10,7 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sleep, waitFor } from './lib/servers.mjs';
-import { screenshot, waitState, waitVisible, visible, click, mediaStats, assertMediaFlowing, qrState } from './lib/browsers.mjs';
+import { screenshot, waitState, waitVisible, visible, text, click, mediaStats, assertMediaFlowing, qrState } from './lib/browsers.mjs';
 import {
     openAndJoin, endedCode, sendStats, localAudio, signalAuditText, signalLogText, metricsText, waitText, neverShows, eventsOf, audioOnlyWindow,
 } from './lib/visits.mjs';
@@ -29,6 +29,7 @@ test('two tabs with the same link: the newer takes the seat, the older is told i
     const code = await endedCode(pat);
     assert.ok((code.text || '').includes('replaced'), `the older tab's ended-code: ${JSON.stringify(code)}`);
     assert.ok(pat.qrSockets.flatMap((x) => x.received).some((m) => m.type === 'replaced'), 'the older tab got `replaced`');
+    assert.match(await text(pat, 'ended-message'), /opened in another tab or window/i);
     await screenshot(pat, 'visit-replaced-older-tab');
     // It stays ended and does not try to resume (its secret is void).
     const socketsThen = pat.qrSockets.length;

@@ -45,6 +45,9 @@ test('rejoin: the same link reopened after closing the tab is back in the call w
     const reopenedIn = Date.now() - closedAt;
     assert.ok(reopenedIn < s.grace * 1000, `reopening took ${reopenedIn} ms, over the ${s.grace} s grace: the test cannot tell`);
     assert.equal(s2, 'in-call', `reopened within the grace: ${s2} (${await endedCode(pat2).then(JSON.stringify)})\n    ${await eventsOf(pat2)}`);
+    // Told so ("You are back in the visit.", shown 8 s).
+    await waitText(pat2, 'rejoined-notice', /back in the visit/i, 5000);
+    assert.ok((await pat2.evaluate(() => window.quietroom.events)).some((e) => / rejoined$/.test(e)), 'no rejoined event');
     const w2 = welcomes(pat2);
     assert.equal(w2.length, 1, 'one welcome on the reopened tab');
     assert.equal(w2[0].participant, patId, 'the same seat (participant id)');
@@ -103,6 +106,10 @@ test('Leave asks first (cancel keeps the call); the patient is told the clinicia
 
     await click(doc, 'leave');
     await waitVisible(doc, 'confirm');
+    // The dialog's button says Leave and is not End's red.
+    assert.match(await text(doc, 'confirm-ok'), /^Leave$/);
+    const okColour = await doc.evaluate(() => getComputedStyle(document.querySelector('[data-testid="confirm-ok"]')).backgroundColor);
+    assert.notEqual(okColour, colours.end, 'the Leave confirmation is as red as End');
     await screenshot(doc, 'visit-leave-confirm');
     await click(doc, 'confirm-cancel');
     await waitFor('the dialog to close', async () => !(await visible(doc, 'confirm')), { timeout: 3000 });
