@@ -38,6 +38,8 @@ test('rejoin: the same link reopened after closing the tab is back in the call w
     // opens it again at once.
     await click(pat, 'toggle-mic');
     await waitFor('the microphone muted', async () => (await localAudio(pat)).every((x) => x.enabled === false));
+    const docSeen = doc.qrSockets.map((x) => x.received.length);
+    const docSent = doc.qrSockets.map((x) => x.sent.length);
     await pat.close();
     const closedAt = Date.now();
     const pat2 = await s.anotherTab(patCtx, 'patient (reopened)');
@@ -57,8 +59,19 @@ test('rejoin: the same link reopened after closing the tab is back in the call w
     await waitFor('the local microphone track', async () => (await localAudio(pat2)).length === 1, { timeout: 10000 });
     assert.deepEqual((await localAudio(pat2)).map((x) => x.enabled), [false], 'the microphone came back unmuted after the rejoin');
     await waitText(pat2, 'restored-state', /microphone is still muted/i);
-    await assertMediaFlowing(pat2, { timeout: 25000 });
-    await assertMediaFlowing(doc, { timeout: 25000 });
+    try {
+        await assertMediaFlowing(pat2, { timeout: 25000 });
+        await assertMediaFlowing(doc, { timeout: 25000 });
+    } catch (e) {
+        // What the therapist's page was told and said since the tab closed.
+        const brief = (m) => `${m.type}${m.from ? ` from ${m.from}` : ''}${m.to ? ` to ${m.to}` : ''}` +
+            `${m.participant ? ` ${m.participant}` : ''}${m.initiator !== undefined ? ` initiator=${m.initiator}` : ''}` +
+            `${m.code ? ` ${m.code}` : ''}${m.connected !== undefined ? ` connected=${m.connected}` : ''}`;
+        const got = doc.qrSockets.flatMap((x, i) => x.received.slice(docSeen[i] || 0)).map(brief);
+        const said = doc.qrSockets.flatMap((x, i) => x.sent.slice(docSent[i] || 0)).map(brief);
+        e.message += `\n  the therapist since the close: got ${got.join(', ')}; sent ${said.join(', ')}\n  therapist ${await eventsOf(doc)}`;
+        throw e;
+    }
     admits = doc.qrSockets.flatMap((x) => x.sent).filter((m) => m.type === 'admit').length;
     assert.equal(admits, 1, 'the therapist admitted again');
     await waitFor('the therapist to be told the patient rejoined', () => therapistToldRejoined(doc, patId), { timeout: 5000 });
