@@ -45,6 +45,7 @@ test('rejoin: the same link reopened after closing the tab is back in the call w
     const pat2 = await s.anotherTab(patCtx, 'patient (reopened)');
     const s2 = await openAndJoin(pat2, s.q.link(t.patient));
     const reopenedIn = Date.now() - closedAt;
+    s.step(`reopened within the grace: ${s2} after ${reopenedIn} ms`);
     assert.ok(reopenedIn < s.grace * 1000, `reopening took ${reopenedIn} ms, over the ${s.grace} s grace: the test cannot tell`);
     assert.equal(s2, 'in-call', `reopened within the grace: ${s2} (${await endedCode(pat2).then(JSON.stringify)})\n    ${await eventsOf(pat2)}`);
     // Told so ("You are back in the visit.", shown 8 s).
@@ -81,6 +82,7 @@ test('rejoin: the same link reopened after closing the tab is back in the call w
     await screenshot(doc, 'visit-rejoined-in-call-therapist');
 
     // 2. Closed again, and reopened only after the grace: the waiting room.
+    s.step('rejoined: media both ways');
     await pat2.close();
     await sleep(s.grace * 1000 + 3000);
     const pat3 = await s.anotherTab(patCtx, 'patient (after the grace)');

@@ -6,7 +6,7 @@
 // first message of a socket (check_link or auth) and never in a URL, the
 // console shows no token, name or SDP (lib/visits.mjs). After the file: no
 // token in a daemon log or the audit log.
-import { before, after, afterEach } from 'node:test';
+import { before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -24,6 +24,12 @@ export function visitSuite({ label, grace }) {
         q: null, browser: null, opsBase: null, opsToken: `${label}-ops-${process.pid}-7d2f`, grace,
         contexts: [], pages: [], kept: [], tokens: [], seq: 0, opsDir: null,
     };
+
+    /* A line on stderr with the seconds since the test began: where the
+     * time goes on a loaded machine. */
+    let t0 = Date.now();
+    s.step = (what) => process.stderr.write(`  [${label} +${((Date.now() - t0) / 1000).toFixed(1)} s] ${what}\n`);
+    beforeEach(() => { t0 = Date.now(); });
 
     before(async () => {
         s.opsDir = await mkdtemp(path.join(tmpdir(), 'qr-visit-ops-'));
@@ -102,7 +108,9 @@ export function visitSuite({ label, grace }) {
         const p = await s.person('patient', { keep });
         assert.equal(await openAndJoin(d.page, s.q.link(t.therapist)), 'in-call');
         await waitVisible(d.page, 'clinician-panel');
+        s.step('therapist in');
         assert.equal(await openAndJoin(p.page, s.q.link(t.patient)), 'waiting');
+        s.step('patient waiting');
         const patId = await p.page.evaluate(() => window.quietroom.participant);
         const docId = await d.page.evaluate(() => window.quietroom.participant);
         if (shots) {
@@ -113,6 +121,7 @@ export function visitSuite({ label, grace }) {
         await waitState(p.page, 'in-call');
         await assertMediaFlowing(d.page);
         await assertMediaFlowing(p.page);
+        s.step('admitted, media both ways');
         return { t, doc: d.page, docCtx: d.context, pat: p.page, patCtx: p.context, patId, docId };
     };
     return s;
