@@ -807,8 +807,15 @@ function renderLobby(msg) {
     lobbyTick = waiting.length ? setInterval(renderWaited, 15000) : null;
     $('waiting-empty').hidden = waiting.length > 0;
     $('waiting-count').textContent = String(waiting.length);
+    // Controls that go away with the last waiting person take keyboard focus
+    // with them: give it to the panel's heading instead of the page's body.
+    const lostFocus = waiting.length < 1 && active && (active === $('btn-admit-all') || $('notify-form').contains(active));
     $('btn-admit-all').hidden = waiting.length < 1;
     $('notify-form').hidden = waiting.length < 1;
+    if (lostFocus) {
+        $('panel-title').tabIndex = -1;
+        $('panel-title').focus();
+    }
     fillNotifyTargets(waiting);
 
     const pl = $('present-list');
