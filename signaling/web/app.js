@@ -50,6 +50,9 @@ const qr = {
     banner: '',
     /* What happened, for support and tests: no token, SDP, secret or name. */
     events: [],
+    /* Test hook: a level ('poor'…) that the audio-only offer takes instead of
+     * the measured one (null: measured), for a test without a bad network. */
+    forceQuality: null,
     /* Test hook: an ICE restart towards every peer, as after a network change. */
     restartIce: () => { for (const l of links.values()) l.restartIce(); },
 };
@@ -537,7 +540,8 @@ const OFFER_SNOOZE_MS = 120000;
 let poorSince = 0;
 let offerSnoozedUntil = 0;
 
-function considerAudioOnlyOffer(level) {
+function considerAudioOnlyOffer(measured) {
+    const level = qr.forceQuality || measured;
     const now = Date.now();
     if (level !== 'poor') { poorSince = 0; return; }
     if (!poorSince) poorSince = now;
@@ -807,8 +811,15 @@ function renderLobby(msg) {
     lobbyTick = waiting.length ? setInterval(renderWaited, 15000) : null;
     $('waiting-empty').hidden = waiting.length > 0;
     $('waiting-count').textContent = String(waiting.length);
+    // Controls that go away with the last waiting person take keyboard focus
+    // with them: give it to the panel's heading instead of the page's body.
+    const lostFocus = waiting.length < 1 && active && (active === $('btn-admit-all') || $('notify-form').contains(active));
     $('btn-admit-all').hidden = waiting.length < 1;
     $('notify-form').hidden = waiting.length < 1;
+    if (lostFocus) {
+        $('panel-title').tabIndex = -1;
+        $('panel-title').focus();
+    }
     fillNotifyTargets(waiting);
 
     const pl = $('present-list');
