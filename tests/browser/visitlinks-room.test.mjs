@@ -4,7 +4,8 @@
 // and the wait, a message to one and then to all that is stored nowhere:
 // not in signaling's log, its audit log or /metrics; the arrival sound;
 // admit all), audio-only (getStats: no outgoing video, audio kept, the
-// camera back with one click) and mute kept across a reload. Reusable links
+// camera back with one click), mute kept across a reload, and a patient's Leave
+// undone by their link within the grace. Reusable links
 // are in visitlinks.test.mjs (node --test gives each file 240 s); the frame
 // (servers, hooks, wire and console checks) is lib/visitsuite.mjs.
 import { test } from 'node:test';
@@ -136,8 +137,6 @@ test('audio-only stops the outgoing video and keeps the audio; camera back bring
 test('mute survives a reload: the microphone is still muted and the page says so', async () => {
     assert.ok(shared, 'needs the call of the previous test');
     const { doc, pat } = shared;
-    shared = null;
-    s.releaseKept();
     await click(pat, 'toggle-mic');
     await waitFor('the microphone muted', async () => (await localAudio(pat)).every((x) => x.enabled === false) &&
         (await pat.evaluate(() => document.querySelector('[data-testid="toggle-mic"]').getAttribute('aria-pressed'))) === 'true');
@@ -155,4 +154,29 @@ test('mute survives a reload: the microphone is still muted and the page says so
     await click(pat, 'toggle-mic');
     await waitFor('the microphone on', async () => (await localAudio(pat)).every((x) => x.enabled === true), { timeout: 3000 });
     assert.equal(await qrState(doc), 'in-call');
+});
+
+test('a patient who presses Leave (and confirms) and opens the link again within the grace is back in the call without readmission', async () => {
+    assert.ok(shared, 'needs the call of the previous test');
+    const { t, doc, pat, patCtx, patId } = shared;
+    shared = null;
+    s.releaseKept();
+    await click(pat, 'leave');
+    await waitVisible(pat, 'confirm');
+    await click(pat, 'confirm-ok');
+    await waitState(pat, 'ended', 5000);
+    assert.ok(pat.qrSockets.flatMap((x) => x.sent).some((m) => m.type === 'leave'), 'the page did not send leave');
+    const leftAt = Date.now();
+    const again = await s.anotherTab(patCtx, 'patient (after Leave)');
+    const st = await openAndJoin(again, s.q.link(t.patient));
+    const took = Date.now() - leftAt;
+    assert.ok(took < s.grace * 1000, `reopening took ${took} ms, over the ${s.grace} s grace: the test cannot tell`);
+    assert.equal(st, 'in-call', `reopened ${took} ms after Leave: ${st}\n    ${await eventsOf(again)}`);
+    const w = welcomes(again)[0];
+    assert.equal(w.participant, patId);
+    assert.equal(w.rejoined, true);
+    assert.equal(w.state, 'admitted');
+    assert.equal(doc.qrSockets.flatMap((x) => x.sent).filter((m) => m.type === 'admit').length, 1, 'admitted again');
+    await assertMediaFlowing(again, { timeout: 25000 });
+    await assertMediaFlowing(doc, { timeout: 25000 });
 });
