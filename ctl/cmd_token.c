@@ -15,7 +15,7 @@
 static const char token_usage[] =
     "usage: quietroomctl token --key PRIVATE.pem --sid S --role R --sub U [--ttl SECONDS]\n"
     "                          [--iss I] [--aud A] [--kid K] [--name N] [--jti J]\n"
-    "                          [--nbf-in SECONDS] [--part2]\n"
+    "                          [--nbf-in SECONDS] [--part2] [--locale L]\n"
     "Prints a signed JWT (ES256, EdDSA or RS256 after the key type). Defaults: ttl 3600,\n"
     "iss quietroom-dev, aud quietroom, kid dev, jti random.\n";
 
@@ -66,6 +66,9 @@ static int token__option(struct token_mint_claims *o, int c, const char *arg)
     case 'j':
         o->jti = arg;
         break;
+    case 'l':
+        o->locale = arg;
+        break;
     case '2':
         o->part2 = true;
         break;
@@ -97,7 +100,8 @@ int cmd_token(int argc, char **argv)
         {"aud", required_argument, NULL, 'a'},    {"kid", required_argument, NULL, 'K'},
         {"name", required_argument, NULL, 'n'},   {"jti", required_argument, NULL, 'j'},
         {"nbf-in", required_argument, NULL, 'b'}, {"part2", no_argument, NULL, '2'},
-        {"help", no_argument, NULL, 'h'},         {0, 0, 0, 0},
+        {"locale", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
+        {0, 0, 0, 0},
     };
     struct token_mint_claims o = {
         .iss = "quietroom-dev", .aud = "quietroom", .kid = "dev", .ttl = TOKEN_TTL_DEFAULT};

@@ -42,6 +42,7 @@ static json_t *token__claims(const struct token_mint_claims *c, const char *jti,
         return NULL;
     if ((c->nbf && json_object_set_new(j, "nbf", json_integer(now + c->nbf_in)) != 0) ||
         (c->name && json_object_set_new(j, "name", json_string(c->name)) != 0) ||
+        (c->locale && json_object_set_new(j, "locale", json_string(c->locale)) != 0) ||
         (c->part2 && json_object_set_new(j, "42cfr_part2", json_true()) != 0)) {
         json_decref(j);
         return NULL;

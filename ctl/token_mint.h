@@ -13,6 +13,7 @@ struct token_mint_claims {
     const char *kid;            /* header kid */
     const char *iss, *aud, *sub, *role, *sid;
     const char *name;           /* optional display name */
+    const char *locale;         /* optional BCP 47 language of the page ("es") */
     const char *jti;            /* NULL: 128 random bits */
     uint32_t ttl;               /* exp = iat + ttl */
     bool nbf;                   /* add nbf = iat + nbf_in */

@@ -99,9 +99,24 @@ void conn_error(struct conn *c, const char *code, const char *message, const cha
     conn__error(c, code, message, field);
 }
 
+static enum conn_close_code conn__refusal_close(const char *code)
+{
+    return strcmp(code, "removed_by_clinician") == 0 || strcmp(code, "declined_by_clinician") == 0
+               ? CONN_CLOSE_FORBIDDEN
+               : CONN_CLOSE_AUTH;
+}
+
 void conn_refuse(struct conn *c, const char *code, const char *message, const char *field)
 {
     conn__error(c, code, message, field);
+    conn_close(c, conn__refusal_close(code), code);
+}
+
+void conn_refuse_early(struct conn *c, const char *code, const char *message,
+                       int64_t not_before)
+{
+    conn_send(c, json_pack("{s:s,s:s,s:s,s:I}", "type", "error", "code", code, "message",
+                           message, "not_before", (json_int_t)not_before));
     conn_close(c, CONN_CLOSE_AUTH, code);
 }
 

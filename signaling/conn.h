@@ -67,8 +67,13 @@ void conn_send(struct conn *c, json_t *msg);
 /* Queues {"type":"error","code":code,"message":message[,"field":field]},
  * counted as a rejected message. */
 void conn_error(struct conn *c, const char *code, const char *message, const char *field);
-/* The same for a refused token or resume secret, then closes (4401). */
+/* The same for a refused token or resume secret, then closes: 4403 for a
+ * seat the clinician removed or declined, else 4401. */
 void conn_refuse(struct conn *c, const char *code, const char *message, const char *field);
+/* conn_refuse for a token not valid before not_before (Unix s), which the
+ * error carries so the page can say from when. */
+void conn_refuse_early(struct conn *c, const char *code, const char *message,
+                       int64_t not_before);
 /* Closes after what is queued has been sent. */
 void conn_close(struct conn *c, enum conn_close_code code, const char *reason);
 

@@ -30,7 +30,8 @@ void events_auth_failed(struct signal_server *srv, const char *addr, const char 
 }
 
 /* A record the visit core asked for: about a participant (auth.success,
- * participant.*) or about the whole visit (session.ended). */
+ * participant.*, session.notice to one person) or about the whole visit
+ * (session.ended; session.notice to everyone waiting, with how many). */
 void events_visit(struct signal_server *srv, const struct visit *v, const struct visit_action *a)
 {
     const char *reason = a->reason[0] != '\0' ? a->reason : NULL;
@@ -56,7 +57,8 @@ void events_visit(struct signal_server *srv, const struct visit *v, const struct
             audit_event_by(ev, a->by_sub, role_name(a->by_role));
         }
         audit_event_session(ev, v->sid, v->part2);
-        audit_event_period(ev, a->start_wall_ms, a->end_wall_ms);
+        if (a->end_wall_ms != 0)
+            audit_event_period(ev, a->start_wall_ms, a->end_wall_ms);
         audit_event_detail(ev, "participants", json_integer((json_int_t)a->n_people));
     }
     events__emit(srv, ev);

@@ -26,6 +26,8 @@ static const char *const exposition_move_reasons[] = {
 
 /* A labelled counter family: the fixed values first (0 if never seen),
  * then any other value seen. */
+static const char *const exposition_check_results[] = {"started", "good", "weak", "none"};
+
 static void exposition__labelled(struct metrics *m, const char *name, const char *help,
                                  const char *label, const struct stats_labelled *t,
                                  const char *const *fixed, unsigned n_fixed)
@@ -46,7 +48,7 @@ static void exposition__labelled(struct metrics *m, const char *name, const char
 static void exposition__sessions(struct signal_server *srv, struct metrics *m)
 {
     const struct signal_stats *st = &srv->stats;
-    static const char *const auth_fixed[] = {"ok", "resumed"};
+    static const char *const auth_fixed[] = {"ok", "resumed", "rejoined", "link_checked"};
     struct sessions_census c;
 
     sessions_census(srv->sessions, &c);
@@ -54,8 +56,9 @@ static void exposition__sessions(struct signal_server *srv, struct metrics *m)
     metrics_counter(m, "quietroom_signal_ws_connections_total", "WebSockets opened.",
                     st->ws_opened);
     exposition__labelled(m, "quietroom_signal_auth_total",
-                         "Authentications by result: ok, resumed, or the refusal's error code.",
-                         "result", &st->auth, auth_fixed, 2);
+                         "Authentications by result: ok, resumed, rejoined (a link's seat taken "
+                         "back), link_checked (verified only), or the refusal's error code.",
+                         "result", &st->auth, auth_fixed, 4);
     metrics_counter(m, "quietroom_signal_messages_total", "WebSocket messages received.",
                     st->messages);
     exposition__labelled(m, "quietroom_signal_messages_rejected_total",
@@ -89,6 +92,14 @@ static void exposition__sessions(struct signal_server *srv, struct metrics *m)
                     "Offers and answers rewritten to the relay.", st->sdp_rewritten);
     metrics_counter(m, "quietroom_signal_candidates_dropped_total",
                     "Browser candidates dropped (never forwarded).", st->candidates_dropped);
+    exposition__labelled(m, "quietroom_signal_connection_checks_total",
+                         "Connection checks through a relay: started, and results by verdict "
+                         "(good, weak, none).",
+                         "result", &st->checks, exposition_check_results,
+                         sizeof(exposition_check_results) / sizeof(exposition_check_results[0]));
+    metrics_counter(m, "quietroom_signal_waiting_notices_total",
+                    "Waiting-room messages from clinicians passed on (never stored).",
+                    st->notices);
 }
 
 static void exposition__store(struct signal_server *srv, struct metrics *m)

@@ -26,17 +26,17 @@ uint32_t media_creds_expiry(const struct signal_server *srv)
     return clock_wall_s() + ttl;
 }
 
-/* Rewrites sdp for the side `side` of pr and sends it from `from` to peer
- * as `type`. Returns false (error sent to the sender) if the SDP cannot be
- * made safe. */
+/* Rewrites sdp with the credentials of `side` of creds on relay `relay`
+ * and sends it from `from` to `to` as `type`. Returns false (error sent to
+ * the sender) if the SDP cannot be made safe. */
 static bool media__forward(struct signal_server *srv, struct session *s, const char *from,
-                           const char *peer, const struct visit_pair *pr, int side,
-                           const char *type, const char *sdp, size_t len)
+                           const char *to, int relay_index, const struct creds_link *creds,
+                           int side, const char *type, const char *sdp, size_t len)
 {
-    const struct signal_relay_spec *relay = relays_spec(srv->relays, pr->relay);
+    const struct signal_relay_spec *relay = relays_spec(srv->relays, relay_index);
     struct sdp_rewrite_params params = {
-        .ice_ufrag = pr->creds.ufrag[side],
-        .ice_pwd = pr->creds.pwd[side],
+        .ice_ufrag = creds->ufrag[side],
+        .ice_pwd = creds->pwd[side],
         .cands = relay ? relay->cands : NULL,
         .n_cands = relay ? relay->n_cands : 0,
     };
@@ -54,10 +54,34 @@ static bool media__forward(struct signal_server *srv, struct session *s, const c
         return false;
     }
     srv->stats.sdp_rewritten++;
-    session_send(srv, s, peer,
+    session_send(srv, s, to,
                  json_pack("{s:s,s:s,s:s%}", "type", type, "from", from, "sdp", out, out_len));
     free(out);
     return true;
+}
+
+/* A connection check: the page's first peer connection offers, its second
+ * answers, both on the person's own relay session (side a the first, side
+ * b the second). Both rewritten SDPs go back to the same page. */
+static void media__check(struct signal_server *srv, struct session *s, const char *from,
+                         const struct visit_out *o, const struct msg *m)
+{
+    struct visit_person *p = o->check;
+
+    if (o->media == MSG_CHECK_ANSWER) {
+        media__forward(srv, s, from, from, p->check_relay, &p->check_creds, CREDS_SIDE_A,
+                       "check_answer", m->sdp, m->sdp_len);
+        return;
+    }
+    if (creds_derive_link(&srv->relay_keys, p->check_sid, 0, media_creds_expiry(srv),
+                          srv->sha256, &p->check_creds) != 0) {
+        session_error(srv, s, from, "internal", "could not derive relay credentials", NULL);
+        return;
+    }
+    p->have_check_creds = true;
+    stats_count(&srv->stats.checks, "started");
+    media__forward(srv, s, from, from, p->check_relay, &p->check_creds, CREDS_SIDE_B,
+                   "check_offer", m->sdp, m->sdp_len);
 }
 
 /* The core found the pair and allowed the message; credentials and the SDP
@@ -68,6 +92,10 @@ void media_forward(struct signal_server *srv, struct session *s, const char *fro
     struct visit_pair *pr = o->pair;
     int64_t setup_ms;
 
+    if (o->media == MSG_CHECK_OFFER || o->media == MSG_CHECK_ANSWER) {
+        media__check(srv, s, from, o, m);
+        return;
+    }
     if (o->media == MSG_OFFER) {
         if (creds_derive_link(&srv->relay_keys, pr->relay_sid, 0, media_creds_expiry(srv),
                               srv->sha256, &pr->creds) != 0) {
@@ -77,12 +105,13 @@ void media_forward(struct signal_server *srv, struct session *s, const char *fro
         pr->have_creds = true;
         /* The offerer's leg is side a, the answerer's side b; the offer goes
          * to the answerer, so it carries side b's credentials. */
-        if (media__forward(srv, s, from, o->peer, pr, CREDS_SIDE_B, "offer", m->sdp,
-                           m->sdp_len))
+        if (media__forward(srv, s, from, o->peer, pr->relay, &pr->creds, CREDS_SIDE_B, "offer",
+                           m->sdp, m->sdp_len))
             visit_offer_forwarded(pr, from);
         return;
     }
-    if (!media__forward(srv, s, from, o->peer, pr, CREDS_SIDE_A, "answer", m->sdp, m->sdp_len))
+    if (!media__forward(srv, s, from, o->peer, pr->relay, &pr->creds, CREDS_SIDE_A, "answer",
+                        m->sdp, m->sdp_len))
         return;
     if ((setup_ms = visit_answer_forwarded(pr, env)) >= 0)
         metrics_histogram_observe(&srv->stats.setup, (double)setup_ms / 1000.0);

@@ -9,7 +9,17 @@
 #define PROTO_ID_MAX 16
 #define PROTO_RESUME_MAX 128
 
-enum proto_field { F_NONE = 0, F_TOKEN = 1, F_RESUME = 2, F_PARTICIPANT = 4, F_TO = 8, F_SDP = 16 };
+enum proto_field {
+    F_NONE = 0,
+    F_TOKEN = 1,
+    F_RESUME = 2,
+    F_PARTICIPANT = 4,
+    F_TO = 8,
+    F_SDP = 16,
+    F_TEXT = 32,
+    F_OPT_PARTICIPANT = 64, /* participant, if present */
+    F_CHECK = 128,
+};
 
 static const struct {
     const char *name;
@@ -26,6 +36,12 @@ static const struct {
     [MSG_CANDIDATE] = {"candidate", F_NONE},
     [MSG_LEAVE] = {"leave", F_NONE},
     [MSG_PING] = {"ping", F_NONE},
+    [MSG_CHECK_LINK] = {"check_link", F_TOKEN},
+    [MSG_ADMIT_ALL] = {"admit_all", F_NONE},
+    [MSG_NOTIFY] = {"notify", F_TEXT | F_OPT_PARTICIPANT},
+    [MSG_CHECK_OFFER] = {"check_offer", F_SDP},
+    [MSG_CHECK_ANSWER] = {"check_answer", F_SDP},
+    [MSG_CHECK_RESULT] = {"check_result", F_CHECK},
 };
 
 static const char *const proto_error_codes[] = {
@@ -68,6 +84,52 @@ static enum proto_error proto__string(struct msg *m, const char *name, size_t ma
     return PROTO_OK;
 }
 
+/* Reads string field name, which must be one of the NULL-ended words. */
+static enum proto_error proto__word(struct msg *m, const char *name, const char *const *words,
+                                    const char **out)
+{
+    enum proto_error e = proto__string(m, name, PROTO_ID_MAX, out, NULL);
+
+    for (; e == PROTO_OK && *words != NULL; words++) {
+        if (strcmp(*out, *words) == 0)
+            return PROTO_OK;
+    }
+    m->field = name;
+    return e == PROTO_OK ? PROTO_BAD_FIELD : e;
+}
+
+/* Reads integer field name in [0, max]. */
+static enum proto_error proto__int(struct msg *m, const char *name, int max, int *out)
+{
+    json_t *v = json_object_get(m->root, name);
+
+    m->field = name;
+    if (v == NULL)
+        return PROTO_MISSING_FIELD;
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > max)
+        return PROTO_BAD_FIELD;
+    *out = (int)json_integer_value(v);
+    m->field = NULL;
+    return PROTO_OK;
+}
+
+static enum proto_error proto__check(struct msg *m)
+{
+    static const char *const verdicts[] = {"good", "weak", "none", NULL};
+    static const char *const transports[] = {"udp", "tcp", "none", NULL};
+    enum proto_error e = proto__word(m, "video", verdicts, &m->check.video);
+
+    if (e == PROTO_OK)
+        e = proto__word(m, "transport", transports, &m->check.transport);
+    if (e == PROTO_OK)
+        e = proto__int(m, "loss_pct", 100, &m->check.loss_pct);
+    if (e == PROTO_OK)
+        e = proto__int(m, "rtt_ms", 60000, &m->check.rtt_ms);
+    if (e == PROTO_OK)
+        e = proto__int(m, "kbps", 1000000, &m->check.kbps);
+    return e;
+}
+
 static enum proto_error proto__fields(struct msg *m, unsigned fields)
 {
     enum proto_error e = PROTO_OK;
@@ -82,6 +144,13 @@ static enum proto_error proto__fields(struct msg *m, unsigned fields)
         e = proto__string(m, "to", PROTO_ID_MAX, &m->to, NULL);
     if (e == PROTO_OK && (fields & F_SDP))
         e = proto__string(m, "sdp", QR_SDP_MAX, &m->sdp, &m->sdp_len);
+    if (e == PROTO_OK && (fields & F_TEXT))
+        e = proto__string(m, "text", PROTO_TEXT_MAX, &m->text, NULL);
+    if (e == PROTO_OK && (fields & F_OPT_PARTICIPANT) &&
+        json_object_get(m->root, "participant") != NULL)
+        e = proto__string(m, "participant", PROTO_ID_MAX, &m->participant, NULL);
+    if (e == PROTO_OK && (fields & F_CHECK))
+        e = proto__check(m);
     return e;
 }
 

@@ -19,6 +19,12 @@ enum msg_type {
     MSG_CANDIDATE,  /* trickled candidate: accepted and never forwarded */
     MSG_LEAVE,
     MSG_PING,
+    MSG_CHECK_LINK,   /* {"token":JWT} first message: verify only, nothing spent */
+    MSG_ADMIT_ALL,    /* clinician: admits everyone waiting */
+    MSG_NOTIFY,       /* clinician: {"text":T[,"participant":ID]} to waiting people */
+    MSG_CHECK_OFFER,  /* {"sdp":SDP} the page's connection check, first peer */
+    MSG_CHECK_ANSWER, /* {"sdp":SDP} its second peer */
+    MSG_CHECK_RESULT, /* {"video","transport","loss_pct","rtt_ms","kbps"} */
     MSG_TYPE_COUNT
 };
 
@@ -41,8 +47,16 @@ struct msg {
     const char *to;            /* offer, answer */
     const char *sdp;
     size_t sdp_len;
+    const char *text;          /* notify: 1 to PROTO_TEXT_MAX bytes */
+    struct msg_check {         /* check_result: what the page measured */
+        const char *video;     /* "good", "weak", "none" */
+        const char *transport; /* "udp", "tcp", "none" */
+        int loss_pct, rtt_ms, kbps;
+    } check;
     const char *field;         /* for MISSING_FIELD / BAD_FIELD: which */
 };
+
+#define PROTO_TEXT_MAX 280  /* a waiting-room notice, in bytes */
 
 /* Parses len bytes. On success the caller frees with msg_free; on failure
  * nothing needs freeing and m->field may name the culprit. */

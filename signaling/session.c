@@ -338,9 +338,11 @@ void session_on_message(struct signal_server *srv, struct conn *c, const char *b
         session_auth(srv, c, &m);
     else if (c->s == NULL && m.type == MSG_RESUME)
         session_resume(srv, c, &m);
+    else if (c->s == NULL && m.type == MSG_CHECK_LINK)
+        session_check_link(srv, c, &m);
     else if (c->s == NULL)
-        session_refuse(srv, &origin, "auth_required", "the first message must be auth or resume",
-                       NULL, NULL);
+        session_refuse(srv, &origin, "auth_required",
+                       "the first message must be auth, resume or check_link", NULL, NULL);
     else
         session_dispatch(srv, c->s, c->pid, &origin, &m);
     msg_free(&m);

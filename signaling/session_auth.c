@@ -24,7 +24,9 @@ void session_refuse(struct signal_server *srv, const struct session_origin *orig
 {
     stats_count(&srv->stats.auth, code);
     events_auth_failed(srv, origin->addr, code, claims);
-    if (origin->c != NULL)
+    if (origin->c != NULL && claims != NULL && strcmp(code, "token_not_yet_valid") == 0)
+        conn_refuse_early(origin->c, code, message, claims->nbf);
+    else if (origin->c != NULL)
         conn_refuse(origin->c, code, message, field);
     else
         session_cluster_act(srv, origin->edge, origin->conn_id,
@@ -55,28 +57,32 @@ static const char *session__seated(const struct visit_out *o)
     return "";
 }
 
-/* Spends the token's jti in the store, naming the seat it opened, and
- * writes the visit with that seat; both must be durable before welcome.
- * NULL, or the refusal code. */
+/* A new seat spends the token's jti in the store, naming the seat it
+ * opened; a seat taken back was spent when it opened. The visit is then
+ * written with the seat; both must be durable before welcome. NULL, or
+ * the refusal code. */
 static const char *session__commit_join(struct signal_server *srv, struct session *s,
-                                        const struct jwt_claims *cl, const struct visit_out *o)
+                                        const struct jwt_claims *cl, const char *key,
+                                        const struct visit_out *o)
 {
-    char key[STORE_KEY_LEN];
     enum store_result r;
 
-    if (store_claim_key(cl->iss, cl->jti, key) != 0)
-        return "state_unavailable";
-    if (session_cluster_quiet(srv)) {
-        stats_count(&srv->stats.store_failures, "claim");
-        return "token_claim_unavailable";
-    }
-    r = store_claim(srv->store, key, cl->exp + QR_TOKEN_SKEW_MAX_S, cl->sid, session__seated(o));
-    if (r == STORE_TAKEN)
-        return "token_replayed";
-    if (r != STORE_OK) {
-        session_cluster_store_failed(srv);
-        stats_count(&srv->stats.store_failures, "claim");
-        return "token_claim_unavailable";
+    if (!o->seat_taken_back) {
+        if (session_cluster_quiet(srv)) {
+            stats_count(&srv->stats.store_failures, "claim");
+            return "token_claim_unavailable";
+        }
+        r = store_claim(srv->store, key, cl->exp + QR_TOKEN_SKEW_MAX_S, cl->sid,
+                        session__seated(o));
+        /* Spent, by a seat this visit no longer holds: it ended (or emptied)
+         * since, or forgot that seat to make room. */
+        if (r == STORE_TAKEN)
+            return "token_replayed";
+        if (r != STORE_OK) {
+            session_cluster_store_failed(srv);
+            stats_count(&srv->stats.store_failures, "claim");
+            return "token_claim_unavailable";
+        }
     }
     if (session_store_save(srv, s, false) != STORE_OK)
         return "state_unavailable";
@@ -91,6 +97,10 @@ static const char *session__refusal_text(const char *code)
         return "the sign-in cannot be recorded now; try the link again in a moment";
     if (strcmp(code, "state_unavailable") == 0)
         return "the server cannot record this now; try again in a moment";
+    if (strcmp(code, "removed_by_clinician") == 0)
+        return "the clinician removed this link's participant from the visit";
+    if (strcmp(code, "declined_by_clinician") == 0)
+        return "the clinician declined this link's participant";
     return "this session has as many participants as it may";
 }
 
@@ -103,8 +113,15 @@ void session_join(struct signal_server *srv, const struct session_origin *origin
     struct visit_out o;
     struct session *s;
     const char *refused;
+    char key[STORE_KEY_LEN];
     bool created;
 
+    _Static_assert(STORE_KEY_LEN == VISIT_CLAIM_LEN, "a seat keeps a store claim key");
+    if (store_claim_key(cl->iss, cl->jti, key) != 0) {
+        session_refuse(srv, origin, "state_unavailable",
+                       session__refusal_text("state_unavailable"), NULL, cl);
+        return;
+    }
     s = sessions_open(srv->sessions, cl->sid, &env, &created);
     if (s != NULL && (before = malloc(sizeof(*before))) == NULL && created)
         sessions_close(srv->sessions, s);
@@ -115,8 +132,8 @@ void session_join(struct signal_server *srv, const struct session_origin *origin
     }
     *before = s->v;
     visit_out_init(&o);
-    refused = visit_join(&s->v, &env, cl, role, origin->addr, &o);
-    if (refused == NULL && (refused = session__commit_join(srv, s, cl, &o)) != NULL) {
+    refused = visit_join(&s->v, &env, cl, role, key, origin->addr, &o);
+    if (refused == NULL && (refused = session__commit_join(srv, s, cl, key, &o)) != NULL) {
         /* Undone: the visit as it was, or gone if this request made it. */
         visit_out_reset(&o);
         if (created)
@@ -132,7 +149,7 @@ void session_join(struct signal_server *srv, const struct session_origin *origin
         srv->stats.sessions_started++;
     if (origin->c != NULL)
         lws_set_timeout(origin->c->wsi, NO_PENDING_TIMEOUT, 0);
-    stats_count(&srv->stats.auth, "ok");
+    stats_count(&srv->stats.auth, o.seat_taken_back ? "rejoined" : "ok");
     session_finish(srv, s, origin, &o);
 out:
     OPENSSL_cleanse(before, sizeof(*before));
@@ -174,6 +191,15 @@ out:
     free(before);
 }
 
+static bool session__audited(const struct visit_out *o, const char *event)
+{
+    for (unsigned i = 0; i < o->n; i++) {
+        if (o->a[i].kind == VISIT_AUDIT && strcmp(o->a[i].event, event) == 0)
+            return true;
+    }
+    return false;
+}
+
 void session_dispatch(struct signal_server *srv, struct session *s, const char *from,
                       const struct session_origin *origin, const struct msg *m)
 {
@@ -183,6 +209,10 @@ void session_dispatch(struct signal_server *srv, struct session *s, const char *
 
     visit_out_init(&o);
     visit_message(&s->v, &env, from, m, &o);
+    if (m->type == MSG_CHECK_RESULT)
+        stats_count(&srv->stats.checks, m->check.video);
+    else if (m->type == MSG_NOTIFY && session__audited(&o, "session.notice"))
+        srv->stats.notices++;
     if (o.media == MSG_CANDIDATE)
         srv->stats.candidates_dropped++;
     else if (o.media != MSG_TYPE_COUNT)
@@ -234,6 +264,29 @@ void session_auth(struct signal_server *srv, struct conn *c, const struct msg *m
         session_join(srv, &origin, &cl, (enum role)role);
     else
         session_cluster_join(srv, c, owner, &cl);
+}
+
+/* A link checked before the page asks for camera and microphone: the
+ * token is verified as for auth (refusals audited and counted alike), and
+ * nothing is spent or opened; the connection then closes. */
+void session_check_link(struct signal_server *srv, struct conn *c, const struct msg *m)
+{
+    struct session_origin origin = {.c = c, .addr = c->addr};
+    struct jwt_claims cl;
+    enum jwt_error e = jwt_verify(srv->ehr_keys, &srv->policy, m->token, strlen(m->token),
+                                  (int64_t)clock_wall_s(), &cl);
+
+    if (e == JWT_OK && role_parse(cl.role) < 0)
+        e = JWT_ERR_ROLE_NOT_ALLOWED;
+    if (e != JWT_OK) {
+        session__token_refused(srv, &origin, e, &cl);
+        return;
+    }
+    stats_count(&srv->stats.auth, "link_checked");
+    conn_send(c, json_pack("{s:s,s:s,s:s,s:I}", "type", "link_ok", "role", cl.role, "locale",
+                           cl.locale, "token_expires", (json_int_t)cl.exp));
+    conn_close(c, CONN_CLOSE_NORMAL, "checked");
+    OPENSSL_cleanse(&cl, sizeof(cl));
 }
 
 void session_resume(struct signal_server *srv, struct conn *c, const struct msg *m)

@@ -195,9 +195,10 @@ static void session_cluster__ask(struct signal_server *srv, struct conn *c, cons
 
 static json_t *session_cluster__claims(const struct jwt_claims *cl)
 {
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:b}", "iss", cl->iss, "sub", cl->sub,
-                     "role", cl->role, "sid", cl->sid, "jti", cl->jti, "name", cl->name, "exp",
-                     (json_int_t)cl->exp, "iat", (json_int_t)cl->iat, "part2", cl->part2);
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:b}", "iss", cl->iss, "sub", cl->sub,
+                     "role", cl->role, "sid", cl->sid, "jti", cl->jti, "name", cl->name,
+                     "locale", cl->locale, "exp", (json_int_t)cl->exp, "iat",
+                     (json_int_t)cl->iat, "part2", cl->part2);
 }
 
 void session_cluster_join(struct signal_server *srv, struct conn *c, const char *owner,
@@ -400,6 +401,7 @@ static bool session_cluster__claims_in(json_t *j, struct jwt_claims *cl)
     json_t *c = json_object_get(j, "claims");
     const char *f[] = {"iss", "sub", "role", "sid", "jti", "name"};
     char *to[] = {cl->iss, cl->sub, cl->role, cl->sid, cl->jti, cl->name};
+    const char *locale;
 
     memset(cl, 0, sizeof(*cl));
     if (!json_is_object(c) || !json_is_integer(json_object_get(c, "exp")))
@@ -411,6 +413,9 @@ static bool session_cluster__claims_in(json_t *j, struct jwt_claims *cl)
             return false;
         memcpy(to[i], v, strlen(v) + 1);
     }
+    locale = json_string_value(json_object_get(c, "locale"));
+    if (locale != NULL && strlen(locale) < sizeof(cl->locale))
+        memcpy(cl->locale, locale, strlen(locale) + 1);
     cl->exp = json_integer_value(json_object_get(c, "exp"));
     cl->iat = json_integer_value(json_object_get(c, "iat"));
     cl->part2 = json_is_true(json_object_get(c, "part2"));

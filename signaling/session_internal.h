@@ -48,6 +48,7 @@ void session_refuse(struct signal_server *srv, const struct session_origin *orig
 /* The first message of a connection (session_auth.c). */
 void session_auth(struct signal_server *srv, struct conn *c, const struct msg *m);
 void session_resume(struct signal_server *srv, struct conn *c, const struct msg *m);
+void session_check_link(struct signal_server *srv, struct conn *c, const struct msg *m);
 
 /* Requests that reached the replica owning the visit (session_auth.c). */
 void session_join(struct signal_server *srv, const struct session_origin *origin,

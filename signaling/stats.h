@@ -35,7 +35,8 @@ struct stats_rates {
 struct signal_stats {
     uint64_t ws_open;                   /* WebSockets open now */
     uint64_t ws_opened;
-    struct stats_labelled auth;         /* "ok", "resumed" or a §7 code */
+    struct stats_labelled auth;         /* "ok", "resumed", "rejoined", "link_checked"
+                                         * or a §7 code */
     uint64_t messages;
     struct stats_labelled rejected;     /* §7 codes of refused messages */
     uint64_t sessions_started;
@@ -43,6 +44,9 @@ struct signal_stats {
     struct stats_labelled media_moves;  /* pairs moved or placed, by reason */
     uint64_t sdp_rewritten;
     uint64_t candidates_dropped;
+    struct stats_labelled checks;       /* connection checks: "started", then each
+                                         * result's verdict (good, weak, none) */
+    uint64_t notices;                   /* waiting-room messages passed on */
     uint64_t store_writes;              /* visit records written */
     uint64_t takeovers;                 /* cluster: visits taken over from the store */
     uint64_t lost_visits;               /* cluster: visits another replica took from us */

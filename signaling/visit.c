@@ -170,8 +170,28 @@ static json_t *visit__person_json(const struct visit_person *p)
                      "name", p->name, "connected", p->connected);
 }
 
+/* A lobby entry: what a clinician sees of someone, with how long they
+ * waited, whether they came back with their link, and their check. */
+static json_t *visit__lobby_json(const struct visit_env *env, const struct visit_person *p)
+{
+    json_t *j = visit__person_json(p);
+
+    if (p->state == P_WAITING)
+        json_object_set_new(j, "waited_s",
+                            json_integer((json_int_t)((env->now_ms - p->waiting_since_ms) / 1000)));
+    if (p->rejoined)
+        json_object_set_new(j, "rejoined", json_true());
+    if (p->check.have)
+        json_object_set_new(j, "check",
+                            json_pack("{s:s,s:s,s:i,s:i,s:i}", "video", p->check.video,
+                                      "transport", p->check.transport, "loss_pct",
+                                      p->check.loss_pct, "rtt_ms", p->check.rtt_ms, "kbps",
+                                      p->check.kbps));
+    return j;
+}
+
 /* Tells every connected clinician who waits and who is in. */
-static void visit__lobby(struct visit *v, struct visit_out *o)
+static void visit__lobby(struct visit *v, const struct visit_env *env, struct visit_out *o)
 {
     for (unsigned i = 0; i < v->n_people; i++) {
         const struct visit_person *c = &v->people[i];
@@ -185,10 +205,41 @@ static void visit__lobby(struct visit *v, struct visit_out *o)
             const struct visit_person *p = &v->people[j];
 
             json_array_append_new(p->state == P_WAITING ? waiting : present,
-                                  visit__person_json(p));
+                                  visit__lobby_json(env, p));
         }
         visit__send(o, c, json_pack("{s:s,s:o,s:o}", "type", "lobby", "waiting", waiting,
                                     "present", present));
+    }
+}
+
+/* Tells the others (everyone but clinicians), or only `only`, which
+ * clinicians the visit has and how long they themselves have waited: the
+ * waiting room names its clinician, and a patient in the call learns
+ * when the last clinician has left. */
+static void visit__room(struct visit *v, const struct visit_env *env, struct visit_out *o,
+                        const struct visit_person *only)
+{
+    for (unsigned i = 0; i < v->n_people; i++) {
+        const struct visit_person *p = &v->people[i];
+        json_t *clinicians, *msg;
+
+        if (p->role == ROLE_CLINICIAN || !p->connected || (only != NULL && p != only))
+            continue;
+        clinicians = json_array();
+        for (unsigned j = 0; j < v->n_people; j++) {
+            const struct visit_person *c = &v->people[j];
+
+            if (c->role == ROLE_CLINICIAN)
+                json_array_append_new(clinicians,
+                                      json_pack("{s:s,s:s,s:b}", "participant", c->id, "name",
+                                                c->name, "connected", c->connected));
+        }
+        msg = json_pack("{s:s,s:o}", "type", "room", "clinicians", clinicians);
+        if (p->state == P_WAITING)
+            json_object_set_new(
+                msg, "waited_s",
+                json_integer((json_int_t)((env->now_ms - p->waiting_since_ms) / 1000)));
+        visit__send(o, p, msg);
     }
 }
 
@@ -297,6 +348,77 @@ static void visit__unpair(struct visit *v, struct visit_out *o, const struct vis
     }
 }
 
+/* --- seats --------------------------------------------------------------------- */
+
+static struct visit_seat *visit__seat(struct visit *v, const char *claim, const char *id)
+{
+    for (unsigned i = 0; i < v->n_seats; i++) {
+        if ((claim != NULL && strcmp(v->seats[i].claim, claim) == 0) ||
+            (id != NULL && strcmp(v->seats[i].id, id) == 0 && v->seats[i].state == SEAT_IN))
+            return &v->seats[i];
+    }
+    return NULL;
+}
+
+/* A new seat for claim, or NULL if every seat is held. A full visit
+ * forgets the seat left longest ago first (its link then opens nothing);
+ * removed and declined seats are kept, so those links stay refused. */
+static struct visit_seat *visit__seat_new(struct visit *v, const char *claim)
+{
+    struct visit_seat *st = NULL;
+
+    if (v->n_seats < VISIT_SEATS_MAX) {
+        st = &v->seats[v->n_seats++];
+    } else {
+        for (unsigned i = 0; i < v->n_seats; i++) {
+            if (v->seats[i].state == SEAT_LEFT && (st == NULL || v->seats[i].left_ms < st->left_ms))
+                st = &v->seats[i];
+        }
+        if (st == NULL)
+            return NULL;
+    }
+    memset(st, 0, sizeof(*st));
+    snprintf(st->claim, sizeof(st->claim), "%s", claim);
+    return st;
+}
+
+/* p is leaving for `reason`: its seat remembers how (a removed or declined
+ * person's link stays refused; anyone else may come back). */
+static void visit__seat_leave(struct visit *v, const struct visit_env *env,
+                              const struct visit_person *p, const char *what,
+                              const char *reason)
+{
+    struct visit_seat *st = visit__seat(v, NULL, p->id);
+
+    if (st == NULL)
+        return;
+    if (strcmp(what, "declined") == 0)
+        st->state = SEAT_DECLINED;
+    else if (strcmp(reason, "removed_by_clinician") == 0)
+        st->state = SEAT_REMOVED;
+    else
+        st->state = SEAT_LEFT;
+    st->was_admitted = p->state == P_ADMITTED;
+    st->left_ms = p->connected ? env->now_ms : p->gone_ms;
+}
+
+/* --- connection checks ---------------------------------------------------------- */
+
+/* Stops p's check session at its relay, if one runs. */
+static void visit__check_end(struct visit_out *o, struct visit_person *p)
+{
+    struct visit_action *a;
+
+    if (p->check_sid[0] == '\0')
+        return;
+    a = visit__act(o, VISIT_REVOKE, NULL);
+    a->relay = p->check_relay;
+    snprintf(a->relay_sid, sizeof(a->relay_sid), "%s", p->check_sid);
+    p->check_sid[0] = '\0';
+    p->have_check_creds = false;
+    OPENSSL_cleanse(&p->check_creds, sizeof(p->check_creds));
+}
+
 /* Removes p from the visit; its connection, if any, is told `what` with
  * `reason` and closed with code. */
 static void visit__drop(struct visit *v, const struct visit_env *env, struct visit_out *o,
@@ -305,15 +427,19 @@ static void visit__drop(struct visit *v, const struct visit_env *env, struct vis
     bool clinician = p->role == ROLE_CLINICIAN;
 
     visit__unpair(v, o, p, reason);
+    visit__check_end(o, p);
+    visit__seat_leave(v, env, p, what, reason);
     if (p->connected) {
         visit__send(o, p, json_pack("{s:s,s:s}", "type", what, "reason", reason));
         visit__close(o, p, code, reason);
     }
     OPENSSL_cleanse(p, sizeof(*p));
     *p = v->people[--v->n_people];
-    if (clinician)
+    if (clinician) {
         visit__clinician_gone(v, env->now_ms);
-    visit__lobby(v, o);
+        visit__room(v, env, o, NULL);
+    }
+    visit__lobby(v, env, o);
 }
 
 static void visit__over(struct visit *v, struct visit_out *o, const char *reason)
@@ -379,7 +505,7 @@ static void visit__admit(struct visit *v, const struct visit_env *env, struct vi
     if (by != NULL)
         visit__send(o, p, json_pack("{s:s}", "type", "admitted"));
     visit__introduce(v, env, o, p);
-    visit__lobby(v, o);
+    visit__lobby(v, env, o);
 }
 
 /* --- authentication ------------------------------------------------------------ */
@@ -411,16 +537,19 @@ void visit_init(struct visit *v, const char *sid, const char *instance, const st
 }
 
 static void visit__welcome(const struct visit *v, const struct visit_env *env, struct visit_out *o,
-                           struct visit_person *p, const char *type)
+                           struct visit_person *p, const char *type, bool rejoined)
 {
     json_t *resume = visit__new_resume(v, p);
+    json_t *msg = json_pack("{s:s,s:s,s:s,s:s,s:o?,s:i,s:I,s:I,s:s}", "type", type, "participant",
+                            p->id, "role", role_name(p->role), "state",
+                            p->state == P_WAITING ? "waiting" : "admitted", "resume", resume,
+                            "resume_grace_s", (int)env->cfg->resume_grace_s, "token_expires",
+                            (json_int_t)p->token_exp, "max_session_s",
+                            (json_int_t)env->cfg->max_session_s, "locale", p->locale);
 
-    visit__send(o, p, json_pack("{s:s,s:s,s:s,s:s,s:o?,s:i,s:I,s:I}", "type", type, "participant",
-                                p->id, "role", role_name(p->role), "state",
-                                p->state == P_WAITING ? "waiting" : "admitted", "resume", resume,
-                                "resume_grace_s", (int)env->cfg->resume_grace_s, "token_expires",
-                                (json_int_t)p->token_exp, "max_session_s",
-                                (json_int_t)env->cfg->max_session_s));
+    if (msg != NULL && rejoined)
+        json_object_set_new(msg, "rejoined", json_true());
+    visit__send(o, p, msg);
 }
 
 static void visit__attach(struct visit *v, struct visit_out *o, struct visit_person *p,
@@ -434,42 +563,39 @@ static void visit__attach(struct visit *v, struct visit_out *o, struct visit_per
         v->no_clinician_since_ms = 0;
 }
 
-const char *visit_join(struct visit *v, const struct visit_env *env, const struct jwt_claims *cl,
-                       enum role role, const char *addr, struct visit_out *o)
+/* The new person is in: admitted (clinicians, or someone coming back into
+ * the call) or waiting. Everyone who should know is told. */
+static void visit__arrive(struct visit *v, const struct visit_env *env, struct visit_out *o,
+                          struct visit_person *p, bool rejoined)
 {
-    struct visit_person *p;
+    visit__welcome(v, env, o, p, "welcome", rejoined);
+    if (p->state == P_ADMITTED) {
+        p->state = P_WAITING; /* visit__admit makes it so, and audits it */
+        visit__admit(v, env, o, p, NULL);
+    } else {
+        visit__audit(o, "participant.waiting", p, NULL, NULL);
+        visit__lobby(v, env, o);
+    }
+    visit__room(v, env, o, p->role == ROLE_CLINICIAN ? NULL : p);
+}
 
-    if (v->n_people >= env->cfg->max_participants || v->n_people >= QR_SESSION_PEOPLE_MAX)
-        return "session_full";
-    p = &v->people[v->n_people++];
+static struct visit_person *visit__person_new(struct visit *v, const struct visit_env *env,
+                                              const struct jwt_claims *cl, enum role role,
+                                              const char *id)
+{
+    struct visit_person *p = &v->people[v->n_people++];
+
     memset(p, 0, sizeof(*p));
-    snprintf(p->id, sizeof(p->id), "p%u", ++v->next_person);
+    snprintf(p->id, sizeof(p->id), "%s", id);
     p->role = role;
     p->state = role == ROLE_CLINICIAN ? P_ADMITTED : P_WAITING;
     snprintf(p->sub, sizeof(p->sub), "%s", cl->sub);
     snprintf(p->name, sizeof(p->name), "%s", cl->name);
+    snprintf(p->locale, sizeof(p->locale), "%s", cl->locale);
     p->token_exp = cl->exp;
     p->waiting_since_ms = env->now_ms;
-    v->part2 = v->part2 || cl->part2;
-    visit__attach(v, o, p, addr);
-    visit__audit(o, "auth.success", p, NULL, NULL)->method = "token";
-    visit__welcome(v, env, o, p, "welcome");
-    if (p->role == ROLE_CLINICIAN) {
-        visit__admit(v, env, o, p, NULL);
-    } else {
-        visit__audit(o, "participant.waiting", p, NULL, NULL);
-        visit__lobby(v, o);
-    }
-    return NULL;
-}
-
-struct visit_person *visit_by_resume(struct visit *v, const uint8_t hash[32])
-{
-    for (unsigned i = 0; i < v->n_people; i++) {
-        if (CRYPTO_memcmp(v->people[i].resume_hash, hash, 32) == 0)
-            return &v->people[i];
-    }
-    return NULL;
+    p->check_relay = -1;
+    return p;
 }
 
 static bool visit__grace_over(const struct visit_env *env, const struct visit_person *p)
@@ -482,26 +608,29 @@ static bool visit__token_over(const struct visit_env *env, const struct visit_pe
     return p->token_exp <= (int64_t)(env->now_wall_ms / 1000);
 }
 
-const char *visit_resume(struct visit *v, const struct visit_env *env, struct visit_person *p,
-                         const char *addr, struct visit_out *o)
+/* p, still in the visit, is back on a new connection (a resume secret, or
+ * their link again): the old connection, if its socket has not noticed it
+ * is dead or is another tab, is told it was replaced and closed; p keeps
+ * its state and media links, and is told who its peers are. */
+static void visit__take_back(struct visit *v, const struct visit_env *env, struct visit_out *o,
+                             struct visit_person *p, const char *addr, bool by_link)
 {
     json_t *peers;
 
-    if (visit__grace_over(env, p) || visit__token_over(env, p))
-        return "resume_invalid";
-    /* The old socket has not noticed it is dead; the new one wins. */
-    if (p->connected)
+    if (p->connected) {
+        visit__send(o, p, json_pack("{s:s}", "type", "replaced"));
         visit__close(o, p, VISIT_CLOSE_NORMAL, "replaced");
+    }
     memset(p->resume_hash, 0, sizeof(p->resume_hash));
     visit__attach(v, o, p, addr);
-    visit__audit(o, "auth.success", p, NULL, NULL)->method = "resume";
-    visit__audit(o, "participant.resumed", p, NULL, NULL);
-    visit__welcome(v, env, o, p, "resumed");
+    visit__audit(o, "auth.success", p, NULL, NULL)->method = by_link ? "token" : "resume";
+    visit__audit(o, by_link ? "participant.rejoined" : "participant.resumed", p, NULL, NULL);
+    visit__welcome(v, env, o, p, by_link ? "welcome" : "resumed", by_link);
     peers = json_array();
     for (unsigned i = 0; i < v->n_people; i++) {
         const struct visit_person *q = &v->people[i];
         struct visit_pair *pr = visit__pair_find(v, p->id, q->id);
-        json_t *pj;
+        json_t *pj, *st;
 
         if (q == p || pr == NULL)
             continue;
@@ -510,13 +639,98 @@ const char *visit_resume(struct visit *v, const struct visit_env *env, struct vi
         if (pr->relay < 0)
             json_object_set_new(pj, "waiting_for_relay", json_true());
         json_array_append_new(peers, pj);
-        visit__send(o, q, json_pack("{s:s,s:s,s:b}", "type", "peer_status", "participant", p->id,
-                                    "connected", 1));
+        st = json_pack("{s:s,s:s,s:b}", "type", "peer_status", "participant", p->id, "connected",
+                       1);
+        if (by_link)
+            json_object_set_new(st, "rejoined", json_true());
+        visit__send(o, q, st);
     }
     visit__send(o, p, json_pack("{s:s,s:o}", "type", "peers", "peers", peers));
     if (p->state == P_ADMITTED)
         visit__introduce(v, env, o, p);
-    visit__lobby(v, o);
+    visit__lobby(v, env, o);
+    visit__room(v, env, o, p->role == ROLE_CLINICIAN ? NULL : p);
+}
+
+/* A seat's token is back. Its person is still here (take back), or left
+ * and returns: into the call if a clinician, or admitted and gone less
+ * than the resume grace; else to the waiting room. */
+static const char *visit__rejoin(struct visit *v, const struct visit_env *env,
+                                 const struct jwt_claims *cl, enum role role,
+                                 struct visit_seat *st, const char *addr, struct visit_out *o)
+{
+    struct visit_person *p;
+    bool recent;
+
+    if (strcmp(st->sub, cl->sub) != 0 || st->role != role)
+        return "token_replayed";
+    if (st->state == SEAT_REMOVED)
+        return "removed_by_clinician";
+    if (st->state == SEAT_DECLINED)
+        return "declined_by_clinician";
+    o->seat_taken_back = true;
+    if (st->state == SEAT_IN && (p = visit_person(v, st->id)) != NULL) {
+        p->token_exp = cl->exp;
+        p->rejoined = true;
+        visit__take_back(v, env, o, p, addr, true);
+        return NULL;
+    }
+    if (v->n_people >= env->cfg->max_participants || v->n_people >= QR_SESSION_PEOPLE_MAX)
+        return "session_full";
+    recent = st->was_admitted && env->now_ms - st->left_ms < env->cfg->resume_grace_s * 1000u;
+    p = visit__person_new(v, env, cl, role, st->id);
+    if (recent)
+        p->state = P_ADMITTED;
+    p->rejoined = true;
+    st->state = SEAT_IN;
+    visit__attach(v, o, p, addr);
+    visit__audit(o, "auth.success", p, NULL, NULL)->method = "token";
+    visit__audit(o, "participant.rejoined", p, NULL, NULL);
+    visit__arrive(v, env, o, p, true);
+    return NULL;
+}
+
+const char *visit_join(struct visit *v, const struct visit_env *env, const struct jwt_claims *cl,
+                       enum role role, const char *claim, const char *addr,
+                       struct visit_out *o)
+{
+    struct visit_seat *st = visit__seat(v, claim, NULL);
+    struct visit_person *p;
+    char id[VISIT_ID_LEN];
+
+    if (st != NULL)
+        return visit__rejoin(v, env, cl, role, st, addr, o);
+    if (v->n_people >= env->cfg->max_participants || v->n_people >= QR_SESSION_PEOPLE_MAX ||
+        (st = visit__seat_new(v, claim)) == NULL)
+        return "session_full";
+    snprintf(id, sizeof(id), "p%u", ++v->next_person);
+    p = visit__person_new(v, env, cl, role, id);
+    snprintf(st->id, sizeof(st->id), "%s", id);
+    snprintf(st->sub, sizeof(st->sub), "%s", cl->sub);
+    st->role = role;
+    st->state = SEAT_IN;
+    v->part2 = v->part2 || cl->part2;
+    visit__attach(v, o, p, addr);
+    visit__audit(o, "auth.success", p, NULL, NULL)->method = "token";
+    visit__arrive(v, env, o, p, false);
+    return NULL;
+}
+
+struct visit_person *visit_by_resume(struct visit *v, const uint8_t hash[32])
+{
+    for (unsigned i = 0; i < v->n_people; i++) {
+        if (CRYPTO_memcmp(v->people[i].resume_hash, hash, 32) == 0)
+            return &v->people[i];
+    }
+    return NULL;
+}
+
+const char *visit_resume(struct visit *v, const struct visit_env *env, struct visit_person *p,
+                         const char *addr, struct visit_out *o)
+{
+    if (visit__grace_over(env, p) || visit__token_over(env, p))
+        return "resume_invalid";
+    visit__take_back(v, env, o, p, addr, false);
     return NULL;
 }
 
@@ -561,6 +775,49 @@ static void on_admit(const struct visit__req *r)
 
     if (t != NULL)
         visit__admit(r->v, r->env, r->o, t, r->from);
+}
+
+/* Everyone waiting comes in, in the order they arrived. */
+static void on_admit_all(const struct visit__req *r)
+{
+    for (;;) {
+        struct visit_person *t = NULL;
+
+        for (unsigned i = 0; i < r->v->n_people; i++) {
+            struct visit_person *q = &r->v->people[i];
+
+            if (q->state == P_WAITING && (t == NULL || q->waiting_since_ms < t->waiting_since_ms))
+                t = q;
+        }
+        if (t == NULL)
+            return;
+        visit__admit(r->v, r->env, r->o, t, r->from);
+    }
+}
+
+/* A clinician's short message to one waiting person or all of them. It is
+ * passed on and forgotten: only that it was sent, and to how many, is
+ * recorded, never the text. */
+static void on_notify(const struct visit__req *r)
+{
+    struct visit_person *only = NULL;
+    struct visit_action *a;
+    unsigned n = 0;
+
+    if (r->m->participant != NULL && (only = visit__waiting_target(r)) == NULL)
+        return;
+    for (unsigned i = 0; i < r->v->n_people; i++) {
+        const struct visit_person *q = &r->v->people[i];
+
+        if (q->state != P_WAITING || (only != NULL && q != only))
+            continue;
+        n += q->connected;
+        visit__send(r->o, q, json_pack("{s:s,s:s,s:s}", "type", "notice", "text", r->m->text,
+                                       "from", r->from->name));
+    }
+    a = visit__audit(r->o, "session.notice", only, NULL, r->from);
+    a->n_people = n;
+    visit__send(r->o, r->from, json_pack("{s:s,s:i}", "type", "notified", "count", (int)n));
 }
 
 static void on_decline(const struct visit__req *r)
@@ -654,6 +911,62 @@ static void on_candidate(const struct visit__req *r)
     r->o->media = MSG_CANDIDATE;
 }
 
+/* The connection check: the page's two peer connections meet on a relay
+ * session of this person's own, so nothing reaches anyone else. Each offer
+ * starts a new session (the old one is revoked); the core picks the relay
+ * and the caller derives the credentials and rewrites the SDP. */
+static void on_check_offer(const struct visit__req *r)
+{
+    struct visit_seat *st = visit__seat(r->v, NULL, r->from->id);
+    struct visit_person *p = r->from;
+    int relay;
+
+    if (st != NULL && st->checks >= QR_CHECKS_PER_SEAT) {
+        visit__error(r->o, p->id, "check_limit", "no more connection checks in this visit", NULL);
+        return;
+    }
+    if ((relay = visit__pick(r->env)) < 0) {
+        visit__error(r->o, p->id, "no_relay_available",
+                     "no media relay is available right now; try the check again later", NULL);
+        return;
+    }
+    visit__check_end(r->o, p);
+    if (st != NULL)
+        st->checks++;
+    p->check_relay = relay;
+    snprintf(p->check_sid, sizeof(p->check_sid), "%s-c%u", r->v->instance, ++r->v->next_pair);
+    p->check_until_ms = r->env->now_ms + QR_CHECK_MAX_MS;
+    r->o->media = MSG_CHECK_OFFER;
+    r->o->check = p;
+}
+
+static void on_check_answer(const struct visit__req *r)
+{
+    if (r->from->check_sid[0] == '\0' || !r->from->have_check_creds) {
+        visit__error(r->o, r->from->id, "unexpected_answer",
+                     "there is no connection check to answer", NULL);
+        return;
+    }
+    r->o->media = MSG_CHECK_ANSWER;
+    r->o->check = r->from;
+}
+
+/* The page's verdict: kept for the clinicians' waiting list, and the
+ * check's relay session ends now. */
+static void on_check_result(const struct visit__req *r)
+{
+    struct visit_check *c = &r->from->check;
+
+    visit__check_end(r->o, r->from);
+    c->have = true;
+    snprintf(c->video, sizeof(c->video), "%s", r->m->check.video);
+    snprintf(c->transport, sizeof(c->transport), "%s", r->m->check.transport);
+    c->loss_pct = r->m->check.loss_pct;
+    c->rtt_ms = r->m->check.rtt_ms;
+    c->kbps = r->m->check.kbps;
+    visit__lobby(r->v, r->env, r->o);
+}
+
 static void on_ping(const struct visit__req *r)
 {
     visit__act(r->o, VISIT_SEND, r->from->id)->msg = json_pack("{s:s}", "type", "pong");
@@ -689,6 +1002,11 @@ static const struct {
     {MSG_CANDIDATE, NEEDS_ADMITTED, on_candidate},
     {MSG_LEAVE, NEEDS_MEMBER, on_leave},
     {MSG_PING, NEEDS_MEMBER, on_ping},
+    {MSG_ADMIT_ALL, NEEDS_CLINICIAN, on_admit_all},
+    {MSG_NOTIFY, NEEDS_CLINICIAN, on_notify},
+    {MSG_CHECK_OFFER, NEEDS_MEMBER, on_check_offer},
+    {MSG_CHECK_ANSWER, NEEDS_MEMBER, on_check_answer},
+    {MSG_CHECK_RESULT, NEEDS_MEMBER, on_check_result},
 };
 
 void visit_message(struct visit *v, const struct visit_env *env, const char *from,
@@ -732,9 +1050,11 @@ void visit_disconnected(struct visit *v, const struct visit_env *env, const char
             visit__send(o, &v->people[i], json_pack("{s:s,s:s,s:b}", "type", "peer_status",
                                                     "participant", p->id, "connected", 0));
     }
-    if (p->role == ROLE_CLINICIAN)
+    if (p->role == ROLE_CLINICIAN) {
         visit__clinician_gone(v, p->gone_ms);
-    visit__lobby(v, o);
+        visit__room(v, env, o, NULL);
+    }
+    visit__lobby(v, env, o);
 }
 
 /* --- timers -------------------------------------------------------------------- */
@@ -836,6 +1156,8 @@ void visit_tick(struct visit *v, const struct visit_env *env, struct visit_out *
     for (unsigned i = v->n_people; i > 0; i--) {
         struct visit_person *p = &v->people[i - 1];
 
+        if (p->check_sid[0] != '\0' && env->now_ms >= p->check_until_ms)
+            visit__check_end(o, p);
         if ((why = visit__person_expired(env, p)) == NULL)
             continue;
         visit__audit(o, "participant.timeout", p, why, NULL);

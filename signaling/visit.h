@@ -26,6 +26,17 @@ enum pstate { P_WAITING, P_ADMITTED };
 #define VISIT_ADDR_LEN 64
 #define VISIT_KEY_LEN 33                /* 32 hex digits and a NUL */
 #define VISIT_PAIRS_MAX (QR_SESSION_PEOPLE_MAX * (QR_SESSION_PEOPLE_MAX - 1) / 2)
+#define VISIT_CLAIM_LEN 65              /* a token claim's key (store_claim_key): 64 hex, NUL */
+#define VISIT_SEATS_MAX (2 * QR_SESSION_PEOPLE_MAX)
+
+/* What a person's connection check through the relay found (their page
+ * measured it; shown to clinicians, never logged). */
+struct visit_check {
+    bool have;
+    char video[8];                      /* "good", "weak", "none" */
+    char transport[8];                  /* "udp", "tcp", "none" */
+    int loss_pct, rtt_ms, kbps;
+};
 
 /* One person in a visit. Plain data: what a store would keep. */
 struct visit_person {
@@ -40,6 +51,32 @@ struct visit_person {
     uint64_t waiting_since_ms;
     uint8_t resume_hash[32];            /* SHA-256 of the current resume secret; 0s: none */
     char addr[VISIT_ADDR_LEN];          /* last known address, for the audit log */
+    char locale[JWT_LOCALE_MAX];        /* the token's language for the page, "" none */
+    bool rejoined;                      /* came back with their link at least once */
+    /* The connection check: a relay session of its own (two peer
+     * connections in the person's page), while one runs. */
+    char check_sid[48];                 /* "" none */
+    int check_relay;
+    uint64_t check_until_ms;            /* revoked then at the latest */
+    bool have_check_creds;              /* derived for the offer; not stored */
+    struct creds_link check_creds;
+    struct visit_check check;           /* the last result */
+};
+
+/* A token's place in a visit. A token (its jti) seats one person; showing
+ * it again takes that seat back instead of opening another, while the
+ * visit lives. Seats outlive the people in them: that is how a link left
+ * by mistake works again, and how a removed person's link stays refused. */
+enum seat_state { SEAT_IN, SEAT_LEFT, SEAT_REMOVED, SEAT_DECLINED };
+struct visit_seat {
+    char claim[VISIT_CLAIM_LEN];        /* the token's claim key, never the jti */
+    char id[VISIT_ID_LEN];              /* the participant id it keeps */
+    char sub[JWT_CLAIM_MAX];
+    enum role role;
+    enum seat_state state;
+    bool was_admitted;                  /* LEFT: was admitted when it left */
+    uint64_t left_ms;                   /* LEFT: monotonic, when it left */
+    unsigned checks;                    /* connection checks run from it */
 };
 
 /* Media between two admitted people, through one relay. The relay is
@@ -69,6 +106,8 @@ struct visit {
     unsigned n_people;
     struct visit_pair pairs[VISIT_PAIRS_MAX];
     unsigned n_pairs;
+    struct visit_seat seats[VISIT_SEATS_MAX];
+    unsigned n_seats;
     uint64_t created_ms;
     uint64_t created_wall_ms;
     uint64_t admitted_ms;               /* first admission: max length counts from here */
@@ -147,6 +186,8 @@ struct visit_out {
     enum msg_type media;                /* MSG_TYPE_COUNT: none */
     struct visit_pair *pair;
     char peer[VISIT_ID_LEN];
+    struct visit_person *check;         /* MSG_CHECK_OFFER/ANSWER: whose check */
+    bool seat_taken_back;               /* visit_join: a known token, no new claim */
 };
 
 void visit_out_init(struct visit_out *o);
@@ -166,11 +207,18 @@ void visit_key(const char *sid, char key[VISIT_KEY_LEN]);
 /* A new, empty visit. instance is 16 random hex digits from the caller. */
 void visit_init(struct visit *v, const char *sid, const char *instance, const struct visit_env *env);
 
-/* A verified token for role arrived on a new connection from addr. Returns
- * NULL (actions appended: attach, welcome, audit...) or the refusal code
- * ("session_full"); nothing is appended on refusal. */
+/* A verified token for role, whose claim key is `claim`, arrived on a new
+ * connection from addr. A token not seen in this visit opens a seat; one
+ * seen before takes its seat back (o->seat_taken_back): the person in it
+ * is replaced on their old connection, or comes back to the waiting room,
+ * or straight into the call if admitted and gone less than the resume
+ * grace. Returns NULL (actions appended: attach, welcome, audit...) or the
+ * refusal code: "session_full", "token_replayed" (the claim's seat is of
+ * another sub or role), "removed_by_clinician", "declined_by_clinician";
+ * nothing is appended on refusal. */
 const char *visit_join(struct visit *v, const struct visit_env *env, const struct jwt_claims *cl,
-                       enum role role, const char *addr, struct visit_out *o);
+                       enum role role, const char *claim, const char *addr,
+                       struct visit_out *o);
 
 /* SHA-256 of a resume secret; the person holding hash, or NULL. */
 void visit_resume_hash(const char *secret, uint8_t hash[32]);

@@ -13,6 +13,8 @@
 #define VISIT_CODEC_VERSION 1
 
 static const char *const state_names[] = {[P_WAITING] = "waiting", [P_ADMITTED] = "admitted"};
+static const char *const seat_names[] = {
+    [SEAT_IN] = "in", [SEAT_LEFT] = "left", [SEAT_REMOVED] = "removed", [SEAT_DECLINED] = "declined"};
 
 static json_t *visit_codec__hex(const uint8_t *b, size_t n)
 {
@@ -23,21 +25,39 @@ static json_t *visit_codec__hex(const uint8_t *b, size_t n)
     return json_stringn(hex, 2 * n);
 }
 
+static json_t *visit_codec__person_out(const struct visit_person *p)
+{
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:b,s:I,s:I,s:o,s:s,s:s,s:b}", "id", p->id,
+                          "role", role_name(p->role), "state", state_names[p->state], "sub",
+                          p->sub, "name", p->name, "token_exp", (json_int_t)p->token_exp,
+                          "connected", p->connected, "gone_ms", (json_int_t)p->gone_ms,
+                          "waiting_since_ms", (json_int_t)p->waiting_since_ms, "resume_hash",
+                          visit_codec__hex(p->resume_hash, 32), "addr", p->addr, "locale",
+                          p->locale, "rejoined", p->rejoined);
+
+    if (j != NULL && p->check.have)
+        json_object_set_new(j, "check",
+                            json_pack("{s:s,s:s,s:i,s:i,s:i}", "video", p->check.video,
+                                      "transport", p->check.transport, "loss_pct",
+                                      p->check.loss_pct, "rtt_ms", p->check.rtt_ms, "kbps",
+                                      p->check.kbps));
+    return j;
+}
+
+static json_t *visit_codec__seat_out(const struct visit_seat *st)
+{
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:I,s:i}", "claim", st->claim, "id", st->id, "sub",
+                     st->sub, "role", role_name(st->role), "state", seat_names[st->state],
+                     "was_admitted", st->was_admitted, "left_ms", (json_int_t)st->left_ms,
+                     "checks", (int)st->checks);
+}
+
 json_t *visit_encode(const struct visit *v)
 {
-    json_t *people = json_array(), *pairs = json_array();
+    json_t *people = json_array(), *pairs = json_array(), *seats = json_array();
 
-    for (unsigned i = 0; i < v->n_people; i++) {
-        const struct visit_person *p = &v->people[i];
-
-        json_array_append_new(
-            people, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:b,s:I,s:I,s:o,s:s}", "id", p->id,
-                              "role", role_name(p->role), "state", state_names[p->state], "sub",
-                              p->sub, "name", p->name, "token_exp", (json_int_t)p->token_exp,
-                              "connected", p->connected, "gone_ms", (json_int_t)p->gone_ms,
-                              "waiting_since_ms", (json_int_t)p->waiting_since_ms, "resume_hash",
-                              visit_codec__hex(p->resume_hash, 32), "addr", p->addr));
-    }
+    for (unsigned i = 0; i < v->n_people; i++)
+        json_array_append_new(people, visit_codec__person_out(&v->people[i]));
     for (unsigned i = 0; i < v->n_pairs; i++) {
         const struct visit_pair *pr = &v->pairs[i];
 
@@ -46,13 +66,15 @@ json_t *visit_encode(const struct visit *v)
                              pr->relay_sid, "relay", pr->relay, "created_ms",
                              (json_int_t)pr->created_ms, "setup_observed", pr->setup_observed));
     }
-    return json_pack("{s:i,s:s,s:s,s:I,s:I,s:I,s:I,s:i,s:i,s:b,s:b,s:o,s:o}", "version",
+    for (unsigned i = 0; i < v->n_seats; i++)
+        json_array_append_new(seats, visit_codec__seat_out(&v->seats[i]));
+    return json_pack("{s:i,s:s,s:s,s:I,s:I,s:I,s:I,s:i,s:i,s:b,s:b,s:o,s:o,s:o}", "version",
                      VISIT_CODEC_VERSION, "sid", v->sid, "instance", v->instance, "created_ms",
                      (json_int_t)v->created_ms, "created_wall_ms", (json_int_t)v->created_wall_ms,
                      "admitted_ms", (json_int_t)v->admitted_ms, "no_clinician_since_ms",
                      (json_int_t)v->no_clinician_since_ms, "next_person", (int)v->next_person,
                      "next_pair", (int)v->next_pair, "part2", v->part2, "ended", v->ended,
-                     "people", people, "pairs", pairs);
+                     "people", people, "pairs", pairs, "seats", seats);
 }
 
 /* --- decoding ------------------------------------------------------------------- */
@@ -107,6 +129,87 @@ static int visit_codec__unhex(const json_t *o, const char *key, uint8_t *out, si
     return 0;
 }
 
+/* Fields a record written before seats and checks existed lacks: absent
+ * is the default, present must be well formed. */
+static int visit_codec__opt_str(const json_t *o, const char *key, char *buf, size_t n)
+{
+    buf[0] = '\0';
+    return json_object_get(o, key) == NULL ? 0 : visit_codec__str(o, key, buf, n);
+}
+
+static int visit_codec__opt_bool(const json_t *o, const char *key, bool *out)
+{
+    *out = false;
+    return json_object_get(o, key) == NULL ? 0 : visit_codec__bool(o, key, out);
+}
+
+static int visit_codec__word(const json_t *o, const char *key, const char *const *words,
+                             size_t n_words)
+{
+    char w[16];
+
+    if (visit_codec__str(o, key, w, sizeof(w)) != 0)
+        return -1;
+    for (size_t i = 0; i < n_words; i++) {
+        if (words[i] != NULL && strcmp(w, words[i]) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+static int visit_codec__int(const json_t *o, const char *key, int max, int *out)
+{
+    uint64_t x;
+
+    if (visit_codec__u64(o, key, &x) != 0 || x > (uint64_t)max)
+        return -1;
+    *out = (int)x;
+    return 0;
+}
+
+static int visit_codec__check(const json_t *o, struct visit_check *c)
+{
+    static const char *const verdicts[] = {"good", "weak", "none"};
+    static const char *const transports[] = {"udp", "tcp", "none"};
+    const json_t *j = json_object_get(o, "check");
+    int v, t;
+
+    memset(c, 0, sizeof(*c));
+    if (j == NULL)
+        return 0;
+    if (!json_is_object(j) || (v = visit_codec__word(j, "video", verdicts, 3)) < 0 ||
+        (t = visit_codec__word(j, "transport", transports, 3)) < 0 ||
+        visit_codec__int(j, "loss_pct", 100, &c->loss_pct) != 0 ||
+        visit_codec__int(j, "rtt_ms", 60000, &c->rtt_ms) != 0 ||
+        visit_codec__int(j, "kbps", 1000000, &c->kbps) != 0)
+        return -1;
+    snprintf(c->video, sizeof(c->video), "%s", verdicts[v]);
+    snprintf(c->transport, sizeof(c->transport), "%s", transports[t]);
+    c->have = true;
+    return 0;
+}
+
+static int visit_codec__seat(const json_t *o, struct visit_seat *st)
+{
+    char role[16];
+    int r, state, checks;
+
+    if (!json_is_object(o) || visit_codec__str(o, "claim", st->claim, sizeof(st->claim)) != 0 ||
+        strlen(st->claim) != VISIT_CLAIM_LEN - 1 ||
+        visit_codec__str(o, "id", st->id, sizeof(st->id)) != 0 ||
+        visit_codec__str(o, "sub", st->sub, sizeof(st->sub)) != 0 ||
+        visit_codec__str(o, "role", role, sizeof(role)) != 0 || (r = role_parse(role)) < 0 ||
+        (state = visit_codec__word(o, "state", seat_names, 4)) < 0 ||
+        visit_codec__bool(o, "was_admitted", &st->was_admitted) != 0 ||
+        visit_codec__u64(o, "left_ms", &st->left_ms) != 0 ||
+        visit_codec__int(o, "checks", QR_CHECKS_PER_SEAT, &checks) != 0)
+        return -1;
+    st->role = (enum role)r;
+    st->state = (enum seat_state)state;
+    st->checks = (unsigned)checks;
+    return 0;
+}
+
 static int visit_codec__person(const json_t *o, struct visit_person *p)
 {
     char role[16], state[16];
@@ -123,8 +226,12 @@ static int visit_codec__person(const json_t *o, struct visit_person *p)
         visit_codec__u64(o, "gone_ms", &p->gone_ms) != 0 ||
         visit_codec__u64(o, "waiting_since_ms", &p->waiting_since_ms) != 0 ||
         visit_codec__unhex(o, "resume_hash", p->resume_hash, 32) != 0 ||
-        visit_codec__str(o, "addr", p->addr, sizeof(p->addr)) != 0)
+        visit_codec__str(o, "addr", p->addr, sizeof(p->addr)) != 0 ||
+        visit_codec__opt_str(o, "locale", p->locale, sizeof(p->locale)) != 0 ||
+        visit_codec__opt_bool(o, "rejoined", &p->rejoined) != 0 ||
+        visit_codec__check(o, &p->check) != 0)
         return -1;
+    p->check_relay = -1;
     if (strcmp(state, "waiting") == 0)
         p->state = P_WAITING;
     else if (strcmp(state, "admitted") == 0)
@@ -168,6 +275,7 @@ static int visit_codec__pair(const struct visit *v, const json_t *o, struct visi
 int visit_decode(const json_t *j, struct visit *v)
 {
     const json_t *people = json_object_get(j, "people"), *pairs = json_object_get(j, "pairs");
+    const json_t *seats = json_object_get(j, "seats");
     uint64_t version, next_person, next_pair;
 
     memset(v, 0, sizeof(*v));
@@ -183,7 +291,8 @@ int visit_decode(const json_t *j, struct visit *v)
         visit_codec__bool(j, "part2", &v->part2) != 0 ||
         visit_codec__bool(j, "ended", &v->ended) != 0 || !json_is_array(people) ||
         json_array_size(people) > QR_SESSION_PEOPLE_MAX || !json_is_array(pairs) ||
-        json_array_size(pairs) > VISIT_PAIRS_MAX)
+        json_array_size(pairs) > VISIT_PAIRS_MAX ||
+        (seats != NULL && (!json_is_array(seats) || json_array_size(seats) > VISIT_SEATS_MAX)))
         goto fail;
     visit_key(v->sid, v->key);
     v->next_person = (unsigned)next_person;
@@ -198,6 +307,11 @@ int visit_decode(const json_t *j, struct visit *v)
         if (visit_codec__pair(v, json_array_get(pairs, i), &v->pairs[i]) != 0)
             goto fail;
         v->n_pairs++;
+    }
+    for (size_t i = 0; i < json_array_size(seats); i++) {
+        if (visit_codec__seat(json_array_get(seats, i), &v->seats[i]) != 0)
+            goto fail;
+        v->n_seats++;
     }
     return 0;
 fail:

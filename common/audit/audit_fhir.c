@@ -57,6 +57,9 @@ static const struct fhir_type {
     {"auth.success", &fhir_user_auth, &fhir_login, true},
     {"auth.failure", &fhir_user_auth, &fhir_login, true},
     {"participant.resumed", &fhir_user_auth, &fhir_login, true},
+    {"participant.rejoined", &fhir_user_auth, &fhir_login, true},
+    /* A clinician's waiting-room message was passed on (never its text). */
+    {"session.notice", &fhir_app_activity, NULL, true},
     {"participant.left", &fhir_user_auth, &fhir_logout, true},
     {"participant.removed", &fhir_user_auth, &fhir_logout, true},
     {"participant.timeout", &fhir_user_auth, &fhir_logout, true},

@@ -436,15 +436,25 @@ static void test_authentication_failures(void **state)
         expect_refused(w, t, "token_missing_claim");
         free(t);
     }
-    /* A good token works once; the same token again is a replay. */
+    /* A good token opens a seat; the same token again takes that seat back
+     * (test_signal_seats.c has the rules); a visit that has ended opens
+     * nothing again. */
     t = sign(w, claims("s-auth", "patient", now, now + 600));
     {
         json_t *m;
-        struct wsconn *c = world_join_token(w, t, &m);
+        struct wsconn *c = world_join_token(w, t, &m), *again;
 
         assert_string_equal(world_str(m, "type"), "welcome");
         json_decref(m);
+        again = world_join_token(w, t, &m);
+        assert_string_equal(world_str(m, "type"), "welcome");
+        assert_true(json_is_true(json_object_get(m, "rejoined")));
+        json_decref(m);
+        json_decref(expect(c, "replaced"));
+        wsconn_send_json(again, json_pack("{s:s}", "type", "leave"));
+        assert_int_equal(wsconn_wait_closed(again, WAIT_MS), 1000);
         wsconn_free(c);
+        wsconn_free(again);
     }
     expect_refused(w, t, "token_replayed");
     free(t);
@@ -565,6 +575,73 @@ static void test_end_stops_forwarding_and_tells_everyone(void **state)
     peer_close(&dp);
     peer_close(&pp);
     call_close(&cl);
+}
+
+/* A waiting patient's connection check: the page's two peer connections
+ * get the relay's candidates and credentials of a session of their own,
+ * which the running relay forwards between them, and which ends within
+ * 100 ms of the result; the clinician sees the result. */
+static void test_connection_check_through_the_relay(void **state)
+{
+    struct world *w = *state;
+    struct wsconn *doc = join(w, "s-check", "clinician", "dr-c", NULL);
+    struct sdp_summary at_first, at_second;
+    struct udp_peer first, second;
+    size_t olen, alen;
+    char *offer = fixture("chromium-offer-gathered.sdp", &olen);
+    char *answer = fixture("firefox-answer.sdp", &alen);
+    struct act_msg a;
+    json_t *wel, *m;
+    struct wsconn *pat = join(w, "s-check", "patient", "pt-c", &wel);
+    const char *sdp;
+
+    assert_string_equal(world_str(wel, "state"), "waiting");
+    wsconn_send_json(pat, json_pack("{s:s,s:s}", "type", "check_offer", "sdp", offer));
+    m = expect(pat, "check_offer");
+    sdp = world_str(m, "sdp");
+    check_relay_candidates(&w->relay, sdp);
+    assert_int_equal(sdp_summarize(sdp, strlen(sdp), &at_second), SDP_OK);
+    assert_true(at_second.ice_lite);
+    assert_null(strstr(sdp, "198.18.0.1"));
+    remember_secret(w, at_second.ice_ufrag);
+    remember_secret(w, at_second.ice_pwd);
+    json_decref(m);
+    wsconn_send_json(pat, json_pack("{s:s,s:s}", "type", "check_answer", "sdp", answer));
+    m = expect(pat, "check_answer");
+    sdp = world_str(m, "sdp");
+    assert_int_equal(sdp_summarize(sdp, strlen(sdp), &at_first), SDP_OK);
+    assert_string_not_equal(at_first.ice_ufrag, at_second.ice_ufrag);
+    remember_secret(w, at_first.ice_ufrag);
+    remember_secret(w, at_first.ice_pwd);
+    json_decref(m);
+    bind_media(&first, &at_first);
+    bind_media(&second, &at_second);
+    a.c = pat;
+    a.msg = json_pack("{s:s,s:s,s:s,s:i,s:i,s:i}", "type", "check_result", "video", "good",
+                      "transport", "udp", "loss_pct", 0, "rtt_ms", 3, "kbps", 2100);
+    expect_media_stops(&first, &second, &at_first, send_act, &a);
+    for (;;) {
+        json_t *entry;
+
+        m = expect(doc, "lobby");
+        entry = json_array_get(json_object_get(m, "waiting"), 0);
+        if (json_object_get(entry, "check") != NULL) {
+            assert_string_equal(world_str(json_object_get(entry, "check"), "video"), "good");
+            assert_int_equal(json_integer_value(json_object_get(json_object_get(entry, "check"),
+                                                                "kbps")),
+                             2100);
+            json_decref(m);
+            break;
+        }
+        json_decref(m);
+    }
+    peer_close(&first);
+    peer_close(&second);
+    json_decref(wel);
+    wsconn_free(pat);
+    wsconn_free(doc);
+    free(offer);
+    free(answer);
 }
 
 static json_t *resume(struct world *w, struct wsconn **out, const char *secret)
@@ -782,6 +859,7 @@ static void test_audit_records_who_and_never_secrets(void **state)
         test_end_stops_forwarding_and_tells_everyone,
         test_resume_once_and_not_after_grace,
         test_decline,
+        test_connection_check_through_the_relay,
         test_protocol_errors_keep_the_server_well,
         test_unsafe_sdp_rejected_and_candidates_never_forwarded,
     };
@@ -849,6 +927,7 @@ int main(void)
         T(test_end_stops_forwarding_and_tells_everyone),
         T(test_resume_once_and_not_after_grace),
         T(test_decline),
+        T(test_connection_check_through_the_relay),
         T(test_protocol_errors_keep_the_server_well),
         T(test_unsafe_sdp_rejected_and_candidates_never_forwarded),
         T(test_audit_records_who_and_never_secrets),

@@ -141,9 +141,10 @@ void assert_refused(const struct visit_out *o, const char *who, const char *code
 
 /* --- driving the core ----------------------------------------------------------- */
 
-/* Joins someone; returns the id the core gave (from the attach action).
- * The actions are left in w->o. */
-const char *join_as(struct world *w, const char *sub, const char *role)
+/* Joins someone with the token whose claim key is claim; returns the id
+ * the core gave (from the attach action) or the refusal code. The actions
+ * are left in w->o. */
+const char *join_with(struct world *w, const char *sub, const char *role, const char *claim)
 {
     struct jwt_claims cl;
     static char id[VISIT_ID_LEN];
@@ -155,12 +156,20 @@ const char *join_as(struct world *w, const char *sub, const char *role)
     snprintf(cl.role, sizeof(cl.role), "%s", role);
     cl.exp = (int64_t)(w->env.now_wall_ms / 1000) + 7200;
     visit_out_reset(&w->o);
-    refused = visit_join(w->v, &w->env, &cl, (enum role)role_parse(role), "192.0.2.1", &w->o);
+    refused = visit_join(w->v, &w->env, &cl, (enum role)role_parse(role), claim, "192.0.2.1",
+                         &w->o);
     if (refused != NULL)
         return refused;
-    assert_int_equal(w->o.a[0].kind, VISIT_ATTACH);
-    snprintf(id, sizeof(id), "%s", w->o.a[0].who);
+    assert_non_null(find(&w->o, VISIT_ATTACH, NULL));
+    snprintf(id, sizeof(id), "%s", find(&w->o, VISIT_ATTACH, NULL)->who);
     return id;
+}
+
+/* Joins someone with a new token (its claim key in w->claim). */
+const char *join_as(struct world *w, const char *sub, const char *role)
+{
+    snprintf(w->claim, sizeof(w->claim), "%064x", ++w->tokens);
+    return join_with(w, sub, role, w->claim);
 }
 
 void message(struct world *w, const char *from, enum msg_type type, const char *arg)

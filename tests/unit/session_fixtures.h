@@ -24,6 +24,8 @@ struct world {
     int next_relay;                            /* what pick_relay returns; -1: none */
     unsigned relay_picks;
     const char *leaving[4];                    /* what relay_leaving says of relay i */
+    unsigned tokens;                           /* tokens minted by join_as */
+    char claim[VISIT_CLAIM_LEN];               /* the claim key of join_as's last token */
 };
 
 int pick_relay(void *ctx);
@@ -56,8 +58,12 @@ const struct visit_action *audit(const struct visit_out *o, const char *event);
 void assert_refused(const struct visit_out *o, const char *who, const char *code,
                     const char *field);
 
-/* Joins someone; returns the id the core gave (from the attach action).
- * The actions are left in w->o. */
+/* Joins someone with the token whose claim key is claim; returns the id
+ * the core gave (from the attach action) or the refusal code. The actions
+ * are left in w->o. */
+const char *join_with(struct world *w, const char *sub, const char *role, const char *claim);
+
+/* Joins someone with a new token (its claim key left in w->claim). */
 const char *join_as(struct world *w, const char *sub, const char *role);
 
 void message(struct world *w, const char *from, enum msg_type type, const char *arg);

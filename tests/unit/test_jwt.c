@@ -48,6 +48,7 @@ static const struct tcase cases[] = {
      .want = OK},
     {"empty name, part2 false", K_ES, .claims = "{\"name\":\"\",\"42cfr_part2\":false}",
      .want = OK},
+    {"locale es-MX", K_ES, .claims = "{\"locale\":\"es-MX\"}", .want = OK},
     {"aud array containing ours", K_ES, .claims = "{\"aud\":[\"billing\",\"quietroom\"]}",
      .want = OK},
     {"expired but within skew", K_ES, .claims = "{\"iat\":-600,\"exp\":-60}", .want = OK},
@@ -177,6 +178,14 @@ static const struct tcase cases[] = {
     {"role an object", K_ES, .claims = "{\"role\":{}}", .want = E(BAD_CLAIM), "role"},
     {"name a number", K_ES, .claims = "{\"name\":7}", .want = E(BAD_CLAIM), "name"},
     {"128-byte name", K_ES, .claims = "{\"name\":\"" X128 "\"}", .want = E(BAD_CLAIM), "name"},
+    {"locale a number", K_ES, .claims = "{\"locale\":7}", .want = E(BAD_CLAIM), "locale"},
+    {"locale with a quote", K_ES, .claims = "{\"locale\":\"es\\\"x\"}", .want = E(BAD_CLAIM),
+     "locale"},
+    {"locale one letter", K_ES, .claims = "{\"locale\":\"e\"}", .want = E(BAD_CLAIM), "locale"},
+    {"locale ends in a dash", K_ES, .claims = "{\"locale\":\"es-\"}", .want = E(BAD_CLAIM),
+     "locale"},
+    {"36-byte locale", K_ES, .claims = "{\"locale\":\"abcdefghijklmnopqrstuvwxyz0123456789\"}",
+     .want = E(BAD_CLAIM), "locale"},
     {"42cfr_part2 a string", K_RS, .claims = "{\"42cfr_part2\":\"yes\"}", .want = E(BAD_CLAIM),
      "42cfr_part2"},
     {"role billing", K_ES, .claims = "{\"role\":\"billing\"}", .want = E(ROLE_NOT_ALLOWED)},
@@ -341,7 +350,7 @@ static void test_claims_copied(void **state)
 {
     const struct fixture *f = *state;
     char *tok = mint(f, K_ED,
-                     "{\"name\":\"Dr. Ada\",\"42cfr_part2\":true,\"nbf\":-5,"
+                     "{\"name\":\"Dr. Ada\",\"42cfr_part2\":true,\"nbf\":-5,\"locale\":\"es\","
                      "\"iat\":-10,\"exp\":900,\"role\":\"clinician\"}");
     struct jwt_claims c;
 
@@ -354,6 +363,7 @@ static void test_claims_copied(void **state)
     assert_string_equal(c.sid, "appt-42");
     assert_string_equal(c.jti, "jti-1");
     assert_string_equal(c.name, "Dr. Ada");
+    assert_string_equal(c.locale, "es");
     assert_true(c.part2);
     assert_int_equal(c.exp, NOW + 900);
     assert_int_equal(c.iat, NOW - 10);
@@ -366,6 +376,7 @@ static void test_claims_copied(void **state)
     assert_string_equal(c.kid, "k-rs");
     assert_int_equal(c.alg, JWT_ALG_RS256);
     assert_string_equal(c.name, "");
+    assert_string_equal(c.locale, "");
     assert_false(c.part2);
     assert_int_equal(c.nbf, 0);
     free(tok);

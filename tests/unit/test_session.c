@@ -108,7 +108,7 @@ static void test_part2_marks_visit(void **state)
     struct jwt_claims cl = {.exp = (int64_t)(WALL0_MS / 1000) + 600, .part2 = true};
 
     snprintf(cl.sub, sizeof(cl.sub), "dr");
-    assert_null(visit_join(w->v, &w->env, &cl, ROLE_CLINICIAN, "192.0.2.9", &w->o));
+    assert_null(visit_join(w->v, &w->env, &cl, ROLE_CLINICIAN, "0a", "192.0.2.9", &w->o));
     assert_true(w->v->part2);
 }
 

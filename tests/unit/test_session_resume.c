@@ -73,11 +73,14 @@ static void test_resume_replaces_live_connection(void **state)
     visit_resume_hash(secret, hash);
     visit_out_reset(&w->o);
     assert_null(visit_resume(w->v, &w->env, visit_by_resume(w->v, hash), "192.0.2.2", &w->o));
-    /* The old connection is closed before the new one is attached. */
-    assert_int_equal(w->o.a[0].kind, VISIT_CLOSE);
-    assert_string_equal(w->o.a[0].reason, "replaced");
-    assert_int_equal(w->o.a[0].close_code, VISIT_CLOSE_NORMAL);
-    assert_int_equal(w->o.a[1].kind, VISIT_ATTACH);
+    /* The old connection is told why and closed before the new one is
+     * attached. */
+    assert_int_equal(w->o.a[0].kind, VISIT_SEND);
+    assert_string_equal(msg_str(w->o.a[0].msg, "type"), "replaced");
+    assert_int_equal(w->o.a[1].kind, VISIT_CLOSE);
+    assert_string_equal(w->o.a[1].reason, "replaced");
+    assert_int_equal(w->o.a[1].close_code, VISIT_CLOSE_NORMAL);
+    assert_int_equal(w->o.a[2].kind, VISIT_ATTACH);
     assert_int_equal(count(&w->o, VISIT_CLOSE), 1);
 }
 

@@ -68,6 +68,7 @@ struct jwt_policy {
 };
 
 #define JWT_CLAIM_MAX 128
+#define JWT_LOCALE_MAX 36             /* 35 characters of a BCP 47 tag, and a NUL */
 
 /* The claims Quietroom uses, copied out of a verified token. */
 struct jwt_claims {
@@ -79,6 +80,7 @@ struct jwt_claims {
     char sid[JWT_CLAIM_MAX];       /* EHR session / appointment id */
     char jti[JWT_CLAIM_MAX];
     char name[JWT_CLAIM_MAX];      /* optional display name, "" if absent */
+    char locale[JWT_LOCALE_MAX];   /* optional BCP 47 tag ("es-MX"), "" if absent */
     int64_t exp, iat, nbf;         /* nbf is 0 if absent */
     bool part2;                    /* "42cfr_part2": true marks a 42 CFR Part 2 session */
     char missing[16];              /* for JWT_ERR_MISSING_CLAIM / JWT_ERR_BAD_CLAIM: which */

@@ -164,6 +164,10 @@
 /* Rate-limit violations after which a connection is closed. */
 #define QR_SIGNAL_RATE_STRIKES 5
 #define QR_RESUME_SECRET_BYTES 32
+/* Connection checks through the relay a seat may run in one visit, and how
+ * long a check's relay session lives at most. */
+#define QR_CHECKS_PER_SEAT 5
+#define QR_CHECK_MAX_MS 60000
 /* Relay load is read this often (the dashboard's rates are per poll); a
  * relay silent for 3 polls is unhealthy. */
 #define QR_RELAY_POLL_MS 1000
