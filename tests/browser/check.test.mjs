@@ -95,18 +95,13 @@ async function launch(kind, ns) {
 const openPages = [];
 
 async function joinAs(browser, servers, { sid, role, sub, name, state }) {
-    const t0 = Date.now();
     const token = await servers.token({ sid, role, sub, name });
     const page = await browser.newPage(`${role} ${sub} (${browser.kind} in ${browser.ns.tag})`);
     openPages.push(page);
-    const t1 = Date.now();
     await page.goto(servers.link(token));
-    const t2 = Date.now();
     await waitState(page, 'precall', 20000);
-    const t3 = Date.now();
     await click(page, 'join');
     await waitState(page, state, 20000);
-    process.stderr.write(`  joinAs ${page.qrName}: page ${t1 - t0} goto ${t2 - t1} precall ${t3 - t2} join ${Date.now() - t3} ms\n`);
     page.qrId = await page.evaluate(() => window.quietroom.participant);
     return page;
 }
@@ -328,10 +323,9 @@ test('Chromium: a waiting patient\'s check goes through the relay over UDP, is "
 test('Firefox ESR: the check reports a result through the relay', { skip: SKIP_FIREFOX }, async () => {
     const sid = `check-f-${process.pid}-${++seq}`;
     // Firefox is closed at the end of this test: it is the only one.
+    // (The clinician's side is the Chromium tests'.)
     const ff = await launch('firefox', nsUdp);
-    const there = await browserIn('chromium', nsOther);
     try {
-        const doc = await joinAs(there, q, { sid, role: 'clinician', sub: 'doc', name: 'Dr. Rivera', state: 'in-call' });
         const audit0 = (await q.relayAudit()).length;
         const pat = await joinAs(ff, q, { sid, role: 'patient', sub: 'pat-f', name: 'Fio Patient', state: 'waiting' });
         const { value: check, max, before: sb } = await watchRelay(q, () => runCheck(pat));
@@ -346,7 +340,6 @@ test('Firefox ESR: the check reports a result through the relay', { skip: SKIP_F
         const ups = Object.values(legs.up).flat();
         assert.equal(Object.keys(legs.up).length, 1, JSON.stringify(legs.up));
         assert.ok(ups.length >= 2 && ups.every((u) => u.host === nsUdp.addr && u.transport === 'udp'), JSON.stringify(ups));
-        await assertClinicianSees(doc, pat.qrId, r);
     } finally {
         await closePages();
         await ff.close();
