@@ -294,14 +294,16 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * function that unregisters it. stream: optional, the person's own camera
  * and microphone to send instead of the generated picture and tone (its
  * tracks are not stopped here). onProgress(phase): optional, 'signaling',
- * 'connecting', 'measuring', 'done'.
+ * 'connecting', 'measuring', 'done'. signal: optional AbortSignal; an
+ * aborted check (the page is leaving) stops at once, releases everything
+ * and sends no result (reason 'aborted').
  *
  * Resolves to {video, transport, loss_pct, rtt_ms, kbps, sentence, reason}:
  * the first five as sent in check_result (integers), sentence a key of the
  * message catalogue (CHECK_SENTENCE), reason null or why video is "none"
- * ('timeout', 'ice_failed', 'no_video', 'send_failed', a server error code
- * such as 'no_relay_available' or 'check_limit', 'unsupported'). */
-export async function runConnectionCheck({ send, subscribe, stream = null, durationMs = 6000, onProgress = null } = {}) {
+ * ('timeout', 'ice_failed', 'no_video', 'send_failed', 'aborted', a server
+ * error code such as 'no_relay_available' or 'check_limit', 'unsupported'). */
+export async function runConnectionCheck({ send, subscribe, stream = null, durationMs = 6000, onProgress = null, signal = null } = {}) {
     const progress = (p) => { try { if (onProgress) onProgress(p); } catch (e) { /* the caller's */ } };
     const inbox = new Inbox();
     let unsubscribe = null;
@@ -309,6 +311,16 @@ export async function runConnectionCheck({ send, subscribe, stream = null, durat
     let result = { video: 'none', transport: 'none', loss_pct: 0, rtt_ms: 0, kbps: 0 };
     let reason = null;
     let serverStarted = false; // the server answered check_offer: a check session exists
+
+    // Every wait below races the caller's abort.
+    let onAbort = null;
+    const aborted = new Promise((_, reject) => {
+        onAbort = () => reject(new CheckError('aborted'));
+        if (signal && signal.aborted) onAbort();
+        else if (signal && signal.addEventListener) signal.addEventListener('abort', onAbort, { once: true });
+    });
+    aborted.catch(() => {});
+    const guard = (p) => Promise.race([p, aborted]);
 
     const sendOk = (obj) => {
         let ok;
@@ -344,30 +356,30 @@ export async function runConnectionCheck({ send, subscribe, stream = null, durat
         pc1.addTransceiver(video, { direction: 'sendonly', streams: [sendStream] });
 
         progress('signaling');
-        const offer = await pc1.createOffer();
-        await pc1.setLocalDescription(offer);
+        const offer = await guard(pc1.createOffer());
+        await guard(pc1.setLocalDescription(offer));
         const offerBack = inbox.next('check_offer', SIGNAL_WAIT_MS);
         sendOk({ type: 'check_offer', sdp: pc1.localDescription.sdp });
-        const remoteOffer = await offerBack;
+        const remoteOffer = await guard(offerBack);
         serverStarted = true;
-        await pc2.setRemoteDescription({ type: 'offer', sdp: remoteOffer });
-        const answer = await pc2.createAnswer();
-        await pc2.setLocalDescription(answer);
+        await guard(pc2.setRemoteDescription({ type: 'offer', sdp: remoteOffer }));
+        const answer = await guard(pc2.createAnswer());
+        await guard(pc2.setLocalDescription(answer));
         const answerBack = inbox.next('check_answer', SIGNAL_WAIT_MS);
         sendOk({ type: 'check_answer', sdp: pc2.localDescription.sdp });
-        const remoteAnswer = await answerBack;
-        await pc1.setRemoteDescription({ type: 'answer', sdp: remoteAnswer });
+        const remoteAnswer = await guard(answerBack);
+        await guard(pc1.setRemoteDescription({ type: 'answer', sdp: remoteAnswer }));
 
         progress('connecting');
-        await waitConnected([pc1, pc2], CONNECT_WAIT_MS);
+        await guard(waitConnected([pc1, pc2], CONNECT_WAIT_MS));
 
         progress('measuring');
-        const samples = [await sample(pc1, pc2)];
+        const samples = [await guard(sample(pc1, pc2))];
         const end = performance.now() + durationMs;
         while (performance.now() < end) {
-            await sleep(SAMPLE_EVERY_MS);
+            await guard(sleep(SAMPLE_EVERY_MS));
             if (pc1.signalingState === 'closed' || pc2.signalingState === 'closed') break;
-            samples.push(await sample(pc1, pc2));
+            samples.push(await guard(sample(pc1, pc2)));
         }
         const last = samples[samples.length - 1];
         // The best rate held over RATE_WINDOW_MS (or the whole run if shorter).
@@ -402,6 +414,7 @@ export async function runConnectionCheck({ send, subscribe, stream = null, durat
         reason = e instanceof CheckError ? e.reason : 'error';
         result = { video: 'none', transport: 'none', loss_pct: 0, rtt_ms: 0, kbps: 0 };
     } finally {
+        if (signal && signal.removeEventListener && onAbort) signal.removeEventListener('abort', onAbort);
         inbox.cancel();
         for (const pc of [pc1, pc2]) {
             if (pc) try { pc.close(); } catch (e) { /* closed */ }
@@ -421,7 +434,7 @@ export async function runConnectionCheck({ send, subscribe, stream = null, durat
     // connection that never came up. Not after a refusal (check_limit,
     // no_relay_available, an SDP it could not make safe) or no answer: there
     // is no check of this seat for a result to belong to.
-    if (serverStarted) {
+    if (serverStarted && reason !== 'aborted') {
         try { send({ type: 'check_result', ...result }); } catch (e) { /* signaling down: the page shows it anyway */ }
     }
     if (unsubscribe) {
