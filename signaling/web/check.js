@@ -398,8 +398,11 @@ export async function runConnectionCheck({ send, subscribe, stream = null, durat
         // The median: one late STUN answer is not the path.
         rtts.sort((a, b) => a - b);
         const rttS = rtts.length ? rtts[Math.floor(rtts.length / 2)] : 0;
-        const transports = samples.flatMap((s) => s.transports);
-        // Either leg on TCP is what this network allows: UDP did not get through.
+        // The pairs selected at the end (a browser may nominate a TCP pair
+        // first and move to UDP when its answer comes). Either leg on TCP is
+        // what this network allows: UDP did not get through.
+        const withPairs = samples.filter((s) => s.transports.length);
+        const transports = withPairs.length ? withPairs[withPairs.length - 1].transports : [];
         const transport = transports.includes('tcp') ? 'tcp' : (transports.includes('udp') ? 'udp' : 'none');
         const v = verdictOf({ connectedOk: true, videoPackets: last.packets, kbps, lossPct, rttMs: rttS * 1000 });
         if (v === 'none') reason = 'no_video';

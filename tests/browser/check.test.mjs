@@ -134,14 +134,19 @@ async function watchRelay(servers, during) {
     return { value, before, after: await servers.stats(), max };
 }
 
+/* Whether the page runs the check by itself in the waiting room (the
+ * client's integration of check.js: its check-result element). */
+async function ownCheck(page) {
+    return page.evaluate(() => !!document.querySelector('[data-testid="check-result"]'));
+}
+
 /* Runs the check in a waiting person's page: the page's own (once the
  * waiting room runs it: testid check-result exists) or driven through the
  * page's signaling socket. Resolves to { res, sent, ms, driven }: res what
  * runConnectionCheck returned (driven) or the page's check_result, sent
  * every check_result the page sent. */
 async function runCheck(page, { timeout = 40000 } = {}) {
-    const own = await page.evaluate(() => !!document.querySelector('[data-testid="check-result"]'));
-    if (!own) {
+    if (!(await ownCheck(page))) {
         const t0 = Date.now();
         const r = await driveCheck(page, { durationMs: CHECK_MS });
         assert.equal(r.listenersLeft, 0, `${page.qrName}: the check did not unsubscribe`);
@@ -198,24 +203,50 @@ async function assertClinicianSees(doc, who, result) {
     return entry;
 }
 
-/* The relay's leg records since record `from` of its audit log: leg.up per
- * session, { session: [{ role, host, transport }] }, and the reasons of
- * leg.down per session. */
+/* The relay's leg records since record `from` of its audit log, per
+ * session: up, every leg.up and leg.moved ({ type, role, host, transport });
+ * last, each leg's latest binding (role -> { host, transport }: a browser
+ * may nominate a TCP pair first and move to UDP); down, the reasons of its
+ * leg.down records. */
 async function legRecords(servers, from) {
     const recs = (await servers.relayAudit()).slice(from);
-    const up = {}, down = {};
+    const up = {}, last = {}, down = {};
     for (const r of recs) {
         const agent = (r.agents || []).find((x) => /^leg-/.test(x.role));
         if (r.type === 'leg.up' || r.type === 'leg.moved') {
-            (up[r.session] ||= []).push({
+            const b = {
                 type: r.type, role: agent && agent.role, transport: r.detail && r.detail.transport,
                 host: agent && agent.address ? agent.address.slice(0, agent.address.lastIndexOf(':')) : null,
-            });
+            };
+            (up[r.session] ||= []).push(b);
+            (last[r.session] ||= {})[b.role] = { host: b.host, transport: b.transport };
         } else if (r.type === 'leg.down') {
             (down[r.session] ||= []).push(r.reason);
         }
     }
-    return { up, down };
+    return { up, last, down };
+}
+
+/* One relay session came up since `from`, with two legs (leg-a, leg-b)
+ * whose every binding is from `host` and whose latest is over `transport`.
+ * Returns the session's key. */
+async function assertCheckLegs(servers, from, host, transport) {
+    const legs = await waitFor('the check\'s legs in the relay\'s audit log', async () => {
+        const l = await legRecords(servers, from);
+        const s = Object.values(l.last);
+        return s.length && Object.keys(s[0]).length >= 2 ? l : null;
+    }, { timeout: 5000 });
+    const sessions = Object.keys(legs.up);
+    assert.equal(sessions.length, 1, `one relay session came up: ${JSON.stringify(legs.up)}`);
+    const [session] = sessions;
+    assert.deepEqual(Object.keys(legs.last[session]).sort(), ['leg-a', 'leg-b'], JSON.stringify(legs.up));
+    for (const u of legs.up[session]) {
+        assert.equal(u.host, host, `a leg of the check bound from ${u.host}, not the checking page's ${host}: ${JSON.stringify(legs.up)}`);
+    }
+    for (const [role, l] of Object.entries(legs.last[session])) {
+        assert.equal(l.transport, transport, `${role} ends on ${l.transport}: ${JSON.stringify(legs.up)}`);
+    }
+    return session;
 }
 
 /* Each test closes the pages it opened (the browsers stay for the next). */
@@ -244,11 +275,16 @@ test('Chromium: a waiting patient\'s check goes through the relay over UDP, is "
     try {
         const doc = await joinAs(there, q, { sid, role: 'clinician', sub: 'doc', name: 'Dr. Rivera', state: 'in-call' });
         const other = await joinAs(there, q, { sid, role: 'patient', sub: 'pat-b', name: 'Bea Other', state: 'waiting' });
+        // A page that checks by itself: the other person's check is over first.
+        const otherCheck = (await ownCheck(other)) ? (await runCheck(other)).res : null;
         const s0 = await q.stats();
         const audit0 = (await q.relayAudit()).length;
         const c0 = await nsUdp.counters();
-        const pat = await joinAs(here, q, { sid, role: 'patient', sub: 'pat-a', name: 'Sam Patient', state: 'waiting' });
-        const { value: check, max, before: sb } = await watchRelay(q, () => runCheck(pat));
+        let pat;
+        const { value: check, max, before: sb } = await watchRelay(q, async () => {
+            pat = await joinAs(here, q, { sid, role: 'patient', sub: 'pat-a', name: 'Sam Patient', state: 'waiting' });
+            return runCheck(pat);
+        });
         const c1 = await nsUdp.counters();
         process.stderr.write(`  chromium udp check: ${JSON.stringify({ res: check.res, ms: check.ms, phases: check.phases, max })}\n`);
 
@@ -271,17 +307,7 @@ test('Chromium: a waiting patient\'s check goes through the relay over UDP, is "
         // back into the same page), over UDP, and real traffic.
         assert.equal(max.links - sb.links.active, 1, `links at the relay during the check (before ${sb.links.active}, max ${max.links})`);
         assert.equal(max.legs - sb.legs.active, 2, `legs at the relay during the check (before ${sb.legs.active}, max ${max.legs})`);
-        const legs = await waitFor('the check\'s legs in the relay\'s audit log', async () => {
-            const l = await legRecords(q, audit0);
-            return Object.keys(l.up).length ? l : null;
-        }, { timeout: 5000 });
-        assert.equal(Object.keys(legs.up).length, 1, `one relay session came up: ${JSON.stringify(legs.up)}`);
-        const [session, ups] = Object.entries(legs.up)[0];
-        assert.deepEqual([...new Set(ups.map((u) => u.role))].sort(), ['leg-a', 'leg-b'], JSON.stringify(ups));
-        for (const u of ups) {
-            assert.equal(u.host, nsUdp.addr, `a leg of the check bound from ${u.host}, not the patient's ${nsUdp.addr}`);
-            assert.equal(u.transport, 'udp');
-        }
+        const session = await assertCheckLegs(q, audit0, nsUdp.addr, 'udp');
         const s1 = await q.stats();
         assert.ok(s1.packets.forwarded - s0.packets.forwarded >= 200, `the relay forwarded ${s1.packets.forwarded - s0.packets.forwarded} packets`);
         assert.equal(s1.tcp.packets_forwarded - s0.tcp.packets_forwarded, 0, 'nothing over TCP');
@@ -301,15 +327,21 @@ test('Chromium: a waiting patient\'s check goes through the relay over UDP, is "
         assert.ok(s2.revocations - s0.revocations >= 1);
 
         // The clinician sees the result next to the patient; the other
-        // waiting person has none; nobody else got any of the check.
+        // waiting person's entry has none (or their own); nobody else got
+        // any of this check: a page receives a check's SDP only for the
+        // check_offer/check_answer it sent itself, and no call SDP.
         const entry = await assertClinicianSees(doc, pat.qrId, r);
         const lastLobby = (await tapped(doc, 'lobby')).at(-1);
         const b = (lastLobby.waiting || []).find((x) => x.participant === other.qrId);
-        assert.ok(b && !b.check, `the other waiting person's entry: ${JSON.stringify(b)}`);
+        assert.ok(b, `the other waiting person is in the lobby: ${JSON.stringify(lastLobby)}`);
+        assert.deepEqual(b.check || null, otherCheck && Object.fromEntries(RESULT_FIELDS.map((k) => [k, otherCheck[k]])),
+            `the other waiting person's entry: ${JSON.stringify(b)}`);
         for (const page of [doc, other]) {
-            for (const type of ['check_offer', 'check_answer', 'offer', 'answer']) {
-                assert.equal((await tapped(page, type)).length, 0, `${page.qrName} received ${type}`);
+            for (const type of ['check_offer', 'check_answer']) {
+                const got = (await tapped(page, type)).length, sent = (await tapped(page, type, 'sent')).length;
+                assert.equal(got, sent, `${page.qrName} received ${got} ${type} for ${sent} of its own`);
             }
+            for (const type of ['offer', 'answer']) assert.equal((await tapped(page, type)).length, 0, `${page.qrName} received ${type}`);
             assert.equal(await page.evaluate(() => window.quietroom.peerConnections.size), 0, `${page.qrName} has a peer connection`);
         }
         process.stderr.write(`  lobby entry: ${JSON.stringify(entry)}\n`);
@@ -327,8 +359,11 @@ test('Firefox ESR: the check reports a result through the relay', { skip: SKIP_F
     const ff = await launch('firefox', nsUdp);
     try {
         const audit0 = (await q.relayAudit()).length;
-        const pat = await joinAs(ff, q, { sid, role: 'patient', sub: 'pat-f', name: 'Fio Patient', state: 'waiting' });
-        const { value: check, max, before: sb } = await watchRelay(q, () => runCheck(pat));
+        let pat;
+        const { value: check, max, before: sb } = await watchRelay(q, async () => {
+            pat = await joinAs(ff, q, { sid, role: 'patient', sub: 'pat-f', name: 'Fio Patient', state: 'waiting' });
+            return runCheck(pat);
+        });
         process.stderr.write(`  firefox udp check: ${JSON.stringify({ res: check.res, ms: check.ms, phases: check.phases, max })}\n`);
         const r = check.res;
         assert.notEqual(r.video, 'none', `verdict ${JSON.stringify(r)}`);
@@ -336,10 +371,7 @@ test('Firefox ESR: the check reports a result through the relay', { skip: SKIP_F
         assert.ok(r.kbps >= 100, `bitrate reached ${r.kbps} kbit/s`);
         assertSentResult(pat, check);
         assert.equal(max.legs - sb.legs.active, 2, 'two legs at the relay during the check');
-        const legs = await legRecords(q, audit0);
-        const ups = Object.values(legs.up).flat();
-        assert.equal(Object.keys(legs.up).length, 1, JSON.stringify(legs.up));
-        assert.ok(ups.length >= 2 && ups.every((u) => u.host === nsUdp.addr && u.transport === 'udp'), JSON.stringify(ups));
+        await assertCheckLegs(q, audit0, nsUdp.addr, 'udp');
     } finally {
         await closePages();
         await ff.close();
@@ -353,8 +385,11 @@ test('UDP to the relay dropped, the relay on ICE-TCP: the check says video works
         const s0 = await q.stats();
         const audit0 = (await q.relayAudit()).length;
         const c0 = await nsTcp.counters();
-        const pat = await joinAs(here, q, { sid, role: 'patient', sub: 'pat-t', name: 'Tess Patient', state: 'waiting' });
-        const { value: check, max, before: sb } = await watchRelay(q, () => runCheck(pat));
+        let pat;
+        const { value: check, max, before: sb } = await watchRelay(q, async () => {
+            pat = await joinAs(here, q, { sid, role: 'patient', sub: 'pat-t', name: 'Tess Patient', state: 'waiting' });
+            return runCheck(pat);
+        });
         const c1 = await nsTcp.counters();
         const s1 = await q.stats();
         process.stderr.write(`  chromium tcp check: ${JSON.stringify({ res: check.res, ms: check.ms, phases: check.phases, max })}\n`);
@@ -364,8 +399,7 @@ test('UDP to the relay dropped, the relay on ICE-TCP: the check says video works
         assert.ok(r.kbps >= 100, `bitrate reached ${r.kbps} kbit/s`);
         assertSentResult(pat, check);
         assert.equal(max.legs - sb.legs.active, 2, 'two legs at the relay during the check');
-        const ups = Object.values((await legRecords(q, audit0)).up).flat();
-        assert.ok(ups.length >= 2 && ups.every((u) => u.host === nsTcp.addr && u.transport === 'tcp'), JSON.stringify(ups));
+        await assertCheckLegs(q, audit0, nsTcp.addr, 'tcp');
         assert.ok(s1.tcp_connections.accepted - s0.tcp_connections.accepted >= 2, 'two ICE-TCP connections');
         assert.ok(s1.tcp.packets_forwarded - s0.tcp.packets_forwarded >= 200, `${s1.tcp.packets_forwarded - s0.tcp.packets_forwarded} packets forwarded over TCP`);
         // The browser did try UDP; nftables dropped it.
@@ -384,8 +418,11 @@ test('UDP to the relay dropped and the relay without ICE-TCP: the check says vid
     try {
         const doc = await joinAs(there, q2, { sid, role: 'clinician', sub: 'doc', name: 'Dr. Rivera', state: 'in-call' });
         const c0 = await nsTcp.counters();
-        const pat = await joinAs(here, q2, { sid, role: 'patient', sub: 'pat-n', name: 'Nat Patient', state: 'waiting' });
-        const { value: check, max, before: sb } = await watchRelay(q2, () => runCheck(pat));
+        let pat;
+        const { value: check, max, before: sb } = await watchRelay(q2, async () => {
+            pat = await joinAs(here, q2, { sid, role: 'patient', sub: 'pat-n', name: 'Nat Patient', state: 'waiting' });
+            return runCheck(pat);
+        });
         const c1 = await nsTcp.counters();
         process.stderr.write(`  chromium blocked check: ${JSON.stringify({ res: check.res, ms: check.ms, phases: check.phases, max })}\n`);
         const r = check.res;
@@ -412,7 +449,7 @@ test('a seat gets five checks: the sixth is refused (check_limit), reported as "
     try {
         const pat = await joinAs(here, q, { sid, role: 'patient', sub: 'pat-l', name: 'Lou Patient', state: 'waiting' });
         // The page's own check, once it runs one, is the first of the five.
-        if (await pat.evaluate(() => !!document.querySelector('[data-testid="check-result"]'))) await runCheck(pat);
+        if (await ownCheck(pat)) await runCheck(pat);
         const results = [];
         for (let i = 0; i < 7; i++) {
             const r = await driveCheck(pat, { durationMs: 300 });
