@@ -31,6 +31,10 @@ const SAMPLE_EVERY_MS = 500;
 /* The bitrate reached is the best rate held over this long (a keyframe's
  * burst over 500 ms says nothing about what the path carries). */
 const RATE_WINDOW_MS = 2000;
+/* The sender's bandwidth estimate counts after this much media: a path that
+ * carries less than the browser's starting estimate has brought it down by
+ * then (delay-based congestion control reacts within a second or two). */
+const ESTIMATE_AFTER_MS = 3000;
 
 /* The verdict, in plain terms:
  *  - "none": no connection to the relay within CONNECT_WAIT_MS (or the
@@ -43,6 +47,8 @@ const RATE_WINDOW_MS = 2000;
  *        drops resolution and frame rate. Browsers start their bandwidth
  *        estimate at about 300 kbit/s, so a path that delivers less than
  *        250 within the check is really limiting, not merely ramping up.
+ *        (What arrived, or the sender's estimate of the path where it is
+ *        higher: see verdictOf.)
  *      loss_pct < GOOD_LOSS_PCT (5). Retransmissions and error concealment
  *        hide a few percent; beyond 5 % the picture freezes and smears
  *        visibly, while Opus audio is still intelligible up to 10-20 %.
@@ -58,16 +64,25 @@ export const GOOD_KBPS = 250;
 export const GOOD_LOSS_PCT = 5;
 export const GOOD_RTT_MS = 400;
 
-/* The sentence keys of the message catalogue (i18n) for each outcome. */
+/* The sentence for the person, as a key of the page's message catalogue
+ * (i18n.js): the verdict's, or, when the check could not run at all (the
+ * server refused it or did not answer, the page is leaving, the browser
+ * lacks what it needs), one that says so: that is not the network's fault
+ * and says nothing about video. */
 export const CHECK_SENTENCE = Object.freeze({
-    good: 'check_good',                 // "Your connection is good: video will work."
-    weak: 'check_weak',                 // "Your connection is weak: audio will be fine, video may be poor."
-    none: 'check_none',                 // "Video will not work from here: we could not connect to the video server."
-    check_limit: 'check_none_limit',    // "You have already checked several times. Your clinician will see the last result."
-    no_relay_available: 'check_none_no_relay', // "The video server is not available right now. Please try again in a minute."
+    good: 'check.good',             // "Your connection is good for video."
+    weak: 'check.weak',             // "Video may be choppy on this connection; sound should work."
+    none: 'check.none',             // "Video will not work on this connection. …"
+    failed: 'check.failed',         // "The connection check could not run. You can still join."
+    check_limit: 'err.checkLimit',  // "The connection check was run as many times as allowed for this visit."
 });
+/* Reasons for "none" that are about this network: no connection to the
+ * relay, or no video through it. Any other reason means the check did not
+ * run (CHECK_SENTENCE.failed). */
+const NETWORK_REASONS = new Set(['timeout', 'ice_failed', 'no_video']);
 
-const TIMEOUT = 'timeout';
+const TIMEOUT = 'timeout';       // ICE did not connect in time
+const NO_ANSWER = 'no_answer';   // signaling did not answer a check message
 
 function clampInt(v, lo, hi) {
     if (!Number.isFinite(v)) return lo;
@@ -177,7 +192,7 @@ class Inbox {
         return new Promise((resolve, reject) => {
             const timer = setTimeout(() => {
                 this.waiter = null;
-                reject(new CheckError(TIMEOUT));
+                reject(new CheckError(NO_ANSWER));
             }, ms);
             this.waiter = { type, resolve, reject, timer };
         });
@@ -232,7 +247,7 @@ function waitConnected(pcs, ms) {
 async function sample(pc1, pc2) {
     const out = {
         t: performance.now(), bytes: 0, packets: 0, lost: 0, audioPackets: 0,
-        pairRtt: null, remoteRtt: null, transports: [],
+        pairRtt: null, remoteRtt: null, transports: [], estimate: null,
     };
     const [r1, r2] = await Promise.all([pc1.getStats(), pc2.getStats()]);
     r2.forEach((s) => {
@@ -246,7 +261,7 @@ async function sample(pc1, pc2) {
             out.audioPackets += s.packetsReceived || 0;
         }
     });
-    for (const report of [r1, r2]) {
+    for (const [i, report] of [r1, r2].entries()) {
         const byId = new Map();
         let selectedId = null;
         report.forEach((s) => {
@@ -264,6 +279,8 @@ async function sample(pc1, pc2) {
                 rtt = pair.totalRoundTripTime / pair.responsesReceived;
             }
             if (rtt !== null) out.pairRtt = Math.max(out.pairRtt || 0, rtt);
+            // The sender's bandwidth estimate for the path (Chromium).
+            if (i === 0 && Number.isFinite(pair.availableOutgoingBitrate)) out.estimate = pair.availableOutgoingBitrate;
             const local = byId.get(pair.localCandidateId);
             const proto = local && (local.protocol || local.transport);
             if (proto) out.transports.push(String(proto).toLowerCase());
@@ -279,10 +296,17 @@ async function sample(pc1, pc2) {
     return out;
 }
 
-/* The verdict from the measured numbers (see the thresholds above). */
-export function verdictOf({ connectedOk, videoPackets, kbps, lossPct, rttMs }) {
+/* The verdict from the measured numbers (see the thresholds above).
+ * estimateKbps: the sender's own estimate of what the path carries
+ * (Chromium's availableOutgoingBitrate; 0 where the browser gives none).
+ * The bitrate criterion takes the higher of the two: a sender whose CPU
+ * could not encode the picture any faster (a busy laptop or phone; Chromium
+ * then lowers resolution and frame rate, and with them the bitrate) has not
+ * found a network that cannot carry video, while a path that loses packets
+ * or queues them lowers the estimate too. */
+export function verdictOf({ connectedOk, videoPackets, kbps, lossPct, rttMs, estimateKbps = 0 }) {
     if (!connectedOk || videoPackets <= 0) return 'none';
-    if (kbps >= GOOD_KBPS && lossPct < GOOD_LOSS_PCT && rttMs < GOOD_RTT_MS) return 'good';
+    if (Math.max(kbps, estimateKbps) >= GOOD_KBPS && lossPct < GOOD_LOSS_PCT && rttMs < GOOD_RTT_MS) return 'good';
     return 'weak';
 }
 
@@ -298,11 +322,15 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * aborted check (the page is leaving) stops at once, releases everything
  * and sends no result (reason 'aborted').
  *
- * Resolves to {video, transport, loss_pct, rtt_ms, kbps, sentence, reason}:
- * the first five as sent in check_result (integers), sentence a key of the
+ * Resolves to {video, transport, loss_pct, rtt_ms, kbps, sentence, reason,
+ * estimate_kbps}: the first five as sent in check_result (integers),
+ * estimate_kbps the sender's bandwidth estimate (null: none), sentence a key of the
  * message catalogue (CHECK_SENTENCE), reason null or why video is "none"
- * ('timeout', 'ice_failed', 'no_video', 'send_failed', 'aborted', a server
- * error code such as 'no_relay_available' or 'check_limit', 'unsupported'). */
+ * (about the network: 'timeout' (no ICE connection within 10 s),
+ * 'ice_failed', 'no_video'; the check did not run: 'no_answer' (signaling
+ * did not answer), 'send_failed', 'aborted', 'unsupported', 'error', or the
+ * server's error code, such as 'no_relay_available', 'check_limit',
+ * 'sdp_…'). */
 export async function runConnectionCheck({ send, subscribe, stream = null, durationMs = 6000, onProgress = null, signal = null } = {}) {
     const progress = (p) => { try { if (onProgress) onProgress(p); } catch (e) { /* the caller's */ } };
     const inbox = new Inbox();
@@ -310,6 +338,7 @@ export async function runConnectionCheck({ send, subscribe, stream = null, durat
     let pc1 = null, pc2 = null, picture = null, tone = null;
     let result = { video: 'none', transport: 'none', loss_pct: 0, rtt_ms: 0, kbps: 0 };
     let reason = null;
+    let estimateKbps = null;
     let serverStarted = false; // the server answered check_offer: a check session exists
 
     // Every wait below races the caller's abort.
@@ -404,7 +433,14 @@ export async function runConnectionCheck({ send, subscribe, stream = null, durat
         const withPairs = samples.filter((s) => s.transports.length);
         const transports = withPairs.length ? withPairs[withPairs.length - 1].transports : [];
         const transport = transports.includes('tcp') ? 'tcp' : (transports.includes('udp') ? 'udp' : 'none');
-        const v = verdictOf({ connectedOk: true, videoPackets: last.packets, kbps, lossPct, rttMs: rttS * 1000 });
+        // The estimate at the end of the check, when the sender had the
+        // longest to find out what the path carries; not after less than
+        // ESTIMATE_AFTER_MS of media, when it is still the browser's
+        // starting value (about 300 kbit/s) whatever the path.
+        const measured = last.t - samples[0].t;
+        const withEstimate = measured >= ESTIMATE_AFTER_MS ? samples.filter((s) => s.estimate !== null) : [];
+        estimateKbps = withEstimate.length ? Math.round(withEstimate[withEstimate.length - 1].estimate / 1000) : null;
+        const v = verdictOf({ connectedOk: true, videoPackets: last.packets, kbps, lossPct, rttMs: rttS * 1000, estimateKbps: estimateKbps || 0 });
         if (v === 'none') reason = 'no_video';
         result = {
             video: v,
@@ -433,17 +469,19 @@ export async function runConnectionCheck({ send, subscribe, stream = null, durat
     }
 
     // The result goes to the server (the clinician sees it in the lobby)
-    // whenever the server started a check session: also "none" after a
-    // connection that never came up. Not after a refusal (check_limit,
-    // no_relay_available, an SDP it could not make safe) or no answer: there
-    // is no check of this seat for a result to belong to.
-    if (serverStarted && reason !== 'aborted') {
+    // when the check measured this network: also "none" after a connection
+    // that never came up. Not when it could not run (refused: check_limit,
+    // no_relay_available, an SDP the server could not make safe; no answer;
+    // the page leaving): that says nothing about the network. The server
+    // ends the check's relay session on the result, or 60 s after the offer.
+    if (serverStarted && (reason === null || NETWORK_REASONS.has(reason))) {
         try { send({ type: 'check_result', ...result }); } catch (e) { /* signaling down: the page shows it anyway */ }
     }
     if (unsubscribe) {
         try { unsubscribe(); } catch (e) { /* the caller's */ }
     }
     progress('done');
-    const sentence = (reason && CHECK_SENTENCE[reason]) || CHECK_SENTENCE[result.video];
-    return { ...result, sentence, reason };
+    let sentence = CHECK_SENTENCE[result.video];
+    if (reason && !NETWORK_REASONS.has(reason)) sentence = CHECK_SENTENCE[reason] || CHECK_SENTENCE.failed;
+    return { ...result, sentence, reason, estimate_kbps: estimateKbps };
 }

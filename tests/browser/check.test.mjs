@@ -26,6 +26,8 @@ import { GOOD_KBPS, GOOD_LOSS_PCT, GOOD_RTT_MS, verdictOf } from '../../signalin
 
 const SKIP_FIREFOX = process.env.QR_SKIP_FIREFOX === '1' ? 'QR_SKIP_FIREFOX=1' : false;
 const CHECK_MS = 6000;
+/* Video went through the relay at this rate at least (kbit/s). */
+const KBPS_FLOOR = 100;
 const RESULT_FIELDS = ['video', 'transport', 'loss_pct', 'rtt_ms', 'kbps'];
 
 let net, nsUdp, nsTcp, nsOther, q, qNoTcp;
@@ -264,6 +266,10 @@ test('the verdict\'s thresholds (check.js, no browser)', () => {
     assert.equal(verdictOf({ ...ok, kbps: GOOD_KBPS - 1 }), 'weak');
     assert.equal(verdictOf({ ...ok, lossPct: GOOD_LOSS_PCT }), 'weak');
     assert.equal(verdictOf({ ...ok, rttMs: GOOD_RTT_MS }), 'weak');
+    // A sender that could not encode faster, on a path that carries more.
+    assert.equal(verdictOf({ ...ok, kbps: 120, estimateKbps: GOOD_KBPS }), 'good');
+    assert.equal(verdictOf({ ...ok, kbps: 120, estimateKbps: GOOD_KBPS - 1 }), 'weak');
+    assert.equal(verdictOf({ ...ok, estimateKbps: 5000, lossPct: GOOD_LOSS_PCT }), 'weak');
     assert.equal(verdictOf({ ...ok, videoPackets: 0 }), 'none');
     assert.equal(verdictOf({ ...ok, connectedOk: false }), 'none');
 });
@@ -292,11 +298,14 @@ test('Chromium: a waiting patient\'s check goes through the relay over UDP, is "
         const r = check.res;
         assert.equal(r.video, 'good', `verdict ${JSON.stringify(r)}`);
         assert.equal(r.transport, 'udp');
-        assert.ok(r.kbps >= GOOD_KBPS, `bitrate reached ${r.kbps} kbit/s`);
+        // Video really went through the relay. (On a busy machine the
+        // encoder may stay below GOOD_KBPS; the verdict then rests on
+        // Chromium's bandwidth estimate of the path, see verdictOf.)
+        assert.ok(r.kbps >= KBPS_FLOOR, `bitrate reached ${r.kbps} kbit/s`);
         assert.ok(r.loss_pct < GOOD_LOSS_PCT && r.rtt_ms < GOOD_RTT_MS, JSON.stringify(r));
         if (check.driven) {
             assert.equal(r.reason, null);
-            assert.equal(r.sentence, 'check_good');
+            assert.equal(r.sentence, 'check.good');
             assert.ok(check.ms >= CHECK_MS && check.ms < CHECK_MS + 15000, `the check took ${check.ms} ms`);
         }
         assertSentResult(pat, check);
@@ -368,7 +377,7 @@ test('Firefox ESR: the check reports a result through the relay', { skip: SKIP_F
         const r = check.res;
         assert.notEqual(r.video, 'none', `verdict ${JSON.stringify(r)}`);
         assert.equal(r.transport, 'udp');
-        assert.ok(r.kbps >= 100, `bitrate reached ${r.kbps} kbit/s`);
+        assert.ok(r.kbps >= KBPS_FLOOR, `bitrate reached ${r.kbps} kbit/s`);
         assertSentResult(pat, check);
         assert.equal(max.legs - sb.legs.active, 2, 'two legs at the relay during the check');
         await assertCheckLegs(q, audit0, nsUdp.addr, 'udp');
@@ -396,7 +405,7 @@ test('UDP to the relay dropped, the relay on ICE-TCP: the check says video works
         const r = check.res;
         assert.notEqual(r.video, 'none', `verdict ${JSON.stringify(r)}`);
         assert.equal(r.transport, 'tcp');
-        assert.ok(r.kbps >= 100, `bitrate reached ${r.kbps} kbit/s`);
+        assert.ok(r.kbps >= KBPS_FLOOR, `bitrate reached ${r.kbps} kbit/s`);
         assertSentResult(pat, check);
         assert.equal(max.legs - sb.legs.active, 2, 'two legs at the relay during the check');
         await assertCheckLegs(q, audit0, nsTcp.addr, 'tcp');
@@ -430,7 +439,7 @@ test('UDP to the relay dropped and the relay without ICE-TCP: the check says vid
             { video: 'none', transport: 'none', loss_pct: 0, rtt_ms: 0, kbps: 0 });
         if (check.driven) {
             assert.ok(['timeout', 'ice_failed'].includes(r.reason), `reason ${r.reason}`);
-            assert.equal(r.sentence, 'check_none');
+            assert.equal(r.sentence, 'check.none');
             assert.ok(check.ms < 25000, `the check took ${check.ms} ms`);
         }
         assertSentResult(pat, check);
@@ -461,7 +470,7 @@ test('a seat gets five checks: the sixth is refused (check_limit), reported as "
         assert.equal(answered, 5, `the server answered ${answered} check offers`);
         const last = results.at(-1);
         assert.deepEqual({ video: last.video, transport: last.transport, reason: last.reason, sentence: last.sentence },
-            { video: 'none', transport: 'none', reason: 'check_limit', sentence: 'check_none_limit' });
+            { video: 'none', transport: 'none', reason: 'check_limit', sentence: 'err.checkLimit' });
         assert.ok(last.ms < 5000, `the refused check took ${last.ms} ms`);
         for (const r of results.slice(0, -1)) assert.equal(r.transport, 'udp', `an allowed check: ${JSON.stringify(r)}`);
         assert.equal((await tapped(pat, 'check_result', 'sent')).length, 5, 'one check_result per check the server answered');
