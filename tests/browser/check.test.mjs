@@ -452,18 +452,39 @@ test('UDP to the relay dropped and the relay without ICE-TCP: the check says vid
     }
 });
 
-test('a seat gets five checks: the sixth is refused (check_limit), reported as "none", and no result is sent for it', async () => {
+test('a path of 200 kbit/s (tc tbf in the namespace): the check says "weak"; a seat gets five checks, the sixth is refused (check_limit) as "none" with no result sent', async () => {
     const sid = `check-l-${process.pid}-${++seq}`;
     const here = await browserIn('chromium', nsUdp);
+    // Everything the namespace sends (the check's media to the relay, and
+    // its receiver reports) through a 200 kbit/s token bucket.
+    const tbf = ['qdisc', 'add', 'dev', nsUdp.vethNs, 'root', 'tbf', 'rate', '200kbit', 'burst', '8kb', 'latency', '200ms'];
+    await nsUdp.exec('tc', tbf);
+    let limited = true;
+    const unlimit = async () => {
+        if (limited) await nsUdp.exec('tc', ['qdisc', 'del', 'dev', nsUdp.vethNs, 'root']);
+        limited = false;
+    };
     try {
         const pat = await joinAs(here, q, { sid, role: 'patient', sub: 'pat-l', name: 'Lou Patient', state: 'waiting' });
-        // The page's own check, once it runs one, is the first of the five.
-        if (await ownCheck(pat)) await runCheck(pat);
+        const slow = await runCheck(pat);
+        await unlimit();
+        process.stderr.write(`  200 kbit/s check: ${JSON.stringify({ res: slow.res, ms: slow.ms, phases: slow.phases })}\n`);
+        const r = slow.res;
+        assert.equal(r.video, 'weak', `verdict ${JSON.stringify(r)}`);
+        assert.equal(r.transport, 'udp');
+        assert.ok(r.kbps > 0 && r.kbps < GOOD_KBPS, `bitrate reached ${r.kbps} kbit/s through a 200 kbit/s path`);
+        if (slow.driven) {
+            assert.equal(r.sentence, 'check.weak');
+            assert.ok(r.estimate_kbps === null || r.estimate_kbps < GOOD_KBPS, `the sender estimated ${r.estimate_kbps} kbit/s`);
+        }
+        assertSentResult(pat, slow);
+
+        // Four more (short) checks are allowed, the sixth is refused.
         const results = [];
-        for (let i = 0; i < 7; i++) {
-            const r = await driveCheck(pat, { durationMs: 300 });
-            results.push({ ...r.res, ms: r.ms });
-            if (r.res.reason === 'check_limit') break;
+        for (let i = 0; i < 6; i++) {
+            const c = await driveCheck(pat, { durationMs: 300 });
+            results.push({ ...c.res, ms: c.ms });
+            if (c.res.reason === 'check_limit') break;
         }
         process.stderr.write(`  checks: ${JSON.stringify(results)}\n`);
         const answered = (await tapped(pat, 'check_offer')).length;
@@ -472,10 +493,11 @@ test('a seat gets five checks: the sixth is refused (check_limit), reported as "
         assert.deepEqual({ video: last.video, transport: last.transport, reason: last.reason, sentence: last.sentence },
             { video: 'none', transport: 'none', reason: 'check_limit', sentence: 'err.checkLimit' });
         assert.ok(last.ms < 5000, `the refused check took ${last.ms} ms`);
-        for (const r of results.slice(0, -1)) assert.equal(r.transport, 'udp', `an allowed check: ${JSON.stringify(r)}`);
+        for (const c of results.slice(0, -1)) assert.equal(c.transport, 'udp', `an allowed check: ${JSON.stringify(c)}`);
         assert.equal((await tapped(pat, 'check_result', 'sent')).length, 5, 'one check_result per check the server answered');
         assert.equal(await pat.evaluate(() => window.quietroom.state), 'waiting', 'the refusal does not end the page');
     } finally {
+        await unlimit().catch(() => {});
         await closePages();
     }
 });
