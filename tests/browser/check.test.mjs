@@ -5,17 +5,18 @@
 // reports whether video will work. Browsers run in network namespaces
 // (lib/netns.mjs, as in tcp.test.mjs) so that every browser has an address
 // of its own and the relay's leg records say whose legs the check's are:
-//   udp    the person who runs the check (UDP to the relay allowed)
+//   udp    the person who runs the check (UDP to the relay allowed; for one
+//          test, everything it sends through a 200 kbit/s tc token bucket)
 //   tcp    nftables drops every UDP packet to the relay's address
-//   other  the clinician and a second waiting patient
-// The relay (UDP and ICE-TCP) and signaling (HTTPS) listen on the root side
-// of the first veth pair.
+//   other  the clinician
+// A relay with ICE-TCP and its signaling (HTTPS), and a second pair whose
+// relay has no TCP listener, listen on the root side of the first veth pair.
 //
 // Until the page runs the check by itself (the waiting room's own call of
 // runConnectionCheck, testid check-result), the test runs it in the page
 // through the page's own signaling socket (lib/signaltap.mjs); once it does,
 // the test waits for the page's own check instead and asserts the same.
-// Needs root, iproute2, nftables (like tcp.test.mjs).
+// Needs root, iproute2 (ip, tc) and nftables, like tcp.test.mjs.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Quietroom, sleep, waitFor } from './lib/servers.mjs';
@@ -25,7 +26,8 @@ import { SIGNAL_TAP, driveCheck, tapped } from './lib/signaltap.mjs';
 import { GOOD_KBPS, GOOD_LOSS_PCT, GOOD_RTT_MS, verdictOf } from '../../signaling/web/check.js';
 
 const SKIP_FIREFOX = process.env.QR_SKIP_FIREFOX === '1' ? 'QR_SKIP_FIREFOX=1' : false;
-const CHECK_MS = 6000;
+/* The test's own checks: 4 s of measuring (the page's default is 6 s). */
+const CHECK_MS = 4000;
 /* Video went through the relay at this rate at least (kbit/s). */
 const KBPS_FLOOR = 100;
 const RESULT_FIELDS = ['video', 'transport', 'loss_pct', 'rtt_ms', 'kbps'];
@@ -280,9 +282,6 @@ test('Chromium: a waiting patient\'s check goes through the relay over UDP, is "
     const there = await browserIn('chromium', nsOther);
     try {
         const doc = await joinAs(there, q, { sid, role: 'clinician', sub: 'doc', name: 'Dr. Rivera', state: 'in-call' });
-        const other = await joinAs(there, q, { sid, role: 'patient', sub: 'pat-b', name: 'Bea Other', state: 'waiting' });
-        // A page that checks by itself: the other person's check is over first.
-        const otherCheck = (await ownCheck(other)) ? (await runCheck(other)).res : null;
         const s0 = await q.stats();
         const audit0 = (await q.relayAudit()).length;
         const c0 = await nsUdp.counters();
@@ -306,7 +305,7 @@ test('Chromium: a waiting patient\'s check goes through the relay over UDP, is "
         if (check.driven) {
             assert.equal(r.reason, null);
             assert.equal(r.sentence, 'check.good');
-            assert.ok(check.ms >= CHECK_MS && check.ms < CHECK_MS + 15000, `the check took ${check.ms} ms`);
+            assert.ok(check.ms >= CHECK_MS && check.ms < CHECK_MS + 20000, `the check took ${check.ms} ms`);
         }
         assertSentResult(pat, check);
 
@@ -335,24 +334,13 @@ test('Chromium: a waiting patient\'s check goes through the relay over UDP, is "
         }, { timeout: 3000 });
         assert.ok(s2.revocations - s0.revocations >= 1);
 
-        // The clinician sees the result next to the patient; the other
-        // waiting person's entry has none (or their own); nobody else got
-        // any of this check: a page receives a check's SDP only for the
-        // check_offer/check_answer it sent itself, and no call SDP.
+        // The clinician sees the result next to the patient, and nothing
+        // else of the check: no check or call SDP, no peer connection.
         const entry = await assertClinicianSees(doc, pat.qrId, r);
-        const lastLobby = (await tapped(doc, 'lobby')).at(-1);
-        const b = (lastLobby.waiting || []).find((x) => x.participant === other.qrId);
-        assert.ok(b, `the other waiting person is in the lobby: ${JSON.stringify(lastLobby)}`);
-        assert.deepEqual(b.check || null, otherCheck && Object.fromEntries(RESULT_FIELDS.map((k) => [k, otherCheck[k]])),
-            `the other waiting person's entry: ${JSON.stringify(b)}`);
-        for (const page of [doc, other]) {
-            for (const type of ['check_offer', 'check_answer']) {
-                const got = (await tapped(page, type)).length, sent = (await tapped(page, type, 'sent')).length;
-                assert.equal(got, sent, `${page.qrName} received ${got} ${type} for ${sent} of its own`);
-            }
-            for (const type of ['offer', 'answer']) assert.equal((await tapped(page, type)).length, 0, `${page.qrName} received ${type}`);
-            assert.equal(await page.evaluate(() => window.quietroom.peerConnections.size), 0, `${page.qrName} has a peer connection`);
+        for (const type of ['check_offer', 'check_answer', 'offer', 'answer']) {
+            assert.equal((await tapped(doc, type)).length, 0, `${doc.qrName} received ${type}`);
         }
+        assert.equal(await doc.evaluate(() => window.quietroom.peerConnections.size), 0, `${doc.qrName} has a peer connection`);
         process.stderr.write(`  lobby entry: ${JSON.stringify(entry)}\n`);
         await screenshot(doc, 'check-clinician-lobby');
         await screenshot(pat, 'check-patient-waiting');
@@ -423,9 +411,7 @@ test('UDP to the relay dropped and the relay without ICE-TCP: the check says vid
     const sid = `check-n-${process.pid}-${++seq}`;
     const q2 = qNoTcp;
     const here = await browserIn('chromium', nsTcp);
-    const there = await browserIn('chromium', nsOther);
     try {
-        const doc = await joinAs(there, q2, { sid, role: 'clinician', sub: 'doc', name: 'Dr. Rivera', state: 'in-call' });
         const c0 = await nsTcp.counters();
         let pat;
         const { value: check, max, before: sb } = await watchRelay(q2, async () => {
@@ -440,13 +426,11 @@ test('UDP to the relay dropped and the relay without ICE-TCP: the check says vid
         if (check.driven) {
             assert.ok(['timeout', 'ice_failed'].includes(r.reason), `reason ${r.reason}`);
             assert.equal(r.sentence, 'check.none');
-            assert.ok(check.ms < 25000, `the check took ${check.ms} ms`);
+            assert.ok(check.ms < 20000, `the check took ${check.ms} ms`);
         }
         assertSentResult(pat, check);
         assert.equal(max.legs, sb.legs.active, 'a leg came up at the relay');
         assert.ok(deltaNft(c0, c1, 'other_udp') + deltaNft(c0, c1, 'relay_udp') > 0, 'the browser tried UDP to the relay (dropped)');
-        // The clinician is told too.
-        await assertClinicianSees(doc, pat.qrId, r);
     } finally {
         await closePages();
     }
