@@ -278,20 +278,26 @@ test('the verdict\'s thresholds (check.js, no browser)', () => {
 
 test('Chromium: a waiting patient\'s check goes through the relay over UDP, is "good", and the clinician sees it; nothing reaches anyone else', async () => {
     const sid = `check-c-${process.pid}-${++seq}`;
+    const t0 = Date.now();
+    const took = {};
     const here = await browserIn('chromium', nsUdp);
     const there = await browserIn('chromium', nsOther);
+    took.browsers = Date.now() - t0;
     try {
         const doc = await joinAs(there, q, { sid, role: 'clinician', sub: 'doc', name: 'Dr. Rivera', state: 'in-call' });
+        took.clinician = Date.now() - t0;
         const s0 = await q.stats();
         const audit0 = (await q.relayAudit()).length;
         const c0 = await nsUdp.counters();
         let pat;
         const { value: check, max, before: sb } = await watchRelay(q, async () => {
             pat = await joinAs(here, q, { sid, role: 'patient', sub: 'pat-a', name: 'Sam Patient', state: 'waiting' });
+            took.patient = Date.now() - t0;
             return runCheck(pat);
         });
+        took.check = Date.now() - t0;
         const c1 = await nsUdp.counters();
-        process.stderr.write(`  chromium udp check: ${JSON.stringify({ res: check.res, ms: check.ms, phases: check.phases, max })}\n`);
+        process.stderr.write(`  chromium udp check: ${JSON.stringify({ res: check.res, ms: check.ms, phases: check.phases, max, took })}\n`);
 
         // The verdict and its numbers.
         const r = check.res;
@@ -341,7 +347,8 @@ test('Chromium: a waiting patient\'s check goes through the relay over UDP, is "
             assert.equal((await tapped(doc, type)).length, 0, `${doc.qrName} received ${type}`);
         }
         assert.equal(await doc.evaluate(() => window.quietroom.peerConnections.size), 0, `${doc.qrName} has a peer connection`);
-        process.stderr.write(`  lobby entry: ${JSON.stringify(entry)}\n`);
+        took.end = Date.now() - t0;
+        process.stderr.write(`  lobby entry: ${JSON.stringify(entry)}; ms since the test began: ${JSON.stringify(took)}\n`);
         await screenshot(doc, 'check-clinician-lobby');
         await screenshot(pat, 'check-patient-waiting');
     } finally {
