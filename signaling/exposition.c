@@ -24,9 +24,10 @@ static const char *const exposition_move_reasons[] = {
     "relay_lost", "relay_draining", "relay_unknown", "relay_available",
 };
 
+static const char *const exposition_check_results[] = {"started", "good", "weak", "none"};
+
 /* A labelled counter family: the fixed values first (0 if never seen),
  * then any other value seen. */
-static const char *const exposition_check_results[] = {"started", "good", "weak", "none"};
 
 static void exposition__labelled(struct metrics *m, const char *name, const char *help,
                                  const char *label, const struct stats_labelled *t,

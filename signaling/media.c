@@ -67,21 +67,26 @@ static void media__check(struct signal_server *srv, struct session *s, const cha
                          const struct visit_out *o, const struct msg *m)
 {
     struct visit_person *p = o->check;
+    bool ok;
 
     if (o->media == MSG_CHECK_ANSWER) {
         media__forward(srv, s, from, from, p->check_relay, &p->check_creds, CREDS_SIDE_A,
                        "check_answer", m->sdp, m->sdp_len);
         return;
     }
-    if (creds_derive_link(&srv->relay_keys, p->check_sid, 0, media_creds_expiry(srv),
-                          srv->sha256, &p->check_creds) != 0) {
+    /* The check's credentials outlive the check only a little: the relay
+     * refuses them after that even if its revocation were lost. */
+    ok = creds_derive_link(&srv->relay_keys, p->check_sid, 0,
+                           clock_wall_s() + QR_CHECK_MAX_MS / 1000 + QR_TOKEN_SKEW_MAX_S,
+                           srv->sha256, &p->check_creds) == 0;
+    if (!ok)
         session_error(srv, s, from, "internal", "could not derive relay credentials", NULL);
-        return;
-    }
-    p->have_check_creds = true;
-    stats_count(&srv->stats.checks, "started");
-    media__forward(srv, s, from, from, p->check_relay, &p->check_creds, CREDS_SIDE_B,
-                   "check_offer", m->sdp, m->sdp_len);
+    else
+        ok = media__forward(srv, s, from, from, p->check_relay, &p->check_creds, CREDS_SIDE_B,
+                            "check_offer", m->sdp, m->sdp_len);
+    visit_check_offered(&s->v, p, ok);
+    if (ok)
+        stats_count(&srv->stats.checks, "started");
 }
 
 /* The core found the pair and allowed the message; credentials and the SDP

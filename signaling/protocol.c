@@ -113,14 +113,15 @@ static enum proto_error proto__int(struct msg *m, const char *name, int max, int
     return PROTO_OK;
 }
 
+const char *const protocol_check_verdicts[] = {"good", "weak", "none", NULL};
+const char *const protocol_check_transports[] = {"udp", "tcp", "none", NULL};
+
 static enum proto_error proto__check(struct msg *m)
 {
-    static const char *const verdicts[] = {"good", "weak", "none", NULL};
-    static const char *const transports[] = {"udp", "tcp", "none", NULL};
-    enum proto_error e = proto__word(m, "video", verdicts, &m->check.video);
+    enum proto_error e = proto__word(m, "video", protocol_check_verdicts, &m->check.video);
 
     if (e == PROTO_OK)
-        e = proto__word(m, "transport", transports, &m->check.transport);
+        e = proto__word(m, "transport", protocol_check_transports, &m->check.transport);
     if (e == PROTO_OK)
         e = proto__int(m, "loss_pct", 100, &m->check.loss_pct);
     if (e == PROTO_OK)
@@ -145,7 +146,7 @@ static enum proto_error proto__fields(struct msg *m, unsigned fields)
     if (e == PROTO_OK && (fields & F_SDP))
         e = proto__string(m, "sdp", QR_SDP_MAX, &m->sdp, &m->sdp_len);
     if (e == PROTO_OK && (fields & F_TEXT))
-        e = proto__string(m, "text", PROTO_TEXT_MAX, &m->text, NULL);
+        e = proto__string(m, "text", QR_NOTICE_TEXT_MAX, &m->text, NULL);
     if (e == PROTO_OK && (fields & F_OPT_PARTICIPANT) &&
         json_object_get(m->root, "participant") != NULL)
         e = proto__string(m, "participant", PROTO_ID_MAX, &m->participant, NULL);

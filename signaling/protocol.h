@@ -47,7 +47,7 @@ struct msg {
     const char *to;            /* offer, answer */
     const char *sdp;
     size_t sdp_len;
-    const char *text;          /* notify: 1 to PROTO_TEXT_MAX bytes */
+    const char *text;          /* notify: 1 to QR_NOTICE_TEXT_MAX bytes */
     struct msg_check {         /* check_result: what the page measured */
         const char *video;     /* "good", "weak", "none" */
         const char *transport; /* "udp", "tcp", "none" */
@@ -56,7 +56,10 @@ struct msg {
     const char *field;         /* for MISSING_FIELD / BAD_FIELD: which */
 };
 
-#define PROTO_TEXT_MAX 280  /* a waiting-room notice, in bytes */
+/* The words of a check_result (NULL-terminated), also those a stored
+ * visit record may hold. */
+extern const char *const protocol_check_verdicts[];
+extern const char *const protocol_check_transports[];
 
 /* Parses len bytes. On success the caller frees with msg_free; on failure
  * nothing needs freeing and m->field may name the culprit. */

@@ -17,6 +17,7 @@
 #include "server.h"
 #include "session_internal.h"
 #include "store.h"
+#include "visit_codec.h"
 
 void session_refuse(struct signal_server *srv, const struct session_origin *origin,
                     const char *code, const char *message, const char *field,
@@ -89,19 +90,24 @@ static const char *session__commit_join(struct signal_server *srv, struct sessio
     return NULL;
 }
 
+static const struct {
+    const char *code, *text;
+} session_refusal_texts[] = {
+    {"token_replayed", "this link's visit has ended, or the link is not this person's"},
+    {"token_claim_unavailable", "the sign-in cannot be recorded now; try the link again in a moment"},
+    {"state_unavailable", "the server cannot record this now; try again in a moment"},
+    {"removed_by_clinician", "the clinician removed this link's participant from the visit"},
+    {"declined_by_clinician", "the clinician declined this link's participant"},
+    {"session_full", "this session has as many participants as it may"},
+};
+
 static const char *session__refusal_text(const char *code)
 {
-    if (strcmp(code, "token_replayed") == 0)
-        return jwt_error_message(JWT_ERR_REPLAYED);
-    if (strcmp(code, "token_claim_unavailable") == 0)
-        return "the sign-in cannot be recorded now; try the link again in a moment";
-    if (strcmp(code, "state_unavailable") == 0)
-        return "the server cannot record this now; try again in a moment";
-    if (strcmp(code, "removed_by_clinician") == 0)
-        return "the clinician removed this link's participant from the visit";
-    if (strcmp(code, "declined_by_clinician") == 0)
-        return "the clinician declined this link's participant";
-    return "this session has as many participants as it may";
+    for (size_t i = 0; i < sizeof(session_refusal_texts) / sizeof(session_refusal_texts[0]); i++) {
+        if (strcmp(code, session_refusal_texts[i].code) == 0)
+            return session_refusal_texts[i].text;
+    }
+    return "the server cannot take this now";
 }
 
 void session_join(struct signal_server *srv, const struct session_origin *origin,
@@ -209,7 +215,7 @@ void session_dispatch(struct signal_server *srv, struct session *s, const char *
 
     visit_out_init(&o);
     visit_message(&s->v, &env, from, m, &o);
-    if (m->type == MSG_CHECK_RESULT)
+    if (o.check_reported)
         stats_count(&srv->stats.checks, m->check.video);
     else if (m->type == MSG_NOTIFY && session__audited(&o, "session.notice"))
         srv->stats.notices++;
@@ -266,6 +272,42 @@ void session_auth(struct signal_server *srv, struct conn *c, const struct msg *m
         session_cluster_join(srv, c, owner, &cl);
 }
 
+/* The refusal auth would give a verified token from its seat or its
+ * claim, read without changing anything: the visit here, or its record in
+ * the store (another replica may run it); then whether the token was used
+ * by a seat this visit no longer has (it ended). The store not answering
+ * lets the link through: auth decides. */
+static const char *session__link_refusal(struct signal_server *srv, const struct jwt_claims *cl,
+                                         enum role role)
+{
+    char key[STORE_KEY_LEN], vkey[VISIT_KEY_LEN], *rec = NULL;
+    struct session *s;
+    struct visit *v = NULL;
+    const char *refused = NULL;
+    bool found = false;
+    uint64_t rev;
+    size_t len;
+
+    if (store_claim_key(cl->iss, cl->jti, key) != 0)
+        return NULL;
+    visit_key(cl->sid, vkey);
+    if ((s = sessions_find_key(srv->sessions, vkey)) != NULL) {
+        refused = visit_seat_refusal(&s->v, cl, role, key, &found);
+    } else if (store_fetch(srv->store, vkey, &rec, &len, &rev) == STORE_OK &&
+               (v = malloc(sizeof(*v))) != NULL && visit_decode_text(rec, len, v) == 0) {
+        refused = visit_seat_refusal(v, cl, role, key, &found);
+    }
+    if (rec != NULL)
+        OPENSSL_cleanse(rec, len);
+    free(rec);
+    if (v != NULL)
+        OPENSSL_cleanse(v, sizeof(*v));
+    free(v);
+    if (!found && store_claimed(srv->store, key) == STORE_TAKEN)
+        refused = "token_replayed";
+    return refused;
+}
+
 /* A link checked before the page asks for camera and microphone: the
  * token is verified as for auth (refusals audited and counted alike), and
  * nothing is spent or opened; the connection then closes. */
@@ -276,16 +318,23 @@ void session_check_link(struct signal_server *srv, struct conn *c, const struct 
     enum jwt_error e = jwt_verify(srv->ehr_keys, &srv->policy, m->token, strlen(m->token),
                                   (int64_t)clock_wall_s(), &cl);
 
+    const char *refused;
+
     if (e == JWT_OK && role_parse(cl.role) < 0)
         e = JWT_ERR_ROLE_NOT_ALLOWED;
     if (e != JWT_OK) {
         session__token_refused(srv, &origin, e, &cl);
-        return;
+        goto out;
+    }
+    if ((refused = session__link_refusal(srv, &cl, (enum role)role_parse(cl.role))) != NULL) {
+        session_refuse(srv, &origin, refused, session__refusal_text(refused), NULL, &cl);
+        goto out;
     }
     stats_count(&srv->stats.auth, "link_checked");
     conn_send(c, json_pack("{s:s,s:s,s:s,s:I}", "type", "link_ok", "role", cl.role, "locale",
                            cl.locale, "token_expires", (json_int_t)cl.exp));
     conn_close(c, CONN_CLOSE_NORMAL, "checked");
+out:
     OPENSSL_cleanse(&cl, sizeof(cl));
 }
 

@@ -414,7 +414,7 @@ static bool session_cluster__claims_in(json_t *j, struct jwt_claims *cl)
         memcpy(to[i], v, strlen(v) + 1);
     }
     locale = json_string_value(json_object_get(c, "locale"));
-    if (locale != NULL && strlen(locale) < sizeof(cl->locale))
+    if (locale != NULL && jwt_locale_ok(locale))
         memcpy(cl->locale, locale, strlen(locale) + 1);
     cl->exp = json_integer_value(json_object_get(c, "exp"));
     cl->iat = json_integer_value(json_object_get(c, "iat"));

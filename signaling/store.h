@@ -56,6 +56,9 @@ struct store_ops {
     const char *name;                         /* "sqlite", "nats" */
     enum store_result (*claim)(void *impl, const char *key, int64_t until_s, const char *sid,
                                const char *who);
+    /* Whether key was claimed (STORE_TAKEN) or not (STORE_ABSENT); reads
+     * only, for a link checked before it is used. */
+    enum store_result (*claimed)(void *impl, const char *key);
     enum store_result (*save)(void *impl, const char *vkey, const char *rec, size_t len,
                               uint64_t *rev);
     enum store_result (*forget)(void *impl, const char *vkey);
@@ -101,6 +104,17 @@ static inline enum store_result store_claim(struct store *st, const char *key, i
                                             const char *sid, const char *who)
 {
     return st->ops->claim(st->impl, key, until_s, sid, who);
+}
+
+static inline enum store_result store_fetch(struct store *st, const char *vkey, char **rec,
+                                            size_t *len, uint64_t *rev)
+{
+    return st->ops->fetch(st->impl, vkey, rec, len, rev);
+}
+
+static inline enum store_result store_claimed(struct store *st, const char *key)
+{
+    return st->ops->claimed(st->impl, key);
 }
 
 static inline enum store_result store_save(struct store *st, const char *vkey, const char *rec,

@@ -104,6 +104,18 @@ static enum store_result store_nats__claim(void *impl, const char *key, int64_t 
     return store_nats__write_result(s, STORE_TAKEN);
 }
 
+static enum store_result store_nats__claimed(void *impl, const char *key)
+{
+    struct store_nats *n = impl;
+    kvEntry *e = NULL;
+    natsStatus s = kvStore_Get(&e, n->claims, key);
+
+    kvEntry_Destroy(e);
+    if (s == NATS_NOT_FOUND)
+        return STORE_ABSENT;
+    return s == NATS_OK ? STORE_TAKEN : STORE_UNAVAILABLE;
+}
+
 static enum store_result store_nats__save(void *impl, const char *vkey, const char *rec,
                                           size_t len, uint64_t *rev)
 {
@@ -388,6 +400,7 @@ static void store_nats__free(void *impl)
 static const struct store_ops store_nats_ops = {
     .name = "nats",
     .claim = store_nats__claim,
+    .claimed = store_nats__claimed,
     .save = store_nats__save,
     .forget = store_nats__forget,
     .load = store_nats__load,

@@ -26,6 +26,7 @@
 
 enum {
     Q_CLAIM,
+    Q_CLAIMED,
     Q_INSERT,
     Q_UPDATE,
     Q_FORGET,
@@ -38,6 +39,7 @@ enum {
 static const char *const store_sqlite__sql[Q_COUNT] = {
     [Q_CLAIM] = "INSERT INTO claims(key, until, sid, who) VALUES (?1, ?2, ?3, ?4) "
                 "ON CONFLICT(key) DO NOTHING",
+    [Q_CLAIMED] = "SELECT 1 FROM claims WHERE key = ?1",
     [Q_INSERT] = "INSERT INTO visits(key, rec, rev) VALUES (?1, ?2, 1) "
                  "ON CONFLICT(key) DO NOTHING",
     [Q_UPDATE] = "UPDATE visits SET rec = ?2, rev = rev + 1 WHERE key = ?1 AND rev = ?3",
@@ -95,6 +97,21 @@ static enum store_result store_sqlite__claim(void *impl, const char *key, int64_
     if ((changed = store_sqlite__step(s, q)) < 0)
         return store_sqlite__fail(s, "claim");
     return changed == 1 ? STORE_OK : STORE_TAKEN;
+}
+
+static enum store_result store_sqlite__claimed(void *impl, const char *key)
+{
+    struct store_sqlite *s = impl;
+    sqlite3_stmt *q = s->q[Q_CLAIMED];
+    int rc;
+
+    sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+    rc = sqlite3_step(q);
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    if (rc == SQLITE_ROW)
+        return STORE_TAKEN;
+    return rc == SQLITE_DONE ? STORE_ABSENT : STORE_UNAVAILABLE;
 }
 
 static enum store_result store_sqlite__save(void *impl, const char *vkey, const char *rec,
@@ -226,6 +243,7 @@ static void store_sqlite__free(void *impl)
 static const struct store_ops store_sqlite__ops = {
     .name = "sqlite",
     .claim = store_sqlite__claim,
+    .claimed = store_sqlite__claimed,
     .save = store_sqlite__save,
     .forget = store_sqlite__forget,
     .load = store_sqlite__load,

@@ -114,6 +114,8 @@ static struct visit_action *visit__audit(struct visit_out *o, const char *event,
         a->has_person = true;
         a->person = *p;
         memset(a->person.resume_hash, 0, sizeof(a->person.resume_hash));
+        OPENSSL_cleanse(&a->person.check_creds, sizeof(a->person.check_creds));
+        a->person.have_check_creds = false;
     }
     if (by != NULL) {
         a->has_by = true;
@@ -367,7 +369,7 @@ static struct visit_seat *visit__seat_new(struct visit *v, const char *claim)
 {
     struct visit_seat *st = NULL;
 
-    if (v->n_seats < VISIT_SEATS_MAX) {
+    if (v->n_seats < QR_SESSION_SEATS_MAX) {
         st = &v->seats[v->n_seats++];
     } else {
         for (unsigned i = 0; i < v->n_seats; i++) {
@@ -382,24 +384,19 @@ static struct visit_seat *visit__seat_new(struct visit *v, const char *claim)
     return st;
 }
 
-/* p is leaving for `reason`: its seat remembers how (a removed or declined
- * person's link stays refused; anyone else may come back). */
+/* p is leaving: its seat remembers how (`to`: a removed or declined
+ * person's link stays refused; anyone who left may come back). */
 static void visit__seat_leave(struct visit *v, const struct visit_env *env,
-                              const struct visit_person *p, const char *what,
-                              const char *reason)
+                              const struct visit_person *p, enum seat_state to)
 {
     struct visit_seat *st = visit__seat(v, NULL, p->id);
 
     if (st == NULL)
         return;
-    if (strcmp(what, "declined") == 0)
-        st->state = SEAT_DECLINED;
-    else if (strcmp(reason, "removed_by_clinician") == 0)
-        st->state = SEAT_REMOVED;
-    else
-        st->state = SEAT_LEFT;
+    st->state = to;
     st->was_admitted = p->state == P_ADMITTED;
     st->left_ms = p->connected ? env->now_ms : p->gone_ms;
+    st->token_exp = p->token_exp;
 }
 
 /* --- connection checks ---------------------------------------------------------- */
@@ -420,15 +417,16 @@ static void visit__check_end(struct visit_out *o, struct visit_person *p)
 }
 
 /* Removes p from the visit; its connection, if any, is told `what` with
- * `reason` and closed with code. */
+ * `reason` and closed with code; its seat goes to state `to`. */
 static void visit__drop(struct visit *v, const struct visit_env *env, struct visit_out *o,
-                        struct visit_person *p, const char *what, const char *reason, int code)
+                        struct visit_person *p, const char *what, const char *reason, int code,
+                        enum seat_state to)
 {
     bool clinician = p->role == ROLE_CLINICIAN;
 
     visit__unpair(v, o, p, reason);
     visit__check_end(o, p);
-    visit__seat_leave(v, env, p, what, reason);
+    visit__seat_leave(v, env, p, to);
     if (p->connected) {
         visit__send(o, p, json_pack("{s:s,s:s}", "type", what, "reason", reason));
         visit__close(o, p, code, reason);
@@ -448,6 +446,29 @@ static void visit__over(struct visit *v, struct visit_out *o, const char *reason
     v->ended = true;
 }
 
+/* Whether someone who left may still come back with their link. */
+static bool visit__may_return(const struct visit *v, const struct visit_env *env)
+{
+    for (unsigned i = 0; i < v->n_seats; i++) {
+        if (v->seats[i].state == SEAT_LEFT &&
+            v->seats[i].token_exp > (int64_t)(env->now_wall_ms / 1000))
+            return true;
+    }
+    return false;
+}
+
+/* Nobody is in the visit. It is over once nobody can come back, or after
+ * idle-timeout: until then a patient whose tab closed while waiting alone
+ * (a phone that switched apps) gets back in with the same link. */
+static void visit__emptied(struct visit *v, const struct visit_env *env, struct visit_out *o)
+{
+    if (v->empty_since_ms == 0)
+        v->empty_since_ms = env->now_ms;
+    if (!visit__may_return(v, env) ||
+        env->now_ms - v->empty_since_ms >= env->cfg->idle_timeout_s * 1000u)
+        visit__over(v, o, "empty");
+}
+
 void visit_end(struct visit *v, const struct visit_env *env, const char *reason,
                const struct visit_person *by, struct visit_out *o)
 {
@@ -459,7 +480,8 @@ void visit_end(struct visit *v, const struct visit_env *env, const char *reason,
     while (v->n_pairs > 0)
         visit__pair_end(v, o, v->n_pairs - 1);
     while (v->n_people > 0)
-        visit__drop(v, env, o, &v->people[v->n_people - 1], "ended", reason, VISIT_CLOSE_ENDED);
+        visit__drop(v, env, o, &v->people[v->n_people - 1], "ended", reason, VISIT_CLOSE_ENDED,
+                    SEAT_LEFT);
     visit__over(v, o, reason);
 }
 
@@ -495,16 +517,25 @@ static void visit__introduce(struct visit *v, const struct visit_env *env, struc
     }
 }
 
-static void visit__admit(struct visit *v, const struct visit_env *env, struct visit_out *o,
-                         struct visit_person *p, const struct visit_person *by)
+/* p comes into the call; a connection check still running ends (the
+ * call's own media replaces it). The caller tells the clinicians. */
+static void visit__admit_quiet(struct visit *v, const struct visit_env *env, struct visit_out *o,
+                               struct visit_person *p, const struct visit_person *by)
 {
     p->state = P_ADMITTED;
     if (v->admitted_ms == 0)
         v->admitted_ms = env->now_ms;
+    visit__check_end(o, p);
     visit__audit(o, "participant.admitted", p, NULL, by);
     if (by != NULL)
         visit__send(o, p, json_pack("{s:s}", "type", "admitted"));
     visit__introduce(v, env, o, p);
+}
+
+static void visit__admit(struct visit *v, const struct visit_env *env, struct visit_out *o,
+                         struct visit_person *p, const struct visit_person *by)
+{
+    visit__admit_quiet(v, env, o, p, by);
     visit__lobby(v, env, o);
 }
 
@@ -559,6 +590,7 @@ static void visit__attach(struct visit *v, struct visit_out *o, struct visit_per
     p->connected = true;
     p->gone_ms = 0;
     snprintf(p->addr, sizeof(p->addr), "%s", addr);
+    v->empty_since_ms = 0;
     if (p->role == ROLE_CLINICIAN)
         v->no_clinician_since_ms = 0;
 }
@@ -621,6 +653,7 @@ static void visit__take_back(struct visit *v, const struct visit_env *env, struc
         visit__send(o, p, json_pack("{s:s}", "type", "replaced"));
         visit__close(o, p, VISIT_CLOSE_NORMAL, "replaced");
     }
+    visit__check_end(o, p); /* the old page's */
     memset(p->resume_hash, 0, sizeof(p->resume_hash));
     visit__attach(v, o, p, addr);
     visit__audit(o, "auth.success", p, NULL, NULL)->method = by_link ? "token" : "resume";
@@ -652,6 +685,29 @@ static void visit__take_back(struct visit *v, const struct visit_env *env, struc
     visit__room(v, env, o, p->role == ROLE_CLINICIAN ? NULL : p);
 }
 
+/* Whether st's token may take it back: never for another sub or role
+ * (a reused jti), nor after the clinician removed or declined it. */
+static const char *visit__seat_refusal(const struct visit_seat *st, const struct jwt_claims *cl,
+                                       enum role role)
+{
+    if (strcmp(st->sub, cl->sub) != 0 || st->role != role)
+        return "token_replayed";
+    if (st->state == SEAT_REMOVED)
+        return "removed_by_clinician";
+    if (st->state == SEAT_DECLINED)
+        return "declined_by_clinician";
+    return NULL;
+}
+
+const char *visit_seat_refusal(struct visit *v, const struct jwt_claims *cl, enum role role,
+                               const char *claim, bool *found)
+{
+    const struct visit_seat *st = visit__seat(v, claim, NULL);
+
+    *found = st != NULL;
+    return st != NULL ? visit__seat_refusal(st, cl, role) : NULL;
+}
+
 /* A seat's token is back. Its person is still here (take back), or left
  * and returns: into the call if a clinician, or admitted and gone less
  * than the resume grace; else to the waiting room. */
@@ -659,15 +715,12 @@ static const char *visit__rejoin(struct visit *v, const struct visit_env *env,
                                  const struct jwt_claims *cl, enum role role,
                                  struct visit_seat *st, const char *addr, struct visit_out *o)
 {
+    const char *refused = visit__seat_refusal(st, cl, role);
     struct visit_person *p;
     bool recent;
 
-    if (strcmp(st->sub, cl->sub) != 0 || st->role != role)
-        return "token_replayed";
-    if (st->state == SEAT_REMOVED)
-        return "removed_by_clinician";
-    if (st->state == SEAT_DECLINED)
-        return "declined_by_clinician";
+    if (refused != NULL)
+        return refused;
     o->seat_taken_back = true;
     if (st->state == SEAT_IN && (p = visit_person(v, st->id)) != NULL) {
         p->token_exp = cl->exp;
@@ -777,7 +830,17 @@ static void on_admit(const struct visit__req *r)
         visit__admit(r->v, r->env, r->o, t, r->from);
 }
 
-/* Everyone waiting comes in, in the order they arrived. */
+/* Whether a arrived before b: by time, then by id ("p7" before "p12"),
+ * since people's places in the array change as others leave. */
+static bool visit__earlier(const struct visit_person *a, const struct visit_person *b)
+{
+    if (a->waiting_since_ms != b->waiting_since_ms)
+        return a->waiting_since_ms < b->waiting_since_ms;
+    return strtoul(a->id + 1, NULL, 10) < strtoul(b->id + 1, NULL, 10);
+}
+
+/* Everyone waiting comes in, in the order they arrived; the clinicians'
+ * list is sent once, at the end. */
 static void on_admit_all(const struct visit__req *r)
 {
     for (;;) {
@@ -786,13 +849,14 @@ static void on_admit_all(const struct visit__req *r)
         for (unsigned i = 0; i < r->v->n_people; i++) {
             struct visit_person *q = &r->v->people[i];
 
-            if (q->state == P_WAITING && (t == NULL || q->waiting_since_ms < t->waiting_since_ms))
+            if (q->state == P_WAITING && (t == NULL || visit__earlier(q, t)))
                 t = q;
         }
         if (t == NULL)
-            return;
-        visit__admit(r->v, r->env, r->o, t, r->from);
+            break;
+        visit__admit_quiet(r->v, r->env, r->o, t, r->from);
     }
+    visit__lobby(r->v, r->env, r->o);
 }
 
 /* A clinician's short message to one waiting person or all of them. It is
@@ -828,7 +892,7 @@ static void on_decline(const struct visit__req *r)
         return;
     visit__audit(r->o, "participant.declined", t, NULL, r->from);
     visit__drop(r->v, r->env, r->o, t, "declined", "declined_by_clinician",
-                VISIT_CLOSE_FORBIDDEN);
+                VISIT_CLOSE_FORBIDDEN, SEAT_DECLINED);
 }
 
 static void on_remove(const struct visit__req *r)
@@ -838,7 +902,8 @@ static void on_remove(const struct visit__req *r)
     if (t == NULL)
         return;
     visit__audit(r->o, "participant.removed", t, "removed_by_clinician", r->from);
-    visit__drop(r->v, r->env, r->o, t, "removed", "removed_by_clinician", VISIT_CLOSE_FORBIDDEN);
+    visit__drop(r->v, r->env, r->o, t, "removed", "removed_by_clinician", VISIT_CLOSE_FORBIDDEN,
+                SEAT_REMOVED);
 }
 
 static void on_end(const struct visit__req *r)
@@ -851,9 +916,9 @@ static void on_end(const struct visit__req *r)
 static void on_leave(const struct visit__req *r)
 {
     visit__audit(r->o, "participant.left", r->from, NULL, NULL);
-    visit__drop(r->v, r->env, r->o, r->from, "left", "left", VISIT_CLOSE_NORMAL);
+    visit__drop(r->v, r->env, r->o, r->from, "left", "left", VISIT_CLOSE_NORMAL, SEAT_LEFT);
     if (r->v->n_people == 0)
-        visit__over(r->v, r->o, "empty");
+        visit__emptied(r->v, r->env, r->o);
 }
 
 /* The pair between the sender and `to`, or NULL with an error sent. */
@@ -921,7 +986,9 @@ static void on_check_offer(const struct visit__req *r)
     struct visit_person *p = r->from;
     int relay;
 
-    if (st != NULL && st->checks >= QR_CHECKS_PER_SEAT) {
+    /* A person read back from a record older than seats has none: no
+     * checks for them, rather than no limit. */
+    if (st == NULL || st->checks >= QR_CHECKS_PER_SEAT) {
         visit__error(r->o, p->id, "check_limit", "no more connection checks in this visit", NULL);
         return;
     }
@@ -931,8 +998,6 @@ static void on_check_offer(const struct visit__req *r)
         return;
     }
     visit__check_end(r->o, p);
-    if (st != NULL)
-        st->checks++;
     p->check_relay = relay;
     snprintf(p->check_sid, sizeof(p->check_sid), "%s-c%u", r->v->instance, ++r->v->next_pair);
     p->check_until_ms = r->env->now_ms + QR_CHECK_MAX_MS;
@@ -952,11 +1017,16 @@ static void on_check_answer(const struct visit__req *r)
 }
 
 /* The page's verdict: kept for the clinicians' waiting list, and the
- * check's relay session ends now. */
+ * check's relay session ends now. A result with no check running (it
+ * timed out, the person was admitted meanwhile, or none was asked for) is
+ * dropped: only a check through the relay may be shown to clinicians. */
 static void on_check_result(const struct visit__req *r)
 {
     struct visit_check *c = &r->from->check;
 
+    if (r->from->check_sid[0] == '\0' || !r->from->have_check_creds)
+        return;
+    r->o->check_reported = true;
     visit__check_end(r->o, r->from);
     c->have = true;
     snprintf(c->video, sizeof(c->video), "%s", r->m->check.video);
@@ -970,6 +1040,21 @@ static void on_check_result(const struct visit__req *r)
 static void on_ping(const struct visit__req *r)
 {
     visit__act(r->o, VISIT_SEND, r->from->id)->msg = json_pack("{s:s}", "type", "pong");
+}
+
+void visit_check_offered(struct visit *v, struct visit_person *p, bool ok)
+{
+    struct visit_seat *st = visit__seat(v, NULL, p->id);
+
+    if (!ok) {
+        p->check_sid[0] = '\0'; /* no credentials went out: nothing to revoke */
+        p->have_check_creds = false;
+        OPENSSL_cleanse(&p->check_creds, sizeof(p->check_creds));
+        return;
+    }
+    p->have_check_creds = true;
+    if (st != NULL)
+        st->checks++;
 }
 
 void visit_offer_forwarded(struct visit_pair *pr, const char *from)
@@ -1044,6 +1129,7 @@ void visit_disconnected(struct visit *v, const struct visit_env *env, const char
         return;
     p->connected = false;
     p->gone_ms = env->now_ms;
+    visit__check_end(o, p);
     visit__audit(o, "participant.disconnected", p, NULL, NULL);
     for (unsigned i = 0; i < v->n_people; i++) {
         if (&v->people[i] != p)
@@ -1161,10 +1247,10 @@ void visit_tick(struct visit *v, const struct visit_env *env, struct visit_out *
         if ((why = visit__person_expired(env, p)) == NULL)
             continue;
         visit__audit(o, "participant.timeout", p, why, NULL);
-        visit__drop(v, env, o, p, "removed", why, VISIT_CLOSE_TIMEOUT);
+        visit__drop(v, env, o, p, "removed", why, VISIT_CLOSE_TIMEOUT, SEAT_LEFT);
     }
     if (v->n_people == 0) {
-        visit__over(v, o, "empty");
+        visit__emptied(v, env, o);
         return;
     }
     for (unsigned i = 0; i < v->n_pairs; i++)
@@ -1195,6 +1281,10 @@ static uint64_t visit__max(uint64_t a, uint64_t b)
 uint64_t visit_latest_ms(const struct visit *v)
 {
     uint64_t t = visit__max(v->created_ms, visit__max(v->admitted_ms, v->no_clinician_since_ms));
+
+    t = visit__max(t, v->empty_since_ms);
+    for (unsigned i = 0; i < v->n_seats; i++)
+        t = visit__max(t, v->seats[i].left_ms);
 
     for (unsigned i = 0; i < v->n_people; i++)
         t = visit__max(t, visit__max(v->people[i].gone_ms, v->people[i].waiting_since_ms));

@@ -27,7 +27,7 @@ enum pstate { P_WAITING, P_ADMITTED };
 #define VISIT_KEY_LEN 33                /* 32 hex digits and a NUL */
 #define VISIT_PAIRS_MAX (QR_SESSION_PEOPLE_MAX * (QR_SESSION_PEOPLE_MAX - 1) / 2)
 #define VISIT_CLAIM_LEN 65              /* a token claim's key (store_claim_key): 64 hex, NUL */
-#define VISIT_SEATS_MAX (2 * QR_SESSION_PEOPLE_MAX)
+#define VISIT_RELAY_SID_LEN 48          /* a relay session's name, and a NUL */
 
 /* What a person's connection check through the relay found (their page
  * measured it; shown to clinicians, never logged). */
@@ -55,7 +55,7 @@ struct visit_person {
     bool rejoined;                      /* came back with their link at least once */
     /* The connection check: a relay session of its own (two peer
      * connections in the person's page), while one runs. */
-    char check_sid[48];                 /* "" none */
+    char check_sid[VISIT_RELAY_SID_LEN]; /* "" none */
     int check_relay;
     uint64_t check_until_ms;            /* revoked then at the latest */
     bool have_check_creds;              /* derived for the offer; not stored */
@@ -76,6 +76,7 @@ struct visit_seat {
     enum seat_state state;
     bool was_admitted;                  /* LEFT: was admitted when it left */
     uint64_t left_ms;                   /* LEFT: monotonic, when it left */
+    int64_t token_exp;                  /* the token can come back until then (Unix s) */
     unsigned checks;                    /* connection checks run from it */
 };
 
@@ -86,7 +87,7 @@ struct visit_seat {
  * (relay -1) until one is healthy. */
 struct visit_pair {
     char a[VISIT_ID_LEN], b[VISIT_ID_LEN]; /* a makes the first offer */
-    char relay_sid[48];                 /* the relay-side session of this pair */
+    char relay_sid[VISIT_RELAY_SID_LEN]; /* the relay-side session of this pair */
     int relay;                          /* -1: waiting for one */
     uint64_t created_ms;                /* monotonic: the two were brought together */
     bool setup_observed;                /* the first answer was timed */
@@ -106,12 +107,13 @@ struct visit {
     unsigned n_people;
     struct visit_pair pairs[VISIT_PAIRS_MAX];
     unsigned n_pairs;
-    struct visit_seat seats[VISIT_SEATS_MAX];
+    struct visit_seat seats[QR_SESSION_SEATS_MAX];
     unsigned n_seats;
     uint64_t created_ms;
     uint64_t created_wall_ms;
     uint64_t admitted_ms;               /* first admission: max length counts from here */
     uint64_t no_clinician_since_ms;     /* since the last clinician left; 0 if present or never came */
+    uint64_t empty_since_ms;            /* nobody in it since; 0 if someone is */
     unsigned next_person, next_pair;
     bool part2;                         /* 42 CFR Part 2 marked by a token */
     bool ended;
@@ -188,6 +190,7 @@ struct visit_out {
     char peer[VISIT_ID_LEN];
     struct visit_person *check;         /* MSG_CHECK_OFFER/ANSWER: whose check */
     bool seat_taken_back;               /* visit_join: a known token, no new claim */
+    bool check_reported;                /* a check's result was taken */
 };
 
 void visit_out_init(struct visit_out *o);
@@ -220,6 +223,12 @@ const char *visit_join(struct visit *v, const struct visit_env *env, const struc
                        enum role role, const char *claim, const char *addr,
                        struct visit_out *o);
 
+/* What visit_join would refuse a token with whose claim key is claim,
+ * from its seat alone (NULL: nothing; *found says whether it has a seat
+ * here). Reads only: for a link checked before it is used. */
+const char *visit_seat_refusal(struct visit *v, const struct jwt_claims *cl, enum role role,
+                               const char *claim, bool *found);
+
 /* SHA-256 of a resume secret; the person holding hash, or NULL. */
 void visit_resume_hash(const char *secret, uint8_t hash[32]);
 struct visit_person *visit_by_resume(struct visit *v, const uint8_t hash[32]);
@@ -236,6 +245,10 @@ void visit_message(struct visit *v, const struct visit_env *env, const char *fro
 /* The caller forwarded o->pair's offer from `from` / answer; for an answer
  * returns the ms since the pair was made if this was its first, else -1. */
 void visit_offer_forwarded(struct visit_pair *pr, const char *from);
+/* The caller derived p's check credentials and sent the rewritten offer
+ * back (ok), or could not (the check is forgotten; it counts against the
+ * seat only when it went out). */
+void visit_check_offered(struct visit *v, struct visit_person *p, bool ok);
 int64_t visit_answer_forwarded(struct visit_pair *pr, const struct visit_env *env);
 
 /* Participant id's connection dropped: it keeps its place for the grace. */

@@ -13,8 +13,11 @@
 #define VISIT_CODEC_VERSION 1
 
 static const char *const state_names[] = {[P_WAITING] = "waiting", [P_ADMITTED] = "admitted"};
-static const char *const seat_names[] = {
-    [SEAT_IN] = "in", [SEAT_LEFT] = "left", [SEAT_REMOVED] = "removed", [SEAT_DECLINED] = "declined"};
+static const char *const seat_names[] = {[SEAT_IN] = "in",
+                                         [SEAT_LEFT] = "left",
+                                         [SEAT_REMOVED] = "removed",
+                                         [SEAT_DECLINED] = "declined",
+                                         NULL};
 
 static json_t *visit_codec__hex(const uint8_t *b, size_t n)
 {
@@ -46,10 +49,10 @@ static json_t *visit_codec__person_out(const struct visit_person *p)
 
 static json_t *visit_codec__seat_out(const struct visit_seat *st)
 {
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:I,s:i}", "claim", st->claim, "id", st->id, "sub",
-                     st->sub, "role", role_name(st->role), "state", seat_names[st->state],
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:I,s:I,s:i}", "claim", st->claim, "id", st->id,
+                     "sub", st->sub, "role", role_name(st->role), "state", seat_names[st->state],
                      "was_admitted", st->was_admitted, "left_ms", (json_int_t)st->left_ms,
-                     "checks", (int)st->checks);
+                     "token_exp", (json_int_t)st->token_exp, "checks", (int)st->checks);
 }
 
 json_t *visit_encode(const struct visit *v)
@@ -68,13 +71,14 @@ json_t *visit_encode(const struct visit *v)
     }
     for (unsigned i = 0; i < v->n_seats; i++)
         json_array_append_new(seats, visit_codec__seat_out(&v->seats[i]));
-    return json_pack("{s:i,s:s,s:s,s:I,s:I,s:I,s:I,s:i,s:i,s:b,s:b,s:o,s:o,s:o}", "version",
+    return json_pack("{s:i,s:s,s:s,s:I,s:I,s:I,s:I,s:i,s:i,s:b,s:b,s:o,s:o,s:o,s:I}", "version",
                      VISIT_CODEC_VERSION, "sid", v->sid, "instance", v->instance, "created_ms",
                      (json_int_t)v->created_ms, "created_wall_ms", (json_int_t)v->created_wall_ms,
                      "admitted_ms", (json_int_t)v->admitted_ms, "no_clinician_since_ms",
                      (json_int_t)v->no_clinician_since_ms, "next_person", (int)v->next_person,
                      "next_pair", (int)v->next_pair, "part2", v->part2, "ended", v->ended,
-                     "people", people, "pairs", pairs, "seats", seats);
+                     "people", people, "pairs", pairs, "seats", seats, "empty_since_ms",
+                     (json_int_t)v->empty_since_ms);
 }
 
 /* --- decoding ------------------------------------------------------------------- */
@@ -143,16 +147,16 @@ static int visit_codec__opt_bool(const json_t *o, const char *key, bool *out)
     return json_object_get(o, key) == NULL ? 0 : visit_codec__bool(o, key, out);
 }
 
-static int visit_codec__word(const json_t *o, const char *key, const char *const *words,
-                             size_t n_words)
+/* The index of the word at key in words (NULL-terminated), or -1. */
+static int visit_codec__word(const json_t *o, const char *key, const char *const *words)
 {
     char w[16];
 
     if (visit_codec__str(o, key, w, sizeof(w)) != 0)
         return -1;
-    for (size_t i = 0; i < n_words; i++) {
-        if (words[i] != NULL && strcmp(w, words[i]) == 0)
-            return (int)i;
+    for (int i = 0; words[i] != NULL; i++) {
+        if (strcmp(w, words[i]) == 0)
+            return i;
     }
     return -1;
 }
@@ -169,16 +173,16 @@ static int visit_codec__int(const json_t *o, const char *key, int max, int *out)
 
 static int visit_codec__check(const json_t *o, struct visit_check *c)
 {
-    static const char *const verdicts[] = {"good", "weak", "none"};
-    static const char *const transports[] = {"udp", "tcp", "none"};
+    const char *const *verdicts = protocol_check_verdicts;
+    const char *const *transports = protocol_check_transports;
     const json_t *j = json_object_get(o, "check");
     int v, t;
 
     memset(c, 0, sizeof(*c));
     if (j == NULL)
         return 0;
-    if (!json_is_object(j) || (v = visit_codec__word(j, "video", verdicts, 3)) < 0 ||
-        (t = visit_codec__word(j, "transport", transports, 3)) < 0 ||
+    if (!json_is_object(j) || (v = visit_codec__word(j, "video", verdicts)) < 0 ||
+        (t = visit_codec__word(j, "transport", transports)) < 0 ||
         visit_codec__int(j, "loss_pct", 100, &c->loss_pct) != 0 ||
         visit_codec__int(j, "rtt_ms", 60000, &c->rtt_ms) != 0 ||
         visit_codec__int(j, "kbps", 1000000, &c->kbps) != 0)
@@ -193,17 +197,23 @@ static int visit_codec__seat(const json_t *o, struct visit_seat *st)
 {
     char role[16];
     int r, state, checks;
+    uint64_t exp;
 
     if (!json_is_object(o) || visit_codec__str(o, "claim", st->claim, sizeof(st->claim)) != 0 ||
         strlen(st->claim) != VISIT_CLAIM_LEN - 1 ||
         visit_codec__str(o, "id", st->id, sizeof(st->id)) != 0 ||
         visit_codec__str(o, "sub", st->sub, sizeof(st->sub)) != 0 ||
         visit_codec__str(o, "role", role, sizeof(role)) != 0 || (r = role_parse(role)) < 0 ||
-        (state = visit_codec__word(o, "state", seat_names, 4)) < 0 ||
+        (state = visit_codec__word(o, "state", seat_names)) < 0 ||
         visit_codec__bool(o, "was_admitted", &st->was_admitted) != 0 ||
         visit_codec__u64(o, "left_ms", &st->left_ms) != 0 ||
-        visit_codec__int(o, "checks", QR_CHECKS_PER_SEAT, &checks) != 0)
+        visit_codec__u64(o, "token_exp", &exp) != 0 || exp > INT64_MAX ||
+        visit_codec__int(o, "checks", INT32_MAX, &checks) != 0)
         return -1;
+    st->token_exp = (int64_t)exp;
+    /* A later release may lower the limit: clamp, never lose the visit. */
+    if (checks > QR_CHECKS_PER_SEAT)
+        checks = QR_CHECKS_PER_SEAT;
     st->role = (enum role)r;
     st->state = (enum seat_state)state;
     st->checks = (unsigned)checks;
@@ -272,6 +282,32 @@ static int visit_codec__pair(const struct visit *v, const json_t *o, struct visi
     return -1;
 }
 
+/* Seats must agree with people: claims and held ids unique, and a seat
+ * someone is in names a person of the same sub and role (else its token
+ * could take over someone else's place). */
+static int visit_codec__seats_agree(const struct visit *v)
+{
+    for (unsigned i = 0; i < v->n_seats; i++) {
+        const struct visit_seat *st = &v->seats[i];
+        const struct visit_person *p = NULL;
+
+        for (unsigned k = 0; k < i; k++) {
+            if (strcmp(v->seats[k].claim, st->claim) == 0 ||
+                (strcmp(v->seats[k].id, st->id) == 0 && v->seats[k].state == SEAT_IN &&
+                 st->state == SEAT_IN))
+                return -1;
+        }
+        for (unsigned k = 0; k < v->n_people && p == NULL; k++) {
+            if (strcmp(v->people[k].id, st->id) == 0)
+                p = &v->people[k];
+        }
+        if (st->state == SEAT_IN && p != NULL &&
+            (strcmp(p->sub, st->sub) != 0 || p->role != st->role))
+            return -1;
+    }
+    return 0;
+}
+
 int visit_decode(const json_t *j, struct visit *v)
 {
     const json_t *people = json_object_get(j, "people"), *pairs = json_object_get(j, "pairs");
@@ -292,7 +328,10 @@ int visit_decode(const json_t *j, struct visit *v)
         visit_codec__bool(j, "ended", &v->ended) != 0 || !json_is_array(people) ||
         json_array_size(people) > QR_SESSION_PEOPLE_MAX || !json_is_array(pairs) ||
         json_array_size(pairs) > VISIT_PAIRS_MAX ||
-        (seats != NULL && (!json_is_array(seats) || json_array_size(seats) > VISIT_SEATS_MAX)))
+        (seats != NULL && (!json_is_array(seats) || json_array_size(seats) > QR_SESSION_SEATS_MAX)))
+        goto fail;
+    if (json_object_get(j, "empty_since_ms") != NULL &&
+        visit_codec__u64(j, "empty_since_ms", &v->empty_since_ms) != 0)
         goto fail;
     visit_key(v->sid, v->key);
     v->next_person = (unsigned)next_person;
@@ -313,8 +352,19 @@ int visit_decode(const json_t *j, struct visit *v)
             goto fail;
         v->n_seats++;
     }
+    if (visit_codec__seats_agree(v) != 0)
+        goto fail;
     return 0;
 fail:
     memset(v, 0, sizeof(*v));
     return -1;
+}
+
+int visit_decode_text(const char *rec, size_t len, struct visit *v)
+{
+    json_t *j = json_loadb(rec, len, JSON_REJECT_DUPLICATES, NULL);
+    int rc = j != NULL ? visit_decode(j, v) : -1;
+
+    json_decref(j);
+    return rc;
 }

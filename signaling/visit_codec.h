@@ -14,5 +14,7 @@ json_t *visit_encode(const struct visit *v);
 /* Fills v from j; 0, or -1 (v zeroed) when any field is absent, of the
  * wrong type, too long or out of range, or the version is unknown. */
 int visit_decode(const json_t *j, struct visit *v);
+/* The same from the record's text (len bytes); -1 if it is not JSON. */
+int visit_decode_text(const char *rec, size_t len, struct visit *v);
 
 #endif

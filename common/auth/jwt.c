@@ -516,27 +516,27 @@ static enum jwt_error jwt__check_role(const struct jwt_policy *p, const char *ro
     return JWT_ERR_ROLE_NOT_ALLOWED;
 }
 
-/* The optional language of the person's page: a BCP 47 tag's characters
- * only (letters, digits, '-'), so it can never carry anything else. */
-static enum jwt_error jwt__claim_locale(const json_t *c, struct jwt_claims *out)
+bool jwt_locale_ok(const char *s)
+{
+    size_t len = strlen(s);
+
+    return len >= 2 && len < JWT_LOCALE_MAX &&
+           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") == len &&
+           s[0] != '-' && s[len - 1] != '-';
+}
+
+/* The optional language of the person's page. It only picks the page's
+ * language, so one that is not a BCP 47 tag's characters ("en_US", a
+ * number) is left out rather than refusing the person: the page then
+ * follows the browser. */
+static void jwt__claim_locale(const json_t *c, struct jwt_claims *out)
 {
     const json_t *v = json_object_get(c, "locale");
-    const char *s;
-    size_t len;
 
     out->locale[0] = '\0';
-    if (v == NULL)
-        return JWT_OK;
-    if (!json_is_string(v))
-        return jwt__refuse(out, JWT_ERR_BAD_CLAIM, "locale");
-    s = json_string_value(v);
-    len = json_string_length(v);
-    if (len < 2 || len >= JWT_LOCALE_MAX || strlen(s) != len ||
-        strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") != len ||
-        s[0] == '-' || s[len - 1] == '-')
-        return jwt__refuse(out, JWT_ERR_BAD_CLAIM, "locale");
-    memcpy(out->locale, s, len + 1);
-    return JWT_OK;
+    if (json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v) &&
+        jwt_locale_ok(json_string_value(v)))
+        memcpy(out->locale, json_string_value(v), json_string_length(v) + 1);
 }
 
 static enum jwt_error jwt__check_ids(const json_t *c, const struct jwt_policy *p,
@@ -549,9 +549,9 @@ static enum jwt_error jwt__check_ids(const json_t *c, const struct jwt_policy *p
         (e = jwt__claim_string(c, "sub", true, out->sub, out)) != JWT_OK ||
         (e = jwt__claim_string(c, "role", true, out->role, out)) != JWT_OK ||
         (e = jwt__claim_string(c, "sid", true, out->sid, out)) != JWT_OK ||
-        (e = jwt__claim_string(c, "name", false, out->name, out)) != JWT_OK ||
-        (e = jwt__claim_locale(c, out)) != JWT_OK)
+        (e = jwt__claim_string(c, "name", false, out->name, out)) != JWT_OK)
         return e;
+    jwt__claim_locale(c, out);
     if (part2 != NULL && !json_is_boolean(part2))
         return jwt__refuse(out, JWT_ERR_BAD_CLAIM, "42cfr_part2");
     out->part2 = json_is_true(part2);

@@ -439,7 +439,7 @@ static void test_authentication_failures(void **state)
     /* A good token opens a seat; the same token again takes that seat back
      * (test_signal_seats.c has the rules); a visit that has ended opens
      * nothing again. */
-    t = sign(w, claims("s-auth", "patient", now, now + 600));
+    t = sign(w, claims("s-auth", "clinician", now, now + 600));
     {
         json_t *m;
         struct wsconn *c = world_join_token(w, t, &m), *again;
@@ -451,8 +451,8 @@ static void test_authentication_failures(void **state)
         assert_true(json_is_true(json_object_get(m, "rejoined")));
         json_decref(m);
         json_decref(expect(c, "replaced"));
-        wsconn_send_json(again, json_pack("{s:s}", "type", "leave"));
-        assert_int_equal(wsconn_wait_closed(again, WAIT_MS), 1000);
+        wsconn_send_json(again, json_pack("{s:s}", "type", "end"));
+        assert_int_equal(wsconn_wait_closed(again, WAIT_MS), 4410);
         wsconn_free(c);
         wsconn_free(again);
     }

@@ -94,6 +94,18 @@ static json_t *check_link(struct world *w, const char *tok, int *close_code)
     return m;
 }
 
+/* check_link refuses tok with code, closing with close_code. */
+static void expect_checked(struct world *w, const char *tok, const char *code, int close_code)
+{
+    int got;
+    json_t *m = check_link(w, tok, &got);
+
+    assert_string_equal(world_str(m, "type"), "error");
+    assert_string_equal(world_str(m, "code"), code);
+    assert_int_equal(got, close_code);
+    json_decref(m);
+}
+
 /* --- tests ------------------------------------------------------------------------ */
 
 static void test_link_checked_before_anything_is_spent(void **state)
@@ -205,6 +217,9 @@ static void test_removed_declined_and_ended_seats_refused(void **state)
     assert_int_equal(wsconn_wait_closed(b, WAIT_MS), 4403);
     expect_refused(w, removed, "removed_by_clinician", 4403);
     expect_refused(w, declined, "declined_by_clinician", 4403);
+    /* The page's check before the camera says so too. */
+    expect_checked(w, removed, "removed_by_clinician", 4403);
+    expect_checked(w, declined, "declined_by_clinician", 4403);
     wsconn_free(a);
     wsconn_free(b);
     /* An ended visit opens nothing again. */
@@ -217,6 +232,7 @@ static void test_removed_declined_and_ended_seats_refused(void **state)
         assert_int_equal(wsconn_wait_closed(p, WAIT_MS), 4410);
         assert_int_equal(wsconn_wait_closed(doc2, WAIT_MS), 4410);
         expect_refused(w, pat, "token_replayed", 4401);
+        expect_checked(w, pat, "token_replayed", 4401);
         wsconn_free(p);
         wsconn_free(doc2);
         free(pat);

@@ -228,6 +228,8 @@ static void test_remove(void **state)
     assert_int_equal(w->v->n_people, 1);
 }
 
+/* The last one out leaves the visit open for idle-timeout, for their link
+ * to bring them back; then it ends. */
 static void test_leave_last_ends_empty(void **state)
 {
     struct world *w = *state;
@@ -238,6 +240,14 @@ static void test_leave_last_ends_empty(void **state)
     assert_non_null(audit(&w->o, "participant.left"));
     assert_non_null(sent(&w->o, "p1", "left"));
     assert_int_equal(find(&w->o, VISIT_CLOSE, "p1")->close_code, VISIT_CLOSE_NORMAL);
+    assert_null(find(&w->o, VISIT_ENDED, NULL));
+    later(w, w->cfg.idle_timeout_s * 1000u - 1);
+    visit_out_reset(&w->o);
+    visit_tick(w->v, &w->env, &w->o);
+    assert_null(find(&w->o, VISIT_ENDED, NULL));
+    later(w, 1);
+    visit_out_reset(&w->o);
+    visit_tick(w->v, &w->env, &w->o);
     a = find(&w->o, VISIT_ENDED, NULL);
     assert_non_null(a);
     assert_string_equal(a->reason, "empty");

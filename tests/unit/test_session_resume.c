@@ -166,6 +166,10 @@ static void test_waiting_timeout_alone_ends_empty(void **state)
     later(w, 900001);
     tick(w);
     assert_non_null(audit(&w->o, "participant.timeout"));
+    /* Their link may still bring them back, for idle-timeout. */
+    assert_null(find(&w->o, VISIT_ENDED, NULL));
+    later(w, w->cfg.idle_timeout_s * 1000u);
+    tick(w);
     assert_string_equal(find(&w->o, VISIT_ENDED, NULL)->reason, "empty");
 }
 

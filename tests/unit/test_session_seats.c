@@ -228,13 +228,69 @@ static void test_other_person_never_takes_seat(void **state)
     assert_string_equal(msg_str(sent(&w->o, "p3", "welcome"), "state"), "waiting");
 }
 
+/* A patient waiting alone whose tab closed (a phone switching apps) for
+ * longer than the grace still gets back in with the link; a visit that
+ * nobody can come back to ends at once. */
+static void test_emptied_visit_waits_for_its_link(void **state)
+{
+    struct world *w = *state;
+    char claim[VISIT_CLAIM_LEN];
+
+    assert_string_equal(join_as(w, "pat", "patient"), "p1");
+    snprintf(claim, sizeof(claim), "%s", w->claim);
+    visit_out_reset(&w->o);
+    visit_disconnected(w->v, &w->env, "p1", &w->o);
+    later(w, 61000);
+    visit_out_reset(&w->o);
+    visit_tick(w->v, &w->env, &w->o);
+    assert_int_equal(w->v->n_people, 0);
+    assert_int_equal(count(&w->o, VISIT_ENDED), 0);
+    later(w, 120000);
+    assert_string_equal(join_with(w, "pat", "patient", claim), "p1");
+    assert_string_equal(msg_str(sent(&w->o, "p1", "welcome"), "state"), "waiting");
+    assert_int_equal(w->v->empty_since_ms, 0);
+}
+
+/* Emptied with nobody who may come back (removed, declined): over at once. */
+static void test_emptied_visit_ends_when_nobody_may_return(void **state)
+{
+    struct world *w = *state;
+
+    assert_string_equal(join_as(w, "dr", "clinician"), "p1");
+    assert_string_equal(join_as(w, "pat", "patient"), "p2");
+    assert_string_equal(join_as(w, "pat2", "patient"), "p3");
+    message(w, "p1", MSG_REMOVE, "p2");
+    message(w, "p1", MSG_DECLINE, "p3");
+    /* The clinician's own seat may come back: the visit waits for it. */
+    message(w, "p1", MSG_LEAVE, NULL);
+    assert_int_equal(count(&w->o, VISIT_ENDED), 0);
+    /* Once the clinician's token has expired, nobody may: it ends. */
+    w->env.now_wall_ms += 7200 * 1000;
+    visit_out_reset(&w->o);
+    visit_tick(w->v, &w->env, &w->o);
+    assert_string_equal(find(&w->o, VISIT_ENDED, NULL)->reason, "empty");
+}
+
+static void test_emptied_visit_ends_when_tokens_expire(void **state)
+{
+    struct world *w = *state;
+
+    assert_string_equal(join_as(w, "pat", "patient"), "p1");
+    message(w, "p1", MSG_LEAVE, NULL);
+    assert_int_equal(count(&w->o, VISIT_ENDED), 0);
+    w->env.now_wall_ms += 7200 * 1000;
+    visit_out_reset(&w->o);
+    visit_tick(w->v, &w->env, &w->o);
+    assert_string_equal(find(&w->o, VISIT_ENDED, NULL)->reason, "empty");
+}
+
 static void test_seats_make_room(void **state)
 {
     struct world *w = *state;
     char first[VISIT_CLAIM_LEN];
 
     assert_string_equal(join_as(w, "dr", "clinician"), "p1");
-    for (unsigned i = 1; i < VISIT_SEATS_MAX; i++) {
+    for (unsigned i = 1; i < QR_SESSION_SEATS_MAX; i++) {
         const char *id = join_as(w, "pat", "patient");
 
         if (i == 1)
@@ -242,12 +298,67 @@ static void test_seats_make_room(void **state)
         message(w, id, MSG_LEAVE, NULL);
         later(w, 1000);
     }
-    assert_int_equal(w->v->n_seats, VISIT_SEATS_MAX);
+    assert_int_equal(w->v->n_seats, QR_SESSION_SEATS_MAX);
     /* One more token: the seat left longest ago goes. */
     assert_string_equal(join_as(w, "late", "patient"), "p33");
-    assert_int_equal(w->v->n_seats, VISIT_SEATS_MAX);
+    assert_int_equal(w->v->n_seats, QR_SESSION_SEATS_MAX);
     for (unsigned i = 0; i < w->v->n_seats; i++)
         assert_string_not_equal(w->v->seats[i].claim, first);
+}
+
+static void test_removed_seats_never_forgotten(void **state)
+{
+    struct world *w = *state;
+    char removed[VISIT_CLAIM_LEN];
+
+    assert_string_equal(join_as(w, "dr", "clinician"), "p1");
+    assert_string_equal(join_as(w, "bad", "patient"), "p2");
+    snprintf(removed, sizeof(removed), "%s", w->claim);
+    message(w, "p1", MSG_REMOVE, "p2");
+    for (unsigned i = 2; i < QR_SESSION_SEATS_MAX + 8; i++) {
+        const char *id = join_as(w, "pat", "patient");
+
+        message(w, id, MSG_LEAVE, NULL);
+        later(w, 1000);
+    }
+    assert_int_equal(w->v->n_seats, QR_SESSION_SEATS_MAX);
+    assert_string_equal(join_with(w, "bad", "patient", removed), "removed_by_clinician");
+}
+
+/* A record whose seats disagree with its people is refused: an "in" seat
+ * naming someone of another sub would let its token take them over. */
+static void test_codec_refuses_seats_that_disagree(void **state)
+{
+    struct world *w = *state;
+    struct visit *back = calloc(1, sizeof(*back));
+    char claim[VISIT_CLAIM_LEN];
+    json_t *rec, *seat;
+
+    admitted_with_claim(w, claim);
+    rec = visit_encode(w->v);
+    seat = json_array_get(json_object_get(rec, "seats"), 1);
+    json_object_set_new(seat, "checks", json_integer(99));
+    assert_int_equal(visit_decode(rec, back), 0);
+    assert_int_equal(back->seats[1].checks, QR_CHECKS_PER_SEAT); /* clamped, not refused */
+    json_object_set_new(seat, "sub", json_string("someone-else"));
+    assert_int_equal(visit_decode(rec, back), -1);
+    json_object_set_new(seat, "sub", json_string("pat"));
+    json_object_set(seat, "claim", json_object_get(json_array_get(json_object_get(rec, "seats"), 0),
+                                                   "claim"));
+    assert_int_equal(visit_decode(rec, back), -1);
+    /* A person of a record older than seats runs no check (no limit to
+     * count against). */
+    json_object_del(rec, "seats");
+    assert_int_equal(visit_decode(rec, back), 0);
+    *w->v = *back;
+    {
+        struct msg offer = {.type = MSG_CHECK_OFFER, .sdp = "v=0", .sdp_len = 3};
+
+        custom(w, "p2", &offer);
+        assert_refused(&w->o, "p2", "check_limit", NULL);
+    }
+    json_decref(rec);
+    free(back);
 }
 
 static void test_codec_keeps_seats(void **state)
@@ -392,12 +503,12 @@ static void test_check_session(void **state)
     assert_ptr_equal(w->o.check, p);
     assert_string_equal(p->check_sid, "00112233aabbccdd-c1");
     snprintf(first, sizeof(first), "%s", p->check_sid);
-    p->have_check_creds = true; /* what the caller does with the offer */
+    visit_check_offered(w->v, p, true); /* what the caller does with the offer */
     /* A new offer starts a new session and ends the old. */
     custom(w, "p2", &offer);
     assert_string_equal(find(&w->o, VISIT_REVOKE, "")->relay_sid, first);
     assert_string_not_equal(p->check_sid, first);
-    p->have_check_creds = true;
+    visit_check_offered(w->v, p, true);
     custom(w, "p2", &answer);
     assert_int_equal(w->o.media, MSG_CHECK_ANSWER);
     custom(w, "p2", &result);
@@ -411,6 +522,83 @@ static void test_check_session(void **state)
     assert_null(sent(&w->o, "p2", "lobby"));
 }
 
+/* Starts a check for who (as the caller would, credentials out); its
+ * relay session's name in w->check_sid. */
+static char check_sid[VISIT_RELAY_SID_LEN];
+
+static void check_running(struct world *w, const char *who)
+{
+    struct msg offer = {.type = MSG_CHECK_OFFER, .sdp = "v=0", .sdp_len = 3};
+
+    custom(w, who, &offer);
+    assert_int_equal(w->o.media, MSG_CHECK_OFFER);
+    visit_check_offered(w->v, w->o.check, true);
+    snprintf(check_sid, sizeof(check_sid), "%s", w->o.check->check_sid);
+}
+
+/* The last actions revoked that check's relay session. */
+static void expect_check_revoked(struct world *w, const char *who)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < w->o.n; i++)
+        n += w->o.a[i].kind == VISIT_REVOKE && strcmp(w->o.a[i].relay_sid, check_sid) == 0;
+    assert_int_equal(n, 1);
+    if (visit_person(w->v, who) != NULL)
+        assert_string_equal(visit_person(w->v, who)->check_sid, "");
+}
+
+static void test_check_ends_on_every_way_out(void **state)
+{
+    struct world *w = *state;
+    char claim[VISIT_CLAIM_LEN];
+
+    clinician_and_patient(w);
+    snprintf(claim, sizeof(claim), "%s", w->claim);
+    check_running(w, "p2");
+    message(w, "p1", MSG_ADMIT, "p2");
+    expect_check_revoked(w, "p2");
+    check_running(w, "p2");
+    assert_string_equal(join_with(w, "pat", "patient", claim), "p2"); /* another tab */
+    expect_check_revoked(w, "p2");
+    check_running(w, "p2");
+    visit_out_reset(&w->o);
+    visit_disconnected(w->v, &w->env, "p2", &w->o);
+    expect_check_revoked(w, "p2");
+    assert_string_equal(join_with(w, "pat", "patient", claim), "p2");
+    check_running(w, "p2");
+    message(w, "p1", MSG_REMOVE, "p2");
+    expect_check_revoked(w, "p2");
+    assert_string_equal(join_as(w, "pat2", "patient"), "p3");
+    check_running(w, "p3");
+    message(w, "p1", MSG_DECLINE, "p3");
+    expect_check_revoked(w, "p3");
+    assert_string_equal(join_as(w, "pat3", "patient"), "p4");
+    check_running(w, "p4");
+    message(w, "p1", MSG_END, NULL);
+    expect_check_revoked(w, "p4");
+}
+
+static void test_check_result_without_check_ignored(void **state)
+{
+    struct world *w = *state;
+    struct msg result = {.type = MSG_CHECK_RESULT, .check = {"good", "udp", 0, 5, 3000}};
+    struct msg offer = {.type = MSG_CHECK_OFFER, .sdp = "v=0", .sdp_len = 3};
+
+    clinician_and_patient(w);
+    custom(w, "p2", &result);
+    assert_int_equal(w->o.n, 0);
+    assert_false(w->o.check_reported);
+    assert_false(visit_person(w->v, "p2")->check.have);
+    /* An offer whose rewrite failed counts for nothing and runs nothing. */
+    custom(w, "p2", &offer);
+    visit_check_offered(w->v, w->o.check, false);
+    assert_string_equal(visit_person(w->v, "p2")->check_sid, "");
+    assert_int_equal(w->v->seats[1].checks, 0);
+    custom(w, "p2", &result);
+    assert_int_equal(w->o.n, 0);
+}
+
 static void test_check_limits(void **state)
 {
     struct world *w = *state;
@@ -421,14 +609,14 @@ static void test_check_limits(void **state)
     custom(w, "p2", &offer);
     assert_refused(&w->o, "p2", "no_relay_available", NULL);
     w->next_relay = 0;
-    custom(w, "p2", &offer);
+    check_running(w, "p2");
     /* A check left running is revoked after QR_CHECK_MAX_MS. */
     later(w, QR_CHECK_MAX_MS);
     visit_out_reset(&w->o);
     visit_tick(w->v, &w->env, &w->o);
     assert_int_equal(count(&w->o, VISIT_REVOKE), 1);
     for (int i = 1; i < QR_CHECKS_PER_SEAT; i++)
-        custom(w, "p2", &offer);
+        check_running(w, "p2");
     custom(w, "p2", &offer);
     assert_refused(&w->o, "p2", "check_limit", NULL);
     /* Leaving ends a running check. */
@@ -448,6 +636,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_clinician_rejoins_call, setup, teardown),
         cmocka_unit_test_setup_teardown(test_removed_and_declined_stay_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_person_never_takes_seat, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_emptied_visit_waits_for_its_link, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_emptied_visit_ends_when_tokens_expire, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_emptied_visit_ends_when_nobody_may_return, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_removed_seats_never_forgotten, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_codec_refuses_seats_that_disagree, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_ends_on_every_way_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_result_without_check_ignored, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_seats_make_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_codec_keeps_seats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_room_names_clinician, setup, teardown),

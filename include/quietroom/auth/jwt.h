@@ -86,6 +86,9 @@ struct jwt_claims {
     char missing[16];              /* for JWT_ERR_MISSING_CLAIM / JWT_ERR_BAD_CLAIM: which */
 };
 
+/* Whether s is a usable locale: 2 to 35 letters, digits and inner '-'. */
+bool jwt_locale_ok(const char *s);
+
 /* Verifies token (len bytes, not NUL-terminated necessarily) at Unix time
  * now. Does not consult a replay cache: the caller does, with out->jti.
  * Required claims: iss, aud, exp, iat, jti, sub, role, sid. */

@@ -167,6 +167,10 @@
 /* Connection checks through the relay a seat may run in one visit, and how
  * long a check's relay session lives at most. */
 #define QR_CHECKS_PER_SEAT 5
+/* Seats (tokens seen) a visit remembers; a clinician's waiting-room
+ * message, in bytes. */
+#define QR_SESSION_SEATS_MAX (2 * QR_SESSION_PEOPLE_MAX)
+#define QR_NOTICE_TEXT_MAX 280
 #define QR_CHECK_MAX_MS 60000
 /* Relay load is read this often (the dashboard's rates are per poll); a
  * relay silent for 3 polls is unhealthy. */
