@@ -3,9 +3,10 @@
  * through the relay, end-to-end encrypted (DTLS-SRTP between the browsers).
  *
  * Privacy: nothing here logs the token, the resume secret, SDP or names. */
-import { SignalClient, signalingUrl } from './signal.js';
+import { SignalClient, signalingUrl, checkLink } from './signal.js';
 import { PeerLink, QualityMeter } from './peers.js';
 import { errorText, errorTitle, reasonText, ERROR_TEXT, FATAL_CODES, ROLE_TEXT, STATUS_TEXT } from './messages.js';
+import { t, tn, langOf, pickLang, setLang, applyDom } from './i18n.js';
 
 /* boot.js already took the token out of the address bar; collect it first. */
 const bootToken = typeof window.quietroomTakeToken === 'function' ? window.quietroomTakeToken() : null;
@@ -17,6 +18,10 @@ const bootToken = typeof window.quietroomTakeToken === 'function' ? window.quiet
  * is useless after the server's resume grace, and is removed when the visit
  * ends for this page. The EHR token is never stored anywhere. */
 const RESUME_KEY = 'quietroom.resume';
+/* For a reload (which has no token): the page's language and the key of the
+ * mute/camera preferences (a hash, not the token). */
+const LANG_KEY = 'quietroom.lang';
+const PREFS_KEY_KEY = 'quietroom.prefskey';
 const $ = (id) => document.getElementById(id);
 const $$ = (sel) => Array.from(document.querySelectorAll(sel));
 
@@ -34,6 +39,10 @@ const qr = {
     quality: {},
     errorCode: null,
     reconnects: 0,
+    /* The page's language ('en' | 'es'), as <html lang>. */
+    lang: 'en',
+    /* Outgoing video stopped on purpose to save the connection. */
+    audioOnly: false,
     /* Signaling: connecting, connected, reconnecting (see onConnection). */
     conn: 'none',
     /* The banner's reason while signaling is away: callContinues,
@@ -41,6 +50,9 @@ const qr = {
     banner: '',
     /* What happened, for support and tests: no token, SDP, secret or name. */
     events: [],
+    /* Test hook: a level ('poor'…) that the audio-only offer takes instead of
+     * the measured one (null: measured), for a test without a bad network. */
+    forceQuality: null,
     /* Test hook: an ICE restart towards every peer, as after a network change. */
     restartIce: () => { for (const l of links.values()) l.restartIce(); },
 };
@@ -60,7 +72,6 @@ const people = new Map();           // participant id -> {role, name, connected}
  * call whose media stopped gets this long to come back (ICE restarts, the
  * peer's network) before a lost signaling connection ends the page. */
 const MEDIA_GRACE_MS = 15000;
-const RELAY_WAIT_TEXT = 'Waiting for a video server. Video starts again by itself as soon as one is available; there is no need to reload.';
 let mediaSeenAt = 0;
 let timerStart = 0;
 let timerHandle = null;
@@ -73,6 +84,8 @@ const SCREENS = ['loading', 'precall', 'waiting', 'call', 'ended'];
 function showScreen(name) {
     for (const s of SCREENS) $(`screen-${s}`).hidden = s !== name;
     document.body.dataset.screen = name;
+    placeMediaButtons(name);
+    if (name === 'ended' || name === 'loading') for (const n of $$('#notices > *')) n.hidden = true;
     const heading = $(`screen-${name}`).querySelector('h1');
     if (heading && name !== 'call') {
         heading.tabIndex = -1;
@@ -101,8 +114,81 @@ function banner(text) {
 }
 
 function displayName(p) {
-    const role = ROLE_TEXT[p.role] || 'Participant';
-    return p.name ? `${p.name} (${role.toLowerCase()})` : role;
+    const role = ROLE_TEXT[p.role] || t('role.participant');
+    return p.name ? t('role.withName', { name: p.name, role: role.toLocaleLowerCase(qr.lang) }) : role;
+}
+
+/* ---------- language ---------------------------------------------------------- */
+
+/* The token claim's language if the catalogue has it, else the browser's,
+ * else English; every static text of the page follows. */
+function useLang(claim) {
+    const lang = setLang(pickLang(claim, navigator.languages || [navigator.language]));
+    qr.lang = lang;
+    document.documentElement.lang = lang;
+    applyDom(document);
+    try { sessionStorage.setItem(LANG_KEY, lang); } catch (e) { /* private mode */ }
+    updateToggleButtons();
+}
+
+/* The claims of the token (sid, sub, locale), read without verifying: only
+ * for the page's own use (language, the preferences' key). Never logged. */
+function tokenClaims(token) {
+    try {
+        const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+        const bin = atob(part + '='.repeat((4 - (part.length % 4)) % 4));
+        const json = new TextDecoder().decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
+        const c = JSON.parse(json);
+        return c && typeof c === 'object' ? c : {};
+    } catch (e) {
+        return {};
+    }
+}
+
+/* ---------- preferences kept across reloads and rejoins -------------------------
+ * Mute, camera and audio-only per person and visit, in localStorage under a
+ * SHA-256 of sid and sub (not the token, which is never stored). */
+
+let prefsKey = null;
+
+async function prefsKeyFor(claims) {
+    if (typeof claims.sid !== 'string' || typeof claims.sub !== 'string') return null;
+    if (!window.crypto || !crypto.subtle) return null;
+    try {
+        const d = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(`${claims.sid}\n${claims.sub}`));
+        return `quietroom.prefs.${Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, '0')).join('')}`;
+    } catch (e) {
+        return null;
+    }
+}
+
+function loadPrefs() {
+    if (!prefsKey) return null;
+    try {
+        const v = JSON.parse(localStorage.getItem(prefsKey) || 'null');
+        return v && typeof v === 'object' ? v : null;
+    } catch (e) {
+        return null;
+    }
+}
+
+function savePrefs() {
+    if (!prefsKey) return;
+    try {
+        localStorage.setItem(prefsKey, JSON.stringify({
+            micMuted: media.micMuted, camOff: media.camOff, audioOnly: qr.audioOnly, at: Date.now(),
+        }));
+    } catch (e) { /* private mode, full */ }
+}
+
+function showRestored(prefs) {
+    const lines = [];
+    if (prefs.micMuted) lines.push(t('restored.muted'));
+    if (prefs.audioOnly) lines.push(t('restored.audioOnly'));
+    else if (prefs.camOff) lines.push(t('restored.camOff'));
+    const el = $('restored-state');
+    el.textContent = lines.join(' ');
+    el.hidden = !lines.length;
 }
 
 /* ---------- local media: preview, devices, level meter ----------------------- */
@@ -124,18 +210,14 @@ function track(kind) {
     return media.stream.getTracks().find((t) => t.kind === kind) || null;
 }
 
+/* what: 'both', 'camera' or 'microphone'. */
 function deviceErrorText(err, what) {
     const name = err && err.name;
-    if (name === 'NotAllowedError' || name === 'SecurityError') {
-        return `Your browser is blocking the ${what}. Allow access (usually with the camera icon in the address bar or in your browser’s settings) and press “Try again”. You can also join without them, but the clinician will not see or hear you.`;
-    }
-    if (name === 'NotFoundError' || name === 'OverconstrainedError') {
-        return `No ${what} was found. Connect one and press “Try again”, or join without it.`;
-    }
-    if (name === 'NotReadableError' || name === 'AbortError') {
-        return `Your ${what} is in use by another application or could not be started. Close other apps that use it and press “Try again”.`;
-    }
-    return `The ${what} could not be started. Press “Try again”, or join without it.`;
+    if (name === 'NotAllowedError' || name === 'SecurityError') return t(`device.blocked.${what}`);
+    const one = what === 'both' ? 'camera' : what;
+    if (name === 'NotFoundError' || name === 'OverconstrainedError') return t(`device.notFound.${one}`);
+    if (name === 'NotReadableError' || name === 'AbortError') return t(`device.busy.${one}`);
+    return t(`device.other.${one}`);
 }
 
 function showDeviceError(text) {
@@ -154,19 +236,42 @@ async function getTrack(kind, deviceId) {
     return s.getTracks()[0];
 }
 
-/* Asks for camera and microphone; falls back to whichever exists. */
+/* Join waits while the browser asks for camera and microphone: joining
+ * during the prompt would start a call that sends nothing. */
+let acquiring = 0;
+function setJoinReady() {
+    const b = $('btn-join');
+    if (signal) return;
+    b.disabled = acquiring > 0;
+    $('join-hint').textContent = acquiring > 0 ? t('join.waitPrompt') : t('join.hint');
+}
+
+/* Asks for camera and microphone; falls back to whichever exists. Without
+ * the camera when it is to stay off (restored preferences). */
 async function acquireMedia() {
+    acquiring++;
+    setJoinReady();
+    try {
+        await acquireMediaNow();
+    } finally {
+        acquiring--;
+        setJoinReady();
+    }
+}
+
+async function acquireMediaNow() {
     showDeviceError('');
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-        showDeviceError('This browser cannot use a camera or microphone on this page. Please use a current version of Chrome, Edge, Firefox or Safari.');
+        showDeviceError(t('device.unsupported'));
         return;
     }
+    const wantVideo = !media.camOff;
     for (const t of media.stream.getTracks()) { t.stop(); media.stream.removeTrack(t); }
     let both = null, bothErr = null;
     try {
         both = await navigator.mediaDevices.getUserMedia({
             audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
-            video: { width: { ideal: 1280 }, height: { ideal: 720 } },
+            video: wantVideo ? { width: { ideal: 1280 }, height: { ideal: 720 } } : false,
         });
     } catch (e) {
         bothErr = e;
@@ -174,11 +279,12 @@ async function acquireMedia() {
     if (both) {
         for (const t of both.getTracks()) media.stream.addTrack(t);
     } else if (bothErr && (bothErr.name === 'NotAllowedError' || bothErr.name === 'SecurityError')) {
-        showDeviceError(deviceErrorText(bothErr, 'camera and microphone'));
+        showDeviceError(deviceErrorText(bothErr, wantVideo ? 'both' : 'microphone'));
     } else {
         // One of them may be missing or busy: try each alone.
         const problems = [];
         for (const [kind, what] of [['audio', 'microphone'], ['video', 'camera']]) {
+            if (kind === 'video' && !wantVideo) continue;
             try {
                 media.stream.addTrack(await getTrack(kind, ''));
             } catch (e) {
@@ -186,7 +292,7 @@ async function acquireMedia() {
             }
         }
         if (problems.length === 2 && bothErr && bothErr.name === 'NotFoundError') {
-            showDeviceError('No camera or microphone was found. Connect one and press “Try again”. You can still join to see and hear the clinician, but they will not see or hear you.');
+            showDeviceError(t('device.noneFound'));
         } else if (problems.length) {
             showDeviceError(problems.join(' '));
         }
@@ -194,7 +300,6 @@ async function acquireMedia() {
     const a = track('audio'), v = track('video');
     if (a) { media.audioId = a.getSettings().deviceId || media.audioId; a.enabled = !media.micMuted; }
     if (v) media.videoId = v.getSettings().deviceId || media.videoId;
-    media.camOff = false;
     attachLocal();
     startLevelMeter();
     await fillDevicePickers();
@@ -212,7 +317,7 @@ function attachLocal() {
     }
     const off = !track('video');
     $('preview-off').hidden = !off;
-    $('preview-off').textContent = media.camOff ? 'Camera is off' : 'No camera picture';
+    $('preview-off').textContent = media.camOff ? t('preview.off') : t('preview.none');
     document.body.classList.toggle('camera-off', off);
 }
 
@@ -224,11 +329,11 @@ async function fillDevicePickers() {
         devices = [];
     }
     const groups = {
-        videoinput: [['select-camera', 'call-select-camera'], media.videoId, 'Camera'],
-        audioinput: [['select-mic', 'call-select-mic'], media.audioId, 'Microphone'],
-        audiooutput: [['select-speaker', 'call-select-speaker'], media.sinkId, 'Speaker'],
+        videoinput: [['select-camera', 'call-select-camera'], media.videoId, 'device.cameraN', 'device.noCamera'],
+        audioinput: [['select-mic', 'call-select-mic'], media.audioId, 'device.micN', 'device.noMic'],
+        audiooutput: [['select-speaker', 'call-select-speaker'], media.sinkId, 'device.speakerN', 'device.systemDefault'],
     };
-    for (const [kind, [ids, current, word]] of Object.entries(groups)) {
+    for (const [kind, [ids, current, nthKey, noneKey]] of Object.entries(groups)) {
         const list = devices.filter((d) => d.kind === kind && d.deviceId);
         for (const id of ids) {
             const sel = $(id);
@@ -236,7 +341,7 @@ async function fillDevicePickers() {
             if (!list.length) {
                 const o = document.createElement('option');
                 o.value = '';
-                o.textContent = kind === 'audiooutput' ? 'System default' : `No ${word.toLowerCase()} found`;
+                o.textContent = t(noneKey);
                 sel.append(o);
                 sel.disabled = kind !== 'audiooutput';
                 continue;
@@ -245,7 +350,7 @@ async function fillDevicePickers() {
             list.forEach((d, i) => {
                 const o = document.createElement('option');
                 o.value = d.deviceId;
-                o.textContent = d.label || `${word} ${i + 1}`;
+                o.textContent = d.label || t(nthKey, { n: i + 1 });
                 if (d.deviceId === current) o.selected = true;
                 sel.append(o);
             });
@@ -261,7 +366,7 @@ async function switchDevice(kind, deviceId) {
         media.sinkId = deviceId;
         syncSelects();
         for (const v of $$('.remote-video')) {
-            if (v.setSinkId) v.setSinkId(deviceId).catch(() => announce('That speaker could not be used.'));
+            if (v.setSinkId) v.setSinkId(deviceId).catch(() => announce(t('device.speakerFailed')));
         }
         return;
     }
@@ -343,17 +448,31 @@ function stopLocalMedia() {
 
 function updateToggleButtons() {
     for (const b of $$('.js-toggle-mic')) {
-        b.textContent = media.micMuted ? 'Unmute microphone' : 'Mute microphone';
+        b.textContent = media.micMuted ? t('media.unmute') : t('media.mute');
         b.setAttribute('aria-pressed', String(media.micMuted));
         b.disabled = !track('audio');
     }
     const camOff = media.camOff || !track('video');
     for (const b of $$('.js-toggle-cam')) {
-        b.textContent = camOff ? 'Turn camera on' : 'Turn camera off';
+        b.textContent = camOff ? t('media.camOn') : t('media.camOff');
         b.setAttribute('aria-pressed', String(camOff));
         // Off but re-enabled by a click, unless there never was a camera.
         b.disabled = !track('video') && !media.camOff && !media.videoId;
     }
+    const ao = $('btn-audio-only');
+    ao.setAttribute('aria-pressed', String(qr.audioOnly));
+    ao.disabled = !qr.audioOnly && !track('video');
+    $('btn-camera-back').hidden = !qr.audioOnly;
+    document.body.classList.toggle('audio-only', qr.audioOnly);
+}
+
+/* The audio-only and camera-back buttons are one pair, moved into the
+ * waiting room's or the call's controls (one element per test id). */
+function placeMediaButtons(screen) {
+    const slot = screen === 'waiting' ? $('waiting-media-slot') : screen === 'call' ? $('call-media-slot') : null;
+    if (!slot) return;
+    for (const id of ['btn-audio-only', 'btn-camera-back']) slot.append($(id));
+    $('btn-audio-only').className = `btn ${screen === 'call' ? 'btn-control' : 'btn-secondary'}`;
 }
 
 function toggleMic() {
@@ -361,29 +480,79 @@ function toggleMic() {
     if (!a) return;
     media.micMuted = !media.micMuted;
     a.enabled = !media.micMuted;
+    if (!media.micMuted) $('restored-state').hidden = true;
     updateToggleButtons();
-    announce(media.micMuted ? 'Microphone muted' : 'Microphone on');
+    savePrefs();
+    announce(media.micMuted ? t('media.muted') : t('media.micOn'));
+}
+
+/* Camera off: the track is stopped (its light goes out) and every sender
+ * sends nothing (replaceTrack(null)); audio goes on. */
+async function cameraOff(audioOnly) {
+    media.camOff = true;
+    qr.audioOnly = audioOnly;
+    if (track('video')) await putTrack('video', null);
+    updateToggleButtons();
+    savePrefs();
+}
+
+async function cameraOn() {
+    let tr;
+    try {
+        tr = await getTrack('video', media.videoId);
+    } catch (e) {
+        announce(deviceErrorText(e, 'camera'), true);
+        return false;
+    }
+    media.camOff = false;
+    qr.audioOnly = false;
+    $('restored-state').hidden = true;
+    await putTrack('video', tr);
+    savePrefs();
+    return true;
 }
 
 async function toggleCam() {
     if (!media.camOff && track('video')) {
-        // Turning off stops the camera (its light goes out) and sends nothing.
-        media.camOff = true;
-        await putTrack('video', null);
-        announce('Camera off');
-    } else {
-        let t;
-        try {
-            t = await getTrack('video', media.videoId);
-        } catch (e) {
-            announce(deviceErrorText(e, 'camera'), true);
-            return;
-        }
-        media.camOff = false;
-        await putTrack('video', t);
-        announce('Camera on');
+        await cameraOff(false);
+        announce(t('media.cameraOff'));
+    } else if (await cameraOn()) {
+        announce(t('media.cameraOn'));
     }
     updateToggleButtons();
+}
+
+async function setAudioOnly(on) {
+    hideAudioOnlyOffer();
+    if (on) {
+        await cameraOff(true);
+        announce(t('media.audioOnlyOn'));
+    } else if (await cameraOn()) {
+        announce(t('media.audioOnlyOff'));
+    }
+    updateToggleButtons();
+}
+
+/* The offer to switch, after POOR_OFFER_MS of poor quality in the call;
+ * "Not now" keeps it away for OFFER_SNOOZE_MS. */
+const POOR_OFFER_MS = 10000;
+const OFFER_SNOOZE_MS = 120000;
+let poorSince = 0;
+let offerSnoozedUntil = 0;
+
+function considerAudioOnlyOffer(measured) {
+    const level = qr.forceQuality || measured;
+    const now = Date.now();
+    if (level !== 'poor') { poorSince = 0; return; }
+    if (!poorSince) poorSince = now;
+    if (qr.audioOnly || now < offerSnoozedUntil || now - poorSince < POOR_OFFER_MS) return;
+    if (!$('audio-only-offer').hidden) return;
+    $('audio-only-offer').hidden = false;
+    logEvent('audio-only offered');
+}
+
+function hideAudioOnlyOffer() {
+    $('audio-only-offer').hidden = true;
 }
 
 /* ---------- peers and the call ------------------------------------------------ */
@@ -464,14 +633,14 @@ function updateTile(id) {
     const link = links.get(id);
     const who = displayName(p);
     fig.querySelector('.remote-name').textContent = who;
-    fig.querySelector('video').setAttribute('aria-label', `Video of ${who}`);
+    fig.querySelector('video').setAttribute('aria-label', t('call.videoOf', { who }));
     let st = '';
-    if (p.connected === false) st = '— connection interrupted, waiting for them to come back';
+    if (p.connected === false) st = t('tile.interrupted');
     else if (!link) st = '';
-    else if (link.waitingRelay) st = '— waiting for a video server…';
-    else if (link.pc.connectionState === 'connecting' || link.pc.connectionState === 'new') st = '— connecting…';
-    else if (link.pc.iceConnectionState === 'disconnected' || link.pc.iceConnectionState === 'checking' && link.everConnected) st = '— reconnecting…';
-    else if (link.pc.connectionState === 'failed') st = '— connection failed, retrying…';
+    else if (link.waitingRelay) st = t('tile.relay');
+    else if (link.pc.connectionState === 'connecting' || link.pc.connectionState === 'new') st = t('tile.connecting');
+    else if (link.pc.iceConnectionState === 'disconnected' || link.pc.iceConnectionState === 'checking' && link.everConnected) st = t('tile.reconnecting');
+    else if (link.pc.connectionState === 'failed') st = t('tile.failed');
     fig.querySelector('.remote-state').textContent = st;
     fig.dataset.connection = link ? link.pc.connectionState : 'none';
 }
@@ -503,7 +672,8 @@ async function sampleQuality() {
     const el = $('quality');
     if (!links.size) {
         el.dataset.level = 'unknown';
-        el.textContent = 'Connection: waiting for others';
+        el.textContent = t('quality.others');
+        considerAudioOnlyOffer('unknown');
         return;
     }
     const order = { unknown: 0, good: 1, fair: 2, poor: 3 };
@@ -522,18 +692,18 @@ async function sampleQuality() {
         const lv = QualityMeter.level(q);
         if (order[lv] >= order[worst]) { worst = lv; worstQ = q; }
     }
-    const words = { unknown: 'checking…', good: 'good', fair: 'fair', poor: 'poor' };
     const prevLevel = el.dataset.level;
     el.dataset.level = worst;
-    let detail = '';
+    const parts = [];
     if (worstQ) {
-        const parts = [];
-        if (worstQ.lossPct !== null && worstQ.lossPct !== undefined) parts.push(`loss ${worstQ.lossPct.toFixed(1)} %`);
-        if (worstQ.rttMs !== null) parts.push(`delay ${worstQ.rttMs} ms`);
-        if (worstQ.kbpsIn !== null && worstQ.kbpsIn !== undefined) parts.push(`${worstQ.kbpsIn} kbit/s in`);
-        if (parts.length) detail = ` (${parts.join(', ')})`;
+        const num = new Intl.NumberFormat(qr.lang, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+        if (worstQ.lossPct !== null && worstQ.lossPct !== undefined) parts.push(t('quality.loss', { n: num.format(worstQ.lossPct) }));
+        if (worstQ.rttMs !== null) parts.push(t('quality.delay', { n: worstQ.rttMs }));
+        if (worstQ.kbpsIn !== null && worstQ.kbpsIn !== undefined) parts.push(t('quality.kbps', { n: worstQ.kbpsIn }));
     }
-    el.textContent = `Connection: ${words[worst]}${detail}`;
+    const level = t(`quality.${worst}`);
+    el.textContent = parts.length ? t('quality.lineDetail', { level, detail: parts.join(', ') }) : t('quality.line', { level });
+    considerAudioOnlyOffer(worst);
     // Only level changes are announced; the numbers change every sample.
     el.setAttribute('aria-live', prevLevel !== worst ? 'polite' : 'off');
 }
@@ -545,34 +715,112 @@ function startQualityLoop() {
 
 /* ---------- clinician panel ---------------------------------------------------- */
 
+/* Waiting since (ms, local clock) per waiting person, from the lobby's
+ * waited_s; the panel counts on locally between lobby messages. */
+const waitingSince = new Map();
+let lobbyTick = null;
+
+function minutesWaited(since) {
+    return Math.floor((Date.now() - since) / 60000);
+}
+
+function renderWaited() {
+    for (const [id, since] of waitingSince) {
+        const el = document.querySelector(`[data-testid="waited-${CSS.escape(id)}"]`);
+        if (!el) continue;
+        const m = minutesWaited(since);
+        el.textContent = m < 1 ? t('panel.waited0') : t('panel.waited', { n: m });
+    }
+}
+
+function checkBadge(p) {
+    const span = document.createElement('span');
+    span.className = 'badge badge-check';
+    span.setAttribute('data-testid', `check-${p.participant}`);
+    const c = p.check && typeof p.check === 'object' ? p.check : null;
+    if (!c) {
+        span.dataset.video = '';
+        span.textContent = t('panel.checkNone');
+        return span;
+    }
+    const video = ['good', 'weak', 'none'].includes(c.video) ? c.video : 'none';
+    span.dataset.video = video;
+    span.dataset.transport = String(c.transport || '');
+    span.classList.add(`check-${video}`);
+    span.textContent = t(`panel.check.${video}`);
+    if (c.transport && c.transport !== 'none') {
+        // The numbers too, for the clinician to judge (UDP or TCP, loss, RTT, rate).
+        const details = document.createElement('span');
+        details.className = 'badge-details';
+        details.textContent = ` · ${t('panel.checkDetails', {
+            transport: String(c.transport).toUpperCase(), loss: Number(c.loss_pct) || 0,
+            rtt: Number(c.rtt_ms) || 0, kbps: Number(c.kbps) || 0,
+        })}`;
+        span.append(details);
+    }
+    return span;
+}
+
 function renderLobby(msg) {
     const waiting = Array.isArray(msg.waiting) ? msg.waiting : [];
     const present = (Array.isArray(msg.present) ? msg.present : []).filter((p) => p.participant !== qr.participant);
     for (const p of [...waiting, ...present]) {
-        people.set(p.participant, { ...(people.get(p.participant) || {}), role: p.role, name: p.name || '', connected: p.connected });
+        people.set(p.participant, { ...(people.get(p.participant) || {}), role: p.role, name: p.name || '', connected: p.connected, rejoined: !!p.rejoined });
     }
     // Keep keyboard focus on the same control across re-renders.
     const active = document.activeElement;
     const focusKey = active && active.dataset && active.dataset.action ? `${active.dataset.action}:${active.dataset.participant}` : null;
 
+    const now = Date.now();
+    const seen = new Set();
     const wl = $('waiting-list');
     wl.textContent = '';
     for (const p of waiting) {
+        seen.add(p.participant);
+        if (Number.isFinite(p.waited_s)) waitingSince.set(p.participant, now - p.waited_s * 1000);
+        else if (!waitingSince.has(p.participant)) waitingSince.set(p.participant, now);
         const li = document.createElement('li');
         li.className = 'person';
         li.dataset.participant = p.participant;
         li.setAttribute('data-testid', 'waiting-person');
         const label = document.createElement('span');
         label.className = 'person-name';
-        label.textContent = displayName(p) + (p.connected ? '' : ' — connection interrupted');
+        label.textContent = displayName(p) + (p.connected ? '' : ` ${t('panel.interrupted')}`);
+        const meta = document.createElement('span');
+        meta.className = 'person-meta';
+        if (p.rejoined) {
+            const rj = document.createElement('span');
+            rj.className = 'badge badge-rejoined';
+            rj.setAttribute('data-testid', `rejoined-${p.participant}`);
+            rj.textContent = t('panel.rejoined');
+            meta.append(rj);
+        }
+        const waited = document.createElement('span');
+        waited.className = 'badge';
+        waited.setAttribute('data-testid', `waited-${p.participant}`);
+        meta.append(waited, checkBadge(p));
         const actions = document.createElement('span');
         actions.className = 'person-actions';
-        actions.append(actionButton('admit', p, 'Admit', 'btn-primary'), actionButton('decline', p, 'Decline', 'btn-secondary'));
-        li.append(label, actions);
+        actions.append(actionButton('admit', p, t('panel.admit'), 'btn-primary'), actionButton('decline', p, t('panel.decline'), 'btn-secondary'));
+        li.append(label, meta, actions);
         wl.append(li);
     }
+    for (const id of Array.from(waitingSince.keys())) if (!seen.has(id)) waitingSince.delete(id);
+    renderWaited();
+    clearInterval(lobbyTick);
+    lobbyTick = waiting.length ? setInterval(renderWaited, 15000) : null;
     $('waiting-empty').hidden = waiting.length > 0;
     $('waiting-count').textContent = String(waiting.length);
+    // Controls that go away with the last waiting person take keyboard focus
+    // with them: give it to the panel's heading instead of the page's body.
+    const lostFocus = waiting.length < 1 && active && (active === $('btn-admit-all') || $('notify-form').contains(active));
+    $('btn-admit-all').hidden = waiting.length < 1;
+    $('notify-form').hidden = waiting.length < 1;
+    if (lostFocus) {
+        $('panel-title').tabIndex = -1;
+        $('panel-title').focus();
+    }
+    fillNotifyTargets(waiting);
 
     const pl = $('present-list');
     pl.textContent = '';
@@ -583,10 +831,17 @@ function renderLobby(msg) {
         li.setAttribute('data-testid', 'present-person');
         const label = document.createElement('span');
         label.className = 'person-name';
-        label.textContent = displayName(p) + (p.connected ? '' : ' — connection interrupted');
+        label.textContent = displayName(p) + (p.connected ? '' : ` ${t('panel.interrupted')}`);
         const actions = document.createElement('span');
         actions.className = 'person-actions';
-        actions.append(actionButton('remove', p, 'Remove', 'btn-danger'));
+        if (p.rejoined) {
+            const rj = document.createElement('span');
+            rj.className = 'badge badge-rejoined';
+            rj.setAttribute('data-testid', `rejoined-${p.participant}`);
+            rj.textContent = t('panel.rejoined');
+            label.append(' ', rj);
+        }
+        actions.append(actionButton('remove', p, t('panel.remove'), 'btn-danger'));
         li.append(label, actions);
         pl.append(li);
         updateTile(p.participant);
@@ -598,11 +853,96 @@ function renderLobby(msg) {
         if (again) again.focus();
     }
     const newcomers = waiting.filter((p) => !lastWaiting.has(p.participant));
-    if (newcomers.length) announce(`${newcomers.map(displayName).join(', ')} ${newcomers.length > 1 ? 'are' : 'is'} waiting to be admitted.`);
+    if (newcomers.length) {
+        announce(tn('panel.arrived', newcomers.length, { names: newcomers.map(displayName).join(', ') }));
+        arrivalAlert();
+    }
     lastWaiting = new Set(waiting.map((p) => p.participant));
-    document.title = waiting.length ? `(${waiting.length} waiting) Quietroom` : 'Quietroom video visit';
+    document.title = waiting.length ? tn('page.titleWaiting', waiting.length) : t('page.title');
 }
 let lastWaiting = new Set();
+
+function fillNotifyTargets(waiting) {
+    const sel = $('notify-target');
+    const keep = sel.value;
+    while (sel.options.length > 1) sel.remove(1);
+    for (const p of waiting) {
+        const o = document.createElement('option');
+        o.value = p.participant;
+        o.textContent = displayName(p);
+        sel.append(o);
+    }
+    sel.value = waiting.some((p) => p.participant === keep) ? keep : '';
+}
+
+/* A newcomer in the waiting room: a short tone (Web Audio, no file) and,
+ * when this tab is in the background and the clinician allowed it, a
+ * desktop notification without the person's name (it may show on a
+ * locked screen). */
+let toneCtx = null;
+function arrivalAlert() {
+    logEvent('arrival-sound');
+    try {
+        const Ctx = window.AudioContext || window.webkitAudioContext;
+        if (Ctx) {
+            if (!toneCtx) toneCtx = new Ctx();
+            if (toneCtx.state === 'suspended') toneCtx.resume().catch(() => {});
+            const at = toneCtx.currentTime;
+            for (const [i, freq] of [[0, 660], [1, 880]]) {
+                const osc = toneCtx.createOscillator();
+                const gain = toneCtx.createGain();
+                osc.type = 'sine';
+                osc.frequency.value = freq;
+                const t0 = at + i * 0.18;
+                gain.gain.setValueAtTime(0.0001, t0);
+                gain.gain.exponentialRampToValueAtTime(0.2, t0 + 0.02);
+                gain.gain.exponentialRampToValueAtTime(0.0001, t0 + 0.16);
+                osc.connect(gain).connect(toneCtx.destination);
+                osc.start(t0);
+                osc.stop(t0 + 0.17);
+            }
+        }
+    } catch (e) { /* no sound: the list and the announcement remain */ }
+    if (document.hidden && 'Notification' in window && Notification.permission === 'granted') {
+        try {
+            const n = new Notification(t('panel.arrivalTitle'), { body: t('panel.arrivalBody'), tag: 'quietroom-arrival' });
+            n.onclick = () => { window.focus(); n.close(); };
+            logEvent('arrival-notification');
+        } catch (e) { /* some browsers allow notifications only from a service worker */ }
+    }
+}
+
+async function enableNotifications() {
+    const st = $('notify-enable-status');
+    if (!('Notification' in window)) { st.textContent = t('panel.notifyUnsupported'); return; }
+    let perm = Notification.permission;
+    if (perm === 'default') {
+        try { perm = await Notification.requestPermission(); } catch (e) { perm = Notification.permission; }
+    }
+    st.textContent = perm === 'granted' ? t('panel.notifyOn') : t('panel.notifyBlocked');
+    $('btn-notify-enable').setAttribute('aria-pressed', String(perm === 'granted'));
+}
+
+let notifyStatusTimer = null;
+function notifyStatus(text) {
+    $('notify-status').textContent = text;
+    clearTimeout(notifyStatusTimer);
+    notifyStatusTimer = setTimeout(() => { $('notify-status').textContent = ''; }, 10000);
+}
+
+function sendNotice(ev) {
+    ev.preventDefault();
+    const input = $('notify-text');
+    const text = input.value.trim();
+    if (!text) { notifyStatus(t('panel.notifyEmpty')); input.focus(); return; }
+    if (new TextEncoder().encode(text).length > 280) { notifyStatus(t('panel.notifyTooLong')); input.focus(); return; }
+    if (!signal) return;
+    const msg = { type: 'notify', text };
+    const target = $('notify-target').value;
+    if (target) msg.participant = target;
+    signal.send(msg);
+    input.value = '';
+}
 
 function actionButton(action, p, word, cls) {
     const b = document.createElement('button');
@@ -612,7 +952,7 @@ function actionButton(action, p, word, cls) {
     b.dataset.action = action;
     b.dataset.participant = p.participant;
     b.setAttribute('data-testid', `${action}-${p.participant}`);
-    b.setAttribute('aria-label', `${word} ${displayName(p)}`);
+    b.setAttribute('aria-label', t('panel.actionLabel', { action: word, who: displayName(p) }));
     return b;
 }
 
@@ -625,14 +965,15 @@ function onPanelClick(ev) {
     const go = () => {
         b.disabled = true;
         signal.send({ type: action, participant });
-        const words = { admit: 'Admitting', decline: 'Declining', remove: 'Removing' };
-        announce(`${words[action]} ${displayName(p)}.`);
+        const words = { admit: 'panel.admitting', decline: 'panel.declining', remove: 'panel.removing' };
+        announce(t(words[action], { who: displayName(p) }));
     };
     if (action === 'remove') {
         confirmAction({
-            title: `Remove ${displayName(p)} from the visit?`,
-            text: 'Their video stops at once and their link cannot be used again: they would need a new link to come back.',
-            ok: 'Remove',
+            title: t('confirm.removeTitle', { who: displayName(p) }),
+            text: t('confirm.removeText'),
+            ok: t('confirm.removeOk'),
+            danger: true,
             returnFocus: b,
             action: go,
         });
@@ -652,27 +993,39 @@ function enterCall() {
     $('remote-empty').hidden = tiles.size > 0;
     startQualityLoop();
     attachLocal();
+    updateClinicianLeft();
 }
 
 function onWelcome(msg) {
     qr.participant = msg.participant;
     qr.role = msg.role;
     document.body.dataset.role = msg.role;
+    // The claim names a language of the catalogue other than the one shown.
+    if (langOf(msg.locale) && langOf(msg.locale) !== qr.lang) useLang(msg.locale);
     try { sessionStorage.setItem(RESUME_KEY, msg.resume || ''); } catch (e) { /* private mode */ }
     if (msg.type === 'resumed') {
         qr.reconnects++;
         showConnBanner('');
         announce(STATUS_TEXT.reconnected);
     }
+    if (msg.rejoined) {
+        logEvent('rejoined');
+        const el = $('rejoined-notice');
+        el.textContent = t('call.rejoined');
+        el.hidden = false;
+        setTimeout(() => { el.hidden = true; }, 8000);
+    }
     if (msg.state === 'admitted') {
         if (qr.state !== 'in-call') {
             enterCall();
-            announce(msg.role === 'clinician' ? 'You are in the visit. Patients who arrive appear in the waiting room list.' : 'You are in the visit.');
+            announce(msg.rejoined ? t('call.rejoined') : msg.role === 'clinician' ? t('announce.inVisitClinician') : t('announce.inVisit'));
         }
     } else {
         setState('waiting');
         showScreen('waiting');
-        if (msg.type === 'welcome') announce('You are in the waiting room. Your clinician will admit you shortly.');
+        renderWaitingRoom();
+        if (msg.type === 'welcome') announce(msg.rejoined ? t('call.rejoined') : t('waiting.announce'));
+        startConnectionCheck();
     }
 }
 
@@ -700,8 +1053,121 @@ function onPeers(list) {
     for (const id of Array.from(links.keys())) if (!keep.has(id)) dropLink(id);
 }
 
+/* ---------- the waiting room that talks --------------------------------------- */
+
+const room = { clinicians: null, waitedSince: 0 };
+let waitingTick = null;
+
+function onRoom(msg) {
+    const list = Array.isArray(msg.clinicians) ? msg.clinicians : [];
+    room.clinicians = list.map((c) => ({ participant: c.participant, name: typeof c.name === 'string' ? c.name : '', connected: c.connected !== false }));
+    if (Number.isFinite(msg.waited_s)) room.waitedSince = Date.now() - msg.waited_s * 1000;
+    renderWaitingRoom();
+    updateClinicianLeft();
+}
+
+function renderWaitingRoom() {
+    const el = $('waiting-clinician');
+    const list = room.clinicians;
+    if (!list) {
+        el.textContent = t('waiting.message');
+    } else if (!list.length) {
+        el.textContent = t('waiting.noClinician');
+    } else {
+        const here = list.find((c) => c.connected) || list[0];
+        const name = here.name || t('role.clinician');
+        el.textContent = here.connected ? t('waiting.clinician', { name }) : t('waiting.clinicianAway', { name });
+    }
+    if (!room.waitedSince) room.waitedSince = Date.now();
+    const tick = () => {
+        const m = Math.floor((Date.now() - room.waitedSince) / 60000);
+        $('waiting-time').textContent = m < 1 ? t('waiting.time0') : tn('waiting.time', m);
+    };
+    tick();
+    clearInterval(waitingTick);
+    waitingTick = qr.state === 'waiting' ? setInterval(tick, 15000) : null;
+}
+
+/* An admitted non-clinician whose room has no clinician any more. */
+function updateClinicianLeft() {
+    const show = qr.state === 'in-call' && qr.role !== 'clinician' && Array.isArray(room.clinicians) && room.clinicians.length === 0;
+    const el = $('clinician-left');
+    if (show && el.hidden) announce(t('call.clinicianLeft'));
+    el.hidden = !show;
+    document.body.classList.toggle('clinician-left', show);
+}
+
+/* A clinician's message: shown, announced (the region is aria-live polite),
+ * never stored or logged. */
+function onNotice(msg) {
+    if (typeof msg.text !== 'string' || !msg.text) return;
+    $('waiting-notice-from').textContent = msg.from ? t('waiting.noticeFrom', { name: String(msg.from) }) : t('waiting.noticeFromClinic');
+    $('waiting-notice').textContent = msg.text;
+    $('waiting-notice').hidden = false;
+    $('waiting-notice-box').hidden = false;
+}
+
+/* ---------- connection check through the relay (check.js) ---------------------- */
+
+let checkStarted = false;
+let checkAbort = null;
+const checkListeners = new Set();
+
+function startConnectionCheck() {
+    if (checkStarted || !signal) return;
+    checkStarted = true;
+    $('check-running').hidden = false;
+    checkAbort = typeof AbortController === 'function' ? new AbortController() : null;
+    // check.js (written separately) sends check_offer/check_answer/check_result
+    // itself; this page only shows what it found. Missing or failing: soft.
+    import('./check.js').then((m) => {
+        Promise.resolve().then(() => m.runConnectionCheck({
+            send: (obj) => !!(signal && signal.send(obj)),
+            subscribe: (fn) => { checkListeners.add(fn); return () => checkListeners.delete(fn); },
+            signal: checkAbort ? checkAbort.signal : undefined,
+        })).then((result) => showCheckResult(result), (e) => {
+            logEvent(`connection check failed (${e && e.name ? e.name : 'error'})`);
+            showCheckResult(null);
+        });
+    }, () => {
+        // No check.js on this server: no check, and nothing to say about it.
+        logEvent('connection check unavailable');
+        $('check-box').hidden = true;
+    });
+}
+
+function showCheckResult(r) {
+    $('check-running').hidden = true;
+    const el = $('check-result');
+    const details = $('check-details');
+    if (!r || !['good', 'weak', 'none'].includes(r.video)) {
+        el.hidden = false;
+        el.dataset.video = '';
+        el.dataset.transport = '';
+        el.textContent = t('check.failed');
+        details.hidden = true;
+        return;
+    }
+    if (r.reason === 'aborted') return;
+    const transport = ['udp', 'tcp', 'none'].includes(r.transport) ? r.transport : 'none';
+    el.dataset.video = r.video;
+    el.dataset.transport = transport;
+    // check.js names its sentence (check_good…); this page's catalogue has them.
+    const SENTENCES = {
+        check_good: 'check.good', check_weak: 'check.weak', check_none: 'check.none',
+        check_none_limit: 'check.noneLimit', check_none_no_relay: 'check.noneNoRelay',
+    };
+    el.textContent = t(SENTENCES[r.sentence] || `check.${r.video}`);
+    el.hidden = false;
+    const vars = { loss: Number(r.loss_pct) || 0, rtt: Number(r.rtt_ms) || 0, kbps: Number(r.kbps) || 0 };
+    details.textContent = t(transport === 'tcp' ? 'check.viaTcp' : 'check.details', vars);
+    details.hidden = r.video === 'none' && transport === 'none';
+    logEvent(`connection check: ${r.video} ${transport}`);
+}
+
 function onMessage(msg) {
     if (msg.type !== 'pong') logEvent(`received ${msg.type}${msg.type === 'error' ? ` ${msg.code}` : ''}`);
+    for (const fn of checkListeners) { try { fn(msg); } catch (e) { /* the check's own problem */ } }
     switch (msg.type) {
     case 'welcome':
     case 'resumed':
@@ -713,8 +1179,17 @@ function onMessage(msg) {
     case 'lobby':
         renderLobby(msg);
         break;
+    case 'room':
+        onRoom(msg);
+        break;
+    case 'notice':
+        onNotice(msg);
+        break;
+    case 'notified':
+        notifyStatus(tn('panel.notified', Number(msg.count) || 0));
+        break;
     case 'admitted':
-        announce('The clinician admitted you. Connecting…');
+        announce(t('announce.admitted'));
         enterCall();
         break;
     case 'peer': {
@@ -722,7 +1197,7 @@ function onMessage(msg) {
         createLink(msg.participant, info, !!msg.initiator, !!msg.waiting_for_relay).start();
         if (qr.role === 'clinician') startTimer();
         if (qr.state !== 'in-call') enterCall();
-        announce(`${displayName(info)} joined the call.${msg.waiting_for_relay ? ` ${RELAY_WAIT_TEXT}` : ''}`);
+        announce(`${t('announce.joined', { who: displayName(info) })}${msg.waiting_for_relay ? ` ${t('announce.relayWait')}` : ''}`);
         break;
     }
     case 'relay_wait': {
@@ -731,7 +1206,7 @@ function onMessage(msg) {
         const link = links.get(msg.participant);
         const already = Array.from(links.values()).some((l) => l.waitingRelay);
         if (link) link.waitForRelay();
-        if (!already) announce(RELAY_WAIT_TEXT, true);
+        if (!already) announce(t('announce.relayWait'), true);
         break;
     }
     case 'renegotiate': {
@@ -765,8 +1240,11 @@ function onMessage(msg) {
         const p = people.get(msg.participant);
         if (p) {
             p.connected = !!msg.connected;
+            if (msg.rejoined) p.rejoined = true;
             updateTile(msg.participant);
-            if (links.has(msg.participant)) announce(`${displayName(p)} ${msg.connected ? 'is back' : 'lost their connection; waiting for them to come back'}.`);
+            const who = displayName(p);
+            if (msg.rejoined && msg.connected) announce(t('announce.rejoined', { who }));
+            else if (links.has(msg.participant)) announce(msg.connected ? t('announce.back', { who }) : t('announce.lost', { who }));
         }
         break;
     }
@@ -774,9 +1252,12 @@ function onMessage(msg) {
         const p = people.get(msg.participant) || {};
         dropLink(msg.participant);
         people.delete(msg.participant);
-        announce(`${displayName(p)} left the call.`);
+        announce(t('announce.left', { who: displayName(p) }));
         break;
     }
+    case 'replaced':
+        finish('replaced');
+        break;
     case 'declined':
     case 'removed':
     case 'ended':
@@ -794,12 +1275,18 @@ function onError(msg) {
     const code = typeof msg.code === 'string' ? msg.code : 'internal';
     if (FATAL_CODES.has(code)) {
         qr.errorCode = code;
-        finishWithError(code);
+        finishWithError(code, Number.isFinite(msg.not_before) ? msg.not_before : null);
         return;
     }
     // Re-enable the clinician's buttons after a refused action.
     for (const b of $$('#clinician-panel button[data-action]')) b.disabled = false;
+    $('btn-admit-all').disabled = false;
     if (code === 'unexpected_answer') return; // renegotiation in progress; retried
+    // The connection check's own refusals (check.js shows them in the box).
+    if (code === 'check_limit' || (code === 'no_relay_available' && qr.state === 'waiting')) return;
+    if (msg.field === 'text' || (code === 'not_waiting' && $('notify-target').value)) {
+        notifyStatus(errorText(code));
+    }
     announce(errorText(code), code === 'no_relay_available');
 }
 
@@ -809,7 +1296,10 @@ function teardown() {
     for (const id of Array.from(links.keys())) dropLink(id);
     clearInterval(timerHandle);
     clearInterval(qualityHandle);
+    clearInterval(waitingTick);
+    clearInterval(lobbyTick);
     qualityHandle = null;
+    if (checkAbort) checkAbort.abort();
     stopLocalMedia();
     try { sessionStorage.removeItem(RESUME_KEY); } catch (e) { /* private mode */ }
     pendingConfirm = null;
@@ -818,37 +1308,50 @@ function teardown() {
     showConnBanner('');
 }
 
-function finish(reason) {
-    if (qr.state === 'ended') return;
-    teardown();
-    let [title, text] = reasonText(reason);
-    if (reason === 'ended_by_clinician' && qr.role === 'clinician') text = 'You ended the session for everyone.';
+function showEnded(title, text, code, reason) {
     setState('ended');
     $('ended-title').textContent = title;
     $('ended-message').textContent = text;
-    $('ended-code').textContent = '';
+    $('ended-code').textContent = code ? t('ended.code', { code }) : '';
     $('screen-ended').dataset.reason = reason;
     showScreen('ended');
     announce(`${title}. ${text}`, true);
 }
 
-function finishWithError(code) {
+function finish(reason) {
+    if (qr.state === 'ended') return;
+    teardown();
+    let [title, text] = reasonText(reason);
+    if (reason === 'ended_by_clinician' && qr.role === 'clinician') text = t('ended.youEnded');
+    // The code line names why for the help desk and the tests ('replaced').
+    showEnded(title, text, reason === 'replaced' ? reason : '', reason);
+}
+
+/* "This link opens at 2:30 PM on Tuesday, December 8", in the page's
+ * language and the person's time zone. */
+function opensAt(notBefore) {
+    const d = new Date(notBefore * 1000);
+    try {
+        const time = new Intl.DateTimeFormat(qr.lang, { hour: 'numeric', minute: '2-digit' }).format(d);
+        const date = new Intl.DateTimeFormat(qr.lang, { weekday: 'long', day: 'numeric', month: 'long' }).format(d);
+        return t('ended.notBefore', { time, date });
+    } catch (e) {
+        return t('ended.notBefore', { time: d.toLocaleTimeString(), date: d.toLocaleDateString() });
+    }
+}
+
+function finishWithError(code, notBefore = null) {
     if (qr.state === 'ended') return;
     teardown();
     qr.errorCode = code;
-    setState('ended');
-    $('ended-title').textContent = errorTitle(code);
-    $('ended-message').textContent = errorText(code);
-    $('ended-code').textContent = `Code for your clinic’s help desk: ${code}`;
-    $('screen-ended').dataset.reason = code;
-    showScreen('ended');
-    announce(`${errorTitle(code)}. ${errorText(code)}`, true);
+    const text = code === 'token_not_yet_valid' && notBefore ? opensAt(notBefore) : errorText(code);
+    showEnded(errorTitle(code), text, code, code);
 }
 
 function onFinal(reason, code) {
     if (qr.state === 'ended') return;
     // resume_invalid after the media stopped too; a transient refusal that lasted.
-    if (reason && ERROR_TEXT[reason]) { finishWithError(reason); return; }
+    if (reason && ERROR_TEXT[reason] && reason !== 'removed_by_clinician' && reason !== 'declined_by_clinician') { finishWithError(reason); return; }
     if (reason) { finish(reason); return; }
     const byCode = { 4403: 'removed_by_clinician', 4408: 'waiting_timeout', 4410: 'ended_by_clinician' };
     if (code === 4401) finishWithError(qr.errorCode || 'auth_required');
@@ -888,9 +1391,9 @@ function onConnection(state, info = {}) {
 function join(credential) {
     if (signal) return;
     $('btn-join').disabled = true;
-    $('btn-join').textContent = 'Joining…';
+    $('btn-join').textContent = t('join.joining');
     setState('connecting');
-    announce('Joining the visit…');
+    announce(t('join.announce'));
     if (audioCtx && audioCtx.state === 'suspended') audioCtx.resume().catch(() => {});
     signal = new SignalClient(signalingUrl(), {
         onMessage,
@@ -902,7 +1405,8 @@ function join(credential) {
     signal.start(credential);
 }
 
-/* A modal confirmation (native <dialog>: focus is trapped, Escape cancels). */
+/* A modal confirmation (native <dialog>: focus is trapped, Escape cancels).
+ * opts.danger: the OK button is red (End, Remove); else neutral (Leave). */
 let pendingConfirm = null;
 
 function confirmAction(opts) {
@@ -910,6 +1414,7 @@ function confirmAction(opts) {
     $('confirm-title').textContent = opts.title;
     $('confirm-text').textContent = opts.text;
     $('btn-confirm-ok').textContent = opts.ok;
+    $('btn-confirm-ok').className = `btn ${opts.danger ? 'btn-danger' : 'btn-primary'}`;
     pendingConfirm = opts;
     if (typeof d.showModal === 'function') {
         d.showModal();
@@ -931,6 +1436,7 @@ function closeConfirm(ok) {
 
 function wireControls() {
     $('btn-join').addEventListener('click', () => {
+        if (acquiring > 0) return;
         const token = pendingToken;
         pendingToken = null;
         join({ token });
@@ -938,22 +1444,39 @@ function wireControls() {
     $('btn-retry-devices').addEventListener('click', () => acquireMedia());
     for (const b of $$('.js-toggle-mic')) b.addEventListener('click', toggleMic);
     for (const b of $$('.js-toggle-cam')) b.addEventListener('click', toggleCam);
+    $('btn-audio-only').addEventListener('click', () => setAudioOnly(!qr.audioOnly));
+    $('btn-camera-back').addEventListener('click', () => setAudioOnly(false));
+    $('btn-audio-only-accept').addEventListener('click', () => setAudioOnly(true));
+    $('btn-audio-only-dismiss').addEventListener('click', () => {
+        offerSnoozedUntil = Date.now() + OFFER_SNOOZE_MS;
+        hideAudioOnlyOffer();
+    });
     for (const b of $$('.js-leave')) {
         b.addEventListener('click', () => {
             if (!signal) return;
-            signal.leave();
-            finish('left');
+            confirmAction({
+                title: t('confirm.leaveTitle'),
+                text: t('confirm.leaveText'),
+                ok: t('confirm.leaveOk'),
+                returnFocus: b,
+                action: () => {
+                    if (!signal) return;
+                    signal.leave();
+                    finish('left');
+                },
+            });
         });
     }
     $('btn-end').addEventListener('click', () => {
         confirmAction({
-            title: 'End the session for everyone?',
-            text: 'Everyone will be disconnected and the video will stop. This cannot be undone.',
-            ok: 'End session',
+            title: t('confirm.endTitle'),
+            text: t('confirm.endText'),
+            ok: t('confirm.endOk'),
+            danger: true,
             returnFocus: $('btn-end'),
             action: () => {
                 if (signal) signal.send({ type: 'end' });
-                announce('Ending the session…');
+                announce(t('announce.ending'));
             },
         });
     });
@@ -966,6 +1489,15 @@ function wireControls() {
         $('btn-settings').setAttribute('aria-expanded', String(!p.hidden));
     });
     $('clinician-panel').addEventListener('click', onPanelClick);
+    $('btn-admit-all').addEventListener('click', () => {
+        if (!signal) return;
+        $('btn-admit-all').disabled = true;
+        signal.send({ type: 'admit_all' });
+        announce(t('panel.admittingAll'));
+        setTimeout(() => { $('btn-admit-all').disabled = false; }, 1500);
+    });
+    $('notify-form').addEventListener('submit', sendNotice);
+    $('btn-notify-enable').addEventListener('click', enableNotifications);
     const selects = {
         'select-camera': 'videoinput', 'call-select-camera': 'videoinput',
         'select-mic': 'audioinput', 'call-select-mic': 'audioinput',
@@ -980,6 +1512,7 @@ function wireControls() {
     // Remote audio needs a user gesture in some browsers: retry playback on one.
     document.addEventListener('click', () => {
         for (const v of $$('video')) if (v.paused && v.srcObject) v.play().catch(() => {});
+        if (toneCtx && toneCtx.state === 'suspended') toneCtx.resume().catch(() => {});
     });
     window.addEventListener('pagehide', () => {
         // Leaving the page (closing the tab) keeps the place for the resume grace.
@@ -989,26 +1522,60 @@ function wireControls() {
 
 let pendingToken = null;
 
+/* Mute, camera and audio-only as this person left them in this visit. */
+function restorePrefs() {
+    const prefs = loadPrefs();
+    if (!prefs) return null;
+    media.micMuted = !!prefs.micMuted;
+    qr.audioOnly = !!prefs.audioOnly;
+    media.camOff = !!prefs.camOff || qr.audioOnly;
+    return prefs;
+}
+
 async function main() {
     wireControls();
+    let stored = null;
+    let storedLang = null;
+    try {
+        stored = sessionStorage.getItem(RESUME_KEY) || null;
+        storedLang = sessionStorage.getItem(LANG_KEY) || null;
+    } catch (e) { stored = null; }
+    const claims = bootToken ? tokenClaims(bootToken) : {};
+    useLang(bootToken ? claims.locale : storedLang);
     if (!window.RTCPeerConnection || !window.WebSocket) {
         finish('unsupported');
         return;
     }
-    let stored = null;
-    try { stored = sessionStorage.getItem(RESUME_KEY) || null; } catch (e) { stored = null; }
     if (bootToken) {
         pendingToken = bootToken;
         try { sessionStorage.removeItem(RESUME_KEY); } catch (e) { /* private mode */ }
+        // The link first: a refused one never reaches the camera prompt.
+        setState('checking-link');
+        $('loading-title').textContent = t('checking.title');
+        $('loading-text').textContent = t('checking.text');
+        const [check, key] = await Promise.all([checkLink(signalingUrl(), bootToken), prefsKeyFor(claims)]);
+        if (!check.ok) {
+            pendingToken = null;
+            finishWithError(check.code, check.notBefore);
+            return;
+        }
+        if (check.locale) useLang(check.locale);
+        prefsKey = key;
+        try { sessionStorage.setItem(PREFS_KEY_KEY, key || ''); } catch (e) { /* private mode */ }
+        const prefs = restorePrefs();
         setState('precall');
         showScreen('precall');
         await acquireMedia();
+        if (prefs) showRestored(prefs);
     } else if (stored) {
         // This tab was reloaded during a visit: take the place back at once.
+        try { prefsKey = sessionStorage.getItem(PREFS_KEY_KEY) || null; } catch (e) { prefsKey = null; }
+        const prefs = restorePrefs();
         showScreen('precall');
         setState('precall');
-        $('precall-title').textContent = 'Reconnecting to your visit…';
+        $('precall-title').textContent = t('precall.reconnecting');
         await acquireMedia();
+        if (prefs) showRestored(prefs);
         join({ resume: stored });
     } else {
         finish('no_token');

@@ -33,6 +33,54 @@ export function signalingUrl(loc = window.location) {
     return `${scheme}//${loc.host}/ws`;
 }
 
+/* Asks the server whether the link would be accepted, without using it up
+ * and before the page asks for camera and microphone (check_link): resolves
+ * {ok: true, locale, role} or {ok: false, code, notBefore}. A server that
+ * cannot say (an older one refusing the message type, no answer in time, no
+ * connection) resolves {ok: true, unchecked: true}: the real `auth` at Join
+ * decides then. Nothing here logs the token. */
+const CHECK_TIMEOUT_MS = 8000;
+/* Answers that say nothing about the link itself: the server cannot check
+ * (older, busy, restarting); Join will try for real. */
+const CHECK_UNSUPPORTED = new Set(['unknown_type', 'auth_required', 'bad_json', 'missing_field', 'bad_field',
+    'state_unavailable', 'token_claim_unavailable', 'server_busy', 'server_draining', 'token_replay_cache_full',
+    'rate_limited', 'internal', 'message_too_large']);
+
+export function checkLink(url, token, timeoutMs = CHECK_TIMEOUT_MS) {
+    return new Promise((resolve) => {
+        let ws, done = false;
+        const end = (result) => {
+            if (done) return;
+            done = true;
+            clearTimeout(timer);
+            try { if (ws) ws.close(1000); } catch (e) { /* closing */ }
+            resolve(result);
+        };
+        const timer = setTimeout(() => end({ ok: true, unchecked: true }), timeoutMs);
+        try {
+            ws = new WebSocket(url, SUBPROTOCOL);
+        } catch (e) {
+            end({ ok: true, unchecked: true });
+            return;
+        }
+        ws.onopen = () => ws.send(JSON.stringify({ type: 'check_link', token }));
+        ws.onmessage = (ev) => {
+            let msg;
+            try { msg = JSON.parse(ev.data); } catch (e) { return; }
+            if (!msg || typeof msg !== 'object') return;
+            if (msg.type === 'link_ok') {
+                end({ ok: true, locale: typeof msg.locale === 'string' ? msg.locale : '', role: msg.role || null });
+            } else if (msg.type === 'error') {
+                const code = typeof msg.code === 'string' ? msg.code : 'internal';
+                if (CHECK_UNSUPPORTED.has(code)) end({ ok: true, unchecked: true });
+                else end({ ok: false, code, notBefore: Number.isFinite(msg.not_before) ? msg.not_before : null });
+            }
+        };
+        ws.onerror = () => { /* onclose follows */ };
+        ws.onclose = () => end({ ok: true, unchecked: true });
+    });
+}
+
 export class SignalClient {
     /* handlers: onMessage(msg), onConnection(state, info), onFinal(reason, code),
      *           isFatal(code), keepCall() (true while media still flows) */
@@ -144,6 +192,12 @@ export class SignalClient {
             } else if (msg.type === 'declined' || msg.type === 'removed' || msg.type === 'ended') {
                 this.final = true;
                 this.resume = null;
+            } else if (msg.type === 'replaced') {
+                // Another tab or window took this seat: its secret is void,
+                // so no resume is tried (docs/protocol.md §5).
+                this.final = true;
+                this.resume = null;
+                this.finalReason = 'replaced';
             } else if (msg.type === 'error' && msg.code && this.isFatal(msg.code)) {
                 this.final = true;
                 this.resume = null;

@@ -92,6 +92,14 @@ function link(token, via = null) {
  * which could stop the other page's sending before the relay's revocation
  * does and leave nothing to prove (seen in the cluster pass: "only 2
  * packets reached the relay"); a hostile client would not close anyway. */
+/* A refused link ends the page at the link check, before the camera and
+ * Join (docs: the page checks the link first); one the check lets through
+ * (or a server without the check) is refused at Join. */
+async function joinUnlessRefused(page) {
+    await waitFor('precall or ended', async () => ['precall', 'ended'].includes(await qrState(page)), { timeout: 10000 });
+    if (await qrState(page) === 'precall') await click(page, 'join');
+}
+
 async function startCall(label, { shots = false, keep = false } = {}) {
     const t = await tokens(label);
     const { page: doc, context: docCtx } = await newPage('therapist', { keep, initScript: KEEP_SENDING });
@@ -107,7 +115,7 @@ async function startCall(label, { shots = false, keep = false } = {}) {
     await waitState(pat, 'precall');
     await click(pat, 'join');
     await waitState(pat, 'waiting');
-    assert.match(await text(pat, 'waiting-message'), /clinician will admit you shortly/i);
+    assert.match(await text(pat, 'waiting-clinician'), /will admit you shortly|has not arrived yet/i);
     const patId = await pat.evaluate(() => window.quietroom.participant);
     await waitVisible(doc, `admit-${patId}`);
     assert.match(await text(doc, 'waiting-list'), /Sam Patient \(patient\)/);
@@ -488,10 +496,9 @@ test('bad, reused and missing links show a clear error', async () => {
     tokensMinted.push(forged);
     const { page } = await newPage('patient');
     await page.goto(link(forged));
-    await waitState(page, 'precall');
+    // Refused at the link check, before the camera prompt (linkcheck.test.mjs).
+    await waitState(page, 'ended', 10000);
     assert.equal(await page.evaluate(() => location.hash), '');
-    await click(page, 'join');
-    await waitState(page, 'ended', 5000);
     assert.equal(await page.evaluate(() => window.quietroom.errorCode), 'token_bad_signature');
     assert.match(await text(page, 'ended-title'), /cannot be used/i);
     assert.match(await text(page, 'ended-message'), /not valid or was changed/i);
@@ -500,12 +507,13 @@ test('bad, reused and missing links show a clear error', async () => {
     // Not a token at all.
     const { page: junk } = await newPage('junk');
     await junk.goto(`${q.base}/#token=not-a-token`);
-    await click(junk, 'join');
+    await joinUnlessRefused(junk);
     await waitState(junk, 'ended', 5000);
     assert.equal(await junk.evaluate(() => window.quietroom.errorCode), 'token_malformed');
     assert.match(await text(junk, 'ended-message'), /incomplete or damaged/i);
 
-    // A token used twice.
+    // The same link in a second tab takes the seat back (issue 18): the
+    // first tab is told why and does not try to resume.
     const t = await tokens('replay');
     const { page: first } = await newPage('first');
     await first.goto(link(t.patient));
@@ -514,27 +522,35 @@ test('bad, reused and missing links show a clear error', async () => {
     const { page: second } = await newPage('second');
     await second.goto(link(t.patient));
     await click(second, 'join');
-    await waitState(second, 'ended', 5000);
-    assert.equal(await second.evaluate(() => window.quietroom.errorCode), 'token_replayed');
-    assert.match(await text(second, 'ended-message'), /already used/i);
-    if (CLUSTER) {
-        // Spent on replica 2, refused on replica 1 too: the claims are the cluster's.
-        const { page: other } = await newPage('second-replica1');
-        await other.goto(q.link(t.patient));
-        await click(other, 'join');
+    await waitState(second, 'waiting');
+    await waitState(first, 'ended', 5000);
+    assert.match(await text(first, 'ended-code'), /replaced/);
+    assert.match(await text(first, 'ended-message'), /opened in another tab or window/i);
+    // Another person's token with the same jti never takes that seat.
+    const jti = JSON.parse(Buffer.from(t.patient.split('.')[1], 'base64url').toString()).jti;
+    const thief = await q.token({ sid: t.sid, role: 'patient', sub: 'someone-else', extra: ['--jti', jti] });
+    tokensMinted.push(thief);
+    const thieves = [link(thief), ...(CLUSTER ? [q.link(thief)] : [])];
+    for (const [i, url] of thieves.entries()) {
+        // In a cluster, on replica 1 too: the seats are the cluster's.
+        const { page: other } = await newPage(`thief-${i}`);
+        await other.goto(url);
+        await joinUnlessRefused(other);
         await waitState(other, 'ended', 5000);
         assert.equal(await other.evaluate(() => window.quietroom.errorCode), 'token_replayed');
+        assert.match(await text(other, 'ended-message'), /cannot be used any more/i);
     }
+    assert.equal(await qrState(second), 'waiting', 'the seat stays with its own person');
 
     // A token that is not valid yet (nbf an hour ahead, beyond the 60 s skew).
     const early = await q.token({ sid: t.sid, role: 'patient', sub: 'early', extra: ['--nbf-in', '3600'] });
     tokensMinted.push(early);
     const { page: third } = await newPage('third');
     await third.goto(link(early));
-    await click(third, 'join');
+    await joinUnlessRefused(third);
     await waitState(third, 'ended', 5000);
     assert.equal(await third.evaluate(() => window.quietroom.errorCode), 'token_not_yet_valid');
-    assert.match(await text(third, 'ended-message'), /not active yet/i);
+    assert.match(await text(third, 'ended-message'), /not active yet|opens at/i);
 
     // No token at all.
     const { page: bare } = await newPage('bare');

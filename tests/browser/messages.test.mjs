@@ -55,3 +55,26 @@ test('every removal and end reason of docs/protocol.md §4 has a title and a sen
     const missing = [...reasons].filter((r) => !REASON_TEXT[r] || REASON_TEXT[r].length !== 2);
     assert.deepEqual(missing, []);
 });
+
+test('every code and reason has its sentence in every language of the catalogue (i18n.js)', async () => {
+    const { CATALOGUE, LANGS } = await import(path.join(repo, 'signaling', 'web', 'i18n.js'));
+    const { ERROR_KEYS, REASON_KEYS } = await import(path.join(repo, 'signaling', 'web', 'messages.js'));
+    const missing = [];
+    for (const lang of LANGS) {
+        for (const [code, key] of Object.entries(ERROR_KEYS)) if (!CATALOGUE[lang][key]) missing.push(`${lang} ${code} (${key})`);
+        for (const [reason, keys] of Object.entries(REASON_KEYS)) {
+            for (const key of keys) if (!CATALOGUE[lang][key]) missing.push(`${lang} ${reason} (${key})`);
+        }
+    }
+    assert.deepEqual(missing, []);
+    // The live views follow the page's language.
+    const { setLang } = await import(path.join(repo, 'signaling', 'web', 'i18n.js'));
+    setLang('es');
+    try {
+        assert.match(ERROR_TEXT.token_expired, /caducado/);
+        assert.match(REASON_TEXT.replaced[1], /otra pestaña o ventana/);
+    } finally {
+        setLang('en');
+    }
+    assert.equal(REASON_TEXT.replaced[1], 'This visit was opened in another tab or window.');
+});

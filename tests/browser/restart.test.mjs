@@ -215,14 +215,20 @@ test('state_unavailable and token_claim_unavailable while joining: the page says
         const refusals = ['token_claim_unavailable', 'state_unavailable'];
         const firstMessages = [];
         await page.routeWebSocket(/\/ws$/, (ws) => {
-            const code = refusals.shift();
-            if (!code) {
+            if (!refusals.length) {
                 ws.connectToServer();
                 return;
             }
             ws.onMessage((m) => {
-                firstMessages.push(JSON.parse(m).type);
-                ws.send(JSON.stringify({ type: 'error', code, message: 'try again in a moment' }));
+                const type = JSON.parse(m).type;
+                if (type === 'check_link') {
+                    // The link check before the camera: answered here, no refusal.
+                    ws.send(JSON.stringify({ type: 'link_ok', role: 'patient', locale: '', token_expires: 0 }));
+                    ws.close({ code: 1000 });
+                    return;
+                }
+                firstMessages.push(type);
+                ws.send(JSON.stringify({ type: 'error', code: refusals.shift(), message: 'try again in a moment' }));
                 ws.close({ code: 4401 });
             });
         });

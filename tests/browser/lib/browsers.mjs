@@ -79,8 +79,10 @@ export async function chromiumPage(browser, name, { initScript = null } = {}) {
 /* What went over the wire for a Chromium page (chromiumPage), checked against
  * docs/protocol.md and DESIGN.md:
  * - every offer and answer the page received names only the relay;
- * - the token goes out once, as the first message of a socket (`auth`), and
- *   never in a URL; later sockets start with `resume`;
+ * - the token goes out once to join, as the first message of a socket
+ *   (`auth`), and never in a URL; later sockets start with `resume`; before
+ *   that the page may check the link once on a socket of its own
+ *   (`check_link`, first and only message: the token is not used up);
  * - no candidate is ever sent (the server would drop it; our client never
  *   gathers them for anyone).
  * Returns how many SDPs were checked. */
@@ -90,12 +92,13 @@ export function checkWire(page, { relayHost, relayPort, tcpPort = null, relays =
     for (const [i, s] of page.qrSockets.entries()) {
         if (s.sent.length) {
             const first = s.sent[0].type;
-            if (first !== 'auth' && first !== 'resume') throw new Error(`${where}: socket ${i} began with ${first}`);
+            if (first !== 'auth' && first !== 'resume' && first !== 'check_link') throw new Error(`${where}: socket ${i} began with ${first}`);
+            if (first === 'check_link' && s.sent.length > 1) throw new Error(`${where}: more after check_link on socket ${i}`);
         }
         for (const m of s.sent) {
             if (m.type === 'candidate') throw new Error(`${where}: sent a candidate`);
             if (m.type === 'auth' && m !== s.sent[0]) throw new Error(`${where}: auth after the first message`);
-            if (m.type !== 'auth' && tokens.some((t) => JSON.stringify(m).includes(t))) {
+            if (m.type !== 'auth' && m.type !== 'check_link' && tokens.some((t) => JSON.stringify(m).includes(t))) {
                 throw new Error(`${where}: a token in a ${m.type} message`);
             }
         }
@@ -119,6 +122,8 @@ export function checkWire(page, { relayHost, relayPort, tcpPort = null, relays =
     }
     const auths = page.qrSockets.flatMap((s) => s.sent).filter((m) => m.type === 'auth').length;
     if (auths > 1) throw new Error(`${where}: sent the token ${auths} times`);
+    const checks = page.qrSockets.flatMap((s) => s.sent).filter((m) => m.type === 'check_link').length;
+    if (checks > 1) throw new Error(`${where}: checked the link ${checks} times`);
     for (const url of page.qrRequests) {
         // What reaches a server (and its proxies' logs): the URL without its fragment.
         const sent = url.split('#')[0];
@@ -193,8 +198,14 @@ export async function text(page, testid) {
     }, testid);
 }
 
+/* Waits until the control is visible and enabled (Join stays disabled while
+ * the camera prompt is open; Puppeteer would click a disabled button). */
 export async function click(page, testid) {
     await waitVisible(page, testid);
+    await waitFor(`[data-testid=${testid}] enabled`, () => page.evaluate((id) => {
+        const el = document.querySelector(`[data-testid="${id}"]`);
+        return !!el && !el.disabled;
+    }, testid));
     await page.click(`[data-testid="${testid}"]`);
 }
 
