@@ -997,6 +997,11 @@ function enterCall() {
 }
 
 function onWelcome(msg) {
+    // A welcome to a page that was in the visit before: it took its seat
+    // back with its link after its resume failed (signal.js), so its peer
+    // connections are stale; the server says whom to connect to again
+    // (peers, or peer when back in the call).
+    if (msg.type === 'welcome' && qr.participant) for (const id of Array.from(links.keys())) dropLink(id);
     qr.participant = msg.participant;
     qr.role = msg.role;
     document.body.dataset.role = msg.role;

@@ -104,6 +104,8 @@ export class SignalClient {
         this.pongDeadline = 0;
         this.finalReason = null;
         this.heldToken = null;       // the token, until the server answered it
+        this.link = null;            // the token, kept to take the seat back (never logged)
+        this.rejoinTried = false;    // since the last welcome
         this.refusal = null;         // a refusal on this socket we retry after
         this.lastRefusal = null;     // the last one, for the final screen
         this.refusedSince = 0;       // first transient refusal of a join
@@ -124,6 +126,7 @@ export class SignalClient {
     /* Joins with the EHR token (used once), or with a stored resume secret. */
     start({ token = null, resume = null }) {
         this.token = token;
+        this.link = token;
         this.resume = resume;
         this.firstTryAt = Date.now();
         this.open();
@@ -184,6 +187,7 @@ export class SignalClient {
                 this.refusedSince = 0;
                 this.lastRefusal = null;
                 this.authenticated = true;
+                this.rejoinTried = false;
                 this.resume = typeof msg.resume === 'string' ? msg.resume : null;
                 if (Number.isFinite(msg.resume_grace_s)) this.graceMs = msg.resume_grace_s * 1000;
                 this.attempt = 0;
@@ -236,9 +240,10 @@ export class SignalClient {
         return this.h.keepCall ? !!this.h.keepCall() : false;
     }
 
-    /* A refusal of this socket's auth or resume that we try again after,
-     * with the same credential: a transient one, or a refused resume while
-     * the call's media still flows. Anything else is the server's last word. */
+    /* A refusal of this socket's auth or resume that we try again after:
+     * a transient one (the same credential), or a refused resume (the same
+     * secret while the call's media still flows, else the link once).
+     * Anything else is the server's last word. */
     retryAfter(code) {
         if (TRANSIENT_CODES.has(code)) {
             if (!this.refusedSince) this.refusedSince = Date.now();
@@ -250,7 +255,24 @@ export class SignalClient {
             }
             return this.token !== null || this.resume !== null;
         }
-        return code === 'resume_invalid' && this.authenticated && this.resume !== null && this.keepCall();
+        if (code !== 'resume_invalid' || !this.authenticated) return false;
+        // While media flows: the same secret again (a restarted server may
+        // still be catching up). Otherwise the link may take the seat back.
+        return (this.resume !== null && this.keepCall()) || (this.link !== null && !this.rejoinTried);
+    }
+
+    /* The resume secret can no longer bring us back (the grace ran out, or
+     * the server refused it): the link can, once per drop, since a link
+     * takes its own seat back (docs/protocol.md §5) — into the waiting
+     * room, or the call if we were in it moments ago. */
+    rejoinWithLink() {
+        if (!this.link || this.rejoinTried) return false;
+        this.rejoinTried = true;
+        this.token = this.link;
+        this.resume = null;
+        this.lastRefusal = null;
+        this.droppedAt = Date.now();
+        return true;
     }
 
     scheduleRetry() {
@@ -264,8 +286,10 @@ export class SignalClient {
             const keep = this.resume && this.keepCall();
             if (!keep && (now - this.droppedAt > this.graceMs - 1000 || !this.resume ||
                           this.lastRefusal === 'resume_invalid')) {
-                this.finish(this.lastRefusal === 'resume_invalid' ? 'resume_invalid' : 'connection_lost', 0);
-                return;
+                if (!this.rejoinWithLink()) {
+                    this.finish(this.lastRefusal === 'resume_invalid' ? 'resume_invalid' : 'connection_lost', 0);
+                    return;
+                }
             }
         } else if (transient ? now - this.refusedSince > TRANSIENT_GIVE_UP_MS
             : now - this.firstTryAt > FIRST_CONNECT_GIVE_UP_MS) {

@@ -153,7 +153,14 @@ test('a patient journey in Spanish (locale claim) shows no English sentence: pre
     await click(pat, 'join');
     await waitState(pat, 'waiting');
     const patId = await pat.evaluate(() => window.quietroom.participant);
-    await pat.waitForTimeout(500);
+    // A message from the clinician: their words as written, the frame in Spanish.
+    await waitVisible(doc, `admit-${patId}`);
+    await doc.fill('[data-testid="notify-text"]', 'Llego en 5 minutos');
+    await click(doc, 'notify-send');
+    await waitVisible(pat, 'waiting-notice');
+    assert.equal(await text(pat, 'waiting-notice'), 'Llego en 5 minutos');
+    assert.match(await pat.evaluate(() => document.getElementById('waiting-notice-from').textContent), /^Mensaje de Dr\. Rivera:$/);
+    assert.match(await text(pat, 'waiting-clinician'), /Dr\. Rivera le dará paso en breve/);
     await assertNoEnglish(pat, 'waiting room');
     assert.match(await text(pat, 'waiting-time'), /Lleva esperando/);
     await screenshot(pat, 'locale-es-waiting');

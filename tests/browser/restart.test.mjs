@@ -179,7 +179,7 @@ test('signaling restarted without its state (resume refused): media and the call
     });
 });
 
-test('resume refused and then the media stops too: the final "could not reconnect" screen, after the grace', async () => {
+test('resume refused and then the media stops too: the page takes its seat back with its link (a new seat here: the server lost the visit), in the waiting room', async () => {
     const { doc, pat } = await startCall('refused-then-gone');
     await dumpOnFailure([pat], async () => {
         await q.killSignal();
@@ -193,14 +193,17 @@ test('resume refused and then the media stops too: the final "could not reconnec
         const gone = Date.now();
         // The call screen stays while the media might come back...
         await sleep(8000);
-        assert.equal(await qrState(pat), 'in-call', 'the patient ended before the media grace');
-        // ...then the page says what happened, with the code for the help desk.
-        await waitState(pat, 'ended', 35000);
+        assert.equal(await qrState(pat), 'in-call', 'the patient left the call before the media grace');
+        // ...then, rather than a dead end, the link brings the patient back:
+        // to the waiting room of the visit as the server now knows it.
+        await waitState(pat, 'waiting', 35000);
         const after = (Date.now() - gone) / 1000;
-        assert.equal(await text(pat, 'ended-title'), 'We could not reconnect you');
-        assert.match(await text(pat, 'ended-code'), /resume_invalid/);
+        const auths = pat.qrSockets.filter((s) => s.sent[0] && s.sent[0].type === 'auth');
+        assert.equal(auths.length, 2, 'the link went out once more, to take the seat back');
+        assert.equal(auths[1].received.find((m) => m.type === 'welcome').state, 'waiting');
         assert.equal(await visible(pat, 'conn-banner'), false);
-        process.stderr.write(`  media gone after a refused resume: final screen ${after.toFixed(1)} s later\n`);
+        assert.equal(await pat.evaluate(() => window.quietroom.peerConnections.size), 0, 'stale peer connections kept');
+        process.stderr.write(`  media gone after a refused resume: back in the waiting room ${after.toFixed(1)} s later\n`);
     });
 });
 

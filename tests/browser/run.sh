@@ -11,8 +11,9 @@
 # signaling replicas clustered over one JetStream nats-server (needs
 # /usr/sbin/nats-server, Debian package nats-server); QR_SKIP_CLUSTER=1
 # leaves that pass out. tcp.test.mjs (ICE-TCP: browsers in namespaces whose
-# nftables rules drop UDP to the relay) needs root and nftables too;
-# QR_SKIP_TCP=1 leaves it out.
+# nftables rules drop UDP to the relay) and check.test.mjs (the waiting
+# room's connection check through the relay, the same namespaces, and tc
+# for a slow path) need root and nftables too; QR_SKIP_TCP=1 leaves them out.
 set -euo pipefail
 cd "$(dirname "$0")"
 repo=$(cd ../.. && pwd)
@@ -127,7 +128,7 @@ rm -rf artifacts
 mkdir -p artifacts
 files=(messages.test.mjs sdp.test.mjs peerlink.test.mjs chromium.test.mjs linkcheck.test.mjs locale.test.mjs restart.test.mjs failover.test.mjs dashboard.test.mjs)
 [ "${QR_SKIP_FIREFOX:-0}" = 1 ] || files+=(firefox.test.mjs)
-[ "${QR_SKIP_TCP:-0}" = 1 ] || files+=(tcp.test.mjs)
+[ "${QR_SKIP_TCP:-0}" = 1 ] || files+=(tcp.test.mjs check.test.mjs)
 start=$(date +%s)
 rc=0
 timeout --kill-after=10 "$run_limit" node --test --test-concurrency=1 --test-timeout=240000 \
