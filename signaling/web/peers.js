@@ -353,6 +353,7 @@ export class PeerLink {
         }
         try {
             await tr.sender.replaceTrack(track);
+            await this.setSending(tr.sender, !!track);
         } catch (e) {
             return;
         }
@@ -361,6 +362,16 @@ export class PeerLink {
             try { tr.sender.setStreams && tr.sender.setStreams(this.opts.stream); } catch (e) { /* optional */ }
             this.negotiate(false);
         }
+    }
+
+    /* Without a track, Firefox ESR still encodes about a frame a second
+     * (audio-only would still send video): the encodings are switched off
+     * too, and on again with a track. */
+    async setSending(sender, on) {
+        const p = sender.getParameters();
+        if (!p.encodings || !p.encodings.length || p.encodings.every((e) => e.active === on)) return;
+        for (const e of p.encodings) e.active = on;
+        try { await sender.setParameters(p); } catch (e) { /* not before negotiation: the track decides */ }
     }
 
     close() {

@@ -20,7 +20,7 @@ repo=$(cd ../.. && pwd)
 export QR_BUILD_DIR=${QR_BUILD_DIR:-$repo/build}
 # The first pass (the cluster pass has its own limit); every wait inside has
 # its own, shorter timeout.
-run_limit=${QR_BROWSER_TIMEOUT:-780}
+run_limit=${QR_BROWSER_TIMEOUT:-1200}
 
 missing=()
 for bin in relay/quietroom-relay signaling/quietroom-signal ctl/quietroomctl; do
@@ -126,8 +126,9 @@ trap 'exit 143' TERM HUP
 remove_stale_namespaces
 rm -rf artifacts
 mkdir -p artifacts
-files=(messages.test.mjs sdp.test.mjs peerlink.test.mjs chromium.test.mjs linkcheck.test.mjs locale.test.mjs restart.test.mjs failover.test.mjs dashboard.test.mjs)
-[ "${QR_SKIP_FIREFOX:-0}" = 1 ] || files+=(firefox.test.mjs)
+files=(messages.test.mjs sdp.test.mjs peerlink.test.mjs chromium.test.mjs linkcheck.test.mjs locale.test.mjs
+       visitlinks.test.mjs visitlinks-room.test.mjs restart.test.mjs failover.test.mjs dashboard.test.mjs)
+[ "${QR_SKIP_FIREFOX:-0}" = 1 ] || files+=(firefox.test.mjs visitlinks-firefox.test.mjs)
 [ "${QR_SKIP_TCP:-0}" = 1 ] || files+=(tcp.test.mjs check.test.mjs)
 start=$(date +%s)
 rc=0
