@@ -985,6 +985,9 @@ function onPanelClick(ev) {
 /* ---------- protocol messages ------------------------------------------------ */
 
 function enterCall() {
+    // Admitted: the server has ended the check's relay session, and the
+    // call's own media must not share the CPU with the check's encoder.
+    if (checkAbort) checkAbort.abort();
     setState('in-call');
     showScreen('call');
     const isClinician = qr.role === 'clinician';
