@@ -351,7 +351,7 @@ quickstart() {
     base=${therapist%%#*}
     code=$(curl -sS -o "$root/page.html" -w '%{http_code}' --max-time 10 "$base") || code=none
     [ "$code" = 200 ] || qs_fail "GET $base answered $code"
-    grep -q '<title>Quietroom' "$root/page.html" || qs_fail "GET $base: not the Quietroom page"
+    grep -Eq '<title[^>]*>Quietroom' "$root/page.html" || qs_fail "GET $base: not the Quietroom page"
     body=$(curl -fsS --max-time 10 "${base}healthz") || qs_fail "GET ${base}healthz failed"
     case $body in *'"relays_healthy":1'*|*'"relays_healthy": 1'*) ;; *) qs_fail "signaling /healthz: $body" ;; esac
     echo "fresh-root: quickstart ok: GET $base 200, /healthz $body"

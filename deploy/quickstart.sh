@@ -85,7 +85,7 @@ Therapist:  $base/#token=$doctor
 
 Patient:    $base/#token=$patient
 
-Each link works once (the token is single-use); run again for fresh links.
+Each link brings its own person back to their place while the visit lives (close the tab and open it again); run again for a new visit.
 Audit logs: $dev/relay-audit.jsonl, $dev/signal-audit.jsonl
   (check them: $ctl audit verify --key-file $dev/audit.key $dev/signal-audit.jsonl*)
 Ctrl-C stops everything.
