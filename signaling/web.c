@@ -208,12 +208,13 @@ static const struct lws_protocols web_protocols[] = {
 };
 
 /* Headers on every response. The client needs only its own origin: its
- * scripts, styles, the WebSocket, and camera/microphone. */
+ * scripts, styles, the WebSocket, camera/microphone and screen capture
+ * (screen share in the call). */
 static const struct lws_protocol_vhost_options web_hdr_sts = {
     NULL, NULL, "strict-transport-security:", "max-age=31536000"};
 static const struct lws_protocol_vhost_options web_hdr_perm = {
     NULL, NULL, "permissions-policy:",
-    "camera=(self), microphone=(self), display-capture=(), geolocation=()"};
+    "camera=(self), microphone=(self), display-capture=(self), geolocation=()"};
 static const struct lws_protocol_vhost_options web_hdr_frame = {
     &web_hdr_perm, NULL, "x-frame-options:", "DENY"};
 static const struct lws_protocol_vhost_options web_hdr_nosniff = {
