@@ -267,13 +267,12 @@ static int session_cluster__adopt(struct signal_server *srv, const char *vkey, c
                                   size_t len, uint64_t rev)
 {
     struct visit *v = calloc(1, sizeof(*v));
-    json_t *j = json_loadb(rec, len, JSON_REJECT_DUPLICATES, NULL);
     struct visit_config cfg = session_config(srv);
     struct visit_env env;
     struct session *s = NULL;
     int rc = -1;
 
-    if (v == NULL || j == NULL || visit_decode(j, v) != 0 || strcmp(v->key, vkey) != 0) {
+    if (v == NULL || visit_decode_text(rec, len, v) != 0 || strcmp(v->key, vkey) != 0) {
         stats_count(&srv->stats.store_failures, "unreadable");
         goto out;
     }
@@ -297,7 +296,6 @@ static int session_cluster__adopt(struct signal_server *srv, const char *vkey, c
     srv->stats.takeovers++;
     rc = 0;
 out:
-    json_decref(j);
     if (v != NULL)
         OPENSSL_cleanse(v, sizeof(*v));
     free(v);

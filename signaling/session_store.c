@@ -124,14 +124,12 @@ static int session_store__each(void *ctx, const char *vkey, const char *rec, siz
                                uint64_t rev)
 {
     struct session_store__load *l = ctx;
-    json_t *j = json_loadb(rec, len, JSON_REJECT_DUPLICATES, NULL);
     struct session *s;
     /* A pair waiting for a relay (-1), or on one this configuration does
      * not have, is read back as it is: the visit tick places or moves it
      * (relay_unknown). */
-    int ok = j != NULL && visit_decode(j, l->v) == 0 && strcmp(l->v->key, vkey) == 0;
+    int ok = visit_decode_text(rec, len, l->v) == 0 && strcmp(l->v->key, vkey) == 0;
 
-    json_decref(j);
     if (ok && l->v->ended) {
         /* Ended, but its forget failed or was cut short: done now. */
         store_forget(l->srv->store, vkey);
