@@ -1,7 +1,12 @@
 #!/bin/bash
 # Sets up and runs every test: installs what is missing, then
-#   1. a normal build and the whole ctest suite,
-#   2. the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer,
+#   1. a normal build and its unit tests (the whole ctest suite when stage 2
+#      is left out),
+#   2. the whole ctest suite built with AddressSanitizer +
+#      UndefinedBehaviorSanitizer (integration tests run once, here: the
+#      same processes and checks, with memory errors and leaks caught too;
+#      the normal build's daemons are the ones the browser tests, the
+#      packages and the fresh root run),
 #   3. the browser tests: the web client in Chromium and Firefox ESR against
 #      the real relay and signaling (tests/browser/README.md),
 #   4. every libFuzzer harness for a short run (QR_FUZZ_SECONDS, default 20),
@@ -24,7 +29,11 @@ jobs=$(nproc)
 echo "== build and test =="
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQR_BUILD_TESTS=ON >/dev/null
 cmake --build build
-(cd build && ctest --output-on-failure -j "$jobs")
+if [ "${QR_SKIP_SANITIZE:-0}" != 1 ]; then
+    (cd build && ctest --output-on-failure -j "$jobs" -L unit)
+else
+    (cd build && ctest --output-on-failure -j "$jobs")
+fi
 
 if [ "${QR_SKIP_BROWSER:-0}" != 1 ]; then
     echo "== browser tests =="
