@@ -118,6 +118,6 @@ void media_forward(struct signal_server *srv, struct session *s, const char *fro
     if (!media__forward(srv, s, from, o->peer, pr->relay, &pr->creds, CREDS_SIDE_A, "answer",
                         m->sdp, m->sdp_len))
         return;
-    if ((setup_ms = visit_answer_forwarded(pr, env)) >= 0)
+    if ((setup_ms = visit_answer_forwarded(pr, from, env)) >= 0)
         metrics_histogram_observe(&srv->stats.setup, (double)setup_ms / 1000.0);
 }

@@ -959,7 +959,7 @@ static void on_answer(const struct visit__req *r)
 
     if (pr == NULL)
         return;
-    if (!pr->have_creds || strcmp(pr->offerer, r->o->peer) != 0) {
+    if (!pr->have_creds || !visit_pair_offer_pending(pr, r->o->peer)) {
         r->o->pair = NULL;
         visit__error(r->o, r->from->id, "unexpected_answer",
                      "there is no offer from that participant to answer", "to");
@@ -1057,14 +1057,32 @@ void visit_check_offered(struct visit *v, struct visit_person *p, bool ok)
         st->checks++;
 }
 
-void visit_offer_forwarded(struct visit_pair *pr, const char *from)
+bool visit_pair_offer_pending(const struct visit_pair *pr, const char *from)
 {
-    snprintf(pr->offerer, sizeof(pr->offerer), "%s", from);
+    if (strcmp(pr->a, from) == 0)
+        return pr->offer_from_a;
+    return strcmp(pr->b, from) == 0 && pr->offer_from_b;
 }
 
-int64_t visit_answer_forwarded(struct visit_pair *pr, const struct visit_env *env)
+static void visit__offer_pending(struct visit_pair *pr, const char *from, bool pending)
 {
-    pr->offerer[0] = '\0';
+    if (strcmp(pr->a, from) == 0)
+        pr->offer_from_a = pending;
+    else if (strcmp(pr->b, from) == 0)
+        pr->offer_from_b = pending;
+}
+
+void visit_offer_forwarded(struct visit_pair *pr, const char *from)
+{
+    visit__offer_pending(pr, from, true);
+}
+
+int64_t visit_answer_forwarded(struct visit_pair *pr, const char *answerer,
+                               const struct visit_env *env)
+{
+    /* The answer settles the other side's offer; one the answerer made
+     * meanwhile (glare) is dropped by its browser and stays harmless. */
+    visit__offer_pending(pr, strcmp(pr->a, answerer) == 0 ? pr->b : pr->a, false);
     if (pr->setup_observed)
         return -1;
     pr->setup_observed = true;
@@ -1220,7 +1238,7 @@ static void visit__place(struct visit *v, const struct visit_env *env, struct vi
     snprintf(a->pair_b, sizeof(a->pair_b), "%s", pr->b);
     pr->relay = to;
     visit__pair_session(v, pr);
-    pr->offerer[0] = '\0';
+    pr->offer_from_a = pr->offer_from_b = false;
     pr->have_creds = false;
     OPENSSL_cleanse(&pr->creds, sizeof(pr->creds));
     if (to < 0)
@@ -1268,7 +1286,7 @@ void visit_restored(struct visit *v, const struct visit_env *env)
             visit__clinician_gone(v, env->now_ms);
     }
     for (unsigned i = 0; i < v->n_pairs; i++) {
-        v->pairs[i].offerer[0] = '\0';
+        v->pairs[i].offer_from_a = v->pairs[i].offer_from_b = false;
         v->pairs[i].have_creds = false;
     }
 }

@@ -91,7 +91,10 @@ struct visit_pair {
     int relay;                          /* -1: waiting for one */
     uint64_t created_ms;                /* monotonic: the two were brought together */
     bool setup_observed;                /* the first answer was timed */
-    char offerer[VISIT_ID_LEN];         /* who sent the offer awaiting an answer; "" none */
+    /* An offer from a (from b) awaits an answer. Both at once is glare:
+     * browsers settle it (one side answers, the other drops its offer), so
+     * either answer must pass. */
+    bool offer_from_a, offer_from_b;
     /* Derived by the caller for each offer (from relay_sid and the relay
      * key), not decided by the core; a store may leave them out and derive
      * again. */
@@ -242,14 +245,18 @@ const char *visit_resume(struct visit *v, const struct visit_env *env, struct vi
  * those answer already_authenticated). */
 void visit_message(struct visit *v, const struct visit_env *env, const char *from,
                    const struct msg *m, struct visit_out *o);
-/* The caller forwarded o->pair's offer from `from` / answer; for an answer
- * returns the ms since the pair was made if this was its first, else -1. */
+/* The caller forwarded o->pair's offer from `from` / answer from
+ * `answerer`; for an answer returns the ms since the pair was made if this
+ * was its first, else -1. */
 void visit_offer_forwarded(struct visit_pair *pr, const char *from);
 /* The caller derived p's check credentials and sent the rewritten offer
  * back (ok), or could not (the check is forgotten; it counts against the
  * seat only when it went out). */
 void visit_check_offered(struct visit *v, struct visit_person *p, bool ok);
-int64_t visit_answer_forwarded(struct visit_pair *pr, const struct visit_env *env);
+int64_t visit_answer_forwarded(struct visit_pair *pr, const char *answerer,
+                               const struct visit_env *env);
+/* Whether `from`'s offer to the other side of pr awaits an answer. */
+bool visit_pair_offer_pending(const struct visit_pair *pr, const char *from);
 
 /* Participant id's connection dropped: it keeps its place for the grace. */
 void visit_disconnected(struct visit *v, const struct visit_env *env, const char *id,

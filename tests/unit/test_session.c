@@ -330,8 +330,8 @@ static void test_offer_answer(void **state)
     message(w, "p2", MSG_ANSWER, "p1");
     assert_int_equal(w->o.media, MSG_ANSWER);
     assert_string_equal(w->o.peer, "p1");
-    assert_int_equal(visit_answer_forwarded(pr, &w->env), 1500);
-    assert_string_equal(pr->offerer, "");
+    assert_int_equal(visit_answer_forwarded(pr, "p2", &w->env), 1500);
+    assert_false(visit_pair_offer_pending(pr, "p1"));
     /* Only the first answer is timed; a second answer has no offer. */
     message(w, "p2", MSG_ANSWER, "p1");
     assert_refused(&w->o, "p2", "unexpected_answer", "to");
@@ -340,7 +340,38 @@ static void test_offer_answer(void **state)
     visit_offer_forwarded(pr, "p2");
     message(w, "p1", MSG_ANSWER, "p2");
     assert_int_equal(w->o.media, MSG_ANSWER);
-    assert_int_equal(visit_answer_forwarded(pr, &w->env), -1);
+    assert_int_equal(visit_answer_forwarded(pr, "p1", &w->env), -1);
+}
+
+/* Both offer at once (a page reloaded, or both restarted ICE): the browsers
+ * settle the glare (the polite one drops its offer and answers), so the
+ * answer to either offer passes, and the one left unanswered stays
+ * answerable until the other side answers it or a new pair is made. */
+static void test_offer_glare(void **state)
+{
+    struct world *w = *state;
+    struct visit_pair *pr;
+
+    admitted_pair(w);
+    pr = &w->v->pairs[0];
+    message(w, "p1", MSG_OFFER, "p2");
+    pr->have_creds = true;
+    visit_offer_forwarded(pr, "p1");
+    message(w, "p2", MSG_OFFER, "p1");
+    assert_int_equal(w->o.media, MSG_OFFER);
+    visit_offer_forwarded(pr, "p2");
+    /* p2 (polite) answers p1's offer. */
+    message(w, "p2", MSG_ANSWER, "p1");
+    assert_int_equal(w->o.media, MSG_ANSWER);
+    assert_string_equal(w->o.peer, "p1");
+    visit_answer_forwarded(pr, "p2", &w->env);
+    assert_false(visit_pair_offer_pending(pr, "p1"));
+    assert_true(visit_pair_offer_pending(pr, "p2"));
+    /* A second answer to the settled offer has nothing to answer. */
+    message(w, "p2", MSG_ANSWER, "p1");
+    assert_refused(&w->o, "p2", "unexpected_answer", "to");
+    /* Nobody else's offer counts: a stranger is not in the pair. */
+    assert_false(visit_pair_offer_pending(pr, "p3"));
 }
 
 static void test_candidate_and_ping(void **state)
@@ -415,6 +446,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_leave_starts_idle_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offer_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_offer_glare, setup, teardown),
         cmocka_unit_test_setup_teardown(test_candidate_and_ping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
     };

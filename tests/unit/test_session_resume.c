@@ -299,7 +299,8 @@ static void test_codec_round_trip(void **state)
     assert_string_equal(back->pairs[0].relay_sid, "00112233aabbccdd-1");
     /* The outstanding offer is forgotten with its credentials. */
     assert_false(back->pairs[0].have_creds);
-    assert_string_equal(back->pairs[0].offerer, "");
+    assert_false(back->pairs[0].offer_from_a);
+    assert_false(back->pairs[0].offer_from_b);
     visit_resume_hash(secret, hash);
     assert_non_null(visit_by_resume(back, hash));
     /* Encoding the decoded visit gives the same record. */
@@ -393,7 +394,8 @@ static void test_restored(void **state)
     assert_false(w->v->people[1].connected);
     assert_int_equal(w->v->people[1].gone_ms, w->env.now_ms);
     assert_int_equal(w->v->no_clinician_since_ms, w->env.now_ms);
-    assert_string_equal(w->v->pairs[0].offerer, "");
+    assert_false(w->v->pairs[0].offer_from_a);
+    assert_false(w->v->pairs[0].offer_from_b);
     assert_false(w->v->pairs[0].have_creds);
     assert_int_equal(visit_latest_ms(w->v), w->env.now_ms);
     assert_int_equal(w->o.n, 0);

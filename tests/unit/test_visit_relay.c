@@ -62,7 +62,7 @@ static void test_lost_relay_moves_the_pair(void **state)
 
     admitted_pair(w);
     w->v->pairs[0].have_creds = true;
-    snprintf(w->v->pairs[0].offerer, sizeof(w->v->pairs[0].offerer), "p1");
+    visit_offer_forwarded(&w->v->pairs[0], "p1");
     w->leaving[0] = "relay_lost";
     w->next_relay = 1;
     tick(w);
@@ -83,7 +83,7 @@ static void test_lost_relay_moves_the_pair(void **state)
     assert_string_equal(w->v->pairs[0].relay_sid, "00112233aabbccdd-2");
     /* The offer in flight was for the old relay: gone, with its creds. */
     assert_false(w->v->pairs[0].have_creds);
-    assert_string_equal(w->v->pairs[0].offerer, "");
+    assert_false(visit_pair_offer_pending(&w->v->pairs[0], "p1"));
     /* The first offerer restarts ICE; the other is not asked (no glare). */
     m = sent(&w->o, "p1", "renegotiate");
     assert_non_null(m);
