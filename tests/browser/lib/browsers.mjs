@@ -471,3 +471,17 @@ export async function selfViewOverlaps(page) {
         return { problems, remotes: remotes.length, self: true };
     });
 }
+
+/* Clicks a call control wherever the page keeps it: since issue 14 the
+ * secondary ones (settings, audio-only, camera-back, fullscreen, pip) are
+ * in the "more" menu (more-menu), opened by `more` first when it is
+ * closed. Other controls: click() as before. */
+export async function clickControl(page, testid) {
+    const inMenu = await page.evaluate((id) => {
+        const el = document.querySelector(`[data-testid="${id}"]`);
+        const menu = el && el.closest('[data-testid="more-menu"]');
+        return !!menu && menu.hidden;
+    }, testid);
+    if (inMenu) await click(page, 'more');
+    await click(page, testid);
+}
