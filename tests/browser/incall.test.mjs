@@ -27,7 +27,7 @@ import { screenshot, waitState, waitVisible, click, assertMediaFlowing, text } f
 import { openAndJoin, signalAuditText, signalLogText, relayLogText, eventsOf } from './lib/visits.mjs';
 import { visitSuite } from './lib/visitsuite.mjs';
 import {
-    msUntilShown, tileAttrs, tileIds, waitDecoding, sendChat, openChat, chatMessages, waitChat, inboundVideo,
+    msUntilShown, clickTimed, tileAttrs, tileIds, waitDecoding, sendChat, openChat, chatMessages, waitChat, inboundVideo,
 } from './lib/incall.mjs';
 
 const run = promisify(execFile);
@@ -116,13 +116,13 @@ test('1:1: in the call, each tile carries the peer state; the data channel is op
 test('1:1: ' + 'mute shows within 1 s, with a visible "Muted" badge; unmute too', async () => {
     const { doc, pat, docId, patId } = oneCall();
     {
-        const ms = await msUntilShown(pat, docId, 'data-mic', 'off', () => doc.click('[data-testid="toggle-mic"]'));
+        const ms = await msUntilShown(pat, docId, 'data-mic', 'off', () => clickTimed(doc, 'toggle-mic'));
         const a = await tileAttrs(pat, docId);
         assert.ok(ms <= WITHIN, `the patient saw the therapist's mute after ${ms} ms`);
         assert.ok(a.mutedShown && /muted/i.test(a.muted), `the Muted badge: ${JSON.stringify(a)}`);
         assert.equal(await pressed(doc, 'toggle-mic'), 'true');
         await screenshot(pat, 'incall-remote-muted');
-        const back = await msUntilShown(pat, docId, 'data-mic', 'on', () => doc.click('[data-testid="toggle-mic"]'));
+        const back = await msUntilShown(pat, docId, 'data-mic', 'on', () => clickTimed(doc, 'toggle-mic'));
         assert.ok(back <= WITHIN, `unmute shown after ${back} ms`);
         assert.equal((await tileAttrs(pat, docId)).mutedShown, false);
         process.stderr.write(`  mute shown after ${ms} ms, unmute after ${back} ms\n`);
@@ -141,7 +141,7 @@ test('1:1: ' + 'camera off shows within 1 s: the video hidden (no frozen frame),
                 window.__camSamples.push({ cam: el && el.dataset.cam, shown: !!v && !v.closest('[hidden]') && v.getClientRects().length > 0 });
             }, 50);
         }, docId);
-        const ms = await msUntilShown(pat, docId, 'data-cam', 'off', () => doc.click('[data-testid="toggle-cam"]'));
+        const ms = await msUntilShown(pat, docId, 'data-cam', 'off', () => clickTimed(doc, 'toggle-cam'));
         await sleep(600);
         const samples = await pat.evaluate(() => { clearInterval(window.__camTimer); return window.__camSamples; });
         const a = await tileAttrs(pat, docId);
@@ -153,7 +153,7 @@ test('1:1: ' + 'camera off shows within 1 s: the video hidden (no frozen frame),
         const frozen = samples.filter((x) => x.cam === 'off' && x.shown);
         assert.equal(frozen.length, 0, `${frozen.length} samples (50 ms apart) with cam off and the video still shown`);
         await screenshot(pat, 'incall-remote-camera-off');
-        const back = await msUntilShown(pat, docId, 'data-cam', 'on', () => doc.click('[data-testid="toggle-cam"]'));
+        const back = await msUntilShown(pat, docId, 'data-cam', 'on', () => clickTimed(doc, 'toggle-cam'));
         assert.ok(back <= WITHIN, `camera on shown after ${back} ms`);
         const { video } = await waitDecoding(pat, docId, 'camera');
         const t1 = video.videoTime;
@@ -170,7 +170,7 @@ test('1:1: ' + 'screen share: shown within 1 s, the 16:9 screen decoded by the p
     const { doc, pat, docId, patId } = oneCall();
     try {
         const before = await inboundVideo(pat, docId);
-        const ms = await msUntilShown(pat, docId, 'data-sharing', 'true', () => doc.click('[data-testid="share"]'));
+        const ms = await msUntilShown(pat, docId, 'data-sharing', 'true', () => clickTimed(doc, 'share'));
         assert.ok(ms <= WITHIN, `the patient saw the share after ${ms} ms`);
         const { a, b } = await waitDecoding(pat, docId, 'screen');
         assert.ok(b.framesDecoded > before.framesDecoded, 'no new frames decoded');
@@ -186,7 +186,7 @@ test('1:1: ' + 'screen share: shown within 1 s, the 16:9 screen decoded by the p
         assert.equal(senders[0].hint, 'detail');
         await screenshot(doc, 'incall-sharing-therapist');
         await screenshot(pat, 'incall-sharing-patient');
-        const stop = await msUntilShown(pat, docId, 'data-sharing', 'false', () => doc.click('[data-testid="stop-share"]'));
+        const stop = await msUntilShown(pat, docId, 'data-sharing', 'false', () => clickTimed(doc, 'stop-share'));
         assert.ok(stop <= WITHIN, `the end of the share shown after ${stop} ms`);
         await waitDecoding(pat, docId, 'camera');
         const after = await doc.evaluate((p) => window.quietroom.peerConnections.get(p).getSenders()
@@ -265,14 +265,23 @@ test('1:1: ' + 'the patient\'s network cut (nftables drops its UDP to and from t
             '}',
         ].join('\n');
         try {
-            const ms = await msUntilShown(doc, patId, 'data-interrupted', 'true', () => nft(`${rules}\n`), 5000);
+            let started = 0;
+            let returned = 0;
+            // From when nft has put the rules in place (it returned), which
+            // on a loaded machine can be well after it was started.
+            const ms = await msUntilShown(doc, patId, 'data-interrupted', 'true', async () => {
+                started = Date.now();
+                await nft(`${rules}\n`);
+                returned = Date.now();
+                return returned;
+            }, 5000);
             const a = await tileAttrs(doc, patId);
             const counters = (await run('nft', ['list', 'table', 'inet', table])).stdout.match(/packets \d+/g);
             assert.ok(counters.every((c) => Number(c.split(' ')[1]) > 0), `nftables dropped nothing one way: ${counters}`);
             assert.ok(ms <= WITHIN, `the therapist saw the interruption after ${ms} ms`);
             assert.ok(a.stateShown && /interrupted/i.test(a.state), `remote-state: ${JSON.stringify(a)}`);
             await screenshot(doc, 'incall-remote-interrupted');
-            process.stderr.write(`  interruption shown after ${ms} ms; dropped ${counters}\n`);
+            process.stderr.write(`  interruption shown ${ms} ms after nft returned (nft took ${returned - started} ms); dropped ${counters}\n`);
         } finally {
             await run('nft', ['delete', 'table', 'inet', table]).catch(() => {});
         }
@@ -311,7 +320,7 @@ test('3-way: ' + 'the therapist\'s share is decoded by both patients; stopping r
     {
         const [m1, m2] = await Promise.all([
             msUntilShown(pat, docId, 'data-sharing', 'true', async () => {}),
-            msUntilShown(oth, docId, 'data-sharing', 'true', () => doc.click('[data-testid="share"]')),
+            msUntilShown(oth, docId, 'data-sharing', 'true', () => clickTimed(doc, 'share')),
         ].map((p) => p.catch((e) => e)));
         for (const m of [m1, m2]) if (m instanceof Error) throw m;
         assert.ok(m1 <= WITHIN && m2 <= WITHIN, `the patients saw the share after ${m1} and ${m2} ms`);
@@ -366,7 +375,7 @@ test('3-way: ' + 'the second patient leaves: no tile of theirs left on the other
         await waitVisible(oth, 'confirm');
         const [a, b] = await Promise.all([
             msUntilShown(doc, othId, null, null, async () => {}),
-            msUntilShown(pat, othId, null, null, () => oth.click('[data-testid="confirm-ok"]')),
+            msUntilShown(pat, othId, null, null, () => clickTimed(oth, 'confirm-ok')),
         ]);
         assert.ok(a <= WITHIN && b <= WITHIN, `tiles gone after ${a} ms (therapist) and ${b} ms (patient)`);
         for (const page of [doc, pat]) {

@@ -37,12 +37,31 @@ export async function watchTile(page, pid, attr, value) {
 }
 
 /* Watches as watchTile does, runs `action`, and returns how many ms after
- * the action began the other page showed it. */
+ * the action the other page showed it: after the moment `action` returns
+ * (a timestamp: clickTimed's, when the click reached the page), else after
+ * the moment it was started. */
 export async function msUntilShown(page, pid, attr, value, action, timeout = 5000) {
     const h = await watchTile(page, pid, attr, value);
     const t0 = Date.now();
-    await action();
-    return (await h.at(timeout)) - t0;
+    const at = await action();
+    return (await h.at(timeout)) - (typeof at === 'number' ? at : t0);
+}
+
+/* Clicks the control and returns the page's Date.now() when the click event
+ * reached it (a capturing listener on the document, before the page's own):
+ * the person's action, without the test driver's own delay (a loaded
+ * machine can take seconds between page.click() and the event). */
+export async function clickTimed(page, testid) {
+    await page.evaluate((id) => {
+        window.__qrClicks = window.__qrClicks || {};
+        delete window.__qrClicks[id];
+        document.addEventListener('click', (ev) => {
+            const el = ev.target.closest && ev.target.closest(`[data-testid="${id}"]`);
+            if (el && !window.__qrClicks[id]) window.__qrClicks[id] = Date.now();
+        }, { capture: true });
+    }, testid);
+    await page.click(`[data-testid="${testid}"]`);
+    return waitFor(`${page.qrName}: the click on ${testid}`, () => page.evaluate((id) => window.__qrClicks[id], testid), { timeout: 5000, interval: 20 });
 }
 
 export async function tileAttrs(page, pid) {
