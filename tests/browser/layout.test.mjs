@@ -129,7 +129,12 @@ test('3-way call: every control inside, no scroll, the self view over neither re
     const oth = (await s.person('patient 2')).page;
     assert.equal(await openAndJoin(oth, s.q.link(token)), 'waiting');
     const id = await oth.evaluate(() => window.quietroom.participant);
+    // Admit is in the clinician panel (closed by the test before).
+    if (await doc.evaluate(() => document.querySelector('[data-testid="people-toggle"]').getAttribute('aria-expanded')) !== 'true') {
+        await doc.click('[data-testid="people-toggle"]');
+    }
     await click(doc, `admit-${id}`);
+    await doc.click('[data-testid="people-toggle"]');
     await waitState(oth, 'in-call');
     for (const page of [doc, pat, oth]) {
         await waitFor(`${page.qrName}: two remote videos`, () => page.evaluate(() =>

@@ -394,7 +394,8 @@ export async function unnamedControls(page) {
  *   box of its own) and fully inside the viewport, both axes, without
  *   scrolling;
  * - allControls: every other shown control of the page (button, input,
- *   select, textarea, a[href], [tabindex] >= 0) must be fully inside too;
+ *   select, textarea, a[href], [tabindex] >= 0) must be fully inside too,
+ *   or at least once focused (a skip link shows itself on focus);
  * - noScroll: the page itself does not scroll either way.
  * Returns the problems (empty when all hold). */
 export async function boxProblems(page, { required = [], allControls = false, noScroll = false } = {}) {
@@ -433,7 +434,16 @@ export async function boxProblems(page, { required = [], allControls = false, no
         if (all) {
             for (const el of document.querySelectorAll('button, input, select, textarea, a[href], [tabindex]')) {
                 if (seen.has(el) || el.tabIndex < 0 || el.type === 'hidden' || !shown(el)) continue;
-                const o = outside(el);
+                let o = outside(el);
+                if (o) {
+                    // A control that comes into view when focused (a skip
+                    // link) is where a keyboard user meets it: measured so.
+                    const before = document.activeElement;
+                    el.focus({ preventScroll: true });
+                    if (document.activeElement === el) o = outside(el) && `${outside(el)} (also when focused)`;
+                    el.blur();
+                    if (before && before.focus) before.focus({ preventScroll: true });
+                }
                 if (o) problems.push(o);
             }
         }

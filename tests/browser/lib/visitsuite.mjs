@@ -122,8 +122,15 @@ export function visitSuite({ label, grace, fakeCamera = false }) {
         }
         await click(d.page, `admit-${patId}`);
         await waitState(p.page, 'in-call');
-        await assertMediaFlowing(d.page);
-        await assertMediaFlowing(p.page);
+        try {
+            await assertMediaFlowing(d.page);
+            await assertMediaFlowing(p.page);
+        } catch (e) {
+            // Both sides' events: a negotiation stuck on one side shows on the other.
+            const ev = async (page) => page.evaluate(() => window.quietroom.events.join('\n    ')).catch((x) => x.message);
+            e.message += `\n  therapist's events:\n    ${await ev(d.page)}\n  patient's events:\n    ${await ev(p.page)}`;
+            throw e;
+        }
         s.step('admitted, media both ways');
         return { t, doc: d.page, docCtx: d.context, pat: p.page, patCtx: p.context, patId, docId };
     };
