@@ -18,7 +18,7 @@ import { screenshot, waitState, waitVisible, click, boxProblems, selfViewOverlap
 import { gotoLink, openAndJoin, stateOf } from './lib/visits.mjs';
 import { visitSuite } from './lib/visitsuite.mjs';
 import { axeViolations, axeVersion } from './lib/axe.mjs';
-import { openChat } from './lib/incall.mjs';
+import { sendChat, waitChat } from './lib/incall.mjs';
 
 export const VIEWPORTS = [[1280, 800], [1366, 768], [390, 844], [844, 390], [640, 400]];
 const CALL = ['toggle-mic', 'toggle-cam', 'share', 'chat-toggle', 'more', 'quality', 'leave'];
@@ -77,10 +77,10 @@ test('1:1 call, patient and clinician: every control inside, no scroll, the self
     await waitState(pat, 'in-call');
     await waitVisible(pat, 'remote-video', 20000);
     await waitVisible(doc, 'remote-video', 20000);
-    const problems = [
-        ...await checkScreen(pat, 'call-patient', { required: CALL, call: true }),
-        ...await checkScreen(doc, 'call-clinician', { required: CLINICIAN, call: true }),
-    ];
+    const problems = (await Promise.all([
+        checkScreen(pat, 'call-patient', { required: CALL, call: true }),
+        checkScreen(doc, 'call-clinician', { required: CLINICIAN, call: true }),
+    ])).flat();
     await click(pat, 'more');
     await waitVisible(pat, 'more-menu', 3000);
     problems.push(...await checkScreen(pat, 'more-menu', { required: [...CALL, 'more-menu', 'settings'], call: true }));
@@ -91,9 +91,9 @@ test('1:1 call, patient and clinician: every control inside, no scroll, the self
 
 test('chat open (patient) and clinician panel open: inside every viewport, self view over no remote video; 0 axe violations', async () => {
     const { doc, pat } = call();
-    await openChat(pat);
-    const problems = await checkScreen(pat, 'chat-open', { required: ['chat-input', 'chat-send', 'chat-close', 'toggle-mic', 'leave'], call: true });
-    await pat.click('[data-testid="chat-close"]');
+    // A message in the log: its rendering is checked too.
+    await sendChat(pat, 'Hello, can you hear me? https://example.org/info');
+    await waitChat(pat, 'Hello, can you hear me?');
     // The panel: open it where it is a drawer (people-toggle aria-expanded).
     const open = async () => {
         if (await doc.evaluate(() => document.querySelector('[data-testid="people-toggle"]').getAttribute('aria-expanded')) !== 'true') {
@@ -102,7 +102,11 @@ test('chat open (patient) and clinician panel open: inside every viewport, self 
     };
     await open();
     await waitVisible(doc, 'clinician-panel', 3000);
-    problems.push(...await checkScreen(doc, 'clinician-panel', { required: ['clinician-panel', 'toggle-mic', 'leave'], call: true }));
+    const problems = (await Promise.all([
+        checkScreen(pat, 'chat-open', { required: ['chat-input', 'chat-send', 'chat-close', 'toggle-mic', 'leave'], call: true }),
+        checkScreen(doc, 'clinician-panel', { required: ['clinician-panel', 'toggle-mic', 'leave'], call: true }),
+    ])).flat();
+    await pat.click('[data-testid="chat-close"]');
     report(problems);
 });
 
@@ -114,10 +118,10 @@ test('sharing: the sharer (banner, stop-share) and the viewer (share layout) at 
     await click(doc, 'share');
     await waitVisible(doc, 'sharing-banner', 5000);
     await waitFor('the share layout on the patient\'s page', () => pat.evaluate(() => document.querySelector('[data-testid="stage"]').dataset.layout === 'share'), { timeout: 5000 });
-    const problems = [
-        ...await checkScreen(doc, 'sharing-sharer', { required: [...CLINICIAN, 'stop-share'], call: true }),
-        ...await checkScreen(pat, 'sharing-viewer', { required: CALL, call: true }),
-    ];
+    const problems = (await Promise.all([
+        checkScreen(doc, 'sharing-sharer', { required: [...CLINICIAN, 'stop-share'], call: true }),
+        checkScreen(pat, 'sharing-viewer', { required: CALL, call: true }),
+    ])).flat();
     await click(doc, 'stop-share');
     report(problems);
 });
@@ -140,9 +144,9 @@ test('3-way call: every control inside, no scroll, the self view over neither re
         await waitFor(`${page.qrName}: two remote videos`, () => page.evaluate(() =>
             Array.from(document.querySelectorAll('[data-testid="remote-video"]')).filter((x) => x.videoWidth > 0).length === 2), { timeout: 20000 });
     }
-    const problems = [
-        ...await checkScreen(oth, '3way-patient', { required: CALL, call: true }),
-        ...await checkScreen(doc, '3way-clinician', { required: CLINICIAN, call: true }),
-    ];
+    const problems = (await Promise.all([
+        checkScreen(oth, '3way-patient', { required: CALL, call: true }),
+        checkScreen(doc, '3way-clinician', { required: CLINICIAN, call: true }),
+    ])).flat();
     report(problems);
 });

@@ -201,3 +201,26 @@ export async function waitChat(page, needle, timeout = 5000) {
     return waitFor(`${page.qrName}: a chat message with "${needle.slice(0, 40)}"`, async () =>
         (await chatMessages(page)).find((m) => (m.text || '').includes(needle)), { timeout, interval: 50 });
 }
+
+/* How responsive the page's main thread is: the round trip of an evaluate,
+ * animation frames over `ms`, and the long tasks (PerformanceObserver
+ * 'longtask') in that time. For a failure's message and the log. */
+export async function responsiveness(page, ms = 1000) {
+    const t0 = Date.now();
+    await page.evaluate(() => 1);
+    const evalMs = Date.now() - t0;
+    const r = await page.evaluate((w) => new Promise((resolve) => {
+        let frames = 0;
+        let longMs = 0;
+        let po = null;
+        try {
+            po = new PerformanceObserver((l) => { for (const e of l.getEntries()) longMs += e.duration; });
+            po.observe({ type: 'longtask' });
+        } catch (e) { /* not supported */ }
+        const start = performance.now();
+        const tick = () => { frames++; if (performance.now() - start < w) requestAnimationFrame(tick); };
+        requestAnimationFrame(tick);
+        setTimeout(() => { if (po) po.disconnect(); resolve({ frames, longMs: Math.round(longMs) }); }, w + 50);
+    }), ms);
+    return { evalMs, rafPerSec: Math.round(r.frames * 1000 / ms), longTaskMs: r.longMs };
+}
