@@ -217,10 +217,48 @@ export async function responsiveness(page, ms = 1000) {
             po = new PerformanceObserver((l) => { for (const e of l.getEntries()) longMs += e.duration; });
             po.observe({ type: 'longtask' });
         } catch (e) { /* not supported */ }
+        // Attribute changes meanwhile, by attribute: a layout loop shows here.
+        const changes = {};
+        const mo = new MutationObserver((l) => {
+            for (const m of l) if (m.type === 'attributes') {
+                const k = `${m.target.id || m.target.dataset.testid || m.target.tagName.toLowerCase()}@${m.attributeName}`;
+                changes[k] = (changes[k] || 0) + 1;
+            }
+        });
+        mo.observe(document.body, { subtree: true, attributes: true });
         const start = performance.now();
         const tick = () => { frames++; if (performance.now() - start < w) requestAnimationFrame(tick); };
         requestAnimationFrame(tick);
-        setTimeout(() => { if (po) po.disconnect(); resolve({ frames, longMs: Math.round(longMs) }); }, w + 50);
+        setTimeout(() => {
+            if (po) po.disconnect();
+            mo.disconnect();
+            const busiest = Object.entries(changes).sort((a, b) => b[1] - a[1]).slice(0, 4);
+            resolve({ frames, longMs: Math.round(longMs), busiest });
+        }, w + 50);
     }), ms);
-    return { evalMs, rafPerSec: Math.round(r.frames * 1000 / ms), longTaskMs: r.longMs };
+    return { evalMs, rafPerSec: Math.round(r.frames * 1000 / ms), longTaskMs: r.longMs, attributeChanges: r.busiest };
+}
+
+/* Clicks `testid` (share) and returns when the screen was picked: the
+ * moment getDisplayMedia resolved in the page (its picker closes then; the
+ * fake capture resolves it by itself, after the capture started, which on
+ * a loaded machine takes seconds). Also { clickAt } on the function's
+ * `last` property, for the log. */
+export async function shareTimed(page, testid = 'share') {
+    await page.evaluate(() => {
+        window.__qrPickedAt = 0;
+        if (window.__qrGdmWrapped) return;
+        window.__qrGdmWrapped = true;
+        const md = navigator.mediaDevices;
+        const orig = md.getDisplayMedia.bind(md);
+        md.getDisplayMedia = async (...a) => {
+            const s = await orig(...a);
+            window.__qrPickedAt = Date.now();
+            return s;
+        };
+    });
+    const clickAt = await clickTimed(page, testid);
+    const picked = await waitFor(`${page.qrName}: getDisplayMedia resolved`, () => page.evaluate(() => window.__qrPickedAt), { timeout: 10000, interval: 20 });
+    shareTimed.last = { clickAt, picked };
+    return picked;
 }
