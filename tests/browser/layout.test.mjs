@@ -67,7 +67,15 @@ test('pre-join and waiting room: Join, and the waiting room\'s buttons, inside e
     await waitState(p.page, 'waiting');
     problems.push(...await checkScreen(p.page, 'waiting-room', { required: ['waiting-leave', 'waiting-toggle-mic', 'waiting-toggle-cam'] }));
     const patId = await p.page.evaluate(() => window.quietroom.participant);
-    v = { t, doc: d.page, pat: p.page, patId };
+    // The 3-way call's second patient waits from now on (joining later,
+    // beside two calls' worth of video, costs a minute on a loaded machine).
+    const token = await s.mint({ sid: t.sid, role: 'patient', sub: `other-${t.seq}`, name: 'Alex Other' });
+    const oth = (await s.person('patient 2', { keep: true })).page;
+    assert.equal(await openAndJoin(oth, s.q.link(token), { timeout: 30000 }), 'waiting');
+    const othId = await oth.evaluate(() => window.quietroom.participant);
+    v = { t, doc: d.page, pat: p.page, patId, oth, othId };
+    s.step('two patients waiting');
+    s.step('checked');
     report(problems);
 });
 
@@ -86,6 +94,7 @@ test('1:1 call, patient and clinician: every control inside, no scroll, the self
     problems.push(...await checkScreen(pat, 'more-menu', { required: [...CALL, 'more-menu', 'settings'], call: true }));
     await pat.keyboard.press('Escape');
     if (await pat.evaluate(() => { const m = document.querySelector('[data-testid="more-menu"]'); return !!m && !m.closest('[hidden]'); })) await pat.click('[data-testid="more"]');
+    s.step('checked');
     report(problems);
 });
 
@@ -107,6 +116,7 @@ test('chat open (patient) and clinician panel open: inside every viewport, self 
         checkScreen(doc, 'clinician-panel', { required: ['clinician-panel', 'toggle-mic', 'leave'], call: true }),
     ])).flat();
     await pat.click('[data-testid="chat-close"]');
+    s.step('checked');
     report(problems);
 });
 
@@ -123,16 +133,13 @@ test('sharing: the sharer (banner, stop-share) and the viewer (share layout) at 
         checkScreen(pat, 'sharing-viewer', { required: CALL, call: true }),
     ])).flat();
     await click(doc, 'stop-share');
+    s.step('checked');
     report(problems);
 });
 
 test('3-way call: every control inside, no scroll, the self view over neither remote video; 0 axe violations', async () => {
-    const { t, doc, pat } = call();
+    const { doc, pat, oth, othId: id } = call();
     s.releaseKept();
-    const token = await s.mint({ sid: t.sid, role: 'patient', sub: `other-${t.seq}`, name: 'Alex Other' });
-    const oth = (await s.person('patient 2')).page;
-    assert.equal(await openAndJoin(oth, s.q.link(token)), 'waiting');
-    const id = await oth.evaluate(() => window.quietroom.participant);
     // Admit is in the clinician panel (closed by the test before).
     if (await doc.evaluate(() => document.querySelector('[data-testid="people-toggle"]').getAttribute('aria-expanded')) !== 'true') {
         await doc.click('[data-testid="people-toggle"]');
@@ -140,13 +147,14 @@ test('3-way call: every control inside, no scroll, the self view over neither re
     await click(doc, `admit-${id}`);
     await doc.click('[data-testid="people-toggle"]');
     await waitState(oth, 'in-call');
-    for (const page of [doc, pat, oth]) {
-        await waitFor(`${page.qrName}: two remote videos`, () => page.evaluate(() =>
-            Array.from(document.querySelectorAll('[data-testid="remote-video"]')).filter((x) => x.videoWidth > 0).length === 2), { timeout: 20000 });
-    }
+    s.step('admitted');
+    await Promise.all([doc, pat, oth].map((page) => waitFor(`${page.qrName}: two remote videos`, () => page.evaluate(() =>
+        Array.from(document.querySelectorAll('[data-testid="remote-video"]')).filter((x) => x.videoWidth > 0).length === 2), { timeout: 30000 })));
+    s.step('two remote videos on each page');
     const problems = (await Promise.all([
         checkScreen(oth, '3way-patient', { required: CALL, call: true }),
         checkScreen(doc, '3way-clinician', { required: CLINICIAN, call: true }),
     ])).flat();
+    s.step('checked');
     report(problems);
 });
