@@ -395,7 +395,8 @@ export async function unnamedControls(page) {
  *   scrolling;
  * - allControls: every other shown control of the page (button, input,
  *   select, textarea, a[href], [tabindex] >= 0) must be fully inside too,
- *   or at least once focused (a skip link shows itself on focus);
+ *   or at least once focused (a skip link shows itself on focus), or
+ *   once the panel that scrolls it (not the page) is scrolled to it;
  * - noScroll: the page itself does not scroll either way.
  * Returns the problems (empty when all hold). */
 export async function boxProblems(page, { required = [], allControls = false, noScroll = false } = {}) {
@@ -443,6 +444,22 @@ export async function boxProblems(page, { required = [], allControls = false, no
                     if (document.activeElement === el) o = outside(el) && `${outside(el)} (also when focused)`;
                     el.blur();
                     if (before && before.focus) before.focus({ preventScroll: true });
+                }
+                if (o) {
+                    // A control in a panel that scrolls (a long list of
+                    // people) is reached by scrolling that panel, not the
+                    // page: measured scrolled to.
+                    let sc = el.parentElement;
+                    while (sc && !(/(auto|scroll)/.test(getComputedStyle(sc).overflowY + getComputedStyle(sc).overflowX) &&
+                        (sc.scrollHeight > sc.clientHeight || sc.scrollWidth > sc.clientWidth))) sc = sc.parentElement;
+                    if (sc && sc !== document.body && sc !== document.documentElement) {
+                        const keep = [sc.scrollTop, sc.scrollLeft, window.scrollX, window.scrollY];
+                        el.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+                        const moved = window.scrollX !== keep[2] || window.scrollY !== keep[3];
+                        o = (moved || outside(el)) ? `${o} (also with its panel scrolled to it${moved ? ': the page scrolled' : ''})` : null;
+                        [sc.scrollTop, sc.scrollLeft] = [keep[0], keep[1]];
+                        window.scrollTo(keep[2], keep[3]);
+                    }
                 }
                 if (o) problems.push(o);
             }
