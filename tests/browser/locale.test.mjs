@@ -168,7 +168,9 @@ test('a patient journey in Spanish (locale claim) shows no English sentence: pre
     await click(doc, `admit-${patId}`);
     await waitState(pat, 'in-call');
     await waitVisible(pat, 'remote-video');
-    await pat.waitForFunction(() => /Conexión: (buena|regular|mala)/.test(document.querySelector('[data-testid="quality"]').textContent), null, { timeout: 15000 });
+    // The quality in words (issue 14), its numbers in the details, in Spanish too.
+    await pat.waitForFunction(() => /^Conexión: (buena|débil)\b/.test(document.querySelector('[data-testid="quality"]').textContent) &&
+        /^pérdida \d+,\d %, retardo \d+ ms, \d+ kbit\/s de entrada$/.test(document.querySelector('[data-testid="quality-details"]').textContent), null, { timeout: 15000 });
     await assertNoEnglish(pat, 'call');
     await screenshot(pat, 'locale-es-call');
 

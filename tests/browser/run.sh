@@ -127,7 +127,8 @@ remove_stale_namespaces
 rm -rf artifacts
 mkdir -p artifacts
 files=(messages.test.mjs sdp.test.mjs peerlink.test.mjs chromium.test.mjs linkcheck.test.mjs locale.test.mjs
-       visitlinks.test.mjs visitlinks-room.test.mjs restart.test.mjs failover.test.mjs dashboard.test.mjs)
+       visitlinks.test.mjs visitlinks-room.test.mjs restart.test.mjs failover.test.mjs dashboard.test.mjs
+       incall.test.mjs layout.test.mjs)
 [ "${QR_SKIP_FIREFOX:-0}" = 1 ] || files+=(firefox.test.mjs visitlinks-firefox.test.mjs)
 [ "${QR_SKIP_TCP:-0}" = 1 ] || files+=(tcp.test.mjs check.test.mjs)
 start=$(date +%s)

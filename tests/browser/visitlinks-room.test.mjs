@@ -11,7 +11,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sleep, waitFor } from './lib/servers.mjs';
-import { screenshot, waitState, waitVisible, visible, text, click, mediaStats, assertMediaFlowing, qrState } from './lib/browsers.mjs';
+import { screenshot, waitState, waitVisible, visible, text, click, clickControl, mediaStats, assertMediaFlowing, qrState } from './lib/browsers.mjs';
 import {
     openAndJoin, endedCode, sendStats, localAudio, signalAuditText, signalLogText, metricsText, waitText, neverShows, eventsOf, audioOnlyWindow,
 } from './lib/visits.mjs';
@@ -118,14 +118,14 @@ test('waiting room: the clinician\'s name and the wait; a message to one, then t
 test('audio-only stops the outgoing video and keeps the audio; camera back brings the video back', async () => {
     shared = await s.startVisit('audioonly', { keep: true });
     const { doc, pat } = shared;
-    await click(pat, 'audio-only');
+    await clickControl(pat, 'audio-only');
     await waitFor('audio-only on', () => pat.evaluate(() => window.quietroom.audioOnly === true &&
         document.querySelector('[data-testid="audio-only"]').getAttribute('aria-pressed') === 'true'), { timeout: 5000 });
     const { a, b, db } = await audioOnlyWindow(pat, doc);
     assert.ok(b.audioPacketsSent > a.audioPacketsSent, 'the patient stopped sending audio');
     await screenshot(pat, 'visit-audio-only');
     // One click brings the camera back.
-    await click(pat, 'camera-back');
+    await clickControl(pat, 'camera-back');
     await waitFor('audio-only off', () => pat.evaluate(() => window.quietroom.audioOnly === false), { timeout: 5000 });
     await waitFor('the therapist to decode the patient\'s video again', async () => (await sendStats(doc)).framesDecoded > db.framesDecoded + 10, { timeout: 10000 });
     const c = await sendStats(pat);

@@ -2,7 +2,7 @@
 // Playwright (playwright-core, Debian's /usr/bin/chromium); Firefox ESR by
 // puppeteer-core over WebDriver BiDi. The helpers below use only
 // page.evaluate / click / screenshot, which both drivers share.
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ARTIFACTS, sleep, waitFor } from './servers.mjs';
 
@@ -24,6 +24,26 @@ export const CHROMIUM_ARGS = [
     '--disable-component-update',
     '--disable-sync',
 ];
+
+/* A fake camera Chromium can tell from its fake screen: a Y4M file of
+ * solid magenta 640x480 frames, for --use-file-for-fake-video-capture
+ * (FAKE_CAMERA_ARGS). The camera then gives 4:3 magenta frames while
+ * getDisplayMedia (--use-fake-ui-for-media-stream picks the fake "screen")
+ * still gives Chromium's 1280x720 green test pattern: a receiver can tell
+ * which of the two it decodes, by size and by colour. */
+export async function writeFakeCamera(file) {
+    const [W, H] = [640, 480];
+    const frame = Buffer.alloc(W * H * 3 / 2);
+    // BT.601 full range magenta: Y 105, U 212, V 234.
+    frame.fill(105, 0, W * H);
+    frame.fill(212, W * H, W * H * 5 / 4);
+    frame.fill(234, W * H * 5 / 4);
+    const parts = [Buffer.from(`YUV4MPEG2 W${W} H${H} F30:1 Ip A1:1 C420jpeg\n`)];
+    for (let i = 0; i < 2; i++) parts.push(Buffer.from('FRAME\n'), frame);
+    await writeFile(file, Buffer.concat(parts));
+    return file;
+}
+export const FAKE_CAMERA_ARGS = (file) => [`--use-file-for-fake-video-capture=${file}`];
 
 /* executablePath: another Chromium, or a wrapper that starts it (in a
  * network namespace, lib/netns.mjs); args: added to CHROMIUM_ARGS. */
@@ -366,4 +386,129 @@ export async function unnamedControls(page) {
         .filter((el) => !(el.getAttribute('aria-label') || el.getAttribute('aria-labelledby') ||
             (el.labels && el.labels.length) || (el.tagName === 'BUTTON' && el.textContent.trim())))
         .map((el) => el.id || el.dataset.testid || el.outerHTML.slice(0, 60)));
+}
+
+/* Boxes at the current viewport (getBoundingClientRect), for issue 14's
+ * layout rules:
+ * - `required` (data-testids): each must be shown (not under [hidden], a
+ *   box of its own) and fully inside the viewport, both axes, without
+ *   scrolling;
+ * - allControls: every other shown control of the page (button, input,
+ *   select, textarea, a[href], [tabindex] >= 0) must be fully inside too,
+ *   or at least once focused (a skip link shows itself on focus), or
+ *   once the panel that scrolls it (not the page) is scrolled to it;
+ * - noScroll: the page itself does not scroll either way.
+ * Returns the problems (empty when all hold). */
+export async function boxProblems(page, { required = [], allControls = false, noScroll = false } = {}) {
+    return page.evaluate(([ids, all, noScroll]) => {
+        const problems = [];
+        const W = window.innerWidth, H = window.innerHeight;
+        const shown = (el) => {
+            if (el.closest('[hidden]')) return false;
+            const r = el.getBoundingClientRect();
+            if (r.width === 0 || r.height === 0) return false;
+            const cs = getComputedStyle(el);
+            return cs.visibility !== 'hidden' && cs.display !== 'none';
+        };
+        const name = (el) => el.dataset.testid || el.id || el.outerHTML.slice(0, 50);
+        const outside = (el) => {
+            const r = el.getBoundingClientRect();
+            if (r.left < -0.5 || r.top < -0.5 || r.right > W + 0.5 || r.bottom > H + 0.5) {
+                return `${name(el)} at x ${Math.round(r.left)}..${Math.round(r.right)}, y ${Math.round(r.top)}..${Math.round(r.bottom)} of ${W}x${H}`;
+            }
+            return null;
+        };
+        if (noScroll) {
+            const se = document.scrollingElement;
+            if (se.scrollHeight > H + 1) problems.push(`the page scrolls: ${se.scrollHeight}px tall in ${H}`);
+            if (se.scrollWidth > W + 1) problems.push(`the page scrolls: ${se.scrollWidth}px wide in ${W}`);
+        }
+        const seen = new Set();
+        for (const id of ids) {
+            const el = document.querySelector(`[data-testid="${id}"]`);
+            if (!el) { problems.push(`${id} missing`); continue; }
+            seen.add(el);
+            if (!shown(el)) { problems.push(`${id} not shown`); continue; }
+            const o = outside(el);
+            if (o) problems.push(o);
+        }
+        if (all) {
+            for (const el of document.querySelectorAll('button, input, select, textarea, a[href], [tabindex]')) {
+                if (seen.has(el) || el.tabIndex < 0 || el.type === 'hidden' || !shown(el)) continue;
+                let o = outside(el);
+                if (o) {
+                    // A control that comes into view when focused (a skip
+                    // link) is where a keyboard user meets it: measured so.
+                    const before = document.activeElement;
+                    el.focus({ preventScroll: true });
+                    if (document.activeElement === el) o = outside(el) && `${outside(el)} (also when focused)`;
+                    el.blur();
+                    if (before && before.focus) before.focus({ preventScroll: true });
+                }
+                if (o) {
+                    // A control in a panel that scrolls (a long list of
+                    // people) is reached by scrolling that panel, not the
+                    // page: measured scrolled to.
+                    let sc = el.parentElement;
+                    while (sc && !(/(auto|scroll)/.test(getComputedStyle(sc).overflowY + getComputedStyle(sc).overflowX) &&
+                        (sc.scrollHeight > sc.clientHeight || sc.scrollWidth > sc.clientWidth))) sc = sc.parentElement;
+                    if (sc && sc !== document.body && sc !== document.documentElement) {
+                        const keep = [sc.scrollTop, sc.scrollLeft, window.scrollX, window.scrollY];
+                        el.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+                        const moved = window.scrollX !== keep[2] || window.scrollY !== keep[3];
+                        o = (moved || outside(el)) ? `${o} (also with its panel scrolled to it${moved ? ': the page scrolled' : ''})` : null;
+                        [sc.scrollTop, sc.scrollLeft] = [keep[0], keep[1]];
+                        window.scrollTo(keep[2], keep[3]);
+                    }
+                }
+                if (o) problems.push(o);
+            }
+        }
+        return problems;
+    }, [required, allControls, noScroll]);
+}
+
+/* Overlaps of the self view (the [data-testid=self-view] container, or
+ * self-video without it, and every shown element inside) with any shown
+ * remote video's box: "no remote video is covered by the self view".
+ * Returns the problems; also how many remote videos were measured. */
+export async function selfViewOverlaps(page) {
+    return page.evaluate(() => {
+        const shown = (el) => !el.closest('[hidden]') && el.getBoundingClientRect().width > 0 &&
+            getComputedStyle(el).visibility !== 'hidden';
+        const self = document.querySelector('[data-testid="self-view"]') || document.querySelector('[data-testid="self-video"]');
+        const remotes = Array.from(document.querySelectorAll('[data-testid="remote-video"]')).filter(shown);
+        const problems = [];
+        if (!self || !shown(self)) return { problems, remotes: remotes.length, self: false };
+        const parts = [self, ...self.querySelectorAll('*')].filter(shown);
+        for (const v of remotes) {
+            const b = v.getBoundingClientRect();
+            for (const el of parts) {
+                const a = el.getBoundingClientRect();
+                const w = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+                const h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+                if (w > 0.5 && h > 0.5) {
+                    const who = v.closest('[data-participant]');
+                    problems.push(`self view ${el.dataset.testid || el.tagName.toLowerCase()} covers ${Math.round(w)}x${Math.round(h)} px of ` +
+                        `the remote video of ${who ? who.dataset.participant : '?'}`);
+                    break;
+                }
+            }
+        }
+        return { problems, remotes: remotes.length, self: true };
+    });
+}
+
+/* Clicks a call control wherever the page keeps it: since issue 14 the
+ * secondary ones (settings, audio-only, camera-back, fullscreen, pip) are
+ * in the "more" menu (more-menu), opened by `more` first when it is
+ * closed. Other controls: click() as before. */
+export async function clickControl(page, testid) {
+    const inMenu = await page.evaluate((id) => {
+        const el = document.querySelector(`[data-testid="${id}"]`);
+        const menu = el && el.closest('[data-testid="more-menu"]');
+        return !!menu && menu.hidden;
+    }, testid);
+    if (inMenu) await click(page, 'more');
+    await click(page, testid);
 }

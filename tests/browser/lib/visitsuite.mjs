@@ -12,14 +12,16 @@ import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Quietroom, freePort } from './servers.mjs';
-import { launchChromium, chromiumPage, screenshot, waitState, waitVisible, click, assertMediaFlowing } from './browsers.mjs';
+import { launchChromium, writeFakeCamera, FAKE_CAMERA_ARGS, chromiumPage, screenshot, waitState, waitVisible, click, assertMediaFlowing } from './browsers.mjs';
 import { tabIn, checkVisitWire, checkConsole, openAndJoin, signalAuditText, signalLogText, relayLogText } from './visits.mjs';
 
 export const NAMES = ['Dr. Rivera', 'Sam Patient', 'Alex Other'];
 
 /* Registers the file's hooks; returns the suite (s.q, s.opsBase… once
- * `before` ran). grace: signaling's resume-grace in seconds. */
-export function visitSuite({ label, grace }) {
+ * `before` ran). grace: signaling's resume-grace in seconds. fakeCamera:
+ * Chromium's camera is a magenta 640x480 file (writeFakeCamera), unlike
+ * its fake screen capture. */
+export function visitSuite({ label, grace, fakeCamera = false }) {
     const s = {
         q: null, browser: null, opsBase: null, opsToken: `${label}-ops-${process.pid}-7d2f`, grace,
         contexts: [], pages: [], kept: [], tokens: [], seq: 0, opsDir: null,
@@ -41,7 +43,8 @@ export function visitSuite({ label, grace }) {
             label,
             extraSignal: [`resume-grace = ${grace}`, `ops-listen = 127.0.0.1:${opsPort}`, `ops-token-file = ${tokenFile}`],
         });
-        s.browser = await launchChromium();
+        const args = fakeCamera ? FAKE_CAMERA_ARGS(await writeFakeCamera(path.join(s.opsDir, 'camera.y4m'))) : [];
+        s.browser = await launchChromium({ args });
     });
 
     after(async () => {
@@ -119,8 +122,15 @@ export function visitSuite({ label, grace }) {
         }
         await click(d.page, `admit-${patId}`);
         await waitState(p.page, 'in-call');
-        await assertMediaFlowing(d.page);
-        await assertMediaFlowing(p.page);
+        try {
+            await assertMediaFlowing(d.page);
+            await assertMediaFlowing(p.page);
+        } catch (e) {
+            // Both sides' events: a negotiation stuck on one side shows on the other.
+            const ev = async (page) => page.evaluate(() => window.quietroom.events.join('\n    ')).catch((x) => x.message);
+            e.message += `\n  therapist's events:\n    ${await ev(d.page)}\n  patient's events:\n    ${await ev(p.page)}`;
+            throw e;
+        }
         s.step('admitted, media both ways');
         return { t, doc: d.page, docCtx: d.context, pat: p.page, patCtx: p.context, patId, docId };
     };
