@@ -20,7 +20,7 @@ repo=$(cd ../.. && pwd)
 export QR_BUILD_DIR=${QR_BUILD_DIR:-$repo/build}
 # The first pass (the cluster pass has its own limit); every wait inside has
 # its own, shorter timeout.
-run_limit=${QR_BROWSER_TIMEOUT:-1200}
+run_limit=${QR_BROWSER_TIMEOUT:-1600}
 
 missing=()
 for bin in relay/quietroom-relay signaling/quietroom-signal ctl/quietroomctl; do
