@@ -374,7 +374,6 @@ test('3-way: ' + 'active speaker: the only unmuted person\'s tile says speaking,
 
 test('3-way: ' + 'the second patient leaves: no tile of theirs left on the other pages within 1 s', async () => {
     const { doc, pat, oth, docId, patId, othId } = threeCall();
-    s.releaseKept();
     {
         await click(oth, 'leave');
         await waitVisible(oth, 'confirm');
@@ -391,4 +390,29 @@ test('3-way: ' + 'the second patient leaves: no tile of theirs left on the other
         await screenshot(pat, 'incall-after-leave');
         process.stderr.write(`  tile gone after ${a} / ${b} ms\n`);
     }
+});
+
+// The issue's report: a patient who closed the tab stayed as a frozen
+// "connection interrupted" tile, and appeared twice once back. The page's
+// pagehide sends "bye"; the same link brings the same seat back.
+test('1:1: ' + 'the patient closes the tab: the tile leaves within 1 s; the same link again gives one tile, not two', async () => {
+    const { t, doc, patCtx, pat, patId } = threeCall();
+    s.releaseKept();
+    const w = await watchTile(doc, patId, null, null);
+    const at = Date.now();
+    await pat.close();
+    const gone = (await w.at(10000)) - at;
+    assert.ok(gone <= WITHIN, `the closed tab's tile left after ${gone} ms`);
+    assert.deepEqual(await tileIds(doc), [], 'tiles left after the tab closed');
+    process.stderr.write(`  closed tab's tile gone after ${gone} ms\n`);
+    const back = await s.anotherTab(patCtx, 'patient again');
+    const state = await openAndJoin(back, s.q.link(t.patient), { timeout: 40000 });
+    if (state === 'waiting') await click(doc, `admit-${patId}`);
+    await waitState(back, 'in-call');
+    assert.equal(await back.evaluate(() => window.quietroom.participant), patId, 'the link took another seat');
+    await waitFor('the patient\'s tile back on the therapist\'s page', async () => (await tileIds(doc)).join() === patId, { timeout: 20000 })
+        .catch(async (e) => { throw new Error(`${e.message}: ${JSON.stringify(await tileIds(doc))}`); });
+    await assertMediaFlowing(doc);
+    await sleep(1500);
+    assert.deepEqual(await tileIds(doc), [patId], 'a duplicate tile for the patient who came back');
 });
