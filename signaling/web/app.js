@@ -879,6 +879,9 @@ function renderLobby(msg) {
     lobbyTick = waiting.length ? setInterval(renderWaited, 15000) : null;
     $('waiting-empty').hidden = waiting.length > 0;
     $('waiting-count').textContent = String(waiting.length);
+    // The People button carries the count, for when the panel is closed.
+    $('people-waiting').textContent = String(waiting.length);
+    $('people-waiting').hidden = waiting.length === 0;
     // Controls that go away with the last waiting person take keyboard focus
     // with them: give it to the panel's heading instead of the page's body.
     const lostFocus = waiting.length < 1 && active && (active === $('btn-admit-all') || $('notify-form').contains(active));
@@ -1594,6 +1597,9 @@ function wireControls() {
     $('btn-settings').addEventListener('click', () => {
         const p = $('settings-panel');
         p.hidden = !p.hidden;
+        // The device pickers take the More menu's place.
+        $('more-menu').hidden = true;
+        $('btn-more').setAttribute('aria-expanded', 'false');
         $('btn-settings').setAttribute('aria-expanded', String(!p.hidden));
     });
     $('clinician-panel').addEventListener('click', onPanelClick);

@@ -6,6 +6,9 @@
 import { parseChannelMessage, encodeState, encodeHb, encodeBye, interruptAfterMs, HB_INTERVAL_MS, HB_HIDDEN_INTERVAL_MS } from './channel.js';
 
 const CHECK_MS = 50;
+// A check this late means this page itself was frozen (a busy CPU, a
+// background tab): the beats it did not read prove nothing about the peer.
+const STALLED_SELF_MS = 400;
 
 function freshState() {
     // Until the peer says otherwise: as a person joins, with mic and camera on.
@@ -26,6 +29,7 @@ export class Presence {
         this.hbTimer = null;
         this.checkTimer = null;
         this.lastHbSent = 0;
+        this.lastCheck = 0;
     }
 
     start() {
@@ -126,8 +130,11 @@ export class Presence {
      * server lost the peer, its channel closed under a live link, or ICE
      * lost the path. */
     check(now = performance.now()) {
+        const selfStalled = this.lastCheck && now - this.lastCheck > STALLED_SELF_MS;
+        this.lastCheck = now;
         for (const [id, link] of this.h.links()) {
             const s = this.state(id);
+            if (selfStalled && s.lastHb) s.lastHb = Math.max(s.lastHb, now - HB_INTERVAL_MS);
             const ice = link.pc.iceConnectionState;
             s.iceLost = link.everConnected && (ice === 'disconnected' || ice === 'failed' || ice === 'checking');
             const late = s.lastHb > 0 && now - s.lastHb > interruptAfterMs(s.hidden);

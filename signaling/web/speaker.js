@@ -4,10 +4,14 @@
  * above the threshold for ON_MS, and stops after OFF_MS of quiet, so that a
  * breath or a pause between words does not make the outline flicker. */
 
-const THRESHOLD = 0.02;   // RMS of the samples, 0..1; Chromium's fake beep is ~0.1
+const THRESHOLD = 0.02;   // RMS of the samples, 0..1; Chromium's fake beep is 0.07..0.4
 const ON_MS = 300;
 const OFF_MS = 800;
-const TICK_MS = 100;
+const TICK_MS = 50;
+// The level falls by this factor per tick instead of at once: speech (and
+// Chromium's fake microphone, a short beep twice a second) has gaps between
+// syllables that must not count as quiet.
+const DECAY = 0.92;
 
 export class SpeakerDetector {
     /* onChange(id, speaking) */
@@ -38,9 +42,9 @@ export class SpeakerDetector {
         if (ctx.state === 'suspended') ctx.resume().catch(() => {});
         const source = ctx.createMediaStreamSource(new MediaStream([track]));
         const analyser = ctx.createAnalyser();
-        analyser.fftSize = 512;
+        analyser.fftSize = 2048;   // ~43 ms at 48 kHz: each tick sees nearly all of its 50 ms
         source.connect(analyser);
-        this.peers.set(id, { track, source, analyser, buf: new Float32Array(analyser.fftSize), loudSince: 0, quietSince: 0, speaking: false });
+        this.peers.set(id, { track, source, analyser, buf: new Float32Array(analyser.fftSize), level: 0, loudSince: 0, quietSince: 0, speaking: false });
         if (!this.timer) this.timer = setInterval(() => this.tick(), TICK_MS);
     }
 
@@ -63,7 +67,8 @@ export class SpeakerDetector {
             p.analyser.getFloatTimeDomainData(p.buf);
             let sum = 0;
             for (let i = 0; i < p.buf.length; i++) sum += p.buf[i] * p.buf[i];
-            const loud = Math.sqrt(sum / p.buf.length) > THRESHOLD;
+            p.level = Math.max(Math.sqrt(sum / p.buf.length), p.level * DECAY);
+            const loud = p.level > THRESHOLD;
             if (loud) { p.quietSince = 0; if (!p.loudSince) p.loudSince = now; } else { p.loudSince = 0; if (!p.quietSince) p.quietSince = now; }
             const next = p.speaking ? !(p.quietSince && now - p.quietSince >= OFF_MS) : !!(p.loudSince && now - p.loudSince >= ON_MS);
             if (next !== p.speaking) {
