@@ -634,11 +634,11 @@ function createLink(id, info, initiator, waitingRelay = false) {
     return link;
 }
 
-function dropLink(id, removeTile = true) {
+function dropLink(id, removeTile = true, lingerMs = 0) {
     const link = links.get(id);
     if (link) {
         meter.forget(link);
-        link.close();
+        link.close(lingerMs);
         links.delete(id);
         qr.peerConnections.delete(id);
         delete qr.quality[id];
@@ -1398,7 +1398,8 @@ function teardown() {
     presence.sendBye();
     presence.stop();
     share.stopShare();
-    for (const id of Array.from(links.keys())) dropLink(id);
+    // The "bye" just sent gets a moment to leave before the connections close.
+    for (const id of Array.from(links.keys())) dropLink(id, true, 300);
     stage.removeAllTiles();
     speakers.close();
     chat.clearChat();
@@ -1658,7 +1659,7 @@ function wireCallControls() {
             attachLocal();
             presence.sendState();
             renderQuality();
-            announce(on ? t('call.shareStarted') : t('call.shareStopped'));
+            if (qr.state === 'in-call') announce(on ? t('call.shareStarted') : t('call.shareStopped'));
         },
     });
     $('btn-share').addEventListener('click', async () => {

@@ -419,12 +419,16 @@ export class PeerLink {
         try { await sender.setParameters(p); } catch (e) { /* not before negotiation: the track decides */ }
     }
 
-    close() {
+    /* lingerMs: keep the connection that long after the last message (a
+     * "bye" just sent must leave before the connection goes). */
+    close(lingerMs = 0) {
         if (this.closed) return;
         this.closed = true;
         clearTimeout(this.offerTimer);
         clearTimeout(this.discTimer);
-        try { this.pc.close(); } catch (e) { /* closed */ }
+        const pc = this.pc;
+        const shut = () => { try { pc.close(); } catch (e) { /* closed */ } };
+        if (lingerMs > 0) setTimeout(shut, lingerMs); else shut();
         for (const t of this.remoteStream.getTracks()) t.stop();
     }
 }

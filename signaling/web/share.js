@@ -24,8 +24,8 @@ export function shareTrack() {
     return screenTrack;
 }
 
-/* Asks the browser for a screen, window or tab. Returns false if the person
- * cancelled or it failed (the error's name, for the caller to explain). */
+/* Asks the browser for a screen, window or tab. Returns {ok}, and with
+ * ok false the error's name (NotAllowedError: the person cancelled). */
 export async function startShare() {
     if (screenTrack || !canShare()) return { ok: !!screenTrack };
     let stream;
