@@ -81,7 +81,7 @@ export function forgetPeer(id) {
 }
 
 function addMessage(from, author, text) {
-    const log = $('chat-log');
+    const log = $('chat-list');
     const li = document.createElement('li');
     li.className = 'chat-message';
     li.dataset.from = from;
@@ -124,7 +124,7 @@ function renderUnread() {
 
 /* The call is over for this page: every message goes. */
 export function clearChat() {
-    $('chat-log').textContent = '';
+    $('chat-list').textContent = '';
     $('chat-empty').hidden = false;
     unread = 0;
     limits.clear();
