@@ -63,7 +63,7 @@ const qr = {
     restartIce: () => { for (const l of links.values()) l.restartIce(); },
     /* Per peer: its data channel's state, and what it told us (presence.js). */
     get channels() { return presence.channels; },
-    get peerState() { return presence.peerState; },
+    get peerState() { return presence.publicState(); },
     /* Data-channel messages dropped as invalid. */
     get channelDropped() { return presence.dropped; },
     /* This page shares its screen. */
@@ -276,15 +276,23 @@ function setJoinReady() {
 async function acquireMedia() {
     acquiring++;
     setJoinReady();
-    try {
-        await acquireMediaNow();
-    } finally {
+    // Join is ready as soon as the prompt is answered (not after the
+    // device lists, which can take a while on a busy machine).
+    let released = false;
+    const release = () => {
+        if (released) return;
+        released = true;
         acquiring--;
         setJoinReady();
+    };
+    try {
+        await acquireMediaNow(release);
+    } finally {
+        release();
     }
 }
 
-async function acquireMediaNow() {
+async function acquireMediaNow(release = () => {}) {
     showDeviceError('');
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
         showDeviceError(t('device.unsupported'));
@@ -322,6 +330,7 @@ async function acquireMediaNow() {
             showDeviceError(problems.join(' '));
         }
     }
+    release();
     const a = track('audio'), v = track('video');
     if (a) { media.audioId = a.getSettings().deviceId || media.audioId; a.enabled = !media.micMuted; }
     if (v) media.videoId = v.getSettings().deviceId || media.videoId;

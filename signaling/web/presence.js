@@ -44,6 +44,15 @@ export class Presence {
         this.hbTimer = this.checkTimer = null;
     }
 
+    /* What the page shows of each peer (quietroom.peerState): a copy. */
+    publicState() {
+        const out = new Map();
+        for (const [id, s] of this.peerState) {
+            out.set(id, { mic: s.mic, cam: s.cam, share: s.share, hidden: s.hidden, interrupted: s.interrupted, speaking: s.speaking });
+        }
+        return out;
+    }
+
     state(id) {
         if (!this.peerState.has(id)) this.peerState.set(id, freshState());
         return this.peerState.get(id);
