@@ -50,6 +50,8 @@ export async function stopShare() {
     if (!track) return;
     screenTrack = null;
     track.stop();
-    await hooks.putVideo(hooks.cameraTrack());
+    // The others learn at once (their layout goes back to the grid); the
+    // camera follows as soon as every sender has it.
     hooks.onChange(false, null);
+    await hooks.putVideo(hooks.cameraTrack());
 }
