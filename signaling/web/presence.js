@@ -132,18 +132,23 @@ export class Presence {
 
     setServerConnected(id, connected) {
         this.state(id).serverLost = !connected;
-        this.check();
+        this.check(performance.now(), true);
     }
 
     /* Interrupted: no heartbeat for three beats (once they ever came), the
      * server lost the peer, its channel closed under a live link, or ICE
      * lost the path. */
-    check(now = performance.now()) {
-        const selfStalled = this.lastCheck && now - this.lastCheck > STALLED_SELF_MS;
-        this.lastCheck = now;
+    check(now = performance.now(), told = false) {
+        // Told by the server: nothing to doubt about this page's own timers.
+        const selfStalled = !told && this.lastCheck && now - this.lastCheck > STALLED_SELF_MS;
+        if (!told) this.lastCheck = now;
         for (const [id, link] of this.h.links()) {
             const s = this.state(id);
-            if (selfStalled && s.lastHb) s.lastHb = Math.max(s.lastHb, now - HB_INTERVAL_MS);
+            if (selfStalled) {
+                // Judge again next round, with a fresh grace for those not yet interrupted.
+                if (s.lastHb && !s.interrupted) s.lastHb = Math.max(s.lastHb, now - HB_INTERVAL_MS);
+                continue;
+            }
             const ice = link.pc.iceConnectionState;
             s.iceLost = link.everConnected && (ice === 'disconnected' || ice === 'failed' || ice === 'checking');
             const late = s.lastHb > 0 && now - s.lastHb > interruptAfterMs(s.hidden);
