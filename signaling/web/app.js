@@ -540,6 +540,8 @@ function toggleMic() {
 async function cameraOff(audioOnly) {
     media.camOff = true;
     qr.audioOnly = audioOnly;
+    // The others hide the picture before its last frame could freeze there.
+    presence.sendState();
     if (track('video')) await putTrack('video', null);
     updateToggleButtons();
     savePrefs();
