@@ -7,6 +7,13 @@ import { SignalClient, signalingUrl, checkLink } from './signal.js';
 import { PeerLink, QualityMeter } from './peers.js';
 import { errorText, errorTitle, reasonText, ERROR_TEXT, FATAL_CODES, ROLE_TEXT, STATUS_TEXT } from './messages.js';
 import { t, tn, langOf, pickLang, setLang, applyDom } from './i18n.js';
+import { Presence } from './presence.js';
+import { SpeakerDetector } from './speaker.js';
+import { qualityWords } from './quality.js';
+import * as stage from './stage.js';
+import * as chat from './chat.js';
+import * as share from './share.js';
+import { initLobby, renderLobby, notifyStatus, stopLobby, resumeTone } from './lobby.js';
 
 /* boot.js already took the token out of the address bar; collect it first. */
 const bootToken = typeof window.quietroomTakeToken === 'function' ? window.quietroomTakeToken() : null;
@@ -55,6 +62,13 @@ const qr = {
     forceQuality: null,
     /* Test hook: an ICE restart towards every peer, as after a network change. */
     restartIce: () => { for (const l of links.values()) l.restartIce(); },
+    /* Per peer: its data channel's state, and what it told us (presence.js). */
+    get channels() { return presence.channels; },
+    get peerState() { return presence.publicState(); },
+    /* Data-channel messages dropped as invalid. */
+    get channelDropped() { return presence.dropped; },
+    /* This page shares its screen. */
+    get sharing() { return share.sharing(); },
 };
 Object.defineProperty(window, 'quietroom', { value: qr, configurable: false, writable: false });
 
@@ -65,7 +79,6 @@ function logEvent(text) {
 
 let signal = null;
 const links = new Map();            // participant id -> PeerLink
-const tiles = new Map();            // participant id -> figure element
 const meter = new QualityMeter();
 const people = new Map();           // participant id -> {role, name, connected}
 /* Media received this recently keeps the call alive without signaling: a
@@ -76,6 +89,19 @@ let mediaSeenAt = 0;
 let timerStart = 0;
 let timerHandle = null;
 let qualityHandle = null;
+let tileTick = null;
+
+const presence = new Presence({
+    localState: () => ({ mic: !!track('audio') && !media.micMuted, cam: !!track('video') && !media.camOff, share: share.sharing() }),
+    links: () => links,
+    onPeerChange: (id) => { updateTile(id); renderQuality(); },
+    onChat: (id, msg) => chat.receiveChat(id, msg),
+    onBye: (id) => peerGone(id),
+});
+const speakers = new SpeakerDetector((id, speaking) => {
+    presence.state(id).speaking = speaking;
+    updateTile(id);
+});
 
 /* ---------- screens and announcements ---------------------------------------- */
 
@@ -251,15 +277,23 @@ function setJoinReady() {
 async function acquireMedia() {
     acquiring++;
     setJoinReady();
-    try {
-        await acquireMediaNow();
-    } finally {
+    // Join is ready as soon as the prompt is answered (not after the
+    // device lists, which can take a while on a busy machine).
+    let released = false;
+    const release = () => {
+        if (released) return;
+        released = true;
         acquiring--;
         setJoinReady();
+    };
+    try {
+        await acquireMediaNow(release);
+    } finally {
+        release();
     }
 }
 
-async function acquireMediaNow() {
+async function acquireMediaNow(release = () => {}) {
     showDeviceError('');
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
         showDeviceError(t('device.unsupported'));
@@ -297,6 +331,7 @@ async function acquireMediaNow() {
             showDeviceError(problems.join(' '));
         }
     }
+    release();
     const a = track('audio'), v = track('video');
     if (a) { media.audioId = a.getSettings().deviceId || media.audioId; a.enabled = !media.micMuted; }
     if (v) media.videoId = v.getSettings().deviceId || media.videoId;
@@ -310,13 +345,19 @@ function attachLocal() {
     // A media element showing a stream without tracks would hold the page's
     // load event forever (it waits for data that never comes): show none.
     const src = media.stream.getTracks().length ? media.stream : null;
-    for (const id of ['preview', 'waiting-preview', 'self-video']) {
+    const screen = share.shareTrack();
+    const selfSrc = screen ? new MediaStream([screen]) : src;
+    const self = $('self-video');
+    if (screen ? !(self.srcObject && self.srcObject.getTracks()[0] === screen) : self.srcObject !== src) self.srcObject = selfSrc;
+    if (selfSrc) self.play().catch(() => {});
+    document.body.classList.toggle('sharing', !!screen);
+    for (const id of ['preview', 'waiting-preview']) {
         const v = $(id);
         if (v.srcObject !== src) v.srcObject = src;
         if (src) v.play().catch(() => { /* autoplay of a muted element; retried on gesture */ });
     }
-    const off = !track('video');
-    $('preview-off').hidden = !off;
+    const off = !track('video') && !screen;
+    $('preview-off').hidden = !!track('video');
     $('preview-off').textContent = media.camOff ? t('preview.off') : t('preview.none');
     document.body.classList.toggle('camera-off', off);
 }
@@ -395,8 +436,14 @@ async function putTrack(kind, t) {
     }
     attachLocal();
     if (kind === 'audio') startLevelMeter();
-    await Promise.all(Array.from(links.values()).map((l) => l.setTrack(kind, t)));
+    // While sharing, the screen stays on the video senders; the camera waits.
+    if (!(kind === 'video' && share.sharing())) await putOnLinks(kind, t);
     updateToggleButtons();
+    presence.sendState();
+}
+
+function putOnLinks(kind, t) {
+    return Promise.all(Array.from(links.values()).map((l) => l.setTrack(kind, t)));
 }
 
 function syncSelects() {
@@ -464,6 +511,7 @@ function updateToggleButtons() {
     ao.disabled = !qr.audioOnly && !track('video');
     $('btn-camera-back').hidden = !qr.audioOnly;
     document.body.classList.toggle('audio-only', qr.audioOnly);
+    if (qr.state === 'in-call') presence.sendState();
 }
 
 /* The audio-only and camera-back buttons are one pair, moved into the
@@ -483,6 +531,7 @@ function toggleMic() {
     if (!media.micMuted) $('restored-state').hidden = true;
     updateToggleButtons();
     savePrefs();
+    presence.sendState();
     announce(media.micMuted ? t('media.muted') : t('media.micOn'));
 }
 
@@ -491,6 +540,8 @@ function toggleMic() {
 async function cameraOff(audioOnly) {
     media.camOff = true;
     qr.audioOnly = audioOnly;
+    // The others hide the picture before its last frame could freeze there.
+    presence.sendState();
     if (track('video')) await putTrack('video', null);
     updateToggleButtons();
     savePrefs();
@@ -569,80 +620,96 @@ function createLink(id, info, initiator, waitingRelay = false) {
         waitingRelay,
         stream: media.stream,
         send: (msg) => signal && signal.send(msg),
-        onRemoteStream: (stream) => attachRemote(id, stream),
+        onRemoteStream: (stream) => {
+            stage.attachStream(id, stream, media.sinkId);
+            speakers.watch(id, stream);
+            updateTile(id);
+        },
         onChange: () => updateTile(id),
         onSdp: (kind, text) => { qr.lastSdp[kind] = text; },
         onPeerReloaded: () => {
             const info = people.get(id) || { role: info0.role, name: info0.name };
             createLink(id, info, initiator).start(true);
         },
+        // Only the link that serves id now speaks for it (an old one closing does not).
+        onChannel: (kind, event, data) => { if (links.get(id) === link) presence.onChannel(id, link, kind, event, data); },
         log: logEvent,
     });
     links.set(id, link);
     qr.peerConnections.set(id, link.pc);
+    presence.linkCreated(id);
     people.set(id, { ...(people.get(id) || {}), role: info.role, name: info.name || '', connected: true });
-    ensureTile(id);
+    stage.ensureTile(id);
+    // A link made while this page shares sends the screen, not the camera.
+    if (share.sharing()) link.setTrack('video', share.shareTrack());
+    updateTile(id);
     return link;
 }
 
-function dropLink(id, removeTile = true) {
+function dropLink(id, removeTile = true, lingerMs = 0) {
     const link = links.get(id);
     if (link) {
         meter.forget(link);
-        link.close();
+        link.close(lingerMs);
         links.delete(id);
         qr.peerConnections.delete(id);
         delete qr.quality[id];
     }
     if (removeTile) {
-        const tile = tiles.get(id);
-        if (tile) tile.remove();
-        tiles.delete(id);
-        $('remote-empty').hidden = tiles.size > 0;
+        speakers.unwatch(id);
+        stage.removeTile(id);
+        presence.forget(id);
+        chat.forgetPeer(id);
+        renderQuality();
     }
 }
 
-function ensureTile(id) {
-    if (tiles.has(id)) return tiles.get(id);
-    const frag = $('tpl-remote').content.cloneNode(true);
-    const fig = frag.querySelector('figure');
-    fig.dataset.participant = id;
-    fig.setAttribute('data-testid', 'remote-tile');
-    const video = fig.querySelector('video');
-    video.setAttribute('data-testid', 'remote-video');
-    $('remote-grid').append(fig);
-    tiles.set(id, fig);
-    $('remote-empty').hidden = true;
-    updateTile(id);
-    return fig;
+/* A peer said "bye" on its data channel, or the server says it left: its
+ * tile goes at once (the server's peer_left may follow; nothing is left to do then). */
+function peerGone(id) {
+    if (!links.has(id) && !stage.tileOf(id)) return;
+    const p = people.get(id) || {};
+    dropLink(id);
+    announce(t('announce.left', { who: displayName(p) }));
 }
 
-function attachRemote(id, stream) {
-    const fig = ensureTile(id);
-    const video = fig.querySelector('video');
-    if (video.srcObject !== stream) video.srcObject = stream;
-    if (media.sinkId && video.setSinkId) video.setSinkId(media.sinkId).catch(() => {});
-    video.play().catch(() => { /* started by the next user gesture */ });
-    updateTile(id);
+function minSec(ms) {
+    const s = Math.max(0, Math.floor(ms / 1000));
+    return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}
+
+/* The tile's one line of state: interrupted (and for how long) first. */
+function tileStateText(p, link, ps) {
+    if (link && link.waitingRelay) return t('tile.relay');
+    if (ps.interrupted || p.connected === false) {
+        return t('tile.interruptedFor', { time: minSec(ps.interruptedSince ? Date.now() - ps.interruptedSince : 0) });
+    }
+    if (!link) return '';
+    if (link.pc.connectionState === 'connecting' || link.pc.connectionState === 'new') return t('tile.connecting');
+    if (link.pc.connectionState === 'failed') return t('tile.failed');
+    if (ps.share) return t('tile.sharing');
+    return '';
 }
 
 function updateTile(id) {
-    const fig = tiles.get(id);
-    if (!fig) return;
+    if (!stage.tileOf(id)) return;
     const p = people.get(id) || {};
     const link = links.get(id);
+    const ps = presence.state(id);
     const who = displayName(p);
-    fig.querySelector('.remote-name').textContent = who;
-    fig.querySelector('video').setAttribute('aria-label', t('call.videoOf', { who }));
-    let st = '';
-    if (p.connected === false) st = t('tile.interrupted');
-    else if (!link) st = '';
-    else if (link.waitingRelay) st = t('tile.relay');
-    else if (link.pc.connectionState === 'connecting' || link.pc.connectionState === 'new') st = t('tile.connecting');
-    else if (link.pc.iceConnectionState === 'disconnected' || link.pc.iceConnectionState === 'checking' && link.everConnected) st = t('tile.reconnecting');
-    else if (link.pc.connectionState === 'failed') st = t('tile.failed');
-    fig.querySelector('.remote-state').textContent = st;
-    fig.dataset.connection = link ? link.pc.connectionState : 'none';
+    stage.renderTile(id, {
+        name: who,
+        label: t('call.videoOf', { who }),
+        initials: stage.initials(p.name || displayName(p)),
+        connection: link ? link.pc.connectionState : 'none',
+        stateText: tileStateText(p, link, ps),
+        mic: ps.mic,
+        cam: ps.cam,
+        share: ps.share,
+        speaking: ps.speaking && ps.mic,
+        interrupted: ps.interrupted || p.connected === false,
+        words: { muted: t('tile.muted'), speaking: t('tile.speaking') },
+    });
 }
 
 /* The call goes on whatever signaling does: in the call, with audio or video
@@ -666,16 +733,12 @@ function startTimer() {
     timerHandle = setInterval(tick, 1000);
 }
 
+/* The worst measured level of the last sample, and its numbers. */
+let measured = { level: 'unknown', q: null };
+
 async function sampleQuality() {
     // Signaling away, and the media has now stopped too: say so at once.
     if (qr.conn === 'reconnecting' && !callHolds() && qr.banner.startsWith('callContinues')) showConnBanner('reconnecting');
-    const el = $('quality');
-    if (!links.size) {
-        el.dataset.level = 'unknown';
-        el.textContent = t('quality.others');
-        considerAudioOnlyOffer('unknown');
-        return;
-    }
     const order = { unknown: 0, good: 1, fair: 2, poor: 3 };
     let worst = 'unknown', worstQ = null;
     for (const [id, link] of links) {
@@ -692,294 +755,42 @@ async function sampleQuality() {
         const lv = QualityMeter.level(q);
         if (order[lv] >= order[worst]) { worst = lv; worstQ = q; }
     }
+    measured = { level: worst, q: worstQ };
+    renderQuality();
+    considerAudioOnlyOffer(links.size ? worst : 'unknown');
+}
+
+/* "Connection: weak. Turn your camera off…" in the line; the numbers in the
+ * details, for whoever wants them. Called by each sample and whenever a
+ * peer's presence changes (an interruption shows at once). */
+function renderQuality() {
+    const el = $('quality');
     const prevLevel = el.dataset.level;
-    el.dataset.level = worst;
+    const words = qualityWords({
+        measured: measured.level,
+        reconnecting: presence.anyInterrupted(),
+        sendingVideo: share.sharing() || (!!track('video') && !media.camOff),
+    });
+    const level = links.size ? words.level : 'unknown';
+    el.dataset.level = level;
+    const text = links.size ? t(words.key) : t('quality.others');
+    if (el.textContent !== text) el.textContent = text;
+    const q = measured.q;
     const parts = [];
-    if (worstQ) {
+    if (q && links.size) {
         const num = new Intl.NumberFormat(qr.lang, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
-        if (worstQ.lossPct !== null && worstQ.lossPct !== undefined) parts.push(t('quality.loss', { n: num.format(worstQ.lossPct) }));
-        if (worstQ.rttMs !== null) parts.push(t('quality.delay', { n: worstQ.rttMs }));
-        if (worstQ.kbpsIn !== null && worstQ.kbpsIn !== undefined) parts.push(t('quality.kbps', { n: worstQ.kbpsIn }));
+        if (q.lossPct !== null && q.lossPct !== undefined) parts.push(t('quality.loss', { n: num.format(q.lossPct) }));
+        if (q.rttMs !== null) parts.push(t('quality.delay', { n: q.rttMs }));
+        if (q.kbpsIn !== null && q.kbpsIn !== undefined) parts.push(t('quality.kbps', { n: q.kbpsIn }));
     }
-    const level = t(`quality.${worst}`);
-    el.textContent = parts.length ? t('quality.lineDetail', { level, detail: parts.join(', ') }) : t('quality.line', { level });
-    considerAudioOnlyOffer(worst);
-    // Only level changes are announced; the numbers change every sample.
-    el.setAttribute('aria-live', prevLevel !== worst ? 'polite' : 'off');
+    $('quality-details').textContent = parts.length ? parts.join(', ') : t('quality.noDetails');
+    // Only level changes are announced; the numbers never are.
+    el.setAttribute('aria-live', prevLevel !== level ? 'polite' : 'off');
 }
 
 function startQualityLoop() {
     if (qualityHandle) return;
     qualityHandle = setInterval(sampleQuality, 2000);
-}
-
-/* ---------- clinician panel ---------------------------------------------------- */
-
-/* Waiting since (ms, local clock) per waiting person, from the lobby's
- * waited_s; the panel counts on locally between lobby messages. */
-const waitingSince = new Map();
-let lobbyTick = null;
-
-function minutesWaited(since) {
-    return Math.floor((Date.now() - since) / 60000);
-}
-
-function renderWaited() {
-    for (const [id, since] of waitingSince) {
-        const el = document.querySelector(`[data-testid="waited-${CSS.escape(id)}"]`);
-        if (!el) continue;
-        const m = minutesWaited(since);
-        el.textContent = m < 1 ? t('panel.waited0') : t('panel.waited', { n: m });
-    }
-}
-
-function checkBadge(p) {
-    const span = document.createElement('span');
-    span.className = 'badge badge-check';
-    span.setAttribute('data-testid', `check-${p.participant}`);
-    const c = p.check && typeof p.check === 'object' ? p.check : null;
-    if (!c) {
-        span.dataset.video = '';
-        span.textContent = t('panel.checkNone');
-        return span;
-    }
-    const video = ['good', 'weak', 'none'].includes(c.video) ? c.video : 'none';
-    span.dataset.video = video;
-    span.dataset.transport = String(c.transport || '');
-    span.classList.add(`check-${video}`);
-    span.textContent = t(`panel.check.${video}`);
-    if (c.transport && c.transport !== 'none') {
-        // The numbers too, for the clinician to judge (UDP or TCP, loss, RTT, rate).
-        const details = document.createElement('span');
-        details.className = 'badge-details';
-        details.textContent = ` · ${t('panel.checkDetails', {
-            transport: String(c.transport).toUpperCase(), loss: Number(c.loss_pct) || 0,
-            rtt: Number(c.rtt_ms) || 0, kbps: Number(c.kbps) || 0,
-        })}`;
-        span.append(details);
-    }
-    return span;
-}
-
-function renderLobby(msg) {
-    const waiting = Array.isArray(msg.waiting) ? msg.waiting : [];
-    const present = (Array.isArray(msg.present) ? msg.present : []).filter((p) => p.participant !== qr.participant);
-    for (const p of [...waiting, ...present]) {
-        people.set(p.participant, { ...(people.get(p.participant) || {}), role: p.role, name: p.name || '', connected: p.connected, rejoined: !!p.rejoined });
-    }
-    // Keep keyboard focus on the same control across re-renders.
-    const active = document.activeElement;
-    const focusKey = active && active.dataset && active.dataset.action ? `${active.dataset.action}:${active.dataset.participant}` : null;
-
-    const now = Date.now();
-    const seen = new Set();
-    const wl = $('waiting-list');
-    wl.textContent = '';
-    for (const p of waiting) {
-        seen.add(p.participant);
-        if (Number.isFinite(p.waited_s)) waitingSince.set(p.participant, now - p.waited_s * 1000);
-        else if (!waitingSince.has(p.participant)) waitingSince.set(p.participant, now);
-        const li = document.createElement('li');
-        li.className = 'person';
-        li.dataset.participant = p.participant;
-        li.setAttribute('data-testid', 'waiting-person');
-        const label = document.createElement('span');
-        label.className = 'person-name';
-        label.textContent = displayName(p) + (p.connected ? '' : ` ${t('panel.interrupted')}`);
-        const meta = document.createElement('span');
-        meta.className = 'person-meta';
-        if (p.rejoined) {
-            const rj = document.createElement('span');
-            rj.className = 'badge badge-rejoined';
-            rj.setAttribute('data-testid', `rejoined-${p.participant}`);
-            rj.textContent = t('panel.rejoined');
-            meta.append(rj);
-        }
-        const waited = document.createElement('span');
-        waited.className = 'badge';
-        waited.setAttribute('data-testid', `waited-${p.participant}`);
-        meta.append(waited, checkBadge(p));
-        const actions = document.createElement('span');
-        actions.className = 'person-actions';
-        actions.append(actionButton('admit', p, t('panel.admit'), 'btn-primary'), actionButton('decline', p, t('panel.decline'), 'btn-secondary'));
-        li.append(label, meta, actions);
-        wl.append(li);
-    }
-    for (const id of Array.from(waitingSince.keys())) if (!seen.has(id)) waitingSince.delete(id);
-    renderWaited();
-    clearInterval(lobbyTick);
-    lobbyTick = waiting.length ? setInterval(renderWaited, 15000) : null;
-    $('waiting-empty').hidden = waiting.length > 0;
-    $('waiting-count').textContent = String(waiting.length);
-    // Controls that go away with the last waiting person take keyboard focus
-    // with them: give it to the panel's heading instead of the page's body.
-    const lostFocus = waiting.length < 1 && active && (active === $('btn-admit-all') || $('notify-form').contains(active));
-    $('btn-admit-all').hidden = waiting.length < 1;
-    $('notify-form').hidden = waiting.length < 1;
-    if (lostFocus) {
-        $('panel-title').tabIndex = -1;
-        $('panel-title').focus();
-    }
-    fillNotifyTargets(waiting);
-
-    const pl = $('present-list');
-    pl.textContent = '';
-    for (const p of present) {
-        const li = document.createElement('li');
-        li.className = 'person';
-        li.dataset.participant = p.participant;
-        li.setAttribute('data-testid', 'present-person');
-        const label = document.createElement('span');
-        label.className = 'person-name';
-        label.textContent = displayName(p) + (p.connected ? '' : ` ${t('panel.interrupted')}`);
-        const actions = document.createElement('span');
-        actions.className = 'person-actions';
-        if (p.rejoined) {
-            const rj = document.createElement('span');
-            rj.className = 'badge badge-rejoined';
-            rj.setAttribute('data-testid', `rejoined-${p.participant}`);
-            rj.textContent = t('panel.rejoined');
-            label.append(' ', rj);
-        }
-        actions.append(actionButton('remove', p, t('panel.remove'), 'btn-danger'));
-        li.append(label, actions);
-        pl.append(li);
-        updateTile(p.participant);
-    }
-    $('present-empty').hidden = present.length > 0;
-
-    if (focusKey) {
-        const again = document.querySelector(`[data-action="${focusKey.split(':')[0]}"][data-participant="${CSS.escape(focusKey.split(':')[1])}"]`);
-        if (again) again.focus();
-    }
-    const newcomers = waiting.filter((p) => !lastWaiting.has(p.participant));
-    if (newcomers.length) {
-        announce(tn('panel.arrived', newcomers.length, { names: newcomers.map(displayName).join(', ') }));
-        arrivalAlert();
-    }
-    lastWaiting = new Set(waiting.map((p) => p.participant));
-    document.title = waiting.length ? tn('page.titleWaiting', waiting.length) : t('page.title');
-}
-let lastWaiting = new Set();
-
-function fillNotifyTargets(waiting) {
-    const sel = $('notify-target');
-    const keep = sel.value;
-    while (sel.options.length > 1) sel.remove(1);
-    for (const p of waiting) {
-        const o = document.createElement('option');
-        o.value = p.participant;
-        o.textContent = displayName(p);
-        sel.append(o);
-    }
-    sel.value = waiting.some((p) => p.participant === keep) ? keep : '';
-}
-
-/* A newcomer in the waiting room: a short tone (Web Audio, no file) and,
- * when this tab is in the background and the clinician allowed it, a
- * desktop notification without the person's name (it may show on a
- * locked screen). */
-let toneCtx = null;
-function arrivalAlert() {
-    logEvent('arrival-sound');
-    try {
-        const Ctx = window.AudioContext || window.webkitAudioContext;
-        if (Ctx) {
-            if (!toneCtx) toneCtx = new Ctx();
-            if (toneCtx.state === 'suspended') toneCtx.resume().catch(() => {});
-            const at = toneCtx.currentTime;
-            for (const [i, freq] of [[0, 660], [1, 880]]) {
-                const osc = toneCtx.createOscillator();
-                const gain = toneCtx.createGain();
-                osc.type = 'sine';
-                osc.frequency.value = freq;
-                const t0 = at + i * 0.18;
-                gain.gain.setValueAtTime(0.0001, t0);
-                gain.gain.exponentialRampToValueAtTime(0.2, t0 + 0.02);
-                gain.gain.exponentialRampToValueAtTime(0.0001, t0 + 0.16);
-                osc.connect(gain).connect(toneCtx.destination);
-                osc.start(t0);
-                osc.stop(t0 + 0.17);
-            }
-        }
-    } catch (e) { /* no sound: the list and the announcement remain */ }
-    if (document.hidden && 'Notification' in window && Notification.permission === 'granted') {
-        try {
-            const n = new Notification(t('panel.arrivalTitle'), { body: t('panel.arrivalBody'), tag: 'quietroom-arrival' });
-            n.onclick = () => { window.focus(); n.close(); };
-            logEvent('arrival-notification');
-        } catch (e) { /* some browsers allow notifications only from a service worker */ }
-    }
-}
-
-async function enableNotifications() {
-    const st = $('notify-enable-status');
-    if (!('Notification' in window)) { st.textContent = t('panel.notifyUnsupported'); return; }
-    let perm = Notification.permission;
-    if (perm === 'default') {
-        try { perm = await Notification.requestPermission(); } catch (e) { perm = Notification.permission; }
-    }
-    st.textContent = perm === 'granted' ? t('panel.notifyOn') : t('panel.notifyBlocked');
-    $('btn-notify-enable').setAttribute('aria-pressed', String(perm === 'granted'));
-}
-
-let notifyStatusTimer = null;
-function notifyStatus(text) {
-    $('notify-status').textContent = text;
-    clearTimeout(notifyStatusTimer);
-    notifyStatusTimer = setTimeout(() => { $('notify-status').textContent = ''; }, 10000);
-}
-
-function sendNotice(ev) {
-    ev.preventDefault();
-    const input = $('notify-text');
-    const text = input.value.trim();
-    if (!text) { notifyStatus(t('panel.notifyEmpty')); input.focus(); return; }
-    if (new TextEncoder().encode(text).length > 280) { notifyStatus(t('panel.notifyTooLong')); input.focus(); return; }
-    if (!signal) return;
-    const msg = { type: 'notify', text };
-    const target = $('notify-target').value;
-    if (target) msg.participant = target;
-    signal.send(msg);
-    input.value = '';
-}
-
-function actionButton(action, p, word, cls) {
-    const b = document.createElement('button');
-    b.type = 'button';
-    b.className = `btn btn-small ${cls}`;
-    b.textContent = word;
-    b.dataset.action = action;
-    b.dataset.participant = p.participant;
-    b.setAttribute('data-testid', `${action}-${p.participant}`);
-    b.setAttribute('aria-label', t('panel.actionLabel', { action: word, who: displayName(p) }));
-    return b;
-}
-
-function onPanelClick(ev) {
-    const b = ev.target.closest('button[data-action]');
-    if (!b || !signal) return;
-    const { action, participant } = b.dataset;
-    if (!['admit', 'decline', 'remove'].includes(action)) return;
-    const p = people.get(participant) || {};
-    const go = () => {
-        b.disabled = true;
-        signal.send({ type: action, participant });
-        const words = { admit: 'panel.admitting', decline: 'panel.declining', remove: 'panel.removing' };
-        announce(t(words[action], { who: displayName(p) }));
-    };
-    if (action === 'remove') {
-        confirmAction({
-            title: t('confirm.removeTitle', { who: displayName(p) }),
-            text: t('confirm.removeText'),
-            ok: t('confirm.removeOk'),
-            danger: true,
-            returnFocus: b,
-            action: go,
-        });
-    } else {
-        go();
-    }
 }
 
 /* ---------- protocol messages ------------------------------------------------ */
@@ -993,10 +804,35 @@ function enterCall() {
     const isClinician = qr.role === 'clinician';
     $('clinician-panel').hidden = !isClinician;
     $('btn-end').hidden = !isClinician;
-    $('remote-empty').hidden = tiles.size > 0;
+    $('btn-people').hidden = !isClinician;
+    // The clinician's panel starts open where there is room beside the video.
+    setPanelOpen(isClinician && !narrow());
+    $('remote-empty').hidden = stage.tileCount() > 0;
+    $('btn-share').hidden = !share.canShare();
+    $('btn-fullscreen').hidden = !stage.canFullscreen();
+    $('btn-pip').hidden = !stage.canPip();
     startQualityLoop();
+    presence.start();
+    stage.watchStageSize();
+    stage.layout();
+    // Interrupted tiles count their seconds.
+    clearInterval(tileTick);
+    tileTick = setInterval(() => { for (const [id, s] of presence.peerState) if (s.interrupted) updateTile(id); }, 1000);
     attachLocal();
+    renderQuality();
     updateClinicianLeft();
+}
+
+/* Narrow or short windows (phones, 200 % zoom): panels are drawers. */
+function narrow() {
+    return window.matchMedia('(max-width: 56rem), (max-height: 31.25rem)').matches;
+}
+
+function setPanelOpen(open) {
+    $('clinician-panel').hidden = !open;
+    $('btn-people').setAttribute('aria-expanded', String(open));
+    // On a narrow screen one drawer at a time.
+    if (open && narrow() && chat.chatOpen()) chat.setChatOpen(false);
 }
 
 function onWelcome(msg) {
@@ -1249,6 +1085,7 @@ function onMessage(msg) {
         if (p) {
             p.connected = !!msg.connected;
             if (msg.rejoined) p.rejoined = true;
+            if (links.has(msg.participant)) presence.setServerConnected(msg.participant, p.connected);
             updateTile(msg.participant);
             const who = displayName(p);
             if (msg.rejoined && msg.connected) announce(t('announce.rejoined', { who }));
@@ -1256,13 +1093,10 @@ function onMessage(msg) {
         }
         break;
     }
-    case 'peer_left': {
-        const p = people.get(msg.participant) || {};
-        dropLink(msg.participant);
+    case 'peer_left':
+        peerGone(msg.participant);
         people.delete(msg.participant);
-        announce(t('announce.left', { who: displayName(p) }));
         break;
-    }
     case 'replaced':
         finish('replaced');
         break;
@@ -1301,11 +1135,19 @@ function onError(msg) {
 /* ---------- the end ------------------------------------------------------------ */
 
 function teardown() {
-    for (const id of Array.from(links.keys())) dropLink(id);
+    presence.sendBye();
+    presence.stop();
+    share.stopShare();
+    // The "bye" just sent gets a moment to leave before the connections close.
+    for (const id of Array.from(links.keys())) dropLink(id, true, 300);
+    stage.removeAllTiles();
+    speakers.close();
+    chat.clearChat();
+    clearInterval(tileTick);
     clearInterval(timerHandle);
     clearInterval(qualityHandle);
     clearInterval(waitingTick);
-    clearInterval(lobbyTick);
+    stopLobby();
     qualityHandle = null;
     if (checkAbort) checkAbort.abort();
     stopLocalMedia();
@@ -1469,6 +1311,7 @@ function wireControls() {
                 returnFocus: b,
                 action: () => {
                     if (!signal) return;
+                    presence.sendBye();
                     signal.leave();
                     finish('left');
                 },
@@ -1483,6 +1326,7 @@ function wireControls() {
             danger: true,
             returnFocus: $('btn-end'),
             action: () => {
+                presence.sendBye();
                 if (signal) signal.send({ type: 'end' });
                 announce(t('announce.ending'));
             },
@@ -1494,9 +1338,11 @@ function wireControls() {
     $('btn-settings').addEventListener('click', () => {
         const p = $('settings-panel');
         p.hidden = !p.hidden;
+        // The device pickers take the More menu's place.
+        $('more-menu').hidden = true;
+        $('btn-more').setAttribute('aria-expanded', 'false');
         $('btn-settings').setAttribute('aria-expanded', String(!p.hidden));
     });
-    $('clinician-panel').addEventListener('click', onPanelClick);
     $('btn-admit-all').addEventListener('click', () => {
         if (!signal) return;
         $('btn-admit-all').disabled = true;
@@ -1504,8 +1350,13 @@ function wireControls() {
         announce(t('panel.admittingAll'));
         setTimeout(() => { $('btn-admit-all').disabled = false; }, 1500);
     });
-    $('notify-form').addEventListener('submit', sendNotice);
-    $('btn-notify-enable').addEventListener('click', enableNotifications);
+    initLobby({
+        people,
+        self: () => qr.participant,
+        connected: () => !!signal,
+        send: (msg) => signal && signal.send(msg),
+        displayName, announce, logEvent, confirmAction, updateTile,
+    });
     const selects = {
         'select-camera': 'videoinput', 'call-select-camera': 'videoinput',
         'select-mic': 'audioinput', 'call-select-mic': 'audioinput',
@@ -1520,12 +1371,68 @@ function wireControls() {
     // Remote audio needs a user gesture in some browsers: retry playback on one.
     document.addEventListener('click', () => {
         for (const v of $$('video')) if (v.paused && v.srcObject) v.play().catch(() => {});
-        if (toneCtx && toneCtx.state === 'suspended') toneCtx.resume().catch(() => {});
+        resumeTone();
     });
     window.addEventListener('pagehide', () => {
-        // Leaving the page (closing the tab) keeps the place for the resume grace.
+        // Leaving the page (closing the tab) keeps the place for the resume
+        // grace; the others' tiles of this page go at once ("bye").
+        presence.sendBye();
         for (const l of links.values()) l.close();
     });
+    document.addEventListener('visibilitychange', () => presence.sendState());
+    wireCallControls();
+}
+
+/* The call's own controls: share, chat, people, the More menu, details. */
+function wireCallControls() {
+    chat.initChat({
+        send: (encoded) => presence.broadcast(encoded),
+        nameOf: (id) => displayName(people.get(id) || {}),
+        t,
+        announce: (text) => announce(text),
+        onToggle: (open) => { if (open && narrow()) setPanelOpen(false); },
+    });
+    share.initShare({
+        putVideo: (tr) => putOnLinks('video', tr),
+        cameraTrack: () => (media.camOff ? null : track('video')),
+        onChange: (on) => {
+            const b = $('btn-share');
+            b.setAttribute('aria-pressed', String(on));
+            b.textContent = on ? t('call.stopShare') : t('call.share');
+            $('sharing-banner').hidden = !on;
+            attachLocal();
+            presence.sendState();
+            renderQuality();
+            if (qr.state === 'in-call') announce(on ? t('call.shareStarted') : t('call.shareStopped'));
+        },
+    });
+    $('btn-share').addEventListener('click', async () => {
+        if (share.sharing()) { await share.stopShare(); return; }
+        const r = await share.startShare();
+        if (!r.ok && r.error && r.error !== 'NotAllowedError' && r.error !== 'AbortError') announce(t('call.shareFailed'), true);
+    });
+    $('btn-stop-share').addEventListener('click', () => { share.stopShare(); $('btn-share').focus(); });
+    $('btn-people').addEventListener('click', () => setPanelOpen($('clinician-panel').hidden));
+    $('btn-panel-close').addEventListener('click', () => { setPanelOpen(false); $('btn-people').focus(); });
+    wirePopover('btn-more', 'more-menu');
+    wirePopover('btn-quality-details', 'quality-details');
+    $('btn-fullscreen').addEventListener('click', () => stage.toggleFullscreen().catch(() => {}));
+    document.addEventListener('fullscreenchange', () => {
+        const on = !!document.fullscreenElement;
+        $('btn-fullscreen').setAttribute('aria-pressed', String(on));
+        $('btn-fullscreen').textContent = on ? t('call.exitFullscreen') : t('call.fullscreen');
+    });
+    $('btn-pip').addEventListener('click', () => stage.togglePip().catch(() => {}));
+}
+
+/* A button that shows and hides a small panel above the controls; Escape
+ * or a click elsewhere closes it. */
+function wirePopover(buttonId, panelId) {
+    const b = $(buttonId), p = $(panelId);
+    const set = (open) => { p.hidden = !open; b.setAttribute('aria-expanded', String(open)); };
+    b.addEventListener('click', () => set(p.hidden));
+    document.addEventListener('keydown', (ev) => { if (ev.key === 'Escape' && !p.hidden) { set(false); b.focus(); } });
+    document.addEventListener('click', (ev) => { if (!p.hidden && !p.contains(ev.target) && !b.contains(ev.target)) set(false); });
 }
 
 let pendingToken = null;

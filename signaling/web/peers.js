@@ -10,6 +10,8 @@
  * seconds, which also covers an offer the server could not deliver while the
  * peer was away (the server keeps no offer). */
 
+import { CHANNEL } from './channel.js';
+
 export const RTC_CONFIG = Object.freeze({
     bundlePolicy: 'max-bundle',
     rtcpMuxPolicy: 'require',
@@ -36,7 +38,9 @@ export function fingerprintOf(sdp) {
 
 export class PeerLink {
     /* opts: id, role, name, initiator, stream (local MediaStream), send(msg),
-     *       onRemoteStream(stream), onChange(), onSdp(kind, text) */
+     *       onRemoteStream(stream), onChange(), onSdp(kind, text),
+     *       onChannel(kind, event, data): kind 'main' | 'hb', event
+     *       'open' | 'message' | 'close' */
     constructor(opts) {
         this.log = opts.log || (() => {});
         Object.assign(this, {
@@ -77,11 +81,52 @@ export class PeerLink {
             }
             this.opts.onRemoteStream(this.remoteStream);
         };
+        this.openChannels();
         pc.oniceconnectionstatechange = () => this.onIceState();
         pc.onconnectionstatechange = () => {
             if (pc.connectionState === 'connected') this.everConnected = true;
             this.opts.onChange();
         };
+    }
+
+    /* The two negotiated data channels (chat and state; heartbeats), made
+     * before any offer so that the first one already has its m=application
+     * line: negotiated channels need no in-band handshake, and both sides
+     * create them alike whoever offers. A new PeerLink makes new ones. */
+    openChannels() {
+        this.channels = {};
+        for (const kind of Object.keys(CHANNEL)) {
+            let ch;
+            try {
+                ch = this.pc.createDataChannel(CHANNEL[kind].label, CHANNEL[kind].init);
+            } catch (e) {
+                this.log(`data channel ${kind} to ${this.id} failed: ${e.name}`);
+                continue;
+            }
+            const tell = (event, data) => { if (this.opts.onChannel) this.opts.onChannel(kind, event, data); };
+            ch.onopen = () => tell('open');
+            ch.onclose = () => tell('close');
+            ch.onmessage = (ev) => tell('message', ev.data);
+            this.channels[kind] = ch;
+        }
+    }
+
+    channelState(kind = 'main') {
+        const ch = this.channels && this.channels[kind];
+        if (!ch) return 'closed';
+        return ch.readyState === 'open' ? 'open' : ch.readyState === 'connecting' ? 'connecting' : 'closed';
+    }
+
+    /* Sends text on a channel if it is open; false if it could not. */
+    sendOn(kind, text) {
+        const ch = this.channels && this.channels[kind];
+        if (!ch || ch.readyState !== 'open') return false;
+        try {
+            ch.send(text);
+            return true;
+        } catch (e) {
+            return false;
+        }
     }
 
     get polite() {
@@ -374,12 +419,16 @@ export class PeerLink {
         try { await sender.setParameters(p); } catch (e) { /* not before negotiation: the track decides */ }
     }
 
-    close() {
+    /* lingerMs: keep the connection that long after the last message (a
+     * "bye" just sent must leave before the connection goes). */
+    close(lingerMs = 0) {
         if (this.closed) return;
         this.closed = true;
         clearTimeout(this.offerTimer);
         clearTimeout(this.discTimer);
-        try { this.pc.close(); } catch (e) { /* closed */ }
+        const pc = this.pc;
+        const shut = () => { try { pc.close(); } catch (e) { /* closed */ } };
+        if (lingerMs > 0) setTimeout(shut, lingerMs); else shut();
         for (const t of this.remoteStream.getTracks()) t.stop();
     }
 }

@@ -1,0 +1,57 @@
+/* Screen share: the screen track takes the place of the camera on every
+ * link's video sender (replaceTrack, no renegotiation where a video sender
+ * exists), and the camera (or nothing, if it was off) comes back when the
+ * sharing stops, by the button or by the browser's own "Stop sharing". */
+
+let screenTrack = null;
+let hooks = null;
+
+/* h: {putVideo(track|null) -> Promise (on every link), cameraTrack() ->
+ *     track|null, onChange(sharing, track)} */
+export function initShare(h) {
+    hooks = h;
+}
+
+export function canShare() {
+    return !!(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
+}
+
+export function sharing() {
+    return !!screenTrack;
+}
+
+export function shareTrack() {
+    return screenTrack;
+}
+
+/* Asks the browser for a screen, window or tab. Returns {ok}, and with
+ * ok false the error's name (NotAllowedError: the person cancelled). */
+export async function startShare() {
+    if (screenTrack || !canShare()) return { ok: !!screenTrack };
+    let stream;
+    try {
+        stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+    } catch (e) {
+        return { ok: false, error: e && e.name };
+    }
+    const track = stream.getVideoTracks()[0];
+    if (!track) return { ok: false, error: 'NotFoundError' };
+    // Text and worksheets: sharp rather than smooth.
+    try { track.contentHint = 'detail'; } catch (e) { /* older browsers */ }
+    track.addEventListener('ended', () => { if (screenTrack === track) stopShare(); });
+    screenTrack = track;
+    await hooks.putVideo(track);
+    hooks.onChange(true, track);
+    return { ok: true };
+}
+
+export async function stopShare() {
+    const track = screenTrack;
+    if (!track) return;
+    screenTrack = null;
+    track.stop();
+    // The others learn at once (their layout goes back to the grid); the
+    // camera follows as soon as every sender has it.
+    hooks.onChange(false, null);
+    await hooks.putVideo(hooks.cameraTrack());
+}
