@@ -40,8 +40,10 @@ export async function startShare() {
     try { track.contentHint = 'detail'; } catch (e) { /* older browsers */ }
     track.addEventListener('ended', () => { if (screenTrack === track) stopShare(); });
     screenTrack = track;
-    await hooks.putVideo(track);
+    // The others learn at once, as when it stops: their layout makes room
+    // while every sender swaps its track (a busy page takes seconds for it).
     hooks.onChange(true, track);
+    await hooks.putVideo(track);
     return { ok: true };
 }
 
