@@ -633,6 +633,8 @@ function createLink(id, info, initiator, waitingRelay = false) {
         },
         // Only the link that serves id now speaks for it (an old one closing does not).
         onChannel: (kind, event, data) => { if (links.get(id) === link) presence.onChannel(id, link, kind, event, data); },
+        // A link made while this page shares sends the screen, not the camera.
+        trackFor: (kind) => (kind === 'video' && share.sharing() ? share.shareTrack() : track(kind)),
         log: logEvent,
     });
     links.set(id, link);
@@ -640,8 +642,6 @@ function createLink(id, info, initiator, waitingRelay = false) {
     presence.linkCreated(id);
     people.set(id, { ...(people.get(id) || {}), role: info.role, name: info.name || '', connected: true });
     stage.ensureTile(id);
-    // A link made while this page shares sends the screen, not the camera.
-    if (share.sharing()) link.setTrack('video', share.shareTrack());
     updateTile(id);
     return link;
 }
@@ -1311,7 +1311,6 @@ function wireControls() {
                 returnFocus: b,
                 action: () => {
                     if (!signal) return;
-                    presence.sendBye();
                     signal.leave();
                     finish('left');
                 },
@@ -1326,7 +1325,8 @@ function wireControls() {
             danger: true,
             returnFocus: $('btn-end'),
             action: () => {
-                presence.sendBye();
+                // No "bye" yet: the others leave with the server's "ended"
+                // (teardown), not before the end has really happened.
                 if (signal) signal.send({ type: 'end' });
                 announce(t('announce.ending'));
             },
@@ -1372,6 +1372,7 @@ function wireControls() {
     document.addEventListener('click', () => {
         for (const v of $$('video')) if (v.paused && v.srcObject) v.play().catch(() => {});
         resumeTone();
+        speakers.resume();
     });
     window.addEventListener('pagehide', () => {
         // Leaving the page (closing the tab) keeps the place for the resume

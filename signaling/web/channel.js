@@ -87,7 +87,8 @@ export function linkParts(text) {
         let href = null;
         try {
             const u = new URL(raw);
-            if (u.protocol === 'http:' || u.protocol === 'https:') href = u.href;
+            // user@host addresses hide the real host behind a familiar name.
+            if ((u.protocol === 'http:' || u.protocol === 'https:') && !u.username && !u.password) href = u.href;
         } catch (e) { href = null; }
         if (!href) continue;
         if (m.index > at) parts.push({ text: text.slice(at, m.index) });

@@ -10,8 +10,11 @@ const $ = (id) => document.getElementById(id);
 const MAX_SHOWN = 200;              // older messages leave the DOM
 const PEER_RATE = [20, 10000];      // a peer's messages beyond this are dropped
 
+const ANNOUNCE_GAP_MS = 5000;
+
 let opts = null;
 let unread = 0;
+let lastAnnounced = 0;
 const limits = new Map();           // participant id -> RateLimit
 
 /* o: {send(encoded) -> number of peers it went to, nameOf(id), t(key, vars),
@@ -71,7 +74,13 @@ export function receiveChat(id, msg) {
     if (!chatOpen()) {
         unread++;
         renderUnread();
-        opts.announce(opts.t('chat.newFrom', { who }));
+        // Said for the first unread message, and then at most every few
+        // seconds: a busy chat must not drown "X left" or "connection lost".
+        const now = Date.now();
+        if (unread === 1 || now - lastAnnounced >= ANNOUNCE_GAP_MS) {
+            lastAnnounced = now;
+            opts.announce(opts.t('chat.newFrom', { who }));
+        }
     }
     return true;
 }
@@ -125,6 +134,8 @@ function renderUnread() {
 /* The call is over for this page: every message goes. */
 export function clearChat() {
     $('chat-list').textContent = '';
+    $('chat-input').value = '';     // an unsent draft goes with the call too
+    status('');
     $('chat-empty').hidden = false;
     unread = 0;
     limits.clear();

@@ -40,7 +40,8 @@ export class PeerLink {
     /* opts: id, role, name, initiator, stream (local MediaStream), send(msg),
      *       onRemoteStream(stream), onChange(), onSdp(kind, text),
      *       onChannel(kind, event, data): kind 'main' | 'hb', event
-     *       'open' | 'message' | 'close' */
+     *       'open' | 'message' | 'close', trackFor(kind): the track to
+     *       send (default: the stream's) */
     constructor(opts) {
         this.log = opts.log || (() => {});
         Object.assign(this, {
@@ -138,9 +139,13 @@ export class PeerLink {
      * the server has a relay for the pair. */
     start(offer = this.initiator) {
         const stream = this.opts.stream;
+        // What this page sends now (a shared screen instead of the camera):
+        // one sender per kind from the start, never a second one added later.
+        const pick = (kind) => (this.opts.trackFor ? this.opts.trackFor(kind)
+            : stream.getTracks().find((t) => t.kind === kind)) || null;
         if (offer) {
             for (const kind of ['audio', 'video']) {
-                const track = stream.getTracks().find((t) => t.kind === kind);
+                const track = pick(kind);
                 if (track) this.pc.addTransceiver(track, { direction: 'sendrecv', streams: [stream] });
                 else this.pc.addTransceiver(kind, { direction: 'recvonly' });
             }
@@ -148,7 +153,10 @@ export class PeerLink {
             if (!this.waitingRelay) this.negotiate(false);
         } else {
             // addTrack'ed transceivers are matched to the m-lines of the coming offer.
-            for (const track of stream.getTracks()) this.pc.addTrack(track, stream);
+            for (const kind of ['audio', 'video']) {
+                const track = pick(kind);
+                if (track) this.pc.addTrack(track, stream);
+            }
         }
     }
 

@@ -3,7 +3,12 @@
  * heartbeat, and "bye" when it leaves. From these (and the server's
  * peer_status and ICE) this page knows, per peer, whether it is muted, has
  * its camera off, shares, or is interrupted, and since when. */
-import { parseChannelMessage, encodeState, encodeHb, encodeBye, interruptAfterMs, HB_INTERVAL_MS, HB_HIDDEN_INTERVAL_MS } from './channel.js';
+import { parseChannelMessage, encodeState, encodeHb, encodeBye, interruptAfterMs, RateLimit, HB_INTERVAL_MS, HB_HIDDEN_INTERVAL_MS } from './channel.js';
+
+const STATE_FIELDS = ['mic', 'cam', 'share', 'hidden'];
+// A person changes state a few times a minute; a page sending more than
+// this is broken or hostile, and each change re-lays the stage.
+const STATE_RATE = [10, 1000];
 
 const CHECK_MS = 50;
 // A check this late means this page itself was frozen (a busy CPU, a
@@ -26,6 +31,7 @@ export class Presence {
         this.peerState = new Map();     // exposed as quietroom.peerState
         this.channels = new Map();      // exposed as quietroom.channels
         this.dropped = 0;
+        this.stateLimits = new Map();   // participant id -> RateLimit
         this.hbTimer = null;
         this.checkTimer = null;
         this.lastHbSent = 0;
@@ -69,17 +75,20 @@ export class Presence {
     forget(id) {
         this.peerState.delete(id);
         this.channels.delete(id);
+        this.stateLimits.delete(id);
     }
 
     /* PeerLink's onChannel, for the link currently serving id. */
     onChannel(id, link, kind, event, data) {
-        if (kind === 'main' && event !== 'message') {
+        // A message redraws only what it changed (four heartbeats a second
+        // per peer must not re-render the page).
+        if (event === 'message') { this.onMessage(id, kind, data); return; }
+        if (kind === 'main') {
             this.channels.set(id, { state: link.channelState('main') });
             if (event === 'open') link.sendOn('main', encodeState(this.local()));
         }
         if (event === 'close' && !link.closed) this.state(id).channelLost = true;
         if (event === 'open') this.state(id).channelLost = false;
-        if (event === 'message') this.onMessage(id, kind, data);
         this.h.onPeerChange(id);
     }
 
@@ -91,8 +100,12 @@ export class Presence {
         if (m.t === 'hb') {
             s.lastHb = performance.now();
         } else if (m.t === 'state') {
-            Object.assign(s, { mic: m.mic, cam: m.cam, share: m.share, hidden: m.hidden });
+            if (!this.stateLimits.has(id)) this.stateLimits.set(id, new RateLimit(...STATE_RATE));
+            if (!this.stateLimits.get(id).allow()) { this.dropped++; return; }
+            const changed = STATE_FIELDS.some((k) => s[k] !== m[k]);
+            for (const k of STATE_FIELDS) s[k] = m[k];
             s.lastHb = performance.now(); // its interval may have just changed
+            if (changed) this.h.onPeerChange(id);
         } else if (m.t === 'chat') {
             this.h.onChat(id, m);
         } else if (m.t === 'bye') {

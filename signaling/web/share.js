@@ -4,6 +4,7 @@
  * sharing stops, by the button or by the browser's own "Stop sharing". */
 
 let screenTrack = null;
+let picking = false;
 let hooks = null;
 
 /* h: {putVideo(track|null) -> Promise (on every link), cameraTrack() ->
@@ -27,12 +28,16 @@ export function shareTrack() {
 /* Asks the browser for a screen, window or tab. Returns {ok}, and with
  * ok false the error's name (NotAllowedError: the person cancelled). */
 export async function startShare() {
-    if (screenTrack || !canShare()) return { ok: !!screenTrack };
+    // A second click while the picker is open must not start a second capture.
+    if (screenTrack || picking || !canShare()) return { ok: !!screenTrack };
     let stream;
+    picking = true;
     try {
         stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
     } catch (e) {
         return { ok: false, error: e && e.name };
+    } finally {
+        picking = false;
     }
     const track = stream.getVideoTracks()[0];
     if (!track) return { ok: false, error: 'NotFoundError' };
@@ -44,6 +49,9 @@ export async function startShare() {
     // while every sender swaps its track (a busy page takes seconds for it).
     hooks.onChange(true, track);
     await hooks.putVideo(track);
+    // Stopped while the senders swapped (the browser's own Stop): the
+    // camera goes back after this late swap, not before it.
+    if (screenTrack !== track) await hooks.putVideo(hooks.cameraTrack());
     return { ok: true };
 }
 

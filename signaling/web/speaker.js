@@ -48,6 +48,13 @@ export class SpeakerDetector {
         if (!this.timer) this.timer = setInterval(() => this.tick(), TICK_MS);
     }
 
+    /* A page that joined without a click (a reload's resume) may have been
+     * given a suspended context: its analysers read silence until a
+     * gesture lets it run. */
+    resume() {
+        if (this.ctx && this.ctx.state === 'suspended') this.ctx.resume().catch(() => {});
+    }
+
     unwatch(id) {
         const p = this.peers.get(id);
         if (!p) return;
