@@ -338,6 +338,24 @@ test('3-way: ' + 'the therapist\'s share is decoded by both patients; stopping r
     }
 });
 
+// The link the therapist's page makes again for a reloaded page must send
+// the screen from its start: one video sender, not the camera's beside it.
+test('3-way: ' + 'a page reloaded while the therapist shares gets the screen (one video sender); stopping gives it the camera', async () => {
+    const { doc, pat, oth, docId, othId } = threeCall();
+    await shareTimed(doc);
+    await waitDecoding(pat, docId, 'screen');
+    await oth.reload();
+    await waitState(oth, 'in-call', 20000);
+    await waitDecoding(oth, docId, 'screen', { timeout: 20000 });
+    const senders = await doc.evaluate((p) => window.quietroom.peerConnections.get(p).getTransceivers()
+        .filter((t) => !t.stopped && t.receiver.track && t.receiver.track.kind === 'video').length, othId);
+    assert.equal(senders, 1, 'video transceivers on the therapist\'s link to the reloaded page');
+    await doc.click('[data-testid="stop-share"]');
+    await waitDecoding(oth, docId, 'camera');
+    await quietroomOpen(doc, othId);
+    await quietroomOpen(oth, docId);
+});
+
 test('3-way: ' + 'chat in the 3-way call reaches both others, with the right sender', async () => {
     const { doc, pat, oth, docId, patId, othId } = threeCall();
     {
