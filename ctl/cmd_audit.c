@@ -1,5 +1,5 @@
-/* quietroomctl audit: verify an audit log's chain, export it as FHIR R5
- * AuditEvents for an EHR, or show one session's timeline to a person. */
+/* quietroomctl audit: verify an audit log's chain, export it as FHIR R4 (or
+ * R5) AuditEvents for an EHR, or show one session's timeline to a person. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +20,8 @@
 
 static const char audit_usage[] =
     "usage: quietroomctl audit verify --key-file KEYS FILE...\n"
-    "       quietroomctl audit export --key-file KEYS [--format fhir] [--session ID]\n"
-    "                                 [--since TIME] [--force] FILE...\n"
+    "       quietroomctl audit export --key-file KEYS [--format fhir-r4|fhir-r5]\n"
+    "                                 [--session ID] [--since TIME] [--force] FILE...\n"
     "       quietroomctl audit show [--session ID] [--key-file KEYS] FILE...\n"
     "FILE... is the active file and its rotated files (FILE.YYYYMMDDTHHMMSSZ), in any\n"
     "order. KEYS is the audit key file (\"ID HEX\" lines; every key verifies).\n"
@@ -29,7 +29,8 @@ static const char audit_usage[] =
     "        intact, 1 broken (edited, deleted, reordered, inserted, truncated, gap,\n"
     "        wrong or unknown key, unreadable), 3 intact apart from torn lines a\n"
     "        crash left (each reported), 2 usage.\n"
-    "export  verifies, then prints a FHIR R5 Bundle (type collection) of AuditEvents:\n"
+    "export  verifies, then prints a FHIR Bundle (type collection) of AuditEvents:\n"
+    "        --format fhir-r4 (the default; \"fhir\" is the same), or fhir-r5;\n"
     "        --session keeps one session (exact match), --since keeps records at or\n"
     "        after an RFC 3339 time. Refuses a broken chain unless --force (which\n"
     "        exports only records whose seals verify).\n"
@@ -172,13 +173,36 @@ static int audit__verify(int argc, char **argv)
 struct audit_export {
     json_t *bundle;
     struct audit_fhir_filter filter;
+    enum audit_fhir_release release;
     uint64_t exported;
 };
+
+/* --format names; "fhir" is the default's, R4 (what EHRs serve today). */
+static const struct {
+    const char *name;
+    enum audit_fhir_release release;
+} audit_formats[] = {
+    {"fhir-r4", AUDIT_FHIR_R4},
+    {"fhir", AUDIT_FHIR_R4},
+    {"fhir-r5", AUDIT_FHIR_R5},
+};
+
+/* Returns 0 with *rel set, or -1 if name is no format. */
+static int audit__format(const char *name, enum audit_fhir_release *rel)
+{
+    for (size_t i = 0; i < sizeof(audit_formats) / sizeof(audit_formats[0]); i++) {
+        if (strcmp(name, audit_formats[i].name) == 0) {
+            *rel = audit_formats[i].release;
+            return 0;
+        }
+    }
+    return -1;
+}
 
 static int audit__export_one(json_t *rec, const char *file, uint64_t line, void *arg)
 {
     struct audit_export *x = arg;
-    int rc = audit_fhir_add(x->bundle, rec, &x->filter);
+    int rc = audit_fhir_add(x->bundle, rec, &x->filter, x->release);
 
     (void)file;
     (void)line;
@@ -189,8 +213,10 @@ static int audit__export_one(json_t *rec, const char *file, uint64_t line, void 
 
 static int audit__export_options(struct audit_opts *o, struct audit_export *x)
 {
-    if (o->format != NULL && strcmp(o->format, "fhir") != 0)
-        return ctl_usage_error(o->cmd, "--format: only \"fhir\" (FHIR R5 AuditEvent)");
+    x->release = AUDIT_FHIR_R4;
+    if (o->format != NULL && audit__format(o->format, &x->release) != 0)
+        return ctl_usage_error(o->cmd, "--format: \"fhir-r4\" (the default, also \"fhir\") or "
+                                       "\"fhir-r5\" (FHIR AuditEvent)");
     x->filter.session = o->session;
     if (o->since != NULL) {
         if (audit_fhir_parse_time(o->since, &x->filter.since_ms) != 0)

@@ -1,12 +1,25 @@
-/* Mapping audit records to FHIR R5 AuditEvent. DICOM codes go where DICOM
- * has one (category: the event ID such as 110114 User Authentication; code:
- * the event type such as 110122 Login, as in the R5 example-login), and
- * every code also carries the Quietroom type, so nothing is lost when
- * DICOM has no word for it. Element names follow R5, not R4:
- * agent.networkString, outcome as a BackboneElement, occurred[x],
- * source.observer, entity.securityLabel as CodeableConcept. */
+/* Mapping audit records to FHIR AuditEvent, R4 or R5. DICOM codes go where
+ * DICOM has one (the event ID such as 110114 User Authentication; the event
+ * type such as 110122 Login, as in the example-login of both releases), and
+ * every code also carries the Quietroom type, so nothing is lost when DICOM
+ * has no word for it. The codes, agents and entities are the same in both
+ * releases; where the releases differ:
+ *   event ID     R4 type (one Coding)         R5 category (CodeableConcept[])
+ *   event type   R4 subtype (Coding[])        R5 code (CodeableConcept)
+ *   when         R4 period                    R5 occurredPeriod/occurredDateTime
+ *   outcome      R4 outcome code, outcomeDesc R5 outcome {code, detail}
+ *   severity     (none in R4)                 R5 severity
+ *   address      R4 agent.network {address,   R5 agent.networkString
+ *                type 2 for an IP address}
+ *   requestor    R4 required (false unless    R5 optional
+ *                the record says so)
+ *   codings      R4 Coding (source.type,      R5 CodeableConcept
+ *                entity.securityLabel)
+ *   detail       R4 type string, valueString  R5 type CodeableConcept, value
+ *                (numbers as text)            as its own FHIR type */
 #include "quietroom/audit/audit_fhir.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,15 +291,27 @@ static json_t *fhir__identifier(const char *system, const char *value)
     return json_pack("{s:{s:s,s:s}}", "identifier", "system", system, "value", value);
 }
 
-/* AuditEvent.code: the DICOM event type if there is one, always our type. */
-static json_t *fhir__code(const struct fhir_type *t, const char *type)
+/* A coding where R4 has a Coding, a CodeableConcept where R5 has one. */
+static json_t *fhir__coded(const struct fhir_coding *c, enum audit_fhir_release rel)
+{
+    return rel == AUDIT_FHIR_R4 ? fhir__coding(c) : fhir__concept(c);
+}
+
+static json_t *fhir__our_type(const char *type)
+{
+    return json_pack("{s:s,s:s}", "system", QR_EVENT, "code", type);
+}
+
+/* The event type: the DICOM one if there is one, always our type. R4's
+ * subtype, the codings of R5's code. */
+static json_t *fhir__subtypes(const struct fhir_type *t, const char *type)
 {
     json_t *codings = json_array();
 
     if (t->code != NULL)
         json_array_append_new(codings, fhir__coding(t->code));
-    json_array_append_new(codings, json_pack("{s:s,s:s}", "system", QR_EVENT, "code", type));
-    return json_pack("{s:o,s:s}", "coding", codings, "text", type);
+    json_array_append_new(codings, fhir__our_type(type));
+    return codings;
 }
 
 static bool fhir__attack(const json_t *rec)
@@ -300,6 +325,7 @@ static bool fhir__attack(const json_t *rec)
     return false;
 }
 
+/* R5 category: the DICOM event IDs, a Security Alert first for an attack. */
 static json_t *fhir__category(const struct fhir_type *t, bool attack)
 {
     json_t *cats = json_array();
@@ -309,6 +335,15 @@ static json_t *fhir__category(const struct fhir_type *t, bool attack)
     if (t->category != NULL && !(attack && t->category == &fhir_security_alert))
         json_array_append_new(cats, fhir__concept(t->category));
     return cats;
+}
+
+/* R4 type, a single Coding: the event ID that says most (a Security Alert
+ * for an attack), our type where DICOM has none. */
+static json_t *fhir__r4_type(const struct fhir_type *t, bool attack, const char *type)
+{
+    if (attack)
+        return fhir__coding(&fhir_security_alert);
+    return t->category != NULL ? fhir__coding(t->category) : fhir__our_type(type);
 }
 
 static int fhir__outcome_index(const json_t *rec)
@@ -323,7 +358,7 @@ static int fhir__outcome_index(const json_t *rec)
     return -1;
 }
 
-/* outcome: the DICOM outcome indicator (0, 4, 8, 12), the reason as text. */
+/* R5 outcome: the DICOM outcome indicator (0, 4, 8, 12), the reason as text. */
 static json_t *fhir__outcome(const json_t *rec)
 {
     int i = fhir__outcome_index(rec);
@@ -341,6 +376,18 @@ static json_t *fhir__outcome(const json_t *rec)
     return out;
 }
 
+/* R4: the same indicator as a code, the reason as outcomeDesc. */
+static void fhir__r4_outcome(json_t *ev, const json_t *rec)
+{
+    int i = fhir__outcome_index(rec);
+    const char *reason = fhir__str(rec, "reason");
+
+    if (i >= 0)
+        json_object_set_new(ev, "outcome", json_sprintf("%d", fhir_outcomes[i].outcome));
+    if (reason != NULL)
+        json_object_set_new(ev, "outcomeDesc", json_string(reason));
+}
+
 static const char *fhir__severity(const json_t *rec, const char *type, bool attack)
 {
     int i = fhir__outcome_index(rec);
@@ -354,7 +401,8 @@ static const char *fhir__severity(const json_t *rec, const char *type, bool atta
     return i < 0 ? NULL : fhir_outcomes[i].severity;
 }
 
-static json_t *fhir__occurred(json_t *ev, const json_t *rec)
+/* The record's period as a FHIR Period, or NULL. */
+static json_t *fhir__period(const json_t *rec)
 {
     const json_t *period = json_object_get(rec, "period");
     json_t *start = fhir__instant(fhir__str(period, "start"));
@@ -362,12 +410,11 @@ static json_t *fhir__occurred(json_t *ev, const json_t *rec)
     json_t *p;
 
     if (start == NULL && end == NULL)
-        return ev;
+        return NULL;
     p = json_object();
     fhir__put(p, "start", start);
     fhir__put(p, "end", end);
-    json_object_set_new(ev, "occurredPeriod", p);
-    return ev;
+    return p;
 }
 
 static json_t *fhir__role(const char *role)
@@ -401,9 +448,42 @@ static json_t *fhir__who(const json_t *a)
     return json_pack("{s:s}", "display", text);
 }
 
-static json_t *fhir__agent(const json_t *a, const char *by_sub)
+/* An IP address, with or without a port ("10.1.2.3:5000", "[::1]:5000");
+ * not a hashed one ("h:0123..."). */
+static bool fhir__is_ip(const char *address)
+{
+    unsigned char bin[sizeof(struct in6_addr)];
+    char buf[INET6_ADDRSTRLEN + 8], *end;
+
+    if (strlen(address) >= sizeof(buf))
+        return false;
+    snprintf(buf, sizeof(buf), "%s", address);
+    if (inet_pton(AF_INET, buf, bin) == 1 || inet_pton(AF_INET6, buf, bin) == 1)
+        return true;
+    if (buf[0] == '[' && (end = strchr(buf, ']')) != NULL && end[1] == ':') {
+        *end = '\0';
+        return inet_pton(AF_INET6, buf + 1, bin) == 1;
+    }
+    if ((end = strrchr(buf, ':')) == NULL)
+        return false;
+    *end = '\0';
+    return inet_pton(AF_INET, buf, bin) == 1;
+}
+
+/* R4 agent.network: type 2 (IP address) only when it is one. */
+static json_t *fhir__network(const char *address)
+{
+    json_t *n = json_pack("{s:s}", "address", address);
+
+    if (fhir__is_ip(address))
+        json_object_set_new(n, "type", json_string("2"));
+    return n;
+}
+
+static json_t *fhir__agent(const json_t *a, const char *by_sub, enum audit_fhir_release rel)
 {
     const char *sub = fhir__str(a, "sub"), *role = fhir__str(a, "role");
+    const char *address = fhir__str(a, "address");
     json_t *out = json_object(), *req = json_object_get(a, "requestor");
 
     if (role != NULL)
@@ -411,16 +491,18 @@ static json_t *fhir__agent(const json_t *a, const char *by_sub)
     json_object_set_new(out, "who", fhir__who(a));
     if (by_sub != NULL && sub != NULL && strcmp(sub, by_sub) == 0)
         json_object_set_new(out, "requestor", json_true());
-    else if (json_is_boolean(req))
+    else if (json_is_boolean(req) || rel == AUDIT_FHIR_R4) /* required in R4 */
         json_object_set_new(out, "requestor", json_boolean(json_is_true(req)));
-    if (fhir__str(a, "address") != NULL)
-        json_object_set_new(out, "networkString", json_string(fhir__str(a, "address")));
+    if (address != NULL && rel == AUDIT_FHIR_R4)
+        json_object_set_new(out, "network", fhir__network(address));
+    else if (address != NULL)
+        json_object_set_new(out, "networkString", json_string(address));
     return out;
 }
 
 /* Every agent of the record; the clinician who acted ("by") unless already
  * among them; the recording application when no one else took part. */
-static json_t *fhir__agents(const json_t *rec)
+static json_t *fhir__agents(const json_t *rec, enum audit_fhir_release rel)
 {
     const json_t *by = json_object_get(rec, "by"), *agents = json_object_get(rec, "agents");
     const char *by_sub = fhir__str(by, "sub"), *node = fhir__str(rec, "node");
@@ -434,37 +516,62 @@ static json_t *fhir__agents(const json_t *rec)
             continue;
         by_listed = by_listed || (by_sub && fhir__str(a, "sub") &&
                                   strcmp(fhir__str(a, "sub"), by_sub) == 0);
-        json_array_append_new(out, fhir__agent(a, by_sub));
+        json_array_append_new(out, fhir__agent(a, by_sub, rel));
     }
     if (by_sub != NULL && !by_listed) {
         json_t *b = json_pack("{s:s,s:b}", "sub", by_sub, "requestor", 1);
 
         if (fhir__str(by, "role"))
             json_object_set_new(b, "role", json_string(fhir__str(by, "role")));
-        json_array_append_new(out, fhir__agent(b, by_sub));
+        json_array_append_new(out, fhir__agent(b, by_sub, rel));
         json_decref(b);
     }
     if (json_array_size(out) == 0)
         json_array_append_new(out, json_pack("{s:o,s:{s:s}}", "type",
                                              fhir__concept(&fhir_application), "who", "display",
                                              node ? node : "quietroom"));
+    if (rel == AUDIT_FHIR_R4 && json_object_get(json_array_get(out, 0), "requestor") == NULL)
+        json_object_set_new(json_array_get(out, 0), "requestor", json_false());
     return out;
 }
 
-static json_t *fhir__source(const json_t *rec)
+static json_t *fhir__source(const json_t *rec, enum audit_fhir_release rel)
 {
     const char *node = fhir__str(rec, "node");
 
     return json_pack("{s:{s:s},s:[o]}", "observer", "display", node ? node : "quietroom", "type",
-                     fhir__concept(&fhir_app_server));
+                     fhir__coded(&fhir_app_server, rel));
 }
 
-/* One entity.detail: the value as the FHIR type that holds it. */
-static json_t *fhir__detail(const char *name, const json_t *v)
+/* R4 entity.detail: a string type and the value as text (R4 has only
+ * valueString and valueBase64Binary). Nulls and empty values are left out,
+ * as in R5. */
+static json_t *fhir__r4_detail(const char *name, const json_t *v)
 {
     json_t *d;
     char *text;
 
+    if (name[0] == '\0' || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0) ||
+        (json_is_array(v) && json_array_size(v) == 0) ||
+        (json_is_object(v) && json_object_size(v) == 0))
+        return NULL;
+    if (json_is_string(v))
+        return json_pack("{s:s,s:s}", "type", name, "valueString", json_string_value(v));
+    if ((text = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY)) == NULL)
+        return NULL;
+    d = json_pack("{s:s,s:s}", "type", name, "valueString", text);
+    free(text);
+    return d;
+}
+
+/* One entity.detail: the value as the FHIR type that holds it. */
+static json_t *fhir__detail(const char *name, const json_t *v, enum audit_fhir_release rel)
+{
+    json_t *d;
+    char *text;
+
+    if (rel == AUDIT_FHIR_R4)
+        return fhir__r4_detail(name, v);
     if (name[0] == '\0' || (d = json_pack("{s:{s:s}}", "type", "text", name)) == NULL)
         return NULL;
     if (json_is_string(v) && json_string_length(v) > 0) {
@@ -489,7 +596,7 @@ static json_t *fhir__detail(const char *name, const json_t *v)
 
 /* The record's "detail" members and, for the writer's records, its own
  * members (lost, torn_bytes, first_seq...). */
-static json_t *fhir__details(const json_t *rec, bool writer)
+static json_t *fhir__details(const json_t *rec, bool writer, enum audit_fhir_release rel)
 {
     const json_t *detail = json_object_get(rec, "detail");
     json_t *out = json_array(), *v, *d;
@@ -497,7 +604,7 @@ static json_t *fhir__details(const json_t *rec, bool writer)
 
     json_object_foreach((json_t *)detail, name, v)
     {
-        if ((d = fhir__detail(name, v)) != NULL)
+        if ((d = fhir__detail(name, v, rel)) != NULL)
             json_array_append_new(out, d);
     }
     json_object_foreach((json_t *)rec, name, v)
@@ -506,7 +613,7 @@ static json_t *fhir__details(const json_t *rec, bool writer)
 
         for (size_t i = 0; !envelope && i < sizeof(fhir_envelope) / sizeof(fhir_envelope[0]); i++)
             envelope = strcmp(name, fhir_envelope[i]) == 0;
-        if (writer && !envelope && (d = fhir__detail(name, v)) != NULL)
+        if (writer && !envelope && (d = fhir__detail(name, v, rel)) != NULL)
             json_array_append_new(out, d);
     }
     return out;
@@ -528,7 +635,7 @@ static bool fhir__labelled(const json_t *rec, const char *label)
 /* The session ("R" always: every session is behavioral health; 42 CFR
  * Part 2 when labelled so), or the audit file a purge removed; the details
  * ride on it. */
-static json_t *fhir__entities(const json_t *rec, const char *type)
+static json_t *fhir__entities(const json_t *rec, const char *type, enum audit_fhir_release rel)
 {
     const char *session = fhir__str(rec, "session"), *file = fhir__str(rec, "file");
     bool writer = strncmp(type, "audit.", 6) == 0;
@@ -536,14 +643,14 @@ static json_t *fhir__entities(const json_t *rec, const char *type)
 
     if (session != NULL) {
         json_object_set_new(e, "what", fhir__identifier(QR_SESSION, session));
-        labels = json_pack("[o]", fhir__concept(&fhir_restricted));
+        labels = json_pack("[o]", fhir__coded(&fhir_restricted, rel));
         if (fhir__labelled(rec, "42CFRPart2"))
-            json_array_append_new(labels, fhir__concept(&fhir_part2));
+            json_array_append_new(labels, fhir__coded(&fhir_part2, rel));
         json_object_set_new(e, "securityLabel", labels);
     } else if (writer && file != NULL) {
         json_object_set_new(e, "what", fhir__identifier(QR_AUDIT_FILE, file));
     }
-    fhir__put(e, "detail", fhir__details(rec, writer));
+    fhir__put(e, "detail", fhir__details(rec, writer, rel));
     if (json_object_size(e) == 0) {
         json_decref(e);
         return NULL;
@@ -597,9 +704,51 @@ bool audit_fhir_wanted(const json_t *rec, const struct audit_fhir_filter *f)
            (audit_fhir_parse_time(fhir__str(rec, "time"), &ms) == 0 && ms >= f->since_ms);
 }
 
-json_t *audit_fhir_event(const json_t *rec)
+/* action: the same code in both releases. */
+static void fhir__action(json_t *ev, const json_t *rec)
 {
-    const char *type = fhir__str(rec, "type"), *action = fhir__str(rec, "action");
+    const char *action = fhir__str(rec, "action");
+
+    if (action != NULL && strlen(action) == 1 && strchr("CRUDE", action[0]) != NULL)
+        json_object_set_new(ev, "action", json_string(action));
+}
+
+/* R4: the event ID and type, the period, the outcome code. */
+static void fhir__r4_head(json_t *ev, const json_t *rec, const struct fhir_type *t,
+                          const char *type, bool attack, json_t *recorded)
+{
+    json_object_set_new(ev, "type", fhir__r4_type(t, attack, type));
+    json_object_set_new(ev, "subtype", fhir__subtypes(t, type));
+    fhir__action(ev, rec);
+    fhir__put(ev, "period", fhir__period(rec));
+    json_object_set_new(ev, "recorded", recorded);
+    fhir__r4_outcome(ev, rec);
+}
+
+/* R5: category and code, severity, occurred[x], the outcome element. */
+static void fhir__r5_head(json_t *ev, const json_t *rec, const struct fhir_type *t,
+                          const char *type, bool attack, json_t *recorded)
+{
+    const char *severity = fhir__severity(rec, type, attack);
+    json_t *period = fhir__period(rec);
+
+    fhir__put(ev, "category", fhir__category(t, attack));
+    json_object_set_new(ev, "code", json_pack("{s:o,s:s}", "coding", fhir__subtypes(t, type),
+                                              "text", type));
+    fhir__action(ev, rec);
+    if (severity != NULL)
+        json_object_set_new(ev, "severity", json_string(severity));
+    if (period != NULL)
+        json_object_set_new(ev, "occurredPeriod", period);
+    else
+        json_object_set_new(ev, "occurredDateTime", json_copy(recorded));
+    json_object_set_new(ev, "recorded", recorded);
+    fhir__put(ev, "outcome", fhir__outcome(rec));
+}
+
+json_t *audit_fhir_event(const json_t *rec, enum audit_fhir_release rel)
+{
+    const char *type = fhir__str(rec, "type");
     const struct fhir_type *t;
     json_t *recorded, *ev;
     char uuid[40];
@@ -612,20 +761,13 @@ json_t *audit_fhir_event(const json_t *rec)
     ev = json_pack("{s:s}", "resourceType", "AuditEvent");
     if (fhir__uuid(rec, uuid, sizeof(uuid)))
         json_object_set_new(ev, "id", json_string(uuid));
-    fhir__put(ev, "category", fhir__category(t, attack));
-    json_object_set_new(ev, "code", fhir__code(t, type));
-    if (action != NULL && strlen(action) == 1 && strchr("CRUDE", action[0]) != NULL)
-        json_object_set_new(ev, "action", json_string(action));
-    if (fhir__severity(rec, type, attack) != NULL)
-        json_object_set_new(ev, "severity", json_string(fhir__severity(rec, type, attack)));
-    fhir__occurred(ev, rec);
-    if (json_object_get(ev, "occurredPeriod") == NULL)
-        json_object_set_new(ev, "occurredDateTime", json_copy(recorded));
-    json_object_set_new(ev, "recorded", recorded);
-    fhir__put(ev, "outcome", fhir__outcome(rec));
-    json_object_set_new(ev, "agent", fhir__agents(rec));
-    json_object_set_new(ev, "source", fhir__source(rec));
-    fhir__put(ev, "entity", fhir__entities(rec, type));
+    if (rel == AUDIT_FHIR_R4)
+        fhir__r4_head(ev, rec, t, type, attack, recorded);
+    else
+        fhir__r5_head(ev, rec, t, type, attack, recorded);
+    json_object_set_new(ev, "agent", fhir__agents(rec, rel));
+    json_object_set_new(ev, "source", fhir__source(rec, rel));
+    fhir__put(ev, "entity", fhir__entities(rec, type, rel));
     return ev;
 }
 
@@ -637,12 +779,13 @@ json_t *audit_fhir_bundle(uint64_t now_ms)
                      "timestamp", clock_format_utc(now_ms, stamp, sizeof(stamp)));
 }
 
-int audit_fhir_add(json_t *bundle, const json_t *rec, const struct audit_fhir_filter *f)
+int audit_fhir_add(json_t *bundle, const json_t *rec, const struct audit_fhir_filter *f,
+                   enum audit_fhir_release rel)
 {
     json_t *ev, *entries = json_object_get(bundle, "entry");
     char url[64];
 
-    if (!audit_fhir_wanted(rec, f) || (ev = audit_fhir_event(rec)) == NULL)
+    if (!audit_fhir_wanted(rec, f) || (ev = audit_fhir_event(rec, rel)) == NULL)
         return 0;
     /* Created with the first entry: FHIR allows no empty array. */
     if (entries == NULL && json_object_set_new(bundle, "entry", json_array()) == 0)

@@ -84,14 +84,26 @@ static json_t *load(const char *text)
     return v;
 }
 
-static json_t *event_of(const char *text)
+static json_t *event_in(const char *text, enum audit_fhir_release rel)
 {
-    json_t *rec = load(text), *ev = audit_fhir_event(rec);
+    json_t *rec = load(text), *ev = audit_fhir_event(rec, rel);
 
     json_decref(rec);
     assert_non_null(ev);
     assert_string_equal(json_string_value(json_object_get(ev, "resourceType")), "AuditEvent");
     return ev;
+}
+
+/* The R5 AuditEvent of a record. */
+static json_t *event_of(const char *text)
+{
+    return event_in(text, AUDIT_FHIR_R5);
+}
+
+/* The R4 AuditEvent of a record. */
+static json_t *r4_of(const char *text)
+{
+    return event_in(text, AUDIT_FHIR_R4);
 }
 
 /* The value at a path like "agent/0/who/identifier/value". */
@@ -223,6 +235,20 @@ static json_t *detail(json_t *ev, const char *name, const char *value_key)
     return NULL;
 }
 
+/* An R4 detail's valueString by name. */
+static json_t *detail_r4(json_t *ev, const char *name)
+{
+    json_t *details = at(ev, "entity/0/detail"), *d;
+    size_t i;
+
+    json_array_foreach(details, i, d)
+    {
+        if (strcmp(str_at(d, "type"), name) == 0)
+            return json_object_get(d, "valueString");
+    }
+    return NULL;
+}
+
 static void test_leg_down(void **state)
 {
     json_t *ev = event_of(rec_leg_down);
@@ -290,7 +316,8 @@ static void test_writer_records(void **state)
         json_t *rec = load(skipped[i]);
 
         assert_false(audit_fhir_exported(rec));
-        assert_null(audit_fhir_event(rec));
+        assert_null(audit_fhir_event(rec, AUDIT_FHIR_R5));
+        assert_null(audit_fhir_event(rec, AUDIT_FHIR_R4));
         json_decref(rec);
     }
     assert_string_equal(str_at(purge, "entity/0/what/identifier/system"),
@@ -352,7 +379,8 @@ static void test_hostile_records(void **state)
     for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
         json_t *rec = load(none[i]);
 
-        assert_null(audit_fhir_event(rec));
+        assert_null(audit_fhir_event(rec, AUDIT_FHIR_R5));
+        assert_null(audit_fhir_event(rec, AUDIT_FHIR_R4));
         json_decref(rec);
     }
     ev = event_of(odd);
@@ -382,9 +410,9 @@ static void test_bundle(void **state)
     recs[0] = load(rec_login);
     recs[1] = load(rec_attack);
     recs[2] = load("{\"type\":\"audit.checkpoint\",\"time\":\"2026-11-24T07:00:00Z\"}");
-    assert_int_equal(audit_fhir_add(bundle, recs[0], &all), 1);
-    assert_int_equal(audit_fhir_add(bundle, recs[1], &all), 1);
-    assert_int_equal(audit_fhir_add(bundle, recs[2], &all), 0);
+    assert_int_equal(audit_fhir_add(bundle, recs[0], &all, AUDIT_FHIR_R5), 1);
+    assert_int_equal(audit_fhir_add(bundle, recs[1], &all, AUDIT_FHIR_R4), 1);
+    assert_int_equal(audit_fhir_add(bundle, recs[2], &all, AUDIT_FHIR_R4), 0);
     assert_int_equal(json_array_size(json_object_get(bundle, "entry")), 2);
     id0 = str_at(bundle, "entry/0/resource/id");
     id1 = str_at(bundle, "entry/1/resource/id");
@@ -403,6 +431,190 @@ static void test_bundle(void **state)
     for (int i = 0; i < 3; i++)
         json_decref(recs[i]);
     json_decref(bundle);
+}
+
+/* --- R4: the same codes in R4's element names and types ---------------------- */
+
+/* No element of R5 alone. */
+static void assert_no_r5_names(json_t *ev)
+{
+    for (const char *const *n = (const char *const[]){"category", "code", "severity",
+                                                      "occurredDateTime", "occurredPeriod",
+                                                      NULL};
+         *n; n++)
+        assert_null(json_object_get(ev, *n));
+    assert_null(at(ev, "agent/0/networkString"));
+}
+
+static void test_r4_login(void **state)
+{
+    json_t *ev = r4_of(rec_login);
+    char *text = json_dumps(ev, 0);
+
+    (void)state;
+    /* type: the DICOM event ID; subtype: the event type, then ours. */
+    assert_string_equal(str_at(ev, "type/system"), DCM);
+    assert_string_equal(str_at(ev, "type/code"), "110114");
+    assert_string_equal(str_at(ev, "type/display"), "User Authentication");
+    assert_string_equal(str_at(ev, "subtype/0/system"), DCM);
+    assert_string_equal(str_at(ev, "subtype/0/code"), "110122");
+    assert_string_equal(str_at(ev, "subtype/1/system"), "urn:quietroom:audit-event");
+    assert_string_equal(str_at(ev, "subtype/1/code"), "auth.success");
+    assert_string_equal(str_at(ev, "action"), "E");
+    assert_string_equal(str_at(ev, "recorded"), "2026-11-24T07:03:00.021Z");
+    assert_string_equal(str_at(ev, "outcome"), "0");
+    assert_null(json_object_get(ev, "outcomeDesc"));
+    assert_null(json_object_get(ev, "period"));
+    assert_string_equal(str_at(ev, "agent/0/who/identifier/system"), "urn:quietroom:sub");
+    assert_string_equal(str_at(ev, "agent/0/who/identifier/value"), "dr-a");
+    assert_string_equal(str_at(ev, "agent/0/role/0/coding/0/code"), "clinician");
+    assert_true(json_is_true(at(ev, "agent/0/requestor")));
+    assert_string_equal(str_at(ev, "agent/0/network/address"), "10.1.2.3:50000");
+    assert_string_equal(str_at(ev, "agent/0/network/type"), "2");
+    assert_string_equal(str_at(ev, "source/observer/display"), "signal-1");
+    /* source.type and entity.securityLabel are Codings in R4. */
+    assert_string_equal(str_at(ev, "source/type/0/code"), "4");
+    assert_null(at(ev, "source/type/0/coding"));
+    assert_string_equal(str_at(ev, "entity/0/what/identifier/value"), "appt-42");
+    assert_string_equal(str_at(ev, "entity/0/securityLabel/0/code"), "R");
+    assert_string_equal(str_at(ev, "entity/0/securityLabel/1/code"), "42CFRPart2");
+    assert_string_equal(str_at(ev, "entity/0/securityLabel/1/system"),
+                        "http://terminology.hl7.org/CodeSystem/v3-ActCode");
+    assert_string_equal(str_at(ev, "entity/0/detail/0/type"), "participant");
+    assert_string_equal(str_at(ev, "entity/0/detail/0/valueString"), "c1");
+    assert_no_r5_names(ev);
+    /* Nothing of the seal rides along. */
+    assert_null(strstr(text, "bWFjbWFj"));
+    assert_null(strstr(text, "AAAAAAAA"));
+    free(text);
+    json_decref(ev);
+}
+
+static void test_r4_attack_and_outcomes(void **state)
+{
+    static const struct {
+        int outcome;
+        const char *code;
+    } outcomes[] = {{0, "0"}, {4, "4"}, {8, "8"}, {12, "12"}};
+    json_t *ev = r4_of(rec_attack), *plain = r4_of(rec_expired);
+
+    (void)state;
+    /* One type in R4: the Security Alert; the login stays in subtype. */
+    assert_string_equal(str_at(ev, "type/code"), "110113");
+    assert_string_equal(str_at(ev, "subtype/0/code"), "110122");
+    assert_string_equal(str_at(ev, "subtype/1/code"), "auth.failure");
+    assert_string_equal(str_at(ev, "outcome"), "4");
+    assert_string_equal(str_at(ev, "outcomeDesc"), "token_alg_none");
+    assert_string_equal(str_at(ev, "agent/0/who/display"), "unidentified client");
+    assert_string_equal(str_at(ev, "agent/0/network/address"), "203.0.113.9:1234");
+    assert_string_equal(str_at(plain, "type/code"), "110114");
+    assert_string_equal(str_at(plain, "outcomeDesc"), "token_expired");
+    assert_string_equal(str_at(plain, "agent/0/network/type"), "2"); /* ::1 */
+    assert_no_r5_names(ev);
+    json_decref(ev);
+    json_decref(plain);
+    for (size_t i = 0; i < sizeof(outcomes) / sizeof(outcomes[0]); i++) {
+        char text[160];
+
+        snprintf(text, sizeof(text),
+                 "{\"type\":\"relay.stop\",\"outcome\":%d,"
+                 "\"time\":\"2026-11-24T07:00:00Z\",\"node\":\"relay-1\"}",
+                 outcomes[i].outcome);
+        ev = r4_of(text);
+        assert_string_equal(str_at(ev, "outcome"), outcomes[i].code);
+        assert_string_equal(str_at(ev, "subtype/0/code"), "110121");
+        json_decref(ev);
+    }
+}
+
+static void test_r4_leg_down(void **state)
+{
+    json_t *ev = r4_of(rec_leg_down);
+
+    (void)state;
+    assert_string_equal(str_at(ev, "type/code"), "110100");
+    assert_int_equal(json_array_size(json_object_get(ev, "subtype")), 1);
+    assert_string_equal(str_at(ev, "period/start"), "2026-11-24T07:15:00.000Z");
+    assert_string_equal(str_at(ev, "period/end"), "2026-11-24T08:20:00.500Z");
+    assert_string_equal(str_at(ev, "recorded"), "2026-11-24T08:20:00.501Z");
+    assert_string_equal(str_at(ev, "outcomeDesc"), "consent");
+    /* A hashed address is no IP address: no network type. */
+    assert_string_equal(str_at(ev, "agent/0/network/address"), "h:0123456789abcdef");
+    assert_null(at(ev, "agent/0/network/type"));
+    /* R4 details are strings: every value as text. */
+    assert_string_equal(str_at(ev, "entity/0/detail/0/type"), "duration_ms");
+    assert_string_equal(json_string_value(detail_r4(ev, "duration_ms")), "3900500");
+    assert_string_equal(json_string_value(detail_r4(ev, "bytes_in")), "3000000000");
+    assert_string_equal(json_string_value(detail_r4(ev, "loss")), "0.25");
+    assert_string_equal(json_string_value(detail_r4(ev, "relayed")), "true");
+    assert_string_equal(json_string_value(detail_r4(ev, "rtp_streams")), "[{\"lost\":3}]");
+    assert_int_equal(json_array_size(at(ev, "entity/0/detail")), 5);
+    assert_no_r5_names(ev);
+    json_decref(ev);
+}
+
+static void test_r4_requestor(void **state)
+{
+    json_t *adm = r4_of(rec_admitted), *start = r4_of(rec_start_no_agent),
+           *quiet = r4_of("{\"type\":\"participant.left\",\"outcome\":0,"
+                          "\"agents\":[{\"sub\":\"p-1\",\"role\":\"patient\"}],"
+                          "\"time\":\"2026-11-24T07:00:00Z\"}"),
+           *r5 = event_of("{\"type\":\"participant.left\",\"outcome\":0,"
+                          "\"agents\":[{\"sub\":\"p-1\",\"role\":\"patient\"}],"
+                          "\"time\":\"2026-11-24T07:00:00Z\"}");
+
+    (void)state;
+    /* Required in R4: as the record says, the clinician who acted true,
+     * false when the record does not say (R5 leaves it out). */
+    assert_true(json_is_false(at(adm, "agent/0/requestor")));
+    assert_true(json_is_true(at(adm, "agent/1/requestor")));
+    assert_string_equal(str_at(adm, "agent/1/who/identifier/value"), "dr-a");
+    assert_true(json_is_false(at(quiet, "agent/0/requestor")));
+    assert_null(at(r5, "agent/0/requestor"));
+    assert_null(at(quiet, "agent/0/network"));
+    /* The recording application. */
+    assert_string_equal(str_at(start, "agent/0/type/coding/0/code"), "110150");
+    assert_true(json_is_false(at(start, "agent/0/requestor")));
+    assert_string_equal(str_at(start, "subtype/0/code"), "110120");
+    json_decref(adm);
+    json_decref(start);
+    json_decref(quiet);
+    json_decref(r5);
+}
+
+/* Both absent, or equal. */
+static bool same(json_t *a, json_t *b)
+{
+    return a == NULL ? b == NULL : json_equal(a, b);
+}
+
+/* The codes are the releases' common ground: R4 type is the first R5
+ * category (or ours), R4 subtype the codings of R5 code. */
+static void test_r4_r5_same_codes(void **state)
+{
+    const char *const recs[] = {rec_login,  rec_attack,         rec_expired, rec_leg_down,
+                                rec_admitted, rec_ended, rec_start_no_agent, rec_purge,
+                                rec_overflow};
+    json_t *r4, *r5, *other;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(recs) / sizeof(recs[0]); i++) {
+        r4 = r4_of(recs[i]);
+        r5 = event_of(recs[i]);
+        assert_true(json_equal(json_object_get(r4, "type"), at(r5, "category/0/coding/0")));
+        assert_true(json_equal(json_object_get(r4, "subtype"), at(r5, "code/coding")));
+        assert_true(json_equal(json_object_get(r4, "id"), json_object_get(r5, "id")));
+        assert_true(same(at(r4, "entity/0/what"), at(r5, "entity/0/what")));
+        assert_true(same(at(r4, "agent/0/who"), at(r5, "agent/0/who")));
+        assert_true(same(at(r4, "agent/0/role"), at(r5, "agent/0/role")));
+        json_decref(r4);
+        json_decref(r5);
+    }
+    /* A type DICOM has no ID for: ours is R4's one type. */
+    other = r4_of("{\"type\":\"future.thing\",\"time\":\"2026-11-24T07:00:00Z\"}");
+    assert_string_equal(str_at(other, "type/system"), "urn:quietroom:audit-event");
+    assert_string_equal(str_at(other, "type/code"), "future.thing");
+    json_decref(other);
 }
 
 /* --- the exported Bundle against the schema, through the real CLI ------------ */
@@ -585,7 +797,8 @@ static void test_export_validates(void **state)
 
     assert_int_equal(ctl(p, "verify", "--key-file", p->keys, p->log, NULL), 0);
     assert_output(p->out, "intact: 1 file(s), 11 record(s)");
-    assert_int_equal(ctl(p, "export", "--key-file", p->keys, "--format", "fhir", p->log, NULL), 0);
+    assert_int_equal(
+        ctl(p, "export", "--key-file", p->keys, "--format", "fhir-r5", p->log, NULL), 0);
     snprintf(doc, sizeof(doc), "%s/bundle.json", p->dir);
     assert_int_equal(rename(p->out, doc), 0);
     assert_int_equal(validate(p, doc), 0);
@@ -594,16 +807,18 @@ static void test_export_validates(void **state)
     assert_int_equal(json_array_size(json_object_get(bundle, "entry")), 8);
     json_decref(bundle);
 
-    assert_int_equal(
-        ctl(p, "export", "--key-file", p->keys, "--session", "appt-42", p->log, NULL), 0);
+    assert_int_equal(ctl(p, "export", "--key-file", p->keys, "--format", "fhir-r5", "--session",
+                         "appt-42", p->log, NULL),
+                     0);
     bundle = json_load_file(p->out, 0, NULL);
     assert_int_equal(json_array_size(json_object_get(bundle, "entry")), 3);
     json_decref(bundle);
     assert_int_equal(validate(p, p->out), 0);
 
     /* Nothing matches: a Bundle without entries, still valid. */
-    assert_int_equal(
-        ctl(p, "export", "--key-file", p->keys, "--since", "2030-01-01", p->log, NULL), 0);
+    assert_int_equal(ctl(p, "export", "--key-file", p->keys, "--format", "fhir-r5", "--since",
+                         "2030-01-01", p->log, NULL),
+                     0);
     assert_int_equal(validate(p, p->out), 0);
 }
 
@@ -658,7 +873,9 @@ static void test_cli_tampered_and_torn(void **state)
     assert_output(p->err, ": edited: ");
     assert_int_equal(ctl(p, "export", "--key-file", p->keys, p->log, NULL), 1);
     assert_output(p->err, "refusing to export a broken chain");
-    assert_int_equal(ctl(p, "export", "--key-file", p->keys, "--force", p->log, NULL), 0);
+    assert_int_equal(
+        ctl(p, "export", "--key-file", p->keys, "--format", "fhir-r5", "--force", p->log, NULL),
+        0);
     assert_int_equal(validate(p, p->out), 0);
 
     /* Undo the edit; a crash leaves half a line at the end. */
@@ -717,6 +934,11 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_filter),
         cmocka_unit_test(test_hostile_records),
         cmocka_unit_test(test_bundle),
+        cmocka_unit_test(test_r4_login),
+        cmocka_unit_test(test_r4_attack_and_outcomes),
+        cmocka_unit_test(test_r4_leg_down),
+        cmocka_unit_test(test_r4_requestor),
+        cmocka_unit_test(test_r4_r5_same_codes),
     };
     /* In order: the second reads the Bundle the first exported. */
     const struct CMUnitTest schema[] = {
