@@ -24,6 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 deploy/deps.sh --test
+(cd tests/fhir && npm ci --no-audit --no-fund)
 jobs=$(nproc)
 
 echo "== build and test =="
