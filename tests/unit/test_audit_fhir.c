@@ -1,9 +1,12 @@
-/* FHIR R5 AuditEvent export. In-process: each record type maps to the R5
- * elements (codes, agents, entity, labels, details), filters, hostile
- * records. With --schema PYTHON SCRIPT SCHEMA: builds a sealed log, runs the
- * real quietroomctl audit verify/export/show on it, and validates the
- * exported Bundle against the R5 schema fixture (and checks that the
- * fixture does reject R4-shaped AuditEvents). */
+/* FHIR AuditEvent export, R5 and R4. In-process: each record type maps to
+ * the R5 elements (codes, agents, entity, labels, details), and to R4's
+ * (type/subtype, outcome codes, required requestor, network, string
+ * details) with the same codes; filters, hostile records. With --schema
+ * PYTHON SCRIPT SCHEMA: builds a sealed log, runs the real quietroomctl
+ * audit verify/export/show on it, validates the exported R5 Bundle against
+ * the R5 schema fixture (and checks that the fixture does reject R4-shaped
+ * AuditEvents), and checks --format (R4 by default). The R4 export is
+ * validated independently in tests/integration/test_audit_export.c. */
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -853,6 +856,44 @@ static void test_schema_rejects_r4_shapes(void **state)
     json_decref(bundle);
 }
 
+/* The entries quietroomctl audit export prints with these options. */
+static json_t *export_entries(struct pipeline *p, const char *format)
+{
+    json_t *bundle, *entries;
+    int rc = format ? ctl(p, "export", "--key-file", p->keys, "--format", format, p->log, NULL)
+                    : ctl(p, "export", "--key-file", p->keys, p->log, NULL);
+
+    assert_int_equal(rc, 0);
+    bundle = json_load_file(p->out, 0, NULL);
+    assert_non_null(bundle);
+    entries = json_incref(json_object_get(bundle, "entry"));
+    json_decref(bundle);
+    assert_int_equal(json_array_size(entries), 8);
+    return entries;
+}
+
+/* R4 by default, under either of its names; R5 when asked. */
+static void test_cli_formats(void **state)
+{
+    struct pipeline *p = *state;
+    json_t *dflt = export_entries(p, NULL), *r4 = export_entries(p, "fhir-r4"),
+           *fhir = export_entries(p, "fhir"), *r5 = export_entries(p, "fhir-r5");
+
+    assert_true(json_equal(dflt, r4));
+    assert_true(json_equal(dflt, fhir));
+    assert_non_null(at(dflt, "0/resource/type/code"));
+    assert_null(at(dflt, "0/resource/category"));
+    assert_non_null(at(r5, "0/resource/category"));
+    assert_null(at(r5, "0/resource/type"));
+    assert_int_equal(ctl(p, "export", "--key-file", p->keys, "--format", "fhir-r6", p->log, NULL),
+                     2);
+    assert_output(p->err, "fhir-r4");
+    json_decref(dflt);
+    json_decref(r4);
+    json_decref(fhir);
+    json_decref(r5);
+}
+
 static void test_cli_tampered_and_torn(void **state)
 {
     struct pipeline *p = *state;
@@ -945,6 +986,7 @@ int main(int argc, char **argv)
         {.name = "test_export_validates", .test_func = test_export_validates, .initial_state = &p},
         {.name = "test_schema_rejects_r4_shapes", .test_func = test_schema_rejects_r4_shapes,
          .initial_state = &p},
+        {.name = "test_cli_formats", .test_func = test_cli_formats, .initial_state = &p},
         {.name = "test_cli_tampered_and_torn", .test_func = test_cli_tampered_and_torn,
          .initial_state = &p},
         {.name = "test_cli_show_and_usage", .test_func = test_cli_show_and_usage,
