@@ -500,6 +500,17 @@ static json_t *fhir__agent(const json_t *a, const char *by_sub, enum audit_fhir_
     return out;
 }
 
+/* The recording application, when no one else took part. */
+static json_t *fhir__app_agent(const char *node, enum audit_fhir_release rel)
+{
+    json_t *a = json_pack("{s:o,s:{s:s}}", "type", fhir__concept(&fhir_application), "who",
+                          "display", node ? node : "quietroom");
+
+    if (rel == AUDIT_FHIR_R4)
+        json_object_set_new(a, "requestor", json_false()); /* required in R4 */
+    return a;
+}
+
 /* Every agent of the record; the clinician who acted ("by") unless already
  * among them; the recording application when no one else took part. */
 static json_t *fhir__agents(const json_t *rec, enum audit_fhir_release rel)
@@ -527,11 +538,7 @@ static json_t *fhir__agents(const json_t *rec, enum audit_fhir_release rel)
         json_decref(b);
     }
     if (json_array_size(out) == 0)
-        json_array_append_new(out, json_pack("{s:o,s:{s:s}}", "type",
-                                             fhir__concept(&fhir_application), "who", "display",
-                                             node ? node : "quietroom"));
-    if (rel == AUDIT_FHIR_R4 && json_object_get(json_array_get(out, 0), "requestor") == NULL)
-        json_object_set_new(json_array_get(out, 0), "requestor", json_false());
+        json_array_append_new(out, fhir__app_agent(node, rel));
     return out;
 }
 
