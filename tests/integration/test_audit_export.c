@@ -124,19 +124,31 @@ static void assert_no_secrets(const char *path, const char *const *secrets)
     free(text);
 }
 
-/* The validators refuse: R4 without recorded; each release as the other. */
-static void assert_validators_refuse(const struct exported *x)
+/* The R4 export with its first AuditEvent's member name set to value
+ * (removed if NULL), validated as R4. */
+static int validate_r4_broken(const struct exported *x, const char *name, json_t *value)
 {
     json_t *bundle = json_load_file(x->r4, 0, NULL), *ev;
     char broken[HARNESS_PATH + 32];
 
     assert_non_null(bundle);
     ev = json_object_get(json_array_get(json_object_get(bundle, "entry"), 0), "resource");
-    assert_int_equal(json_object_del(ev, "recorded"), 0);
-    snprintf(broken, sizeof(broken), "%s.norecorded", x->r4);
+    if (value == NULL)
+        assert_int_equal(json_object_del(ev, name), 0);
+    else
+        assert_int_equal(json_object_set_new(ev, name, value), 0);
+    snprintf(broken, sizeof(broken), "%s.broken", x->r4);
     assert_int_equal(json_dump_file(bundle, broken, 0), 0);
     json_decref(bundle);
-    assert_int_equal(validate_r4(broken), 1);
+    return validate_r4(broken);
+}
+
+/* The validators refuse: R4 without recorded, with an action no ValueSet
+ * has; each release as the other. */
+static void assert_validators_refuse(const struct exported *x)
+{
+    assert_int_equal(validate_r4_broken(x, "recorded", NULL), 1);
+    assert_int_equal(validate_r4_broken(x, "action", json_string("X")), 1);
     assert_int_equal(validate_r4(x->r5), 1);
     assert_int_equal(validate_r5(x->r4), 1);
 }
