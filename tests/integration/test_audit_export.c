@@ -225,12 +225,6 @@ static int setup(void **state)
     return world_setup(state, &o);
 }
 
-static int teardown(void **state)
-{
-    callkit_stop_samplers();
-    return world_teardown(state);
-}
-
 /* Fails in CI, skips elsewhere, when the R4 validator cannot run here. */
 static int validator_missing(void)
 {
@@ -253,7 +247,7 @@ int main(void)
 {
     struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_visit_exports_valid_fhir_r4_and_r5, setup,
-                                        teardown),
+                                        world_teardown),
     };
     int rc = validator_missing();
 
