@@ -769,7 +769,8 @@ function renderQuality() {
     const words = qualityWords({
         measured: measured.level,
         reconnecting: presence.anyInterrupted(),
-        sendingVideo: share.sharing() || (!!track('video') && !media.camOff),
+        sendingVideo: !!track('video') && !media.camOff,
+        sharing: share.sharing(),
     });
     const level = links.size ? words.level : 'unknown';
     el.dataset.level = level;
@@ -1414,6 +1415,17 @@ function wireCallControls() {
     });
     $('btn-stop-share').addEventListener('click', () => { share.stopShare(); $('btn-share').focus(); });
     $('btn-people').addEventListener('click', () => setPanelOpen($('clinician-panel').hidden));
+    // Escape closes an open drawer (narrow screens), as it closes a menu.
+    document.addEventListener('keydown', (ev) => {
+        if (ev.key !== 'Escape' || !narrow() || $('confirm').open) return;
+        if (chat.chatOpen()) {
+            chat.setChatOpen(false);
+            $('btn-chat').focus();
+        } else if (!$('clinician-panel').hidden && qr.role === 'clinician') {
+            setPanelOpen(false);
+            $('btn-people').focus();
+        }
+    });
     $('btn-panel-close').addEventListener('click', () => { setPanelOpen(false); $('btn-people').focus(); });
     wirePopover('btn-more', 'more-menu');
     wirePopover('btn-quality-details', 'quality-details');

@@ -128,6 +128,8 @@ function renderUnread() {
     const b = $('chat-unread');
     b.textContent = String(unread);
     b.hidden = unread === 0;
+    // Read out as "Chat 3 unread", not "Chat 3".
+    $('chat-unread-word').hidden = unread === 0;
     $('btn-chat').dataset.unread = String(unread);
 }
 

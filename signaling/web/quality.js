@@ -5,13 +5,15 @@
 /* measured: 'unknown' | 'good' | 'fair' | 'poor' (QualityMeter.level);
  * reconnecting: some peer is interrupted (no heartbeat, ICE disconnected,
  * the server lost it): that outranks any measurement, whose last numbers
- * would still say good. sendingVideo: our camera or screen is being sent
- * (turning it off is the suggestion that helps then). */
-export function qualityWords({ measured, reconnecting = false, sendingVideo = true }) {
+ * would still say good. sendingVideo: our camera is being sent (turning it
+ * off is the suggestion that helps then); sharing: our screen is, and
+ * stopping the share is what helps. */
+export function qualityWords({ measured, reconnecting = false, sendingVideo = true, sharing = false }) {
     if (reconnecting) return { level: 'reconnecting', key: 'quality.reconnecting' };
     if (measured === 'good') return { level: 'good', key: 'quality.good' };
     if (measured === 'fair' || measured === 'poor') {
-        return { level: 'weak', key: sendingVideo ? 'quality.weakCamera' : 'quality.weak' };
+        const key = sharing ? 'quality.weakShare' : sendingVideo ? 'quality.weakCamera' : 'quality.weak';
+        return { level: 'weak', key };
     }
     return { level: 'unknown', key: 'quality.checking' };
 }
