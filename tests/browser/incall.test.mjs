@@ -214,6 +214,8 @@ test('1:1: ' + 'chat both ways; the unread badge; HTML and javascript: shown as 
         await sendChat(doc, hello);
         await waitVisible(pat, 'chat-unread', 3000);
         assert.equal(await text(pat, 'chat-unread'), '1');
+        // The button is read as "Chat 1 unread", not "Chat 1".
+        assert.match(await pat.evaluate(() => document.getElementById('btn-chat').textContent.replace(/\s+/g, ' ').trim()), /^Chat 1 unread$/);
         await openChat(pat);
         const got = await waitChat(pat, hello);
         assert.deepEqual([got.from, got.text.trim()], [docId, hello]);

@@ -14,7 +14,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { waitFor } from './lib/servers.mjs';
-import { screenshot, waitState, waitVisible, click, boxProblems, selfViewOverlaps } from './lib/browsers.mjs';
+import { screenshot, waitState, waitVisible, visible, click, boxProblems, selfViewOverlaps } from './lib/browsers.mjs';
 import { gotoLink, openAndJoin, stateOf } from './lib/visits.mjs';
 import { visitSuite } from './lib/visitsuite.mjs';
 import { axeViolations, axeVersion } from './lib/axe.mjs';
@@ -117,7 +117,14 @@ test('chat open (patient) and clinician panel open: inside every viewport, self 
         checkScreen(pat, 'chat-open', { required: ['chat-input', 'chat-send', 'chat-close', 'toggle-mic', 'leave'], call: true }),
         checkScreen(doc, 'clinician-panel', { required: ['clinician-panel', 'toggle-mic', 'leave'], call: true }),
     ])).flat();
-    await pat.click('[data-testid="chat-close"]');
+    // On a phone the chat is a drawer: Escape closes it and gives the
+    // focus back to its button.
+    await pat.setViewportSize({ width: 390, height: 844 });
+    await pat.focus('[data-testid="chat-input"]');
+    await pat.keyboard.press('Escape');
+    assert.ok(!(await visible(pat, 'chat-panel')), 'Escape left the chat drawer open');
+    assert.equal(await pat.evaluate(() => document.activeElement && document.activeElement.dataset.testid), 'chat-toggle');
+    await pat.setViewportSize({ width: 1280, height: 800 });
     s.step('checked');
     report(problems);
 });
