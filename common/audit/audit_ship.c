@@ -78,8 +78,12 @@ struct audit_ship {
     uint64_t retry_ms, backoff_ms;
     uint64_t down_since_ms; /* 0 while up (or before the first try) */
     bool down_reported;
+    bool proven;            /* this connection delivered a record (see ship__proven) */
+    bool ever_proven;
     uint64_t behind_since_ms;
 };
+
+static void ship__proven(struct audit_ship *s, uint64_t now);
 
 /* --- the window --------------------------------------------------------------------------- */
 
@@ -127,6 +131,8 @@ static bool ship__release(struct audit_ship *s, uint64_t now, bool all)
             return false;
         ship__pop(s);
         s->nsent--;
+        if (!s->proven)
+            ship__proven(s, now);
     }
     return true;
 }
@@ -329,13 +335,23 @@ static void ship__connect(struct audit_ship *s, uint64_t now)
         return;
     }
     ship__count(s, &s->counters.connects_ok, true);
+    s->proven = false;
+}
+
+/* A handshake is not enough: a collector that wants a client certificate
+ * completes TLS 1.3 and then closes. Shipping counts as going (backoff
+ * reset, "resumed" recorded) once a record was acknowledged and held. */
+static void ship__proven(struct audit_ship *s, uint64_t now)
+{
+    s->proven = true;
     s->backoff_ms = QR_AUDIT_SHIP_BACKOFF_MIN_MS;
     if (s->down_reported) {
         log_info("audit-syslog: shipping to %s:%s resumed", s->cfg.host, s->cfg.port);
         ship__record(s, "resumed", NULL, now - s->down_since_ms);
-    } else if (s->down_since_ms == 0) {
+    } else if (!s->ever_proven) {
         log_info("audit-syslog: shipping to %s:%s", s->cfg.host, s->cfg.port);
     }
+    s->ever_proven = true;
     s->down_reported = false;
     s->down_since_ms = 0;
 }
@@ -386,7 +402,10 @@ static void ship__watch(struct audit_ship *s, uint64_t now)
         }
     }
     ERR_clear_error();
-    ship__disconnect(s, now, "closed", "the collector closed the connection");
+    ship__disconnect(s, now, "closed",
+                     s->proven ? "the collector closed the connection"
+                               : "the collector closed the connection before confirming a record "
+                                 "(does it require a client certificate?)");
 }
 
 /* --- the thread --------------------------------------------------------------------------- */
