@@ -391,6 +391,11 @@ static int audit__begin(struct audit_log *log, const char *previous, char *err, 
 static void audit__free(struct audit_log *log)
 {
     audit_ship_stop(log->ship);
+    /* Events queued that no writer will take (audit_open failed). */
+    for (; log->count > 0; log->count--) {
+        json_decref(log->queue[log->head]);
+        log->head = (log->head + 1) % QR_AUDIT_QUEUE;
+    }
     audit_file_close(&log->file);
     keyring_wipe(&log->file.keys);
     hmac_free(log->file.h);
@@ -451,6 +456,7 @@ void audit_close(struct audit_log *log)
 {
     if (log == NULL)
         return;
+    audit_ship_quiet(log->ship); /* its records would only be counted as lost */
     pthread_mutex_lock(&log->lock);
     log->stopping = true;
     pthread_cond_signal(&log->wake);

@@ -1,21 +1,21 @@
 /* The audit shipper's thread: it reads back the lines the writer has made
- * durable (never further: a group whose write fails is cut back), frames
- * each one and sends it to the collector over TLS.
+ * durable (audit_ship_reader.c: never further, across rotations), frames
+ * each one (audit_syslog.c) and sends it to the collector over TLS
+ * (audit_ship_tls.c).
  *
- * Delivery. Syslog over TLS has no acknowledgement of its own. A record is
- * known delivered once the collector's TCP acknowledged its last byte
- * (bytes written on the connection minus SIOCOUTQ) and QR_AUDIT_SHIP_HOLD_MS
- * have passed with the connection still up; until then it stays in the
- * window and is sent again if the connection breaks. A collector therefore
- * sees a record twice, byte-identical, rather than never.
- *
- * Rotation. The shipper reads through its own descriptor, which follows
- * the file when it is renamed; once it has read a rotated file to its end
- * it opens PATH again. */
+ * Delivery. Syslog over TLS has no acknowledgement of its own. A record
+ * stays in the window, and is sent again after a reconnect, until the
+ * collector's TCP acknowledged its last byte (bytes written on the
+ * connection minus SIOCOUTQ) and QR_AUDIT_SHIP_HOLD_MS passed with the
+ * connection up. TCP acknowledges what the collector has not read yet: one
+ * that stops reading and is then restarted loses its socket buffer. So a
+ * released record moves to the tail, and what the tail holds (the last
+ * QR_AUDIT_SHIP_TAIL_MS, at most QR_AUDIT_SHIP_TAIL_BYTES) is sent again
+ * after every reconnect as well. A collector therefore sees a record twice,
+ * byte-identical, rather than never. */
 #include "quietroom/audit/audit_ship.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/sockios.h>
 #include <poll.h>
 #include <pthread.h>
@@ -40,24 +40,16 @@
 struct ship_entry {
     char *frame;
     size_t len;
+    uint64_t read_ms;  /* when it was read back (it was durable then) */
     uint64_t end;      /* connection bytes written once it was sent */
     uint64_t acked_ms; /* when TCP acknowledged it; 0 not yet */
     bool sent_once;
-};
-
-struct ship_reader {
-    int fd;
-    ino_t ino;
-    uint64_t off; /* file offset of buf[0] */
-    char *buf;
-    size_t cap, len, pos;
 };
 
 struct audit_ship {
     struct audit_ship_config cfg;
     SSL_CTX *ctx;
     struct audit_log *log;
-    char path[PATH_MAX];
     char hostname[AUDIT_SYSLOG_HOSTNAME_MAX + 1];
     long pid;
     pthread_t thread;
@@ -65,22 +57,29 @@ struct audit_ship {
     pthread_mutex_t lock; /* guards what follows, up to the thread's own state */
     ino_t pub_ino;
     uint64_t pub_size;
+    bool quiet;           /* the log is closing: no more records of our own */
     bool stopping;
     uint64_t drain_until;
+    uint64_t behind_since_ms;
     struct audit_ship_counters counters;
     /* The thread's own. */
     struct ship_reader rd;
     struct ship_entry win[QR_AUDIT_SHIP_WINDOW];
-    unsigned head, count; /* the window: read, not yet released */
-    unsigned nsent;       /* of those, sent on this connection */
+    unsigned head, count;   /* the window: read, not yet released */
+    struct ship_entry tail[QR_AUDIT_SHIP_TAIL]; /* released: acked_ms is when */
+    unsigned tail_head, tail_count;
+    size_t tail_bytes;
+    unsigned nsent;         /* of those, sent on this connection */
+    unsigned nacked;        /* of those, acknowledged by the collector's TCP */
     SSL *ssl;
     int sock;
     uint64_t retry_ms, backoff_ms;
     uint64_t down_since_ms; /* 0 while up (or before the first try) */
+    uint64_t reader_behind_ms;
     bool down_reported;
     bool proven;            /* this connection delivered a record (see ship__proven) */
     bool ever_proven;
-    uint64_t behind_since_ms;
+    bool read_failing;      /* reported once per streak */
 };
 
 static void ship__proven(struct audit_ship *s, uint64_t now);
@@ -113,95 +112,92 @@ static uint64_t ship__acked(struct audit_ship *s)
     return written - (uint64_t)outq;
 }
 
-/* Releases records held long enough after TCP acknowledged them; with all,
- * every acknowledged one (a daemon stopping closes the connection cleanly,
- * so nothing acknowledged is lost). True if every sent record is acked. */
-static bool ship__release(struct audit_ship *s, uint64_t now, bool all)
+/* --- the tail ------------------------------------------------------------------------------ */
+
+static struct ship_entry *ship__tail_at(struct audit_ship *s, unsigned i)
 {
-    uint64_t acked = ship__acked(s);
+    return &s->tail[(s->tail_head + i) % QR_AUDIT_SHIP_TAIL];
+}
 
-    while (s->nsent > 0) {
-        struct ship_entry *e = ship__at(s, 0);
+static void ship__tail_drop_oldest(struct audit_ship *s)
+{
+    struct ship_entry *e = ship__tail_at(s, 0);
 
-        if (e->end > acked)
-            return false;
-        if (e->acked_ms == 0)
-            e->acked_ms = now;
-        if (!all && now - e->acked_ms < QR_AUDIT_SHIP_HOLD_MS)
-            return false;
-        ship__pop(s);
+    s->tail_bytes -= e->len;
+    free(e->frame);
+    *e = (struct ship_entry){0};
+    s->tail_head = (s->tail_head + 1) % QR_AUDIT_SHIP_TAIL;
+    s->tail_count--;
+}
+
+/* Moves the window's first record, just released at now, to the tail. */
+static void ship__retire(struct audit_ship *s, uint64_t now)
+{
+    struct ship_entry *e = ship__at(s, 0);
+
+    while (s->tail_count > 0 && (s->tail_count == QR_AUDIT_SHIP_TAIL ||
+                                 s->tail_bytes + e->len > QR_AUDIT_SHIP_TAIL_BYTES))
+        ship__tail_drop_oldest(s);
+    *ship__tail_at(s, s->tail_count++) = (struct ship_entry){
+        .frame = e->frame, .len = e->len, .acked_ms = now, .sent_once = true};
+    s->tail_bytes += e->len;
+    e->frame = NULL;
+    ship__pop(s);
+}
+
+/* After a connection ends: what the tail released recently goes back in
+ * front of the window, to be sent again first. */
+static void ship__unretire(struct audit_ship *s, uint64_t now)
+{
+    while (s->tail_count > 0 && now - ship__tail_at(s, 0)->acked_ms > QR_AUDIT_SHIP_TAIL_MS)
+        ship__tail_drop_oldest(s);
+    while (s->tail_count > 0 && s->count < QR_AUDIT_SHIP_WINDOW) {
+        struct ship_entry *t = ship__tail_at(s, --s->tail_count);
+
+        s->tail_bytes -= t->len;
+        s->head = (s->head + QR_AUDIT_SHIP_WINDOW - 1) % QR_AUDIT_SHIP_WINDOW;
+        *ship__at(s, 0) = (struct ship_entry){
+            .frame = t->frame, .len = t->len, .read_ms = now, .sent_once = true};
+        *t = (struct ship_entry){0};
+        s->count++;
+    }
+    while (s->tail_count > 0) /* no room in the window: the oldest go */
+        ship__tail_drop_oldest(s);
+}
+
+/* Notes when each newly acknowledged record was (the acknowledged ones are
+ * a prefix of what was sent). Returns how many are acknowledged. */
+static unsigned ship__mark_acked(struct audit_ship *s, uint64_t now, uint64_t acked)
+{
+    while (s->nacked < s->nsent && ship__at(s, s->nacked)->end <= acked)
+        ship__at(s, s->nacked++)->acked_ms = now;
+    return s->nacked;
+}
+
+/* Releases the records known delivered (see the top); with all (the daemon
+ * is stopping and closes the connection cleanly), every acknowledged one. */
+static void ship__release(struct audit_ship *s, bool all)
+{
+    uint64_t now = clock_mono_ms();
+
+    ship__mark_acked(s, now, ship__acked(s));
+    while (s->nacked > 0) {
+        if (!all && now - ship__at(s, 0)->acked_ms < QR_AUDIT_SHIP_HOLD_MS)
+            return;
+        ship__retire(s, now);
         s->nsent--;
+        s->nacked--;
         if (!s->proven)
             ship__proven(s, now);
     }
-    return true;
 }
 
-/* --- reading back the file ---------------------------------------------------------------- */
-
-static int ship__reader_open(struct audit_ship *s, ino_t want)
+static bool ship__all_acked(struct audit_ship *s)
 {
-    struct stat st;
-    int fd = open(s->path, O_RDONLY | O_CLOEXEC);
-
-    if (fd < 0)
-        return -1;
-    if (fstat(fd, &st) != 0 || st.st_ino != want) {
-        close(fd);
-        return -1;
-    }
-    if (s->rd.fd >= 0)
-        close(s->rd.fd);
-    s->rd.fd = fd;
-    s->rd.ino = st.st_ino;
-    s->rd.off = 0;
-    s->rd.len = s->rd.pos = 0;
-    return 0;
+    return s->nsent == 0 || ship__at(s, s->nsent - 1)->end <= ship__acked(s);
 }
 
-/* The next complete line below limit (file offset), without its '\n':
- * 1, 0 if none yet, -1 on a read error. */
-static int ship__line(struct ship_reader *r, uint64_t limit, const char **line, size_t *len)
-{
-    for (;;) {
-        char *nl = memchr(r->buf + r->pos, '\n', r->len - r->pos);
-        ssize_t n;
-
-        if (nl != NULL) {
-            *line = r->buf + r->pos;
-            *len = (size_t)(nl - *line);
-            r->pos += *len + 1;
-            return 1;
-        }
-        /* Keep the partial line, drop what was consumed. */
-        memmove(r->buf, r->buf + r->pos, r->len - r->pos);
-        r->off += r->pos;
-        r->len -= r->pos;
-        r->pos = 0;
-        if (r->len == r->cap) {
-            size_t cap = r->cap * 2;
-            char *b = cap <= QR_AUDIT_SHIP_LINE_MAX ? realloc(r->buf, cap) : NULL;
-
-            if (b == NULL) {
-                r->len = 0; /* not a record the writer made: skip it */
-                continue;
-            }
-            r->buf = b;
-            r->cap = cap;
-        }
-        if (r->off + r->len >= limit)
-            return 0;
-        n = pread(r->fd, r->buf + r->len,
-                  (size_t)(limit - r->off - r->len < r->cap - r->len ? limit - r->off - r->len
-                                                                     : r->cap - r->len),
-                  (off_t)(r->off + r->len));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return n < 0 ? -1 : 0;
-        r->len += (size_t)n;
-    }
-}
+/* --- reading back ---------------------------------------------------------------------------- */
 
 /* The frame of one sealed line: its outcome, time and type go into the
  * header; the line itself is the message. */
@@ -227,32 +223,37 @@ static char *ship__frame(struct audit_ship *s, const char *line, size_t len, siz
     return frame;
 }
 
-/* Reads what has been committed into the window, as far as it has room. */
-static void ship__fill(struct audit_ship *s, ino_t pub_ino, uint64_t pub_size)
+static void ship__read_failed(struct audit_ship *s, const char *what)
+{
+    if (!s->read_failing)
+        log_error("audit-syslog: %s: %s (retrying)", what, strerror(errno));
+    s->read_failing = true;
+}
+
+/* Reads what has been committed into the window, as far as it has room. A
+ * line that cannot be framed now is left for the next round: no gap. */
+static void ship__fill(struct audit_ship *s, ino_t pub_ino, uint64_t pub_size, uint64_t now)
 {
     while (s->count < QR_AUDIT_SHIP_WINDOW) {
-        bool rotated = s->rd.ino != pub_ino;
+        struct ship_entry *e = ship__at(s, s->count);
         const char *line;
         size_t len, flen;
-        int got = ship__line(&s->rd, rotated ? UINT64_MAX : pub_size, &line, &len);
-        struct ship_entry *e;
+        int got = ship_reader_line(&s->rd, pub_ino, pub_size, &line, &len);
 
         if (got < 0)
-            log_error("audit-syslog: reading %s back: %s", s->path, strerror(errno));
-        if (got <= 0) {
-            /* A rotated file read to its end: go on with PATH. */
-            if (got == 0 && rotated && ship__reader_open(s, pub_ino) == 0)
-                continue;
+            ship__read_failed(s, "reading the audit log back");
+        if (got <= 0)
             return;
-        }
         if (len == 0)
             continue;
-        e = ship__at(s, s->count);
         if ((e->frame = ship__frame(s, line, len, &flen)) == NULL) {
-            log_error("audit-syslog: cannot frame a record of %zu bytes", len);
-            continue;
+            ship_reader_unread(&s->rd, len);
+            ship__read_failed(s, "framing a record");
+            return;
         }
+        s->read_failing = false;
         e->len = flen;
+        e->read_ms = now;
         s->count++;
     }
 }
@@ -268,12 +269,12 @@ static void ship__count(struct audit_ship *s, uint64_t *counter, bool connected)
     pthread_mutex_unlock(&s->lock);
 }
 
-static bool ship__stopping(struct audit_ship *s)
+static bool ship__quiet(struct audit_ship *s)
 {
     pthread_mutex_lock(&s->lock);
-    bool stopping = s->stopping;
+    bool quiet = s->quiet || s->stopping;
     pthread_mutex_unlock(&s->lock);
-    return stopping;
+    return quiet;
 }
 
 /* An "audit.ship" record: metadata only (the reason, never an address). */
@@ -282,7 +283,7 @@ static void ship__record(struct audit_ship *s, const char *reason, const char *e
 {
     json_t *ev;
 
-    if (ship__stopping(s)) /* the writer is closing: it would count a loss */
+    if (ship__quiet(s)) /* the writer is closing: it would count a loss */
         return;
     ev = audit_event("audit.ship", 'E', error ? AUDIT_MINOR_FAILURE : AUDIT_SUCCESS);
     audit_event_reason(ev, reason);
@@ -296,9 +297,8 @@ static void ship__record(struct audit_ship *s, const char *reason, const char *e
 static void ship__down(struct audit_ship *s, uint64_t now, const char *error, const char *why)
 {
     if (!s->down_reported) {
-        log_warn("audit-syslog: shipping to %s:%s stopped: %s (records are kept "
-                 "and sent once "
-                 "it is back)",
+        log_warn("audit-syslog: shipping to %s:%s stopped: %s (records are kept and sent once it "
+                 "is back)",
                  s->cfg.host, s->cfg.port, why);
         ship__record(s, "stopped", error, 0);
         s->down_reported = true;
@@ -310,21 +310,21 @@ static void ship__down(struct audit_ship *s, uint64_t now, const char *error, co
 }
 
 /* Drops the connection; everything in the window is sent again. */
-static void ship__disconnect(struct audit_ship *s, uint64_t now, const char *error, const char *why)
+static void ship__disconnect(struct audit_ship *s)
 {
     audit_ship_tls_close(&s->ssl, &s->sock);
     for (unsigned i = 0; i < s->count; i++)
         ship__at(s, i)->acked_ms = 0;
-    s->nsent = 0;
+    s->nsent = s->nacked = 0;
+    ship__unretire(s, clock_mono_ms());
     ship__count(s, NULL, false);
-    ship__down(s, now, error, why);
 }
 
-static void ship__connect(struct audit_ship *s, uint64_t now)
+static void ship__connect(struct audit_ship *s, uint64_t now, int timeout_ms)
 {
     char why[256];
     enum ship_connect rc =
-        audit_ship_tls_connect(s->ctx, &s->cfg, &s->ssl, &s->sock, why, sizeof(why));
+        audit_ship_tls_connect(s->ctx, &s->cfg, timeout_ms, &s->ssl, &s->sock, why, sizeof(why));
 
     if (rc != SHIP_CONNECTED) {
         ship__count(s,
@@ -340,11 +340,13 @@ static void ship__connect(struct audit_ship *s, uint64_t now)
 
 /* A handshake is not enough: a collector that wants a client certificate
  * completes TLS 1.3 and then closes. Shipping counts as going (backoff
- * reset, "resumed" recorded) once a record was acknowledged and held. */
+ * reset, "resumed" recorded) once a record was delivered. */
 static void ship__proven(struct audit_ship *s, uint64_t now)
 {
     s->proven = true;
     s->backoff_ms = QR_AUDIT_SHIP_BACKOFF_MIN_MS;
+    if (ship__quiet(s))
+        return;
     if (s->down_reported) {
         log_info("audit-syslog: shipping to %s:%s resumed", s->cfg.host, s->cfg.port);
         ship__record(s, "resumed", NULL, now - s->down_since_ms);
@@ -356,17 +358,21 @@ static void ship__proven(struct audit_ship *s, uint64_t now)
     s->down_since_ms = 0;
 }
 
-/* Sends what the window holds beyond what this connection has sent. */
-static void ship__send(struct audit_ship *s, uint64_t now)
+/* Sends what the window holds beyond what this connection has sent, until
+ * deadline (0: none) when the daemon is stopping. */
+static void ship__send(struct audit_ship *s, uint64_t now, uint64_t deadline)
 {
     uint64_t sent = 0, resent = 0;
 
     while (s->ssl != NULL && s->nsent < s->count) {
         struct ship_entry *e = ship__at(s, s->nsent);
 
+        if (deadline != 0 && clock_mono_ms() >= deadline)
+            break;
         if (SSL_write(s->ssl, e->frame, (int)e->len) != (int)e->len) {
             ERR_clear_error();
-            ship__disconnect(s, now, "write", "the connection failed while sending");
+            ship__disconnect(s);
+            ship__down(s, now, "write", "the connection failed while sending");
             break;
         }
         e->end = BIO_number_written(SSL_get_wbio(s->ssl));
@@ -381,7 +387,9 @@ static void ship__send(struct audit_ship *s, uint64_t now)
 }
 
 /* The collector never speaks: a TLS record from it is a session ticket or
- * its close_notify, and end of stream is its close. */
+ * its close_notify, and end of stream is its close. An idle connection
+ * closed (a load balancer's timeout) is reopened without a word; shipping
+ * counts as stopped only if reopening it fails. */
 static void ship__watch(struct audit_ship *s, uint64_t now)
 {
     char c;
@@ -402,22 +410,37 @@ static void ship__watch(struct audit_ship *s, uint64_t now)
         }
     }
     ERR_clear_error();
-    ship__disconnect(s, now, "closed",
-                     s->proven ? "the collector closed the connection"
-                               : "the collector closed the connection before confirming a record "
-                                 "(does it require a client certificate?)");
+    ship__disconnect(s);
+    if (s->proven && s->count == 0) {
+        s->retry_ms = now;
+        return;
+    }
+    ship__down(s, now, "closed",
+               s->proven ? "the collector closed the connection"
+                         : "the collector closed the connection before confirming a record "
+                           "(does it require a client certificate?)");
 }
 
 /* --- the thread --------------------------------------------------------------------------- */
 
+/* Since when the oldest record not yet acknowledged (or not yet read back,
+ * with the window full) has waited; 0 if none. */
 static void ship__behind(struct audit_ship *s, uint64_t now, bool caught_up)
 {
+    uint64_t since = 0;
+
+    for (unsigned i = 0; i < s->count && since == 0; i++) {
+        if (ship__at(s, i)->acked_ms == 0)
+            since = ship__at(s, i)->read_ms;
+    }
     if (caught_up)
-        s->behind_since_ms = 0;
-    else if (s->behind_since_ms == 0)
-        s->behind_since_ms = now;
+        s->reader_behind_ms = 0;
+    else if (s->reader_behind_ms == 0)
+        s->reader_behind_ms = now;
+    if (since == 0 || (s->reader_behind_ms != 0 && s->reader_behind_ms < since))
+        since = s->reader_behind_ms;
     pthread_mutex_lock(&s->lock);
-    s->counters.behind_ms = s->behind_since_ms ? now - s->behind_since_ms : 0;
+    s->behind_since_ms = since;
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -434,15 +457,28 @@ static void ship__wait(struct audit_ship *s, uint64_t now)
         log_error("audit-syslog: eventfd: %s", strerror(errno));
 }
 
+/* How long a connection attempt may take now: stopping, only what is left
+ * of the drain (0: none). */
+static int ship__connect_budget(uint64_t now, bool stopping, uint64_t drain_until)
+{
+    if (!stopping)
+        return QR_AUDIT_SHIP_CONNECT_MS;
+    if (drain_until <= now + QR_AUDIT_SHIP_TICK_MS)
+        return 0;
+    return drain_until - now < QR_AUDIT_SHIP_CONNECT_MS ? (int)(drain_until - now)
+                                                        : QR_AUDIT_SHIP_CONNECT_MS;
+}
+
 static void *ship__thread(void *arg)
 {
     struct audit_ship *s = arg;
+    bool caught_up = false;
 
     for (;;) {
-        uint64_t now = clock_mono_ms(), drain_until;
-        bool stopping, reading_done, all_acked = false;
+        uint64_t now = clock_mono_ms(), drain_until, size;
+        bool stopping;
         ino_t ino;
-        uint64_t size;
+        int budget;
 
         pthread_mutex_lock(&s->lock);
         ino = s->pub_ino;
@@ -451,25 +487,26 @@ static void *ship__thread(void *arg)
         drain_until = s->drain_until;
         pthread_mutex_unlock(&s->lock);
 
-        ship__fill(s, ino, size);
-        if (s->ssl == NULL && now >= s->retry_ms)
-            ship__connect(s, now);
+        ship__fill(s, ino, size, now);
+        budget = ship__connect_budget(now, stopping, drain_until);
+        if (s->ssl == NULL && now >= s->retry_ms && budget > 0)
+            ship__connect(s, now, budget);
         if (s->ssl != NULL) {
             ship__watch(s, now);
-            ship__send(s, now);
+            ship__send(s, now, stopping ? drain_until : 0);
         }
         if (s->ssl != NULL)
-            all_acked = ship__release(s, now, stopping);
-        reading_done = s->rd.ino == ino && s->rd.off + s->rd.pos >= size;
-        ship__behind(s, now, reading_done && s->nsent == s->count);
-        if (stopping && ((reading_done && s->nsent == s->count && all_acked) || now >= drain_until))
+            ship__release(s, stopping);
+        caught_up = ship_reader_caught_up(&s->rd, ino, size) && s->nsent == s->count;
+        ship__behind(s, now, caught_up);
+        if (stopping && ((caught_up && s->ssl != NULL && ship__all_acked(s)) ||
+                         clock_mono_ms() >= drain_until))
             break;
         ship__wait(s, now);
     }
-    if (s->count > s->nsent || s->rd.ino != s->pub_ino || s->rd.off + s->rd.pos < s->pub_size)
-        log_warn("audit-syslog: stopped with records not sent to the collector "
-                 "(they are in "
-                 "the local file)");
+    if (!caught_up || (s->ssl != NULL && !ship__all_acked(s)) || s->ssl == NULL)
+        log_warn("audit-syslog: stopped before the collector acknowledged every record (they "
+                 "are in the local file)");
     audit_ship_tls_close(&s->ssl, &s->sock);
     return NULL;
 }
@@ -480,9 +517,9 @@ static void ship__free(struct audit_ship *s)
 {
     while (s->count > 0)
         ship__pop(s);
-    if (s->rd.fd >= 0)
-        close(s->rd.fd);
-    free(s->rd.buf);
+    while (s->tail_count > 0)
+        ship__tail_drop_oldest(s);
+    ship_reader_free(&s->rd);
     if (s->efd >= 0)
         close(s->efd);
     SSL_CTX_free(s->ctx);
@@ -495,7 +532,6 @@ struct audit_ship *audit_ship_start(const struct audit_ship_config *c, const cha
                                     char *err, size_t errlen)
 {
     struct audit_ship *s = calloc(1, sizeof(*s));
-    struct stat st;
 
     if (s == NULL) {
         snprintf(err, errlen, "audit-syslog: out of memory");
@@ -509,23 +545,16 @@ struct audit_ship *audit_ship_start(const struct audit_ship_config *c, const cha
     s->log = log;
     s->pid = (long)getpid();
     s->backoff_ms = QR_AUDIT_SHIP_BACKOFF_MIN_MS;
-    snprintf(s->path, sizeof(s->path), "%s", path);
     if (gethostname(s->hostname, sizeof(s->hostname) - 1) != 0)
         s->hostname[0] = '\0';
-    if ((s->ctx = audit_ship_tls_context(c, err, errlen)) == NULL)
+    if ((s->ctx = audit_ship_tls_context(c, err, errlen)) == NULL ||
+        ship_reader_init(&s->rd, path, from, err, errlen) != 0)
         goto fail;
-    if ((s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
-        (s->rd.buf = malloc(QR_AUDIT_SHIP_READ)) == NULL) {
+    if ((s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
         snprintf(err, errlen, "audit-syslog: %s", strerror(errno));
         goto fail;
     }
-    s->rd.cap = QR_AUDIT_SHIP_READ;
-    if (stat(path, &st) != 0 || ship__reader_open(s, st.st_ino) != 0) {
-        snprintf(err, errlen, "audit-syslog: cannot read %s back: %s", path, strerror(errno));
-        goto fail;
-    }
-    s->rd.off = from;
-    s->pub_ino = st.st_ino;
+    s->pub_ino = s->rd.ino;
     s->pub_size = from;
     if (pthread_create(&s->thread, NULL, ship__thread, s) != 0) {
         snprintf(err, errlen, "audit-syslog: cannot start its thread");
@@ -558,8 +587,22 @@ void audit_ship_committed(struct audit_ship *s, ino_t ino, uint64_t size)
 
 void audit_ship_get_counters(struct audit_ship *s, struct audit_ship_counters *out)
 {
+    uint64_t now = clock_mono_ms();
+
     pthread_mutex_lock(&s->lock);
     *out = s->counters;
+    out->behind_ms = s->behind_since_ms != 0 && now > s->behind_since_ms
+                         ? now - s->behind_since_ms
+                         : 0;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void audit_ship_quiet(struct audit_ship *s)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->quiet = true;
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -568,6 +611,7 @@ void audit_ship_stop(struct audit_ship *s)
     if (s == NULL)
         return;
     pthread_mutex_lock(&s->lock);
+    s->quiet = true;
     s->stopping = true;
     s->drain_until = clock_mono_ms() + QR_AUDIT_SHIP_DRAIN_MS;
     pthread_mutex_unlock(&s->lock);

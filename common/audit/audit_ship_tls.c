@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,12 +61,27 @@ fail:
     return NULL;
 }
 
-/* Non-blocking connect bounded by QR_AUDIT_SHIP_CONNECT_MS, then blocking
- * with QR_AUDIT_SHIP_IO_MS timeouts. Returns the socket or -1. */
-static int ship_tls__dial(const struct addrinfo *ai)
+/* A collector that stops acknowledging (a black hole, a stalled reader)
+ * ends the connection instead of holding it forever. */
+static int ship_tls__liveness(int fd)
 {
-    struct timeval tv = {.tv_sec = QR_AUDIT_SHIP_IO_MS / 1000,
-                         .tv_usec = (QR_AUDIT_SHIP_IO_MS % 1000) * 1000};
+    int on = 1, idle = QR_AUDIT_SHIP_KEEPALIVE_S, intvl = QR_AUDIT_SHIP_KEEPALIVE_S / 3, cnt = 3;
+    unsigned int user = QR_AUDIT_SHIP_USER_TIMEOUT_MS;
+
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user, sizeof(user)) != 0)
+        return -1;
+    return 0;
+}
+
+/* Non-blocking connect bounded by timeout_ms, then blocking with
+ * timeout_ms timeouts. Returns the socket or -1. */
+static int ship_tls__dial(const struct addrinfo *ai, int timeout_ms)
+{
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
     struct pollfd p;
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     int soerr = 0;
@@ -76,12 +92,13 @@ static int ship_tls__dial(const struct addrinfo *ai)
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS)
         goto fail;
     p = (struct pollfd){.fd = fd, .events = POLLOUT};
-    if (poll(&p, 1, QR_AUDIT_SHIP_CONNECT_MS) != 1 ||
+    if (poll(&p, 1, timeout_ms) != 1 ||
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0)
         goto fail;
     if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0 ||
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
+        ship_tls__liveness(fd) != 0)
         goto fail;
     return fd;
 fail:
@@ -89,7 +106,8 @@ fail:
     return -1;
 }
 
-static int ship_tls__resolve_and_dial(const struct audit_ship_config *c, char *why, size_t len)
+static int ship_tls__resolve_and_dial(const struct audit_ship_config *c, int timeout_ms,
+                                      char *why, size_t len)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res, *ai;
     int rc = getaddrinfo(c->host, c->port, &hints, &res), fd = -1;
@@ -99,7 +117,7 @@ static int ship_tls__resolve_and_dial(const struct audit_ship_config *c, char *w
         return -1;
     }
     for (ai = res; ai != NULL && fd < 0; ai = ai->ai_next)
-        fd = ship_tls__dial(ai);
+        fd = ship_tls__dial(ai, timeout_ms);
     freeaddrinfo(res);
     if (fd < 0)
         snprintf(why, len, "cannot connect to the collector");
@@ -119,13 +137,14 @@ static int ship_tls__expect(SSL *ssl, const char *host)
     return 0;
 }
 
-enum ship_connect audit_ship_tls_connect(SSL_CTX *ctx, const struct audit_ship_config *c, SSL **ssl,
-                                         int *fd, char *why, size_t len)
+enum ship_connect audit_ship_tls_connect(SSL_CTX *ctx, const struct audit_ship_config *c,
+                                         int timeout_ms, SSL **ssl, int *fd, char *why,
+                                         size_t len)
 {
     long vr;
 
     *ssl = NULL;
-    if ((*fd = ship_tls__resolve_and_dial(c, why, len)) < 0)
+    if ((*fd = ship_tls__resolve_and_dial(c, timeout_ms, why, len)) < 0)
         return SHIP_FAILED;
     if ((*ssl = SSL_new(ctx)) == NULL || SSL_set_fd(*ssl, *fd) != 1 ||
         ship_tls__expect(*ssl, c->host) != 0) {

@@ -35,10 +35,11 @@
 #include "quietroom/audit/audit_ship.h"
 #include "quietroom/audit/audit_syslog.h"
 #include "quietroom/base/clock.h"
+#include "quietroom/base/limits.h"
 
 #define KEY_HEX "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 #define WAIT_MS 10000
-#define MSGS_MAX 4096
+#define MSGS_MAX 32768
 
 /* --- the collector ------------------------------------------------------------------- */
 
@@ -51,6 +52,8 @@ struct collector {
     bool stop;
     bool drop;               /* close the current connection now */
     bool slam;               /* close every connection after its handshake */
+    bool paused;             /* accept nothing (connections wait in the backlog) */
+    bool stall;              /* read nothing (the socket buffer fills) */
     unsigned connections, handshakes_failed;
     char *msgs[MSGS_MAX];    /* each received SYSLOG-MSG, in order */
     size_t n;
@@ -127,6 +130,13 @@ static void collector_serve(struct collector *c, int fd)
     while (!collector_dropping(c)) {
         char *msg;
 
+        pthread_mutex_lock(&c->lock);
+        bool stall = c->stall;
+        pthread_mutex_unlock(&c->lock);
+        if (stall) {
+            usleep(20000);
+            continue;
+        }
         if (SSL_pending(ssl) == 0 && poll(&p, 1, 20) != 1)
             continue;
         if ((msg = read_frame(ssl)) == NULL)
@@ -155,6 +165,13 @@ static void *collector_main(void *arg)
         pthread_mutex_unlock(&c->lock);
         if (stop)
             break;
+        pthread_mutex_lock(&c->lock);
+        bool paused = c->paused;
+        pthread_mutex_unlock(&c->lock);
+        if (paused) {
+            usleep(20000);
+            continue;
+        }
         if (poll(&p, 1, 20) == 1) {
             int fd = accept(c->lfd, NULL, NULL);
 
@@ -201,6 +218,13 @@ static void collector_stop(struct collector *c)
         free(c->msgs[i]);
     pthread_mutex_destroy(&c->lock);
     free(c);
+}
+
+static void collector_set(struct collector *c, bool *flag, bool v)
+{
+    pthread_mutex_lock(&c->lock);
+    *flag = v;
+    pthread_mutex_unlock(&c->lock);
 }
 
 static size_t collector_count(struct collector *c)
@@ -350,6 +374,16 @@ static bool witnessed(struct collector *c, const struct shipped *s, size_t *dups
     char **lines;
     size_t n = local_lines(s, &lines), next = 0;
     bool ok = true;
+
+    /* A line too long to be a record is not shipped (test_overlong_line). */
+    for (size_t i = 0; i < n; i++) {
+        if (strlen(lines[i]) > QR_AUDIT_SHIP_LINE_MAX) {
+            free(lines[i]);
+            memmove(&lines[i], &lines[i + 1], (n - i - 1) * sizeof(*lines));
+            n--;
+            i--;
+        }
+    }
 
     *dups = 0;
     pthread_mutex_lock(&c->lock);
@@ -681,6 +715,138 @@ static void test_closed_after_handshake_is_not_resumed(void **state)
     collector_stop(c);
 }
 
+/* The collector out of reach while the log rotates twice: when it is back,
+ * every file reaches it, the one between the two rotations too. */
+static void test_rotations_while_behind(void **state)
+{
+    struct collector *c = collector_start("localhost");
+    struct audit_ship_config cfg;
+    struct shipped s;
+    char cmd[1024];
+
+    (void)state;
+    collector_set(c, &c->paused, true);
+    ship_config(&cfg, "localhost", c->port);
+    open_log(&s, "behind", &cfg, 8 * 1024);
+    for (int round = 0; round < 3; round++) {
+        emit(&s, 60);
+        usleep(1100 * 1000); /* rotation names have one-second stamps */
+    }
+    emit(&s, 5);
+    snprintf(cmd, sizeof(cmd), "test $(ls %s.2* | wc -l) -ge 2", s.path);
+    assert_int_equal(system(cmd), 0);
+    collector_set(c, &c->paused, false);
+    wait_witnessed(c, &s);
+    audit_close(s.log);
+    assert_witnessed(c, &s);
+    keyring_wipe(&s.keys);
+    collector_stop(c);
+}
+
+/* A collector that stops reading keeps acknowledging into its socket
+ * buffer; restarted, it has lost that buffer. Records it acknowledged but
+ * never read are sent again. */
+static void test_collector_that_stopped_reading(void **state)
+{
+    struct collector *c = collector_start("localhost");
+    struct audit_ship_config cfg;
+    struct shipped s;
+    size_t before;
+
+    (void)state;
+    ship_config(&cfg, "localhost", c->port);
+    open_log(&s, "stall", &cfg, 0);
+    emit(&s, 10);
+    wait_count(c, 11);
+    collector_set(c, &c->stall, true);
+    /* Fewer than its socket buffer holds: all acknowledged, none read. */
+    emit(&s, 60);
+    usleep(3000 * 1000); /* more than the hold */
+    before = collector_count(c);
+    collector_set(c, &c->drop, true); /* closed unread: its buffer is gone */
+    collector_set(c, &c->stall, false);
+    wait_witnessed(c, &s);
+    print_message("read before the stall ended: %zu\n", before);
+    audit_close(s.log);
+    assert_witnessed(c, &s);
+    keyring_wipe(&s.keys);
+    collector_stop(c);
+}
+
+/* More records than the window holds, at once: the window is released in
+ * bulk as the collector reads, so every record gets through. */
+static void test_more_than_the_window(void **state)
+{
+    struct collector *c = collector_start("localhost");
+    struct audit_ship_config cfg;
+    struct shipped s;
+
+    (void)state;
+    ship_config(&cfg, "localhost", c->port);
+    open_log(&s, "many", &cfg, 0);
+    /* In groups the audit queue takes (emit waits for each to be written). */
+    for (int i = 0; i < (QR_AUDIT_SHIP_WINDOW + 3000) / 1000; i++)
+        emit(&s, 1000);
+    wait_witnessed(c, &s);
+    audit_close(s.log);
+    assert_witnessed(c, &s);
+    keyring_wipe(&s.keys);
+    collector_stop(c);
+}
+
+/* A line too long to be a record is skipped, not read forever: the records
+ * after it are shipped and the log closes. */
+static void test_overlong_line(void **state)
+{
+    struct collector *c = collector_start("localhost");
+    struct audit_ship_config cfg;
+    struct shipped s;
+    json_t *big = audit_event("test.big", 'E', AUDIT_SUCCESS);
+    char *blob = malloc(QR_AUDIT_SHIP_LINE_MAX + 1024);
+
+    (void)state;
+    assert_non_null(blob);
+    memset(blob, 'x', QR_AUDIT_SHIP_LINE_MAX + 1023);
+    blob[QR_AUDIT_SHIP_LINE_MAX + 1023] = '\0';
+    audit_event_detail(big, "blob", json_string(blob));
+    free(blob);
+    ship_config(&cfg, "localhost", c->port);
+    open_log(&s, "long", &cfg, 0);
+    emit(&s, 3);
+    assert_int_equal(audit_emit(s.log, big), 0);
+    emit(&s, 3);
+    wait_witnessed(c, &s);
+    audit_close(s.log);
+    assert_witnessed(c, &s);
+    keyring_wipe(&s.keys);
+    collector_stop(c);
+}
+
+/* Stopping while the collector reads nothing: the wait is bounded (the
+ * drain, plus one send that times out). */
+static void test_close_is_bounded(void **state)
+{
+    struct collector *c = collector_start("localhost");
+    struct audit_ship_config cfg;
+    struct shipped s;
+    uint64_t t0;
+
+    (void)state;
+    ship_config(&cfg, "localhost", c->port);
+    open_log(&s, "bounded", &cfg, 0);
+    emit(&s, 5);
+    wait_count(c, 6);
+    collector_set(c, &c->stall, true);
+    for (int i = 0; i < 20; i++)
+        emit(&s, 200);
+    t0 = clock_mono_ms();
+    audit_close(s.log);
+    print_message("audit_close took %llu ms\n", (unsigned long long)(clock_mono_ms() - t0));
+    assert_true(clock_mono_ms() - t0 < QR_AUDIT_SHIP_DRAIN_MS + QR_AUDIT_SHIP_CONNECT_MS + 2000);
+    keyring_wipe(&s.keys);
+    collector_stop(c);
+}
+
 /* Closing the log right after a burst: the burst and the close record
  * reach the collector before audit_close returns. */
 static void test_close_delivers_the_queue(void **state)
@@ -711,6 +877,11 @@ int main(void)
         cmocka_unit_test(test_wrong_name_gets_nothing),
         cmocka_unit_test(test_closed_after_handshake_is_not_resumed),
         cmocka_unit_test(test_close_delivers_the_queue),
+        cmocka_unit_test(test_rotations_while_behind),
+        cmocka_unit_test(test_collector_that_stopped_reading),
+        cmocka_unit_test(test_overlong_line),
+        cmocka_unit_test(test_more_than_the_window),
+        cmocka_unit_test(test_close_is_bounded),
     };
 
     signal(SIGPIPE, SIG_IGN);

@@ -35,7 +35,7 @@ struct audit_ship_counters {
     uint64_t sent;   /* records sent for the first time */
     uint64_t resent; /* sent again after a reconnect */
     uint64_t connects_ok, connects_failed, refused_certificate;
-    uint64_t behind_ms; /* since a committed record has waited to be sent */
+    uint64_t behind_ms; /* how long the oldest durable record not yet acknowledged has waited */
     bool connected;
 };
 
@@ -55,6 +55,10 @@ struct audit_ship *audit_ship_start(const struct audit_ship_config *c, const cha
 void audit_ship_committed(struct audit_ship *s, ino_t ino, uint64_t size);
 
 void audit_ship_get_counters(struct audit_ship *s, struct audit_ship_counters *out);
+
+/* From now on the shipper writes no "audit.ship" record of its own: the
+ * log is about to close. */
+void audit_ship_quiet(struct audit_ship *s);
 
 /* Sends what is committed and not yet known delivered, waiting at most
  * QR_AUDIT_SHIP_DRAIN_MS, then stops the thread and frees s. NULL-safe. */

@@ -241,9 +241,20 @@
  * full, so with HOLD_MS it ships at most WINDOW / HOLD_MS records a second
  * (8,192 here). */
 #define QR_AUDIT_SHIP_WINDOW 16384
+/* Connecting, the handshake, and then each blocked send (a collector that
+ * stopped reading) time out after this long; then it counts as a failure. */
 #define QR_AUDIT_SHIP_CONNECT_MS 5000
-/* A blocked send (a collector that stopped reading) counts as a failure. */
-#define QR_AUDIT_SHIP_IO_MS 5000
+/* TCP gives up on a collector that acknowledges nothing for this long
+ * (TCP_USER_TIMEOUT, also over a zero window); keepalive probes start
+ * after this many idle seconds, so a silent collector is noticed. */
+#define QR_AUDIT_SHIP_USER_TIMEOUT_MS 30000
+#define QR_AUDIT_SHIP_KEEPALIVE_S 30
+/* Records released in the last TAIL_MS (at most TAIL of them, TAIL_BYTES
+ * of frames) are sent again after a reconnect: a collector restarted after
+ * it stopped reading loses what it had acknowledged. */
+#define QR_AUDIT_SHIP_TAIL 4096
+#define QR_AUDIT_SHIP_TAIL_BYTES (2 * 1024 * 1024)
+#define QR_AUDIT_SHIP_TAIL_MS 60000
 #define QR_AUDIT_SHIP_BACKOFF_MIN_MS 100
 #define QR_AUDIT_SHIP_BACKOFF_MAX_MS 5000
 /* At a daemon's stop, what is queued is sent for at most this long. */
