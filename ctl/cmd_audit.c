@@ -32,9 +32,10 @@ static const char audit_usage[] =
     "        wrong or unknown key, unreadable), 3 intact apart from torn lines a\n"
     "        crash left (each reported), 2 usage.\n"
     "        --witness: WITNESS is the collector's copy (rsyslog's RFC 5424 file\n"
-    "        template, both daemons mixed): each of its records of this chain's\n"
-    "        node must be present and identical here; records after the local\n"
-    "        end are reported as truncated with their seq range (exit 1).\n"
+    "        template, both daemons mixed): each of its records of this chain (its\n"
+    "        node, linked to these records by prev and mac) must be present and\n"
+    "        identical here; records after the local end are reported as\n"
+    "        truncated with their seq range (exit 1).\n"
     "export  verifies, then prints a FHIR Bundle (type collection) of AuditEvents:\n"
     "        --format fhir-r4 (the default; \"fhir\" is the same), or fhir-r5;\n"
     "        --session keeps one session (exact match), --since keeps records at or\n"
@@ -194,7 +195,7 @@ static int audit__exit(enum audit_problem p)
 static void audit__witness_summary(const struct audit_witness_report *w)
 {
     unsigned long long checked = w->matched + w->older + w->purged + w->truncated.count +
-                                 w->edited.count + w->deleted.count;
+                                 w->edited.count + w->deleted.count + w->other_chains;
     char node[AUDIT_WITNESS_NODE_LEN];
 
     if (!w->compared)
@@ -214,6 +215,10 @@ static void audit__witness_summary(const struct audit_witness_report *w)
     printf(", %llu older than the files given (not checked), %llu in stretches audit.purge "
            "vouches for\n",
            (unsigned long long)w->older, (unsigned long long)w->purged);
+    if (w->other_chains > 0)
+        printf("witness %s: %llu record(s) of another chain with the same node (e.g. the other "
+               "daemon with the same node-id): not this chain's, not checked\n",
+               w->file, (unsigned long long)w->other_chains);
 }
 
 /* Reports each kind of disagreement: records changed or deleted inside the

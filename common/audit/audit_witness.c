@@ -28,10 +28,36 @@
  * So the parser takes header fields by shape (empty and long ones
  * tolerated), checks the timestamp and SD grammar, and keeps MSG as is.
  *
- * The check reads the witness first, keeping every record whose seal
- * verifies (of any node: which node is local is known only later), then
- * walks the local chain with audit_verify_walk collecting (seq, mac), then
- * sorts the witness records of the local node and judges each once. */
+ * Whose records. Both daemons default node-id to the host name and usually
+ * share one key and one collector file, so a node names no chain: on one
+ * host the relay's and signaling's records carry the same node and the same
+ * seqs. A witness record is attributed to the local chain by its links:
+ * - candidates are records that verify under the key file and whose node is
+ *   one of the local chain's (learnt by a first walk of the local files, so
+ *   that only those are kept: memory grows with this node's records only);
+ * - a candidate at seq n belongs when its mac is the local mac at n (the
+ *   same record), or when its prev is not the genesis and is the local mac
+ *   at n-1, the prev of the first local record (n is the first local seq;
+ *   older files not given), or the mac of a belonging candidate at n-1: a
+ *   run beyond the local end, or an original the local files replaced,
+ *   links forward from the last local record both share. The genesis links
+ *   every chain's seq 1: seq 1 belongs only by being identical;
+ * - a chain rewritten from its first local record links to nothing here;
+ *   its originals are told from the other daemon's by the syslog APP-NAME
+ *   (audit-syslog-name: the program's name unless set, so it differs): a
+ *   candidate whose APP-NAME is that of a witness line identical to a local
+ *   record belongs too. APP-NAME is not sealed, so this only adds records
+ *   to judge, never hides one that links.
+ * Belonging records at or after the first local seq are judged: beyond the
+ * local end truncated, another mac at a local seq edited, absent inside the
+ * range deleted (purged where audit.purge vouches). The others are counted
+ * as another chain with the same node; those before the first local seq as
+ * older (not checked, whichever chain).
+ *
+ * Order: the local node(s) are read, then the witness, then the local
+ * chain is walked again collecting (seq, mac): a record reaches the
+ * collector only after it is durable locally, so records written during
+ * the check are ahead locally, never missing. */
 #include "quietroom/audit/audit_witness.h"
 
 #include <errno.h>
@@ -220,14 +246,16 @@ int audit_witness_parse_line(const char *buf, size_t len, struct audit_witness_l
 /* --- the records of both sides -------------------------------------------------- */
 
 /* Why the check could not run. */
-enum aw_err { AW_UNREADABLE = 1, AW_OOM = -1, AW_NODES = -2, AW_LOCAL = -3 };
+enum aw_err { AW_UNREADABLE = 1, AW_OOM = -1, AW_NODES = -2, AW_LOCAL = -3, AW_CHANGED = -4 };
 
-/* A record whose seal verifies, found in the witness. */
+/* A candidate: a witness record of a local node whose seal verifies. */
 struct aw_rec {
     uint64_t seq;
     uint64_t line;
-    uint32_t node;                 /* index into aw_ctx.nodes */
+    uint64_t app;                  /* hash of the line's APP-NAME */
+    bool belongs;                  /* to the local chain by its links (aw__link) */
     char mac[AUDIT_MAC_B64 - 1];   /* base64, no NUL */
+    char prev[AUDIT_MAC_B64 - 1];
 };
 
 /* A record accepted into the local chain. */
@@ -241,16 +269,29 @@ struct aw_node {
     bool local;                    /* the local chain holds records of it */
 };
 
+/* APP-NAMEs of witness lines identical to a local record; past AW_APPS
+ * distinct ones (a witness fed lines by someone holding the key) every
+ * APP-NAME counts: more records judged, none hidden. */
+#define AW_APPS 16
+struct aw_apps {
+    uint64_t app[AW_APPS];
+    size_t n;
+    bool all;
+};
+
 struct aw_ctx {
     const struct keyring *kr;
     struct hmac *h;                /* owned */
-    struct aw_rec *w;              /* owned */
+    struct aw_rec *w;              /* owned: candidates */
     size_t nw, capw;
     struct aw_local *l;            /* owned, chain order */
     size_t nl, capl;
-    struct aw_node *nodes;         /* owned */
+    char first_prev[AUDIT_MAC_B64 - 1]; /* prev of the first local record */
+    struct aw_node *nodes;         /* owned: the local nodes, then the witness's */
     size_t nnodes, capnodes, last_node;
-    bool oom;                      /* set by the local walk's callback */
+    size_t nlocal_nodes;           /* marked by the first walk */
+    struct audit_witness_finding any; /* every record, while no node is local */
+    int err;                       /* set by a walk's callback */
     bool local_ok;                 /* the local verdict is intact, or torn */
     struct audit_witness_report *out;
 };
@@ -302,21 +343,55 @@ static const char *aw__node_of(const json_t *rec)
     return node != NULL ? node : "";
 }
 
-static int aw__keep(struct aw_ctx *c, const struct audit_line *al, uint64_t no)
+/* FNV-1a: APP-NAMEs are only compared for equality. */
+static uint64_t aw__hash(struct audit_witness_span s)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+
+    for (size_t i = 0; i < s.len; i++)
+        h = (h ^ (unsigned char)s.p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+/* Unsorted: the lowest and highest seq, the line of the lowest. */
+static void aw__note_any(struct audit_witness_finding *f, uint64_t seq, uint64_t line)
+{
+    if (f->count++ == 0 || seq < f->seq) {
+        f->seq = seq;
+        f->line = line;
+    }
+    if (f->count == 1 || seq > f->seq_hi)
+        f->seq_hi = seq;
+}
+
+/* A verified witness record: kept if its node is a local one, else
+ * counted. With no local record at all every one is beyond the end. */
+static int aw__keep(struct aw_ctx *c, const struct audit_line *al,
+                    const struct audit_witness_line *wl, uint64_t no)
 {
     long node = aw__node(c, aw__node_of(al->obj));
     struct aw_rec *w;
 
     if (node < 0)
         return (int)node;
+    if (c->nlocal_nodes == 0) {
+        aw__note_any(&c->any, al->seq, no);
+        return 0;
+    }
+    if (!c->nodes[node].local) {
+        c->out->other_nodes++;
+        return 0;
+    }
     if ((w = aw__reserve(c->w, &c->capw, c->nw, sizeof(*w))) == NULL)
         return AW_OOM;
     c->w = w;
     w = &c->w[c->nw++];
     w->seq = al->seq;
     w->line = no;
-    w->node = (uint32_t)node;
+    w->app = aw__hash(wl->app);
+    w->belongs = false;
     memcpy(w->mac, al->mac, sizeof(w->mac));
+    memcpy(w->prev, al->prev, sizeof(w->prev));
     return 0;
 }
 
@@ -336,7 +411,7 @@ static int aw__line(struct aw_ctx *c, const char *text, size_t len, uint64_t no)
     }
     st = audit_record_open(wl.msg.p, wl.msg.len, c->kr, c->h, &al);
     if (st == AUDIT_LINE_OK)
-        rc = aw__keep(c, &al, no);
+        rc = aw__keep(c, &al, &wl, no);
     else if (st == AUDIT_LINE_BAD_MAC || st == AUDIT_LINE_UNKNOWN_KEY)
         c->out->unverified++;
     else
@@ -380,55 +455,78 @@ static int aw__read(struct aw_ctx *c, const char *path)
     return rc;
 }
 
-/* Marks the node of a local record as local and names it in the report.
- * A chain's records nearly always share one node: the table is searched
- * only when it changes. */
-static void aw__mark_local(struct aw_ctx *c, const char *node)
+/* First walk: only the nodes of the local records, so that the witness
+ * read after it keeps no other node's records. */
+static int aw__node_one(json_t *rec, const char *file, uint64_t line, void *arg)
 {
-    if (c->nl > 1 && strncmp(c->out->node, node, sizeof(c->out->node)) == 0 &&
-        strlen(node) < sizeof(c->out->node))
-        return;
-    for (size_t i = 0; i < c->nnodes; i++) {
-        if (strcmp(c->nodes[i].name, node) == 0)
-            c->nodes[i].local = true;
+    struct aw_ctx *c = arg;
+    long node = aw__node(c, aw__node_of(rec));
+
+    (void)file;
+    (void)line;
+    if (node < 0) {
+        c->err = (int)node;
+        return -1;
     }
-    snprintf(c->out->node, sizeof(c->out->node), "%s", node);
+    if (!c->nodes[node].local) {
+        c->nodes[node].local = true;
+        c->nlocal_nodes++;
+    }
+    return 0;
 }
 
+static int aw__local_nodes(struct aw_ctx *c, const char *const *paths, size_t n,
+                           struct audit_report *local)
+{
+    if (audit_verify_walk(paths, n, c->kr, aw__node_one, c, local) != 0)
+        return c->err != 0 ? c->err : AW_LOCAL;
+    return 0;
+}
+
+/* Second walk, after the witness: the chain's (seq, mac). */
 static int aw__local_one(json_t *rec, const char *file, uint64_t line, void *arg)
 {
     struct aw_ctx *c = arg;
     const char *mac = json_string_value(json_object_get(rec, "mac"));
+    const char *prev = json_string_value(json_object_get(rec, "prev"));
     json_t *seq = json_object_get(rec, "seq");
     struct aw_local *l;
 
     (void)file;
     (void)line;
-    /* An accepted record has both; anything else stops the walk. */
-    if (mac == NULL || strlen(mac) != AUDIT_MAC_B64 - 1 || !json_is_integer(seq))
+    /* An accepted record has all three; anything else stops the walk. */
+    if (mac == NULL || strlen(mac) != AUDIT_MAC_B64 - 1 || prev == NULL ||
+        strlen(prev) != AUDIT_MAC_B64 - 1 || !json_is_integer(seq))
         return -1;
     if ((l = aw__reserve(c->l, &c->capl, c->nl, sizeof(*l))) == NULL) {
-        c->oom = true;
+        c->err = AW_OOM;
         return -1;
     }
     c->l = l;
+    if (c->nl == 0)
+        memcpy(c->first_prev, prev, sizeof(c->first_prev));
     l = &c->l[c->nl++];
     l->seq = (uint64_t)json_integer_value(seq);
     memcpy(l->mac, mac, sizeof(l->mac));
-    aw__mark_local(c, aw__node_of(rec));
+    snprintf(c->out->node, sizeof(c->out->node), "%s", aw__node_of(rec));
     return 0;
 }
 
 static int aw__local(struct aw_ctx *c, const char *const *paths, size_t n,
                      struct audit_report *local)
 {
+    c->err = 0;
     if (audit_verify_walk(paths, n, c->kr, aw__local_one, c, local) != 0)
-        return c->oom ? AW_OOM : AW_LOCAL;
+        return c->err != 0 ? c->err : AW_LOCAL;
+    /* Empty at the first walk, so the witness was read without a node:
+     * its records of this chain were not kept. */
+    if (c->nlocal_nodes == 0 && c->nl > 0)
+        return AW_CHANGED;
     c->local_ok = !audit_problem_is_failure(local->problem);
     return 0;
 }
 
-/* --- judging ------------------------------------------------------------------- */
+/* --- whose records --------------------------------------------------------------- */
 
 static int aw__by_record(const void *a, const void *b)
 {
@@ -456,20 +554,104 @@ static int aw__find(const void *key, const void *elem)
     return (seq > other) - (seq < other);
 }
 
-/* Keeps the witness records of the local chain's node(s), counting the
- * others: they are the other daemon's. */
-static void aw__own(struct aw_ctx *c)
+static const struct aw_local *aw__local_at(const struct aw_ctx *c, uint64_t seq)
 {
-    size_t k = 0;
-
-    for (size_t i = 0; i < c->nw; i++) {
-        if (c->nodes[c->w[i].node].local)
-            c->w[k++] = c->w[i];
-        else
-            c->out->other_nodes++;
-    }
-    c->nw = k;
+    return bsearch(&seq, c->l, c->nl, sizeof(*c->l), aw__find);
 }
+
+/* Whether a belonging candidate of w[lo..hi) (one seq, sorted by mac) has
+ * prev as its mac. */
+static bool aw__linked_from(const struct aw_rec *w, size_t lo, size_t hi, const char *prev)
+{
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int m = memcmp(w[mid].mac, prev, sizeof(w[mid].mac));
+
+        if (m == 0)
+            return w[mid].belongs; /* copies of one record agree */
+        if (m < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
+/* The rule in the comment at the top; w[lo..hi) are the candidates of the
+ * seq before w's (empty if there are none), already decided. */
+static bool aw__belongs(const struct aw_ctx *c, const struct aw_rec *w, size_t lo, size_t hi)
+{
+    const struct aw_local *l = aw__local_at(c, w->seq);
+
+    if (l != NULL && memcmp(l->mac, w->mac, sizeof(l->mac)) == 0)
+        return true;
+    /* Every chain's seq 1 follows the genesis: that links nothing. */
+    if (memcmp(w->prev, AUDIT_GENESIS, sizeof(w->prev)) == 0)
+        return false;
+    if (w->seq == c->l[0].seq && memcmp(w->prev, c->first_prev, sizeof(w->prev)) == 0)
+        return true;
+    if (w->seq > 0 && (l = aw__local_at(c, w->seq - 1)) != NULL &&
+        memcmp(l->mac, w->prev, sizeof(l->mac)) == 0)
+        return true;
+    return aw__linked_from(c->w, lo, hi, w->prev);
+}
+
+/* Decides belongs for every candidate, in seq order (sorted), so that a
+ * run links forward from the local record it follows. */
+static void aw__link(struct aw_ctx *c)
+{
+    size_t lo = 0, j;
+
+    for (size_t i = 0; i < c->nw; i = j) {
+        bool adjacent = i > 0 && c->w[i - 1].seq + 1 == c->w[i].seq;
+
+        for (j = i; j < c->nw && c->w[j].seq == c->w[i].seq; j++)
+            c->w[j].belongs = aw__belongs(c, &c->w[j], adjacent ? lo : 0, adjacent ? i : 0);
+        lo = i;
+    }
+}
+
+static bool aw__apps_has(const struct aw_apps *a, uint64_t app)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        if (a->app[i] == app)
+            return true;
+    }
+    return a->all;
+}
+
+/* The APP-NAMEs of witness lines identical to a local record: the local
+ * daemon's name at the collector. */
+static void aw__local_apps(const struct aw_ctx *c, struct aw_apps *a)
+{
+    for (size_t i = 0; i < c->nw && !a->all; i++) {
+        const struct aw_rec *w = &c->w[i];
+        const struct aw_local *l;
+
+        if (aw__apps_has(a, w->app) || (l = aw__local_at(c, w->seq)) == NULL ||
+            memcmp(l->mac, w->mac, sizeof(l->mac)) != 0)
+            continue;
+        if (a->n == AW_APPS)
+            a->all = true;
+        else
+            a->app[a->n++] = w->app;
+    }
+}
+
+/* A chain rewritten from its first local record links to nothing here:
+ * the originals are known by the local daemon's APP-NAME. */
+static void aw__by_app(struct aw_ctx *c)
+{
+    struct aw_apps apps = {.n = 0};
+
+    aw__local_apps(c, &apps);
+    for (size_t i = 0; i < c->nw; i++) {
+        if (!c->w[i].belongs && aw__apps_has(&apps, c->w[i].app))
+            c->w[i].belongs = true;
+    }
+}
+
+/* --- judging ------------------------------------------------------------------- */
 
 /* Records are judged in seq order: the first noted is the lowest. */
 static void aw__note(struct audit_witness_finding *f, const struct aw_rec *w)
@@ -481,16 +663,17 @@ static void aw__note(struct audit_witness_finding *f, const struct aw_rec *w)
     f->seq_hi = w->seq;
 }
 
+/* One record at or after the first local seq. */
 static void aw__judge(struct aw_ctx *c, const struct aw_rec *w)
 {
     struct audit_witness_report *out = c->out;
     const struct aw_local *l;
 
-    if (w->seq > c->l[c->nl - 1].seq)
+    if (!w->belongs)
+        out->other_chains++;
+    else if (w->seq > c->l[c->nl - 1].seq)
         aw__note(&out->truncated, w);
-    else if (w->seq < c->l[0].seq)
-        out->older++;
-    else if ((l = bsearch(&w->seq, c->l, c->nl, sizeof(*c->l), aw__find)) == NULL && c->local_ok)
+    else if ((l = aw__local_at(c, w->seq)) == NULL && c->local_ok)
         out->purged++; /* a chain that verifies skips seqs only where audit.purge vouches */
     else if (l == NULL)
         aw__note(&out->deleted, w);
@@ -504,27 +687,30 @@ static void aw__judge(struct aw_ctx *c, const struct aw_rec *w)
 
 static void aw__compare(struct aw_ctx *c)
 {
-    aw__own(c);
     aw__sort(c);
+    aw__link(c);
+    aw__by_app(c);
     for (size_t i = 0; i < c->nw; i++) {
         const struct aw_rec *w = &c->w[i];
 
         if (i > 0 && w->seq == w[-1].seq && memcmp(w->mac, w[-1].mac, sizeof(w->mac)) == 0)
             c->out->duplicates++;
+        else if (w->seq < c->l[0].seq)
+            c->out->older++; /* no local record to link to: of either chain */
         else
             aw__judge(c, w);
     }
 }
 
 /* The local files hold no record, so their node is unknown: every record
- * the witness holds is beyond their end. */
+ * the witness holds is beyond their end (noted while it was read). */
 static void aw__no_local(struct aw_ctx *c)
 {
     struct audit_witness_finding *f = &c->out->truncated;
 
-    aw__sort(c);
+    *f = c->any;
     for (size_t i = 0; i < c->nw; i++)
-        aw__note(f, &c->w[i]);
+        aw__note_any(f, c->w[i].seq, c->w[i].line);
     if (f->count > 0)
         snprintf(f->why, sizeof(f->why),
                  "the local files hold no record, yet the witness holds %llu record(s) of %zu "
@@ -631,6 +817,9 @@ static void aw__failed(struct aw_ctx *c, int err, const struct audit_report *loc
     if (err == AW_NODES)
         snprintf(why, len, "%s: more than %d nodes: refusing to track more", c->out->file,
                  AUDIT_WITNESS_NODES_MAX);
+    else if (err == AW_CHANGED)
+        snprintf(why, len, "the local files held no record when the check began and hold some "
+                           "now: run it again");
     else if (err == AW_LOCAL)
         snprintf(why, len, "%s", local->why);
     else
@@ -651,7 +840,10 @@ int audit_witness_verify(const char *witness, const char *const *paths, size_t n
         snprintf(out->why, sizeof(out->why), "no witness or no key to check it with");
         return -1;
     }
-    rc = (c.h = hmac_new(HMAC_SHA256)) != NULL ? aw__read(&c, witness) : AW_OOM;
+    if ((c.h = hmac_new(HMAC_SHA256)) == NULL)
+        rc = AW_OOM;
+    else if ((rc = aw__local_nodes(&c, paths, n, local)) == 0)
+        rc = aw__read(&c, witness);
     if (rc >= 0) {
         int lrc = aw__local(&c, paths, n, local);
 

@@ -100,11 +100,14 @@ static void seal(struct chain *ch, uint64_t seq, json_t *ev, const struct keyrin
     char stamp[40];
     size_t len;
     char *line;
+    /* Signaling's records are sealed half a second after the relay's: with
+     * one node the two chains must still differ. */
+    unsigned skew = ch->app != NULL && strstr(ch->app, "signal") != NULL ? 500 : 0;
 
     assert_non_null(ev);
     assert_non_null(h);
     snprintf(stamp, sizeof(stamp), "2026-12-05T16:%02u:%02u.%03uZ", (unsigned)(seq / 60),
-             (unsigned)(seq % 60), (unsigned)(seq * 37 % 1000));
+             (unsigned)(seq % 60), (unsigned)((seq * 37 + skew) % 1000));
     json_object_set_new(ev, "time", json_string(stamp));
     json_object_set_new(ev, "node", json_string(ch->node));
     line = audit_record_seal(ev, seq, key, seq == 1 ? AUDIT_GENESIS : ch->mac[seq - 1], h,
@@ -167,9 +170,10 @@ static FILE *open_file(const char *path)
     return fp;
 }
 
-/* The local files holding seqs 1..upto (except skip, if non-zero), and the
- * first cut bytes of seq upto + 1 without a newline (a half line). */
-static void write_local_cut(struct world *w, uint64_t upto, uint64_t skip, size_t cut)
+/* The local files holding seqs 1..upto of ch (except skip, if non-zero),
+ * and the first cut bytes of seq upto + 1 without a newline (a half line). */
+static void write_chain_cut(struct world *w, const struct chain *ch, uint64_t upto,
+                            uint64_t skip, size_t cut)
 {
     FILE *fp = NULL;
 
@@ -182,11 +186,16 @@ static void write_local_cut(struct world *w, uint64_t upto, uint64_t skip, size_
         if (seq == skip)
             continue;
         if (seq > upto)
-            fwrite(w->relay.line[seq], 1, cut, fp);
+            fwrite(ch->line[seq], 1, cut, fp);
         else
-            fprintf(fp, "%s\n", w->relay.line[seq]);
+            fprintf(fp, "%s\n", ch->line[seq]);
     }
     fclose(fp);
+}
+
+static void write_local_cut(struct world *w, uint64_t upto, uint64_t skip, size_t cut)
+{
+    write_chain_cut(w, &w->relay, upto, skip, cut);
 }
 
 static void write_local(struct world *w, uint64_t upto)
@@ -232,7 +241,7 @@ static void write_witness_upto(struct world *w, uint64_t relay_upto)
     for (uint64_t seq = 1; seq <= NREC; seq++) {
         if (seq <= relay_upto)
             witness_record(fp, &w->relay, seq);
-        if (seq <= NSIGNAL)
+        if (seq <= w->signal.n)
             witness_record(fp, &w->signal, seq);
         if (seq % 10 == 0 && seq / 10 < NFOREIGN)
             fprintf(fp, "%s\n", foreign_lines[seq / 10]);
@@ -790,6 +799,175 @@ static void test_real_writer(void **state)
     world_free(w);
 }
 
+/* --- both daemons with the same node ------------------------------------------------ */
+
+/* What a single-host install does: node-id defaults to the host name in
+ * both daemons, which share the key and the collector file. Signaling gets
+ * nsignal records (more or fewer than the relay's NREC). */
+static void world_same_node(struct world *w, uint64_t nsignal)
+{
+    chain_build(&w->relay, "vm", "quietroom-relay", NREC, &w->kr);
+    chain_build(&w->signal, "vm", "quietroom-signal", nsignal, &w->kr);
+}
+
+/* Each daemon's intact files verify against the shared witness; the other
+ * daemon's records are another chain, not edits or a cut end. */
+static void test_same_node_both_intact(void **state)
+{
+    struct world *w = world_new();
+    struct audit_witness_report r;
+    struct audit_report local;
+
+    (void)state;
+    world_same_node(w, NSIGNAL);
+    write_witness(w);
+    write_local(w, NREC);
+    verify3(w, &local, &r);
+    assert_int_equal(local.problem, AUDIT_OK);
+    assert_int_equal(r.problem, AUDIT_OK);
+    assert_string_equal(r.node, "vm");
+    assert_int_equal(r.matched, NREC);
+    assert_int_equal(r.other_chains, NSIGNAL);
+    assert_int_equal(r.other_nodes, 0);
+    assert_int_equal(r.truncated.count + r.edited.count + r.deleted.count, 0);
+    /* Signaling's own files (30 records) against the same witness, where
+     * the relay has more records than it. */
+    write_chain_cut(w, &w->signal, NSIGNAL, 0, 0);
+    verify3(w, &local, &r);
+    assert_int_equal(local.problem, AUDIT_OK);
+    assert_int_equal(local.last_seq, NSIGNAL);
+    assert_int_equal(r.problem, AUDIT_OK);
+    assert_int_equal(r.matched, NSIGNAL);
+    assert_int_equal(r.other_chains, NREC);
+    assert_int_equal(r.truncated.count + r.edited.count + r.deleted.count, 0);
+    world_free(w);
+}
+
+/* The local daemon's end is cut while the other daemon has records beyond
+ * it: the range named is the local chain's own, whichever has more. */
+static void test_same_node_truncation_range(void **state)
+{
+    struct world *w = world_new();
+    struct audit_witness_report r;
+    struct audit_report local;
+
+    (void)state;
+    world_same_node(w, NSIGNAL);
+    write_witness(w);
+    /* Signaling cut at 25: its own 26-30 are missing; the relay's 26-44
+     * are not signaling's. */
+    write_chain_cut(w, &w->signal, 25, 0, 0);
+    verify3(w, &local, &r);
+    assert_int_equal(local.problem, AUDIT_OK);
+    assert_int_equal(r.problem, AUDIT_TRUNCATED);
+    assert_int_equal(r.truncated.count, 5);
+    assert_int_equal(r.truncated.seq, 26);
+    assert_int_equal(r.truncated.seq_hi, NSIGNAL);
+    assert_non_null(strstr(r.why, "seq 26-30 were cut"));
+    assert_int_equal(r.other_chains, NREC);
+    /* Half a line of signaling's seq 26 left: truncated, not torn. */
+    write_chain_cut(w, &w->signal, 25, 0, 30);
+    verify3(w, &local, &r);
+    assert_int_equal(local.problem, AUDIT_TORN);
+    assert_int_equal(r.problem, AUDIT_TRUNCATED);
+    assert_int_equal(r.truncated.seq, 26);
+    assert_int_equal(r.truncated.seq_hi, NSIGNAL);
+    /* The relay cut at 41 while signaling holds only 30: seq 42-44. */
+    write_local(w, CUT);
+    verify3(w, &local, &r);
+    assert_int_equal(r.problem, AUDIT_TRUNCATED);
+    assert_int_equal(r.truncated.count, NREC - CUT);
+    assert_int_equal(r.truncated.seq, CUT + 1);
+    assert_int_equal(r.truncated.seq_hi, NREC);
+    assert_int_equal(r.matched, CUT);
+    assert_int_equal(r.other_chains, NSIGNAL);
+    world_free(w);
+}
+
+/* The end cut, then the daemon goes on: new records at the cut seqs link to
+ * the same local record as the witness's originals, which differ. */
+static void test_same_node_cut_and_continue(void **state)
+{
+    struct world *w = world_new();
+    struct audit_witness_report r;
+    struct audit_report local;
+    FILE *fp;
+
+    (void)state;
+    world_same_node(w, NREC);
+    write_witness(w);
+    chain_reseal_from(&w->relay, CUT + 1, &w->kr);
+    fp = fopen(w->witness, "a");
+    for (uint64_t seq = CUT + 1; seq <= NREC; seq++)
+        witness_record(fp, &w->relay, seq); /* the new records, shipped too */
+    fclose(fp);
+    write_local(w, NREC);
+    verify3(w, &local, &r);
+    assert_int_equal(local.problem, AUDIT_OK);
+    assert_int_equal(r.problem, AUDIT_EDITED);
+    assert_int_equal(r.edited.count, NREC - CUT);
+    assert_int_equal(r.edited.seq, CUT + 1);
+    assert_int_equal(r.edited.seq_hi, NREC);
+    assert_int_equal(r.matched, NREC);
+    assert_int_equal(r.other_chains, NREC);
+    world_free(w);
+}
+
+/* Resealed from the first record given: nothing links the witness's
+ * originals to the local files, yet they are this chain's. */
+static void test_same_node_rewritten_from_first_record(void **state)
+{
+    struct world *w = world_new();
+    struct audit_witness_report r;
+    struct audit_report local;
+    FILE *fp;
+
+    (void)state;
+    world_same_node(w, NSIGNAL);
+    /* Only the active file given, rewritten from its first record (21),
+     * whose prev still names seq 20: the originals share it. */
+    write_witness(w);
+    chain_reseal_from(&w->relay, 21, &w->kr);
+    write_local(w, NREC);
+    assert_int_equal(audit_witness_verify(w->witness, &w->paths[2], 1, &w->kr, &local, &r), 0);
+    assert_int_equal(local.problem, AUDIT_OK);
+    assert_int_equal(r.problem, AUDIT_EDITED);
+    assert_int_equal(r.edited.seq, 21);
+    assert_int_equal(r.edited.seq_hi, NREC);
+    assert_int_equal(r.older, 20 + 20); /* both chains' seq 1-20: not checked */
+    assert_int_equal(r.other_chains, NSIGNAL - 20);
+    /* Rewritten from seq 1 (the genesis links every chain) after the
+     * collector got seq 1-41; the daemon went on, and shipped 42-44 of the
+     * new chain: the originals carry its APP-NAME. */
+    chain_build(&w->relay, "vm", "quietroom-relay", NREC, &w->kr);
+    write_witness_upto(w, CUT);
+    chain_reseal_from(&w->relay, 1, &w->kr);
+    fp = fopen(w->witness, "a");
+    for (uint64_t seq = CUT + 1; seq <= NREC; seq++)
+        witness_record(fp, &w->relay, seq);
+    fclose(fp);
+    write_local(w, NREC);
+    verify3(w, &local, &r);
+    assert_int_equal(local.problem, AUDIT_OK);
+    assert_int_equal(r.problem, AUDIT_EDITED);
+    assert_int_equal(r.edited.count, CUT);
+    assert_int_equal(r.edited.seq, 1);
+    assert_int_equal(r.matched, NREC - CUT);
+    assert_int_equal(r.other_chains, NSIGNAL);
+    /* The limit (docs/audit.md): with nothing of the new chain shipped,
+     * the originals cannot be told from the other daemon's chain. They are
+     * counted, and printed. */
+    chain_build(&w->relay, "vm", "quietroom-relay", NREC, &w->kr);
+    write_witness_upto(w, CUT);
+    chain_reseal_from(&w->relay, 1, &w->kr);
+    verify3(w, &local, &r);
+    assert_int_equal(local.problem, AUDIT_OK);
+    assert_int_equal(r.problem, AUDIT_OK);
+    assert_int_equal(r.matched, 0);
+    assert_int_equal(r.other_chains, CUT + NSIGNAL);
+    world_free(w);
+}
+
 /* --- through the CLI ----------------------------------------------------------------- */
 
 /* Runs quietroomctl audit verify; stdout and stderr together in out. */
@@ -852,6 +1030,29 @@ static void test_cli_exit_codes(void **state)
     world_free(w);
 }
 
+/* The single-host install through the CLI: both daemons' files exit 0. */
+static void test_cli_same_node(void **state)
+{
+    struct world *w = world_new();
+    char out[8192];
+
+    (void)state;
+    world_same_node(w, NREC);
+    write_witness(w);
+    write_local(w, NREC);
+    assert_int_equal(ctl(w, true, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "44 present and identical here (seq 1-44)"));
+    assert_non_null(strstr(out, "44 record(s) of another chain with the same node"));
+    chain_build(&w->signal, "vm", "quietroom-signal", NSIGNAL, &w->kr);
+    write_witness(w);
+    write_chain_cut(w, &w->signal, NSIGNAL, 0, 0);
+    assert_int_equal(ctl(w, true, out, sizeof(out)), 0);
+    write_chain_cut(w, &w->signal, 25, 0, 0);
+    assert_int_equal(ctl(w, true, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "seq 26-30 were cut"));
+    world_free(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -872,7 +1073,12 @@ int main(void)
         cmocka_unit_test(test_empty_local_chain),
         cmocka_unit_test(test_too_many_nodes),
         cmocka_unit_test(test_real_writer),
+        cmocka_unit_test(test_same_node_both_intact),
+        cmocka_unit_test(test_same_node_truncation_range),
+        cmocka_unit_test(test_same_node_cut_and_continue),
+        cmocka_unit_test(test_same_node_rewritten_from_first_record),
         cmocka_unit_test(test_cli_exit_codes),
+        cmocka_unit_test(test_cli_same_node),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

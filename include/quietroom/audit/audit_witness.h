@@ -14,8 +14,8 @@
 #include "quietroom/audit/audit_verify.h"
 #include "quietroom/base/keyring.h"
 
-/* Distinct nodes a witness may name; more is refused rather than tracked
- * without bound. */
+/* Distinct nodes the local chain and the witness may name together; more
+ * is refused rather than tracked without bound. */
 #define AUDIT_WITNESS_NODES_MAX 4096
 /* Room for the node name the report prints (longer names are cut). */
 #define AUDIT_WITNESS_NODE_LEN 128
@@ -66,18 +66,24 @@ struct audit_witness_report {
     uint64_t matched_lo, matched_hi;
     uint64_t duplicates;           /* further byte-identical copies of a record */
     uint64_t other_nodes;          /* records of other nodes (the other daemon's) */
-    uint64_t older;                /* before the local chain's first seq (files not given) */
+    uint64_t other_chains;         /* of the local node, but of another chain (the other
+                                      daemon with the same node-id): not judged */
+    uint64_t older;                /* before the local chain's first seq (files not given;
+                                      of this node, whichever chain) */
     uint64_t purged;               /* in a stretch the local audit.purge records vouch for */
     uint64_t foreign;              /* lines that are no syslog line or carry no record */
     uint64_t unverified;           /* records whose seal fails under the key file: not trusted */
 };
 
-/* Reads the witness first (so that records the daemon writes meanwhile are
- * ahead locally, not missing), then verifies the n local files as
+/* Walks the n local files once for their node(s), reads the witness (before
+ * the records are collected, so that records the daemon writes meanwhile
+ * are ahead locally, not missing), then verifies the local files as
  * audit_verify_files does into local, then checks every witness record of
- * the local chain's node against it: present and identical. Returns 0 with
- * both verdicts, or -1 when the check could not run, with the reason in
- * out->why. */
+ * the local node that belongs to the local chain (by its prev and mac
+ * links, or its APP-NAME: see audit_witness.c) against it: present and
+ * identical. Records of the node that belong to another chain are only
+ * counted. Returns 0 with both verdicts, or -1 when the check could not
+ * run, with the reason in out->why. */
 int audit_witness_verify(const char *witness, const char *const *paths, size_t n,
                          const struct keyring *kr, struct audit_report *local,
                          struct audit_witness_report *out);
