@@ -1,5 +1,6 @@
-/* quietroomctl audit: verify an audit log's chain, export it as FHIR R4 (or
- * R5) AuditEvents for an EHR, or show one session's timeline to a person. */
+/* quietroomctl audit: verify an audit log's chain (against the copy a syslog
+ * collector keeps, with --witness), export it as FHIR R4 (or R5)
+ * AuditEvents for an EHR, or show one session's timeline to a person. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include "ctl.h"
 #include "quietroom/audit/audit_fhir.h"
 #include "quietroom/audit/audit_verify.h"
+#include "quietroom/audit/audit_witness.h"
 #include "quietroom/base/clock.h"
 
 /* Exit code of verify (and show) when the chain is intact but for torn
@@ -19,7 +21,7 @@
 #define AUDIT_SHOW_FIELD 48
 
 static const char audit_usage[] =
-    "usage: quietroomctl audit verify --key-file KEYS FILE...\n"
+    "usage: quietroomctl audit verify --key-file KEYS [--witness WITNESS] FILE...\n"
     "       quietroomctl audit export --key-file KEYS [--format fhir-r4|fhir-r5]\n"
     "                                 [--session ID] [--since TIME] [--force] FILE...\n"
     "       quietroomctl audit show [--session ID] [--key-file KEYS] FILE...\n"
@@ -29,6 +31,10 @@ static const char audit_usage[] =
     "        intact, 1 broken (edited, deleted, reordered, inserted, truncated, gap,\n"
     "        wrong or unknown key, unreadable), 3 intact apart from torn lines a\n"
     "        crash left (each reported), 2 usage.\n"
+    "        --witness: WITNESS is the collector's copy (rsyslog's RFC 5424 file\n"
+    "        template, both daemons mixed): each of its records of this chain's\n"
+    "        node must be present and identical here; records after the local\n"
+    "        end are reported as truncated with their seq range (exit 1).\n"
     "export  verifies, then prints a FHIR Bundle (type collection) of AuditEvents:\n"
     "        --format fhir-r4 (the default; \"fhir\" is the same), or fhir-r5;\n"
     "        --session keeps one session (exact match), --since keeps records at or\n"
@@ -43,11 +49,12 @@ enum audit_opt_bit {
     OPT_SESSION = 1 << 2,
     OPT_SINCE = 1 << 3,
     OPT_FORCE = 1 << 4,
+    OPT_WITNESS = 1 << 5,
 };
 
 struct audit_opts {
     const char *cmd;             /* "audit verify" ... */
-    const char *key_file, *format, *session, *since;
+    const char *key_file, *format, *session, *since, *witness;
     bool force;
     const char *const *files;    /* into argv */
     size_t nfiles;
@@ -61,7 +68,7 @@ static int audit__options(int argc, char **argv, unsigned allowed, struct audit_
         {"key-file", required_argument, NULL, 'k'}, {"format", required_argument, NULL, 'f'},
         {"session", required_argument, NULL, 's'},  {"since", required_argument, NULL, 't'},
         {"force", no_argument, NULL, 'F'},          {"help", no_argument, NULL, 'h'},
-        {0, 0, 0, 0},
+        {"witness", required_argument, NULL, 'w'},  {0, 0, 0, 0},
     };
     static const struct {
         int c;
@@ -70,7 +77,7 @@ static int audit__options(int argc, char **argv, unsigned allowed, struct audit_
     } bits[] = {
         {'k', OPT_KEY, "--key-file"}, {'f', OPT_FORMAT, "--format"},
         {'s', OPT_SESSION, "--session"}, {'t', OPT_SINCE, "--since"},
-        {'F', OPT_FORCE, "--force"},
+        {'F', OPT_FORCE, "--force"},    {'w', OPT_WITNESS, "--witness"},
     };
     int c;
 
@@ -96,6 +103,8 @@ static int audit__options(int argc, char **argv, unsigned allowed, struct audit_
             o->since = optarg;
         else if (c == 'F')
             o->force = true;
+        else if (c == 'w')
+            o->witness = optarg;
     }
     o->files = (const char *const *)argv + optind;
     o->nfiles = optind < argc ? (size_t)(argc - optind) : 0;
@@ -117,6 +126,17 @@ static int audit__keys(const struct audit_opts *o, struct keyring *kr)
     return CTL_OK;
 }
 
+/* Copies s for a terminal: control bytes (escape sequences) become '?'. */
+static const char *audit__clean(const char *s, char *out, size_t len)
+{
+    size_t n = 0;
+
+    for (; s != NULL && *s && n + 1 < len; s++)
+        out[n++] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s;
+    out[n] = '\0';
+    return n > 0 ? out : "-";
+}
+
 /* Reports a problem where it is; returns the exit code for it. */
 static int audit__problem(const char *cmd, const struct audit_report *r)
 {
@@ -135,10 +155,11 @@ static int audit__problem(const char *cmd, const struct audit_report *r)
     return audit_problem_is_failure(r->problem) ? CTL_FAILED : CTL_AUDIT_TORN;
 }
 
-static void audit__summary(const struct audit_report *r)
+/* verdict: the local chain's, or the witness's when it found tampering. */
+static void audit__summary(const struct audit_report *r, enum audit_problem verdict_of)
 {
-    const char *verdict = r->problem == AUDIT_OK     ? "intact"
-                          : r->problem == AUDIT_TORN ? "intact apart from torn lines"
+    const char *verdict = verdict_of == AUDIT_OK     ? "intact"
+                          : verdict_of == AUDIT_TORN ? "intact apart from torn lines"
                                                      : "broken";
 
     printf("%s: %zu file(s), %llu record(s), seq %llu-%llu; %s\n", verdict, r->files,
@@ -151,6 +172,87 @@ static void audit__summary(const struct audit_report *r)
 
 /* --- verify ---------------------------------------------------------------------------- */
 
+/* Local files and witness together: tampering either finds beats torn
+ * lines (a cut end is a torn line to the chain alone). */
+static enum audit_problem audit__overall(const struct audit_report *r,
+                                         const struct audit_witness_report *w)
+{
+    if (audit_problem_is_failure(r->problem) || w == NULL ||
+        !audit_problem_is_failure(w->problem))
+        return r->problem;
+    return w->problem;
+}
+
+static int audit__exit(enum audit_problem p)
+{
+    if (p == AUDIT_OK)
+        return CTL_OK;
+    return audit_problem_is_failure(p) ? CTL_FAILED : CTL_AUDIT_TORN;
+}
+
+/* What the witness held, failures or not. */
+static void audit__witness_summary(const struct audit_witness_report *w)
+{
+    unsigned long long checked = w->matched + w->older + w->purged + w->truncated.count +
+                                 w->edited.count + w->deleted.count;
+    char node[AUDIT_WITNESS_NODE_LEN];
+
+    if (!w->compared)
+        return;
+    printf("witness %s: %llu line(s): %llu record(s) of node %s (and %llu duplicate(s)), "
+           "%llu of other nodes, %llu foreign line(s), %llu not verifying under the key file "
+           "(not trusted)\n",
+           w->file, (unsigned long long)w->lines, checked,
+           audit__clean(w->node, node, sizeof(node)), (unsigned long long)w->duplicates,
+           (unsigned long long)w->other_nodes, (unsigned long long)w->foreign,
+           (unsigned long long)w->unverified);
+    printf("witness %s: %llu present and identical here", w->file,
+           (unsigned long long)w->matched);
+    if (w->matched > 0)
+        printf(" (seq %llu-%llu)", (unsigned long long)w->matched_lo,
+               (unsigned long long)w->matched_hi);
+    printf(", %llu older than the files given (not checked), %llu in stretches audit.purge "
+           "vouches for\n",
+           (unsigned long long)w->older, (unsigned long long)w->purged);
+}
+
+/* Reports each kind of disagreement: records changed or deleted inside the
+ * local range, then those after its end. */
+static void audit__witness_problems(const char *cmd, const struct audit_witness_report *w)
+{
+    const struct {
+        const struct audit_witness_finding *f;
+        enum audit_problem p;
+    } kinds[] = {
+        {&w->edited, AUDIT_EDITED},
+        {&w->deleted, AUDIT_DELETED},
+        {&w->truncated, AUDIT_TRUNCATED},
+    };
+
+    if (w->problem == AUDIT_UNREADABLE)
+        ctl_fail(cmd, "witness %s: %s: %s", w->file, audit_problem_code(w->problem), w->why);
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        if (kinds[k].f->count > 0)
+            ctl_fail(cmd, "line %llu of witness %s: %s: %s",
+                     (unsigned long long)kinds[k].f->line, w->file,
+                     audit_problem_code(kinds[k].p), kinds[k].f->why);
+    }
+}
+
+static int audit__verify_witness(const struct audit_opts *o, const struct keyring *kr)
+{
+    struct audit_witness_report w;
+    struct audit_report r;
+
+    if (audit_witness_verify(o->witness, o->files, o->nfiles, kr, &r, &w) != 0)
+        return ctl_fail(o->cmd, "%s", w.why);
+    audit__summary(&r, audit__overall(&r, &w));
+    audit__witness_summary(&w);
+    audit__problem(o->cmd, &r);
+    audit__witness_problems(o->cmd, &w);
+    return audit__exit(audit__overall(&r, &w));
+}
+
 static int audit__verify(int argc, char **argv)
 {
     struct audit_opts o = {.cmd = "audit verify"};
@@ -158,13 +260,19 @@ static int audit__verify(int argc, char **argv)
     struct keyring kr;
     int rc;
 
-    if ((rc = audit__options(argc, argv, OPT_KEY, &o)) >= 0 || (rc = audit__keys(&o, &kr)) != 0)
+    if ((rc = audit__options(argc, argv, OPT_KEY | OPT_WITNESS, &o)) >= 0 ||
+        (rc = audit__keys(&o, &kr)) != 0)
         return rc;
+    if (o.witness != NULL) {
+        rc = audit__verify_witness(&o, &kr);
+        keyring_wipe(&kr);
+        return rc;
+    }
     rc = audit_verify_files(o.files, o.nfiles, &kr, &r);
     keyring_wipe(&kr);
     if (rc != 0)
         return ctl_fail(o.cmd, "%s", r.why);
-    audit__summary(&r);
+    audit__summary(&r, r.problem);
     return audit__problem(o.cmd, &r);
 }
 
@@ -263,17 +371,6 @@ static int audit__export(int argc, char **argv)
 }
 
 /* --- show ------------------------------------------------------------------------------- */
-
-/* Copies s for a terminal: control bytes (escape sequences) become '?'. */
-static const char *audit__clean(const char *s, char *out, size_t len)
-{
-    size_t n = 0;
-
-    for (; s != NULL && *s && n + 1 < len; s++)
-        out[n++] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s;
-    out[n] = '\0';
-    return n > 0 ? out : "-";
-}
 
 static const char *audit__str(const json_t *obj, const char *name)
 {

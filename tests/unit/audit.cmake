@@ -17,3 +17,8 @@ add_dependencies(test_audit_fhir quietroomctl)
 
 # The shape of a damaged sealed line (audit_json), on its own.
 qr_test(test_audit_json test_audit_json.c LIBS qr_audit_tools LABELS unit)
+
+# Checking a chain against a syslog collector's copy (quietroomctl audit
+# verify --witness), the CLI included.
+qr_test(test_audit_witness test_audit_witness.c LIBS qr_audit_tools LABELS unit)
+add_dependencies(test_audit_witness quietroomctl)
