@@ -5,7 +5,8 @@
 #                           libFuzzer, coturn, Chromium and Firefox ESR for the
 #                           browser tests, and what deploy/validate.sh needs:
 #                           systemd-analyze, dpkg-shlibdeps, promtool,
-#                           python3-yaml; debootstrap for deploy/fresh-root.sh)
+#                           python3-yaml; debootstrap for deploy/fresh-root.sh;
+#                           rsyslog as the audit collector)
 #   deploy/deps.sh --bench  what loadtest/bench.py needs (coturn, gnuplot)
 set -euo pipefail
 
@@ -27,7 +28,9 @@ test=(libcmocka-dev
       # install the .debs in.
       debootstrap
       # test_store_nats runs a real 3-server JetStream cluster on loopback.
-      nats-server)
+      nats-server
+      # test_audit_syslog ships audit records to a real rsyslog over TLS.
+      rsyslog rsyslog-openssl)
 # prometheus: only for promtool (check config/rules, test rules). Debian has
 # no promtool-only package; this one is ~96 MB installed with its web assets.
 # Its maintainer scripts would start a Prometheus server on :9090: the

@@ -229,7 +229,8 @@ static int relay__init(struct relay *r, int argc, char **argv, int *exit_code)
         log_error("cannot allocate %u links", r->cfg.max_links);
         return -1;
     }
-    r->audit = audit_settings_open(&r->cfg.audit, r->cfg.daemon.node_id, err, sizeof(err));
+    r->audit = audit_settings_open(&r->cfg.audit, r->cfg.daemon.node_id, "quietroom-relay",
+                                   err, sizeof(err));
     if (r->audit == NULL && err[0] != '\0') {
         log_error("audit log: %s", err);
         return -1;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "quietroom/ops/metrics.h"
+#include "quietroom/ops/metrics_audit.h"
 #include "quietroom/ops/opshttp.h"
 #include "stats.h"
 
@@ -148,18 +149,6 @@ static void ops__loss(struct metrics *m, struct relay *r, const struct stats_vie
     }
 }
 
-static void ops__audit(struct metrics *m, const struct stats_view *v)
-{
-    const char *name = "quietroom_relay_audit_records_total";
-
-    if (!v->has_audit)
-        return;
-    metrics_family(m, name, "counter", "Audit records by what became of them.");
-    metrics_u64(m, name, "result", "written", v->audit.written);
-    metrics_u64(m, name, "result", "dropped", v->audit.dropped);
-    metrics_u64(m, name, "result", "write_error", v->audit.write_errors);
-}
-
 static void ops__metrics(void *ctx, const char *query, struct ops_response *out)
 {
     struct relay *r = ctx;
@@ -183,7 +172,8 @@ static void ops__metrics(void *ctx, const char *query, struct ops_response *out)
     ops__transport(&m, r, &v);
     ops__usage(&m, &v);
     ops__loss(&m, r, &v);
-    ops__audit(&m, &v);
+    if (v.has_audit)
+        metrics_audit(&m, "quietroom_relay", &v.audit, v.has_ship ? &v.ship : NULL);
     metrics_process(&m);
     out->status = 200;
     out->content_type = OPS_PROM;

@@ -176,6 +176,7 @@ void stats_view(struct relay *r, struct stats_view *v)
     if (r->audit != NULL) {
         v->has_audit = true;
         audit_get_counters(r->audit, &v->audit);
+        v->has_ship = audit_get_ship_counters(r->audit, &v->ship);
     }
     v->uptime_s = (clock_mono_ms() - r->started_mono_ms) / 1000;
 }

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "quietroom/audit/audit.h"
+#include "quietroom/audit/audit_ship.h"
 #include "quietroom/wire/creds.h"
 #include "quietroom/base/limits.h"
 #include "table.h"
@@ -116,6 +117,8 @@ struct stats_view {
     uint64_t drain_left_s;               /* draining: until drain-timeout closes the links */
     bool has_audit;
     struct audit_counters audit;
+    bool has_ship;                       /* audit records go to a syslog collector */
+    struct audit_ship_counters ship;
     uint64_t uptime_s;
 };
 

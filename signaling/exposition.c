@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "lifecycle.h"
+#include "quietroom/audit/audit.h"
+#include "quietroom/ops/metrics_audit.h"
 #include "relays.h"
 #include "server.h"
 #include "session.h"
@@ -151,15 +153,13 @@ static void exposition__relays(struct signal_server *srv, struct metrics *m)
 static void exposition__audit(struct signal_server *srv, struct metrics *m)
 {
     struct audit_counters a;
-    const char *name = "quietroom_signal_audit_records_total";
+    struct audit_ship_counters s;
 
     if (srv->audit == NULL)
         return;
     audit_get_counters(srv->audit, &a);
-    metrics_family(m, name, "counter", "Audit records, by result.");
-    metrics_u64(m, name, "result", "written", a.written);
-    metrics_u64(m, name, "result", "dropped", a.dropped);
-    metrics_u64(m, name, "result", "write_error", a.write_errors);
+    metrics_audit(m, "quietroom_signal", &a,
+                  audit_get_ship_counters(srv->audit, &s) ? &s : NULL);
 }
 
 void exposition_write(struct signal_server *srv, struct metrics *m)

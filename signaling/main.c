@@ -170,7 +170,8 @@ static int signal__attach(struct signal_server *srv)
 {
     char err[PATH_MAX + 128];
 
-    srv->audit = audit_settings_open(&srv->cfg.audit, srv->cfg.daemon.node_id, err, sizeof(err));
+    srv->audit = audit_settings_open(&srv->cfg.audit, srv->cfg.daemon.node_id,
+                                     "quietroom-signal", err, sizeof(err));
     if (srv->audit == NULL && err[0] != '\0') {
         log_error("audit log: %s", err);
         return -1;

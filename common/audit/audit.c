@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "audit_internal.h"
+#include "quietroom/audit/audit_ship.h"
 #include "quietroom/base/clock.h"
 #include "quietroom/base/limits.h"
 #include "quietroom/base/log.h"
@@ -39,6 +40,7 @@ struct audit_log {
     uint64_t failed_upto;             /* tickets whose write failed */
     uint64_t dropped, dropped_reported;
     struct audit_counters counters;
+    struct audit_ship *ship;          /* NULL: not shipped */
     char node[128];
 };
 
@@ -183,7 +185,24 @@ void audit_get_counters(struct audit_log *log, struct audit_counters *out)
     pthread_mutex_unlock(&log->lock);
 }
 
+bool audit_get_ship_counters(struct audit_log *log, struct audit_ship_counters *out)
+{
+    if (log == NULL || log->ship == NULL)
+        return false;
+    audit_ship_get_counters(log->ship, out);
+    return true;
+}
+
 /* --- writer thread -------------------------------------------------------------- */
+
+/* Writes the buffer and, once it is durable, lets the shipper read it. */
+static int audit__commit(struct audit_log *log)
+{
+    if (audit_file_commit(&log->file, &log->buf) != 0)
+        return -1;
+    audit_ship_committed(log->ship, log->file.ino, log->file.size);
+    return 0;
+}
 
 /* Seals a record the writer adds by itself into the current buffer. */
 static void audit__own(struct audit_log *log, json_t *ev)
@@ -231,7 +250,7 @@ static void audit__rotate(struct audit_log *log)
     if (!audit_file_rotation_name(&log->file, rotated, sizeof(rotated)))
         return;
     audit__own(log, audit__boundary("audit.close", "rotated_to", rotated, "rotation"));
-    if (audit_file_commit(&log->file, &log->buf) != 0 ||
+    if (audit__commit(log) != 0 ||
         audit_file_rotate(&log->file, rotated, err, sizeof(err)) != 0) {
         log_error("audit: rotation failed: %s", err[0] ? err : strerror(errno));
         return;
@@ -239,7 +258,7 @@ static void audit__rotate(struct audit_log *log)
     log->counters.rotations++;
     audit__own(log, audit__boundary("audit.open", "previous_file", rotated, "rotation"));
     audit_file_purge(&log->file, log->retention_days, clock_wall_s(), &log->buf);
-    if (audit_file_commit(&log->file, &log->buf) != 0)
+    if (audit__commit(log) != 0)
         log_error("audit: cannot write after rotation: %s", strerror(errno));
 }
 
@@ -290,7 +309,7 @@ static void audit__round(struct audit_log *log, unsigned n, uint64_t target)
         log->total++;
     }
     audit__checkpoint_due(log, now);
-    rc = log->buf.len > 0 ? audit_file_commit(&log->file, &log->buf) : 0;
+    rc = log->buf.len > 0 ? audit__commit(log) : 0;
     if (rc != 0)
         log_error("audit: write failed: %s", strerror(errno));
     pthread_mutex_lock(&log->lock);
@@ -330,37 +349,39 @@ static void *audit__writer(void *arg)
     }
     pthread_mutex_unlock(&log->lock);
     audit__own(log, audit__boundary("audit.close", "rotated_to", NULL, "stop"));
-    if (audit_file_commit(&log->file, &log->buf) != 0)
+    if (audit__commit(log) != 0)
         log_error("audit: cannot write the close record: %s", strerror(errno));
     return NULL;
 }
 
 /* --- open and close ------------------------------------------------------------- */
 
-/* The records a writer starts with: a torn line noted, then the opening. */
-static int audit__start(struct audit_log *log, size_t torn, const char *previous, char *err,
-                        size_t errlen)
+/* A torn last line left by a crash: end it so it stays a line of its own,
+ * visible to the verifier; the record saying so follows. */
+static int audit__mend(struct audit_log *log, size_t torn, char *err, size_t errlen)
 {
-    if (torn > 0) {
-        /* End the torn fragment so it stays a line of its own, visible to
-         * the verifier, then say what happened. */
-        struct audit_buf nl = {.data = strdup("\n"), .len = 1, .cap = 1};
-        int rc = nl.data ? audit_file_commit(&log->file, &nl) : -1;
+    struct audit_buf nl = {.data = strdup("\n"), .len = 1, .cap = 1};
+    int rc = nl.data ? audit_file_commit(&log->file, &nl) : -1;
+    json_t *ev;
 
-        free(nl.data);
-        if (rc != 0) {
-            snprintf(err, errlen, "%s: %s", log->file.path, strerror(errno));
-            return -1;
-        }
-        json_t *ev = audit_event("audit.recovered", 'E', AUDIT_MINOR_FAILURE);
-
-        audit_event_reason(ev, "torn_last_line");
-        json_object_set_new(ev, "torn_bytes", json_integer((json_int_t)torn));
-        audit__own(log, ev);
+    free(nl.data);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: %s", log->file.path, strerror(errno));
+        return -1;
     }
+    ev = audit_event("audit.recovered", 'E', AUDIT_MINOR_FAILURE);
+    audit_event_reason(ev, "torn_last_line");
+    json_object_set_new(ev, "torn_bytes", json_integer((json_int_t)torn));
+    audit__own(log, ev);
+    return 0;
+}
+
+/* The records a writer starts with: the opening, then retention. */
+static int audit__begin(struct audit_log *log, const char *previous, char *err, size_t errlen)
+{
     audit__own(log, audit__boundary("audit.open", "previous_file", previous, "start"));
     audit_file_purge(&log->file, log->retention_days, clock_wall_s(), &log->buf);
-    if (audit_file_commit(&log->file, &log->buf) != 0) {
+    if (audit__commit(log) != 0) {
         snprintf(err, errlen, "%s: %s", log->file.path, strerror(errno));
         return -1;
     }
@@ -369,6 +390,7 @@ static int audit__start(struct audit_log *log, size_t torn, const char *previous
 
 static void audit__free(struct audit_log *log)
 {
+    audit_ship_stop(log->ship);
     audit_file_close(&log->file);
     keyring_wipe(&log->file.keys);
     hmac_free(log->file.h);
@@ -406,7 +428,14 @@ struct audit_log *audit_open(const struct audit_config *cfg, char *err, size_t e
         goto fail;
     }
     if (audit_file_open(&log->file, &torn, previous, sizeof(previous), err, errlen) != 0 ||
-        audit__start(log, torn, previous, err, errlen) != 0)
+        (torn > 0 && audit__mend(log, torn, err, errlen) != 0))
+        goto fail;
+    /* Shipped from here: this run's records, starting with its opening. */
+    if (cfg->ship != NULL && cfg->ship->host[0] != '\0' &&
+        (log->ship = audit_ship_start(cfg->ship, cfg->program, cfg->path, log->file.size, log,
+                                      err, errlen)) == NULL)
+        goto fail;
+    if (audit__begin(log, previous, err, errlen) != 0)
         goto fail;
     if (pthread_create(&log->thread, NULL, audit__writer, log) != 0) {
         snprintf(err, errlen, "cannot start the audit writer thread");
@@ -428,5 +457,5 @@ void audit_close(struct audit_log *log)
     pthread_cond_broadcast(&log->done);
     pthread_mutex_unlock(&log->lock);
     pthread_join(log->thread, NULL);
-    audit__free(log);
+    audit__free(log); /* the shipper first delivers what is left */
 }

@@ -92,6 +92,8 @@ static const struct fhir_type {
     {"audit.purge", &fhir_app_activity, NULL, true},
     {"audit.overflow", &fhir_security_alert, NULL, true},
     {"audit.recovered", &fhir_security_alert, NULL, true},
+    /* The off-machine copy stopped (or came back): evidence at risk. */
+    {"audit.ship", &fhir_security_alert, NULL, true},
     {"participant.", &fhir_user_auth, NULL, true},
     {"session.", &fhir_user_auth, NULL, true},
     {"auth.", &fhir_user_auth, NULL, true},

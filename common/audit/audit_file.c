@@ -261,6 +261,7 @@ static int audit_file__ready(struct audit_file *f, char *err, size_t errlen)
         return -1;
     }
     f->size = (uint64_t)st.st_size;
+    f->ino = st.st_ino;
     f->day = audit_utc_day(clock_wall_s());
     return 0;
 }

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -23,6 +24,7 @@ struct audit_file {
     char dir[PATH_MAX];
     char base[NAME_MAX + 1];
     int fd;
+    ino_t ino;                    /* of fd: a rotation gives PATH a new one */
     uint64_t size;
     int day;                      /* UTC yyyymmdd when opened: rotation is daily */
     uint64_t seq;                 /* of the last sealed record, 0 if none */

@@ -18,6 +18,10 @@ add_dependencies(test_audit_fhir quietroomctl)
 # The shape of a damaged sealed line (audit_json), on its own.
 qr_test(test_audit_json test_audit_json.c LIBS qr_audit_tools LABELS unit)
 
+# Shipping to a syslog collector over TLS: a real OpenSSL collector in the
+# test process, certificates from the openssl command.
+qr_test(test_audit_ship test_audit_ship.c LIBS qr_audit LABELS unit)
+
 # Checking a chain against a syslog collector's copy (quietroomctl audit
 # verify --witness), the CLI included.
 qr_test(test_audit_witness test_audit_witness.c LIBS qr_audit_tools LABELS unit)

@@ -77,6 +77,11 @@ static const char rec_overflow[] =
     "{\"type\":\"audit.overflow\",\"action\":\"E\",\"outcome\":4,\"lost\":3,"
     "\"time\":\"2026-11-24T07:30:00.000Z\",\"node\":\"relay-1\",\"seq\":12}";
 
+static const char rec_ship_stopped[] =
+    "{\"type\":\"audit.ship\",\"action\":\"E\",\"outcome\":4,\"reason\":\"stopped\","
+    "\"detail\":{\"error\":\"certificate\"},"
+    "\"time\":\"2026-11-24T07:40:00.000Z\",\"node\":\"relay-1\",\"seq\":13}";
+
 static json_t *load(const char *text)
 {
     json_error_t err;
@@ -313,6 +318,7 @@ static void test_writer_records(void **state)
         "{\"type\":\"audit.future\",\"time\":\"2026-11-24T07:00:00.000Z\"}",
     };
     json_t *purge = event_of(rec_purge), *over = event_of(rec_overflow);
+    json_t *ship = event_of(rec_ship_stopped);
 
     (void)state;
     for (size_t i = 0; i < sizeof(skipped) / sizeof(skipped[0]); i++) {
@@ -333,8 +339,11 @@ static void test_writer_records(void **state)
     assert_string_equal(str_at(over, "category/0/coding/0/code"), "110113");
     assert_string_equal(str_at(over, "severity"), "error");
     assert_int_equal(json_integer_value(detail(over, "lost", "valueInteger")), 3);
+    /* The off-machine copy stopping is exported: the EHR's auditors see it. */
+    assert_string_equal(str_at(ship, "category/0/coding/0/code"), "110113");
     json_decref(purge);
     json_decref(over);
+    json_decref(ship);
 }
 
 static void test_filter(void **state)

@@ -12,6 +12,8 @@
 
 #include "quietroom/base/keyring.h"
 
+struct audit_ship_config;
+
 struct audit_config {
     const char *path;             /* the active file; rotated files are PATH.YYYYMMDDTHHMMSSZ */
     const char *node;             /* this process in every record ("source") */
@@ -20,6 +22,8 @@ struct audit_config {
     uint32_t retention_days;      /* 0: QR_AUDIT_RETENTION_DAYS (six years) */
     uint32_t checkpoint_every;    /* records; 0: QR_AUDIT_CHECKPOINT_EVERY */
     bool hash_addresses;          /* record network addresses as keyed hashes */
+    const struct audit_ship_config *ship; /* NULL or no host: records are not shipped */
+    const char *program;          /* the default APP-NAME of shipped records */
 };
 
 struct audit_log;
@@ -49,7 +53,12 @@ struct audit_counters {
 };
 void audit_get_counters(struct audit_log *log, struct audit_counters *out);
 
+/* The shipper's counters; false if records are not shipped. */
+struct audit_ship_counters;
+bool audit_get_ship_counters(struct audit_log *log, struct audit_ship_counters *out);
+
 /* Writes what is queued and an "audit.close" record, stops the thread,
+ * lets the shipper deliver what is left (QR_AUDIT_SHIP_DRAIN_MS at most),
  * frees everything. NULL-safe. */
 void audit_close(struct audit_log *log);
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "quietroom/audit/audit.h"
+#include "quietroom/audit/audit_ship.h"
 #include "quietroom/base/config.h"
 
 struct audit_settings {
@@ -18,15 +19,16 @@ struct audit_settings {
     uint32_t rotate_mb;           /* 0: default */
     uint32_t retention_days;      /* 0: default (six years) */
     bool hash_addresses;
+    struct audit_ship_config ship;  /* host "": not shipped */
 };
 
 /* Rows for a config_group whose select returns a struct audit_settings. */
-#define AUDIT_SETTINGS_N_OPTIONS 5
+#define AUDIT_SETTINGS_N_OPTIONS 10
 extern const struct config_option audit_settings_options[AUDIT_SETTINGS_N_OPTIONS];
 
 /* Opens the log (NULL with *err empty when no path is set; NULL with err set
- * on failure). */
-struct audit_log *audit_settings_open(const struct audit_settings *s, const char *node, char *err,
-                                      size_t errlen);
+ * on failure). program is the default APP-NAME of shipped records. */
+struct audit_log *audit_settings_open(const struct audit_settings *s, const char *node,
+                                      const char *program, char *err, size_t errlen);
 
 #endif

@@ -232,6 +232,28 @@
 /* The writer wakes this often to rotate at midnight UTC and checkpoint. */
 #define QR_AUDIT_TICK_MS 1000
 
+/* Shipping to a syslog collector (audit_ship.c). Records are held after
+ * the collector's TCP acknowledged them for HOLD_MS more: a collector that
+ * stops may still lose what its socket had received, so they are sent again
+ * if the connection breaks within that time. */
+#define QR_AUDIT_SHIP_HOLD_MS 2000
+/* Records read and not yet released; the shipper stops reading when it is
+ * full, so with HOLD_MS it ships at most WINDOW / HOLD_MS records a second
+ * (8,192 here). */
+#define QR_AUDIT_SHIP_WINDOW 16384
+#define QR_AUDIT_SHIP_CONNECT_MS 5000
+/* A blocked send (a collector that stopped reading) counts as a failure. */
+#define QR_AUDIT_SHIP_IO_MS 5000
+#define QR_AUDIT_SHIP_BACKOFF_MIN_MS 100
+#define QR_AUDIT_SHIP_BACKOFF_MAX_MS 5000
+/* At a daemon's stop, what is queued is sent for at most this long. */
+#define QR_AUDIT_SHIP_DRAIN_MS 3000
+/* The shipper looks at its connection (closed by the collector?) this often. */
+#define QR_AUDIT_SHIP_TICK_MS 100
+/* Reading back the file: first chunk, and the longest line it will take. */
+#define QR_AUDIT_SHIP_READ 65536
+#define QR_AUDIT_SHIP_LINE_MAX (1024 * 1024)
+
 /* quietroomctl probe: its WebSocket client holds this many messages each way
  * (a probe exchanges about a dozen) of at most the server's default
  * max-message; tokens it mints live this long beyond the probe's own span. */
