@@ -150,8 +150,8 @@ static int collector_write_conf(const struct collector *c)
             "       defaultNetstreamDriverKeyFile=\"%s/%s.key\")\n",
             c->dir, c->driver, c->ca, c->dir, stem, c->dir, stem);
     fprintf(f, "module(load=\"imtcp\" streamDriver.name=\"%s\" streamDriver.mode=\"1\"\n"
-               "       streamDriver.authMode=\"anon\")\n",
-            c->driver);
+               "       streamDriver.authMode=\"%s\")\n",
+            c->driver, c->require_client_cert ? "x509/certvalid" : "anon");
     fprintf(f, "input(type=\"imtcp\" address=\"127.0.0.1\" port=\"%d\")\n", c->port);
     fprintf(f, "action(type=\"omfile\" file=\"%s\" template=\"RSYSLOG_SyslogProtocol23Format\")\n",
             c->witness);
@@ -245,6 +245,12 @@ static int collector_connect(const struct collector *c, const char *name,
         goto out;
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (c->require_client_cert &&
+        (SSL_CTX_use_certificate_file(ctx, c->client_cert, SSL_FILETYPE_PEM) != 1 ||
+         SSL_CTX_use_PrivateKey_file(ctx, c->client_key, SSL_FILETYPE_PEM) != 1)) {
+        snprintf(why, whylen, "cannot load %s", c->client_cert);
+        goto out;
+    }
     if ((k->ssl = SSL_new(ctx)) == NULL)
         goto out;
     param = SSL_get0_param(k->ssl);
@@ -382,11 +388,12 @@ static int collector_launch(struct collector *c, enum collector_cert cert)
     return -1;
 }
 
-int collector_start(struct collector *c, enum collector_cert cert)
+int collector_start(struct collector *c, enum collector_cert cert, bool require_client_cert)
 {
     char why[256];
 
     memset(c, 0, sizeof(*c));
+    c->require_client_cert = require_client_cert;
     if (collector_check(&c->driver, why, sizeof(why)) != 0) {
         fprintf(stderr, "collector: %s\n", why);
         return -1;

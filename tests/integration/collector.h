@@ -25,6 +25,7 @@ struct collector {
     pid_t pid;                          /* 0 while stopped */
     int port;                           /* kept across restarts */
     enum collector_cert cert;
+    bool require_client_cert;           /* AuthMode x509/certvalid instead of anon */
     const char *driver;                 /* rsyslog's netstream driver: "ossl" or "gtls" */
     char dir[HARNESS_PATH / 2];
     char ca[HARNESS_PATH];              /* the daemons' audit-syslog-ca */
@@ -42,9 +43,11 @@ struct collector {
 int collector_check(const char **driver, char *why, size_t whylen);
 /* Makes the directory, CA and certificates, picks a free loopback port and
  * starts rsyslogd presenting cert; returns once it completes a TLS
- * handshake with that certificate. 0, or -1 with rsyslogd's log printed and
- * nothing left running. */
-int collector_start(struct collector *c, enum collector_cert cert);
+ * handshake with that certificate. With require_client_cert a client must
+ * present a certificate of the test CA (rsyslog's x509/certvalid), else
+ * anyone may send (anon). 0, or -1 with rsyslogd's log printed and nothing
+ * left running. */
+int collector_start(struct collector *c, enum collector_cert cert, bool require_client_cert);
 /* SIGTERM and waits until rsyslogd is gone (SIGKILL after 10 s). 0 if it
  * exited by itself, -1 otherwise (or if it was not running). */
 int collector_stop(struct collector *c);
@@ -64,8 +67,9 @@ int collector_survivors(const struct collector *c);
 int collector_handshake(const struct collector *c, const char *name, char *why, size_t whylen);
 
 /* Sends one RFC 5424 message (APP-NAME app, MSGID msgid, MSG msg) over TLS,
- * verifying the collector's certificate for the name it presents. 0 or -1
- * with the reason in why. */
+ * verifying the collector's certificate for the name it presents (and
+ * presenting the client certificate when it requires one). 0 or -1 with
+ * the reason in why. */
 int collector_send(const struct collector *c, const char *app, const char *msgid,
                    const char *msg, char *why, size_t whylen);
 /* Waits up to timeout_ms until the witness file holds needle. */

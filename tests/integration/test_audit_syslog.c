@@ -17,7 +17,9 @@
  *     --witness exits 1 naming the missing seqs, where the local chain alone
  *     says intact or torn;
  *   - a collector presenting a certificate for another name gets nothing,
- *     the daemons say why and go on serving.
+ *     the daemons say why and go on serving;
+ *   - a collector requiring a client certificate gets the relay's records
+ *     (it has one) and none of signaling's (it has none).
  * Without rsyslogd or a TLS driver for it the test fails when CI=true and
  * is skipped (77) elsewhere. */
 #include <errno.h>
@@ -53,7 +55,6 @@ struct syslog_world {
     char sig_lines[4][HARNESS_PATH + 32];
     const char *sig_extra[5];
     const char *relay_extra[9];
-    char conf[HARNESS_PATH];            /* the collector's, to look for survivors */
 };
 
 /* One daemon as the checks see it. */
@@ -64,6 +65,8 @@ struct daemon_view {
     int ops_port;
     pid_t pid;
 };
+
+static int teardown(void **state);
 
 /* --- fixture ---------------------------------------------------------------------- */
 
@@ -81,17 +84,18 @@ static int write_token_file(struct syslog_world *s)
 
 /* The collector presenting cert, then relay and signaling shipping to it:
  * the relay with a client certificate, signaling without; both serve
- * /metrics on loopback. */
-static int setup_with(void **state, enum collector_cert cert)
+ * /metrics on loopback. A setup that fails stops what it started (cmocka
+ * runs no teardown after it). */
+static int setup_world(void **state, enum collector_cert cert, bool require_client_cert)
 {
     struct syslog_world *s = calloc(1, sizeof(*s));
     struct world_opts o = {.ops_token = OPS_TOKEN};
     int n = 0;
 
     *state = s;
-    if (s == NULL || collector_start(&s->col, cert) != 0 || write_token_file(s) != 0)
+    if (s == NULL || collector_start(&s->col, cert, require_client_cert) != 0 ||
+        write_token_file(s) != 0)
         return -1;
-    snprintf(s->conf, sizeof(s->conf), "%s", s->col.conf);
     s->relay_extra[n++] = "--audit-syslog";
     s->relay_extra[n++] = s->col.addr;
     s->relay_extra[n++] = "--audit-syslog-ca";
@@ -115,14 +119,27 @@ static int setup_with(void **state, enum collector_cert cert)
     return s->w.relay.ops_port > 0 && s->w.sig.ops_port > 0 ? 0 : -1;
 }
 
+static int setup_with(void **state, enum collector_cert cert, bool require_client_cert)
+{
+    if (setup_world(state, cert, require_client_cert) == 0)
+        return 0;
+    teardown(state);
+    return -1;
+}
+
 static int setup(void **state)
 {
-    return setup_with(state, COLLECTOR_CERT_LOCALHOST);
+    return setup_with(state, COLLECTOR_CERT_LOCALHOST, false);
 }
 
 static int setup_wrong_name(void **state)
 {
-    return setup_with(state, COLLECTOR_CERT_WRONG_NAME);
+    return setup_with(state, COLLECTOR_CERT_WRONG_NAME, false);
+}
+
+static int setup_client_cert(void **state)
+{
+    return setup_with(state, COLLECTOR_CERT_LOCALHOST, true);
 }
 
 /* The collector alone, for the test of the rig. */
@@ -131,10 +148,10 @@ static int setup_collector(void **state)
     struct syslog_world *s = calloc(1, sizeof(*s));
 
     *state = s;
-    if (s == NULL || collector_start(&s->col, COLLECTOR_CERT_LOCALHOST) != 0)
-        return -1;
-    snprintf(s->conf, sizeof(s->conf), "%s", s->col.conf);
-    return 0;
+    if (s != NULL && collector_start(&s->col, COLLECTOR_CERT_LOCALHOST, false) == 0)
+        return 0;
+    teardown(state);
+    return -1;
 }
 
 /* Stops everything; fails if a daemon exited badly or an rsyslogd of this
@@ -142,19 +159,13 @@ static int setup_collector(void **state)
 static int teardown(void **state)
 {
     struct syslog_world *s = *state;
-    struct collector left = {0};
     int rc;
 
     if (s == NULL)
         return 0;
     callkit_stop_samplers();
     rc = world_stop(&s->w);
-    rc |= collector_cleanup(&s->col);
-    snprintf(left.conf, sizeof(left.conf), "%s", s->conf);
-    if (collector_survivors(&left) != 0) {
-        fprintf(stderr, "an rsyslogd on %s outlived the test\n", left.conf);
-        rc = -1;
-    }
+    rc |= collector_cleanup(&s->col); /* fails if an rsyslogd of ours still runs */
     if (s->token_file[0] != '\0')
         unlink(s->token_file);
     free(s);
@@ -526,6 +537,37 @@ static double wait_metric(const struct daemon_view *d, const char *sample, doubl
     }
 }
 
+/* Waits up to timeout_ms for an "audit.ship" record with reason in d's
+ * local file. */
+static void wait_ship_record(const struct daemon_view *d, const char *reason, int timeout_ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    char want[64];
+
+    snprintf(want, sizeof(want), "\"reason\":\"%s\"", reason);
+    for (;;) {
+        char *text = read_text(d->audit);
+        bool found = false;
+
+        for (char *p = text; p != NULL && *p != '\0' && !found;) {
+            char *nl = strchr(p, '\n');
+
+            if (nl == NULL)
+                break;
+            *nl = '\0';
+            found = strstr(p, "\"type\":\"audit.ship\"") != NULL && strstr(p, want) != NULL;
+            p = nl + 1;
+        }
+        free(text);
+        if (found)
+            return;
+        if (now_ms() >= deadline)
+            fail_msg("%s wrote no audit.ship record \"%s\" in %d ms", d->what, reason,
+                     timeout_ms);
+        usleep(50000);
+    }
+}
+
 /* --- visits ------------------------------------------------------------------------ */
 
 /* A clinician and a patient in visit sid, the patient admitted; every
@@ -609,6 +651,7 @@ static void test_collector_rig(void **state)
     assert_true(collector_wait_for(c, " qr-rig ", 5000));
     assert_true(collector_wait_for(c, " rig - {\"rig\":1}\n", 100));
 
+    assert_int_equal(collector_survivors(c), 1); /* the check sees a running one */
     assert_int_equal(collector_stop(c), 0);
     assert_int_equal(collector_survivors(c), 0);
     assert_int_not_equal(collector_handshake(c, "127.0.0.1", why, sizeof(why)), 0);
@@ -704,9 +747,12 @@ static void test_collector_outage_loses_nothing(void **state)
         forged_token(w);
         end_visit(&d, &p);
     }
-    /* The daemons noticed: no connection while the collector is down. */
+    /* The daemons noticed: no connection, and behind by about the outage
+     * (what the QuietroomAuditShippingBehind alert watches). */
     wait_metric(&relay, "connected", 0, true, 100);
     wait_metric(&sig, "connected", 0, true, 100);
+    wait_metric(&relay, "behind_seconds", OUTAGE_MS / 2000.0, false, 2000);
+    wait_metric(&sig, "behind_seconds", OUTAGE_MS / 2000.0, false, 2000);
     assert_int_equal(collector_restart(&s->col, COLLECTOR_CERT_LOCALHOST), 0);
     print_message("outage: %d visits in %llu ms, the slowest signaling answer %llu ms\n", visits,
                   (unsigned long long)(now_ms() - start), (unsigned long long)worst);
@@ -716,8 +762,16 @@ static void test_collector_outage_loses_nothing(void **state)
 
     wait_metric(&relay, "connected", 1, false, SHIP_WAIT_MS);
     wait_metric(&sig, "connected", 1, false, SHIP_WAIT_MS);
+    /* Shipping stopped and resumed is on the record: "resumed" once the
+     * collector has held what it was sent for a while. */
+    wait_ship_record(&relay, "stopped", 0);
+    wait_ship_record(&sig, "stopped", 0);
+    wait_ship_record(&relay, "resumed", SHIP_WAIT_MS);
+    wait_ship_record(&sig, "resumed", SHIP_WAIT_MS);
     wait_all_witnessed(&s->col, &relay, SHIP_WAIT_MS);
     wait_all_witnessed(&s->col, &sig, SHIP_WAIT_MS);
+    wait_metric(&relay, "behind_seconds", 0, true, SHIP_WAIT_MS);
+    wait_metric(&sig, "behind_seconds", 0, true, SHIP_WAIT_MS);
     callkit_sampler_stop(sampler);
     print_message("audio during the outage: longest gaps %llu / %llu ms, %llu / %llu packets\n",
                   (unsigned long long)sampler->gap_ms[0], (unsigned long long)sampler->gap_ms[1],
@@ -736,10 +790,6 @@ static void test_collector_outage_loses_nothing(void **state)
                   after_r.n - before_r.n, after_s.n - before_s.n);
     assert_true(after_r.n > before_r.n);
     assert_true(after_s.n > before_s.n + (size_t)visits);
-    /* Shipping stopped and resumed is on the record. */
-    assert_non_null(strstr(after_s.text, "\"audit.ship\""));
-    assert_non_null(strstr(after_s.text, "\"stopped\""));
-    assert_non_null(strstr(after_s.text, "\"resumed\""));
     local_free(&before_r);
     local_free(&before_s);
     local_free(&after_r);
@@ -820,7 +870,7 @@ static void test_cut_tail_is_seen(void **state)
 }
 
 /* Waits until d's log has a line naming audit-syslog and a certificate. */
-static void wait_log_refusal(const struct daemon_view *d)
+static void wait_log_certificate(const struct daemon_view *d)
 {
     uint64_t deadline = now_ms() + LOG_WAIT_MS;
 
@@ -842,7 +892,7 @@ static void wait_log_refusal(const struct daemon_view *d)
         if (line != NULL)
             return;
         if (now_ms() >= deadline)
-            fail_msg("%s's log does not say the collector's certificate was refused", d->what);
+            fail_msg("%s's log says nothing of audit-syslog and a certificate", d->what);
         usleep(50000);
     }
 }
@@ -884,8 +934,8 @@ static void test_wrong_certificate_gets_nothing(void **state)
     assert_true(collector_wait_for(&s->col, "{\"control\":1}\n", 5000));
 
     visit_with_call(w, "s-syslog-wrong");
-    wait_log_refusal(&relay);
-    wait_log_refusal(&sig);
+    wait_log_certificate(&relay);
+    wait_log_certificate(&sig);
     wait_metric(&relay, "connects_total{result=\"refused_certificate\"}", 1, false, 100);
     wait_metric(&sig, "connects_total{result=\"refused_certificate\"}", 1, false, 100);
     assert_true(ship_metric(&relay, "connected") == 0);
@@ -903,6 +953,30 @@ static void test_wrong_certificate_gets_nothing(void **state)
     assert_null(strstr(witness, " quietroom-relay "));
     assert_null(strstr(witness, " quietroom-signal "));
     assert_no_record_in(witness, &relay);
+    assert_no_record_in(witness, &sig);
+    free(witness);
+}
+
+/* A collector that requires a client certificate of its CA: the relay has
+ * one (audit-syslog-cert, -key) and ships everything; signaling has none,
+ * gets nothing through, says why, and goes on serving. */
+static void test_client_certificate_required(void **state)
+{
+    struct syslog_world *s = *state;
+    struct daemon_view relay, sig;
+    char *witness;
+
+    relay_view(&s->w, &relay);
+    signal_view(&s->w, &sig);
+    visit_with_call(&s->w, "s-syslog-client-cert");
+    wait_all_witnessed(&s->col, &relay, SHIP_WAIT_MS);
+    wait_log_certificate(&sig);
+    stop_daemons(&s->w);
+
+    assert_all_witnessed(&s->col, &relay);
+    assert_int_equal(verify(&relay, s->col.witness, NULL), 0);
+    witness = collector_witness(&s->col);
+    assert_null(strstr(witness, " quietroom-signal "));
     assert_no_record_in(witness, &sig);
     free(witness);
 }
@@ -928,6 +1002,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_collector_outage_loses_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cut_tail_is_seen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_certificate_gets_nothing, setup_wrong_name,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_client_certificate_required, setup_client_cert,
                                         teardown),
     };
     int rc = collector_missing();
