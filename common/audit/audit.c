@@ -410,6 +410,7 @@ struct audit_log *audit_open(const struct audit_config *cfg, char *err, size_t e
 {
     struct audit_log *log = calloc(1, sizeof(*log));
     char previous[NAME_MAX + 1];
+    uint64_t last_seq;
     size_t torn;
 
     if (log == NULL)
@@ -432,13 +433,15 @@ struct audit_log *audit_open(const struct audit_config *cfg, char *err, size_t e
         snprintf(err, errlen, "no audit key");
         goto fail;
     }
-    if (audit_file_open(&log->file, &torn, previous, sizeof(previous), err, errlen) != 0 ||
-        (torn > 0 && audit__mend(log, torn, err, errlen) != 0))
+    if (audit_file_open(&log->file, &torn, previous, sizeof(previous), err, errlen) != 0)
+        goto fail;
+    last_seq = log->file.seq;
+    if (torn > 0 && audit__mend(log, torn, err, errlen) != 0)
         goto fail;
     /* Shipped from here: this run's records, starting with its opening. */
     if (cfg->ship != NULL && cfg->ship->host[0] != '\0' &&
-        (log->ship = audit_ship_start(cfg->ship, cfg->program, cfg->path, log->file.size, log,
-                                      err, errlen)) == NULL)
+        (log->ship = audit_ship_start(cfg->ship, cfg->program, cfg->path, log->file.size,
+                                      last_seq, log, err, errlen)) == NULL)
         goto fail;
     if (audit__begin(log, previous, err, errlen) != 0)
         goto fail;

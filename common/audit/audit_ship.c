@@ -16,6 +16,7 @@
 #include "quietroom/audit/audit_ship.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/sockios.h>
 #include <poll.h>
 #include <pthread.h>
@@ -43,6 +44,7 @@ struct ship_entry {
     uint64_t read_ms;  /* when it was read back (it was durable then) */
     uint64_t end;      /* connection bytes written once it was sent */
     uint64_t acked_ms; /* when TCP acknowledged it; 0 not yet */
+    uint64_t seq;
     bool sent_once;
 };
 
@@ -80,6 +82,8 @@ struct audit_ship {
     bool proven;            /* this connection delivered a record (see ship__proven) */
     bool ever_proven;
     bool read_failing;      /* reported once per streak */
+    char state[PATH_MAX];   /* DIR/.BASE.ship: the last seq released, for the next run */
+    uint64_t released_seq, saved_seq, saved_ms;
 };
 
 static void ship__proven(struct audit_ship *s, uint64_t now);
@@ -139,7 +143,9 @@ static void ship__retire(struct audit_ship *s, uint64_t now)
                                  s->tail_bytes + e->len > QR_AUDIT_SHIP_TAIL_BYTES))
         ship__tail_drop_oldest(s);
     *ship__tail_at(s, s->tail_count++) = (struct ship_entry){
-        .frame = e->frame, .len = e->len, .acked_ms = now, .sent_once = true};
+        .frame = e->frame, .len = e->len, .acked_ms = now, .sent_once = true, .seq = e->seq};
+    if (e->seq > s->released_seq)
+        s->released_seq = e->seq;
     s->tail_bytes += e->len;
     e->frame = NULL;
     ship__pop(s);
@@ -157,7 +163,7 @@ static void ship__unretire(struct audit_ship *s, uint64_t now)
         s->tail_bytes -= t->len;
         s->head = (s->head + QR_AUDIT_SHIP_WINDOW - 1) % QR_AUDIT_SHIP_WINDOW;
         *ship__at(s, 0) = (struct ship_entry){
-            .frame = t->frame, .len = t->len, .read_ms = now, .sent_once = true};
+            .frame = t->frame, .len = t->len, .read_ms = now, .sent_once = true, .seq = t->seq};
         *t = (struct ship_entry){0};
         s->count++;
     }
@@ -201,7 +207,8 @@ static bool ship__all_acked(struct audit_ship *s)
 
 /* The frame of one sealed line: its outcome, time and type go into the
  * header; the line itself is the message. */
-static char *ship__frame(struct audit_ship *s, const char *line, size_t len, size_t *flen)
+static char *ship__frame(struct audit_ship *s, const char *line, size_t len, size_t *flen,
+                         uint64_t *seq)
 {
     json_t *rec = json_loadb(line, len, 0, NULL);
     struct audit_syslog_head h = {
@@ -215,6 +222,7 @@ static char *ship__frame(struct audit_ship *s, const char *line, size_t len, siz
     size_t cap = AUDIT_SYSLOG_FRAME_MAX(len);
     char *frame = malloc(cap);
 
+    *seq = (uint64_t)json_integer_value(json_object_get(rec, "seq"));
     if (frame != NULL && (*flen = audit_syslog_frame(frame, cap, &h, line, len)) == 0) {
         free(frame);
         frame = NULL;
@@ -246,7 +254,7 @@ static void ship__fill(struct audit_ship *s, ino_t pub_ino, uint64_t pub_size, u
             return;
         if (len == 0)
             continue;
-        if ((e->frame = ship__frame(s, line, len, &flen)) == NULL) {
+        if ((e->frame = ship__frame(s, line, len, &flen, &e->seq)) == NULL) {
             ship_reader_unread(&s->rd, len);
             ship__read_failed(s, "framing a record");
             return;
@@ -421,6 +429,70 @@ static void ship__watch(struct audit_ship *s, uint64_t now)
                            "(does it require a client certificate?)");
 }
 
+/* --- where shipping stands, for the next run -------------------------------------------------- */
+
+/* Notes the last released seq (at most once a second, or now): the next
+ * run of the daemon sends what comes after it, so records this run could
+ * not deliver are not left out. Not synced: an old note only means more
+ * records sent twice. */
+static void ship__save(struct audit_ship *s, uint64_t now, bool now_or_never)
+{
+    char tmp[PATH_MAX + 8], text[32];
+    int fd, n;
+
+    if (s->released_seq == s->saved_seq || (!now_or_never && now - s->saved_ms < 1000))
+        return;
+    snprintf(tmp, sizeof(tmp), "%s.tmp", s->state);
+    n = snprintf(text, sizeof(text), "%llu\n", (unsigned long long)s->released_seq);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, text, (size_t)n) != n || close(fd) != 0 || rename(tmp, s->state) != 0) {
+        if (fd >= 0)
+            unlink(tmp);
+        log_error("audit-syslog: cannot note where shipping stands in %s: %s", s->state,
+                  strerror(errno));
+    }
+    s->saved_seq = s->released_seq;
+    s->saved_ms = now;
+}
+
+/* The last seq the previous run released, 0 if none is noted. */
+static uint64_t ship__load(const struct audit_ship *s)
+{
+    char text[32] = "";
+    int fd = open(s->state, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, text, sizeof(text) - 1) : -1;
+
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        return 0;
+    text[n] = '\0';
+    return strtoull(text, NULL, 10);
+}
+
+/* Starts reading where the previous run stopped shipping, if it stopped
+ * before its last record (last_seq). */
+static void ship__resume(struct audit_ship *s, uint64_t last_seq, uint64_t from)
+{
+    uint64_t after = ship__load(s);
+    char err[256], path[PATH_MAX];
+
+    s->released_seq = s->saved_seq = after;
+    if (after == 0 || after >= last_seq)
+        return;
+    if (ship_reader_resume(&s->rd, after, s->pub_ino, from) == 0) {
+        log_info("audit-syslog: sending the records after seq %llu the last run did not",
+                 (unsigned long long)after);
+        return;
+    }
+    log_error("audit-syslog: cannot find seq %llu to resume from; records before this run "
+              "are not sent", (unsigned long long)after);
+    snprintf(path, sizeof(path), "%s", s->rd.path);
+    ship_reader_free(&s->rd);
+    if (ship_reader_init(&s->rd, path, from, err, sizeof(err)) != 0)
+        log_error("%s", err); /* the thread finds nothing to read: logged, shipped nothing */
+}
+
 /* --- the thread --------------------------------------------------------------------------- */
 
 /* Since when the oldest record not yet acknowledged (or not yet read back,
@@ -497,6 +569,7 @@ static void *ship__thread(void *arg)
         }
         if (s->ssl != NULL)
             ship__release(s, stopping);
+        ship__save(s, now, false);
         caught_up = ship_reader_caught_up(&s->rd, ino, size) && s->nsent == s->count;
         ship__behind(s, now, caught_up);
         if (stopping && ((caught_up && s->ssl != NULL && ship__all_acked(s)) ||
@@ -508,6 +581,7 @@ static void *ship__thread(void *arg)
         log_warn("audit-syslog: stopped before the collector acknowledged every record (they "
                  "are in the local file)");
     audit_ship_tls_close(&s->ssl, &s->sock);
+    ship__save(s, clock_mono_ms(), true);
     return NULL;
 }
 
@@ -527,9 +601,21 @@ static void ship__free(struct audit_ship *s)
     free(s);
 }
 
+/* DIR/.BASE.ship: hidden, so "audit.jsonl*" globs of the log never take it. */
+static void ship__state_path(struct audit_ship *s, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+
+    if (slash == NULL)
+        snprintf(s->state, sizeof(s->state), ".%s.ship", path);
+    else
+        snprintf(s->state, sizeof(s->state), "%.*s/.%s.ship", (int)(slash - path), path,
+                 slash + 1);
+}
+
 struct audit_ship *audit_ship_start(const struct audit_ship_config *c, const char *app_default,
-                                    const char *path, uint64_t from, struct audit_log *log,
-                                    char *err, size_t errlen)
+                                    const char *path, uint64_t from, uint64_t last_seq,
+                                    struct audit_log *log, char *err, size_t errlen)
 {
     struct audit_ship *s = calloc(1, sizeof(*s));
 
@@ -556,6 +642,8 @@ struct audit_ship *audit_ship_start(const struct audit_ship_config *c, const cha
     }
     s->pub_ino = s->rd.ino;
     s->pub_size = from;
+    ship__state_path(s, path);
+    ship__resume(s, last_seq, from);
     if (pthread_create(&s->thread, NULL, ship__thread, s) != 0) {
         snprintf(err, errlen, "audit-syslog: cannot start its thread");
         goto fail;

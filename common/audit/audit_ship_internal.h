@@ -47,6 +47,12 @@ int ship_reader_line(struct ship_reader *r, ino_t pub_ino, uint64_t pub_size, co
 /* Gives back the line of len bytes just returned (it is returned again). */
 void ship_reader_unread(struct ship_reader *r, size_t len);
 
+/* Moves to the first record with a seq above `after`, looking through the
+ * rotated files too (the chain's order); at the end of what is published
+ * if every record is at or below it. 0, or -1 if the files cannot be read
+ * (the position is then undefined: start again). */
+int ship_reader_resume(struct ship_reader *r, uint64_t after, ino_t pub_ino, uint64_t pub_size);
+
 /* True if everything published has been read. */
 bool ship_reader_caught_up(const struct ship_reader *r, ino_t pub_ino, uint64_t pub_size);
 

@@ -259,3 +259,95 @@ void ship_reader_unread(struct ship_reader *r, size_t len)
 {
     r->pos -= len + 1;
 }
+
+/* --- resuming where the last run stopped ----------------------------------------------------- */
+
+/* The seq a sealed line claims, 0 if none: the seal's members come last
+ * (,"seq":N,"kid":K,"prev":...,"mac":...), so the last ,"seq": is its. */
+static uint64_t ship_reader__seq(const char *line, size_t len)
+{
+    static const char key[] = ",\"seq\":";
+    const size_t klen = sizeof(key) - 1;
+    const char *p = NULL;
+    uint64_t v = 0;
+
+    for (size_t i = len >= klen ? len - klen + 1 : 0; i > 0 && p == NULL; i--) {
+        if (memcmp(line + i - 1, key, klen) == 0)
+            p = line + i - 1;
+    }
+    if (p == NULL)
+        return 0;
+    p++; /* the comma */
+    for (p += klen - 1; p < line + len && *p >= '0' && *p <= '9'; p++)
+        v = v * 10 + (uint64_t)(*p - '0');
+    return v;
+}
+
+/* The seq of the first record of path, 0 if it has none. */
+static uint64_t ship_reader__first_seq(const char *path)
+{
+    char head[4096];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? pread(fd, head, sizeof(head), 0) : -1;
+    char *nl = n > 0 ? memchr(head, '\n', (size_t)n) : NULL;
+
+    if (fd >= 0)
+        close(fd);
+    return nl ? ship_reader__seq(head, (size_t)(nl - head)) : 0;
+}
+
+/* The file of the chain where seq after+1 is, oldest to newest: the last
+ * rotated file whose first record is not beyond it, else PATH. */
+static void ship_reader__file_for(const struct ship_reader *r, uint64_t after, char *path,
+                                  size_t len)
+{
+    char name[NAME_MAX + 1] = "", next[NAME_MAX + 1];
+
+    snprintf(path, len, "%s", r->path);
+    for (;;) {
+        char candidate[PATH_MAX + NAME_MAX + 2];
+        uint64_t first;
+
+        ship_reader__after(r, name, next, sizeof(next));
+        if (next[0] == '\0')
+            return;
+        snprintf(candidate, sizeof(candidate), "%s/%s", r->dir, next);
+        first = ship_reader__first_seq(candidate);
+        if (first > after + 1)
+            return; /* the one before (already in path) or PATH */
+        if (first != 0)
+            snprintf(path, len, "%s", candidate);
+        snprintf(name, sizeof(name), "%s", next);
+    }
+}
+
+int ship_reader_resume(struct ship_reader *r, uint64_t after, ino_t pub_ino, uint64_t pub_size)
+{
+    char path[PATH_MAX + NAME_MAX + 2];
+    struct stat st;
+    const char *line;
+    size_t len;
+    int fd, got;
+
+    ship_reader__file_for(r, after, path, sizeof(path));
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(r->fd);
+    r->fd = fd;
+    r->ino = st.st_ino;
+    r->off = 0;
+    r->len = r->pos = 0;
+    r->skipping = false;
+    /* Up to the first record after `after`; the end of what is published if
+     * none is (everything was shipped). */
+    while ((got = ship_reader_line(r, pub_ino, pub_size, &line, &len)) > 0) {
+        if (ship_reader__seq(line, len) > after) {
+            ship_reader_unread(r, len);
+            return 0;
+        }
+    }
+    return got < 0 ? -1 : 0;
+}

@@ -822,6 +822,41 @@ static void test_overlong_line(void **state)
     collector_stop(c);
 }
 
+/* The daemon restarted while the collector was out of reach, and the log
+ * rotated meanwhile: the next run sends what the last one could not,
+ * before its own records. */
+static void test_restart_sends_what_the_last_run_could_not(void **state)
+{
+    struct collector *c = collector_start("localhost");
+    struct audit_ship_config cfg;
+    struct shipped s;
+    char cmd[1024];
+
+    (void)state;
+    ship_config(&cfg, "localhost", c->port);
+    open_log(&s, "restart", &cfg, 8 * 1024);
+    emit(&s, 5);
+    wait_witnessed(c, &s);
+    usleep(QR_AUDIT_SHIP_HOLD_MS * 1000 + 300 * 1000); /* released, and noted */
+    collector_set(c, &c->paused, true);
+    collector_set(c, &c->drop, true);
+    emit(&s, 40);
+    usleep(1100 * 1000);
+    emit(&s, 40);
+    audit_close(s.log); /* the drain ends with the collector still away */
+    keyring_wipe(&s.keys);
+    snprintf(cmd, sizeof(cmd), "test $(ls %s.2* | wc -l) -ge 1", s.path);
+    assert_int_equal(system(cmd), 0);
+    collector_set(c, &c->paused, false);
+    open_log(&s, "restart", &cfg, 8 * 1024);
+    emit(&s, 3);
+    wait_witnessed(c, &s);
+    audit_close(s.log);
+    assert_witnessed(c, &s);
+    keyring_wipe(&s.keys);
+    collector_stop(c);
+}
+
 /* Stopping while the collector reads nothing: the wait is bounded (the
  * drain, plus one send that times out). */
 static void test_close_is_bounded(void **state)
@@ -882,6 +917,7 @@ int main(void)
         cmocka_unit_test(test_overlong_line),
         cmocka_unit_test(test_more_than_the_window),
         cmocka_unit_test(test_close_is_bounded),
+        cmocka_unit_test(test_restart_sends_what_the_last_run_could_not),
     };
 
     signal(SIGPIPE, SIG_IGN);

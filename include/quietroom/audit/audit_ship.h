@@ -44,11 +44,14 @@ struct audit_log;
 
 /* Loads the TLS settings (a bad CA, certificate or key is an error now, not
  * at the first connection) and starts the thread, which ships path from
- * byte offset `from` on. log receives the "audit.ship" records (stopped,
- * resumed); app_default names the program. NULL with err on failure. */
+ * byte offset `from` on, where this run's records start; and first, if the
+ * previous run noted (in DIR/.BASE.ship) that it shipped only up to a seq
+ * below last_seq (the last record before `from`), the records after that
+ * seq, rotated files included. log receives the "audit.ship" records
+ * (stopped, resumed); app_default names the program. NULL with err. */
 struct audit_ship *audit_ship_start(const struct audit_ship_config *c, const char *app_default,
-                                    const char *path, uint64_t from, struct audit_log *log,
-                                    char *err, size_t errlen);
+                                    const char *path, uint64_t from, uint64_t last_seq,
+                                    struct audit_log *log, char *err, size_t errlen);
 
 /* The writer made path durable up to size bytes in the file with inode
  * ino (a new ino: the file was rotated and PATH is a new file). */
