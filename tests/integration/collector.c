@@ -131,31 +131,63 @@ static int collector_free_port(void)
     return port;
 }
 
-/* The configuration for the certificate c->cert: every message, rsyslog's
- * own included, goes to the witness file, as on a collector that keeps
- * everything it is sent. */
+/* Replaces the one occurrence of from in *text by to; -1 if from is not
+ * there (the shipped configuration changed: the test must follow it). */
+static int collector_subst(char **text, const char *from, const char *to)
+{
+    char *at = strstr(*text, from), *out;
+    size_t head, fl = strlen(from), tl = strlen(to), len = strlen(*text);
+
+    if (at == NULL) {
+        fprintf(stderr, "collector: \"%s\" not in %s\n", from, QR_COLLECTOR_CONF);
+        return -1;
+    }
+    head = (size_t)(at - *text);
+    if ((out = malloc(len - fl + tl + 1)) == NULL)
+        return -1;
+    memcpy(out, *text, head);
+    memcpy(out + head, to, tl);
+    memcpy(out + head + tl, at + fl, len - head - fl + 1);
+    free(*text);
+    *text = out;
+    return 0;
+}
+
+/* The configuration operators are given (deploy/collector/
+ * rsyslog-quietroom.conf), with this test's paths, port, driver and client
+ * authentication put in, and a work directory of its own. */
 static int collector_write_conf(const struct collector *c)
 {
     const char *stem = collector_cert_stem[c->cert];
-    FILE *f = fopen(c->conf, "w");
+    char *text = read_text(QR_COLLECTOR_CONF), cert[PATH_MAX + 32], key[PATH_MAX + 32],
+         listen[64], ddriver[64], mdriver[64], global[PATH_MAX + 64];
+    int rc = -1;
 
-    if (f == NULL)
+    if (text == NULL)
         return -1;
-    fprintf(f, "# written by tests/integration/collector.c\n");
-    fprintf(f,
-            "global(workDirectory=\"%s/work\" maxMessageSize=\"64k\"\n"
-            "       defaultNetstreamDriver=\"%s\"\n"
-            "       defaultNetstreamDriverCAFile=\"%s\"\n"
-            "       defaultNetstreamDriverCertFile=\"%s/%s.crt\"\n"
-            "       defaultNetstreamDriverKeyFile=\"%s/%s.key\")\n",
-            c->dir, c->driver, c->ca, c->dir, stem, c->dir, stem);
-    fprintf(f, "module(load=\"imtcp\" streamDriver.name=\"%s\" streamDriver.mode=\"1\"\n"
-               "       streamDriver.authMode=\"%s\")\n",
-            c->driver, c->require_client_cert ? "x509/certvalid" : "anon");
-    fprintf(f, "input(type=\"imtcp\" address=\"127.0.0.1\" port=\"%d\")\n", c->port);
-    fprintf(f, "action(type=\"omfile\" file=\"%s\" template=\"RSYSLOG_SyslogProtocol23Format\")\n",
-            c->witness);
-    return fclose(f);
+    snprintf(cert, sizeof(cert), "%s/%s.crt", c->dir, stem);
+    snprintf(key, sizeof(key), "%s/%s.key", c->dir, stem);
+    snprintf(listen, sizeof(listen), "address=\"127.0.0.1\" port=\"%d\"", c->port);
+    snprintf(ddriver, sizeof(ddriver), "DefaultNetstreamDriver=\"%s\"", c->driver);
+    snprintf(mdriver, sizeof(mdriver), "StreamDriver.Name=\"%s\"", c->driver);
+    snprintf(global, sizeof(global), "global(workDirectory=\"%s/work\")\n", c->dir);
+    if (collector_subst(&text, "/etc/rsyslog-tls/ca.pem", c->ca) == 0 &&
+        collector_subst(&text, "/etc/rsyslog-tls/collector.pem", cert) == 0 &&
+        collector_subst(&text, "/etc/rsyslog-tls/collector.key", key) == 0 &&
+        collector_subst(&text, "/var/log/quietroom/audit-witness.log", c->witness) == 0 &&
+        collector_subst(&text, "port=\"6514\"", listen) == 0 &&
+        collector_subst(&text, "DefaultNetstreamDriver=\"ossl\"", ddriver) == 0 &&
+        collector_subst(&text, "StreamDriver.Name=\"ossl\"", mdriver) == 0 &&
+        (c->require_client_cert ||
+         collector_subst(&text, "AuthMode=\"x509/certvalid\"", "AuthMode=\"anon\"") == 0))
+        rc = collector_write_file(c->conf, global) == 0 ? 0 : -1;
+    if (rc == 0) {
+        FILE *f = fopen(c->conf, "a");
+
+        rc = f != NULL && fputs(text, f) >= 0 && fclose(f) == 0 ? 0 : -1;
+    }
+    free(text);
+    return rc;
 }
 
 int collector_check(const char **driver, char *why, size_t whylen)
