@@ -127,6 +127,17 @@ static bool ship_reader__continues(int fd, const char *prev)
     return ok;
 }
 
+/* Reads fd (inode ino) from its start from now on. */
+static void ship_reader__switch(struct ship_reader *r, int fd, ino_t ino)
+{
+    close(r->fd);
+    r->fd = fd;
+    r->ino = ino;
+    r->off = 0;
+    r->len = r->pos = 0;
+    r->skipping = false;
+}
+
 /* At the end of a rotated file: moves on to the file after it. 0 if it
  * did, -1 if that file is not there yet (try again later). */
 static int ship_reader__next(struct ship_reader *r)
@@ -153,12 +164,7 @@ static int ship_reader__next(struct ship_reader *r)
         close(fd);
         return -1;
     }
-    close(r->fd);
-    r->fd = fd;
-    r->ino = st.st_ino;
-    r->off = 0;
-    r->len = r->pos = 0;
-    r->skipping = false;
+    ship_reader__switch(r, fd, st.st_ino);
     return 0;
 }
 
@@ -335,12 +341,7 @@ int ship_reader_resume(struct ship_reader *r, uint64_t after, ino_t pub_ino, uin
             close(fd);
         return -1;
     }
-    close(r->fd);
-    r->fd = fd;
-    r->ino = st.st_ino;
-    r->off = 0;
-    r->len = r->pos = 0;
-    r->skipping = false;
+    ship_reader__switch(r, fd, st.st_ino);
     /* Up to the first record after `after`; the end of what is published if
      * none is (everything was shipped). */
     while ((got = ship_reader_line(r, pub_ino, pub_size, &line, &len)) > 0) {

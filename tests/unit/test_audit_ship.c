@@ -446,6 +446,15 @@ static void wait_count(struct collector *c, size_t want)
         fail_msg("the collector has %zu messages, want %zu", collector_count(c), want);
 }
 
+/* Closes the log, checks the collector has every record, stops it. */
+static void finish(struct collector *c, struct shipped *s)
+{
+    audit_close(s->log);
+    assert_witnessed(c, s);
+    keyring_wipe(&s->keys);
+    collector_stop(c);
+}
+
 /* --- the frame and the options ------------------------------------------------------- */
 
 static void test_frame(void **state)
@@ -737,10 +746,7 @@ static void test_rotations_while_behind(void **state)
     assert_int_equal(system(cmd), 0);
     collector_set(c, &c->paused, false);
     wait_witnessed(c, &s);
-    audit_close(s.log);
-    assert_witnessed(c, &s);
-    keyring_wipe(&s.keys);
-    collector_stop(c);
+    finish(c, &s);
 }
 
 /* A collector that stops reading keeps acknowledging into its socket
@@ -767,10 +773,7 @@ static void test_collector_that_stopped_reading(void **state)
     collector_set(c, &c->stall, false);
     wait_witnessed(c, &s);
     print_message("read before the stall ended: %zu\n", before);
-    audit_close(s.log);
-    assert_witnessed(c, &s);
-    keyring_wipe(&s.keys);
-    collector_stop(c);
+    finish(c, &s);
 }
 
 /* More records than the window holds, at once: the window is released in
@@ -788,10 +791,7 @@ static void test_more_than_the_window(void **state)
     for (int i = 0; i < (QR_AUDIT_SHIP_WINDOW + 3000) / 1000; i++)
         emit(&s, 1000);
     wait_witnessed(c, &s);
-    audit_close(s.log);
-    assert_witnessed(c, &s);
-    keyring_wipe(&s.keys);
-    collector_stop(c);
+    finish(c, &s);
 }
 
 /* A line too long to be a record is skipped, not read forever: the records
@@ -816,10 +816,7 @@ static void test_overlong_line(void **state)
     assert_int_equal(audit_emit(s.log, big), 0);
     emit(&s, 3);
     wait_witnessed(c, &s);
-    audit_close(s.log);
-    assert_witnessed(c, &s);
-    keyring_wipe(&s.keys);
-    collector_stop(c);
+    finish(c, &s);
 }
 
 /* The daemon restarted while the collector was out of reach, and the log
@@ -851,10 +848,7 @@ static void test_restart_sends_what_the_last_run_could_not(void **state)
     open_log(&s, "restart", &cfg, 8 * 1024);
     emit(&s, 3);
     wait_witnessed(c, &s);
-    audit_close(s.log);
-    assert_witnessed(c, &s);
-    keyring_wipe(&s.keys);
-    collector_stop(c);
+    finish(c, &s);
 }
 
 /* Stopping while the collector reads nothing: the wait is bounded (the
