@@ -7,8 +7,7 @@
 
 #include "audit_verify_internal.h"
 
-/* "seq 7" or "seq 7-9". */
-static const char *av__range(char *buf, size_t len, uint64_t lo, uint64_t hi)
+const char *audit_verify__range(char *buf, size_t len, uint64_t lo, uint64_t hi)
 {
     if (lo == hi)
         snprintf(buf, len, "seq %llu", (unsigned long long)lo);
@@ -240,7 +239,7 @@ static int av__boundary(struct av_ctx *c, size_t fi, struct av_line *l)
                 lo - 1, y->base, hi + 1, hi - lo + 1);
         return 0;
     }
-    av__range(r, sizeof(r), lo, hi);
+    audit_verify__range(r, sizeof(r), lo, hi);
     if (!y_open || av__names(y->open_prev, x)) {
         audit_verify__fail(
             c, AUDIT_DELETED, fi, l,
@@ -275,7 +274,7 @@ static int av__misplaced(struct av_ctx *c, size_t fi, size_t i)
     else if (l->seq > want)
         audit_verify__fail(c, AUDIT_DELETED, fi, l, "%llu record(s) missing before this line (%s)",
                            (unsigned long long)l->seq - want,
-                           av__range(r, sizeof(r), want, l->seq - 1));
+                           audit_verify__range(r, sizeof(r), want, l->seq - 1));
     else if (l->seq < want && n != NULL && n->st == AUDIT_LINE_OK && n->seq == want &&
              strcmp(n->prev, c->mac) == 0)
         audit_verify__fail(

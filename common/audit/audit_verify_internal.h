@@ -19,6 +19,10 @@
 #include "quietroom/base/hmac.h"
 #include "quietroom/base/keyring.h"
 
+/* "seq 7" or "seq 7-9" in buf (the verifier's and the witness check's
+ * wording of a stretch). */
+const char *audit_verify__range(char *buf, size_t len, uint64_t lo, uint64_t hi);
+
 /* Longer lines are never records; they are measured, not parsed. */
 #define AV_LINE_MAX AUDIT_JSON_LINE_MAX
 #define AV_STAMP_LEN 16 /* "YYYYMMDDTHHMMSSZ" */

@@ -720,16 +720,6 @@ static void aw__no_local(struct aw_ctx *c)
                  (unsigned long long)f->seq_hi);
 }
 
-/* "seq 7" or "seq 7-9". */
-static const char *aw__range(char *buf, size_t len, uint64_t lo, uint64_t hi)
-{
-    if (lo == hi)
-        snprintf(buf, len, "seq %llu", (unsigned long long)lo);
-    else
-        snprintf(buf, len, "seq %llu-%llu", (unsigned long long)lo, (unsigned long long)hi);
-    return buf;
-}
-
 static void aw__explain(struct aw_ctx *c)
 {
     struct audit_witness_report *out = c->out;
@@ -742,20 +732,20 @@ static void aw__explain(struct aw_ctx *c)
                  "to seq %llu: %s were cut from the local end",
                  (unsigned long long)last, (unsigned long long)out->truncated.count,
                  (unsigned long long)out->truncated.seq_hi,
-                 aw__range(r, sizeof(r), last + 1, out->truncated.seq_hi));
+                 audit_verify__range(r, sizeof(r), last + 1, out->truncated.seq_hi));
     if (out->edited.count > 0)
         snprintf(out->edited.why, sizeof(out->edited.why),
                  "seq %llu differs from the local record of that seq (another mac): it was "
                  "edited or replaced after it was shipped (%llu record(s) differ, in %s)",
                  (unsigned long long)out->edited.seq, (unsigned long long)out->edited.count,
-                 aw__range(r, sizeof(r), out->edited.seq, out->edited.seq_hi));
+                 audit_verify__range(r, sizeof(r), out->edited.seq, out->edited.seq_hi));
     if (out->deleted.count > 0)
         snprintf(out->deleted.why, sizeof(out->deleted.why),
                  "seq %llu is in the witness but not in the local files, inside their range "
                  "(%s): deleted (%llu record(s) missing, in %s)",
-                 (unsigned long long)out->deleted.seq, aw__range(all, sizeof(all), first, last),
+                 (unsigned long long)out->deleted.seq, audit_verify__range(all, sizeof(all), first, last),
                  (unsigned long long)out->deleted.count,
-                 aw__range(r, sizeof(r), out->deleted.seq, out->deleted.seq_hi));
+                 audit_verify__range(r, sizeof(r), out->deleted.seq, out->deleted.seq_hi));
 }
 
 /* The verdict names the finding of the lowest seq. */
