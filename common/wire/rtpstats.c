@@ -46,6 +46,11 @@ int rtpstats_read(const struct rtpstats *st, struct rtpstats_summary *out, int m
     return n;
 }
 
+void rtpstats_copy(struct rtpstats *dst, const struct rtpstats *src)
+{
+    memcpy(dst, src, sizeof(*dst));
+}
+
 void rtpstats_reset(struct rtpstats *st)
 {
     memset(st, 0, sizeof(*st));

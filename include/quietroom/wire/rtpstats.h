@@ -82,6 +82,11 @@ bool rtpstats_update(struct rtpstats *st, const struct rtp_header *h, uint64_t a
 /* Reader: summaries of up to max streams; returns how many were written. */
 int rtpstats_read(const struct rtpstats *st, struct rtpstats_summary *out, int max);
 
+/* Copies every stream from src; only when neither has a writer running
+ * (the kernel path hands a leg's streams between the program and the
+ * worker this way, relay/kfwd.c). */
+void rtpstats_copy(struct rtpstats *dst, const struct rtpstats *src);
+
 /* Clears everything; only when no writer runs. */
 void rtpstats_reset(struct rtpstats *st);
 #endif
