@@ -35,6 +35,7 @@
 #include "kfwdkit.h"
 #include "world.h"
 #include "quietroom/base/bytes.h"
+#include "quietroom/base/clock.h"
 
 #define WAIT_MS 1000     /* for something that must arrive */
 #define SILENCE_MS 300   /* for something that must not */
@@ -267,6 +268,16 @@ static void call_through(struct relay_proc *r, const char *sid, const char *loca
      * counters (which include the kernel's) say so. */
     assert_true(leg_fwd >= heard);
     assert_true(fwd >= (double)leg_fwd);
+    /* Last seen comes from the flows' counters too: both legs were heard
+     * within the last second (media went on until the legs were read). */
+    for (int side = 0; side < 2; side++) {
+        long long seen = json_integer_value(
+            json_object_get(json_object_get(legs, side == 0 ? "a" : "b"), "last_seen_ms"));
+        long long now = (long long)clock_wall_ms();
+
+        if (seen < now - 1000 || seen > now + 100)
+            fail_msg("leg %c last seen %lld ms before now", 'a' + side, now - seen);
+    }
     if (kernel_counts) {
         assert_int_equal((int)need(m, M_ACTIVE), 1);
         assert_int_equal((int)need(m, M_FLOWS), 2);
@@ -1260,6 +1271,7 @@ static void test_default_is_auto_and_on_under_root(void **state)
     struct pair pr;
     json_t *path;
     long long k0;
+    char *log;
 
     *state = w;
     assert_int_equal(world_start(w, &o), 0);
@@ -1270,6 +1282,10 @@ static void test_default_is_auto_and_on_under_root(void **state)
     assert_string_equal(json_string_value(json_array_get(json_object_get(path, "interfaces"), 0)),
                         "lo");
     json_decref(path);
+    log = read_text(w->relay.log);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "kernel path on: 1 interface(s) (lo)"));
+    free(log);
     pair_open(&w->relay, &pr, "k-default");
     k0 = kfwd_count(&w->relay, "packets");
     assert_true(forwarded(&pr.a, &pr.b, &w->relay.listen[0], 1));
