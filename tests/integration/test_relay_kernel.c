@@ -635,7 +635,10 @@ static void assert_json_equal(const char *what, json_t *off, json_t *on)
     if (!json_equal(off, on)) {
         char *a = json_dumps(off, JSON_SORT_KEYS), *b = json_dumps(on, JSON_SORT_KEYS);
 
-        fail_msg("%s differ:\n  off: %s\n  on:  %s", what, a, b);
+        print_error("%s differ:\n  off: %s\n  on:  %s\n", what, a, b);
+        free(a);
+        free(b);
+        fail();
     }
 }
 
