@@ -116,9 +116,12 @@ static int fresh(void **state)
 
 /* --- the program ------------------------------------------------------ */
 
-static void assert_went(const struct kfx_pkt *out, const char *src, const char *dst, const struct kfx_pkt *in)
+/* out is in, sent on from src to dst, with right checksums. */
+static void assert_went(const struct kfx_pkt *out, const char *src, const char *dst,
+                        const struct kfx_pkt *in)
 {
-    struct kfx_pkt want = udp_pkt(src, dst, in->b + kfx_l4_off(in) + 8, in->len - kfx_l4_off(in) - 8);
+    size_t n = in->len - kfx_l4_off(in) - 8;
+    struct kfx_pkt want = udp_pkt(src, dst, in->b + kfx_l4_off(in) + 8, n);
     size_t l3 = ETH_LEN;
 
     assert_int_equal(out->len, in->len);
@@ -187,6 +190,25 @@ static void test_dtls_and_rtcp_are_forwarded(void **state)
     assert_int_equal(v.rtp.stream[0].flags, 0); /* neither is RTP */
 }
 
+/* p with 4 bytes of IPv4 options (NOPs) after its header. */
+static struct kfx_pkt with_ip_options(struct kfx_pkt p)
+{
+    uint8_t *ip = p.b + ETH_LEN;
+    unsigned tot = (unsigned)(ip[2] << 8 | ip[3]) + 4;
+
+    memmove(ip + 24, ip + 20, p.len - ETH_LEN - 20);
+    memset(ip + 20, 1, 4);
+    p.len += 4;
+    ip[0] = 0x46;
+    ip[2] = (uint8_t)(tot >> 8);
+    ip[3] = (uint8_t)tot;
+    ip[10] = ip[11] = 0;
+    tot = kfx_fold(kfx_sum16(ip, 24, 0));
+    ip[10] = (uint8_t)(tot >> 8);
+    ip[11] = (uint8_t)tot;
+    return p;
+}
+
 /* STUN (consent, nomination), other protocols and packets the program does
  * not parse reach the sockets unchanged and uncounted. */
 static void test_the_rest_goes_to_the_stack(void **state)
@@ -207,15 +229,21 @@ static void test_the_rest_goes_to_the_stack(void **state)
     assert_int_equal(run(&in, &out), NEXT);
     in = udp_pkt("127.0.0.2:6000", "127.0.0.1:5002", pl, kfx_rtp(pl, 1, 1, 0, 64));
     assert_int_equal(run(&in, &out), NEXT);
-    /* A fragment, and a header with options. */
+    /* A first fragment, and a header with options: the sockets forward
+     * them, but their RTP is the flow's stream, counted by the program. */
     in = udp_pkt("127.0.0.2:6000", "127.0.0.1:5000", pl, kfx_rtp(pl, 1, 1, 0, 64));
-    in.b[ETH_LEN + 6] = 0x20; /* MF */
+    in.b[ETH_LEN + 6] = 0x20; /* MF, offset 0 */
     assert_int_equal(run(&in, &out), NEXT);
-    in.b[ETH_LEN] = 0x46;
-    in.b[ETH_LEN + 6] = 0x40; /* DF again */
+    in = with_ip_options(udp_pkt("127.0.0.2:6000", "127.0.0.1:5000", pl, kfx_rtp(pl, 1, 2, 0, 64)));
+    assert_int_equal(run(&in, &out), NEXT);
+    assert_memory_equal(out.b, in.b, in.len);
+    /* A later fragment has no UDP header: nothing to count. */
+    in.b[ETH_LEN + 7] = 0x10;
     assert_int_equal(run(&in, &out), NEXT);
     assert_true(get_flow("127.0.0.1:5000", "127.0.0.2:6000", &v));
     assert_int_equal(v.packets, 0);
+    assert_int_equal(v.rtp.stream[0].ssrc, 1);
+    assert_int_equal(v.rtp.stream[0].received, 2);
 }
 
 /* The program keeps a stream with the relay's own rtpstats code: the same
