@@ -22,7 +22,8 @@ static uint32_t kfwd__load32(const _Atomic uint32_t *v)
     return atomic_load_explicit(v, memory_order_relaxed);
 }
 
-/* The flow leg `side` of k should have, if any. */
+/* The flow leg `side` of k should have, if any, but for its egress
+ * (kfwd__route). */
 static bool kfwd__desired(const struct kfwd *kf, const struct link *k, uint32_t idx, int side,
                           struct kfwd_key *key, struct kfwd_value *v)
 {
@@ -47,8 +48,6 @@ static bool kfwd__desired(const struct kfwd *kf, const struct link *k, uint32_t 
     key->remote_port = me.port;
     key->family = me.family;
     memset(v, 0, sizeof(*v));
-    v->ifindex = (uint32_t)out->ifindex;
-    v->flags = out->neigh ? KFWD_NEIGH : 0;
     memcpy(v->src, out->addr, sizeof(v->src));
     memcpy(v->dst, peer.ip, sizeof(v->dst));
     v->src_port = out->port;
@@ -146,12 +145,30 @@ static void kfwd__repoint(struct kfwd *kf, const struct kfwd_key *key,
         log_warn("kernel path: cannot re-point a flow (%s)", strerror(errno));
 }
 
+/* Where v's packets leave: the interface the kernel routes them by, as if
+ * the relay's socket sent them; a peer on this host, by loopback (a plain
+ * redirect), any other through the neighbour table. */
+static int kfwd__route(struct kfwd *kf, const struct kfwd_key *key, struct kfwd_value *v)
+{
+    struct kfwd_route rt;
+
+    if (kfwd_route_get(kf->route_fd, ++kf->route_seq, key->family, v->src, v->dst, &rt) != 0) {
+        if (atomic_fetch_add_explicit(&kf->flow_errors, 1, memory_order_relaxed) == 0)
+            log_warn("kernel path: no route to a peer (%s); such links stay on the sockets",
+                     strerror(errno));
+        return -1;
+    }
+    v->ifindex = (uint32_t)rt.ifindex;
+    v->flags = rt.local ? 0 : KFWD_NEIGH;
+    return 0;
+}
+
 void kfwd_update(struct kfwd *kf, struct link *k, uint32_t idx)
 {
     for (int side = 0; side < 2; side++) {
         struct kfwd_key *cur = &kf->installed[2 * idx + (uint32_t)side], key;
         struct kfwd_value v;
-        bool want = kfwd__desired(kf, k, idx, side, &key, &v);
+        bool want = kfwd__desired(kf, k, idx, side, &key, &v) && kfwd__route(kf, &key, &v) == 0;
 
         if (cur->family != 0 && want && memcmp(cur, &key, sizeof(key)) == 0) {
             kfwd__repoint(kf, cur, &v);

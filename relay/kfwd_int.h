@@ -7,6 +7,7 @@
 
 #include "bpf/kfwd_abi.h"
 #include "kfwd.h"
+#include "kfwd_route.h"
 
 struct bpf_object;
 
@@ -25,13 +26,14 @@ struct kfwd_listen {
     uint8_t family;
     uint8_t addr[16];
     uint16_t port;            /* network byte order */
-    int ifindex;              /* where packets to peers on this path leave */
-    bool neigh;               /* not loopback: the redirect resolves the next hop */
+    int ifindex;              /* where the program is attached for it */
 };
 
 struct kfwd {
     struct bpf_object *obj;
     int map_fd;
+    int route_fd;                 /* kfwd_route.h; used under the table lock */
+    uint32_t route_seq;
     struct kfwd_iface ifaces[QR_LISTEN_MAX];
     unsigned n_ifaces;
     struct kfwd_listen listen[QR_LISTEN_MAX];

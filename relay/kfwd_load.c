@@ -140,7 +140,6 @@ static unsigned kfwd__find_ifaces(struct kfwd *kf, const union netaddr *listen, 
             memcpy(kl->addr, &listen[l].in6.sin6_addr, 16);
             kl->port = listen[l].in6.sin6_port;
         }
-        kl->neigh = (ifa->ifa_flags & IFF_LOOPBACK) == 0;
         kl->eligible = true;
         eligible++;
     }
@@ -232,7 +231,13 @@ struct kfwd *kfwd__open(const union netaddr *listen, unsigned n, uint32_t max_li
         return NULL;
     }
     kf->map_fd = -1;
+    kf->route_fd = -1;
     kf->max_links = max_links;
+    if ((kf->route_fd = kfwd_route_open()) < 0) {
+        *reason = kfwd__fail(KFWD_REASON_LOAD_FAILED, err, errlen,
+                             "cannot open a netlink route socket: %s", strerror(errno));
+        goto fail;
+    }
     libbpf_set_print(kfwd__libbpf_log);
     if (kfwd__find_ifaces(kf, listen, n) == 0) {
         *reason = kfwd__fail(KFWD_REASON_NO_INTERFACE, err, errlen,
@@ -292,6 +297,8 @@ void kfwd_free(struct kfwd *kf)
             close(kf->ifaces[i].link_fd);
     }
     bpf_object__close(kf->obj);
+    if (kf->route_fd >= 0)
+        close(kf->route_fd);
     free(kf->batch_values);
     free(kf->batch_keys);
     free(kf->installed);

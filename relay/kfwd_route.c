@@ -1,0 +1,113 @@
+/* RTM_GETROUTE for the kernel path's egress (kfwd_route.h): one request,
+ * one answer, with the kernel's own rtnetlink macros. */
+#include "kfwd_route.h"
+
+#include <errno.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+/* An answer comes at once; a kernel that does not answer in this long must
+ * not hold the table lock. */
+#define KFWD_ROUTE_WAIT_MS 100
+
+int kfwd_route_open(void)
+{
+    struct timeval tv = {.tv_sec = 0, .tv_usec = KFWD_ROUTE_WAIT_MS * 1000};
+    struct sockaddr_nl local = {.nl_family = AF_NETLINK};
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+
+    if (fd < 0)
+        return -1;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
+        bind(fd, (struct sockaddr *)&local, sizeof(local)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void kfwd_route__attr(struct nlmsghdr *h, unsigned short type, const void *data,
+                             size_t len)
+{
+    struct rtattr *a = (struct rtattr *)((uint8_t *)h + NLMSG_ALIGN(h->nlmsg_len));
+
+    a->rta_type = type;
+    a->rta_len = (unsigned short)RTA_LENGTH(len);
+    memcpy(RTA_DATA(a), data, len);
+    h->nlmsg_len = NLMSG_ALIGN(h->nlmsg_len) + RTA_ALIGN(a->rta_len);
+}
+
+size_t kfwd_route_request(uint8_t *buf, size_t cap, uint32_t seq, int family, const uint8_t *src,
+                          const uint8_t *dst)
+{
+    size_t alen = family == AF_INET ? 4 : 16;
+    struct nlmsghdr *h = (struct nlmsghdr *)buf;
+    struct rtmsg *rt;
+
+    if (cap < NLMSG_SPACE(sizeof(*rt)) + 2 * RTA_SPACE(16) || (family != AF_INET &&
+                                                                  family != AF_INET6))
+        return 0;
+    memset(buf, 0, NLMSG_SPACE(sizeof(*rt)));
+    h->nlmsg_len = NLMSG_LENGTH(sizeof(*rt));
+    h->nlmsg_type = RTM_GETROUTE;
+    h->nlmsg_flags = NLM_F_REQUEST;
+    h->nlmsg_seq = seq;
+    rt = NLMSG_DATA(h);
+    rt->rtm_family = (unsigned char)family;
+    rt->rtm_dst_len = (unsigned char)(alen * 8);
+    rt->rtm_src_len = (unsigned char)(alen * 8);
+    kfwd_route__attr(h, RTA_DST, dst, alen);
+    kfwd_route__attr(h, RTA_SRC, src, alen);
+    return h->nlmsg_len;
+}
+
+int kfwd_route_parse(const uint8_t *buf, size_t len, uint32_t seq, struct kfwd_route *out)
+{
+    const struct nlmsghdr *h = (const struct nlmsghdr *)buf;
+    const struct rtmsg *rt;
+    const struct rtattr *a;
+    int alen;
+
+    if (len < NLMSG_HDRLEN || !NLMSG_OK(h, len) || h->nlmsg_seq != seq ||
+        h->nlmsg_type != RTM_NEWROUTE || h->nlmsg_len < NLMSG_LENGTH(sizeof(*rt)))
+        return -1;
+    rt = NLMSG_DATA(h);
+    memset(out, 0, sizeof(*out));
+    out->local = rt->rtm_type == RTN_LOCAL;
+    if (rt->rtm_type != RTN_UNICAST && rt->rtm_type != RTN_LOCAL)
+        return -1; /* unreachable, blackhole, prohibit... */
+    alen = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*rt)));
+    for (a = RTM_RTA(rt); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
+        if (a->rta_type == RTA_OIF && RTA_PAYLOAD(a) >= sizeof(int))
+            memcpy(&out->ifindex, RTA_DATA(a), sizeof(int));
+    }
+    return out->ifindex > 0 ? 0 : -1;
+}
+
+int kfwd_route_get(int fd, uint32_t seq, int family, const uint8_t *src, const uint8_t *dst,
+                   struct kfwd_route *out)
+{
+    static const struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+    uint8_t req[128], ans[1024];
+    size_t n;
+    ssize_t got;
+
+    if ((n = kfwd_route_request(req, sizeof(req), seq, family, src, dst)) == 0 ||
+        sendto(fd, req, n, 0, (const struct sockaddr *)&kernel, sizeof(kernel)) != (ssize_t)n)
+        return -1;
+    for (int tries = 0; tries < 4; tries++) {
+        const struct nlmsghdr *h = (const struct nlmsghdr *)ans;
+
+        if ((got = recv(fd, ans, sizeof(ans), 0)) < 0)
+            return -1;
+        if ((size_t)got >= NLMSG_HDRLEN && h->nlmsg_seq != seq)
+            continue;
+        return kfwd_route_parse(ans, (size_t)got, seq, out);
+    }
+    errno = EAGAIN;
+    return -1;
+}
