@@ -124,6 +124,17 @@ static int set_accept_v1(void *arg, const char *value, char *err, size_t errlen)
     return config_bool(value, "accept-creds-v1", &cfg->accept_creds_v1, err, errlen);
 }
 
+static int set_kernel_forward(void *arg, const char *value, char *err, size_t errlen)
+{
+    struct relay_config *cfg = arg;
+
+    if (kfwd_mode_parse(value, &cfg->kernel_forward) != 0) {
+        snprintf(err, errlen, "kernel-forward: \"%s\" is not auto, on or off", value);
+        return -1;
+    }
+    return 0;
+}
+
 static const struct config_option relay_options[] = {
     {"listen", "ADDR:PORT", set_listen, "UDP address for media; repeat for more (IPv4, IPv6)"},
     {"listen-tcp", "ADDR:PORT", set_listen_tcp,
@@ -138,6 +149,8 @@ static const struct config_option relay_options[] = {
     {"max-ttl", "S", set_max_ttl, "refuse credentials valid longer than S s (default 86400)"},
     {"accept-creds-v1", "yes|no", set_accept_v1,
      "answer v1 ufrags (no MAC; older signaling): off once signaling is upgraded (default yes)"},
+    {"kernel-forward", "auto|on|off", set_kernel_forward,
+     "forward bound legs in the kernel (eBPF, TCX); auto falls back to the sockets (default auto)"},
     {"ready-file", "FILE", set_ready_file, "write bound addresses as JSON once serving"},
 };
 

@@ -13,6 +13,7 @@
 #include "quietroom/base/daemon.h"
 #include "quietroom/base/limits.h"
 #include "quietroom/base/netaddr.h"
+#include "kfwd.h"
 
 struct relay_config {
     union netaddr listen[QR_LISTEN_MAX];
@@ -30,6 +31,7 @@ struct relay_config {
     uint32_t consent_timeout_s;
     uint32_t max_ttl_s;
     bool accept_creds_v1;         /* ufrags without a MAC (older signaling) */
+    enum kfwd_mode kernel_forward; /* the kernel path (kfwd.h); default auto */
 };
 
 /* Fills cfg from defaults, then argv in order ("--config FILE" reads the file

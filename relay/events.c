@@ -120,14 +120,10 @@ void events_leg_down(void *ctx, const struct link *k, int side, enum leg_down_re
     if (up_ms != 0)
         audit_event_period(ev, up_ms, now);
     audit_event_detail(ev, "duration_ms", json_integer((json_int_t)duration));
-    audit_event_detail(ev, "packets_in", json_integer((json_int_t)atomic_load_explicit(
-                                             &l->rx_packets, memory_order_relaxed)));
-    audit_event_detail(ev, "bytes_in", json_integer((json_int_t)atomic_load_explicit(
-                                           &l->rx_bytes, memory_order_relaxed)));
-    audit_event_detail(ev, "packets_forwarded", json_integer((json_int_t)atomic_load_explicit(
-                                                    &l->fwd_packets, memory_order_relaxed)));
-    audit_event_detail(ev, "bytes_forwarded", json_integer((json_int_t)atomic_load_explicit(
-                                                  &l->fwd_bytes, memory_order_relaxed)));
+    audit_event_detail(ev, "packets_in", json_integer((json_int_t)leg_rx_packets(l)));
+    audit_event_detail(ev, "bytes_in", json_integer((json_int_t)leg_rx_bytes(l)));
+    audit_event_detail(ev, "packets_forwarded", json_integer((json_int_t)leg_fwd_packets(l)));
+    audit_event_detail(ev, "bytes_forwarded", json_integer((json_int_t)leg_fwd_bytes(l)));
     audit_event_detail(ev, "moves", json_integer(l->moves));
     audit_event_detail(ev, "rtp_streams", events__streams(l));
     audit_emit(r->audit, ev);

@@ -135,7 +135,8 @@ static void lifecycle__restart_needed(const struct relay_config *old, const stru
 {
     static const char *const names[] = {"listen", "control", "workers", "max-links", "node-id",
                                         "ops-listen", "ops-token-file", "audit settings",
-                                        "runtime-dir", "listen-tcp", "max-tcp-connections"};
+                                        "runtime-dir", "listen-tcp", "max-tcp-connections",
+                                        "kernel-forward"};
     const struct daemon_settings *od = &old->daemon, *nd = &cfg->daemon;
     bool differs[] = {
         old->n_listen != cfg->n_listen ||
@@ -153,6 +154,7 @@ static void lifecycle__restart_needed(const struct relay_config *old, const stru
             memcmp(old->listen_tcp, cfg->listen_tcp,
                    sizeof(old->listen_tcp[0]) * old->n_listen_tcp) != 0,
         old->max_tcp_conns != cfg->max_tcp_conns,
+        old->kernel_forward != cfg->kernel_forward,
     };
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {

@@ -72,11 +72,24 @@ struct leg {
     _Atomic uint64_t rx_bytes;
     _Atomic uint64_t fwd_bytes;
 
+    /* The kernel path's share (kfwd.c), written under the table lock:
+     * what the program forwarded from this leg. Readers add it to the
+     * socket counters above (leg_rx_packets...). */
+    _Atomic uint64_t k_packets;
+    _Atomic uint64_t k_bytes;
+    _Atomic uint32_t k_last_seen;
+    /* A flow of this leg is installed: the program keeps rtp, the worker
+     * does not touch it (it is copied back under the table lock). */
+    _Atomic bool k_owned;
+
     /* Under the table lock. */
     uint64_t pref;                 /* the bound path's rank (table_path_pref) */
+    uint64_t k_done_packets;       /* of the leg's flows removed so far */
+    uint64_t k_done_bytes;
     uint32_t up;                   /* first bind; LEG_NEVER before */
     uint16_t moves;
-    struct rtpstats rtp;           /* single writer, as the counters */
+    /* The worker's, or the kernel path's while k_owned (see above). */
+    struct rtpstats rtp;
 };
 
 struct link {
@@ -116,6 +129,41 @@ static inline enum link_state link_state(const struct link *k)
 static inline uint32_t link_time(const struct link *k, uint64_t mono_ms)
 {
     return (uint32_t)(mono_ms - k->born_ms);
+}
+
+/* A leg's counters over both paths (sockets and kernel). */
+static inline uint64_t leg_rx_packets(const struct leg *l)
+{
+    return atomic_load_explicit(&l->rx_packets, memory_order_relaxed) +
+           atomic_load_explicit(&l->k_packets, memory_order_relaxed);
+}
+
+static inline uint64_t leg_rx_bytes(const struct leg *l)
+{
+    return atomic_load_explicit(&l->rx_bytes, memory_order_relaxed) +
+           atomic_load_explicit(&l->k_bytes, memory_order_relaxed);
+}
+
+/* Every packet the program counts, it forwards. */
+static inline uint64_t leg_fwd_packets(const struct leg *l)
+{
+    return atomic_load_explicit(&l->fwd_packets, memory_order_relaxed) +
+           atomic_load_explicit(&l->k_packets, memory_order_relaxed);
+}
+
+static inline uint64_t leg_fwd_bytes(const struct leg *l)
+{
+    return atomic_load_explicit(&l->fwd_bytes, memory_order_relaxed) +
+           atomic_load_explicit(&l->k_bytes, memory_order_relaxed);
+}
+
+/* Link time of the last packet on either path. */
+static inline uint32_t leg_last_seen(const struct leg *l)
+{
+    uint32_t s = atomic_load_explicit(&l->last_seen, memory_order_relaxed);
+    uint32_t k = atomic_load_explicit(&l->k_last_seen, memory_order_relaxed);
+
+    return k > s ? k : s;
 }
 
 /* Packs an address and its route; unpacks back to a sockaddr (a TCP leg's

@@ -17,6 +17,7 @@
 
 #include "control.h"
 #include "events.h"
+#include "kfwd.h"
 #include "lifecycle.h"
 #include "ops.h"
 #include "quietroom/audit/audit_settings.h"
@@ -333,6 +334,32 @@ static void relay__run(struct relay *r, int epfd, int tfd, int sfd, struct contr
     }
 }
 
+/* The kernel path, once the sockets are bound: their ports are part of the
+ * flows. `on` makes a failure fatal; `auto` says why and goes on. */
+static int relay__kernel_path(struct relay *r)
+{
+    enum kfwd_mode mode = r->cfg.kernel_forward;
+    char err[256];
+    const char *names;
+    unsigned n;
+
+    r->kfwd = kfwd_start(mode, r->cfg.listen, r->cfg.n_listen, r->cfg.max_links, &r->kfwd_reason,
+                         err, sizeof(err));
+    if (r->kfwd != NULL) {
+        table_set_kfwd(r->table, r->kfwd);
+        names = kfwd_interfaces(r->kfwd, &n);
+        log_info("kernel path on: %u interface(s) (%s)", n, names);
+        return 0;
+    }
+    if (mode == KFWD_ON) {
+        log_error("kernel-forward on: %s: %s", kfwd_reason_name(r->kfwd_reason), err);
+        return -1;
+    }
+    if (mode == KFWD_AUTO)
+        log_warn("kernel path off: %s: %s", kfwd_reason_name(r->kfwd_reason), err);
+    return 0;
+}
+
 static void relay__log_listening(const struct relay *r, const struct control *ctl)
 {
     char text[NETADDR_STRLEN], workers[128];
@@ -375,6 +402,8 @@ int main(int argc, char **argv)
     if (relay__start_workers(r) != 0)
         goto out;
     workers_running = true;
+    if (relay__kernel_path(r) != 0)
+        goto out;
     lifecycle_start(r, clock_mono_ms());
     if (ops_start(r, err, sizeof(err)) != 0) {
         log_error("ops-listen: %s", err);
@@ -399,6 +428,10 @@ out:
         if (started)
             events_relay(r, "relay.stop");
     }
+    /* After the links closed: their flows left the kernel with them. */
+    if (r->table != NULL)
+        table_set_kfwd(r->table, NULL);
+    kfwd_free(r->kfwd);
     for (unsigned w = 0; w < r->n_workers; w++)
         worker_free(r->workers[w]);
     control_free(ctl);

@@ -39,6 +39,9 @@ static const struct {
      "Held DTLS packets delivered when the peer leg bound."},
     {STAT_RTP_UNTRACKED, "quietroom_relay_rtp_untracked_packets_total",
      "RTP packets of SSRCs beyond the two tracked per leg."},
+    {STAT_KFWD_USERSPACE, "quietroom_relay_kernel_path_userspace_packets_total",
+     "Packets of kernel-path legs that still reached a socket (in flight at install, IP "
+     "options, fragments, GSO): forwarded there, outside the per-SSRC statistics."},
 };
 
 /* The stun counters by result: the "stun" group of stat_names. */
@@ -149,6 +152,29 @@ static void ops__loss(struct metrics *m, struct relay *r, const struct stats_vie
     }
 }
 
+/* The kernel path; its packets are in the received and forwarded totals
+ * too, so dashboards built on those keep working. */
+static void ops__kfwd(struct metrics *m, const struct stats_view *v)
+{
+    metrics_gauge(m, "quietroom_relay_kernel_path_active",
+                  "1 while the kernel path (kernel-forward) forwards bound legs.", v->kfwd_active);
+    if (!v->kfwd_active && v->kfwd_mode == KFWD_AUTO) {
+        metrics_family(m, "quietroom_relay_kernel_path_fallback", "gauge",
+                       "1 when kernel-forward auto fell back to the sockets; why, as label.");
+        metrics_u64(m, "quietroom_relay_kernel_path_fallback", "reason",
+                    kfwd_reason_name(v->kfwd_reason), 1);
+    }
+    metrics_gauge(m, "quietroom_relay_kernel_path_flows",
+                  "Flows in the kernel path now (two per link it forwards).", v->kfwd.flows);
+    metrics_counter(m, "quietroom_relay_kernel_path_packets_total",
+                    "Packets the kernel path forwarded.", v->kfwd.packets);
+    metrics_counter(m, "quietroom_relay_kernel_path_bytes_total",
+                    "UDP payload bytes the kernel path forwarded.", v->kfwd.bytes);
+    metrics_counter(m, "quietroom_relay_kernel_path_flow_errors_total",
+                    "Flows the kernel path could not install; their links stayed on the sockets.",
+                    v->kfwd.flow_errors);
+}
+
 static void ops__metrics(void *ctx, const char *query, struct ops_response *out)
 {
     struct relay *r = ctx;
@@ -172,6 +198,7 @@ static void ops__metrics(void *ctx, const char *query, struct ops_response *out)
     ops__transport(&m, r, &v);
     ops__usage(&m, &v);
     ops__loss(&m, r, &v);
+    ops__kfwd(&m, &v);
     if (v.has_audit)
         metrics_audit(&m, "quietroom_relay", &v.audit, v.has_ship ? &v.ship : NULL);
     metrics_process(&m);

@@ -47,6 +47,9 @@ struct relay {
     _Atomic(struct keyring *) keys;
     struct relay_live live;
     struct table *table;
+    /* The kernel path: NULL when off, and why (kfwd.h). */
+    struct kfwd *kfwd;
+    enum kfwd_reason kfwd_reason;
     struct audit_log *audit;      /* NULL when no audit log is configured */
     struct lockfile_set locks;    /* our addresses, against a second copy */
     struct worker *workers[QR_WORKERS_MAX];

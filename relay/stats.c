@@ -39,6 +39,7 @@ const struct stat_name stat_names[STAT_COUNT] = {
     [STAT_LEGS_SUPERSEDED] = {"legs", "superseded"},
     [STAT_LEGS_KEPT] = {"legs", "kept"},
     [STAT_RTP_UNTRACKED] = {"rtp", "untracked"},
+    [STAT_KFWD_USERSPACE] = {"kernel_path", "userspace_packets"},
     [STAT_EARLY_HELD] = {"early_dtls", "held"},
     [STAT_EARLY_FLUSHED] = {"early_dtls", "flushed"},
     [STAT_DROP_MALFORMED] = {"dropped", "malformed"},
@@ -149,9 +150,27 @@ static void stats__scan_links(struct relay *r, struct stats_view *v)
     free(sc.keys);
 }
 
+/* The kernel path's share, pulled first so that every figure is current. */
+static void stats__kfwd(struct relay *r, struct stats_view *v)
+{
+    v->kfwd_active = r->kfwd != NULL;
+    v->kfwd_mode = r->cfg.kernel_forward;
+    v->kfwd_reason = r->kfwd_reason;
+    if (r->kfwd == NULL)
+        return;
+    table_kfwd_pull(r->table);
+    kfwd_totals(r->kfwd, &v->kfwd);
+    v->sum[STAT_RX_PACKETS] += v->kfwd.packets;
+    v->sum[STAT_RX_BYTES] += v->kfwd.bytes;
+    v->sum[STAT_FWD_PACKETS] += v->kfwd.packets;
+    v->sum[STAT_FWD_BYTES] += v->kfwd.bytes;
+    v->sum[STAT_RTP_UNTRACKED] += v->kfwd.rtp_untracked;
+}
+
 void stats_view(struct relay *r, struct stats_view *v)
 {
     memset(v, 0, sizeof(*v));
+    stats__kfwd(r, v);
     v->n_workers = r->n_workers;
     for (unsigned w = 0; w < r->n_workers; w++) {
         for (int i = 0; i < STAT_COUNT; i++)
@@ -195,6 +214,32 @@ static json_t *stats__loss_json(const struct stats_view *v)
     return json_pack("{s:o,s:o}", "le", le, "active_streams", streams);
 }
 
+/* Fills o, the "kernel_path" group (which holds its counter already). */
+static void stats__kfwd_json(const struct relay *r, const struct stats_view *v, json_t *o)
+{
+    json_t *names = json_array();
+    unsigned n;
+    const char *list = kfwd_interfaces(r->kfwd, &n);
+
+    /* The names as a list: "lo, veth0" split at ", ". */
+    while (names != NULL && *list != '\0') {
+        size_t len = strcspn(list, ",");
+
+        json_array_append_new(names, json_stringn(list, len));
+        list += len;
+        list += strspn(list, ", ");
+    }
+    json_object_set_new(o, "mode", json_string(kfwd_mode_name(v->kfwd_mode)));
+    json_object_set_new(o, "active", json_boolean(v->kfwd_active));
+    if (!v->kfwd_active)
+        json_object_set_new(o, "reason", json_string(kfwd_reason_name(v->kfwd_reason)));
+    json_object_set_new(o, "interfaces", names);
+    json_object_set_new(o, "flows", json_integer(v->kfwd.flows));
+    json_object_set_new(o, "packets", json_integer((json_int_t)v->kfwd.packets));
+    json_object_set_new(o, "bytes", json_integer((json_int_t)v->kfwd.bytes));
+    json_object_set_new(o, "flow_errors", json_integer((json_int_t)v->kfwd.flow_errors));
+}
+
 json_t *stats_relay_json(struct relay *r)
 {
     struct stats_view v;
@@ -224,6 +269,7 @@ json_t *stats_relay_json(struct relay *r)
     /* Signaling moves a draining relay's calls elsewhere before this runs out. */
     if (v.draining)
         json_object_set_new(root, "drain_left_s", json_integer((json_int_t)v.drain_left_s));
+    stats__kfwd_json(r, &v, stats__group(root, "kernel_path"));
     if (v.has_audit)
         json_object_set_new(root, "audit",
                             json_pack("{s:I,s:I,s:I}", "written", (json_int_t)v.audit.written,
@@ -248,7 +294,7 @@ static json_t *stats__leg(const struct link *k, const struct leg *l)
     struct rtpstats_summary s[QR_SSRC_SLOTS];
     int n = rtpstats_read(&l->rtp, s, QR_SSRC_SLOTS);
     uint64_t now_mono = clock_mono_ms(), now_wall = clock_wall_ms();
-    uint32_t seen = atomic_load_explicit(&l->last_seen, memory_order_relaxed);
+    uint32_t seen = leg_last_seen(l);
     json_t *streams = json_array();
 
     for (int i = 0; i < n; i++)
@@ -264,16 +310,10 @@ static json_t *stats__leg(const struct link *k, const struct leg *l)
     leg_addr_load(l, &a);
     out = json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:o}", "bound", (int)(a.family != 0),
                      "first_seen_ms", stats__wall(k, l->up, now_mono, now_wall), "packets_in",
-                     (json_int_t)atomic_load_explicit(&l->rx_packets, memory_order_relaxed),
-                     "bytes_in", (json_int_t)atomic_load_explicit(&l->rx_bytes, memory_order_relaxed),
-                     "packets_forwarded",
-                     (json_int_t)atomic_load_explicit(&l->fwd_packets, memory_order_relaxed),
-                     "bytes_forwarded",
-                     (json_int_t)atomic_load_explicit(&l->fwd_bytes, memory_order_relaxed),
-                     "last_seen_ms",
-                     atomic_load_explicit(&l->rx_packets, memory_order_relaxed) > 0
-                         ? stats__wall(k, seen, now_mono, now_wall)
-                         : 0,
+                     (json_int_t)leg_rx_packets(l), "bytes_in", (json_int_t)leg_rx_bytes(l),
+                     "packets_forwarded", (json_int_t)leg_fwd_packets(l), "bytes_forwarded",
+                     (json_int_t)leg_fwd_bytes(l), "last_seen_ms",
+                     leg_rx_packets(l) > 0 ? stats__wall(k, seen, now_mono, now_wall) : 0,
                      "moves", (int)l->moves, "rtp", streams);
     if (out != NULL && a.family != 0)
         json_object_set_new(out, "transport",
@@ -314,6 +354,8 @@ json_t *stats_session_json(struct relay *r, const char *sid)
         if (creds_session_key(&ctx.keys->keys[i], sid, strlen(sid), h, ctx.session[i]) != 0)
             goto fail;
     }
+    if (r->kfwd != NULL)
+        table_kfwd_pull(r->table);
     table_foreach(r->table, stats__match, &ctx);
     hmac_free(h);
     return ctx.links;

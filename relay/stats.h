@@ -13,6 +13,7 @@
 #include "quietroom/audit/audit_ship.h"
 #include "quietroom/wire/creds.h"
 #include "quietroom/base/limits.h"
+#include "kfwd.h"
 #include "table.h"
 
 enum stat_id {
@@ -39,6 +40,7 @@ enum stat_id {
     STAT_LEGS_SUPERSEDED,           /* another leg was nominated from its address */
     STAT_LEGS_KEPT,                 /* nominated elsewhere, kept on its preferred live path */
     STAT_RTP_UNTRACKED,             /* RTP of SSRCs beyond a leg's stream slots */
+    STAT_KFWD_USERSPACE,            /* a kernel-path leg's packet that reached a socket */
     STAT_EARLY_HELD,
     STAT_EARLY_FLUSHED,
     STAT_DROP_MALFORMED,
@@ -120,6 +122,12 @@ struct stats_view {
     bool has_ship;                       /* audit records go to a syslog collector */
     struct audit_ship_counters ship;
     uint64_t uptime_s;
+    /* The kernel path, whose packets are also in sum[] (received,
+     * forwarded, rtp untracked). */
+    bool kfwd_active;
+    enum kfwd_mode kfwd_mode;
+    enum kfwd_reason kfwd_reason;        /* when not active */
+    struct kfwd_totals kfwd;
 };
 
 /* Fills v. Takes the table lock (never a worker's), so any thread may. */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "early.h"
+#include "kfwd.h"
 #include "quietroom/base/hindex.h"
 #include "revoke.h"
 
@@ -39,6 +40,7 @@ struct table {
     struct revoke_set revoked;
     struct early_pool early;
     bool draining;
+    struct kfwd *kfwd;          /* the kernel path, or NULL */
 };
 
 static uint64_t table__hash(const struct table *t, const struct creds_leg *cl)
@@ -142,6 +144,12 @@ static void table__reset_leg(struct leg *l)
     atomic_store_explicit(&l->fwd_packets, 0, memory_order_relaxed);
     atomic_store_explicit(&l->rx_bytes, 0, memory_order_relaxed);
     atomic_store_explicit(&l->fwd_bytes, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->k_packets, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->k_bytes, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->k_last_seen, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->k_owned, false, memory_order_relaxed);
+    l->k_done_packets = 0;
+    l->k_done_bytes = 0;
     rtpstats_reset(&l->rtp);
     l->pref = 0;
     l->up = LEG_NEVER;
@@ -187,6 +195,10 @@ static void table__unbind(struct table *t, struct link *k, int side, enum leg_do
     leg_addr_load(l, &cur);
     if (cur.family == 0)
         return;
+    /* The link's flows leave the kernel first, so that the record counts
+     * every packet the program forwarded. */
+    if (t->kfwd != NULL)
+        kfwd_withdraw(t->kfwd, k, (uint32_t)(k - t->links));
     /* Reported first, while the record can still name the address. */
     if (t->down != NULL)
         t->down(t->down_ctx, k, side, reason);
@@ -216,11 +228,20 @@ static int table__map(struct table *t, struct leg *l, const struct leg_addr *a, 
     return rc;
 }
 
+/* The kernel path's counters of link idx into its legs, for a decision
+ * that needs them fresh; always true (for use inside a condition). */
+static bool table__pull(struct table *t, struct link *k, uint32_t idx)
+{
+    if (t->kfwd != NULL)
+        kfwd_pull(t->kfwd, k, idx);
+    return true;
+}
+
 /* Whether a bound leg's own path still carries something: media or a
  * valid check within QR_LEG_MOVE_QUIET_MS. */
 static bool table__path_alive(const struct link *k, const struct leg *l, uint64_t now_ms)
 {
-    uint32_t seen = atomic_load_explicit(&l->last_seen, memory_order_relaxed);
+    uint32_t seen = leg_last_seen(l);
     uint32_t check = atomic_load_explicit(&l->last_check, memory_order_relaxed);
     uint32_t last = seen > check ? seen : check, now = link_time(k, now_ms);
 
@@ -242,7 +263,8 @@ static enum table_bind_result table__bind_leg(struct table *t, uint32_t idx, int
     leg_addr_load(l, &cur);
     if (cur.family != 0 && memcmp(&cur, a, sizeof(cur)) == 0) {
         r = TABLE_REFRESHED;
-    } else if (cur.family != 0 && pref < l->pref && table__path_alive(k, l, now_ms)) {
+    } else if (cur.family != 0 && pref < l->pref && table__pull(t, k, idx) &&
+               table__path_alive(k, l, now_ms)) {
         return TABLE_KEPT;
     } else if (cur.family != 0) {
         r = TABLE_MOVED;
@@ -259,6 +281,8 @@ static enum table_bind_result table__bind_leg(struct table *t, uint32_t idx, int
         return TABLE_FULL;
     l->pref = pref;
     atomic_store_explicit(&l->last_check, link_time(k, now_ms), memory_order_relaxed);
+    if (r != TABLE_REFRESHED && t->kfwd != NULL)
+        kfwd_update(t->kfwd, k, idx);
     return r;
 }
 
@@ -357,6 +381,8 @@ int table_revoke(struct table *t, uint8_t kid, const uint8_t *session, uint32_t 
         if (k->id.kid == kid && memcmp(k->id.session, session, CREDS_SESSION_KEY_LEN) == 0 &&
             link_state(k) == LINK_ACTIVE) {
             atomic_store_explicit(&k->state, LINK_REVOKED, memory_order_release);
+            if (t->kfwd != NULL)
+                kfwd_withdraw(t->kfwd, k, t->active[i]);
             n++;
         }
     }
@@ -540,6 +566,23 @@ void table_close_all(struct table *t)
     pthread_mutex_lock(&t->lock);
     while (t->n_active > 0)
         table__close(t, t->active[t->n_active - 1], LEG_DOWN_SHUTDOWN);
+    pthread_mutex_unlock(&t->lock);
+}
+
+void table_set_kfwd(struct table *t, struct kfwd *kf)
+{
+    pthread_mutex_lock(&t->lock);
+    t->kfwd = kf;
+    for (uint32_t i = 0; kf != NULL && i < t->n_active; i++)
+        kfwd_update(kf, &t->links[t->active[i]], t->active[i]);
+    pthread_mutex_unlock(&t->lock);
+}
+
+void table_kfwd_pull(struct table *t)
+{
+    pthread_mutex_lock(&t->lock);
+    if (t->kfwd != NULL)
+        kfwd_pull_all(t->kfwd, t->links);
     pthread_mutex_unlock(&t->lock);
 }
 

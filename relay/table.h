@@ -105,6 +105,14 @@ void table_housekeep(struct table *t, uint64_t now_ms, uint32_t wall_s, uint64_t
 /* Closes every link (shutdown), reporting each bound leg. */
 void table_close_all(struct table *t);
 
+struct kfwd;
+/* Hands the link table to the kernel path (or takes it back with NULL):
+ * from now on every change of a link updates its flows, under the lock;
+ * links already bound get theirs at once. */
+void table_set_kfwd(struct table *t, struct kfwd *kf);
+/* Reads the kernel path's counters into every leg (before stats are read). */
+void table_kfwd_pull(struct table *t);
+
 /* Calls fn under the lock for every link in use (stats). */
 void table_foreach(struct table *t, void (*fn)(void *ctx, const struct link *k), void *ctx);
 

@@ -84,6 +84,9 @@
 /* RTP streams (SSRCs) tracked per leg: audio and video. More (RTX) are
  * counted but not analysed; each slot costs 32 bytes per leg. */
 #define QR_SSRC_SLOTS 2
+/* The kernel path: flows read per syscall when every flow's counters are
+ * pulled (`stats`, /metrics). */
+#define QR_KFWD_BATCH 256
 
 /* Early DTLS: packets held per link until the peer leg binds, pool size
  * shared by all links, and how long a held packet stays useful. */

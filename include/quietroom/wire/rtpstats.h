@@ -4,12 +4,21 @@
 #ifndef QUIETROOM_RTPSTATS_H
 #define QUIETROOM_RTPSTATS_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "quietroom/base/limits.h"
+
+#ifdef QR_BPF
+/* The kernel path's program (relay/bpf) keeps a leg's streams in its map
+ * under a spin lock, and BPF has no C11 atomics: the same layout, plain
+ * fields. */
+#define RTPSTATS_ATOMIC(t) t
+#else
+#include <stdatomic.h>
+#define RTPSTATS_ATOMIC(t) _Atomic t
+#endif
 
 struct rtp_header {
     uint8_t payload_type;
@@ -28,13 +37,13 @@ bool rtp_parse_header(const uint8_t *buf, size_t len, struct rtp_header *h);
  * every field is as narrow as its range allows. Fields others read are
  * atomics; the rest belongs to the writer. */
 struct rtpstats_stream {
-    _Atomic uint32_t ssrc;
-    _Atomic uint32_t ext_max;    /* highest extended sequence number */
-    _Atomic uint32_t received;   /* distinct packets, duplicates excluded */
-    _Atomic uint32_t jitter_q4;  /* RFC 3550 jitter, timestamp units << 4 */
-    _Atomic uint16_t base_seq;   /* first sequence number; cycles count from 0 */
-    _Atomic uint16_t reordered;  /* arrived after a higher number; saturates */
-    _Atomic uint8_t flags;       /* RTPSTATS_USED | clock-rate index << 1 */
+    RTPSTATS_ATOMIC(uint32_t) ssrc;
+    RTPSTATS_ATOMIC(uint32_t) ext_max;    /* highest extended sequence number */
+    RTPSTATS_ATOMIC(uint32_t) received;   /* distinct packets, duplicates excluded */
+    RTPSTATS_ATOMIC(uint32_t) jitter_q4;  /* RFC 3550 jitter, timestamp units << 4 */
+    RTPSTATS_ATOMIC(uint16_t) base_seq;   /* first sequence number; cycles count from 0 */
+    RTPSTATS_ATOMIC(uint16_t) reordered;  /* arrived after a higher number; saturates */
+    RTPSTATS_ATOMIC(uint8_t) flags;       /* RTPSTATS_USED | clock-rate index << 1 */
     uint8_t state;               /* estimation phase, pending restart */
     uint16_t bad_seq;            /* next number if the sender restarted */
     union {
@@ -50,6 +59,9 @@ struct rtpstats {
     struct rtpstats_stream stream[QR_SSRC_SLOTS];
 };
 
+_Static_assert(sizeof(struct rtpstats_stream) == 32, "a stream slot is 32 bytes");
+
+#ifndef QR_BPF
 struct rtpstats_summary {
     uint32_t ssrc;
     uint32_t expected;
@@ -70,7 +82,13 @@ bool rtpstats_update(struct rtpstats *st, const struct rtp_header *h, uint64_t a
 /* Reader: summaries of up to max streams; returns how many were written. */
 int rtpstats_read(const struct rtpstats *st, struct rtpstats_summary *out, int max);
 
+/* Copies every stream from src; only when neither has a writer running
+ * (the kernel path hands a leg's streams between the program and the
+ * worker this way, relay/kfwd.c). */
+void rtpstats_copy(struct rtpstats *dst, const struct rtpstats *src);
+
 /* Clears everything; only when no writer runs. */
 void rtpstats_reset(struct rtpstats *st);
+#endif
 
 #endif

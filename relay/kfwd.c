@@ -1,0 +1,238 @@
+/* Keeping the kernel path's flows in step with the link table, and its
+ * counters in the legs. Runs under the table lock (kfwd.h); each call is a
+ * few map syscalls, on the STUN and housekeeping paths, never per packet.
+ *
+ * A leg whose flow is installed is "kernel-owned": the program keeps its
+ * RTP streams, seeded from the leg's at install and copied back at removal
+ * and on every pull, and the worker leaves them alone (forward.c). Packets
+ * and bytes the program forwarded are kept apart (leg.k_*) and added by the
+ * readers, because the worker still owns the socket counters. */
+#include "kfwd_int.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <bpf/bpf.h>
+
+#include "quietroom/base/log.h"
+
+static uint32_t kfwd__load32(const _Atomic uint32_t *v)
+{
+    return atomic_load_explicit(v, memory_order_relaxed);
+}
+
+/* The flow leg `side` of k should have, if any. */
+static bool kfwd__desired(const struct kfwd *kf, const struct link *k, uint32_t idx, int side,
+                          struct kfwd_key *key, struct kfwd_value *v)
+{
+    const struct kfwd_listen *in, *out;
+    struct leg_addr me, peer;
+
+    if (link_state(k) != LINK_ACTIVE)
+        return false;
+    leg_addr_load(&k->leg[side], &me);
+    leg_addr_load(&k->leg[!side], &peer);
+    if (me.family == 0 || me.family != peer.family || me.listen >= kf->n_listen ||
+        peer.listen >= kf->n_listen)
+        return false; /* unbound, mixed families, or ICE-TCP (LEG_LISTEN_TCP) */
+    in = &kf->listen[me.listen];
+    out = &kf->listen[peer.listen];
+    if (!in->eligible || !out->eligible)
+        return false;
+    memset(key, 0, sizeof(*key));
+    memcpy(key->local, in->addr, sizeof(key->local));
+    memcpy(key->remote, me.ip, sizeof(key->remote));
+    key->local_port = in->port;
+    key->remote_port = me.port;
+    key->family = me.family;
+    memset(v, 0, sizeof(*v));
+    v->ifindex = (uint32_t)out->ifindex;
+    v->flags = out->neigh ? KFWD_NEIGH : 0;
+    memcpy(v->src, out->addr, sizeof(v->src));
+    memcpy(v->dst, peer.ip, sizeof(v->dst));
+    v->src_port = out->port;
+    v->dst_port = peer.port;
+    v->link = idx;
+    v->gen_side = kfwd__load32(&k->gen) << 1 | (uint32_t)side;
+    return true;
+}
+
+static bool kfwd__same_route(const struct kfwd_value *a, const struct kfwd_value *b)
+{
+    return a->ifindex == b->ifindex && a->flags == b->flags && a->src_port == b->src_port &&
+           a->dst_port == b->dst_port && memcmp(a->src, b->src, sizeof(a->src)) == 0 &&
+           memcmp(a->dst, b->dst, sizeof(a->dst)) == 0;
+}
+
+/* The program's counters of a flow into its leg: the removed flows' share
+ * plus this one's, the last packet's time, and the streams. */
+static void kfwd__fold(struct link *k, struct leg *l, const struct kfwd_value *v)
+{
+    atomic_store_explicit(&l->k_packets, l->k_done_packets + v->packets, memory_order_relaxed);
+    atomic_store_explicit(&l->k_bytes, l->k_done_bytes + v->bytes, memory_order_relaxed);
+    if (v->packets > 0)
+        atomic_store_explicit(&l->k_last_seen, link_time(k, v->last_ns / 1000000u),
+                              memory_order_relaxed);
+    rtpstats_copy(&l->rtp, &v->rtp);
+}
+
+static void kfwd__install(struct kfwd *kf, struct link *k, uint32_t idx, int side,
+                          const struct kfwd_key *key, struct kfwd_value *v)
+{
+    struct leg *l = &k->leg[side];
+
+    /* From here the worker leaves the streams to the program (forward.c). */
+    atomic_store_explicit(&l->k_owned, true, memory_order_release);
+    rtpstats_copy(&v->rtp, &l->rtp);
+    if (bpf_map_update_elem(kf->map_fd, key, v, BPF_NOEXIST) != 0) {
+        atomic_store_explicit(&l->k_owned, false, memory_order_release);
+        if (atomic_fetch_add_explicit(&kf->flow_errors, 1, memory_order_relaxed) == 0)
+            log_warn("kernel path: cannot install a flow (%s); such links stay on the sockets",
+                     strerror(errno));
+        return;
+    }
+    kf->installed[2 * idx + (uint32_t)side] = *key;
+    atomic_fetch_add_explicit(&kf->flows, 1, memory_order_relaxed);
+}
+
+/* Takes a leg's flow out, keeping what it counted. release: the worker
+ * keeps the streams again (no other flow follows at once). */
+static void kfwd__remove(struct kfwd *kf, struct link *k, uint32_t idx, int side, bool release)
+{
+    struct kfwd_key *key = &kf->installed[2 * idx + (uint32_t)side];
+    struct leg *l = &k->leg[side];
+    struct kfwd_value v;
+
+    /* One syscall reads and deletes: nothing the program counts in
+     * between is lost. */
+    if (bpf_map_lookup_and_delete_elem_flags(kf->map_fd, key, &v, BPF_F_LOCK) == 0) {
+        kfwd__fold(k, l, &v);
+        l->k_done_packets += v.packets;
+        l->k_done_bytes += v.bytes;
+        kf->done_packets += v.packets;
+        kf->done_bytes += v.bytes;
+        kf->done_untracked += v.untracked;
+        log_debug("kernel path: flow of link %u side %d removed after %llu packets", idx, side,
+                  (unsigned long long)v.packets);
+    } else {
+        log_warn("kernel path: cannot remove a flow (%s)", strerror(errno));
+        bpf_map_delete_elem(kf->map_fd, key);
+    }
+    if (release)
+        atomic_store_explicit(&l->k_owned, false, memory_order_release);
+    memset(key, 0, sizeof(*key));
+    atomic_fetch_sub_explicit(&kf->flows, 1, memory_order_relaxed);
+}
+
+/* The peer leg moved: this leg's flow keeps its key and counters and gets
+ * the new route. What the program counts between the read and the write is
+ * lost: microseconds, once per move. */
+static void kfwd__repoint(struct kfwd *kf, const struct kfwd_key *key,
+                          const struct kfwd_value *want)
+{
+    struct kfwd_value v;
+
+    if (bpf_map_lookup_elem_flags(kf->map_fd, key, &v, BPF_F_LOCK) != 0 ||
+        kfwd__same_route(&v, want))
+        return;
+    v.ifindex = want->ifindex;
+    v.flags = want->flags;
+    memcpy(v.src, want->src, sizeof(v.src));
+    memcpy(v.dst, want->dst, sizeof(v.dst));
+    v.src_port = want->src_port;
+    v.dst_port = want->dst_port;
+    if (bpf_map_update_elem(kf->map_fd, key, &v, BPF_EXIST | BPF_F_LOCK) != 0)
+        log_warn("kernel path: cannot re-point a flow (%s)", strerror(errno));
+}
+
+void kfwd_update(struct kfwd *kf, struct link *k, uint32_t idx)
+{
+    for (int side = 0; side < 2; side++) {
+        struct kfwd_key *cur = &kf->installed[2 * idx + (uint32_t)side], key;
+        struct kfwd_value v;
+        bool want = kfwd__desired(kf, k, idx, side, &key, &v);
+
+        if (cur->family != 0 && want && memcmp(cur, &key, sizeof(key)) == 0) {
+            kfwd__repoint(kf, cur, &v);
+            continue;
+        }
+        if (cur->family != 0)
+            kfwd__remove(kf, k, idx, side, !want);
+        if (want)
+            kfwd__install(kf, k, idx, side, &key, &v);
+    }
+}
+
+void kfwd_withdraw(struct kfwd *kf, struct link *k, uint32_t idx)
+{
+    for (int side = 0; side < 2; side++) {
+        if (kf->installed[2 * idx + (uint32_t)side].family != 0)
+            kfwd__remove(kf, k, idx, side, true);
+    }
+}
+
+void kfwd_pull(struct kfwd *kf, struct link *k, uint32_t idx)
+{
+    for (int side = 0; side < 2; side++) {
+        const struct kfwd_key *key = &kf->installed[2 * idx + (uint32_t)side];
+        struct kfwd_value v;
+
+        if (key->family != 0 && bpf_map_lookup_elem_flags(kf->map_fd, key, &v, BPF_F_LOCK) == 0)
+            kfwd__fold(k, &k->leg[side], &v);
+    }
+}
+
+void kfwd_pull_all(struct kfwd *kf, struct link *links)
+{
+    uint64_t packets = kf->done_packets, bytes = kf->done_bytes, untracked = kf->done_untracked;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_F_LOCK);
+    uint32_t out_batch, count;
+    void *in = NULL;
+    int rc;
+
+    do {
+        count = QR_KFWD_BATCH;
+        rc = bpf_map_lookup_batch(kf->map_fd, in, &out_batch, kf->batch_keys, kf->batch_values,
+                                  &count, &opts);
+        if (rc != 0 && errno != ENOENT) {
+            log_warn("kernel path: cannot read the flows (%s)", strerror(errno));
+            return;
+        }
+        for (uint32_t i = 0; i < count; i++) {
+            const struct kfwd_value *v = &kf->batch_values[i];
+            struct link *k;
+
+            if (v->link >= kf->max_links)
+                continue;
+            k = &links[v->link];
+            packets += v->packets;
+            bytes += v->bytes;
+            untracked += v->untracked;
+            if (kfwd__load32(&k->gen) == v->gen_side >> 1)
+                kfwd__fold(k, &k->leg[v->gen_side & 1], v);
+        }
+        in = &out_batch;
+    } while (rc == 0);
+    atomic_store_explicit(&kf->packets, packets, memory_order_relaxed);
+    atomic_store_explicit(&kf->bytes, bytes, memory_order_relaxed);
+    atomic_store_explicit(&kf->untracked, untracked, memory_order_relaxed);
+}
+
+void kfwd_totals(const struct kfwd *kf, struct kfwd_totals *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (kf == NULL)
+        return;
+    out->flows = atomic_load_explicit(&kf->flows, memory_order_relaxed);
+    out->packets = atomic_load_explicit(&kf->packets, memory_order_relaxed);
+    out->bytes = atomic_load_explicit(&kf->bytes, memory_order_relaxed);
+    out->rtp_untracked = atomic_load_explicit(&kf->untracked, memory_order_relaxed);
+    out->flow_errors = atomic_load_explicit(&kf->flow_errors, memory_order_relaxed);
+}
+
+const char *kfwd_interfaces(const struct kfwd *kf, unsigned *n)
+{
+    *n = kf != NULL ? kf->n_ifaces : 0;
+    return kf != NULL ? kf->names : "";
+}

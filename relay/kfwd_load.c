@@ -1,0 +1,274 @@
+/* Loading and attaching the kernel path, and giving up the privileges it
+ * took. TCX only (kernel 6.6 and later): a TCX attachment is a bpf_link the
+ * relay holds, so it goes away with the process, even after kill -9. A
+ * clsact filter would stay attached to the interface and keep forwarding
+ * flows of a dead relay, revoked sessions included. */
+#include "kfwd_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <linux/capability.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "quietroom/base/log.h"
+
+/* linux/bpf.h of kernels >= 6.6; Debian 12's headers are older. */
+#define KFWD_TCX_INGRESS 46
+
+/* The program's object, built by clang -target bpf and embedded
+ * (relay/CMakeLists.txt, cmake/embed.cmake). */
+extern const unsigned char kfwd_bpf_obj[];
+extern const size_t kfwd_bpf_obj_len;
+
+/* What the kernel path needs, dropped once attached: loading (CAP_BPF, or
+ * CAP_SYS_ADMIN before 5.8), TC programs and attaching (CAP_NET_ADMIN),
+ * and what would let the process load more (CAP_PERFMON). */
+static const int kfwd_caps[] = {CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_SYS_ADMIN};
+
+static int kfwd__libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+    char line[512];
+    size_t n;
+
+    if (level == LIBBPF_DEBUG)
+        return 0;
+    vsnprintf(line, sizeof(line), fmt, ap);
+    n = strlen(line);
+    if (n > 0 && line[n - 1] == '\n')
+        line[n - 1] = '\0';
+    log_debug("libbpf: %s", line);
+    return 0;
+}
+
+static enum kfwd_reason kfwd__fail(enum kfwd_reason r, char *err, size_t errlen, const char *fmt,
+                                   ...) __attribute__((format(printf, 4, 5)));
+
+static enum kfwd_reason kfwd__fail(enum kfwd_reason r, char *err, size_t errlen, const char *fmt,
+                                   ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+static bool kfwd__is_loopback4(const union netaddr *a)
+{
+    return a->sa.sa_family == AF_INET && (ntohl(a->in.sin_addr.s_addr) >> 24) == 127;
+}
+
+static bool kfwd__holds(const struct ifaddrs *ifa, const union netaddr *a)
+{
+    if (ifa->ifa_addr == NULL || ifa->ifa_addr->sa_family != a->sa.sa_family)
+        return false;
+    if (a->sa.sa_family == AF_INET)
+        return ((const struct sockaddr_in *)ifa->ifa_addr)->sin_addr.s_addr ==
+               a->in.sin_addr.s_addr;
+    return memcmp(&((const struct sockaddr_in6 *)ifa->ifa_addr)->sin6_addr, &a->in6.sin6_addr,
+                  sizeof(struct in6_addr)) == 0;
+}
+
+/* The interface holding a (any 127/8 address is loopback's). */
+static const struct ifaddrs *kfwd__iface_of(const struct ifaddrs *all, const union netaddr *a)
+{
+    for (const struct ifaddrs *ifa = all; ifa != NULL; ifa = ifa->ifa_next) {
+        if (kfwd__is_loopback4(a) ? (ifa->ifa_flags & IFF_LOOPBACK) &&
+                                        ifa->ifa_addr != NULL &&
+                                        ifa->ifa_addr->sa_family == AF_INET
+                                  : kfwd__holds(ifa, a))
+            return ifa;
+    }
+    return NULL;
+}
+
+static int kfwd__add_iface(struct kfwd *kf, const struct ifaddrs *ifa)
+{
+    int ifindex = (int)if_nametoindex(ifa->ifa_name);
+
+    if (ifindex == 0)
+        return 0;
+    for (unsigned i = 0; i < kf->n_ifaces; i++) {
+        if (kf->ifaces[i].ifindex == ifindex)
+            return ifindex;
+    }
+    kf->ifaces[kf->n_ifaces] = (struct kfwd_iface){
+        .ifindex = ifindex, .link_fd = -1, .loopback = (ifa->ifa_flags & IFF_LOOPBACK) != 0};
+    snprintf(kf->ifaces[kf->n_ifaces].name, IF_NAMESIZE, "%s", ifa->ifa_name);
+    kf->n_ifaces++;
+    return ifindex;
+}
+
+/* Where each listen address is; returns how many are eligible. */
+static unsigned kfwd__find_ifaces(struct kfwd *kf, const union netaddr *listen, unsigned n)
+{
+    struct ifaddrs *all = NULL;
+    unsigned eligible = 0;
+
+    if (getifaddrs(&all) != 0)
+        return 0;
+    kf->n_listen = n;
+    for (unsigned l = 0; l < n; l++) {
+        struct kfwd_listen *kl = &kf->listen[l];
+        const struct ifaddrs *ifa;
+
+        if (netaddr_is_wildcard(&listen[l]) || (ifa = kfwd__iface_of(all, &listen[l])) == NULL)
+            continue;
+        if ((kl->ifindex = kfwd__add_iface(kf, ifa)) == 0)
+            continue;
+        kl->family = (uint8_t)listen[l].sa.sa_family;
+        if (kl->family == AF_INET) {
+            memcpy(kl->addr, &listen[l].in.sin_addr, 4);
+            kl->port = listen[l].in.sin_port;
+        } else {
+            memcpy(kl->addr, &listen[l].in6.sin6_addr, 16);
+            kl->port = listen[l].in6.sin6_port;
+        }
+        kl->neigh = (ifa->ifa_flags & IFF_LOOPBACK) == 0;
+        kl->eligible = true;
+        eligible++;
+    }
+    freeifaddrs(all);
+    return eligible;
+}
+
+static enum kfwd_reason kfwd__load(struct kfwd *kf, uint32_t max_links, char *err, size_t errlen)
+{
+    LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "kfwd");
+    struct bpf_map *map;
+    int rc;
+
+    kf->obj = bpf_object__open_mem(kfwd_bpf_obj, kfwd_bpf_obj_len, &opts);
+    if (kf->obj == NULL)
+        return kfwd__fail(KFWD_REASON_LOAD_FAILED, err, errlen, "cannot open the program: %s",
+                          strerror(errno));
+    map = bpf_object__find_map_by_name(kf->obj, "kfwd_flows");
+    if (map == NULL || bpf_map__set_max_entries(map, 2 * max_links) != 0)
+        return kfwd__fail(KFWD_REASON_LOAD_FAILED, err, errlen, "the program has no flow map");
+    if ((rc = bpf_object__load(kf->obj)) != 0) {
+        rc = -rc;
+        return kfwd__fail(rc == EPERM || rc == EACCES ? KFWD_REASON_NO_PRIVILEGES
+                          : rc == ENOSYS             ? KFWD_REASON_UNSUPPORTED
+                                                     : KFWD_REASON_LOAD_FAILED,
+                          err, errlen, "cannot load the program: %s", strerror(rc));
+    }
+    kf->map_fd = bpf_map__fd(map);
+    return KFWD_REASON_NONE;
+}
+
+static enum kfwd_reason kfwd__attach(struct kfwd *kf, char *err, size_t errlen)
+{
+    struct bpf_program *prog = bpf_object__find_program_by_name(kf->obj, "kfwd_ingress");
+    int prog_fd = prog != NULL ? bpf_program__fd(prog) : -1;
+    size_t off = 0;
+
+    if (prog_fd < 0)
+        return kfwd__fail(KFWD_REASON_LOAD_FAILED, err, errlen, "the program is missing");
+    for (unsigned i = 0; i < kf->n_ifaces; i++) {
+        struct kfwd_iface *f = &kf->ifaces[i];
+
+        f->link_fd = bpf_link_create(prog_fd, f->ifindex, (enum bpf_attach_type)KFWD_TCX_INGRESS,
+                                     NULL);
+        if (f->link_fd < 0) {
+            int e = errno;
+
+            return kfwd__fail(e == EPERM || e == EACCES ? KFWD_REASON_NO_PRIVILEGES
+                              : e == EINVAL || e == EOPNOTSUPP ? KFWD_REASON_UNSUPPORTED
+                                                               : KFWD_REASON_ATTACH_FAILED,
+                              err, errlen, "cannot attach to %s with TCX (kernel 6.6 or later): %s",
+                              f->name, strerror(e));
+        }
+        off += (size_t)snprintf(kf->names + off, sizeof(kf->names) - off, "%s%s",
+                                i > 0 ? ", " : "", f->name);
+    }
+    return KFWD_REASON_NONE;
+}
+
+/* Gives up what loading and attaching needed: map updates need only the
+ * map's descriptor. The bounding set needs CAP_SETPCAP to shrink; without
+ * it (a systemd unit that grants only these) it is left as it is. */
+static int kfwd__drop_caps(void)
+{
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
+
+    if (syscall(SYS_capget, &h, d) != 0)
+        return -1;
+    for (size_t i = 0; i < sizeof(kfwd_caps) / sizeof(kfwd_caps[0]); i++) {
+        uint32_t bit = 1u << (kfwd_caps[i] % 32);
+        unsigned w = (unsigned)kfwd_caps[i] / 32;
+
+        d[w].effective &= ~bit;
+        d[w].permitted &= ~bit;
+        d[w].inheritable &= ~bit;
+        (void)prctl(PR_CAPBSET_DROP, kfwd_caps[i], 0, 0, 0);
+    }
+    return syscall(SYS_capset, &h, d) == 0 ? 0 : -1;
+}
+
+struct kfwd *kfwd_start(enum kfwd_mode mode, const union netaddr *listen, unsigned n,
+                        uint32_t max_links, enum kfwd_reason *reason, char *err, size_t errlen)
+{
+    struct kfwd *kf;
+
+    err[0] = '\0';
+    if (mode == KFWD_OFF) {
+        *reason = KFWD_REASON_OFF;
+        return NULL;
+    }
+    if ((kf = calloc(1, sizeof(*kf))) == NULL) {
+        *reason = kfwd__fail(KFWD_REASON_LOAD_FAILED, err, errlen, "out of memory");
+        return NULL;
+    }
+    kf->map_fd = -1;
+    kf->max_links = max_links;
+    libbpf_set_print(kfwd__libbpf_log);
+    if (kfwd__find_ifaces(kf, listen, n) == 0) {
+        *reason = kfwd__fail(KFWD_REASON_NO_INTERFACE, err, errlen,
+                             "no listen address is an address of an interface (a wildcard "
+                             "address stays on the sockets)");
+        goto fail;
+    }
+    kf->installed = calloc(2 * (size_t)max_links, sizeof(*kf->installed));
+    kf->batch_keys = calloc(QR_KFWD_BATCH, sizeof(*kf->batch_keys));
+    kf->batch_values = calloc(QR_KFWD_BATCH, sizeof(*kf->batch_values));
+    if (kf->installed == NULL || kf->batch_keys == NULL || kf->batch_values == NULL) {
+        *reason = kfwd__fail(KFWD_REASON_LOAD_FAILED, err, errlen, "out of memory");
+        goto fail;
+    }
+    if ((*reason = kfwd__load(kf, max_links, err, errlen)) != KFWD_REASON_NONE ||
+        (*reason = kfwd__attach(kf, err, errlen)) != KFWD_REASON_NONE)
+        goto fail;
+    if (kfwd__drop_caps() != 0)
+        log_warn("kernel path: cannot drop CAP_BPF, CAP_NET_ADMIN: %s", strerror(errno));
+    return kf;
+fail:
+    kfwd_free(kf);
+    return NULL;
+}
+
+void kfwd_free(struct kfwd *kf)
+{
+    if (kf == NULL)
+        return;
+    for (unsigned i = 0; i < kf->n_ifaces; i++) {
+        if (kf->ifaces[i].link_fd >= 0)
+            close(kf->ifaces[i].link_fd);
+    }
+    bpf_object__close(kf->obj);
+    free(kf->batch_values);
+    free(kf->batch_keys);
+    free(kf->installed);
+    free(kf);
+}

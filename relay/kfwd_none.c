@@ -1,0 +1,63 @@
+/* The kernel path in a relay built without clang or libbpf: never on. */
+#include <stdio.h>
+#include <string.h>
+
+#include "kfwd.h"
+
+struct kfwd *kfwd_start(enum kfwd_mode mode, const union netaddr *listen, unsigned n,
+                        uint32_t max_links, enum kfwd_reason *reason, char *err, size_t errlen)
+{
+    (void)listen;
+    (void)n;
+    (void)max_links;
+    *reason = mode == KFWD_OFF ? KFWD_REASON_OFF : KFWD_REASON_NOT_BUILT;
+    snprintf(err, errlen, "%s",
+             mode == KFWD_OFF ? "" : "this relay was built without clang or libbpf");
+    return NULL;
+}
+
+/* With no kfwd, nothing below is ever called with one (table.c checks). */
+void kfwd_free(struct kfwd *kf)
+{
+    (void)kf;
+}
+
+void kfwd_update(struct kfwd *kf, struct link *k, uint32_t idx)
+{
+    (void)kf;
+    (void)k;
+    (void)idx;
+}
+
+void kfwd_withdraw(struct kfwd *kf, struct link *k, uint32_t idx)
+{
+    (void)kf;
+    (void)k;
+    (void)idx;
+}
+
+void kfwd_pull(struct kfwd *kf, struct link *k, uint32_t idx)
+{
+    (void)kf;
+    (void)k;
+    (void)idx;
+}
+
+void kfwd_pull_all(struct kfwd *kf, struct link *links)
+{
+    (void)kf;
+    (void)links;
+}
+
+void kfwd_totals(const struct kfwd *kf, struct kfwd_totals *out)
+{
+    (void)kf;
+    memset(out, 0, sizeof(*out));
+}
+
+const char *kfwd_interfaces(const struct kfwd *kf, unsigned *n)
+{
+    (void)kf;
+    *n = 0;
+    return "";
+}
