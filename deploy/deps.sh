@@ -40,7 +40,7 @@ test=(libcmocka-dev
       # test_audit_syslog ships audit records to a real rsyslog over TLS.
       rsyslog rsyslog-openssl
       # The kernel-path tests look at the attached program and its maps
-      # (bpftool net show, map dump); operators use it to inspect too.
+      # (bpftool prog show, link show, map dump); operators inspect with it too.
       bpftool)
 # prometheus: only for promtool (check config/rules, test rules). Debian has
 # no promtool-only package; this one is ~96 MB installed with its web assets.

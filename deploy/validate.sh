@@ -65,7 +65,14 @@ inspect_debs() {
             want_files=(./usr/sbin/quietroom-relay ./etc/quietroom/relay.conf
                         ./lib/systemd/system/quietroom-relay.service
                         ./usr/share/man/man8/quietroom-relay.8.gz)
-            want_deps=(libssl3 libjansson4 libinih1); conf=(/etc/quietroom/relay.conf) ;;
+            want_deps=(libssl3 libjansson4 libinih1); conf=(/etc/quietroom/relay.conf)
+            # The kernel path: built wherever clang and libbpf-dev are
+            # (deploy/deps.sh), and then libbpf1 is a Depends.
+            if objdump -p "$debdir/relay/quietroom-relay" 2>/dev/null | grep -q 'NEEDED.*libbpf\.so'; then
+                want_deps+=(libbpf1)
+            elif command -v clang >/dev/null && pkg-config --exists 'libbpf >= 1.0'; then
+                echo "$pkg: built without the kernel path although clang and libbpf are here" >&2; ok=1
+            fi ;;
         quietroom-signal)
             want_files=(./usr/sbin/quietroom-signal ./etc/quietroom/signal.ini
                         ./lib/systemd/system/quietroom-signal.service ./usr/share/quietroom/web/index.html
