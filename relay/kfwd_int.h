@@ -55,4 +55,11 @@ struct kfwd {
     _Atomic uint64_t flow_errors;
 };
 
+/* kfwd_start without attaching or dropping anything: the program loaded
+ * and its map empty, for tests that run it with BPF_PROG_TEST_RUN. */
+struct kfwd *kfwd__open(const union netaddr *listen, unsigned n, uint32_t max_links,
+                        enum kfwd_reason *reason, char *err, size_t errlen);
+/* The loaded program. */
+int kfwd__prog_fd(const struct kfwd *kf);
+
 #endif

@@ -169,8 +169,7 @@ static enum kfwd_reason kfwd__load(struct kfwd *kf, uint32_t max_links, char *er
 
 static enum kfwd_reason kfwd__attach(struct kfwd *kf, char *err, size_t errlen)
 {
-    struct bpf_program *prog = bpf_object__find_program_by_name(kf->obj, "kfwd_ingress");
-    int prog_fd = prog != NULL ? bpf_program__fd(prog) : -1;
+    int prog_fd = kfwd__prog_fd(kf);
     size_t off = 0;
 
     if (prog_fd < 0)
@@ -217,16 +216,12 @@ static int kfwd__drop_caps(void)
     return syscall(SYS_capset, &h, d) == 0 ? 0 : -1;
 }
 
-struct kfwd *kfwd_start(enum kfwd_mode mode, const union netaddr *listen, unsigned n,
-                        uint32_t max_links, enum kfwd_reason *reason, char *err, size_t errlen)
+struct kfwd *kfwd__open(const union netaddr *listen, unsigned n, uint32_t max_links,
+                        enum kfwd_reason *reason, char *err, size_t errlen)
 {
     struct kfwd *kf;
 
     err[0] = '\0';
-    if (mode == KFWD_OFF) {
-        *reason = KFWD_REASON_OFF;
-        return NULL;
-    }
     if ((kf = calloc(1, sizeof(*kf))) == NULL) {
         *reason = kfwd__fail(KFWD_REASON_LOAD_FAILED, err, errlen, "out of memory");
         return NULL;
@@ -247,15 +242,40 @@ struct kfwd *kfwd_start(enum kfwd_mode mode, const union netaddr *listen, unsign
         *reason = kfwd__fail(KFWD_REASON_LOAD_FAILED, err, errlen, "out of memory");
         goto fail;
     }
-    if ((*reason = kfwd__load(kf, max_links, err, errlen)) != KFWD_REASON_NONE ||
-        (*reason = kfwd__attach(kf, err, errlen)) != KFWD_REASON_NONE)
+    if ((*reason = kfwd__load(kf, max_links, err, errlen)) != KFWD_REASON_NONE)
         goto fail;
-    if (kfwd__drop_caps() != 0)
-        log_warn("kernel path: cannot drop CAP_BPF, CAP_NET_ADMIN: %s", strerror(errno));
     return kf;
 fail:
     kfwd_free(kf);
     return NULL;
+}
+
+int kfwd__prog_fd(const struct kfwd *kf)
+{
+    struct bpf_program *prog = bpf_object__find_program_by_name(kf->obj, "kfwd_ingress");
+
+    return prog != NULL ? bpf_program__fd(prog) : -1;
+}
+
+struct kfwd *kfwd_start(enum kfwd_mode mode, const union netaddr *listen, unsigned n,
+                        uint32_t max_links, enum kfwd_reason *reason, char *err, size_t errlen)
+{
+    struct kfwd *kf;
+
+    if (mode == KFWD_OFF) {
+        err[0] = '\0';
+        *reason = KFWD_REASON_OFF;
+        return NULL;
+    }
+    if ((kf = kfwd__open(listen, n, max_links, reason, err, errlen)) == NULL)
+        return NULL;
+    if ((*reason = kfwd__attach(kf, err, errlen)) != KFWD_REASON_NONE) {
+        kfwd_free(kf);
+        return NULL;
+    }
+    if (kfwd__drop_caps() != 0)
+        log_warn("kernel path: cannot drop CAP_BPF, CAP_NET_ADMIN: %s", strerror(errno));
+    return kf;
 }
 
 void kfwd_free(struct kfwd *kf)

@@ -96,15 +96,19 @@ static __always_inline int kfwd_parse(struct __sk_buff *skb, struct kfwd_pkt *p)
 {
     void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
     struct ethhdr *eth = data;
+    int rc = -1;
 
     if ((void *)(eth + 1) > end || skb->gso_size != 0)
         return -1;
     __builtin_memset(p, 0, sizeof(*p));
     if (eth->h_proto == bpf_htons(ETH_P_IP))
-        return kfwd_parse4(skb, p);
-    if (eth->h_proto == bpf_htons(ETH_P_IPV6))
-        return kfwd_parse6(skb, p);
-    return -1;
+        rc = kfwd_parse4(skb, p);
+    else if (eth->h_proto == bpf_htons(ETH_P_IPV6))
+        rc = kfwd_parse6(skb, p);
+    /* A UDP length beyond the packet: left to the stack, which drops it. */
+    if (rc == 0 && (p->payload_len < sizeof(struct udphdr) || p->payload_len > skb->len - p->l4))
+        rc = -1;
+    return rc;
 }
 
 /* The first bytes of the payload, enough to classify it and read an RTP
