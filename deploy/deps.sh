@@ -39,8 +39,8 @@ test=(libcmocka-dev
       nats-server
       # test_audit_syslog ships audit records to a real rsyslog over TLS.
       rsyslog rsyslog-openssl
-      # The kernel-path tests look at the attached program and its maps
-      # (bpftool prog show, link show, map dump); operators inspect with it too.
+      # To look at the relay's kernel path while a test runs (bpftool prog
+      # show, link show, map dump), as operators do (docs/operations.md).
       bpftool)
 # prometheus: only for promtool (check config/rules, test rules). Debian has
 # no promtool-only package; this one is ~96 MB installed with its web assets.

@@ -302,7 +302,9 @@ def loadtest(build, work, args, name, server_pid=None, by_time=False):
     if proc.poll() is None:
         proc.kill()
     proc.wait()
-    if proc.returncode != 0 or not os.path.exists(out):
+    # --ramp exits 1 when not even its first step was clean: a result too.
+    ramp_none = proc.returncode == 1 and "--ramp" in args
+    if (proc.returncode != 0 and not ramp_none) or not os.path.exists(out):
         with open(text) as f:
             sys.exit(f"bench: loadtest failed: {' '.join(cmd)}\n{f.read()}")
     with open(out) as f:
@@ -325,6 +327,55 @@ def loadtest(build, work, args, name, server_pid=None, by_time=False):
 LATENCY_PPS_PER_LEG = 150
 
 
+def relay_prog_ids(pid):
+    """The BPF programs the relay process holds (from its fds' fdinfo)."""
+    ids = set()
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                m = re.search(r"^prog_id:\s*(\d+)", f.read(), re.M)
+        except OSError:
+            continue
+        if m:
+            ids.add(int(m.group(1)))
+    return sorted(ids)
+
+
+def prog_stats(ids):
+    """run_time_ns and run_cnt summed over the programs (bpftool -j)."""
+    t = n = 0
+    for i in ids:
+        res = subprocess.run(["bpftool", "-j", "prog", "show", "id", str(i)],
+                             capture_output=True, text=True)
+        if res.returncode == 0:
+            j = json.loads(res.stdout)
+            t += j.get("run_time_ns", 0)
+            n += j.get("run_cnt", 0)
+    return t, n
+
+
+class BpfStats:
+    """kernel.bpf_stats_enabled for the length of a run (the kernel then
+    times every program run), restored after."""
+
+    path = "/proc/sys/kernel/bpf_stats_enabled"
+
+    def __enter__(self):
+        try:
+            with open(self.path) as f:
+                self.old = f.read().strip()
+            with open(self.path, "w") as f:
+                f.write("1")
+        except OSError:
+            self.old = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            with open(self.path, "w") as f:
+                f.write(self.old)
+
+
 def run_arm(arm, build, work, opts, tag):
     """The load run and the latency run of one arm, one server process."""
     server = Server(arm, build, work)
@@ -333,9 +384,19 @@ def run_arm(arm, build, work, opts, tag):
         base = server.args + ["--links", str(opts.links), "--seconds", str(opts.seconds),
                               "--profile", "bench"]
         before = server.metrics()
-        load = loadtest(build, work, base, f"{tag}-load",
-                        server.proc.pid if server.proc else 0, arm == "relay-tcp")
+        progs = relay_prog_ids(server.proc.pid) if arm == "relay-kernel" else []
+        with BpfStats():
+            p0 = prog_stats(progs)
+            load = loadtest(build, work, base, f"{tag}-load",
+                            server.proc.pid if server.proc else 0, arm == "relay-tcp")
+            p1 = prog_stats(progs)
         after = server.metrics()
+        if progs and p1[1] > p0[1]:
+            # The program's own time per run; it runs twice per forwarded
+            # packet on lo (the hit, then the miss when the redirected packet
+            # comes in again), and on every other packet lo carries.
+            load["bpf_ns_per_run"] = (p1[0] - p0[0]) / (p1[1] - p0[1])
+            load["bpf_runs"] = p1[1] - p0[1]
         lat = loadtest(build, work, base + ["--pps", str(LATENCY_PPS_PER_LEG)], f"{tag}-latency")
     finally:
         server.stop()
@@ -434,7 +495,8 @@ PHASE_KEYS = {
              "kernel_drops": kernel_drops, "generator_cpu_percent": generator_cpu_percent,
              "machine_cpu_us_per_pkt": None, "fwd_cost_us": None,
              "own_cpu_us_per_pkt": None, "fwd_cost_own_us": None,
-             "other_cpu_percent": other_cpu_percent, "relay_kernel_path_share": None},
+             "other_cpu_percent": other_cpu_percent, "relay_kernel_path_share": None,
+             "bpf_ns_per_run": None},
     "latency": {"latency_p50_us": None, "latency_p99_us": None, "latency_p999_us": None,
                 "loss": None, "generator_cpu_percent": generator_cpu_percent},
 }
@@ -597,6 +659,12 @@ def markdown(s, r, probe, opts, note, tcp_rounds=None, ceilings=None):
     if tcp_rounds:
         lines.append(f"| relay_tcp_cpu_per_pkt_vs_udp, round by round | "
                      f"{spread(tcp_rounds, '.3f')}, {tcp_rounds['n']} rounds | ≤ 2.0 |")
+    if any("bpf_ns_per_run" in a for a in s["load"].values()):
+        for arm, a in s["load"].items():
+            if "bpf_ns_per_run" in a:
+                lines += ["", f"{arm}: the BPF program's own run time (kernel.bpf_stats_enabled, "
+                          f"the load runs): {spread(a['bpf_ns_per_run'], '.0f')} ns per run, two "
+                          f"runs per forwarded packet on lo."]
     if ceilings:
         lines += ["", f"Ceiling: the generator's ramp (from {opts.ceiling_links} links, "
                   f"{opts.ceiling_seconds} s steps, a quarter more links each step), once per "
