@@ -56,9 +56,10 @@ static void forward__account(struct worker *w, struct link *k, struct leg *l, co
     link_count32(&l->rx_packets, 1);
     link_count64(&l->rx_bytes, len);
     atomic_store_explicit(&l->last_seen, link_time(k, now->mono_ms), memory_order_relaxed);
-    /* A leg the kernel path forwards still sends the odd packet here (one
-     * in flight when its flow was installed, IP options, fragments): it is
-     * forwarded and counted, but its streams are the program's now. */
+    /* A leg the kernel path forwards still sends the odd packet here (IP
+     * options or a first fragment, whose stream the program counted; one in
+     * flight when its flow was installed; GSO): it is forwarded and counted,
+     * but its streams are the program's now. */
     if (atomic_load_explicit(&l->k_owned, memory_order_acquire)) {
         stat_add(&w->stats, STAT_KFWD_USERSPACE, 1);
         return;

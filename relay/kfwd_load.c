@@ -36,6 +36,11 @@ extern const size_t kfwd_bpf_obj_len;
 static const int kfwd_caps[] = {CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_SYS_ADMIN};
 
 static int kfwd__libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+/* libbpf's messages (which program, which map, the verifier's reason),
+ * for --log-level debug: the relay's own line says what failed. */
+static int kfwd__libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
     char line[512];
     size_t n;

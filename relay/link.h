@@ -71,16 +71,17 @@ struct leg {
     _Atomic uint32_t fwd_packets;
     _Atomic uint64_t rx_bytes;
     _Atomic uint64_t fwd_bytes;
+    /* A flow of this leg is in the kernel path (kfwd.c): the program keeps
+     * rtp and the worker leaves it alone. Read per packet, so it sits with
+     * the counters the worker writes anyway. */
+    _Atomic bool k_owned;
 
-    /* The kernel path's share (kfwd.c), written under the table lock:
-     * what the program forwarded from this leg. Readers add it to the
-     * socket counters above (leg_rx_packets...). */
+    /* The kernel path's share, written under the table lock: what the
+     * program forwarded from this leg. Readers add it to the socket
+     * counters above (leg_rx_packets...). */
+    _Atomic uint32_t k_last_seen;
     _Atomic uint64_t k_packets;
     _Atomic uint64_t k_bytes;
-    _Atomic uint32_t k_last_seen;
-    /* A flow of this leg is installed: the program keeps rtp, the worker
-     * does not touch it (it is copied back under the table lock). */
-    _Atomic bool k_owned;
 
     /* Under the table lock. */
     uint64_t pref;                 /* the bound path's rank (table_path_pref) */

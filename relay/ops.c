@@ -40,8 +40,8 @@ static const struct {
     {STAT_RTP_UNTRACKED, "quietroom_relay_rtp_untracked_packets_total",
      "RTP packets of SSRCs beyond the two tracked per leg."},
     {STAT_KFWD_USERSPACE, "quietroom_relay_kernel_path_userspace_packets_total",
-     "Packets of kernel-path legs that still reached a socket (in flight at install, IP "
-     "options, fragments, GSO): forwarded there, outside the per-SSRC statistics."},
+     "Packets of kernel-path legs forwarded by a socket instead (IP options, fragments, GSO, "
+     "in flight when the flow was installed)."},
 };
 
 /* The stun counters by result: the "stun" group of stat_names. */

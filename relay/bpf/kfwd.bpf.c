@@ -4,8 +4,10 @@
  * the packet and its RTP stream with the relay's own code (rtpstats_core.h),
  * rewrites both addresses and ports to those of the peer leg's path, fixes
  * the checksums and redirects it out. Everything else goes on to the stack:
- * STUN (consent and nomination stay with the relay), unknown sources, IP
- * options, fragments, GSO packets, IPv6 extension headers. */
+ * STUN (consent and nomination stay with the relay), unknown sources, later
+ * fragments, GSO packets, IPv6 extension headers. A flow's packet with IP
+ * options, or a first fragment, goes on too (the relay's socket forwards
+ * it), but its RTP stream is counted here: a flow's streams have one keeper. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -47,27 +49,35 @@ struct kfwd_pkt {
     uint32_t l3;          /* offset of the IP header */
     uint32_t l4;          /* offset of the UDP header */
     uint32_t payload_len; /* UDP payload bytes */
+    /* Left to the sockets (IP options, a first fragment), but the program
+     * counts its RTP stream: the flow's streams are the program's, and the
+     * worker leaves them alone (forward.c). */
+    bool stack;
 };
 
 static __always_inline int kfwd_parse4(struct __sk_buff *skb, struct kfwd_pkt *p)
 {
     void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
     struct iphdr *ip = data + sizeof(struct ethhdr);
-    struct udphdr *udp = (void *)(ip + 1);
+    struct udphdr udp;
+    uint16_t frag;
 
-    if ((void *)(udp + 1) > end)
+    if ((void *)(ip + 1) > end || ip->ihl < 5 || ip->protocol != IPPROTO_UDP)
         return -1;
-    if (ip->ihl != 5 || ip->protocol != IPPROTO_UDP ||
-        (ip->frag_off & bpf_htons(KFWD_IP_MF | KFWD_IP_OFFSET)) != 0)
-        return -1;
+    frag = bpf_ntohs(ip->frag_off);
+    if (frag & KFWD_IP_OFFSET)
+        return -1; /* a later fragment: no UDP header */
+    p->l3 = sizeof(struct ethhdr);
+    p->l4 = p->l3 + (uint32_t)ip->ihl * 4;
+    p->stack = ip->ihl != 5 || (frag & KFWD_IP_MF) != 0;
     __builtin_memcpy(p->key.local, &ip->daddr, 4);
     __builtin_memcpy(p->key.remote, &ip->saddr, 4);
-    p->key.local_port = udp->dest;
-    p->key.remote_port = udp->source;
+    if (bpf_skb_load_bytes(skb, p->l4, &udp, sizeof(udp)) != 0)
+        return -1;
+    p->key.local_port = udp.dest;
+    p->key.remote_port = udp.source;
     p->key.family = KFWD_AF_INET;
-    p->l3 = sizeof(struct ethhdr);
-    p->l4 = p->l3 + sizeof(struct iphdr);
-    p->payload_len = bpf_ntohs(udp->len);
+    p->payload_len = bpf_ntohs(udp.len);
     return 0;
 }
 
@@ -105,8 +115,10 @@ static __always_inline int kfwd_parse(struct __sk_buff *skb, struct kfwd_pkt *p)
         rc = kfwd_parse4(skb, p);
     else if (eth->h_proto == bpf_htons(ETH_P_IPV6))
         rc = kfwd_parse6(skb, p);
-    /* A UDP length beyond the packet: left to the stack, which drops it. */
-    if (rc == 0 && (p->payload_len < sizeof(struct udphdr) || p->payload_len > skb->len - p->l4))
+    /* A UDP length beyond the packet (but for a first fragment): left to
+     * the stack, which drops it. */
+    if (rc == 0 && (p->payload_len < sizeof(struct udphdr) ||
+                    (!p->stack && p->payload_len > skb->len - p->l4)))
         rc = -1;
     return rc;
 }
@@ -135,7 +147,8 @@ static __always_inline enum demux_class kfwd_classify(struct __sk_buff *skb,
 }
 
 /* Counts the packet as the relay's forwarder would (forward.c), and reads
- * where it goes, in one critical section. */
+ * where it goes, in one critical section. A packet left to the sockets
+ * (out NULL) is counted there; here only its stream. */
 static __always_inline void kfwd_account(struct kfwd_value *v, uint32_t len, enum demux_class cls,
                                          const uint8_t head[12], uint64_t now_ns,
                                          struct kfwd_value *out)
@@ -146,11 +159,15 @@ static __always_inline void kfwd_account(struct kfwd_value *v, uint32_t len, enu
     if (rtp)
         rtp_header_decode(head, &h);
     bpf_spin_lock(&v->lock);
+    if (rtp && !rtpstats_core_update(&v->rtp, &h, now_ns / 1000))
+        v->untracked++;
+    if (out == NULL) {
+        bpf_spin_unlock(&v->lock);
+        return;
+    }
     v->packets++;
     v->bytes += len;
     v->last_ns = now_ns;
-    if (rtp && !rtpstats_core_update(&v->rtp, &h, now_ns / 1000))
-        v->untracked++;
     out->ifindex = v->ifindex;
     __builtin_memcpy(out->src, v->src, 16);
     __builtin_memcpy(out->dst, v->dst, 16);
@@ -235,6 +252,10 @@ int kfwd_ingress(struct __sk_buff *skb)
     if (cls != DEMUX_DTLS && cls != DEMUX_RTP && cls != DEMUX_RTCP)
         return KFWD_NEXT; /* STUN and the rest: the relay's sockets */
     now_ns = bpf_ktime_get_ns();
+    if (p.stack) {
+        kfwd_account(v, p.payload_len - (uint32_t)sizeof(struct udphdr), cls, head, now_ns, NULL);
+        return KFWD_NEXT;
+    }
     __builtin_memset(&to, 0, sizeof(to));
     kfwd_account(v, p.payload_len - (uint32_t)sizeof(struct udphdr), cls, head, now_ns, &to);
     if (to.ifindex == 0)

@@ -25,6 +25,7 @@
 #define HARNESS_START_MS 10000
 #define HARNESS_STOP_MS 10000
 #define HARNESS_ARGS_MAX 48
+#define HARNESS_PREFIX_MAX 16
 
 uint64_t now_ms(void)
 {
@@ -135,17 +136,37 @@ static int harness_ready(struct relay_proc *r, const char *ready)
     return r->n_listen > 0 ? 0 : -1;
 }
 
+/* QR_RELAY_PREFIX, split on blanks, goes before the relay's own argv: a
+ * wrapper that runs it with fewer capabilities ("setpriv --bounding-set=..."
+ * for the *_nocaps runs) or in another network namespace ("ip netns exec
+ * NS"). The words live in prefix (cap bytes). Returns how many it added. */
+static int harness_prefix(const char **argv, int max, char *prefix, size_t cap)
+{
+    const char *env = getenv("QR_RELAY_PREFIX");
+    char *save = NULL;
+    int n = 0;
+
+    if (env == NULL || env[0] == '\0')
+        return 0;
+    snprintf(prefix, cap, "%s", env);
+    for (char *w = strtok_r(prefix, " \t", &save); w != NULL && n < max;
+         w = strtok_r(NULL, " \t", &save))
+        argv[n++] = w;
+    return n;
+}
+
 static pid_t harness_spawn(struct relay_proc *r, const char *ready, const char *const *listen,
                            const char *const *extra)
 {
-    const char *argv[HARNESS_ARGS_MAX];
-    char runtime[HARNESS_PATH];
-    int n = 0;
+    const char *argv[HARNESS_ARGS_MAX + HARNESS_PREFIX_MAX];
+    char runtime[HARNESS_PATH], prefix[512];
+    int n = harness_prefix(argv, HARNESS_PREFIX_MAX, prefix, sizeof(prefix)), end;
     pid_t pid;
 
     snprintf(runtime, sizeof(runtime), "%s/run", r->dir);
+    end = n + HARNESS_ARGS_MAX;
     argv[n++] = QR_RELAY_BIN;
-    for (int i = 0; listen[i] != NULL && n < HARNESS_ARGS_MAX - 20; i++) {
+    for (int i = 0; listen[i] != NULL && n < end - 20; i++) {
         argv[n++] = "--listen";
         argv[n++] = listen[i];
     }
@@ -165,7 +186,7 @@ static pid_t harness_spawn(struct relay_proc *r, const char *ready, const char *
     argv[n++] = "2";
     argv[n++] = "--log-level";
     argv[n++] = "debug";
-    for (int i = 0; extra != NULL && extra[i] != NULL && n < HARNESS_ARGS_MAX - 1; i++)
+    for (int i = 0; extra != NULL && extra[i] != NULL && n < end - 1; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
     if ((pid = fork()) == 0) {
@@ -174,10 +195,49 @@ static pid_t harness_spawn(struct relay_proc *r, const char *ready, const char *
         dup2(fd, STDOUT_FILENO);
         dup2(fd, STDERR_FILENO);
         close(fd);
-        execv(argv[0], (char *const *)argv);
+        execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
     return pid;
+}
+
+/* QR_RELAY_EXPECT_LOG: a line the relay must have logged once it serves
+ * (the *_nocaps runs: "kernel path off: no_privileges", so that a wrapper
+ * that took nothing away cannot pass as a fallback). 0, or -1 with the log
+ * printed. */
+static int harness_expect_log(const struct relay_proc *r)
+{
+    const char *want = getenv("QR_RELAY_EXPECT_LOG");
+    char *log;
+    int rc;
+
+    if (want == NULL || want[0] == '\0')
+        return 0;
+    log = read_text(r->log);
+    rc = log != NULL && strstr(log, want) != NULL ? 0 : -1;
+    if (rc != 0)
+        fprintf(stderr, "QR_RELAY_EXPECT_LOG: \"%s\" is not in the relay's log:\n%s\n", want,
+                log ? log : "(none)");
+    free(log);
+    return rc;
+}
+
+/* Waits for the ready file; a relay that exits first leaves its status in
+ * r->exit_status (pid 0). */
+static int harness_wait_ready(struct relay_proc *r, const char *ready)
+{
+    int status;
+
+    for (uint64_t deadline = now_ms() + HARNESS_START_MS; now_ms() < deadline; usleep(20000)) {
+        if (harness_ready(r, ready) == 0)
+            return harness_expect_log(r);
+        if (waitpid(r->pid, &status, WNOHANG) == r->pid) {
+            r->pid = 0;
+            r->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            return -1;
+        }
+    }
+    return -1;
 }
 
 int relay_start(struct relay_proc *r, const char *const *listen, const char *const *extra)
@@ -186,7 +246,6 @@ int relay_start(struct relay_proc *r, const char *const *listen, const char *con
     char *secret_argv[] = {QR_CTL_BIN, "secret", "--out", r->secret, NULL};
     char *audit_argv[] = {QR_CTL_BIN, "secret", "--out", r->audit_key, NULL};
     int status;
-    uint64_t deadline;
 
     memset(r, 0, sizeof(*r));
     snprintf(r->dir, sizeof(r->dir), "/tmp/qr-it-XXXXXX");
@@ -206,23 +265,14 @@ int relay_start(struct relay_proc *r, const char *const *listen, const char *con
         return -1;
     if ((r->pid = harness_spawn(r, ready, listen, extra)) < 0)
         return -1;
-    for (deadline = now_ms() + HARNESS_START_MS; now_ms() < deadline;) {
-        if (harness_ready(r, ready) == 0)
-            return 0;
-        if (waitpid(r->pid, &status, WNOHANG) == r->pid) {
-            r->pid = 0;
-            return -1;
-        }
-        usleep(20000);
-    }
-    return -1;
+    return harness_wait_ready(r, ready);
 }
 
 int relay_restart(struct relay_proc *r, const char *const *extra)
 {
     const char *listen[3] = {NULL, NULL, NULL}, *args[HARNESS_ARGS_MAX];
     char addrs[2][NETADDR_STRLEN], ready[HARNESS_PATH];
-    int n = 0, status;
+    int n = 0;
 
     if (r->pid != 0 || r->n_listen < 1)
         return -1;
@@ -241,15 +291,7 @@ int relay_restart(struct relay_proc *r, const char *const *extra)
     r->exit_status = 0;
     if ((r->pid = harness_spawn(r, ready, listen, args)) < 0)
         return -1;
-    for (uint64_t deadline = now_ms() + HARNESS_START_MS; now_ms() < deadline; usleep(20000)) {
-        if (harness_ready(r, ready) == 0)
-            return 0;
-        if (waitpid(r->pid, &status, WNOHANG) == r->pid) {
-            r->pid = 0;
-            return -1;
-        }
-    }
-    return -1;
+    return harness_wait_ready(r, ready);
 }
 
 int relay_wait(struct relay_proc *r, int timeout_ms)

@@ -38,7 +38,12 @@ struct relay_proc {
 
 /* Starts the relay on the given listen addresses (port 0 allowed) with
  * extra options (NULL-terminated, may be NULL) and waits until it serves.
- * Returns 0 or -1. */
+ * Returns 0 or -1; a relay that exited on its own leaves pid 0 and its
+ * status in exit_status. From the environment: QR_RELAY_PREFIX, a command
+ * (words split on blanks) the relay runs under, e.g. "setpriv
+ * --bounding-set=-bpf,..." or "ip netns exec NS"; QR_RELAY_EXPECT_LOG, a
+ * text the relay's log must hold once it serves, or the start fails. Both
+ * hold for relay_restart too. */
 int relay_start(struct relay_proc *r, const char *const *listen, const char *const *extra);
 /* SIGTERM (a drain), and a second SIGTERM if it is still running 100 ms
  * later; then waits. Returns the exit status (-1 if it had to be killed). */

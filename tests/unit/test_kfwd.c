@@ -21,208 +21,44 @@
 
 #include <bpf/bpf.h>
 
-#include "kfwd_int.h"
+#include "kfwd_fixtures.h"
 #include "quietroom/wire/rtpstats.h"
 #include "table.h"
 
 #define NOW_S 1800000000u
-#define NEXT (-1)         /* TCX: on to the stack */
-#define REDIRECT 7        /* TC_ACT_REDIRECT */
-#define ETH_LEN 14
-#define PKT_MAX 512
-
-struct pkt {
-    uint8_t b[PKT_MAX];
-    size_t len;
-};
+#define NEXT KFX_NEXT
+#define REDIRECT KFX_REDIRECT
+#define ETH_LEN KFX_ETH_LEN
 
 static struct kfwd *kf;
 
-/* --- packets ---------------------------------------------------------- */
-
-static uint32_t sum16(const uint8_t *p, size_t n, uint32_t s)
+/* Cmocka's view of the fixtures: a packet that cannot be built fails. */
+static struct kfx_pkt udp_pkt(const char *src, const char *dst, const uint8_t *payload, size_t n)
 {
-    for (size_t i = 0; i + 1 < n; i += 2)
-        s += (uint32_t)(p[i] << 8 | p[i + 1]);
-    if (n & 1)
-        s += (uint32_t)p[n - 1] << 8;
-    return s;
-}
+    struct kfx_pkt p;
 
-static uint16_t fold(uint32_t s)
-{
-    while (s >> 16)
-        s = (s & 0xffff) + (s >> 16);
-    return (uint16_t)~s;
-}
-
-static bool is_v6(const struct pkt *p)
-{
-    return p->b[12] == 0x86 && p->b[13] == 0xdd;
-}
-
-static size_t l4_off(const struct pkt *p)
-{
-    return ETH_LEN + (is_v6(p) ? 40 : (size_t)(p->b[ETH_LEN] & 0x0f) * 4);
-}
-
-/* The UDP checksum over the pseudo-header, as a receiver checks it: 0 when
- * right (an IPv4 checksum of 0 means none). */
-static uint16_t udp_check(const struct pkt *p)
-{
-    size_t l4 = l4_off(p), ulen = p->len - l4;
-    uint32_t s = is_v6(p) ? sum16(p->b + ETH_LEN + 8, 32, 0) : sum16(p->b + ETH_LEN + 12, 8, 0);
-
-    s += 17 + (uint32_t)ulen;
-    return fold(sum16(p->b + l4, ulen, s));
-}
-
-static void udp_fill_check(struct pkt *p)
-{
-    size_t l4 = l4_off(p);
-    uint16_t c;
-
-    p->b[l4 + 6] = p->b[l4 + 7] = 0;
-    c = udp_check(p);
-    if (c == 0)
-        c = 0xffff;
-    p->b[l4 + 6] = (uint8_t)(c >> 8);
-    p->b[l4 + 7] = (uint8_t)c;
-}
-
-static void put16(uint8_t *b, uint16_t v)
-{
-    b[0] = (uint8_t)(v >> 8);
-    b[1] = (uint8_t)v;
-}
-
-/* An Ethernet frame carrying UDP from src to dst ("ADDR:PORT", either
- * family) with payload. */
-static struct pkt udp_pkt(const char *src, const char *dst, const uint8_t *payload, size_t n)
-{
-    union netaddr s, d;
-    struct pkt p = {{0}, 0};
-    uint8_t *ip = p.b + ETH_LEN;
-    size_t l4;
-
-    assert_int_equal(netaddr_parse(src, &s), 0);
-    assert_int_equal(netaddr_parse(dst, &d), 0);
-    if (s.sa.sa_family == AF_INET) {
-        put16(p.b + 12, 0x0800);
-        ip[0] = 0x45;
-        put16(ip + 2, (uint16_t)(20 + 8 + n));
-        put16(ip + 6, 0x4000); /* DF */
-        ip[8] = 64;
-        ip[9] = 17;
-        memcpy(ip + 12, &s.in.sin_addr, 4);
-        memcpy(ip + 16, &d.in.sin_addr, 4);
-        put16(ip + 10, fold(sum16(ip, 20, 0)));
-        l4 = ETH_LEN + 20;
-        memcpy(p.b + l4, &s.in.sin_port, 2);
-        memcpy(p.b + l4 + 2, &d.in.sin_port, 2);
-    } else {
-        put16(p.b + 12, 0x86dd);
-        ip[0] = 0x60;
-        put16(ip + 4, (uint16_t)(8 + n));
-        ip[6] = 17;
-        ip[7] = 64;
-        memcpy(ip + 8, &s.in6.sin6_addr, 16);
-        memcpy(ip + 24, &d.in6.sin6_addr, 16);
-        l4 = ETH_LEN + 40;
-        memcpy(p.b + l4, &s.in6.sin6_port, 2);
-        memcpy(p.b + l4 + 2, &d.in6.sin6_port, 2);
-    }
-    put16(p.b + l4 + 4, (uint16_t)(8 + n));
-    memcpy(p.b + l4 + 8, payload, n);
-    p.len = l4 + 8 + n;
-    udp_fill_check(&p);
+    assert_int_equal(kfx_udp_pkt(&p, src, dst, payload, n), 0);
     return p;
 }
 
-static size_t rtp_payload(uint8_t *b, uint32_t ssrc, uint16_t seq, uint32_t ts, size_t n)
+static int run(const struct kfx_pkt *p, struct kfx_pkt *out)
 {
-    memset(b, 0xab, n);
-    b[0] = 0x80;
-    b[1] = 111;
-    put16(b + 2, seq);
-    b[4] = (uint8_t)(ts >> 24);
-    b[5] = (uint8_t)(ts >> 16);
-    b[6] = (uint8_t)(ts >> 8);
-    b[7] = (uint8_t)ts;
-    b[8] = (uint8_t)(ssrc >> 24);
-    b[9] = (uint8_t)(ssrc >> 16);
-    b[10] = (uint8_t)(ssrc >> 8);
-    b[11] = (uint8_t)ssrc;
-    return n;
-}
+    int rc = kfx_run(kfwd__prog_fd(kf), p, out);
 
-/* Runs the program once on p; the packet as it left is in *out. Returns
- * its verdict, or REFUSED if the kernel would not make a packet of p. */
-#define REFUSED 1000
-static int try_run(const struct pkt *p, struct pkt *out)
-{
-    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = p->b, .data_size_in = (uint32_t)p->len,
-                .data_out = out->b, .data_size_out = sizeof(out->b), .repeat = 1);
-
-    if (bpf_prog_test_run_opts(kfwd__prog_fd(kf), &o) != 0)
-        return REFUSED;
-    out->len = o.data_size_out;
-    return (int)o.retval;
-}
-
-static int run(const struct pkt *p, struct pkt *out)
-{
-    int rc = try_run(p, out);
-
-    assert_int_not_equal(rc, REFUSED);
+    assert_int_not_equal(rc, KFX_REFUSED);
     return rc;
 }
 
-/* --- flows ------------------------------------------------------------ */
-
-static void key_of(const char *local, const char *remote, struct kfwd_key *k)
-{
-    union netaddr l, r;
-
-    assert_int_equal(netaddr_parse(local, &l), 0);
-    assert_int_equal(netaddr_parse(remote, &r), 0);
-    memset(k, 0, sizeof(*k));
-    k->family = (uint8_t)l.sa.sa_family;
-    if (k->family == AF_INET) {
-        memcpy(k->local, &l.in.sin_addr, 4);
-        memcpy(k->remote, &r.in.sin_addr, 4);
-        k->local_port = l.in.sin_port;
-        k->remote_port = r.in.sin_port;
-    } else {
-        memcpy(k->local, &l.in6.sin6_addr, 16);
-        memcpy(k->remote, &r.in6.sin6_addr, 16);
-        k->local_port = l.in6.sin6_port;
-        k->remote_port = r.in6.sin6_port;
-    }
-}
-
-/* A flow by hand: packets from remote to local leave from src to dst. */
 static void add_flow(const char *local, const char *remote, const char *src, const char *dst)
 {
-    struct kfwd_key k, route;
-    struct kfwd_value v;
-
-    key_of(local, remote, &k);
-    key_of(src, dst, &route);
-    memset(&v, 0, sizeof(v));
-    v.ifindex = 1;
-    memcpy(v.src, route.local, 16);
-    memcpy(v.dst, route.remote, 16);
-    v.src_port = route.local_port;
-    v.dst_port = route.remote_port;
-    assert_int_equal(bpf_map_update_elem(kf->map_fd, &k, &v, BPF_ANY), 0);
+    assert_int_equal(kfx_add_flow(kf->map_fd, local, remote, src, dst), 0);
 }
 
 static bool get_flow(const char *local, const char *remote, struct kfwd_value *v)
 {
     struct kfwd_key k;
 
-    key_of(local, remote, &k);
+    assert_int_equal(kfx_key(local, remote, &k), 0);
     return bpf_map_lookup_elem_flags(kf->map_fd, &k, v, BPF_F_LOCK) == 0;
 }
 
@@ -280,33 +116,36 @@ static int fresh(void **state)
 
 /* --- the program ------------------------------------------------------ */
 
-static void assert_went(const struct pkt *out, const char *src, const char *dst, const struct pkt *in)
+/* out is in, sent on from src to dst, with right checksums. */
+static void assert_went(const struct kfx_pkt *out, const char *src, const char *dst,
+                        const struct kfx_pkt *in)
 {
-    struct pkt want = udp_pkt(src, dst, in->b + l4_off(in) + 8, in->len - l4_off(in) - 8);
+    size_t n = in->len - kfx_l4_off(in) - 8;
+    struct kfx_pkt want = udp_pkt(src, dst, in->b + kfx_l4_off(in) + 8, n);
     size_t l3 = ETH_LEN;
 
     assert_int_equal(out->len, in->len);
-    assert_int_equal(udp_check(out), 0);
-    if (!is_v6(out)) {
-        assert_int_equal(fold(sum16(out->b + l3, 20, 0)), 0); /* IP header checksum */
+    assert_int_equal(kfx_udp_check(out), 0);
+    if (!kfx_is_v6(out)) {
+        assert_int_equal(kfx_fold(kfx_sum16(out->b + l3, 20, 0)), 0); /* IP header checksum */
         assert_memory_equal(out->b + l3 + 12, want.b + l3 + 12, 8);
     } else {
         assert_memory_equal(out->b + l3 + 8, want.b + l3 + 8, 32);
     }
-    assert_memory_equal(out->b + l4_off(out), want.b + l4_off(&want), 4); /* ports */
-    assert_memory_equal(out->b + l4_off(out) + 8, in->b + l4_off(in) + 8,
-                        in->len - l4_off(in) - 8); /* payload untouched */
+    assert_memory_equal(out->b + kfx_l4_off(out), want.b + kfx_l4_off(&want), 4); /* ports */
+    assert_memory_equal(out->b + kfx_l4_off(out) + 8, in->b + kfx_l4_off(in) + 8,
+                        in->len - kfx_l4_off(in) - 8); /* payload untouched */
 }
 
 static void test_rtp_v4_is_rewritten_and_counted(void **state)
 {
     uint8_t pl[172];
-    struct pkt in, out;
+    struct kfx_pkt in, out;
     struct kfwd_value v;
 
     (void)state;
     add_flow("127.0.0.1:5000", "127.0.0.2:6000", "127.0.0.1:5001", "127.0.0.3:7000");
-    in = udp_pkt("127.0.0.2:6000", "127.0.0.1:5000", pl, rtp_payload(pl, 0x1234, 7, 960, 172));
+    in = udp_pkt("127.0.0.2:6000", "127.0.0.1:5000", pl, kfx_rtp(pl, 0x1234, 7, 960, 172));
     assert_int_equal(run(&in, &out), REDIRECT);
     assert_went(&out, "127.0.0.1:5001", "127.0.0.3:7000", &in);
     assert_true(get_flow("127.0.0.1:5000", "127.0.0.2:6000", &v));
@@ -320,12 +159,12 @@ static void test_rtp_v4_is_rewritten_and_counted(void **state)
 static void test_rtp_v6_is_rewritten_and_counted(void **state)
 {
     uint8_t pl[100];
-    struct pkt in, out;
+    struct kfx_pkt in, out;
     struct kfwd_value v;
 
     (void)state;
     add_flow("[::1]:5000", "[fd00::2]:6000", "[::1]:5001", "[fd00::3]:7000");
-    in = udp_pkt("[fd00::2]:6000", "[::1]:5000", pl, rtp_payload(pl, 9, 1, 0, 100));
+    in = udp_pkt("[fd00::2]:6000", "[::1]:5000", pl, kfx_rtp(pl, 9, 1, 0, 100));
     assert_int_equal(run(&in, &out), REDIRECT);
     assert_went(&out, "[::1]:5001", "[fd00::3]:7000", &in);
     assert_true(get_flow("[::1]:5000", "[fd00::2]:6000", &v));
@@ -335,7 +174,7 @@ static void test_rtp_v6_is_rewritten_and_counted(void **state)
 static void test_dtls_and_rtcp_are_forwarded(void **state)
 {
     uint8_t dtls[40] = {22, 0xfe, 0xfd}, rtcp[32] = {0x81, 200};
-    struct pkt in, out;
+    struct kfx_pkt in, out;
     struct kfwd_value v;
 
     (void)state;
@@ -351,12 +190,31 @@ static void test_dtls_and_rtcp_are_forwarded(void **state)
     assert_int_equal(v.rtp.stream[0].flags, 0); /* neither is RTP */
 }
 
+/* p with 4 bytes of IPv4 options (NOPs) after its header. */
+static struct kfx_pkt with_ip_options(struct kfx_pkt p)
+{
+    uint8_t *ip = p.b + ETH_LEN;
+    unsigned tot = (unsigned)(ip[2] << 8 | ip[3]) + 4;
+
+    memmove(ip + 24, ip + 20, p.len - ETH_LEN - 20);
+    memset(ip + 20, 1, 4);
+    p.len += 4;
+    ip[0] = 0x46;
+    ip[2] = (uint8_t)(tot >> 8);
+    ip[3] = (uint8_t)tot;
+    ip[10] = ip[11] = 0;
+    tot = kfx_fold(kfx_sum16(ip, 24, 0));
+    ip[10] = (uint8_t)(tot >> 8);
+    ip[11] = (uint8_t)tot;
+    return p;
+}
+
 /* STUN (consent, nomination), other protocols and packets the program does
  * not parse reach the sockets unchanged and uncounted. */
 static void test_the_rest_goes_to_the_stack(void **state)
 {
     uint8_t stun[20] = {0x00, 0x01}, quic[40] = {0xc3}, pl[64];
-    struct pkt in, out;
+    struct kfx_pkt in, out;
     struct kfwd_value v;
 
     (void)state;
@@ -367,19 +225,25 @@ static void test_the_rest_goes_to_the_stack(void **state)
     in = udp_pkt("127.0.0.2:6000", "127.0.0.1:5000", quic, sizeof(quic));
     assert_int_equal(run(&in, &out), NEXT);
     /* Unknown source, and another relay port. */
-    in = udp_pkt("127.0.0.9:6000", "127.0.0.1:5000", pl, rtp_payload(pl, 1, 1, 0, 64));
+    in = udp_pkt("127.0.0.9:6000", "127.0.0.1:5000", pl, kfx_rtp(pl, 1, 1, 0, 64));
     assert_int_equal(run(&in, &out), NEXT);
-    in = udp_pkt("127.0.0.2:6000", "127.0.0.1:5002", pl, rtp_payload(pl, 1, 1, 0, 64));
+    in = udp_pkt("127.0.0.2:6000", "127.0.0.1:5002", pl, kfx_rtp(pl, 1, 1, 0, 64));
     assert_int_equal(run(&in, &out), NEXT);
-    /* A fragment, and a header with options. */
-    in = udp_pkt("127.0.0.2:6000", "127.0.0.1:5000", pl, rtp_payload(pl, 1, 1, 0, 64));
-    put16(in.b + ETH_LEN + 6, 0x2000); /* MF */
+    /* A first fragment, and a header with options: the sockets forward
+     * them, but their RTP is the flow's stream, counted by the program. */
+    in = udp_pkt("127.0.0.2:6000", "127.0.0.1:5000", pl, kfx_rtp(pl, 1, 1, 0, 64));
+    in.b[ETH_LEN + 6] = 0x20; /* MF, offset 0 */
     assert_int_equal(run(&in, &out), NEXT);
-    in.b[ETH_LEN] = 0x46;
-    put16(in.b + ETH_LEN + 6, 0x4000);
+    in = with_ip_options(udp_pkt("127.0.0.2:6000", "127.0.0.1:5000", pl, kfx_rtp(pl, 1, 2, 0, 64)));
+    assert_int_equal(run(&in, &out), NEXT);
+    assert_memory_equal(out.b, in.b, in.len);
+    /* A later fragment has no UDP header: nothing to count. */
+    in.b[ETH_LEN + 7] = 0x10;
     assert_int_equal(run(&in, &out), NEXT);
     assert_true(get_flow("127.0.0.1:5000", "127.0.0.2:6000", &v));
     assert_int_equal(v.packets, 0);
+    assert_int_equal(v.rtp.stream[0].ssrc, 1);
+    assert_int_equal(v.rtp.stream[0].received, 2);
 }
 
 /* The program keeps a stream with the relay's own rtpstats code: the same
@@ -399,9 +263,9 @@ static void test_streams_match_rtpstats(void **state)
     add_flow("127.0.0.1:5000", "127.0.0.2:6000", "127.0.0.1:5001", "127.0.0.3:7000");
     for (size_t i = 0; i < sizeof(seqs) / sizeof(seqs[0]); i++) {
         for (uint32_t ssrc = 1; ssrc <= 3; ssrc++) {
-            struct pkt in, out;
+            struct kfx_pkt in, out;
             struct rtp_header h;
-            size_t n = rtp_payload(pl, ssrc, (uint16_t)(seqs[i] + ssrc * 1000), 0, sizeof(pl));
+            size_t n = kfx_rtp(pl, ssrc, (uint16_t)(seqs[i] + ssrc * 1000), 0, sizeof(pl));
 
             in = udp_pkt("127.0.0.2:6000", "127.0.0.1:5000", pl, n);
             assert_int_equal(run(&in, &out), REDIRECT);
@@ -428,12 +292,12 @@ static void test_streams_match_rtpstats(void **state)
 static void test_mangled_packets(void **state)
 {
     uint8_t pl[80];
-    struct pkt base, in, out;
+    struct kfx_pkt base, in, out;
     unsigned seed = 1, verdicts[3] = {0};
 
     (void)state;
     add_flow("127.0.0.1:5000", "127.0.0.2:6000", "127.0.0.1:5001", "127.0.0.3:7000");
-    base = udp_pkt("127.0.0.2:6000", "127.0.0.1:5000", pl, rtp_payload(pl, 5, 1, 0, sizeof(pl)));
+    base = udp_pkt("127.0.0.2:6000", "127.0.0.1:5000", pl, kfx_rtp(pl, 5, 1, 0, sizeof(pl)));
     for (int i = 0; i < 20000; i++) {
         int rc;
 
@@ -444,7 +308,7 @@ static void test_mangled_packets(void **state)
             in.len = 15 + (size_t)rand_r(&seed) % (base.len - 15);
         /* The kernel refuses to make a packet of some (an IP header
          * longer than the frame): no program could see those. */
-        if ((rc = try_run(&in, &out)) == REFUSED)
+        if ((rc = kfx_run(kfwd__prog_fd(kf), &in, &out)) == KFX_REFUSED)
             continue;
         assert_true(rc == NEXT || rc == REDIRECT || rc == 2);
         verdicts[rc == NEXT ? 0 : rc == REDIRECT ? 1 : 2]++;
@@ -452,9 +316,9 @@ static void test_mangled_packets(void **state)
             continue;
         /* Forwarded: it was from the flow's source to its address. */
         assert_memory_equal(in.b + ETH_LEN + 12, base.b + ETH_LEN + 12, 8);
-        assert_memory_equal(in.b + l4_off(&in), base.b + l4_off(&base), 4);
-        if (udp_check(&in) == 0)
-            assert_int_equal(udp_check(&out), 0);
+        assert_memory_equal(in.b + kfx_l4_off(&in), base.b + kfx_l4_off(&base), 4);
+        if (kfx_udp_check(&in) == 0)
+            assert_int_equal(kfx_udp_check(&out), 0);
     }
     /* Both ways were taken often: the checks above ran. */
     print_message("next %u, redirect %u, shot %u\n", verdicts[0], verdicts[1], verdicts[2]);
@@ -508,17 +372,17 @@ static void test_table_installs_both_flows(void **state)
     struct table *t = bound_pair(1);
     struct kfwd_value v;
     uint8_t pl[50];
-    struct pkt in, out;
+    struct kfx_pkt in, out;
 
     (void)state;
     assert_int_equal(flow_count(), 2);
     /* A's packets arrive at listen 0 and leave from listen 1 to B. */
     assert_true(get_flow("127.0.0.1:5000", "127.0.0.2:6000", &v));
     assert_int_equal(v.ifindex, 1);
-    in = udp_pkt("127.0.0.2:6000", "127.0.0.1:5000", pl, rtp_payload(pl, 3, 1, 0, sizeof(pl)));
+    in = udp_pkt("127.0.0.2:6000", "127.0.0.1:5000", pl, kfx_rtp(pl, 3, 1, 0, sizeof(pl)));
     assert_int_equal(run(&in, &out), REDIRECT);
     assert_went(&out, "127.0.0.1:5001", "127.0.0.3:7000", &in);
-    in = udp_pkt("127.0.0.3:7000", "127.0.0.1:5001", pl, rtp_payload(pl, 4, 1, 0, sizeof(pl)));
+    in = udp_pkt("127.0.0.3:7000", "127.0.0.1:5001", pl, kfx_rtp(pl, 4, 1, 0, sizeof(pl)));
     assert_int_equal(run(&in, &out), REDIRECT);
     assert_went(&out, "127.0.0.1:5000", "127.0.0.2:6000", &in);
     /* The legs see what the program counted once pulled. */
@@ -534,10 +398,10 @@ static void test_revoke_removes_flows_keeping_counts(void **state)
     struct table *t = bound_pair(2);
     struct creds_leg cl = leg_id(2, 0);
     uint8_t pl[50];
-    struct pkt in, out;
+    struct kfx_pkt in, out;
 
     (void)state;
-    in = udp_pkt("127.0.0.2:6000", "127.0.0.1:5000", pl, rtp_payload(pl, 3, 1, 0, sizeof(pl)));
+    in = udp_pkt("127.0.0.2:6000", "127.0.0.1:5000", pl, kfx_rtp(pl, 3, 1, 0, sizeof(pl)));
     assert_int_equal(run(&in, &out), REDIRECT);
     assert_int_equal(table_revoke(t, cl.kid, cl.session, NOW_S + 60), 1);
     assert_int_equal(flow_count(), 0);
@@ -554,19 +418,19 @@ static void test_move_carries_counts_and_repoints_peer(void **state)
     struct table *t = bound_pair(3);
     struct kfwd_value v;
     uint8_t pl[50];
-    struct pkt in, out;
+    struct kfx_pkt in, out;
 
     (void)state;
-    in = udp_pkt("127.0.0.2:6000", "127.0.0.1:5000", pl, rtp_payload(pl, 3, 1, 0, sizeof(pl)));
+    in = udp_pkt("127.0.0.2:6000", "127.0.0.1:5000", pl, kfx_rtp(pl, 3, 1, 0, sizeof(pl)));
     assert_int_equal(run(&in, &out), REDIRECT);
     assert_int_equal(bind_at(t, 3, 0, "127.0.0.4:6001", 0, 1500), TABLE_MOVED);
     assert_int_equal(flow_count(), 2);
     assert_false(get_flow("127.0.0.1:5000", "127.0.0.2:6000", &v));
     assert_int_equal(run(&in, &out), NEXT); /* the old address: nothing */
-    in = udp_pkt("127.0.0.4:6001", "127.0.0.1:5000", pl, rtp_payload(pl, 3, 2, 0, sizeof(pl)));
+    in = udp_pkt("127.0.0.4:6001", "127.0.0.1:5000", pl, kfx_rtp(pl, 3, 2, 0, sizeof(pl)));
     assert_int_equal(run(&in, &out), REDIRECT);
     /* B's packets now go to A's new address. */
-    in = udp_pkt("127.0.0.3:7000", "127.0.0.1:5001", pl, rtp_payload(pl, 4, 1, 0, sizeof(pl)));
+    in = udp_pkt("127.0.0.3:7000", "127.0.0.1:5001", pl, kfx_rtp(pl, 4, 1, 0, sizeof(pl)));
     assert_int_equal(run(&in, &out), REDIRECT);
     assert_went(&out, "127.0.0.1:5000", "127.0.0.4:6001", &in);
     table_kfwd_pull(t);

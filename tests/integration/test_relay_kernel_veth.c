@@ -1,0 +1,338 @@
+/* The kernel path across veth pairs, in network namespaces the test makes
+ * itself: the relay in namespace R with an address on each of two veth
+ * pairs, one reference client in namespace A at the far end of the first,
+ * the other in namespace B at the far end of the second. The program sees
+ * a leg's packets arrive on one veth and sends them out of the other (a
+ * redirect that needs the peer's link-layer address, as on a NIC), over
+ * IPv4 and over IPv6, and the tone goes both ways.
+ *
+ *   A (pa) 10.215.N.2 ---- 10.215.N.1 (ra)  R  (rb) 10.215.N.5 ---- 10.215.N.6 (pb) B
+ *          fd51:7e58:N:a::2  fd51:7e58:N:a::1     fd51:7e58:N:b::1  fd51:7e58:N:b::2
+ *
+ * The relay runs under `ip netns exec R` (QR_RELAY_PREFIX) with its control
+ * endpoint on ra's address; this process moves its main thread into A (to
+ * reach the control endpoint, and for client a's sockets and thread) and
+ * into B only while it creates client b. The namespaces are deleted at the
+ * end, also when a test failed; those of a run that was killed are deleted
+ * by the next run (their names carry the pid).
+ *
+ * Needs root, BPF, TCX and network namespaces: exits 77 (skipped) without
+ * them, or 1 when CI=true. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "kfwdkit.h"
+#include "world.h"
+
+#define NS_PREFIX "qrk"
+#define CALL_MS 3000
+
+struct net {
+    char ns[3][32];               /* R, A, B */
+    char v4[4][20];               /* ra, pa, rb, pb */
+    char v6[4][48];
+    int home;                     /* this thread's namespace at start */
+    bool made;
+};
+
+static struct net net;
+
+enum { NS_R, NS_A, NS_B };
+
+/* Runs a command line (no shell quoting needed: our words have no blanks);
+ * 0 if it exited 0. Its output goes to stderr when it fails. */
+__attribute__((format(printf, 1, 2))) static int sh(const char *fmt, ...)
+{
+    char line[512];
+    char *argv[32], *save = NULL, *out;
+    va_list ap;
+    int n = 0, rc;
+
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    for (char *w = strtok_r(line, " ", &save); w != NULL && n < 31; w = strtok_r(NULL, " ", &save))
+        argv[n++] = w;
+    argv[n] = NULL;
+    {
+        /* run_command execs without a PATH search */
+        static char ip[] = "/usr/sbin/ip", ip2[] = "/sbin/ip", ip3[] = "/usr/bin/ip";
+
+        if (strcmp(argv[0], "ip") == 0)
+            argv[0] = access(ip, X_OK) == 0 ? ip : access(ip2, X_OK) == 0 ? ip2 : ip3;
+    }
+    out = run_command(argv, &rc);
+    if (rc != 0)
+        fprintf(stderr, "`%s` exited %d: %s\n", fmt, rc, out ? out : "");
+    free(out);
+    return rc;
+}
+
+/* Namespaces left by runs that are gone (killed by a timeout). */
+static void net_sweep_stale(void)
+{
+    DIR *d = opendir("/run/netns");
+    struct dirent *e;
+
+    if (d == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        char proc[64];
+        int pid;
+
+        if (strncmp(e->d_name, NS_PREFIX, strlen(NS_PREFIX)) != 0 ||
+            sscanf(e->d_name + strlen(NS_PREFIX), "%d", &pid) != 1)
+            continue;
+        snprintf(proc, sizeof(proc), "/proc/%d", pid);
+        if (access(proc, F_OK) != 0)
+            sh("ip netns del %s", e->d_name);
+    }
+    closedir(d);
+}
+
+static int net_enter(int which)
+{
+    char path[64];
+    int fd, rc;
+
+    snprintf(path, sizeof(path), "/run/netns/%s", net.ns[which]);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return -1;
+    rc = setns(fd, CLONE_NEWNET);
+    close(fd);
+    return rc;
+}
+
+static void net_home(void)
+{
+    if (net.home >= 0)
+        setns(net.home, CLONE_NEWNET);
+}
+
+static void net_delete(void)
+{
+    net_home();
+    for (int i = 0; i < 3; i++) {
+        if (net.ns[i][0] != '\0')
+            sh("ip netns del %s", net.ns[i]);
+    }
+    net.made = false;
+}
+
+/* Makes the three namespaces and two veth pairs; 0, or -1 (nothing left). */
+static int net_make(void)
+{
+    static const char tag[3] = {'r', 'a', 'b'};
+    int o = (int)(getpid() % 250) + 1;
+
+    memset(&net, 0, sizeof(net));
+    net.home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    net_sweep_stale();
+    for (int i = 0; i < 3; i++) {
+        snprintf(net.ns[i], sizeof(net.ns[i]), NS_PREFIX "%d%c", (int)getpid(), tag[i]);
+        if (sh("ip netns add %s", net.ns[i]) != 0) {
+            net.ns[i][0] = '\0';
+            net_delete();
+            return -1;
+        }
+    }
+    net.made = true;
+    snprintf(net.v4[0], sizeof(net.v4[0]), "10.215.%d.1", o);
+    snprintf(net.v4[1], sizeof(net.v4[1]), "10.215.%d.2", o);
+    snprintf(net.v4[2], sizeof(net.v4[2]), "10.215.%d.5", o);
+    snprintf(net.v4[3], sizeof(net.v4[3]), "10.215.%d.6", o);
+    snprintf(net.v6[0], sizeof(net.v6[0]), "fd51:7e58:%x:a::1", o);
+    snprintf(net.v6[1], sizeof(net.v6[1]), "fd51:7e58:%x:a::2", o);
+    snprintf(net.v6[2], sizeof(net.v6[2]), "fd51:7e58:%x:b::1", o);
+    snprintf(net.v6[3], sizeof(net.v6[3]), "fd51:7e58:%x:b::2", o);
+    if (sh("ip -n %s link add ra type veth peer name pa netns %s", net.ns[NS_R], net.ns[NS_A]) ||
+        sh("ip -n %s link add rb type veth peer name pb netns %s", net.ns[NS_R], net.ns[NS_B]))
+        goto fail;
+    for (int side = 0; side < 2; side++) {
+        const char *ns_peer = net.ns[side == 0 ? NS_A : NS_B];
+        const char *r_if = side == 0 ? "ra" : "rb", *p_if = side == 0 ? "pa" : "pb";
+
+        if (sh("ip -n %s addr add %s/30 dev %s", net.ns[NS_R], net.v4[2 * side], r_if) ||
+            sh("ip -n %s addr add %s/64 dev %s nodad", net.ns[NS_R], net.v6[2 * side], r_if) ||
+            sh("ip -n %s link set %s up", net.ns[NS_R], r_if) ||
+            sh("ip -n %s addr add %s/30 dev %s", ns_peer, net.v4[2 * side + 1], p_if) ||
+            sh("ip -n %s addr add %s/64 dev %s nodad", ns_peer, net.v6[2 * side + 1], p_if) ||
+            sh("ip -n %s link set %s up", ns_peer, p_if) ||
+            sh("ip -n %s link set lo up", ns_peer))
+            goto fail;
+    }
+    if (sh("ip -n %s link set lo up", net.ns[NS_R]) == 0)
+        return 0;
+fail:
+    net_delete();
+    return -1;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    return net_make() == 0 ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    net_delete();
+    if (net.home >= 0)
+        close(net.home);
+    return 0;
+}
+
+/* The relay in R on the two addresses of family v6 or v4, kernel path on,
+ * its control endpoint on ra's IPv4 address; this thread in A. */
+static int setup_relay(void **state, bool v6)
+{
+    char listen[2][64], control[40], prefix[64];
+    const char *const addrs[] = {listen[0], listen[1], NULL};
+    const char *const extra[] = {"--kernel-forward", "on", "--control", control, NULL};
+    struct world_opts o = {.no_signal = true, .listen = addrs, .relay_extra = extra};
+    struct world *w = calloc(1, sizeof(*w));
+    int rc;
+
+    *state = w;
+    for (int i = 0; i < 2; i++)
+        snprintf(listen[i], sizeof(listen[i]), v6 ? "[%s]:0" : "%s:0",
+                 v6 ? net.v6[2 * i] : net.v4[2 * i]);
+    snprintf(control, sizeof(control), "%s:0", net.v4[0]);
+    snprintf(prefix, sizeof(prefix), "ip netns exec %s", net.ns[NS_R]);
+    if (w == NULL || net_enter(NS_A) != 0)
+        return -1;
+    setenv("QR_RELAY_PREFIX", prefix, 1);
+    rc = world_start(w, &o);
+    unsetenv("QR_RELAY_PREFIX");
+    return rc;
+}
+
+static int setup_v4(void **state)
+{
+    return setup_relay(state, false);
+}
+
+static int setup_v6(void **state)
+{
+    return setup_relay(state, true);
+}
+
+static int teardown(void **state)
+{
+    int rc = world_teardown(state);
+
+    net_home();
+    return rc;
+}
+
+/* A call from A to B through R. Fails if a tone does not cross (the
+ * redirect to the other veth without the right link-layer header, a
+ * checksum left wrong, a flow keyed on the wrong interface), or if the
+ * kernel did not forward most of it (the family punted to userspace, the
+ * program not attached on the veths). */
+static void call_across(struct relay_proc *r, const char *sid, bool v6)
+{
+    const char *const *addr = NULL;
+    const char *v4a[] = {net.v4[1], net.v4[3]}, *v6a[] = {net.v6[1], net.v6[3]};
+    struct kfwd_call c = {0};
+    struct refclient_stats st[2];
+    json_t *path, *legs, *ifs;
+    long long k0, kp, leg_fwd;
+    bool has_ra = false, has_rb = false;
+    size_t i;
+    json_t *name;
+
+    addr = v6 ? v6a : v4a;
+    path = kfwd_path(r);
+    ifs = json_object_get(path, "interfaces");
+    json_array_foreach(ifs, i, name)
+    {
+        has_ra |= strcmp(json_string_value(name), "ra") == 0;
+        has_rb |= strcmp(json_string_value(name), "rb") == 0;
+    }
+    {
+        char *text = json_dumps(path, 0);
+
+        print_message("kernel_path: %s\n", text);
+        free(text);
+    }
+    assert_true(json_is_true(json_object_get(path, "active")));
+    assert_true(has_ra && has_rb);
+    json_decref(path);
+
+    k0 = kfwd_count(r, "packets");
+    kfwd_call_client(&c, 0, addr[0]);     /* in A */
+    assert_int_equal(net_enter(NS_B), 0);
+    kfwd_call_client(&c, 1, addr[1]);     /* its thread and sockets in B */
+    assert_int_equal(net_enter(NS_A), 0);
+    kfwd_call_connect(&c, r, sid, &r->listen[0], &r->listen[1]);
+    assert_int_equal(kfwd_count(r, "flows"), 2);
+    kfwd_call_talk(&c, CALL_MS, st);
+
+    kp = kfwd_count(r, "packets") - k0;
+    legs = kfwd_legs(r, sid);
+    leg_fwd = json_integer_value(json_object_get(json_object_get(legs, "a"),
+                                                 "packets_forwarded")) +
+              json_integer_value(json_object_get(json_object_get(legs, "b"),
+                                                 "packets_forwarded"));
+    print_message("%s: peers received %llu + %llu RTP, legs forwarded %lld, kernel %lld\n", sid,
+                  (unsigned long long)st[0].rtp_received, (unsigned long long)st[1].rtp_received,
+                  leg_fwd, kp);
+    assert_true(leg_fwd >= (long long)(st[0].rtp_received + st[1].rtp_received));
+    assert_true(kp >= leg_fwd * 8 / 10);
+    json_decref(legs);
+    kfwd_call_free(&c);
+}
+
+static void test_call_over_ipv4_across_veth(void **state)
+{
+    call_across(&((struct world *)*state)->relay, "kv-call-v4", false);
+}
+
+static void test_call_over_ipv6_across_veth(void **state)
+{
+    call_across(&((struct world *)*state)->relay, "kv-call-v6", true);
+}
+
+int main(void)
+{
+    struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_call_over_ipv4_across_veth, setup_v4, teardown),
+        cmocka_unit_test_setup_teardown(test_call_over_ipv6_across_veth, setup_v6, teardown),
+    };
+    const char *ci = getenv("CI");
+    int gate;
+
+    signal(SIGPIPE, SIG_IGN);
+    if ((gate = kfwd_gate("test_relay_kernel_veth")) != 0)
+        return gate;
+    /* Namespaces: made here first, so that a machine without them skips
+     * instead of failing in the group setup. */
+    if (net_make() != 0) {
+        if (ci != NULL && strcmp(ci, "true") == 0) {
+            fprintf(stderr, "test_relay_kernel_veth: FAIL: cannot make network namespaces, "
+                            "and CI=true\n");
+            return 1;
+        }
+        fprintf(stderr, "test_relay_kernel_veth: SKIP: cannot make network namespaces\n");
+        return KFWD_SKIP;
+    }
+    net_delete();
+    close(net.home);
+    return world_run_tests("test_relay_kernel_veth", tests, sizeof(tests) / sizeof(tests[0]),
+                           group_setup, group_teardown);
+}
