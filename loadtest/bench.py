@@ -46,6 +46,11 @@ Ceiling (--ceiling-seconds, 0 to skip): once per arm, after the rounds, runs
 at 60 to 220 links (90 to 330 kpps offered) until loss passes 0.1 % or the
 kernel drops: the highest packet rate one generator on one CPU delivers
 cleanly through that arm.
+
+relay-kernel's load runs also set kernel.bpf_stats_enabled (restored after)
+and read the program's own run time per run from the kernel (bpftool; left
+out without it).
+
 Writes results/bench-<time>/ with runs.jsonl, summary.json, summary.md and
 plot.png (gnuplot). Traffic stays on loopback; every run ends by itself.
 
@@ -66,6 +71,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 ARMS = ["direct", "minfwd", "coturn", "relay", "relay-kernel", "relay-tcp"]
 DEFAULT_ARMS = ["direct", "minfwd", "coturn", "relay", "relay-kernel"]
@@ -160,7 +166,6 @@ class Server:
         """The relay's packet counters from /metrics (relay arms only)."""
         if self.ops is None:
             return {}
-        import urllib.request
         with urllib.request.urlopen(f"http://127.0.0.1:{self.ops}/metrics", timeout=5) as f:
             text = f.read().decode()
         want = ("quietroom_relay_packets_forwarded_total", "quietroom_relay_kernel_path_packets_total",
@@ -344,6 +349,8 @@ def relay_prog_ids(pid):
 def prog_stats(ids):
     """run_time_ns and run_cnt summed over the programs (bpftool -j)."""
     t = n = 0
+    if shutil.which("bpftool") is None:
+        return t, n
     for i in ids:
         res = subprocess.run(["bpftool", "-j", "prog", "show", "id", str(i)],
                              capture_output=True, text=True)
