@@ -1,12 +1,14 @@
 #!/bin/bash
 # Installs the Debian 12 packages Quietroom needs. Run as root.
-#   deploy/deps.sh          build and run
-#   deploy/deps.sh --test   also what the test suite needs (cmocka, clang for
-#                           libFuzzer, coturn, Chromium and Firefox ESR for the
-#                           browser tests, and what deploy/validate.sh needs:
-#                           systemd-analyze, dpkg-shlibdeps, promtool,
-#                           python3-yaml; debootstrap for deploy/fresh-root.sh;
-#                           rsyslog as the audit collector)
+#   deploy/deps.sh          build and run (clang and libbpf-dev build the
+#                           relay's kernel path)
+#   deploy/deps.sh --test   also what the test suite needs (cmocka, clang's
+#                           libFuzzer runtime, bpftool, coturn, Chromium and
+#                           Firefox ESR for the browser tests, and what
+#                           deploy/validate.sh needs: systemd-analyze,
+#                           dpkg-shlibdeps, promtool, python3-yaml; debootstrap
+#                           for deploy/fresh-root.sh; rsyslog as the audit
+#                           collector)
 #   deploy/deps.sh --bench  what loadtest/bench.py needs (coturn, gnuplot)
 set -euo pipefail
 
@@ -17,9 +19,15 @@ build=(cmake ninja-build pkg-config gcc libc6-dev make
        # quietroomctl probe places real calls with the reference native client.
        libnice-dev libglib2.0-dev libopus-dev
        # The cluster store (signaling/store_nats.c) talks JetStream through libnats.
-       libnats-dev)
+       libnats-dev
+       # The relay's kernel path (--kernel-forward): its BPF object is
+       # compiled from relay/bpf/ by clang -target bpf (gcc has no BPF
+       # backend in Debian 12) and loaded and attached with libbpf (>= 1.0).
+       # Without them the relay still builds, without the kernel path
+       # (QR_KERNEL_FORWARD=OFF; "auto" then reports not_built).
+       clang libbpf-dev)
 test=(libcmocka-dev
-      clang libclang-rt-14-dev python3 python3-jsonschema coturn
+      libclang-rt-14-dev python3 python3-jsonschema coturn
       chromium firefox-esr iproute2
       # ICE-TCP browser tests drop UDP to the relay inside a network namespace.
       nftables
@@ -30,7 +38,10 @@ test=(libcmocka-dev
       # test_store_nats runs a real 3-server JetStream cluster on loopback.
       nats-server
       # test_audit_syslog ships audit records to a real rsyslog over TLS.
-      rsyslog rsyslog-openssl)
+      rsyslog rsyslog-openssl
+      # To look at the relay's kernel path while a test runs (bpftool prog
+      # show, link show, map dump), as operators do (docs/operations.md).
+      bpftool)
 # prometheus: only for promtool (check config/rules, test rules). Debian has
 # no promtool-only package; this one is ~96 MB installed with its web assets.
 # Its maintainer scripts would start a Prometheus server on :9090: the

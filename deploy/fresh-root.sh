@@ -550,6 +550,22 @@ SETUP
     *) daemon_fail "signal https /healthz never saw relay-1 healthy: $body" ;; esac
     echo "fresh-root: packaged daemons up: relay /healthz ok, /readyz 200;" \
          "signal on 0.0.0.0:443 https / 200, /healthz $body"
+    # The kernel path under the unit's capabilities (kernel-forward auto):
+    # attached to the namespace's lo where the kernel has TCX (6.6), and the
+    # capabilities it needed gone from the relay's effective and permitted
+    # sets once attached.
+    kline=$(grep -o 'kernel path o[nf][f]*: .*' "$fresh/relay.log" | head -1 || true)
+    echo "fresh-root: relay: ${kline:-no kernel path line}"
+    if [ "$(printf '%s\n' 6.6 "$(uname -r)" | sort -V | head -1)" = 6.6 ]; then
+        case $kline in "kernel path on: "*) ;; *) daemon_fail "the kernel path is not on (kernel $(uname -r))" ;; esac
+        for set in CapEff CapPrm; do
+            bits=$(awk -v s="$set:" '$1 == s {print $2}' "/proc/$relay/status")
+            # CAP_NET_ADMIN is bit 12, CAP_BPF bit 39.
+            if (( (16#$bits >> 12) & 1 || (16#$bits >> 39) & 1 )); then
+                daemon_fail "relay $set $bits still holds CAP_NET_ADMIN or CAP_BPF after attaching"
+            fi
+        done
+    fi
     # Stop as systemd does (KillSignal=SIGTERM): with no call to drain, both
     # must exit at once and cleanly.
     kill -TERM "$relay" "$signal"

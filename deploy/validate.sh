@@ -65,7 +65,14 @@ inspect_debs() {
             want_files=(./usr/sbin/quietroom-relay ./etc/quietroom/relay.conf
                         ./lib/systemd/system/quietroom-relay.service
                         ./usr/share/man/man8/quietroom-relay.8.gz)
-            want_deps=(libssl3 libjansson4 libinih1); conf=(/etc/quietroom/relay.conf) ;;
+            want_deps=(libssl3 libjansson4 libinih1); conf=(/etc/quietroom/relay.conf)
+            # The kernel path: built wherever clang and libbpf-dev are
+            # (deploy/deps.sh), and then libbpf1 is a Depends.
+            if objdump -p "$debdir/relay/quietroom-relay" 2>/dev/null | grep -q 'NEEDED.*libbpf\.so'; then
+                want_deps+=(libbpf1)
+            elif command -v clang >/dev/null && pkg-config --exists 'libbpf >= 1.0'; then
+                echo "$pkg: built without the kernel path although clang and libbpf are here" >&2; ok=1
+            fi ;;
         quietroom-signal)
             want_files=(./usr/sbin/quietroom-signal ./etc/quietroom/signal.ini
                         ./lib/systemd/system/quietroom-signal.service ./usr/share/quietroom/web/index.html
@@ -121,29 +128,51 @@ stage "systemd units"
 units=(deploy/systemd/quietroom-relay.service deploy/systemd/quietroom-signal.service
        deploy/systemd/quietroom-probe.service deploy/systemd/quietroom-probe.timer)
 sandbox() {
-    local ok=0 u key
+    local ok=0 u key caps amb kfwd c conf port
     for u in deploy/systemd/*.service; do
         for key in DynamicUser=yes ProtectSystem=strict NoNewPrivileges=yes \
                    SystemCallFilter=@system-service PrivateTmp=yes ProtectHome=yes; do
             grep -qx "$key" "$u" || { echo "$u: lacks $key" >&2; ok=1; }
         done
         grep -q '^RestrictAddressFamilies=' "$u" || { echo "$u: lacks RestrictAddressFamilies" >&2; ok=1; }
-        # An empty capability set, except for binding a port < 1024.
+        # An empty capability set, except for binding a port < 1024 and,
+        # in the relay only, loading and attaching the kernel path.
         caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$u")
-        case "$caps" in
-        "") ;;
-        CAP_NET_BIND_SERVICE)
-            # only if the packaged config binds below 1024, or shows how to
-            # (the relay's listen-tcp on 443 is commented out by default:
-            # signaling may hold 443 on the same host)
-            conf=$(sed -n 's#^ExecStart=.*--config /etc/quietroom/##p' "$u")
-            port=$(sed -n 's/^#\{0,1\}listen\(-tcp\)\{0,1\} = .*:\([0-9]*\)$/\2/p' "deploy/etc/$conf" 2>/dev/null |
-                   sort -n | head -1)
-            if [ -z "$port" ] || [ "$port" -ge 1024 ]; then
-                echo "$u: CAP_NET_BIND_SERVICE but $conf listens on ${port:-?}" >&2; ok=1
-            fi ;;
-        *) echo "$u: CapabilityBoundingSet=$caps" >&2; ok=1 ;;
-        esac
+        amb=$(sed -n 's/^AmbientCapabilities=//p' "$u")
+        [ "$caps" = "$amb" ] ||
+            { echo "$u: AmbientCapabilities=$amb is not CapabilityBoundingSet=$caps" >&2; ok=1; }
+        kfwd=0
+        for c in $caps; do
+            case "$c" in
+            CAP_NET_BIND_SERVICE)
+                # only if the packaged config binds below 1024, or shows how to
+                # (the relay's listen-tcp on 443 is commented out by default:
+                # signaling may hold 443 on the same host)
+                conf=$(sed -n 's#^ExecStart=.*--config /etc/quietroom/##p' "$u")
+                port=$(sed -n 's/^#\{0,1\}listen\(-tcp\)\{0,1\} = .*:\([0-9]*\)$/\2/p' "deploy/etc/$conf" 2>/dev/null |
+                       sort -n | head -1)
+                if [ -z "$port" ] || [ "$port" -ge 1024 ]; then
+                    echo "$u: CAP_NET_BIND_SERVICE but $conf listens on ${port:-?}" >&2; ok=1
+                fi ;;
+            CAP_BPF|CAP_NET_ADMIN)
+                [ "$(basename "$u")" = quietroom-relay.service ] ||
+                    { echo "$u: $c is for the relay's kernel path only" >&2; ok=1; }
+                kfwd=$((kfwd + 1)) ;;
+            *) echo "$u: CapabilityBoundingSet has $c" >&2; ok=1 ;;
+            esac
+        done
+        # The kernel path: both capabilities or neither; bpf(2) and capset(2)
+        # taken back from ~@privileged (after it), rtnetlink for getifaddrs(3),
+        # and relay.conf says how to turn it off.
+        if [ $kfwd -ne 0 ]; then
+            [ $kfwd -eq 2 ] || { echo "$u: CAP_BPF and CAP_NET_ADMIN go together" >&2; ok=1; }
+            sed -n '/^SystemCallFilter=~@privileged/,$p' "$u" | grep -qx 'SystemCallFilter=bpf capset' ||
+                { echo "$u: no SystemCallFilter=bpf capset after ~@privileged" >&2; ok=1; }
+            grep '^RestrictAddressFamilies=' "$u" | grep -qw AF_NETLINK ||
+                { echo "$u: kernel path without AF_NETLINK" >&2; ok=1; }
+            grep -q '^#\{0,1\}kernel-forward = auto$' deploy/etc/relay.conf ||
+                { echo "deploy/etc/relay.conf: kernel-forward (default auto) not shown" >&2; ok=1; }
+        fi
     done
     return $ok
 }

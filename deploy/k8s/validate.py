@@ -56,6 +56,8 @@ SCHEMAS = {
 # The Quietroom daemons (probes /healthz and /readyz, drain-timeout); the
 # NATS servers have rules of their own (check_nats).
 DAEMONS = ("quietroom-relay", "quietroom-signal")
+# Binaries of the image with file capabilities (=ep), and what they hold.
+CAPS_BINARIES = {"/usr/sbin/quietroom-relay-caps": {"NET_BIND_SERVICE", "BPF", "NET_ADMIN"}}
 NATS = "quietroom-nats"
 
 errors = []
@@ -363,6 +365,21 @@ def main():
                 err(cw, "allowPrivilegeEscalation must be false")
             if "ALL" not in csc.get("capabilities", {}).get("drop", []):
                 err(cw, "capabilities must drop ALL")
+            # A non-root container's process gets an added capability only
+            # through file capabilities on its binary: the image's
+            # quietroom-relay-caps (deploy/container/Containerfile).
+            added = set(csc.get("capabilities", {}).get("add", []))
+            runs_as = csc.get("runAsUser", psc.get("runAsUser"))
+            if added and runs_as != 0 and c.get("command", [""])[0] not in CAPS_BINARIES:
+                err(cw, f"adds {sorted(added)} but runs as a non-root user a binary without file "
+                        f"capabilities: they would never be effective")
+            need = CAPS_BINARIES.get(c.get("command", [""])[0], set())
+            if need - added:
+                err(cw, f"{c['command'][0]} has file capabilities {sorted(need)}: the kernel refuses "
+                        f"to start it unless the container adds them all (missing {sorted(need - added)})")
+            for cap in added & {"BPF", "NET_ADMIN"}:
+                if name != "quietroom-relay":
+                    err(cw, f"{cap} is for the relay's kernel path only")
             for m in c.get("volumeMounts", []):
                 v = vols.get(m["name"])
                 if v is None:

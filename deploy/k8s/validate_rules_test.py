@@ -32,6 +32,8 @@ M = [
  ("--state-dir back", "signaling.yaml", "            - /var/lib/quietroom/signal/$(POD_NAME).jsonl\n", "            - /var/lib/quietroom/signal/$(POD_NAME).jsonl\n            - --state-dir\n            - /var/lib/quietroom/signal/$(POD_NAME).state\n", "--state-dir with a cluster"),
  ("no cluster lines, no affinity", "signaling.yaml", None, None, "needs sessionAffinity ClientIP"),
  ("nats StatefulSet removed", "nats.yaml", "kind: StatefulSet\n", "kind: StatefulSetX\n", "no StatefulSet quietroom-nats"),
+ ("relay caps on the plain binary", "relay.yaml", 'command: ["/usr/sbin/quietroom-relay-caps"]', 'command: ["/usr/sbin/quietroom-relay"]', "would never be effective"),
+ ("relay caps binary without BPF", "relay.yaml", "add: [NET_BIND_SERVICE, BPF, NET_ADMIN]", "add: [NET_BIND_SERVICE, NET_ADMIN]", "refuses to start it"),
 ]
 bad = 0
 for name, f, a, b, want in M:

@@ -14,6 +14,9 @@
 # nftables rules drop UDP to the relay) and check.test.mjs (the waiting
 # room's connection check through the relay, the same namespaces, and tc
 # for a slow path) need root and nftables too; QR_SKIP_TCP=1 leaves them out.
+# As root every relay runs with --kernel-forward on (lib/servers.mjs): the
+# calls go through its BPF program, and a relay that cannot attach it does
+# not start. QR_KERNEL_FORWARD=off|auto|on chooses otherwise.
 set -euo pipefail
 cd "$(dirname "$0")"
 repo=$(cd ../.. && pwd)
@@ -47,6 +50,10 @@ elif ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ?
     missing+=("node >= 20 (this is $(node --version))")
 fi
 [ -d node_modules/playwright-core ] && [ -d node_modules/puppeteer-core ] || missing+=("node_modules (npm ci in tests/browser)")
+case ${QR_KERNEL_FORWARD:-} in
+""|on|off|auto) ;;
+*) missing+=("QR_KERNEL_FORWARD=on, off or auto (not '$QR_KERNEL_FORWARD')") ;;
+esac
 if [ ${#missing[@]} -gt 0 ]; then
     printf 'browser tests cannot run, missing:\n' >&2
     printf '  %s\n' "${missing[@]}" >&2
@@ -131,6 +138,8 @@ files=(messages.test.mjs sdp.test.mjs peerlink.test.mjs chromium.test.mjs linkch
        incall.test.mjs layout.test.mjs)
 [ "${QR_SKIP_FIREFOX:-0}" = 1 ] || files+=(firefox.test.mjs visitlinks-firefox.test.mjs)
 [ "${QR_SKIP_TCP:-0}" = 1 ] || files+=(tcp.test.mjs check.test.mjs)
+kfwd=${QR_KERNEL_FORWARD:-$([ "$(id -u)" = 0 ] && echo on || echo off)}
+echo "browser tests: relays run with --kernel-forward $kfwd" >&2
 start=$(date +%s)
 rc=0
 timeout --kill-after=10 "$run_limit" node --test --test-concurrency=1 --test-timeout=240000 \

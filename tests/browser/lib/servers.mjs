@@ -23,6 +23,12 @@ export const BIN = {
     ctl: path.join(BUILD, 'ctl', 'quietroomctl'),
 };
 export const WEB_DIR = process.env.QR_WEB_DIR || path.join(REPO, 'signaling', 'web');
+/* Every relay's --kernel-forward: "on" as root (CI), so that the calls of
+ * every suite go through the kernel path (issue 15) and a relay that cannot
+ * load and attach its BPF program fails to start instead of passing on the
+ * userspace path; "off" otherwise (without CAP_BPF and CAP_NET_ADMIN "auto"
+ * would fall back anyway). QR_KERNEL_FORWARD=on|off|auto overrides. */
+export const KERNEL_FORWARD = process.env.QR_KERNEL_FORWARD || (process.getuid() === 0 ? 'on' : 'off');
 export const ARTIFACTS = process.env.QR_ARTIFACTS || path.resolve(here, '..', 'artifacts');
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -258,6 +264,7 @@ export class Quietroom {
         const proc = startProcess(BIN.relay, [
             '--listen', media, '--control', control, '--secret-file', this.secret,
             '--ready-file', ready, '--workers', '2', '--node-id', i === 0 ? 'browser-test' : `browser-test-${name}`,
+            '--kernel-forward', KERNEL_FORWARD,
             '--log-level', process.env.QR_RELAY_LOG_LEVEL || 'info',
             '--audit-log', path.join(this.dir, `${logName}-audit.jsonl`),
             '--audit-key-file', path.join(this.dir, 'audit.key'),
