@@ -44,12 +44,16 @@ const char *kfwd_reason_name(enum kfwd_reason r);
 
 struct kfwd;
 
-/* Loads and attaches the program for the n listen addresses (bound: ports
- * known), sized for max_links links, then drops the capabilities it needed.
- * Returns NULL with *reason (and a sentence in err) when the kernel path is
- * off; the caller decides what that means for mode. */
+/* Loads and attaches the program for the n listen addresses, sized for
+ * max_links links. Returns NULL with *reason (and a sentence in err) when
+ * the kernel path is off; the caller decides what that means for mode.
+ * Runs before any thread exists: the caller then gives up the privileges
+ * it needed (caps.h), and capabilities are per thread. */
 struct kfwd *kfwd_start(enum kfwd_mode mode, const union netaddr *listen, unsigned n,
                         uint32_t max_links, enum kfwd_reason *reason, char *err, size_t errlen);
+/* The listen addresses again once their sockets are bound (a port 0 is
+ * known then), before the table is handed over (table_set_kfwd). */
+void kfwd_bound(struct kfwd *kf, const union netaddr *listen, unsigned n);
 /* Detaches (closing the links) and frees; NULL is fine. */
 void kfwd_free(struct kfwd *kf);
 

@@ -256,6 +256,13 @@ struct kfwd *kfwd_start(enum kfwd_mode mode, const union netaddr *listen, unsign
     return kf;
 }
 
+void kfwd_bound(struct kfwd *kf, const union netaddr *listen, unsigned n)
+{
+    for (unsigned l = 0; l < n && l < kf->n_listen; l++)
+        kf->listen[l].port =
+            listen[l].sa.sa_family == AF_INET ? listen[l].in.sin_port : listen[l].in6.sin6_port;
+}
+
 void kfwd_free(struct kfwd *kf)
 {
     if (kf == NULL)

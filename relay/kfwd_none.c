@@ -16,6 +16,13 @@ struct kfwd *kfwd_start(enum kfwd_mode mode, const union netaddr *listen, unsign
     return NULL;
 }
 
+void kfwd_bound(struct kfwd *kf, const union netaddr *listen, unsigned n)
+{
+    (void)kf;
+    (void)listen;
+    (void)n;
+}
+
 /* With no kfwd, nothing below is ever called with one (table.c checks). */
 void kfwd_free(struct kfwd *kf)
 {

@@ -200,6 +200,44 @@ static int relay__verify_listeners(struct relay *r, const struct control *ctl)
     return 0;
 }
 
+/* The kernel path: `on` makes a failure fatal; `auto` says why and goes
+ * on. */
+static int relay__kernel_path_start(struct relay *r)
+{
+    enum kfwd_mode mode = r->cfg.kernel_forward;
+    char err[256];
+    const char *names;
+    unsigned n;
+
+    r->kfwd = kfwd_start(mode, r->cfg.listen, r->cfg.n_listen, r->cfg.max_links, &r->kfwd_reason,
+                         err, sizeof(err));
+    if (r->kfwd != NULL) {
+        names = kfwd_interfaces(r->kfwd, &n);
+        log_info("kernel path on: %u interface(s) (%s)", n, names);
+        return 0;
+    }
+    if (mode == KFWD_ON) {
+        log_error("kernel-forward on: %s: %s", kfwd_reason_name(r->kfwd_reason), err);
+        return -1;
+    }
+    if (mode == KFWD_AUTO)
+        log_warn("kernel path off: %s: %s", kfwd_reason_name(r->kfwd_reason), err);
+    return 0;
+}
+
+/* The kernel path's step, after which the privileges it needed are given
+ * up whatever came of it: on, fallen back or off. Before any thread
+ * exists (the audit writer, workers, ops): capabilities are per thread,
+ * and a thread started earlier would keep them. */
+static int relay__kernel_path(struct relay *r)
+{
+    int rc = relay__kernel_path_start(r);
+
+    if (caps_drop_kernel_path() != 0)
+        log_warn("cannot give up CAP_BPF and CAP_NET_ADMIN: %s", strerror(errno));
+    return rc;
+}
+
 static int relay__init(struct relay *r, int argc, char **argv, int *exit_code)
 {
     char err[512];
@@ -207,7 +245,7 @@ static int relay__init(struct relay *r, int argc, char **argv, int *exit_code)
 
     if (daemon_begin(cr, "quietroom-relay", err, &r->cfg.daemon, exit_code) != 0)
         return -1;
-    if (relay__claim(r) != 0)
+    if (relay__claim(r) != 0 || relay__kernel_path(r) != 0)
         return -1;
     if (keyring_load(r->cfg.secret_file, &r->keyring[0], err, sizeof(err)) != 0) {
         log_error("secret file: %s", err);
@@ -335,43 +373,6 @@ static void relay__run(struct relay *r, int epfd, int tfd, int sfd, struct contr
     }
 }
 
-/* The kernel path, once the sockets are bound: their ports are part of the
- * flows. `on` makes a failure fatal; `auto` says why and goes on. */
-static int relay__kernel_path_start(struct relay *r)
-{
-    enum kfwd_mode mode = r->cfg.kernel_forward;
-    char err[256];
-    const char *names;
-    unsigned n;
-
-    r->kfwd = kfwd_start(mode, r->cfg.listen, r->cfg.n_listen, r->cfg.max_links, &r->kfwd_reason,
-                         err, sizeof(err));
-    if (r->kfwd != NULL) {
-        table_set_kfwd(r->table, r->kfwd);
-        names = kfwd_interfaces(r->kfwd, &n);
-        log_info("kernel path on: %u interface(s) (%s)", n, names);
-        return 0;
-    }
-    if (mode == KFWD_ON) {
-        log_error("kernel-forward on: %s: %s", kfwd_reason_name(r->kfwd_reason), err);
-        return -1;
-    }
-    if (mode == KFWD_AUTO)
-        log_warn("kernel path off: %s: %s", kfwd_reason_name(r->kfwd_reason), err);
-    return 0;
-}
-
-/* The kernel path's step, after which the privileges it needed are given
- * up whatever came of it: on, fallen back or off. */
-static int relay__kernel_path(struct relay *r)
-{
-    int rc = relay__kernel_path_start(r);
-
-    if (caps_drop_kernel_path() != 0)
-        log_warn("cannot give up CAP_BPF and CAP_NET_ADMIN: %s", strerror(errno));
-    return rc;
-}
-
 static void relay__log_listening(const struct relay *r, const struct control *ctl)
 {
     char text[NETADDR_STRLEN], workers[128];
@@ -414,8 +415,11 @@ int main(int argc, char **argv)
     if (relay__start_workers(r) != 0)
         goto out;
     workers_running = true;
-    if (relay__kernel_path(r) != 0)
-        goto out;
+    /* The sockets are bound: the flows can name their ports. */
+    if (r->kfwd != NULL) {
+        kfwd_bound(r->kfwd, r->cfg.listen, r->cfg.n_listen);
+        table_set_kfwd(r->table, r->kfwd);
+    }
     lifecycle_start(r, clock_mono_ms());
     if (ops_start(r, err, sizeof(err)) != 0) {
         log_error("ops-listen: %s", err);
