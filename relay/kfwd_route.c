@@ -10,13 +10,11 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-/* An answer comes at once; a kernel that does not answer in this long must
- * not hold the table lock. */
-#define KFWD_ROUTE_WAIT_MS 100
+#include "quietroom/base/limits.h"
 
 int kfwd_route_open(void)
 {
-    struct timeval tv = {.tv_sec = 0, .tv_usec = KFWD_ROUTE_WAIT_MS * 1000};
+    struct timeval tv = {.tv_sec = 0, .tv_usec = QR_KFWD_ROUTE_WAIT_MS * 1000};
     struct sockaddr_nl local = {.nl_family = AF_NETLINK};
     int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
 
@@ -72,20 +70,38 @@ int kfwd_route_parse(const uint8_t *buf, size_t len, uint32_t seq, struct kfwd_r
     const struct rtattr *a;
     int alen;
 
-    if (len < NLMSG_HDRLEN || !NLMSG_OK(h, len) || h->nlmsg_seq != seq ||
-        h->nlmsg_type != RTM_NEWROUTE || h->nlmsg_len < NLMSG_LENGTH(sizeof(*rt)))
+    if (len < NLMSG_HDRLEN || !NLMSG_OK(h, len) || h->nlmsg_seq != seq) {
+        errno = EBADMSG;
         return -1;
+    }
+    if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct nlmsgerr))) {
+        /* The kernel's answer for no route: ENETUNREACH, EHOSTUNREACH... */
+        const struct nlmsgerr *e = NLMSG_DATA(h);
+
+        errno = e->error < 0 ? -e->error : EBADMSG;
+        return -1;
+    }
+    if (h->nlmsg_type != RTM_NEWROUTE || h->nlmsg_len < NLMSG_LENGTH(sizeof(*rt))) {
+        errno = EBADMSG;
+        return -1;
+    }
     rt = NLMSG_DATA(h);
     memset(out, 0, sizeof(*out));
     out->local = rt->rtm_type == RTN_LOCAL;
-    if (rt->rtm_type != RTN_UNICAST && rt->rtm_type != RTN_LOCAL)
-        return -1; /* unreachable, blackhole, prohibit... */
+    if (rt->rtm_type != RTN_UNICAST && rt->rtm_type != RTN_LOCAL) {
+        errno = EHOSTUNREACH; /* unreachable, blackhole, prohibit... */
+        return -1;
+    }
     alen = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*rt)));
     for (a = RTM_RTA(rt); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
         if (a->rta_type == RTA_OIF && RTA_PAYLOAD(a) >= sizeof(int))
             memcpy(&out->ifindex, RTA_DATA(a), sizeof(int));
     }
-    return out->ifindex > 0 ? 0 : -1;
+    if (out->ifindex <= 0) {
+        errno = EBADMSG;
+        return -1;
+    }
+    return 0;
 }
 
 int kfwd_route_get(int fd, uint32_t seq, int family, const uint8_t *src, const uint8_t *dst,
@@ -99,7 +115,7 @@ int kfwd_route_get(int fd, uint32_t seq, int family, const uint8_t *src, const u
     if ((n = kfwd_route_request(req, sizeof(req), seq, family, src, dst)) == 0 ||
         sendto(fd, req, n, 0, (const struct sockaddr *)&kernel, sizeof(kernel)) != (ssize_t)n)
         return -1;
-    for (int tries = 0; tries < 4; tries++) {
+    for (int tries = 0; tries < QR_KFWD_ROUTE_SKIP; tries++) {
         const struct nlmsghdr *h = (const struct nlmsghdr *)ans;
 
         if ((got = recv(fd, ans, sizeof(ans), 0)) < 0)

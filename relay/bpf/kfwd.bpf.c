@@ -89,7 +89,9 @@ static __always_inline int kfwd_parse6(struct __sk_buff *skb, struct kfwd_pkt *p
 
     if ((void *)(udp + 1) > end)
         return -1;
-    if (ip->nexthdr != IPPROTO_UDP)
+    /* IPv6 UDP must carry a checksum (RFC 8200 8.1): the stack drops one
+     * with none, and so must this path. */
+    if (ip->nexthdr != IPPROTO_UDP || udp->check == 0)
         return -1;
     __builtin_memcpy(p->key.local, &ip->daddr, 16);
     __builtin_memcpy(p->key.remote, &ip->saddr, 16);

@@ -8,6 +8,8 @@
  * forwarded, streams kept differently from rtpstats_update, a flow left in
  * the map after revoke, move or consent loss. */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <linux/netlink.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -211,6 +213,44 @@ static struct kfx_pkt with_ip_options(struct kfx_pkt p)
     ip[10] = (uint8_t)(tot >> 8);
     ip[11] = (uint8_t)tot;
     return p;
+}
+
+/* An IPv6 datagram without a checksum: the stack drops it, and the program
+ * leaves it to the stack. */
+static void test_v6_without_checksum_goes_to_the_stack(void **state)
+{
+    uint8_t pl[60];
+    struct kfx_pkt in, out;
+
+    (void)state;
+    add_flow("[::1]:5000", "[fd00::2]:6000", "[::1]:5001", "[fd00::3]:7000");
+    in = udp_pkt("[fd00::2]:6000", "[::1]:5000", pl, kfx_rtp(pl, 9, 1, 0, sizeof(pl)));
+    in.b[kfx_l4_off(&in) + 6] = in.b[kfx_l4_off(&in) + 7] = 0;
+    assert_int_equal(run(&in, &out), NEXT);
+}
+
+/* The egress lookup: a peer on this host is local, by lo; the kernel's
+ * refusal of a route is an error with its errno. */
+static void test_route_lookup(void **state)
+{
+    struct kfwd_route rt;
+    uint8_t src[16] = {127, 0, 0, 1}, dst[16] = {127, 0, 0, 3}, buf[128];
+    struct {
+        struct nlmsghdr h;
+        struct nlmsgerr e;
+    } err = {{.nlmsg_len = sizeof(err), .nlmsg_type = NLMSG_ERROR, .nlmsg_seq = 7},
+             {.error = -ENETUNREACH}};
+
+    (void)state;
+    assert_int_equal(kfwd_route_get(kf->route_fd, 1, AF_INET, src, dst, &rt), 0);
+    assert_true(rt.local);
+    assert_int_equal(rt.ifindex, 1);
+    assert_int_equal(kfwd_route_parse((const uint8_t *)&err, sizeof(err), 7, &rt), -1);
+    assert_int_equal(errno, ENETUNREACH);
+    assert_int_equal(kfwd_route_parse((const uint8_t *)&err, sizeof(err), 8, &rt), -1);
+    assert_int_equal(kfwd_route_parse(buf, 3, 7, &rt), -1);
+    assert_true(kfwd_route_request(buf, sizeof(buf), 1, AF_INET6, src, dst) > 0);
+    assert_int_equal(kfwd_route_request(buf, 20, 1, AF_INET, src, dst), 0);
 }
 
 /* STUN (consent, nomination), other protocols and packets the program does
@@ -482,6 +522,8 @@ int main(void)
         cmocka_unit_test_setup(test_rtp_v6_is_rewritten_and_counted, fresh),
         cmocka_unit_test_setup(test_dtls_and_rtcp_are_forwarded, fresh),
         cmocka_unit_test_setup(test_the_rest_goes_to_the_stack, fresh),
+        cmocka_unit_test_setup(test_v6_without_checksum_goes_to_the_stack, fresh),
+        cmocka_unit_test(test_route_lookup),
         cmocka_unit_test_setup(test_streams_match_rtpstats, fresh),
         cmocka_unit_test_setup(test_mangled_packets, fresh),
         cmocka_unit_test_setup(test_table_installs_both_flows, fresh),

@@ -87,6 +87,11 @@
 /* The kernel path: flows read per syscall when every flow's counters are
  * pulled (`stats`, /metrics). */
 #define QR_KFWD_BATCH 256
+/* A route lookup (RTM_GETROUTE) at flow install: the kernel answers at
+ * once; one that does not must not hold the table lock for long. Late
+ * answers to earlier requests skipped at most. */
+#define QR_KFWD_ROUTE_WAIT_MS 100
+#define QR_KFWD_ROUTE_SKIP 4
 
 /* Early DTLS: packets held per link until the peer leg binds, pool size
  * shared by all links, and how long a held packet stays useful. */
