@@ -62,6 +62,7 @@ static void forward__account(struct worker *w, struct link *k, struct leg *l, co
      * but its streams are the program's now. */
     if (atomic_load_explicit(&l->k_owned, memory_order_acquire)) {
         stat_add(&w->stats, STAT_KFWD_USERSPACE, 1);
+        link_count32(&l->k_punted, 1);
         return;
     }
     if (cls == DEMUX_RTP) {

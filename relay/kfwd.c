@@ -30,7 +30,7 @@ static bool kfwd__desired(const struct kfwd *kf, const struct link *k, uint32_t 
     const struct kfwd_listen *in, *out;
     struct leg_addr me, peer;
 
-    if (link_state(k) != LINK_ACTIVE)
+    if (link_state(k) != LINK_ACTIVE || k->k_refused)
         return false;
     leg_addr_load(&k->leg[side], &me);
     leg_addr_load(&k->leg[!side], &peer);
@@ -92,6 +92,7 @@ static void kfwd__install(struct kfwd *kf, struct link *k, uint32_t idx, int sid
         return;
     }
     kf->installed[2 * idx + (uint32_t)side] = *key;
+    l->k_punted_base = l->k_punted_seen = kfwd__load32(&l->k_punted);
     atomic_fetch_add_explicit(&kf->flows, 1, memory_order_relaxed);
 }
 
@@ -189,6 +190,31 @@ void kfwd_withdraw(struct kfwd *kf, struct link *k, uint32_t idx)
     }
 }
 
+void kfwd_check(struct kfwd *kf, struct link *k, uint32_t idx)
+{
+    for (int side = 0; side < 2; side++) {
+        const struct kfwd_key *key = &kf->installed[2 * idx + (uint32_t)side];
+        struct leg *l = &k->leg[side];
+        uint32_t punted = kfwd__load32(&l->k_punted);
+        struct kfwd_value v;
+
+        /* Only a leg the worker saw packets of since the last look costs a
+         * syscall. */
+        if (key->family == 0 || punted == l->k_punted_seen)
+            continue;
+        l->k_punted_seen = punted;
+        if (bpf_map_lookup_elem_flags(kf->map_fd, key, &v, BPF_F_LOCK) != 0 ||
+            punted - l->k_punted_base <= v.stack + QR_KFWD_BYPASS_MAX)
+            continue;
+        kfwd_withdraw(kf, k, idx);
+        k->k_refused = true;
+        if (atomic_fetch_add_explicit(&kf->bypassed, 1, memory_order_relaxed) == 0)
+            log_info("kernel path: a link's packets reach the sockets by another interface; "
+                     "such links stay on the sockets");
+        return;
+    }
+}
+
 void kfwd_pull(struct kfwd *kf, struct link *k, uint32_t idx)
 {
     for (int side = 0; side < 2; side++) {
@@ -246,6 +272,7 @@ void kfwd_totals(const struct kfwd *kf, struct kfwd_totals *out)
     out->bytes = atomic_load_explicit(&kf->bytes, memory_order_relaxed);
     out->rtp_untracked = atomic_load_explicit(&kf->untracked, memory_order_relaxed);
     out->flow_errors = atomic_load_explicit(&kf->flow_errors, memory_order_relaxed);
+    out->bypassed = atomic_load_explicit(&kf->bypassed, memory_order_relaxed);
 }
 
 const char *kfwd_interfaces(const struct kfwd *kf, unsigned *n)

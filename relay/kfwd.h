@@ -67,6 +67,12 @@ void kfwd_update(struct kfwd *kf, struct link *k, uint32_t idx);
 void kfwd_withdraw(struct kfwd *kf, struct link *k, uint32_t idx);
 /* Reads the kernel's counters of link idx into its legs now. */
 void kfwd_pull(struct kfwd *kf, struct link *k, uint32_t idx);
+/* Housekeeping: a leg whose packets keep reaching the sockets although
+ * its flow is installed (they arrive on an interface without the program:
+ * a client on this host sending to a NIC's address, asymmetric routes)
+ * would have no stream figures, since the worker leaves them to the
+ * program: its link goes back to the sockets for good. */
+void kfwd_check(struct kfwd *kf, struct link *k, uint32_t idx);
 /* Reads every flow's counters into its leg (batched), and the totals. */
 void kfwd_pull_all(struct kfwd *kf, struct link *links);
 
@@ -77,6 +83,7 @@ struct kfwd_totals {
     uint64_t bytes;
     uint64_t rtp_untracked;  /* RTP of SSRCs beyond the slots, in the program */
     uint64_t flow_errors;    /* installs that failed: those links stayed on the sockets */
+    uint64_t bypassed;       /* links returned to the sockets by kfwd_check */
 };
 void kfwd_totals(const struct kfwd *kf, struct kfwd_totals *out);
 /* The attached interfaces' names, comma-separated, and how many. */

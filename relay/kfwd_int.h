@@ -55,6 +55,7 @@ struct kfwd {
     _Atomic uint64_t bytes;
     _Atomic uint64_t untracked;
     _Atomic uint64_t flow_errors;
+    _Atomic uint64_t bypassed;
 };
 
 /* kfwd_start without attaching or dropping anything: the program loaded

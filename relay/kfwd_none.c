@@ -43,6 +43,13 @@ void kfwd_withdraw(struct kfwd *kf, struct link *k, uint32_t idx)
     (void)idx;
 }
 
+void kfwd_check(struct kfwd *kf, struct link *k, uint32_t idx)
+{
+    (void)kf;
+    (void)k;
+    (void)idx;
+}
+
 void kfwd_pull(struct kfwd *kf, struct link *k, uint32_t idx)
 {
     (void)kf;

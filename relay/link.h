@@ -75,6 +75,8 @@ struct leg {
      * rtp and the worker leaves it alone. Read per packet, so it sits with
      * the counters the worker writes anyway. */
     _Atomic bool k_owned;
+    /* Worker: packets of this leg it forwarded while k_owned. */
+    _Atomic uint32_t k_punted;
 
     /* The kernel path's share, written under the table lock: what the
      * program forwarded from this leg. Readers add it to the socket
@@ -87,6 +89,8 @@ struct leg {
     uint64_t pref;                 /* the bound path's rank (table_path_pref) */
     uint64_t k_done_packets;       /* of the leg's flows removed so far */
     uint64_t k_done_bytes;
+    uint32_t k_punted_base;        /* k_punted when its flow was installed */
+    uint32_t k_punted_seen;        /* k_punted at the last check (kfwd_check) */
     uint32_t up;                   /* first bind; LEG_NEVER before */
     uint16_t moves;
     /* The worker's, or the kernel path's while k_owned (see above). */
@@ -97,6 +101,9 @@ struct link {
     _Atomic uint32_t gen;          /* changes whenever the slot is reused */
     _Atomic uint32_t state;        /* enum link_state */
     struct creds_leg id;           /* side field unused */
+    /* Under the table lock: its packets were seen to bypass the kernel
+     * path's program (kfwd_check), so it stays on the sockets. */
+    bool k_refused;
     uint64_t born_ms;              /* monotonic; the base of leg times */
     struct leg leg[2];
 

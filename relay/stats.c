@@ -238,6 +238,7 @@ static void stats__kfwd_json(const struct relay *r, const struct stats_view *v, 
     json_object_set_new(o, "packets", json_integer((json_int_t)v->kfwd.packets));
     json_object_set_new(o, "bytes", json_integer((json_int_t)v->kfwd.bytes));
     json_object_set_new(o, "flow_errors", json_integer((json_int_t)v->kfwd.flow_errors));
+    json_object_set_new(o, "bypassed", json_integer((json_int_t)v->kfwd.bypassed));
 }
 
 json_t *stats_relay_json(struct relay *r)

@@ -148,8 +148,11 @@ static void table__reset_leg(struct leg *l)
     atomic_store_explicit(&l->k_bytes, 0, memory_order_relaxed);
     atomic_store_explicit(&l->k_last_seen, 0, memory_order_relaxed);
     atomic_store_explicit(&l->k_owned, false, memory_order_relaxed);
+    atomic_store_explicit(&l->k_punted, 0, memory_order_relaxed);
     l->k_done_packets = 0;
     l->k_done_bytes = 0;
+    l->k_punted_base = 0;
+    l->k_punted_seen = 0;
     rtpstats_reset(&l->rtp);
     l->pref = 0;
     l->up = LEG_NEVER;
@@ -176,6 +179,7 @@ static uint32_t table__create(struct table *t, const struct creds_leg *cl, uint6
     table__reset_leg(&k->leg[1]);
     k->id = *cl;
     k->id.side = 0;
+    k->k_refused = false;
     k->born_ms = now_ms;
     k->early_head = EARLY_NONE;
     k->early_n = 0;
@@ -516,6 +520,8 @@ static bool table__check(struct table *t, uint32_t idx, uint64_t now_ms, uint32_
         return true;
     }
     table__age_early(t, k, now_ms);
+    if (t->kfwd != NULL)
+        kfwd_check(t->kfwd, k, idx);
     return false;
 }
 

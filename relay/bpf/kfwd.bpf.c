@@ -164,6 +164,7 @@ static __always_inline void kfwd_account(struct kfwd_value *v, uint32_t len, enu
     if (rtp && !rtpstats_core_update(&v->rtp, &h, now_ns / 1000))
         v->untracked++;
     if (out == NULL) {
+        v->stack++;
         bpf_spin_unlock(&v->lock);
         return;
     }

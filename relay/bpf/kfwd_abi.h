@@ -38,10 +38,11 @@ struct kfwd_value {
     uint64_t bytes;             /* UDP payload bytes, as the sockets count */
     uint64_t last_ns;           /* CLOCK_MONOTONIC of the last packet */
     uint64_t untracked;         /* RTP packets of SSRCs beyond the slots */
+    uint64_t stack;             /* left to the sockets with their stream counted here */
     struct rtpstats rtp;
 };
 
 _Static_assert(sizeof(struct kfwd_key) == 40, "flow key layout");
-_Static_assert(sizeof(struct kfwd_value) == 152, "flow value layout");
+_Static_assert(sizeof(struct kfwd_value) == 160, "flow value layout");
 
 #endif

@@ -503,6 +503,45 @@ static void test_consent_loss_removes_flows(void **state)
     free_table(t);
 }
 
+/* A leg whose packets reach the sockets although its flow is installed
+ * (another interface) goes back to the sockets with its link; packets the
+ * program itself left to the sockets (IP options) do not count. */
+static void test_bypassing_leg_returns_to_sockets(void **state)
+{
+    struct table *t = bound_pair(6);
+    struct leg *a = &table_link(t, 0)->leg[0];
+    uint64_t qs[1] = {0};
+    uint8_t pl[50];
+    struct kfx_pkt in, out;
+    struct kfwd_totals tot;
+
+    (void)state;
+    /* 20 packets with IP options: the program counts their stream, the
+     * worker forwards them. */
+    for (int i = 0; i < 20; i++) {
+        in = udp_pkt("127.0.0.2:6000", "127.0.0.1:5000", pl,
+                     kfx_rtp(pl, 3, (uint16_t)i, 0, sizeof(pl)));
+        assert_int_equal(run(&in, &out), REDIRECT);
+        in = with_ip_options(in);
+        assert_int_equal(run(&in, &out), NEXT);
+        link_count32(&a->k_punted, 1);
+    }
+    table_housekeep(t, 2000, NOW_S, 30000, qs, 1);
+    assert_int_equal(flow_count(), 2);
+    /* Then the worker sees 17 more than the program left to it. */
+    for (int i = 0; i < QR_KFWD_BYPASS_MAX + 1; i++)
+        link_count32(&a->k_punted, 1);
+    table_housekeep(t, 2250, NOW_S, 30000, qs, 1);
+    assert_int_equal(flow_count(), 0);
+    assert_false(atomic_load(&a->k_owned));
+    kfwd_totals(kf, &tot);
+    assert_int_equal(tot.bypassed, 1);
+    /* And stays there, though the table changes again. */
+    assert_int_equal(bind_at(t, 6, 1, "127.0.0.3:7001", 1, 2500), TABLE_MOVED);
+    assert_int_equal(flow_count(), 0);
+    free_table(t);
+}
+
 static void test_tcp_leg_stays_on_sockets(void **state)
 {
     struct table *t = table_new(16, 1, NULL, NULL);
@@ -530,6 +569,7 @@ int main(void)
         cmocka_unit_test_setup(test_revoke_removes_flows_keeping_counts, fresh),
         cmocka_unit_test_setup(test_move_carries_counts_and_repoints_peer, fresh),
         cmocka_unit_test_setup(test_consent_loss_removes_flows, fresh),
+        cmocka_unit_test_setup(test_bypassing_leg_returns_to_sockets, fresh),
         cmocka_unit_test_setup(test_tcp_leg_stays_on_sockets, fresh),
     };
 

@@ -91,6 +91,10 @@
  * once; one that does not must not hold the table lock for long. Late
  * answers to earlier requests skipped at most. */
 #define QR_KFWD_ROUTE_WAIT_MS 100
+/* Packets of a kernel-path leg the sockets may forward, beyond those the
+ * program left to them, before its link goes back to the sockets: those in
+ * a socket buffer when the flow was installed are a handful. */
+#define QR_KFWD_BYPASS_MAX 16
 #define QR_KFWD_ROUTE_SKIP 4
 
 /* Early DTLS: packets held per link until the peer leg binds, pool size
