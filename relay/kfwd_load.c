@@ -8,13 +8,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
-#include <linux/capability.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -29,11 +26,6 @@
  * (relay/CMakeLists.txt, cmake/embed.cmake). */
 extern const unsigned char kfwd_bpf_obj[];
 extern const size_t kfwd_bpf_obj_len;
-
-/* What the kernel path needs, dropped once attached: loading (CAP_BPF, or
- * CAP_SYS_ADMIN before 5.8), TC programs and attaching (CAP_NET_ADMIN),
- * and what would let the process load more (CAP_PERFMON). */
-static const int kfwd_caps[] = {CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_SYS_ADMIN};
 
 static int kfwd__libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
@@ -198,28 +190,6 @@ static enum kfwd_reason kfwd__attach(struct kfwd *kf, char *err, size_t errlen)
     return KFWD_REASON_NONE;
 }
 
-/* Gives up what loading and attaching needed: map updates need only the
- * map's descriptor. The bounding set needs CAP_SETPCAP to shrink; without
- * it (a systemd unit that grants only these) it is left as it is. */
-static int kfwd__drop_caps(void)
-{
-    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
-    struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
-
-    if (syscall(SYS_capget, &h, d) != 0)
-        return -1;
-    for (size_t i = 0; i < sizeof(kfwd_caps) / sizeof(kfwd_caps[0]); i++) {
-        uint32_t bit = 1u << (kfwd_caps[i] % 32);
-        unsigned w = (unsigned)kfwd_caps[i] / 32;
-
-        d[w].effective &= ~bit;
-        d[w].permitted &= ~bit;
-        d[w].inheritable &= ~bit;
-        (void)prctl(PR_CAPBSET_DROP, kfwd_caps[i], 0, 0, 0);
-    }
-    return syscall(SYS_capset, &h, d) == 0 ? 0 : -1;
-}
-
 struct kfwd *kfwd__open(const union netaddr *listen, unsigned n, uint32_t max_links,
                         enum kfwd_reason *reason, char *err, size_t errlen)
 {
@@ -283,8 +253,6 @@ struct kfwd *kfwd_start(enum kfwd_mode mode, const union netaddr *listen, unsign
         kfwd_free(kf);
         return NULL;
     }
-    if (kfwd__drop_caps() != 0)
-        log_warn("kernel path: cannot drop CAP_BPF, CAP_NET_ADMIN: %s", strerror(errno));
     return kf;
 }
 

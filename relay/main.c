@@ -16,6 +16,7 @@
 #include <openssl/rand.h>
 
 #include "control.h"
+#include "caps.h"
 #include "events.h"
 #include "kfwd.h"
 #include "lifecycle.h"
@@ -336,7 +337,7 @@ static void relay__run(struct relay *r, int epfd, int tfd, int sfd, struct contr
 
 /* The kernel path, once the sockets are bound: their ports are part of the
  * flows. `on` makes a failure fatal; `auto` says why and goes on. */
-static int relay__kernel_path(struct relay *r)
+static int relay__kernel_path_start(struct relay *r)
 {
     enum kfwd_mode mode = r->cfg.kernel_forward;
     char err[256];
@@ -358,6 +359,17 @@ static int relay__kernel_path(struct relay *r)
     if (mode == KFWD_AUTO)
         log_warn("kernel path off: %s: %s", kfwd_reason_name(r->kfwd_reason), err);
     return 0;
+}
+
+/* The kernel path's step, after which the privileges it needed are given
+ * up whatever came of it: on, fallen back or off. */
+static int relay__kernel_path(struct relay *r)
+{
+    int rc = relay__kernel_path_start(r);
+
+    if (caps_drop_kernel_path() != 0)
+        log_warn("cannot give up CAP_BPF and CAP_NET_ADMIN: %s", strerror(errno));
+    return rc;
 }
 
 static void relay__log_listening(const struct relay *r, const struct control *ctl)

@@ -265,6 +265,12 @@ int kfwd_ingress(struct __sk_buff *skb)
         return 2; /* TC_ACT_SHOT: half rewritten, it can go nowhere */
     if (to.flags & KFWD_NEIGH)
         return (int)bpf_redirect_neigh(to.ifindex, NULL, 0, 0);
+    /* A peer on this host, through lo: lo takes a frame for another MAC
+     * than its own (all zero) as not for this host and drops it, and a
+     * packet that came in on a NIC still carries the NIC's address. */
+    __builtin_memset(head, 0, 6); /* the RTP header copy is done with */
+    if (bpf_skb_store_bytes(skb, 0, head, 6, 0) != 0)
+        return 2;
     return (int)bpf_redirect(to.ifindex, 0);
 }
 

@@ -91,6 +91,14 @@ static int setup_consent(void **state)
     return w != NULL ? kworld_start(w, "on", more) : -1;
 }
 
+static int setup_off(void **state)
+{
+    struct world *w = calloc(1, sizeof(*w));
+
+    *state = w;
+    return w != NULL ? kworld_start(w, "off", NULL) : -1;
+}
+
 static int setup_nothing(void **state)
 {
     *state = NULL;
@@ -1003,14 +1011,15 @@ static char *proc_status(pid_t pid)
 }
 
 /* Fails if the relay keeps CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_PERFMON or
- * CAP_BPF after attaching, in its effective, permitted or bounding set. */
-static void test_capabilities_dropped_after_attach(void **state)
+ * CAP_BPF after the kernel path's start, in its effective, permitted or
+ * bounding set: attached (on), or never tried (off), which needs them no
+ * more than a relay that attached. */
+static void caps_dropped(void **state)
 {
     struct relay_proc *r = relay_of(state);
     char *mine = proc_status(getpid()), *st;
     static const char *const fields[] = {"CapEff", "CapPrm", "CapBnd"};
 
-    assert_true(kfwd_active(r));
     st = proc_status(r->pid);
     for (int i = 0; i < 3; i++) {
         unsigned long long v = cap_field(st, fields[i]);
@@ -1023,6 +1032,18 @@ static void test_capabilities_dropped_after_attach(void **state)
     assert_int_equal(cap_field(mine, "CapEff") & CAPS_DROPPED, CAPS_DROPPED);
     free(st);
     free(mine);
+}
+
+static void test_capabilities_dropped_after_attach(void **state)
+{
+    assert_true(kfwd_active(relay_of(state)));
+    caps_dropped(state);
+}
+
+static void test_capabilities_dropped_when_off(void **state)
+{
+    assert_false(kfwd_active(relay_of(state)));
+    caps_dropped(state);
 }
 
 /* --- (h) kill -9 ------------------------------------------------------------------ */
@@ -1313,6 +1334,8 @@ int main(void)
                                         setup_consent, world_teardown),
         ON(test_unbound_sources_never_forwarded),
         ON(test_capabilities_dropped_after_attach),
+        cmocka_unit_test_setup_teardown(test_capabilities_dropped_when_off, setup_off,
+                                        world_teardown),
         OWN(test_kill9_leaves_no_program_attached, teardown_world),
         OWN(test_without_capabilities, teardown_nocaps),
         OWN(test_default_is_auto_and_on_under_root, teardown_world),
