@@ -14,10 +14,14 @@
 //   and no audit record;
 // - 3-way: share decoded by both patients, chat reaches both, the active
 //   speaker, and a person who leaves leaves no tile behind (within 1 s).
-// A cut network: nftables (root namespace, output hook: loopback packets
-// pass it both ways) drops the UDP 5-tuple of the patient's selected
-// candidate pair, so media, data channel and heartbeats really stop; the
-// patient's signaling WebSocket stays up.
+// A cut network: nftables (root namespace) drops the UDP 5-tuple of the
+// patient's selected candidate pair both ways, so media, data channel and
+// heartbeats really stop; the patient's signaling WebSocket stays up. Each
+// way is dropped where every packet of it passes with either relay path:
+// the patient's sends in the output hook (the kernel path's program takes
+// them later, at lo's TC ingress), what the patient receives in the input
+// hook (the program's packets skip the relay's output hook, sent out below
+// netfilter, but are received on lo like the sockets' packets).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -265,6 +269,9 @@ test('1:1: ' + 'the patient\'s network cut (nftables drops its UDP to and from t
             '    chain out {',
             '        type filter hook output priority filter; policy accept;',
             `        ip daddr ${s.q.mediaHost} udp sport ${local.port} udp dport ${s.q.mediaPort} counter drop`,
+            '    }',
+            '    chain in {',
+            '        type filter hook input priority filter; policy accept;',
             `        ip saddr ${s.q.mediaHost} udp sport ${s.q.mediaPort} udp dport ${local.port} counter drop`,
             '    }',
             '}',

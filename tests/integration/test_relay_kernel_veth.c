@@ -9,10 +9,21 @@
  *   A (pa) 10.215.N.2 ---- 10.215.N.1 (ra)  R  (rb) 10.215.N.5 ---- 10.215.N.6 (pb) B
  *          fd51:7e58:N:a::2  fd51:7e58:N:a::1     fd51:7e58:N:b::1  fd51:7e58:N:b::2
  *
+ * A second pair of tests puts the relay on ra's address alone: B reaches it
+ * by routing (B's default route goes via rb, R reaches B's subnet by rb), so
+ * B's packets arrive at rb, where no program is attached, and go to the
+ * relay's socket, while A's arrive at ra, where the program sends them out
+ * of rb, the interface the kernel routes B by, not ra, the one holding the
+ * listen address. A relay that sent each flow out of its listen address's
+ * interface (as before commit 124fe7b) fails them: A's packets leave by ra,
+ * the neighbour lookup for B's address there fails, B hears nothing (not
+ * even the DTLS handshake completes) while the program counts them all.
+ *
  * The relay runs under `ip netns exec R` (QR_RELAY_PREFIX) with its control
- * endpoint on ra's address; this process moves its main thread into A (to
- * reach the control endpoint, and for client a's sockets and thread) and
- * into B only while it creates client b. The namespaces are deleted at the
+ * endpoint on ra's address and ops on R's loopback; this process moves its
+ * main thread into A (to reach the control endpoint, and for client a's
+ * sockets and thread), into B only while it creates client b, and into R
+ * only while it scrapes /metrics. The namespaces are deleted at the
  * end, also when a test failed; those of a run that was killed are deleted
  * by the next run (their names carry the pid).
  *
@@ -39,6 +50,8 @@
 
 #define NS_PREFIX "qrk"
 #define CALL_MS 3000
+#define OPS_TOKEN "kernel-veth-ops-token-0123456789"
+#define M_PACKETS "quietroom_relay_kernel_path_packets_total"
 
 struct net {
     char ns[3][32];               /* R, A, B */
@@ -174,6 +187,11 @@ static int net_make(void)
             sh("ip -n %s link set lo up", ns_peer))
             goto fail;
     }
+    /* B's way to ra's addresses (the routed tests); rb's subnets are R's
+     * routes to B. */
+    if (sh("ip -n %s route add default via %s", net.ns[NS_B], net.v4[2]) ||
+        sh("ip -n %s -6 route add default via %s", net.ns[NS_B], net.v6[2]))
+        goto fail;
     if (sh("ip -n %s link set lo up", net.ns[NS_R]) == 0)
         return 0;
 fail:
@@ -196,14 +214,16 @@ static int group_teardown(void **state)
     return 0;
 }
 
-/* The relay in R on the two addresses of family v6 or v4, kernel path on,
- * its control endpoint on ra's IPv4 address; this thread in A. */
-static int setup_relay(void **state, bool v6)
+/* The relay in R on ra's address of family v6 or v4 and, when both, rb's,
+ * kernel path on, its control endpoint on ra's IPv4 address, ops on R's
+ * loopback; this thread in A. */
+static int setup_relay(void **state, bool v6, bool both)
 {
     char listen[2][64], control[40], prefix[64];
-    const char *const addrs[] = {listen[0], listen[1], NULL};
+    const char *const addrs[] = {listen[0], both ? listen[1] : NULL, NULL};
     const char *const extra[] = {"--kernel-forward", "on", "--control", control, NULL};
-    struct world_opts o = {.no_signal = true, .listen = addrs, .relay_extra = extra};
+    struct world_opts o = {.no_signal = true, .listen = addrs, .relay_extra = extra,
+                           .ops_token = OPS_TOKEN};
     struct world *w = calloc(1, sizeof(*w));
     int rc;
 
@@ -223,12 +243,22 @@ static int setup_relay(void **state, bool v6)
 
 static int setup_v4(void **state)
 {
-    return setup_relay(state, false);
+    return setup_relay(state, false, true);
 }
 
 static int setup_v6(void **state)
 {
-    return setup_relay(state, true);
+    return setup_relay(state, true, true);
+}
+
+static int setup_v4_one(void **state)
+{
+    return setup_relay(state, false, false);
+}
+
+static int setup_v6_one(void **state)
+{
+    return setup_relay(state, true, false);
 }
 
 static int teardown(void **state)
@@ -237,6 +267,43 @@ static int teardown(void **state)
 
     net_home();
     return rc;
+}
+
+/* The names of the interfaces the program is attached to, as a test sees
+ * them: whether ra and rb are among them. The path must be active. */
+static void attached(struct relay_proc *r, bool *has_ra, bool *has_rb)
+{
+    json_t *path = kfwd_path(r), *name;
+    char *text = json_dumps(path, 0);
+    size_t i;
+
+    print_message("kernel_path: %s\n", text);
+    free(text);
+    assert_true(json_is_true(json_object_get(path, "active")));
+    *has_ra = *has_rb = false;
+    json_array_foreach(json_object_get(path, "interfaces"), i, name)
+    {
+        *has_ra |= strcmp(json_string_value(name), "ra") == 0;
+        *has_rb |= strcmp(json_string_value(name), "rb") == 0;
+    }
+    json_decref(path);
+}
+
+/* The relay's quietroom_relay_kernel_path_packets_total, scraped in R
+ * (ops listens on R's loopback); this thread back in A after. */
+static double kernel_packets(struct relay_proc *r)
+{
+    char *m;
+    double v;
+
+    assert_int_equal(net_enter(NS_R), 0);
+    m = kfwd_scrape(r, OPS_TOKEN);
+    assert_int_equal(net_enter(NS_A), 0);
+    v = kfwd_sample(m, M_PACKETS);
+    free(m);
+    if (v < 0)
+        fail_msg("no sample %s in /metrics", M_PACKETS);
+    return v;
 }
 
 /* A call from A to B through R. Fails if a tone does not cross (the
@@ -250,29 +317,13 @@ static void call_across(struct relay_proc *r, const char *sid, bool v6)
     const char *v4a[] = {net.v4[1], net.v4[3]}, *v6a[] = {net.v6[1], net.v6[3]};
     struct kfwd_call c = {0};
     struct refclient_stats st[2];
-    json_t *path, *legs, *ifs;
+    json_t *legs;
     long long k0, kp, leg_fwd;
-    bool has_ra = false, has_rb = false;
-    size_t i;
-    json_t *name;
+    bool has_ra, has_rb;
 
     addr = v6 ? v6a : v4a;
-    path = kfwd_path(r);
-    ifs = json_object_get(path, "interfaces");
-    json_array_foreach(ifs, i, name)
-    {
-        has_ra |= strcmp(json_string_value(name), "ra") == 0;
-        has_rb |= strcmp(json_string_value(name), "rb") == 0;
-    }
-    {
-        char *text = json_dumps(path, 0);
-
-        print_message("kernel_path: %s\n", text);
-        free(text);
-    }
-    assert_true(json_is_true(json_object_get(path, "active")));
+    attached(r, &has_ra, &has_rb);
     assert_true(has_ra && has_rb);
-    json_decref(path);
 
     k0 = kfwd_count(r, "packets");
     kfwd_call_client(&c, 0, addr[0]);     /* in A */
@@ -298,6 +349,53 @@ static void call_across(struct relay_proc *r, const char *sid, bool v6)
     kfwd_call_free(&c);
 }
 
+/* A call from A to B through R listening on ra's address alone, which B
+ * reaches through rb by its default route. Fails if a tone does not cross
+ * (A's packets sent out of ra, where B is not: see the top of the file),
+ * or if the kernel did not forward most of A's packets (B's come in by rb,
+ * where no program is: the sockets forward them). */
+static void call_routed(struct relay_proc *r, const char *sid, bool v6)
+{
+    const char *const *addr = NULL;
+    const char *v4a[] = {net.v4[1], net.v4[3]}, *v6a[] = {net.v6[1], net.v6[3]};
+    struct kfwd_call c = {0};
+    struct refclient_stats st[2];
+    json_t *legs;
+    long long a_fwd, b_fwd;
+    double k0, kp;
+    bool has_ra, has_rb;
+
+    addr = v6 ? v6a : v4a;
+    assert_int_equal(r->n_listen, 1);
+    attached(r, &has_ra, &has_rb);
+    assert_true(has_ra && !has_rb);
+
+    k0 = kernel_packets(r);
+    kfwd_call_client(&c, 0, addr[0]);     /* in A */
+    assert_int_equal(net_enter(NS_B), 0);
+    kfwd_call_client(&c, 1, addr[1]);     /* its thread and sockets in B */
+    assert_int_equal(net_enter(NS_A), 0);
+    kfwd_call_connect(&c, r, sid, &r->listen[0], &r->listen[0]);
+    assert_int_equal(kfwd_count(r, "flows"), 2);
+    kfwd_call_talk(&c, CALL_MS, st);
+
+    /* The legs first: media goes on, so the total read after can only be
+     * higher. */
+    legs = kfwd_legs(r, sid);
+    kp = kernel_packets(r) - k0;
+    a_fwd = json_integer_value(json_object_get(json_object_get(legs, "a"), "packets_forwarded"));
+    b_fwd = json_integer_value(json_object_get(json_object_get(legs, "b"), "packets_forwarded"));
+    print_message("%s: B received %llu RTP, A %llu; legs forwarded a %lld, b %lld; kernel %.0f\n",
+                  sid, (unsigned long long)st[1].rtp_received,
+                  (unsigned long long)st[0].rtp_received, a_fwd, b_fwd, kp);
+    assert_true(a_fwd >= (long long)st[1].rtp_received);
+    assert_true(b_fwd >= (long long)st[0].rtp_received);
+    /* A's direction went through the program, out of rb. */
+    assert_true(kp >= (double)(a_fwd * 8 / 10));
+    json_decref(legs);
+    kfwd_call_free(&c);
+}
+
 static void test_call_over_ipv4_across_veth(void **state)
 {
     call_across(&((struct world *)*state)->relay, "kv-call-v4", false);
@@ -308,11 +406,25 @@ static void test_call_over_ipv6_across_veth(void **state)
     call_across(&((struct world *)*state)->relay, "kv-call-v6", true);
 }
 
+static void test_call_over_ipv4_routed_to_one_address(void **state)
+{
+    call_routed(&((struct world *)*state)->relay, "kv-routed-v4", false);
+}
+
+static void test_call_over_ipv6_routed_to_one_address(void **state)
+{
+    call_routed(&((struct world *)*state)->relay, "kv-routed-v6", true);
+}
+
 int main(void)
 {
     struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_call_over_ipv4_across_veth, setup_v4, teardown),
         cmocka_unit_test_setup_teardown(test_call_over_ipv6_across_veth, setup_v6, teardown),
+        cmocka_unit_test_setup_teardown(test_call_over_ipv4_routed_to_one_address, setup_v4_one,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_call_over_ipv6_routed_to_one_address, setup_v6_one,
+                                        teardown),
     };
     const char *ci = getenv("CI");
     int gate;
