@@ -30,7 +30,7 @@ static bool kfwd__desired(const struct kfwd *kf, const struct link *k, uint32_t 
     const struct kfwd_listen *in, *out;
     struct leg_addr me, peer;
 
-    if (link_state(k) != LINK_ACTIVE || k->k_refused)
+    if (link_state(k) != LINK_ACTIVE || k->leg[side].k_refused)
         return false;
     leg_addr_load(&k->leg[side], &me);
     leg_addr_load(&k->leg[!side], &peer);
@@ -206,12 +206,11 @@ void kfwd_check(struct kfwd *kf, struct link *k, uint32_t idx)
         if (bpf_map_lookup_elem_flags(kf->map_fd, key, &v, BPF_F_LOCK) != 0 ||
             punted - l->k_punted_base <= v.stack + QR_KFWD_BYPASS_MAX)
             continue;
-        kfwd_withdraw(kf, k, idx);
-        k->k_refused = true;
+        kfwd__remove(kf, k, idx, side, true);
+        l->k_refused = true;
         if (atomic_fetch_add_explicit(&kf->bypassed, 1, memory_order_relaxed) == 0)
-            log_info("kernel path: a link's packets reach the sockets by another interface; "
-                     "such links stay on the sockets");
-        return;
+            log_info("kernel path: a leg's packets reach the sockets by another interface; "
+                     "such legs stay on the sockets (their peers' flows do not)");
     }
 }
 

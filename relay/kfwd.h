@@ -71,7 +71,7 @@ void kfwd_pull(struct kfwd *kf, struct link *k, uint32_t idx);
  * its flow is installed (they arrive on an interface without the program:
  * a client on this host sending to a NIC's address, asymmetric routes)
  * would have no stream figures, since the worker leaves them to the
- * program: its link goes back to the sockets for good. */
+ * program: its flow goes, until it binds again; its peer's flow stays. */
 void kfwd_check(struct kfwd *kf, struct link *k, uint32_t idx);
 /* Reads every flow's counters into its leg (batched), and the totals. */
 void kfwd_pull_all(struct kfwd *kf, struct link *links);

@@ -55,7 +55,7 @@ struct kfwd {
     _Atomic uint64_t bytes;
     _Atomic uint64_t untracked;
     _Atomic uint64_t flow_errors;
-    _Atomic uint64_t bypassed;
+    _Atomic uint64_t bypassed;    /* legs, kfwd_check */
 };
 
 /* kfwd_start without attaching or dropping anything: the program loaded

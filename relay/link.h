@@ -91,6 +91,9 @@ struct leg {
     uint64_t k_done_bytes;
     uint32_t k_punted_base;        /* k_punted when its flow was installed */
     uint32_t k_punted_seen;        /* k_punted at the last check (kfwd_check) */
+    /* Its packets were seen to bypass the program (kfwd_check): no flow
+     * for it until it binds again. Its peer's flow stays. */
+    bool k_refused;
     uint32_t up;                   /* first bind; LEG_NEVER before */
     uint16_t moves;
     /* The worker's, or the kernel path's while k_owned (see above). */
@@ -101,9 +104,6 @@ struct link {
     _Atomic uint32_t gen;          /* changes whenever the slot is reused */
     _Atomic uint32_t state;        /* enum link_state */
     struct creds_leg id;           /* side field unused */
-    /* Under the table lock: its packets were seen to bypass the kernel
-     * path's program (kfwd_check), so it stays on the sockets. */
-    bool k_refused;
     uint64_t born_ms;              /* monotonic; the base of leg times */
     struct leg leg[2];
 

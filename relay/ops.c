@@ -174,7 +174,7 @@ static void ops__kfwd(struct metrics *m, const struct stats_view *v)
                     "Flows the kernel path could not install; their links stayed on the sockets.",
                     v->kfwd.flow_errors);
     metrics_counter(m, "quietroom_relay_kernel_path_bypassed_total",
-                    "Links returned to the sockets because their packets reached the relay by an "
+                    "Legs returned to the sockets because their packets reached the relay by an "
                     "interface without the program.",
                     v->kfwd.bypassed);
 }

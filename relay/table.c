@@ -153,6 +153,7 @@ static void table__reset_leg(struct leg *l)
     l->k_done_bytes = 0;
     l->k_punted_base = 0;
     l->k_punted_seen = 0;
+    l->k_refused = false;
     rtpstats_reset(&l->rtp);
     l->pref = 0;
     l->up = LEG_NEVER;
@@ -179,7 +180,6 @@ static uint32_t table__create(struct table *t, const struct creds_leg *cl, uint6
     table__reset_leg(&k->leg[1]);
     k->id = *cl;
     k->id.side = 0;
-    k->k_refused = false;
     k->born_ms = now_ms;
     k->early_head = EARLY_NONE;
     k->early_n = 0;
@@ -285,8 +285,10 @@ static enum table_bind_result table__bind_leg(struct table *t, uint32_t idx, int
         return TABLE_FULL;
     l->pref = pref;
     atomic_store_explicit(&l->last_check, link_time(k, now_ms), memory_order_relaxed);
-    if (r != TABLE_REFRESHED && t->kfwd != NULL)
+    if (r != TABLE_REFRESHED && t->kfwd != NULL) {
+        l->k_refused = false; /* a new path may pass the program */
         kfwd_update(t->kfwd, k, idx);
+    }
     return r;
 }
 
