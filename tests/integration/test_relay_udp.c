@@ -334,12 +334,15 @@ static void test_ice_restart_supersedes_old_legs(void **state)
     expect_forwarded(&pr.a, &pr.b, r, r, pkt, rtp_packet(pkt, 2, 0x6161));
     expect_forwarded(&pr.b, &pr.a, r, r, pkt, rtp_packet(pkt, 3, 0x7171));
 
-    /* The session shows the old link with no leg bound, the new with two. */
+    /* The session shows the new link with two legs bound, and the old one
+     * with none, unless housekeeping (every QR_HOUSEKEEP_MS) has closed it
+     * already, as it closes every link left without a bound leg: under
+     * ASan on a loaded CI machine the checks above once outlasted that. */
     resp = relay_call(&w->relay, "session", "t-restart");
     assert_non_null(resp);
     links = json_object_get(resp, "links");
-    assert_int_equal(json_array_size(links), 2);
-    for (size_t i = 0; i < 2; i++) {
+    assert_true(json_array_size(links) == 1 || json_array_size(links) == 2);
+    for (size_t i = 0; i < json_array_size(links); i++) {
         json_t *legs = json_object_get(json_array_get(links, i), "legs");
         int n = json_is_true(json_object_get(json_object_get(legs, "a"), "bound")) +
                 json_is_true(json_object_get(json_object_get(legs, "b"), "bound"));
@@ -349,7 +352,7 @@ static void test_ice_restart_supersedes_old_legs(void **state)
         else if (n == 2)
             bound_new++;
     }
-    assert_int_equal(bound_old, 1);
+    assert_int_equal(bound_old, (int)json_array_size(links) - 1);
     assert_int_equal(bound_new, 1);
     json_decref(resp);
     json_decref(fresh);
