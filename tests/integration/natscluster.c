@@ -20,6 +20,7 @@
 /* Debian installs it in sbin; QR_NATS_SERVER names another binary. */
 #define NATSCLUSTER_BIN "/usr/sbin/nats-server"
 #define NATSCLUSTER_READY_MS 30000
+#define NATSCLUSTER_ATTEMPTS 3
 
 static int64_t natscluster__now_ms(void)
 {
@@ -36,22 +37,25 @@ static void natscluster__sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-/* A port the kernel just handed out on loopback. Another process could
- * take it before the server binds; on a test machine that is rare enough. */
-static uint16_t natscluster__free_port(void)
+/* A loopback TCP socket bound to a port the kernel picks; the caller keeps
+ * it open until every port of the cluster is chosen, so the set is
+ * distinct. Another process could still take a port between the close and
+ * the server's bind: natscluster__start tries again with new ports then. */
+static int natscluster__port_socket(uint16_t *port)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof(a);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    uint16_t port = 0;
 
     if (fd < 0)
-        return 0;
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
+        return -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        close(fd);
+        return -1;
+    }
+    *port = ntohs(a.sin_port);
+    return fd;
 }
 
 static int natscluster__write_conf(const struct natscluster *c, unsigned i)
@@ -132,6 +136,7 @@ static int natscluster__healthy(uint16_t mon)
     return ok;
 }
 
+/* 0 healthy, -1 no answer in time, -2 the server exited. */
 static int natscluster__wait_healthy(struct natscluster *c, unsigned i)
 {
     int64_t end = natscluster__now_ms() + NATSCLUSTER_READY_MS;
@@ -141,7 +146,7 @@ static int natscluster__wait_healthy(struct natscluster *c, unsigned i)
 
         if (c->pid[i] > 0 && waitpid(c->pid[i], &st, WNOHANG) == c->pid[i]) {
             c->pid[i] = 0;
-            return -1;
+            return -2;
         }
         if (natscluster__healthy(c->mon[i]))
             return 0;
@@ -150,56 +155,92 @@ static int natscluster__wait_healthy(struct natscluster *c, unsigned i)
     return -1;
 }
 
+/* Copies the server's log to stderr, so a failed start says why. */
+static void natscluster__show_log(const struct natscluster *c, unsigned i)
+{
+    char path[256], line[512];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/n%u.log", c->dir, i);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return;
+    while (fgets(line, sizeof(line), f) != NULL)
+        fprintf(stderr, "natscluster: n%u: %s", i, line);
+    fclose(f);
+}
+
 static int natscluster__ports(struct natscluster *c)
 {
+    int fd[3 * NATSCLUSTER_MAX];
+    unsigned nfd = 0, ok = 1;
     size_t off = 0;
 
-    for (unsigned i = 0; i < c->n; i++) {
-        c->port[i] = natscluster__free_port();
-        c->route[i] = natscluster__free_port();
-        c->mon[i] = natscluster__free_port();
-        if (c->port[i] == 0 || c->route[i] == 0 || c->mon[i] == 0)
-            return -1;
+    for (unsigned i = 0; i < c->n && ok; i++) {
+        uint16_t *want[3] = {&c->port[i], &c->route[i], &c->mon[i]};
+
+        for (unsigned k = 0; k < 3 && ok; k++) {
+            fd[nfd] = natscluster__port_socket(want[k]);
+            ok = fd[nfd] >= 0;
+            nfd += ok;
+        }
         snprintf(c->url[i], sizeof(c->url[i]), "nats://127.0.0.1:%u", c->port[i]);
         off += (size_t)snprintf(c->urls + off, sizeof(c->urls) - off, "%s%s", i ? "," : "",
                                 c->url[i]);
     }
-    return 0;
+    while (nfd > 0)
+        close(fd[--nfd]);
+    return ok ? 0 : -1;
 }
 
-static int natscluster__start(struct natscluster *c, unsigned n, char *err, size_t errlen)
+/* One try: 0, -1 failed, -2 a server exited before it was healthy (most
+ * likely a port taken by another test since it was chosen). */
+static int natscluster__try(struct natscluster *c, char *err, size_t errlen)
 {
     const char *tmp = getenv("TMPDIR");
+    int rc = -1;
 
-    if (n == 0 || n > NATSCLUSTER_MAX) {
-        snprintf(err, errlen, "natscluster: 1 to %d servers", NATSCLUSTER_MAX);
-        return -1;
-    }
-    c->n = n;
     snprintf(c->dir, sizeof(c->dir), "%s/qr-nats-XXXXXX", tmp != NULL ? tmp : "/tmp");
     if (mkdtemp(c->dir) == NULL) {
         snprintf(err, errlen, "natscluster: mkdtemp: %s", strerror(errno));
         c->dir[0] = '\0';
         return -1;
     }
+    c->urls[0] = '\0';
     if (natscluster__ports(c) != 0) {
         snprintf(err, errlen, "natscluster: no free loopback port");
         goto fail;
     }
-    for (unsigned i = 0; i < n; i++)
+    for (unsigned i = 0; i < c->n; i++)
         if (natscluster__write_conf(c, i) != 0 || natscluster__spawn(c, i) != 0) {
             snprintf(err, errlen, "natscluster: cannot start server %u", i);
             goto fail;
         }
-    for (unsigned i = 0; i < n; i++)
-        if (natscluster__wait_healthy(c, i) != 0) {
-            snprintf(err, errlen, "natscluster: server %u not healthy (log in %s)", i, c->dir);
+    for (unsigned i = 0; i < c->n; i++)
+        if ((rc = natscluster__wait_healthy(c, i)) != 0) {
+            snprintf(err, errlen, "natscluster: server %u %s", i,
+                     rc == -2 ? "exited before it was healthy" : "not healthy in time");
+            natscluster__show_log(c, i);
             goto fail;
         }
     return 0;
 fail:
     natscluster_stop(c);
-    return -1;
+    return rc;
+}
+
+static int natscluster__start(struct natscluster *c, unsigned n, char *err, size_t errlen)
+{
+    int rc = -2;
+
+    if (n == 0 || n > NATSCLUSTER_MAX) {
+        snprintf(err, errlen, "natscluster: 1 to %d servers", NATSCLUSTER_MAX);
+        return -1;
+    }
+    c->n = n;
+    for (unsigned attempt = 0; attempt < NATSCLUSTER_ATTEMPTS && rc == -2; attempt++)
+        rc = natscluster__try(c, err, errlen);
+    return rc == 0 ? 0 : -1;
 }
 
 int natscluster_start(struct natscluster *c, unsigned n, char *err, size_t errlen)
