@@ -23,11 +23,26 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each stage's heading, and at the end how long each took (CI has a budget).
+stage_names=()
+stage_secs=()
+stage_at=$SECONDS
+stage() {
+    stage_done
+    stage_names+=("$1")
+    echo "== $1 =="
+}
+stage_done() {
+    [ ${#stage_names[@]} -gt ${#stage_secs[@]} ] || return 0
+    stage_secs+=($((SECONDS - stage_at)))
+    stage_at=$SECONDS
+}
+
+stage "dependencies"
 deploy/deps.sh --test
 (cd tests/fhir && npm ci --no-audit --no-fund)
 jobs=$(nproc)
-
-echo "== build and test =="
+stage "build and test"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQR_BUILD_TESTS=ON >/dev/null
 cmake --build build
 if [ "${QR_SKIP_SANITIZE:-0}" != 1 ]; then
@@ -37,13 +52,13 @@ else
 fi
 
 if [ "${QR_SKIP_BROWSER:-0}" != 1 ]; then
-    echo "== browser tests =="
+    stage "browser tests"
     (cd tests/browser && npm ci --no-audit --no-fund)
     QR_BUILD_DIR="$PWD/build" tests/browser/run.sh
 fi
 
 if [ "${QR_SKIP_SANITIZE:-0}" != 1 ]; then
-    echo "== ASan + UBSan =="
+    stage "ASan + UBSan"
     cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DQR_SANITIZE=ON \
           -DQR_BUILD_TESTS=ON >/dev/null
     cmake --build build-asan
@@ -54,18 +69,18 @@ if [ "${QR_SKIP_SANITIZE:-0}" != 1 ]; then
 fi
 
 if [ "${QR_SKIP_FUZZ:-0}" != 1 ]; then
-    echo "== libFuzzer smoke runs =="
+    stage "libFuzzer smoke runs"
     cmake -S . -B build-fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DQR_FUZZ=ON >/dev/null
     cmake --build build-fuzz
     tests/fuzz/run.sh build-fuzz "${QR_FUZZ_SECONDS:-20}"
 fi
 if [ "${QR_SKIP_DEPLOY:-0}" != 1 ]; then
-    echo "== deployment files =="
+    stage "deployment files"
     deploy/validate.sh build
 fi
 # CI only: it debootstraps a root and installs packages into it (minutes).
 if [ "${CI:-}" = true ] && [ "${QR_SKIP_FRESH:-0}" != 1 ]; then
-    echo "== quickstart and packages on a fresh Debian 12 root =="
+    stage "quickstart and packages on a fresh Debian 12 root"
     if [ "${QR_SKIP_DEPLOY:-0}" != 1 ]; then
         # validate.sh has just built the packages there.
         QR_FRESH_DEBS=${QR_DEB_BUILD_DIR:-build-deb} deploy/fresh-root.sh
@@ -73,4 +88,9 @@ if [ "${CI:-}" = true ] && [ "${QR_SKIP_FRESH:-0}" != 1 ]; then
         deploy/fresh-root.sh
     fi
 fi
+stage_done
+for i in "${!stage_names[@]}"; do
+    printf '%6d s  %s\n' "${stage_secs[$i]}" "${stage_names[$i]}"
+done
+printf '%6d s  in all\n' "$SECONDS"
 echo "== all tests passed =="
