@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "quietroom/base/clock.h"
+#include "quietroom/base/netaddr.h"
 
 #define REFCLIENT_GATHER_TIMEOUT_MS 5000
 
@@ -374,6 +375,14 @@ int refclient_add_remote_candidate(struct refclient *rc, const char *addr, uint1
     if (addr == NULL || port == 0)
         return -1;
     return refclient__call(rc, refclient__add_remote_on_loop, &a);
+}
+
+int refclient_add_remote_netaddr(struct refclient *rc, const union netaddr *a)
+{
+    char host[NETADDR_STRLEN];
+
+    netaddr_format_host(a, host, sizeof(host));
+    return refclient_add_remote_candidate(rc, host, netaddr_port(a));
 }
 
 static int refclient__start_on_loop(struct refclient *rc, void *arg)

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 struct refclient; /* opaque */
+union netaddr;
 
 struct refclient_config {
     const char *local_address; /* the only address libnice may use, e.g. "127.0.0.1" or "::1" */
@@ -97,6 +98,8 @@ int refclient_set_remote(struct refclient *rc, const char *ufrag, const char *pw
  * transport: UDP, or with ice_tcp a passive TCP one (tcptype passive, as the
  * relay's) that the client connects to. Before or after start. */
 int refclient_add_remote_candidate(struct refclient *rc, const char *addr, uint16_t port);
+/* The same for an address as configurations hold it (a relay's listen). */
+int refclient_add_remote_netaddr(struct refclient *rc, const union netaddr *a);
 
 /* Begins ICE checks; refclient_set_remote must have been called. */
 int refclient_start(struct refclient *rc);

@@ -134,8 +134,7 @@ static void callkit__tcp_candidate(struct callkit_party *to, const char *sdp)
 {
     char host[NETADDR_STRLEN], want[NETADDR_STRLEN + 32];
 
-    netaddr_format(&to->relay_tcp, host, sizeof(host));
-    *strrchr(host, ':') = '\0'; /* IPv4 here */
+    netaddr_format_host(&to->relay_tcp, host, sizeof(host));
     snprintf(want, sizeof(want), " %s %u typ host tcptype passive", host,
              (unsigned)netaddr_port(&to->relay_tcp));
     if (strstr(sdp, want) == NULL)

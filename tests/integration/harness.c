@@ -337,6 +337,16 @@ int relay_stop(struct relay_proc *r)
     return -1;
 }
 
+int relay_kill9(struct relay_proc *r)
+{
+    int status;
+
+    if (r->pid <= 0 || kill(r->pid, SIGKILL) != 0 || waitpid(r->pid, &status, 0) != r->pid)
+        return -1;
+    r->pid = 0;
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? 0 : -1;
+}
+
 int relay_cleanup(struct relay_proc *r)
 {
     char cmd[HARNESS_PATH + 16];

@@ -48,6 +48,9 @@ int relay_start(struct relay_proc *r, const char *const *listen, const char *con
 /* SIGTERM (a drain), and a second SIGTERM if it is still running 100 ms
  * later; then waits. Returns the exit status (-1 if it had to be killed). */
 int relay_stop(struct relay_proc *r);
+/* SIGKILL, as a crashed machine or the OOM killer ends it, then reaps it:
+ * 0 if it died of that signal (pid 0 after, not a failed exit), else -1. */
+int relay_kill9(struct relay_proc *r);
 /* Starts the relay again after the test stopped or killed it (pid 0): the
  * same directory, secret, audit log, control and listen ports; extra as for
  * relay_start (give a shared --secret-file again if it had one). 0 or -1. */

@@ -235,12 +235,7 @@ static void expect_moves_metric(struct world *w, const char *reason, int n)
 
 static void kill9(struct relay_proc *r)
 {
-    int status;
-
-    assert_int_equal(kill(r->pid, SIGKILL), 0);
-    assert_int_equal(waitpid(r->pid, &status, 0), r->pid);
-    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-    r->pid = 0; /* killed on purpose: not a failed exit */
+    assert_int_equal(relay_kill9(r), 0);
 }
 
 /* A call placed on A, with B ready and idle. */
@@ -378,7 +373,7 @@ static void test_renegotiate_goes_to_other_side_when_offerer_away(void **state)
     f->doc.ws = NULL;
     json_decref(callkit_expect(f->pat.ws, "peer_status"));
     t_kill = now_ms();
-    kill9(&w->relay);
+    assert_int_equal(relay_kill9(&w->relay), 0);
     m = callkit_expect_within(f->pat.ws, "renegotiate", MOVE_WITHIN_MS);
     if (m == NULL)
         fail_msg("the patient got no renegotiate while the clinician was away");
@@ -551,7 +546,7 @@ static void test_call_waits_when_its_only_relay_dies(void **state)
     meet(w, "s-failover-alone", &f->doc, &f->pat);
     callkit_media(&f->doc, &f->pat);
     t_stop = now_ms();
-    kill9(&w->relay);
+    assert_int_equal(relay_kill9(&w->relay), 0);
     m = callkit_expect_within(f->doc.ws, "relay_wait", MOVE_WITHIN_MS);
     assert_string_equal(world_str(m, "participant"), f->pat.id);
     json_decref(m);

@@ -1148,16 +1148,6 @@ static int progs_of(pid_t pid, unsigned out[], int max)
     return n;
 }
 
-static void kill9(struct relay_proc *r)
-{
-    int status;
-
-    assert_int_equal(kill(r->pid, SIGKILL), 0);
-    assert_int_equal(waitpid(r->pid, &status, 0), r->pid);
-    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-    r->pid = 0; /* killed on purpose: not a failed exit */
-}
-
 /* Waits up to 1 s for none of ids to be attached; how many still are. */
 static int wait_detached(const unsigned ids[], int n)
 {
@@ -1207,7 +1197,7 @@ static void test_kill9_leaves_no_program_attached(void **state)
     assert_true(forwarded(&p1.a, &p1.b, &w->relay.listen[0], 1));
     assert_true(forwarded(&p2.a, &p2.b, &w->relay2.listen[0], 1));
 
-    kill9(&w->relay2);
+    assert_int_equal(relay_kill9(&w->relay2), 0);
     assert_int_equal(wait_detached(mine2, n2), 0);
     assert_int_equal(still_attached(mine1, n1), n1);
     /* The survivor's program still forwards its link. */
@@ -1217,7 +1207,7 @@ static void test_kill9_leaves_no_program_attached(void **state)
     assert_int_equal(kfwd_count(&w->relay, "packets"), k0 + 2);
     assert_true(not_forwarded(&p2.a, &p2.b, &w->relay2.listen[0], 2));
 
-    kill9(&w->relay);
+    assert_int_equal(relay_kill9(&w->relay), 0);
     assert_int_equal(wait_detached(mine1, n1), 0);
     /* Other processes may have attached or detached meanwhile: the count is
      * for the log; what must hold is that none of ours is left. */

@@ -62,19 +62,11 @@ static struct refclient *client(const char *local, bool dtls_client, bool regula
 /* Points leg `side` of the call at the relay address `relay`. */
 static void aim(struct call *c, int side, const union netaddr *relay)
 {
-    char text[NETADDR_STRLEN], *host = text;
-
-    netaddr_format(relay, text, sizeof(text));
-    *strrchr(text, ':') = '\0';
-    if (host[0] == '[') {
-        host++;
-        host[strlen(host) - 1] = '\0';
-    }
     assert_int_equal(refclient_set_remote(c->rc[side], creds_ufrag(c->creds, 0, side),
                                           creds_pwd(c->creds, 0, side),
                                           refclient_fingerprint(c->rc[!side])),
                      0);
-    assert_int_equal(refclient_add_remote_candidate(c->rc[side], host, netaddr_port(relay)), 0);
+    assert_int_equal(refclient_add_remote_netaddr(c->rc[side], relay), 0);
 }
 
 static void wait_ready(struct refclient *rc)

@@ -75,15 +75,12 @@ static struct refclient *client(bool dtls_client, double tone, enum leg_transpor
 static void aim(struct relay_proc *r, struct call *c, int side, enum leg_transport via)
 {
     const union netaddr *relay = via == VIA_TCP ? &r->listen_tcp[0] : &r->listen[0];
-    char host[NETADDR_STRLEN];
 
-    netaddr_format(relay, host, sizeof(host));
-    *strrchr(host, ':') = '\0'; /* IPv4 only here */
     assert_int_equal(refclient_set_remote(c->rc[side], creds_ufrag(c->creds, 0, side),
                                           creds_pwd(c->creds, 0, side),
                                           refclient_fingerprint(c->rc[!side])),
                      0);
-    assert_int_equal(refclient_add_remote_candidate(c->rc[side], host, netaddr_port(relay)), 0);
+    assert_int_equal(refclient_add_remote_netaddr(c->rc[side], relay), 0);
 }
 
 static void wait_ready(struct refclient *rc, const char *who)
