@@ -1,6 +1,7 @@
 /* Keeping the kernel path's flows in step with the link table, and its
- * counters in the legs. Runs under the table lock (kfwd.h); each call is a
- * few map syscalls, on the STUN and housekeeping paths, never per packet.
+ * counters in the legs. Runs under the table lock (kfwd.h) but for
+ * kfwd_pull_all's map read; each call is a few map syscalls, on the STUN
+ * and housekeeping paths, never per packet.
  *
  * A leg whose flow is installed is "kernel-owned": the program keeps its
  * RTP streams, seeded from the leg's at install and copied back at removal
@@ -65,9 +66,13 @@ static bool kfwd__same_route(const struct kfwd_value *a, const struct kfwd_value
 }
 
 /* The program's counters of a flow into its leg: the removed flows' share
- * plus this one's, the last packet's time, and the streams. */
+ * plus this one's, the last packet's time, and the streams. Never older
+ * than what the leg shows: kfwd_pull_all's copy may have been read before
+ * a kfwd_pull of the same leg. */
 static void kfwd__fold(struct link *k, struct leg *l, const struct kfwd_value *v)
 {
+    if (l->k_done_packets + v->packets < atomic_load_explicit(&l->k_packets, memory_order_relaxed))
+        return;
     atomic_store_explicit(&l->k_packets, l->k_done_packets + v->packets, memory_order_relaxed);
     atomic_store_explicit(&l->k_bytes, l->k_done_bytes + v->bytes, memory_order_relaxed);
     if (v->packets > 0)
@@ -92,6 +97,7 @@ static void kfwd__install(struct kfwd *kf, struct link *k, uint32_t idx, int sid
         return;
     }
     kf->installed[2 * idx + (uint32_t)side] = *key;
+    kf->installed_epoch[2 * idx + (uint32_t)side] = kf->pull_epoch;
     l->k_punted_base = l->k_punted_seen = kfwd__load32(&l->k_punted);
     atomic_fetch_add_explicit(&kf->flows, 1, memory_order_relaxed);
 }
@@ -225,40 +231,80 @@ void kfwd_pull(struct kfwd *kf, struct link *k, uint32_t idx)
     }
 }
 
-void kfwd_pull_all(struct kfwd *kf, struct link *links)
+/* Every flow into kf->snap_*, without the table lock. The number read, or
+ * -1. A flow present throughout is read once: a BPF hash map's entries
+ * stay in their bucket, whatever else is added or removed meanwhile. */
+int64_t kfwd__read_all(struct kfwd *kf)
 {
-    uint64_t packets = kf->done_packets, bytes = kf->done_bytes, untracked = kf->done_untracked;
     LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_F_LOCK);
-    uint32_t out_batch, count;
+    uint32_t out_batch, count, cap = 2 * kf->max_links, n = 0;
     void *in = NULL;
     int rc;
 
     do {
-        count = QR_KFWD_BATCH;
-        rc = bpf_map_lookup_batch(kf->map_fd, in, &out_batch, kf->batch_keys, kf->batch_values,
-                                  &count, &opts);
+        count = cap - n < QR_KFWD_BATCH ? cap - n : QR_KFWD_BATCH;
+        if (count == 0)
+            break;
+        rc = bpf_map_lookup_batch(kf->map_fd, in, &out_batch, kf->snap_keys + n,
+                                  kf->snap_values + n, &count, &opts);
         if (rc != 0 && errno != ENOENT) {
             log_warn("kernel path: cannot read the flows (%s)", strerror(errno));
-            return;
+            return -1;
         }
-        for (uint32_t i = 0; i < count; i++) {
-            const struct kfwd_value *v = &kf->batch_values[i];
-            struct link *k;
-
-            if (v->link >= kf->max_links)
-                continue;
-            k = &links[v->link];
-            packets += v->packets;
-            bytes += v->bytes;
-            untracked += v->untracked;
-            if (kfwd__load32(&k->gen) == v->gen_side >> 1)
-                kfwd__fold(k, &k->leg[v->gen_side & 1], v);
-        }
+        n += count;
         in = &out_batch;
     } while (rc == 0);
+    return n;
+}
+
+/* Under the table lock: the copy into the legs and the totals, but only
+ * the flows installed before the read began (epoch) and still installed.
+ * One removed since is in done_* with its final counts; one installed since
+ * is counted at the next pull. */
+void kfwd__fold_all(struct kfwd *kf, struct link *links, uint32_t n, uint32_t epoch)
+{
+    uint64_t packets = kf->done_packets, bytes = kf->done_bytes, untracked = kf->done_untracked;
+
+    for (uint32_t i = 0; i < n; i++) {
+        const struct kfwd_value *v = &kf->snap_values[i];
+        uint32_t leg = 2 * v->link + (v->gen_side & 1);
+        struct link *k;
+
+        if (v->link >= kf->max_links || kf->installed_epoch[leg] >= epoch ||
+            memcmp(&kf->installed[leg], &kf->snap_keys[i], sizeof(struct kfwd_key)) != 0)
+            continue;
+        k = &links[v->link];
+        packets += v->packets;
+        bytes += v->bytes;
+        untracked += v->untracked;
+        if (kfwd__load32(&k->gen) == v->gen_side >> 1)
+            kfwd__fold(k, &k->leg[v->gen_side & 1], v);
+    }
     atomic_store_explicit(&kf->packets, packets, memory_order_relaxed);
     atomic_store_explicit(&kf->bytes, bytes, memory_order_relaxed);
     atomic_store_explicit(&kf->untracked, untracked, memory_order_relaxed);
+}
+
+uint32_t kfwd__pull_begin(struct kfwd *kf)
+{
+    return ++kf->pull_epoch;
+}
+
+void kfwd_pull_all(struct kfwd *kf, struct link *links, pthread_mutex_t *table_lock)
+{
+    uint32_t epoch;
+    int64_t n;
+
+    pthread_mutex_lock(&kf->pull_lock);
+    pthread_mutex_lock(table_lock);
+    epoch = kfwd__pull_begin(kf);
+    pthread_mutex_unlock(table_lock);
+    if ((n = kfwd__read_all(kf)) >= 0) {
+        pthread_mutex_lock(table_lock);
+        kfwd__fold_all(kf, links, (uint32_t)n, epoch);
+        pthread_mutex_unlock(table_lock);
+    }
+    pthread_mutex_unlock(&kf->pull_lock);
 }
 
 void kfwd_totals(const struct kfwd *kf, struct kfwd_totals *out)

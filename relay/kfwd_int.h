@@ -4,6 +4,7 @@
 #define QUIETROOM_RELAY_KFWD_INT_H
 
 #include <net/if.h>
+#include <pthread.h>
 
 #include "bpf/kfwd_abi.h"
 #include "kfwd.h"
@@ -41,8 +42,15 @@ struct kfwd {
     char names[QR_LISTEN_MAX * (IF_NAMESIZE + 2)];
     uint32_t max_links;
     struct kfwd_key *installed;   /* per leg (link * 2 + side); family 0: none */
-    struct kfwd_key *batch_keys;  /* QR_KFWD_BATCH each, for kfwd_pull_all */
-    struct kfwd_value *batch_values;
+    uint32_t *installed_epoch;    /* per leg: pull_epoch when its flow was installed */
+    uint32_t pull_epoch;          /* under the table lock: one more per kfwd_pull_all */
+
+    /* kfwd_pull_all's copy of the map, read without the table lock: one
+     * reader at a time (pull_lock, taken before the table lock). Room for
+     * every flow; pages are touched only as far as flows were read. */
+    pthread_mutex_t pull_lock;
+    struct kfwd_key *snap_keys;
+    struct kfwd_value *snap_values;
 
     /* Under the table lock. */
     uint64_t done_packets;        /* of flows removed */
@@ -64,5 +72,12 @@ struct kfwd *kfwd__open(const union netaddr *listen, unsigned n, uint32_t max_li
                         enum kfwd_reason *reason, char *err, size_t errlen);
 /* The loaded program. */
 int kfwd__prog_fd(const struct kfwd *kf);
+
+/* kfwd_pull_all's steps, for tests that change the table between them:
+ * the read's epoch (under the table lock), every flow into snap_* (without
+ * it; the number read, or -1), and the fold of those n (under it). */
+uint32_t kfwd__pull_begin(struct kfwd *kf);
+int64_t kfwd__read_all(struct kfwd *kf);
+void kfwd__fold_all(struct kfwd *kf, struct link *links, uint32_t n, uint32_t epoch);
 
 #endif

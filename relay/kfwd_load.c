@@ -200,6 +200,7 @@ struct kfwd *kfwd__open(const union netaddr *listen, unsigned n, uint32_t max_li
         *reason = kfwd__fail(KFWD_REASON_LOAD_FAILED, err, errlen, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&kf->pull_lock, NULL);
     kf->map_fd = -1;
     kf->route_fd = -1;
     kf->max_links = max_links;
@@ -216,9 +217,11 @@ struct kfwd *kfwd__open(const union netaddr *listen, unsigned n, uint32_t max_li
         goto fail;
     }
     kf->installed = calloc(2 * (size_t)max_links, sizeof(*kf->installed));
-    kf->batch_keys = calloc(QR_KFWD_BATCH, sizeof(*kf->batch_keys));
-    kf->batch_values = calloc(QR_KFWD_BATCH, sizeof(*kf->batch_values));
-    if (kf->installed == NULL || kf->batch_keys == NULL || kf->batch_values == NULL) {
+    kf->installed_epoch = calloc(2 * (size_t)max_links, sizeof(*kf->installed_epoch));
+    kf->snap_keys = calloc(2 * (size_t)max_links, sizeof(*kf->snap_keys));
+    kf->snap_values = calloc(2 * (size_t)max_links, sizeof(*kf->snap_values));
+    if (kf->installed == NULL || kf->installed_epoch == NULL || kf->snap_keys == NULL ||
+        kf->snap_values == NULL) {
         *reason = kfwd__fail(KFWD_REASON_LOAD_FAILED, err, errlen, "out of memory");
         goto fail;
     }
@@ -274,8 +277,10 @@ void kfwd_free(struct kfwd *kf)
     bpf_object__close(kf->obj);
     if (kf->route_fd >= 0)
         close(kf->route_fd);
-    free(kf->batch_values);
-    free(kf->batch_keys);
+    free(kf->snap_values);
+    free(kf->snap_keys);
+    free(kf->installed_epoch);
     free(kf->installed);
+    pthread_mutex_destroy(&kf->pull_lock);
     free(kf);
 }

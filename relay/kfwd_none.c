@@ -57,10 +57,11 @@ void kfwd_pull(struct kfwd *kf, struct link *k, uint32_t idx)
     (void)idx;
 }
 
-void kfwd_pull_all(struct kfwd *kf, struct link *links)
+void kfwd_pull_all(struct kfwd *kf, struct link *links, pthread_mutex_t *table_lock)
 {
     (void)kf;
     (void)links;
+    (void)table_lock;
 }
 
 void kfwd_totals(const struct kfwd *kf, struct kfwd_totals *out)

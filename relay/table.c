@@ -588,10 +588,15 @@ void table_set_kfwd(struct table *t, struct kfwd *kf)
 
 void table_kfwd_pull(struct table *t)
 {
+    struct kfwd *kf;
+
     pthread_mutex_lock(&t->lock);
-    if (t->kfwd != NULL)
-        kfwd_pull_all(t->kfwd, t->links);
+    kf = t->kfwd;
     pthread_mutex_unlock(&t->lock);
+    /* Takes the lock itself, only to fold (kfwd.h). table_set_kfwd(NULL)
+     * comes after the readers have stopped (main.c). */
+    if (kf != NULL)
+        kfwd_pull_all(kf, t->links, &t->lock);
 }
 
 void table_foreach(struct table *t, void (*fn)(void *ctx, const struct link *k), void *ctx)

@@ -549,6 +549,76 @@ static void test_bypassing_leg_returns_to_sockets(void **state)
     free_table(t);
 }
 
+/* The map read of kfwd_pull_all runs without the table lock, so the table
+ * may change between the read and the fold: each such case counted once. */
+static uint64_t kernel_packets(void)
+{
+    struct kfwd_totals tot;
+
+    kfwd_totals(kf, &tot);
+    return tot.packets;
+}
+
+static void send_a(uint16_t seq)
+{
+    uint8_t pl[50];
+    struct kfx_pkt in, out;
+
+    in = udp_pkt("127.0.0.2:6000", "127.0.0.1:5000", pl, kfx_rtp(pl, 3, seq, 0, sizeof(pl)));
+    assert_int_equal(run(&in, &out), REDIRECT);
+}
+
+static void test_pull_read_outside_the_lock(void **state)
+{
+    struct table *t = bound_pair(7);
+    struct link *k = table_link(t, 0);
+    uint64_t base;
+    uint32_t epoch;
+    int64_t n;
+
+    (void)state;
+    table_kfwd_pull(t);
+    base = kernel_packets();
+    send_a(1);
+    send_a(2);
+    send_a(3);
+    table_kfwd_pull(t);
+    assert_int_equal(kernel_packets(), base + 3);
+
+    /* A leg read on its own after the copy: the fold does not take it back. */
+    epoch = kfwd__pull_begin(kf);
+    assert_int_equal(n = kfwd__read_all(kf), 2);
+    send_a(4);
+    kfwd_pull(kf, k, 0);
+    kfwd__fold_all(kf, k, (uint32_t)n, epoch);
+    assert_int_equal(leg_rx_packets(&k->leg[0]), 4);
+    assert_int_equal(k->leg[0].rtp.stream[0].received, 4);
+
+    /* The flows leave and come back under the same keys: the copy is of the
+     * old ones, whose counts the removal added already. */
+    epoch = kfwd__pull_begin(kf);
+    assert_int_equal(n = kfwd__read_all(kf), 2);
+    kfwd_withdraw(kf, k, 0);
+    kfwd_update(kf, k, 0);
+    assert_int_equal(flow_count(), 2);
+    send_a(5);
+    kfwd__fold_all(kf, k, (uint32_t)n, epoch);
+    assert_int_equal(kernel_packets(), base + 4);
+    assert_int_equal(leg_rx_packets(&k->leg[0]), 4);
+    table_kfwd_pull(t);
+    assert_int_equal(kernel_packets(), base + 5);
+    assert_int_equal(leg_rx_packets(&k->leg[0]), 5);
+
+    /* The flows leave after the copy: counted by the removal alone. */
+    epoch = kfwd__pull_begin(kf);
+    assert_int_equal(n = kfwd__read_all(kf), 2);
+    kfwd_withdraw(kf, k, 0);
+    kfwd__fold_all(kf, k, (uint32_t)n, epoch);
+    assert_int_equal(kernel_packets(), base + 5);
+    assert_int_equal(leg_rx_packets(&k->leg[0]), 5);
+    free_table(t);
+}
+
 static void test_tcp_leg_stays_on_sockets(void **state)
 {
     struct table *t = table_new(16, 1, NULL, NULL);
@@ -578,6 +648,7 @@ int main(void)
         cmocka_unit_test_setup(test_consent_loss_removes_flows, fresh),
         cmocka_unit_test_setup(test_bypassing_leg_returns_to_sockets, fresh),
         cmocka_unit_test_setup(test_tcp_leg_stays_on_sockets, fresh),
+        cmocka_unit_test_setup(test_pull_read_outside_the_lock, fresh),
     };
 
     if (geteuid() != 0) {
