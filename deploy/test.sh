@@ -37,6 +37,15 @@ stage_done() {
     stage_secs+=($((SECONDS - stage_at)))
     stage_at=$SECONDS
 }
+# Also when a stage fails or the run is stopped: that is when it matters.
+stage_times() {
+    stage_done
+    for i in "${!stage_names[@]}"; do
+        printf '%6d s  %s\n' "${stage_secs[$i]}" "${stage_names[$i]}"
+    done
+    printf '%6d s  in all\n' "$SECONDS"
+}
+trap stage_times EXIT
 
 stage "dependencies"
 deploy/deps.sh --test
@@ -88,9 +97,4 @@ if [ "${CI:-}" = true ] && [ "${QR_SKIP_FRESH:-0}" != 1 ]; then
         deploy/fresh-root.sh
     fi
 fi
-stage_done
-for i in "${!stage_names[@]}"; do
-    printf '%6d s  %s\n' "${stage_secs[$i]}" "${stage_names[$i]}"
-done
-printf '%6d s  in all\n' "$SECONDS"
 echo "== all tests passed =="

@@ -136,17 +136,21 @@ static int natscluster__healthy(uint16_t mon)
     return ok;
 }
 
-/* 0 healthy, -1 no answer in time, -2 the server exited. */
+/* 0 healthy, -1 no answer in time, -2 it or another server started with
+ * it exited (the others are waited for next: one that exits while this one
+ * waits for its routes would leave it unhealthy until the time is up). */
 static int natscluster__wait_healthy(struct natscluster *c, unsigned i)
 {
     int64_t end = natscluster__now_ms() + NATSCLUSTER_READY_MS;
 
     while (natscluster__now_ms() < end) {
-        int st;
+        for (unsigned j = 0; j < c->n; j++) {
+            int st;
 
-        if (c->pid[i] > 0 && waitpid(c->pid[i], &st, WNOHANG) == c->pid[i]) {
-            c->pid[i] = 0;
-            return -2;
+            if (c->pid[j] > 0 && waitpid(c->pid[j], &st, WNOHANG) == c->pid[j]) {
+                c->pid[j] = 0;
+                return -2;
+            }
         }
         if (natscluster__healthy(c->mon[i]))
             return 0;
@@ -219,8 +223,9 @@ static int natscluster__try(struct natscluster *c, char *err, size_t errlen)
     for (unsigned i = 0; i < c->n; i++)
         if ((rc = natscluster__wait_healthy(c, i)) != 0) {
             snprintf(err, errlen, "natscluster: server %u %s", i,
-                     rc == -2 ? "exited before it was healthy" : "not healthy in time");
-            natscluster__show_log(c, i);
+                     rc == -2 ? "or another exited before it was healthy" : "not healthy in time");
+            for (unsigned j = 0; j < c->n; j++)
+                natscluster__show_log(c, j);
             goto fail;
         }
     return 0;
@@ -300,7 +305,7 @@ int natscluster_restart_one(struct natscluster *c, unsigned i)
         return -1;
     if (natscluster__spawn(c, i) != 0)
         return -1;
-    return natscluster__wait_healthy(c, i);
+    return natscluster__wait_healthy(c, i) == 0 ? 0 : -1;
 }
 
 static int natscluster__rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
