@@ -8,7 +8,8 @@
  *
  *   quietroom-kfwdbench [ROUNDS [N...]]      (defaults: 21; 0 1024 8192 32768)
  *
- * Each flow folds into its link as the relay's would (same generation). */
+ * Each flow is installed as the relay installs it and folds into its link
+ * (same generation); the totals are checked against the sum of all flows. */
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <errno.h>
@@ -43,8 +44,9 @@ static double bench__now_us(void)
 }
 
 /* Flow i: from 127.0.0.2 + i / 65536, port i % 65536, to 127.0.0.1:3478;
- * leg i % 2 of link i / 2, generation 0 (a fresh link's). */
-static int bench__add(int map_fd, unsigned i)
+ * leg i % 2 of link i / 2, generation 0 (a fresh link's); installed as the
+ * relay installs it, so that the fold takes it. */
+static int bench__add(struct kfwd *kf, unsigned i)
 {
     struct kfwd_key k = {.family = AF_INET, .local_port = htons(3478)};
     struct kfwd_value v = {.ifindex = 1, .link = i / 2, .gen_side = i % 2};
@@ -59,7 +61,10 @@ static int bench__add(int map_fd, unsigned i)
     v.dst_port = htons((uint16_t)((i ^ 1) & 0xffff));
     v.packets = 1000 + i;
     v.bytes = 160000 + i;
-    return bpf_map_update_elem(map_fd, &k, &v, BPF_NOEXIST);
+    if (bpf_map_update_elem(kf->map_fd, &k, &v, BPF_NOEXIST) != 0)
+        return -1;
+    kf->installed[i] = k;
+    return 0;
 }
 
 /* Sorts and prints the median and min-max of n samples. */
@@ -76,8 +81,10 @@ static void bench__print(const char *what, double *us, unsigned n, unsigned flow
 static int bench__report(struct kfwd *kf, struct link *links, unsigned flows, unsigned rounds,
                          double *read_us, double *fold_us)
 {
+    struct kfwd_totals tot;
+
     for (unsigned r = 0; r < rounds; r++) {
-        uint32_t epoch = kfwd__pull_begin(kf);
+        uint64_t epoch = kfwd__pull_begin(kf);
         double t0 = bench__now_us(), t1;
         int64_t n = kfwd__read_all(kf);
 
@@ -89,6 +96,13 @@ static int bench__report(struct kfwd *kf, struct link *links, unsigned flows, un
         kfwd__fold_all(kf, links, (uint32_t)n, epoch);
         read_us[r] = t1 - t0;
         fold_us[r] = bench__now_us() - t1;
+    }
+    /* Every flow folded: the totals are the sum of what bench__add wrote. */
+    kfwd_totals(kf, &tot);
+    if (tot.packets != (uint64_t)flows * 1000 + (uint64_t)flows * (flows - (flows > 0)) / 2) {
+        fprintf(stderr, "%u flows: totals %llu, not every flow folded\n", flows,
+                (unsigned long long)tot.packets);
+        return -1;
     }
     printf("%8u flows:", flows);
     bench__print("read (no lock)", read_us, rounds, flows);
@@ -144,7 +158,7 @@ int main(int argc, char **argv)
     printf("kfwd_pull_all, %u rounds each (median, min-max):\n", rounds);
     for (unsigned s = 0; s < n; s++) {
         for (; filled < sizes[s]; filled++)
-            if (bench__add(kf->map_fd, filled) != 0) {
+            if (bench__add(kf, filled) != 0) {
                 fprintf(stderr, "cannot add flow %u: %s\n", filled, strerror(errno));
                 goto fail;
             }

@@ -150,6 +150,8 @@ static void kfwd__repoint(struct kfwd *kf, const struct kfwd_key *key,
     v.dst_port = want->dst_port;
     if (bpf_map_update_elem(kf->map_fd, key, &v, BPF_EXIST | BPF_F_LOCK) != 0)
         log_warn("kernel path: cannot re-point a flow (%s)", strerror(errno));
+    else
+        kf->repointed++;
 }
 
 /* Where v's packets leave: the interface the kernel routes them by, as if
@@ -186,6 +188,41 @@ void kfwd_update(struct kfwd *kf, struct link *k, uint32_t idx)
         if (want)
             kfwd__install(kf, k, idx, side, &key, &v);
     }
+}
+
+void kfwd_follow_routes(struct kfwd *kf, struct link *links, const uint32_t *active,
+                        uint32_t n_active)
+{
+    uint32_t asked = 0;
+
+    if (kf->watch_fd >= 0 && kfwd_route_changed(kf->watch_fd)) {
+        if (!kf->sweeping)
+            kf->sweep_repointed = kf->repointed;
+        kf->sweeping = true;
+        kf->sweep_pos = n_active; /* a change during a sweep: all again */
+    }
+    if (!kf->sweeping)
+        return;
+    /* Downwards: a link that leaves swaps the last one into its place, which
+     * this walk has seen, so none active at the start is missed; a link that
+     * comes meanwhile asked its route when its flows were installed. */
+    if (kf->sweep_pos > n_active)
+        kf->sweep_pos = n_active;
+    while (kf->sweep_pos > 0 && asked < QR_KFWD_SWEEP_LINKS) {
+        uint32_t idx = active[--kf->sweep_pos];
+
+        asked++;
+        /* Installed: re-pointed if the route changed, removed (the sockets
+         * carry on) if there is none. Not installed but wanted (its route
+         * was gone and is back): installed. */
+        kfwd_update(kf, &links[idx], idx);
+    }
+    if (kf->sweep_pos > 0)
+        return;
+    kf->sweeping = false;
+    if (kf->repointed != kf->sweep_repointed)
+        log_info("kernel path: routes changed; %llu flows re-pointed while they were asked again",
+                 (unsigned long long)(kf->repointed - kf->sweep_repointed));
 }
 
 void kfwd_withdraw(struct kfwd *kf, struct link *k, uint32_t idx)
@@ -243,8 +280,13 @@ int64_t kfwd__read_all(struct kfwd *kf)
 
     do {
         count = cap - n < QR_KFWD_BATCH ? cap - n : QR_KFWD_BATCH;
-        if (count == 0)
-            break;
+        if (count == 0) {
+            /* Full, yet not at the end: flows came and went while it read
+             * (a key seen, removed, and a new one read too). A fold of it
+             * would miss what was not reached; the next read will do. */
+            log_debug("kernel path: the flows changed under the read; folded next time");
+            return -1;
+        }
         rc = bpf_map_lookup_batch(kf->map_fd, in, &out_batch, kf->snap_keys + n,
                                   kf->snap_values + n, &count, &opts);
         if (rc != 0 && errno != ENOENT) {
@@ -257,11 +299,20 @@ int64_t kfwd__read_all(struct kfwd *kf)
     return n;
 }
 
+/* A total only ever grows: a flow re-pointed after the copy read it lost
+ * what the program counted between the re-point's read and write, so the
+ * next copy may hold a little less than this one. */
+static void kfwd__raise(_Atomic uint64_t *total, uint64_t v)
+{
+    if (v > atomic_load_explicit(total, memory_order_relaxed))
+        atomic_store_explicit(total, v, memory_order_relaxed);
+}
+
 /* Under the table lock: the copy into the legs and the totals, but only
  * the flows installed before the read began (epoch) and still installed.
  * One removed since is in done_* with its final counts; one installed since
  * is counted at the next pull. */
-void kfwd__fold_all(struct kfwd *kf, struct link *links, uint32_t n, uint32_t epoch)
+void kfwd__fold_all(struct kfwd *kf, struct link *links, uint32_t n, uint64_t epoch)
 {
     uint64_t packets = kf->done_packets, bytes = kf->done_bytes, untracked = kf->done_untracked;
 
@@ -280,19 +331,19 @@ void kfwd__fold_all(struct kfwd *kf, struct link *links, uint32_t n, uint32_t ep
         if (kfwd__load32(&k->gen) == v->gen_side >> 1)
             kfwd__fold(k, &k->leg[v->gen_side & 1], v);
     }
-    atomic_store_explicit(&kf->packets, packets, memory_order_relaxed);
-    atomic_store_explicit(&kf->bytes, bytes, memory_order_relaxed);
-    atomic_store_explicit(&kf->untracked, untracked, memory_order_relaxed);
+    kfwd__raise(&kf->packets, packets);
+    kfwd__raise(&kf->bytes, bytes);
+    kfwd__raise(&kf->untracked, untracked);
 }
 
-uint32_t kfwd__pull_begin(struct kfwd *kf)
+uint64_t kfwd__pull_begin(struct kfwd *kf)
 {
     return ++kf->pull_epoch;
 }
 
 void kfwd_pull_all(struct kfwd *kf, struct link *links, pthread_mutex_t *table_lock)
 {
-    uint32_t epoch;
+    uint64_t epoch;
     int64_t n;
 
     pthread_mutex_lock(&kf->pull_lock);

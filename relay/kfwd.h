@@ -63,6 +63,13 @@ void kfwd_free(struct kfwd *kf);
 /* Makes the kernel's flows of link idx match it: installs, re-points or
  * removes them. Removing one folds its final counters into its leg. */
 void kfwd_update(struct kfwd *kf, struct link *k, uint32_t idx);
+/* Once per housekeeping round: after the kernel announced a route, rule or
+ * interface change, asks every active link's routes again (spread over
+ * rounds, QR_KFWD_SWEEP_LINKS) and re-points the flows whose egress
+ * changed; a flow with no route any more goes back to the sockets, and one
+ * whose route is back is installed again. */
+void kfwd_follow_routes(struct kfwd *kf, struct link *links, const uint32_t *active,
+                        uint32_t n_active);
 /* Removes the link's flows (before a leg is reported down, so that the
  * record holds every packet). */
 void kfwd_withdraw(struct kfwd *kf, struct link *k, uint32_t idx);
@@ -75,12 +82,13 @@ void kfwd_pull(struct kfwd *kf, struct link *k, uint32_t idx);
  * program: its flow goes, until it binds again; its peer's flow stays. */
 void kfwd_check(struct kfwd *kf, struct link *k, uint32_t idx);
 /* Reads every flow's counters into its leg, and the totals. The one call
- * made WITHOUT the table lock: the map read (batched syscalls, about 14 ms
- * for 32,768 flows, docs/bench/kernel-path.md) runs outside it, so STUN
- * binds and moves do not wait for a scrape; only the fold into the legs
- * takes table_lock. A flow installed or removed meanwhile is left out of
- * the fold (a removed one's counts are in the totals already), so totals
- * never go backwards and nothing is counted twice. */
+ * made WITHOUT the table lock: the map read (batched syscalls, 13-16 ms for
+ * 32,768 flows, docs/bench/kernel-path.md) runs outside it, and only the
+ * fold into the legs (2-3 ms) takes table_lock, so STUN binds and moves
+ * wait that much less for a scrape. A flow installed or removed meanwhile
+ * is left out of the fold (a removed one's counts are in the totals
+ * already) and totals are only raised, so they never go backwards and
+ * nothing is counted twice. */
 void kfwd_pull_all(struct kfwd *kf, struct link *links, pthread_mutex_t *table_lock);
 
 /* What /metrics and `stats` show; any thread. */

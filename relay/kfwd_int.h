@@ -4,6 +4,7 @@
 #define QUIETROOM_RELAY_KFWD_INT_H
 
 #include <net/if.h>
+#include <stdbool.h>
 #include <pthread.h>
 
 #include "bpf/kfwd_abi.h"
@@ -35,6 +36,11 @@ struct kfwd {
     int map_fd;
     int route_fd;                 /* kfwd_route.h; used under the table lock */
     uint32_t route_seq;
+    int watch_fd;                 /* route and link notices; -1: not heard */
+    bool sweeping;                /* routes changed: links' routes being asked again */
+    uint32_t sweep_pos;           /* the sweep's place in the active array, downwards */
+    uint64_t repointed;           /* flows given a new route, ever */
+    uint64_t sweep_repointed;     /* repointed when the sweep began */
     struct kfwd_iface ifaces[QR_LISTEN_MAX];
     unsigned n_ifaces;
     struct kfwd_listen listen[QR_LISTEN_MAX];
@@ -42,8 +48,8 @@ struct kfwd {
     char names[QR_LISTEN_MAX * (IF_NAMESIZE + 2)];
     uint32_t max_links;
     struct kfwd_key *installed;   /* per leg (link * 2 + side); family 0: none */
-    uint32_t *installed_epoch;    /* per leg: pull_epoch when its flow was installed */
-    uint32_t pull_epoch;          /* under the table lock: one more per kfwd_pull_all */
+    uint64_t *installed_epoch;    /* per leg: pull_epoch when its flow was installed */
+    uint64_t pull_epoch;          /* under the table lock: one more per kfwd_pull_all */
 
     /* kfwd_pull_all's copy of the map, read without the table lock: one
      * reader at a time (pull_lock, taken before the table lock). Room for
@@ -76,8 +82,8 @@ int kfwd__prog_fd(const struct kfwd *kf);
 /* kfwd_pull_all's steps, for tests that change the table between them:
  * the read's epoch (under the table lock), every flow into snap_* (without
  * it; the number read, or -1), and the fold of those n (under it). */
-uint32_t kfwd__pull_begin(struct kfwd *kf);
+uint64_t kfwd__pull_begin(struct kfwd *kf);
 int64_t kfwd__read_all(struct kfwd *kf);
-void kfwd__fold_all(struct kfwd *kf, struct link *links, uint32_t n, uint32_t epoch);
+void kfwd__fold_all(struct kfwd *kf, struct link *links, uint32_t n, uint64_t epoch);
 
 #endif

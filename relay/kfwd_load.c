@@ -203,12 +203,18 @@ struct kfwd *kfwd__open(const union netaddr *listen, unsigned n, uint32_t max_li
     pthread_mutex_init(&kf->pull_lock, NULL);
     kf->map_fd = -1;
     kf->route_fd = -1;
+    kf->watch_fd = -1;
     kf->max_links = max_links;
     if ((kf->route_fd = kfwd_route_open()) < 0) {
         *reason = kfwd__fail(KFWD_REASON_LOAD_FAILED, err, errlen,
                              "cannot open a netlink route socket: %s", strerror(errno));
         goto fail;
     }
+    /* Without it flows keep the route they were installed with until their
+     * link moves or binds again, as before route changes were followed. */
+    if ((kf->watch_fd = kfwd_route_watch()) < 0)
+        log_warn("kernel path: cannot hear of route changes (%s); a flow keeps its route "
+                 "until its link moves", strerror(errno));
     libbpf_set_print(kfwd__libbpf_log);
     if (kfwd__find_ifaces(kf, listen, n) == 0) {
         *reason = kfwd__fail(KFWD_REASON_NO_INTERFACE, err, errlen,
@@ -277,6 +283,8 @@ void kfwd_free(struct kfwd *kf)
     bpf_object__close(kf->obj);
     if (kf->route_fd >= 0)
         close(kf->route_fd);
+    if (kf->watch_fd >= 0)
+        close(kf->watch_fd);
     free(kf->snap_values);
     free(kf->snap_keys);
     free(kf->installed_epoch);

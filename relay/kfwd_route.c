@@ -28,6 +28,48 @@ int kfwd_route_open(void)
     return fd;
 }
 
+int kfwd_route_watch(void)
+{
+    static const int groups[] = {RTNLGRP_LINK,      RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE,
+                                 RTNLGRP_IPV4_RULE, RTNLGRP_IPV6_RULE};
+    struct sockaddr_nl local = {.nl_family = AF_NETLINK};
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+    int nexthop = RTNLGRP_NEXTHOP;
+
+    if (fd < 0)
+        return -1;
+    if (bind(fd, (struct sockaddr *)&local, sizeof(local)) != 0)
+        goto fail;
+    for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+        if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &groups[i], sizeof(int)) != 0)
+            goto fail;
+    /* Nexthop objects (ip nexthop) since 5.3: heard where there are. */
+    setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &nexthop, sizeof(nexthop));
+    return fd;
+fail:
+    close(fd);
+    return -1;
+}
+
+int kfwd_route_changed(int fd)
+{
+    uint8_t buf[4096];
+    int changed = 0;
+
+    /* What changed does not matter: each flow's route is asked again. A
+     * storm of notices (a full routing table loading) must not hold the
+     * caller: the rest wait for the next call. */
+    for (int i = 0; i < QR_KFWD_WATCH_READS; i++) {
+        ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+        if (n > 0 || (n < 0 && errno == ENOBUFS))
+            changed = 1;
+        else if (!(n < 0 && errno == EINTR))
+            break;
+    }
+    return changed;
+}
+
 static void kfwd_route__attr(struct nlmsghdr *h, unsigned short type, const void *data,
                              size_t len)
 {

@@ -1,6 +1,8 @@
 /* The kernel path's egress: which interface a packet from the relay's
  * address to a peer leaves by, as the kernel would route it if a socket
- * sent it (RTM_GETROUTE), asked when a flow is installed or re-pointed. A
+ * sent it (RTM_GETROUTE), asked when a flow is installed or re-pointed, and
+ * again for every flow after the kernel announces a change of routes or
+ * interfaces. A
  * host whose peers sit behind different interfaces (a second uplink,
  * policy routing, containers on several veths) gets each flow out of the
  * right one. */
@@ -26,6 +28,14 @@ int kfwd_route_open(void);
  * there is none or the kernel did not answer. */
 int kfwd_route_get(int fd, uint32_t seq, int family, const uint8_t *src, const uint8_t *dst,
                    struct kfwd_route *out);
+
+/* A socket that hears of route, rule, nexthop and interface changes
+ * (rtnetlink groups), non-blocking, so that flows follow a route that
+ * changes mid-call; -1 on failure. */
+int kfwd_route_watch(void);
+/* Drains it: 1 if anything changed since the last call, or notices were
+ * lost (the socket overran: something changed), else 0. */
+int kfwd_route_changed(int fd);
 
 /* Protocol core, no I/O: builds the request into buf (cap bytes) and
  * returns its length (0 if it does not fit); parses an answer of len

@@ -566,6 +566,8 @@ void table_housekeep(struct table *t, uint64_t now_ms, uint32_t wall_s, uint64_t
         table__check(t, t->active[i - 1], now_ms, wall_s, consent_ms);
     table__reclaim(t, qs, n_qs);
     revoke_purge(&t->revoked, wall_s);
+    if (t->kfwd != NULL)
+        kfwd_follow_routes(t->kfwd, t->links, t->active, t->n_active);
     pthread_mutex_unlock(&t->lock);
 }
 

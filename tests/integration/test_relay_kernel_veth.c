@@ -19,6 +19,9 @@
  * the neighbour lookup for B's address there fails, B hears nothing (not
  * even the DTLS handshake completes) while the program counts them all.
  *
+ * The last test changes the route to B mid-call (a third veth pair, rb
+ * down): the flow must follow the new route.
+ *
  * The relay runs under `ip netns exec R` (QR_RELAY_PREFIX) with its control
  * endpoint on ra's address and ops on R's loopback; this process moves its
  * main thread into A (to reach the control endpoint, and for client a's
@@ -57,6 +60,7 @@ struct net {
     char ns[3][32];               /* R, A, B */
     char v4[4][20];               /* ra, pa, rb, pb */
     char v6[4][48];
+    int octet;                    /* the third octet of the IPv4 addresses */
     int home;                     /* this thread's namespace at start */
     bool made;
 };
@@ -152,6 +156,7 @@ static int net_make(void)
     int o = (int)(getpid() % 250) + 1;
 
     memset(&net, 0, sizeof(net));
+    net.octet = o;
     net.home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
     net_sweep_stale();
     for (int i = 0; i < 3; i++) {
@@ -416,6 +421,72 @@ static void test_call_over_ipv6_routed_to_one_address(void **state)
     call_routed(&((struct world *)*state)->relay, "kv-routed-v6", true);
 }
 
+/* The route to B changes mid-call: R reaches B by a third veth pair (rc in
+ * R, pc in B) and rb goes down. A's flow was installed to leave by rb; the
+ * relay hears of the change (route and link notices) and re-points it to
+ * rc, and B hears A again, still through the program. A relay that kept a
+ * flow's first route sends A's packets into a down interface: B hears
+ * nothing more. B's own packets reach R by an interface without the program
+ * (rb, then rc), so only A's direction is the kernel's here. */
+static void test_route_change_mid_call(void **state)
+{
+    struct relay_proc *r = &((struct world *)*state)->relay;
+    const char *ns_r = net.ns[NS_R], *ns_b = net.ns[NS_B];
+    struct kfwd_call c = {0};
+    struct refclient_stats st[2], before, after;
+    char rc_addr[20], pc_addr[20];
+    uint64_t heard;
+    double k0, kp;
+
+    snprintf(rc_addr, sizeof(rc_addr), "10.215.%d.9", net.octet);
+    snprintf(pc_addr, sizeof(pc_addr), "10.215.%d.10", net.octet);
+    assert_int_equal(sh("ip -n %s link add rc type veth peer name pc netns %s", ns_r, ns_b), 0);
+    assert_int_equal(sh("ip -n %s addr add %s/30 dev rc", ns_r, rc_addr), 0);
+    assert_int_equal(sh("ip -n %s link set rc up", ns_r), 0);
+    assert_int_equal(sh("ip -n %s addr add %s/30 dev pc", ns_b, pc_addr), 0);
+    assert_int_equal(sh("ip -n %s link set pc up", ns_b), 0);
+
+    kfwd_call_client(&c, 0, net.v4[1]);   /* in A */
+    assert_int_equal(net_enter(NS_B), 0);
+    kfwd_call_client(&c, 1, net.v4[3]);
+    assert_int_equal(net_enter(NS_A), 0);
+    kfwd_call_connect(&c, r, "kv-reroute", &r->listen[0], &r->listen[0]);
+    kfwd_call_talk(&c, CALL_MS, st);
+
+    assert_int_equal(sh("ip -n %s route replace default via %s dev pc", ns_b, rc_addr), 0);
+    assert_int_equal(sh("ip -n %s route add %s/32 via %s dev rc", ns_r, net.v4[3], pc_addr), 0);
+    assert_int_equal(sh("ip -n %s link set rb down", ns_r), 0);
+    refclient_get_stats(c.rc[1], &before);
+    k0 = kernel_packets(r);
+    usleep(CALL_MS * 1000);
+    refclient_get_stats(c.rc[1], &after);
+    kp = kernel_packets(r) - k0;
+    heard = after.rtp_received - before.rtp_received;
+    print_message("after the change: B received %llu RTP in %d ms, the kernel forwarded %.0f\n",
+                  (unsigned long long)heard, CALL_MS, kp);
+    /* One packet per 20 ms; allow a third lost to the change (the notice
+     * is acted on at the next housekeeping round). */
+    assert_true(heard > CALL_MS / 30);
+    assert_true(kp >= (double)heard * 8 / 10);
+    assert_true(kfwd_count(r, "flows") >= 1);
+    kfwd_call_free(&c);
+}
+
+/* After test_route_change_mid_call, passed or not: the relay stopped, then
+ * the topology as net_make left it (rb's IPv6 address went with rb down). */
+static int teardown_reroute(void **state)
+{
+    int rc = teardown(state);
+
+    sh("ip -n %s link del rc", net.ns[NS_R]); /* absent if the test failed early */
+    if (sh("ip -n %s link set rb up", net.ns[NS_R]) != 0 ||
+        sh("ip -n %s addr replace %s/64 dev rb nodad", net.ns[NS_R], net.v6[2]) != 0 ||
+        sh("ip -n %s route replace default via %s", net.ns[NS_B], net.v4[2]) != 0 ||
+        sh("ip -n %s -6 route replace default via %s", net.ns[NS_B], net.v6[2]) != 0)
+        rc = -1;
+    return rc;
+}
+
 int main(void)
 {
     struct CMUnitTest tests[] = {
@@ -425,6 +496,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_call_over_ipv6_routed_to_one_address, setup_v6_one,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_route_change_mid_call, setup_v4_one,
+                                        teardown_reroute),
     };
     const char *ci = getenv("CI");
     int gate;

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -609,13 +610,74 @@ static void test_pull_read_outside_the_lock(void **state)
     assert_int_equal(kernel_packets(), base + 5);
     assert_int_equal(leg_rx_packets(&k->leg[0]), 5);
 
+    /* A re-point rolls a flow's counts back by what the program counted
+     * between its read and its write (here 2, written by hand): the total
+     * read before stays. */
+    {
+        struct kfwd_key key;
+        struct kfwd_value v;
+
+        assert_int_equal(kfx_key("127.0.0.1:5000", "127.0.0.2:6000", &key), 0);
+        assert_int_equal(bpf_map_lookup_elem_flags(kf->map_fd, &key, &v, BPF_F_LOCK), 0);
+        v.packets -= 2;
+        assert_int_equal(bpf_map_update_elem(kf->map_fd, &key, &v, BPF_EXIST | BPF_F_LOCK), 0);
+        table_kfwd_pull(t);
+        assert_int_equal(kernel_packets(), base + 5);
+        assert_int_equal(leg_rx_packets(&k->leg[0]), 5);
+    }
+
     /* The flows leave after the copy: counted by the removal alone. */
     epoch = kfwd__pull_begin(kf);
     assert_int_equal(n = kfwd__read_all(kf), 2);
     kfwd_withdraw(kf, k, 0);
     kfwd__fold_all(kf, k, (uint32_t)n, epoch);
     assert_int_equal(kernel_packets(), base + 5);
-    assert_int_equal(leg_rx_packets(&k->leg[0]), 5);
+    free_table(t);
+}
+
+/* Route notices (here a datagram on a socket pair standing in for the
+ * rtnetlink one) make housekeeping ask every active link's routes again:
+ * a flow whose egress is stale is re-pointed, and a link whose flows went
+ * for want of a route gets them back. Nothing happens without a notice. */
+static void test_routes_asked_again_after_a_notice(void **state)
+{
+    struct table *t = bound_pair(8);
+    struct link *k = table_link(t, 0);
+    struct kfwd_key key;
+    struct kfwd_value v;
+    uint64_t qs[1] = {0};
+    int sv[2], watch = kf->watch_fd;
+
+    (void)state;
+    assert_int_equal(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    kf->watch_fd = sv[0];
+    assert_int_equal(kfx_key("127.0.0.1:5000", "127.0.0.2:6000", &key), 0);
+    assert_int_equal(bpf_map_lookup_elem_flags(kf->map_fd, &key, &v, BPF_F_LOCK), 0);
+    v.ifindex = 4242; /* as if the route had been by an interface since gone */
+    assert_int_equal(bpf_map_update_elem(kf->map_fd, &key, &v, BPF_EXIST | BPF_F_LOCK), 0);
+
+    table_housekeep(t, 1250, NOW_S, 30000, qs, 1);
+    assert_true(get_flow("127.0.0.1:5000", "127.0.0.2:6000", &v));
+    assert_int_equal(v.ifindex, 4242);
+
+    assert_int_equal(send(sv[1], "x", 1, 0), 1);
+    table_housekeep(t, 1500, NOW_S, 30000, qs, 1);
+    assert_true(get_flow("127.0.0.1:5000", "127.0.0.2:6000", &v));
+    assert_int_equal(v.ifindex, 1);
+
+    /* Both flows gone (a route lookup that failed); the next notice finds
+     * the route and installs them again. */
+    kfwd_withdraw(kf, k, 0);
+    assert_int_equal(flow_count(), 0);
+    table_housekeep(t, 1750, NOW_S, 30000, qs, 1);
+    assert_int_equal(flow_count(), 0);
+    assert_int_equal(send(sv[1], "x", 1, 0), 1);
+    table_housekeep(t, 2000, NOW_S, 30000, qs, 1);
+    assert_int_equal(flow_count(), 2);
+
+    kf->watch_fd = watch;
+    close(sv[0]);
+    close(sv[1]);
     free_table(t);
 }
 
@@ -649,6 +711,7 @@ int main(void)
         cmocka_unit_test_setup(test_bypassing_leg_returns_to_sockets, fresh),
         cmocka_unit_test_setup(test_tcp_leg_stays_on_sockets, fresh),
         cmocka_unit_test_setup(test_pull_read_outside_the_lock, fresh),
+        cmocka_unit_test_setup(test_routes_asked_again_after_a_notice, fresh),
     };
 
     if (geteuid() != 0) {

@@ -96,6 +96,12 @@
  * a socket buffer when the flow was installed are a handful. */
 #define QR_KFWD_BYPASS_MAX 16
 #define QR_KFWD_ROUTE_SKIP 4
+/* After a route or interface change every active link's routes are asked
+ * again, spread over housekeeping rounds: at most this many links per round
+ * (two RTM_GETROUTE each, under the table lock), and this many notices
+ * read per round. */
+#define QR_KFWD_SWEEP_LINKS 128
+#define QR_KFWD_WATCH_READS 64
 
 /* Early DTLS: packets held per link until the peer leg binds, pool size
  * shared by all links, and how long a held packet stays useful. */
