@@ -279,9 +279,14 @@ static enum store_result store_nats__own(void *impl, const char *vkey, const cha
         r = store_nats__write_result(s, STORE_TAKEN);
         if (r == STORE_OK)
             snprintf(holder, holder_len, "%s", node);
-        return r;
-    }
-    if (s != NATS_OK)
+        if (r != STORE_TAKEN)
+            return r;
+        /* Someone created it between the read and the create, or the read
+         * came from a server behind the others: read again, to name the
+         * holder (which may be this node). */
+        if ((s = kvStore_Get(&e, kv, key)) != NATS_OK)
+            return s == NATS_NOT_FOUND ? STORE_TAKEN : STORE_UNAVAILABLE;
+    } else if (s != NATS_OK)
         return STORE_UNAVAILABLE;
     store_nats__holder(e, holder, holder_len);
     if (strcmp(holder, node) != 0) {
